@@ -1,0 +1,305 @@
+//! OTLP/HTTP receiver: `POST /v1/traces`, `/v1/logs`, `/v1/metrics`.
+//!
+//! Protobuf (`application/x-protobuf`) and JSON (`application/json`) share the
+//! port; the answer uses the request's media type. Bodies may be gzip, deflate or
+//! zstd compressed; the size cap applies to the decompressed body.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+use smolder_common::Table;
+
+use crate::decompress::{DecompressError, Encoding, decompress};
+use crate::json;
+use crate::pipeline::{ExportRequest, ExportResult, IngestError, Ingestor};
+use crate::telemetry::Transport;
+
+/// The OTLP/HTTP routes, ready to be served.
+pub fn router(ingestor: Arc<Ingestor>) -> Router {
+    Router::new()
+        .route("/v1/traces", post(traces))
+        .route("/v1/logs", post(logs))
+        .route("/v1/metrics", post(metrics))
+        // The body is read with the configured cap by the handler itself.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(ingestor)
+}
+
+async fn traces(State(i): State<Arc<Ingestor>>, headers: HeaderMap, body: Body) -> Response {
+    export(i, Table::Spans, headers, body).await
+}
+
+async fn logs(State(i): State<Arc<Ingestor>>, headers: HeaderMap, body: Body) -> Response {
+    export(i, Table::Logs, headers, body).await
+}
+
+async fn metrics(State(i): State<Arc<Ingestor>>, headers: HeaderMap, body: Body) -> Response {
+    export(i, Table::Metrics, headers, body).await
+}
+
+/// The body formats OTLP/HTTP defines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Protobuf,
+    Json,
+}
+
+impl Format {
+    fn from_content_type(headers: &HeaderMap) -> Result<Self, IngestError> {
+        let raw = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        // Parameters such as `charset=utf-8` are allowed.
+        let media = raw
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match media.as_str() {
+            "application/x-protobuf" | "application/protobuf" => Ok(Self::Protobuf),
+            "application/json" => Ok(Self::Json),
+            _ => Err(IngestError::UnsupportedMediaType(format!(
+                "unsupported Content-Type \"{raw}\"; OTLP/HTTP accepts application/x-protobuf \
+                 and application/json"
+            ))),
+        }
+    }
+
+    fn content_type(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            Self::Protobuf => "application/x-protobuf",
+            Self::Json => "application/json",
+        })
+    }
+
+    fn transport(self) -> Transport {
+        match self {
+            Self::Protobuf => Transport::HttpProtobuf,
+            Self::Json => Transport::HttpJson,
+        }
+    }
+}
+
+async fn export(ingestor: Arc<Ingestor>, table: Table, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let format = match Format::from_content_type(&headers) {
+        Ok(f) => f,
+        // Unknown media type: answer in JSON, the more readable of the two.
+        Err(e) => return error_response(Format::Json, &e),
+    };
+    let result = receive(&ingestor, table, format, &headers, body).await;
+    ingestor.record(table, format.transport(), started, &result);
+    match result {
+        Ok(r) => success_response(format, table, &r),
+        Err(e) => {
+            if matches!(e, IngestError::Internal(_)) {
+                tracing::error!(%table, error = %e, "Export failed.");
+            } else {
+                tracing::debug!(%table, error = %e, "Export refused.");
+            }
+            error_response(format, &e)
+        }
+    }
+}
+
+async fn receive(
+    ingestor: &Ingestor,
+    table: Table,
+    format: Format,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<ExportResult, IngestError> {
+    let encoding_header = headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("(not text)"));
+    let encoding = Encoding::from_header(encoding_header).ok_or_else(|| {
+        IngestError::UnsupportedMediaType(format!(
+            "unsupported Content-Encoding \"{}\"; use gzip, deflate, zstd or none",
+            encoding_header.unwrap_or_default()
+        ))
+    })?;
+    ingestor.check_capacity()?;
+    let limit = ingestor.limits().max_request_bytes;
+    let raw = read_body(body, limit).await?;
+    ingestor
+        .metrics()
+        .record_bytes(table.signal(), format.transport(), raw.len());
+    let body = decompress(encoding, raw, limit).map_err(|e| match e {
+        DecompressError::TooLarge { limit } => IngestError::TooLarge { limit },
+        corrupt => IngestError::Malformed(corrupt.to_string()),
+    })?;
+    let request = decode(table, format, &body)?;
+    ingestor.ingest(&request, format.transport())
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, IngestError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(IngestError::TooLarge { limit })
+        }
+        Err(e) => Err(IngestError::Malformed(format!(
+            "reading the request body: {e}"
+        ))),
+    }
+}
+
+fn decode(table: Table, format: Format, body: &[u8]) -> Result<ExportRequest, IngestError> {
+    let malformed = |e: &dyn std::fmt::Display| {
+        let what = match format {
+            Format::Protobuf => "protobuf",
+            Format::Json => "JSON",
+        };
+        IngestError::Malformed(format!(
+            "invalid OTLP {what} {} request: {e}",
+            table.signal()
+        ))
+    };
+    Ok(match (table, format) {
+        (Table::Spans, Format::Protobuf) => ExportRequest::Traces(
+            ExportTraceServiceRequest::decode(body).map_err(|e| malformed(&e))?,
+        ),
+        (Table::Logs, Format::Protobuf) => {
+            ExportRequest::Logs(ExportLogsServiceRequest::decode(body).map_err(|e| malformed(&e))?)
+        }
+        (Table::Metrics, Format::Protobuf) => ExportRequest::Metrics(
+            ExportMetricsServiceRequest::decode(body).map_err(|e| malformed(&e))?,
+        ),
+        (Table::Spans, Format::Json) => {
+            ExportRequest::Traces(json::decode_traces(body).map_err(|e| malformed(&e))?)
+        }
+        (Table::Logs, Format::Json) => {
+            ExportRequest::Logs(json::decode_logs(body).map_err(|e| malformed(&e))?)
+        }
+        (Table::Metrics, Format::Json) => {
+            ExportRequest::Metrics(json::decode_metrics(body).map_err(|e| malformed(&e))?)
+        }
+    })
+}
+
+fn success_response(format: Format, table: Table, r: &ExportResult) -> Response {
+    let body = match format {
+        Format::Protobuf => encode_response_protobuf(table, r),
+        Format::Json => encode_response_json(table, r),
+    };
+    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
+}
+
+fn encode_response_protobuf(table: Table, r: &ExportResult) -> Vec<u8> {
+    let partial = r.rejected > 0;
+    let rejected = i64::try_from(r.rejected).unwrap_or(i64::MAX);
+    let message = r.message.clone();
+    match table {
+        Table::Spans => ExportTraceServiceResponse {
+            partial_success: partial.then(|| ExportTracePartialSuccess {
+                rejected_spans: rejected,
+                error_message: message,
+            }),
+        }
+        .encode_to_vec(),
+        Table::Logs => ExportLogsServiceResponse {
+            partial_success: partial.then(|| ExportLogsPartialSuccess {
+                rejected_log_records: rejected,
+                error_message: message,
+            }),
+        }
+        .encode_to_vec(),
+        Table::Metrics => ExportMetricsServiceResponse {
+            partial_success: partial.then(|| ExportMetricsPartialSuccess {
+                rejected_data_points: rejected,
+                error_message: message,
+            }),
+        }
+        .encode_to_vec(),
+    }
+}
+
+fn encode_response_json(table: Table, r: &ExportResult) -> Vec<u8> {
+    if r.rejected == 0 {
+        return b"{}".to_vec();
+    }
+    let count_key = match table {
+        Table::Spans => "rejectedSpans",
+        Table::Logs => "rejectedLogRecords",
+        Table::Metrics => "rejectedDataPoints",
+    };
+    // int64 is a JSON string in the protobuf JSON mapping.
+    serde_json::json!({
+        "partialSuccess": { count_key: r.rejected.to_string(), "errorMessage": r.message }
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// `google.rpc.Status`, the body of OTLP/HTTP error responses.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RpcStatus {
+    /// A `google.rpc.Code` value.
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    /// A developer-facing message naming the problem.
+    #[prost(string, tag = "2")]
+    pub message: String,
+}
+
+fn error_response(format: Format, e: &IngestError) -> Response {
+    let (status, code) = match e {
+        IngestError::Malformed(_) => (StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument),
+        IngestError::TooLarge { .. } => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            tonic::Code::ResourceExhausted,
+        ),
+        IngestError::UnsupportedMediaType(_) => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            tonic::Code::InvalidArgument,
+        ),
+        IngestError::Unavailable { .. } => {
+            (StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable)
+        }
+        IngestError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, tonic::Code::Internal),
+    };
+    let message = e.to_string();
+    let body = match format {
+        Format::Protobuf => RpcStatus {
+            code: code as i32,
+            message,
+        }
+        .encode_to_vec(),
+        Format::Json => serde_json::json!({ "code": code as i32, "message": message })
+            .to_string()
+            .into_bytes(),
+    };
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, format.content_type())],
+        body,
+    )
+        .into_response();
+    if let IngestError::Unavailable { retry_after, .. } = e {
+        let seconds = retry_after.as_secs().max(1);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}

@@ -1,0 +1,27 @@
+//! OTLP ingest: the first stage of smolder's data flow.
+//!
+//! ```text
+//! OTLP/gRPC (grpc) ─┐
+//!                   ├─ decode (prost | lenient json) ─ Ingestor ─ convert → Arrow ─ Buffer
+//! OTLP/HTTP (http) ─┘        (decompress with cap)      (pipeline)  (convert)        (buffer)
+//! ```
+//!
+//! The entry point is [`Ingestor`]: both receivers hand it decoded export
+//! requests; it converts them to record batches with the schemas of
+//! `smolder_common::schema` and appends them to the [`Buffer`], which the query
+//! engine reads through `smolder_common::TableSource`. Ingest never depends on
+//! query.
+
+pub mod buffer;
+pub mod convert;
+pub mod decompress;
+pub mod grpc;
+pub mod http;
+pub mod json;
+pub mod pipeline;
+pub mod telemetry;
+
+pub use buffer::{Buffer, BufferFull};
+pub use grpc::OtlpGrpc;
+pub use pipeline::{ExportRequest, ExportResult, IngestError, IngestLimits, Ingestor};
+pub use telemetry::{IngestMetrics, Transport};

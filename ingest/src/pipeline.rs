@@ -1,0 +1,255 @@
+//! The path every export takes after decoding, whatever its transport:
+//! capacity check → conversion to Arrow → append to the buffer → accounting.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use smolder_common::Table;
+
+use crate::buffer::Buffer;
+use crate::convert::{self, Converted};
+use crate::telemetry::{IngestMetrics, Outcome, RejectReason, Transport};
+
+/// A decoded export request of any signal.
+#[derive(Debug, Clone)]
+pub enum ExportRequest {
+    /// A trace export.
+    Traces(ExportTraceServiceRequest),
+    /// A logs export.
+    Logs(ExportLogsServiceRequest),
+    /// A metrics export.
+    Metrics(ExportMetricsServiceRequest),
+}
+
+impl ExportRequest {
+    /// The table this request's items land in.
+    pub fn table(&self) -> Table {
+        match self {
+            Self::Traces(_) => Table::Spans,
+            Self::Logs(_) => Table::Logs,
+            Self::Metrics(_) => Table::Metrics,
+        }
+    }
+
+    /// Number of items (spans, log records, data points) in the request.
+    pub fn item_count(&self) -> u64 {
+        let n: usize = match self {
+            Self::Traces(r) => r
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .map(|s| s.spans.len())
+                .sum(),
+            Self::Logs(r) => r
+                .resource_logs
+                .iter()
+                .flat_map(|r| &r.scope_logs)
+                .map(|s| s.log_records.len())
+                .sum(),
+            Self::Metrics(r) => r
+                .resource_metrics
+                .iter()
+                .flat_map(|r| &r.scope_metrics)
+                .flat_map(|s| &s.metrics)
+                .map(|m| match &m.data {
+                    Some(Data::Gauge(g)) => g.data_points.len(),
+                    Some(Data::Sum(s)) => s.data_points.len(),
+                    Some(Data::Histogram(h)) => h.data_points.len(),
+                    Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+                    Some(Data::Summary(s)) => s.data_points.len(),
+                    None => 0,
+                })
+                .sum(),
+        };
+        n as u64
+    }
+}
+
+/// The answer to an accepted export.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportResult {
+    /// Items stored.
+    pub accepted: u64,
+    /// Items rejected as invalid; non-zero means `partial_success`.
+    pub rejected: u64,
+    /// Why items were rejected, for `partial_success.error_message`.
+    pub message: String,
+}
+
+/// Why an export request was refused as a whole.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IngestError {
+    /// The body is not a valid OTLP message (400 / INVALID_ARGUMENT).
+    #[error("{0}")]
+    Malformed(String),
+    /// The body exceeds the size cap (413 / RESOURCE_EXHAUSTED).
+    #[error("the request body exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// The cap in bytes.
+        limit: usize,
+    },
+    /// The media type or content encoding is not supported (415).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The server cannot take the request now; retry later (503 / UNAVAILABLE).
+    #[error("{message}")]
+    Unavailable {
+        /// What is overloaded.
+        message: String,
+        /// When the client should retry.
+        retry_after: Duration,
+    },
+    /// A bug or an unexpected failure (500 / INTERNAL).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl IngestError {
+    /// The outcome label recorded for this error.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Self::Malformed(_) => Outcome::Malformed,
+            Self::TooLarge { .. } => Outcome::TooLarge,
+            Self::UnsupportedMediaType(_) => Outcome::UnsupportedMediaType,
+            Self::Unavailable { .. } => Outcome::Backpressure,
+            Self::Internal(_) => Outcome::Internal,
+        }
+    }
+}
+
+/// Receiver-independent limits.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestLimits {
+    /// Maximum request body size after decompression, in bytes.
+    pub max_request_bytes: usize,
+    /// The `Retry-After` / RetryInfo delay suggested under backpressure.
+    pub retry_after: Duration,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: 64 << 20,
+            retry_after: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Turns decoded exports into buffered Arrow batches; shared by all receivers.
+#[derive(Debug)]
+pub struct Ingestor {
+    buffer: Arc<Buffer>,
+    metrics: IngestMetrics,
+    limits: IngestLimits,
+}
+
+impl Ingestor {
+    /// An ingestor appending to `buffer`.
+    pub fn new(buffer: Arc<Buffer>, metrics: IngestMetrics, limits: IngestLimits) -> Self {
+        Self {
+            buffer,
+            metrics,
+            limits,
+        }
+    }
+
+    /// The limits receivers enforce.
+    pub fn limits(&self) -> IngestLimits {
+        self.limits
+    }
+
+    /// The receivers' counters.
+    pub fn metrics(&self) -> &IngestMetrics {
+        &self.metrics
+    }
+
+    fn unavailable(&self, message: String) -> IngestError {
+        IngestError::Unavailable {
+            message,
+            retry_after: self.limits.retry_after,
+        }
+    }
+
+    /// Refuses work early, before a body is decoded, when the buffer is full.
+    pub fn check_capacity(&self) -> Result<(), IngestError> {
+        if self.buffer.is_full() {
+            return Err(self.unavailable(format!(
+                "the server is overloaded: the in-memory buffer is full ({} bytes); retry later",
+                self.buffer.limit()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Converts and buffers a decoded export.
+    pub fn ingest(
+        &self,
+        request: &ExportRequest,
+        transport: Transport,
+    ) -> Result<ExportResult, IngestError> {
+        let table = request.table();
+        let converted: Converted = match request {
+            ExportRequest::Traces(r) => convert::spans(r),
+            ExportRequest::Logs(r) => convert::logs(r),
+            ExportRequest::Metrics(r) => convert::metrics(r),
+        }
+        .map_err(|e| IngestError::Internal(format!("converting to Arrow: {e}")))?;
+        let signal = table.signal();
+        if let Some(batch) = converted.batch {
+            if let Err(full) = self.buffer.append(table, batch) {
+                self.metrics.record_rejected(
+                    signal,
+                    RejectReason::Backpressure,
+                    converted.accepted + converted.rejected,
+                );
+                return Err(
+                    self.unavailable(format!("the server is overloaded: {full}; retry later"))
+                );
+            }
+        }
+        self.metrics
+            .record_items(signal, transport, converted.accepted);
+        self.metrics
+            .record_rejected(signal, RejectReason::InvalidItem, converted.rejected);
+        let message = if converted.rejected > 0 {
+            format!(
+                "{} of {} items rejected: {}",
+                converted.rejected,
+                converted.rejected + converted.accepted,
+                converted.rejection_reasons.join("; ")
+            )
+        } else {
+            String::new()
+        };
+        Ok(ExportResult {
+            accepted: converted.accepted,
+            rejected: converted.rejected,
+            message,
+        })
+    }
+
+    /// Records the outcome of a request that started at `started`.
+    pub fn record(
+        &self,
+        table: Table,
+        transport: Transport,
+        started: Instant,
+        result: &Result<ExportResult, IngestError>,
+    ) {
+        let outcome = match result {
+            Ok(r) if r.rejected > 0 => Outcome::Partial,
+            Ok(_) => Outcome::Accepted,
+            Err(e) => e.outcome(),
+        };
+        self.metrics.record_request(
+            table.signal(),
+            transport,
+            outcome,
+            started.elapsed().as_secs_f64(),
+        );
+    }
+}

@@ -1,0 +1,212 @@
+//! The receivers' own telemetry, exported on `/metrics` in Prometheus format.
+//!
+//! Names follow `smolder_<subsystem>_<name>_<unit>`, counters end in `_total`;
+//! labels are low-cardinality (signal, transport, reason, outcome). Counters are
+//! updated once per request, never per item.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// How an export arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// OTLP/gRPC.
+    Grpc,
+    /// OTLP/HTTP with a protobuf body.
+    HttpProtobuf,
+    /// OTLP/HTTP with a JSON body.
+    HttpJson,
+}
+
+/// What became of an export request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Every item was accepted.
+    Accepted,
+    /// Some items were rejected (`partial_success`).
+    Partial,
+    /// The body was malformed (400 / INVALID_ARGUMENT).
+    Malformed,
+    /// The body was too large (413 / RESOURCE_EXHAUSTED).
+    TooLarge,
+    /// The media type or encoding is not supported (415).
+    UnsupportedMediaType,
+    /// The server was overloaded (503 / UNAVAILABLE).
+    Backpressure,
+    /// An internal error (500 / INTERNAL).
+    Internal,
+}
+
+/// Why items were rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    /// The item broke an OTLP rule (e.g. a trace id that is not 16 bytes).
+    InvalidItem,
+    /// The buffer was full; the client was asked to retry.
+    Backpressure,
+}
+
+impl Transport {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Grpc => "grpc",
+            Self::HttpProtobuf => "http_protobuf",
+            Self::HttpJson => "http_json",
+        }
+    }
+}
+
+impl Outcome {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Partial => "partial",
+            Self::Malformed => "malformed",
+            Self::TooLarge => "too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::Backpressure => "backpressure",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+impl RejectReason {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidItem => "invalid_item",
+            Self::Backpressure => "backpressure",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct SignalTransport {
+    signal: &'static str,
+    transport: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    signal: &'static str,
+    transport: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RejectLabels {
+    signal: &'static str,
+    reason: &'static str,
+}
+
+/// Counters and histograms of the OTLP receivers.
+#[derive(Debug)]
+pub struct IngestMetrics {
+    requests: Family<RequestLabels, Counter>,
+    items: Family<SignalTransport, Counter>,
+    bytes: Family<SignalTransport, Counter>,
+    rejected: Family<RejectLabels, Counter>,
+    duration: Family<SignalTransport, Histogram>,
+}
+
+impl IngestMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn new(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            requests: Family::default(),
+            items: Family::default(),
+            bytes: Family::default(),
+            rejected: Family::default(),
+            duration: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+            }),
+        };
+        let otlp = registry.sub_registry_with_prefix("otlp");
+        otlp.register(
+            "requests",
+            "OTLP export requests by signal, transport and outcome",
+            metrics.requests.clone(),
+        );
+        otlp.register(
+            "received_items",
+            "Spans, log records and metric data points accepted",
+            metrics.items.clone(),
+        );
+        otlp.register(
+            "received_bytes",
+            "Request body bytes received, as sent on the wire (compressed)",
+            metrics.bytes.clone(),
+        );
+        otlp.register(
+            "rejected_items",
+            "Items rejected, by reason",
+            metrics.rejected.clone(),
+        );
+        otlp.register(
+            "request_duration_seconds",
+            "Time to handle an export request, from body received to answer",
+            metrics.duration.clone(),
+        );
+        metrics
+    }
+
+    /// Records a received request body of `bytes` bytes.
+    pub fn record_bytes(&self, signal: &'static str, transport: Transport, bytes: usize) {
+        self.bytes
+            .get_or_create(&SignalTransport {
+                signal,
+                transport: transport.as_str(),
+            })
+            .inc_by(bytes as u64);
+    }
+
+    /// Records the outcome of one request.
+    pub fn record_request(
+        &self,
+        signal: &'static str,
+        transport: Transport,
+        outcome: Outcome,
+        seconds: f64,
+    ) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                signal,
+                transport: transport.as_str(),
+                outcome: outcome.as_str(),
+            })
+            .inc();
+        self.duration
+            .get_or_create(&SignalTransport {
+                signal,
+                transport: transport.as_str(),
+            })
+            .observe(seconds);
+    }
+
+    /// Records accepted items.
+    pub fn record_items(&self, signal: &'static str, transport: Transport, items: u64) {
+        self.items
+            .get_or_create(&SignalTransport {
+                signal,
+                transport: transport.as_str(),
+            })
+            .inc_by(items);
+    }
+
+    /// Records rejected items.
+    pub fn record_rejected(&self, signal: &'static str, reason: RejectReason, items: u64) {
+        if items > 0 {
+            self.rejected
+                .get_or_create(&RejectLabels {
+                    signal,
+                    reason: reason.as_str(),
+                })
+                .inc_by(items);
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! `POST /api/v1/sql`: read-only SQL over the telemetry tables.
+//!
+//! Request `{"sql": "…"}`. The answer is JSON —
+//! `{"columns":[{"name","type"}],"rows":[[…]],"row_count":n,"truncated":bool}` —
+//! or an Arrow IPC stream when the request has
+//! `Accept: application/vnd.apache.arrow.stream`. Bad SQL and refused statements
+//! are a 400 with DataFusion's message.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::arrow::ipc::writer::StreamWriter;
+use datafusion::arrow::json::writer::{JsonArray, WriterBuilder};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::error::DataFusionError;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{Error, QueryEngine, QueryOutput};
+
+/// Media type of the Arrow IPC stream format.
+pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
+
+/// Body of `POST /api/v1/sql`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlRequest {
+    /// One read-only SQL statement.
+    pub sql: String,
+}
+
+/// Errors of the SQL API, as HTTP responses.
+#[derive(Debug)]
+pub struct ApiError(Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self.0 {
+            Error::Refused(_) => StatusCode::BAD_REQUEST,
+            Error::Query(e) => match e.as_ref() {
+                DataFusionError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                _ => StatusCode::BAD_REQUEST,
+            },
+            Error::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %self.0, "SQL query failed.");
+            "internal error; see the server log".to_string()
+        } else {
+            self.0.to_string()
+        };
+        (status, Json(json!({ "error": message }))).into_response()
+    }
+}
+
+/// The handler of `POST /api/v1/sql`; state is the engine.
+pub async fn sql(
+    State(engine): State<Arc<QueryEngine>>,
+    headers: HeaderMap,
+    Json(request): Json<SqlRequest>,
+) -> Result<Response, ApiError> {
+    let output = engine.sql(&request.sql).await?;
+    let wants_arrow = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains(ARROW_STREAM));
+    if wants_arrow {
+        let body = to_arrow_ipc(&output)?;
+        return Ok((
+            [
+                (header::CONTENT_TYPE, ARROW_STREAM.to_string()),
+                (
+                    "x-smolder-truncated".parse().expect("valid header name"),
+                    output.truncated.to_string(),
+                ),
+            ],
+            body,
+        )
+            .into_response());
+    }
+    Ok(Json(to_json(&output)?).into_response())
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError(Error::Internal(e.to_string()))
+}
+
+fn to_arrow_ipc(output: &QueryOutput) -> Result<Vec<u8>, ApiError> {
+    let mut writer = StreamWriter::try_new(Vec::new(), &output.schema).map_err(internal)?;
+    for batch in &output.batches {
+        writer.write(batch).map_err(internal)?;
+    }
+    writer.into_inner().map_err(internal)
+}
+
+/// Renders a query result in the API's JSON shape.
+pub fn to_json(output: &QueryOutput) -> Result<Value, ApiError> {
+    let columns: Vec<Value> = output
+        .schema
+        .fields()
+        .iter()
+        .map(|f| json!({ "name": f.name(), "type": f.data_type().to_string() }))
+        .collect();
+    let mut rows = Vec::new();
+    for batch in &output.batches {
+        rows.extend(batch_rows(batch)?);
+    }
+    Ok(json!({
+        "columns": columns,
+        "row_count": rows.len(),
+        "rows": rows,
+        "truncated": output.truncated,
+    }))
+}
+
+/// The rows of a batch as JSON arrays. Columns are renamed to their positions
+/// before encoding so that duplicate names (`SELECT a, a`) survive.
+fn batch_rows(batch: &RecordBatch) -> Result<Vec<Value>, ApiError> {
+    let n = batch.num_columns();
+    let fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| Field::new(i.to_string(), f.data_type().clone(), true))
+        .collect();
+    let renamed = RecordBatch::try_new(Arc::new(Schema::new(fields)), batch.columns().to_vec())
+        .map_err(internal)?;
+    let mut writer = WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, JsonArray>(Vec::new());
+    writer.write(&renamed).map_err(internal)?;
+    writer.finish().map_err(internal)?;
+    let bytes = writer.into_inner();
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let objects: Vec<serde_json::Map<String, Value>> =
+        serde_json::from_slice(&bytes).map_err(internal)?;
+    Ok(objects
+        .into_iter()
+        .map(|mut o| {
+            Value::Array(
+                (0..n)
+                    .map(|i| o.remove(&i.to_string()).unwrap_or(Value::Null))
+                    .collect(),
+            )
+        })
+        .collect())
+}

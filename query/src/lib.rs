@@ -1,0 +1,172 @@
+//! The SQL engine of smolder.
+//!
+//! [`QueryEngine`] is the entry point: a DataFusion session whose tables
+//! `spans`, `logs` and `metrics` read stored batches through
+//! [`smolder_common::TableSource`] — today the in-memory buffer — so a query sees
+//! an export as soon as it is acknowledged. [`api`] exposes it as the read-only
+//! `POST /api/v1/sql` endpoint; [`sandbox`] decides what "read-only" admits.
+
+pub mod api;
+pub mod sandbox;
+mod table;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::error::DataFusionError;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use smolder_common::{Table, TableSource};
+
+pub use table::SourceTable;
+
+/// Errors of the query engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The statement is not allowed in the read-only sandbox.
+    #[error("{0}")]
+    Refused(String),
+    /// DataFusion could not parse, plan or run the query (the user's error, in
+    /// DataFusion's words).
+    #[error("{0}")]
+    Query(Box<DataFusionError>),
+    /// The query ran longer than the configured timeout.
+    #[error("the query was cancelled after the timeout of {0:?}")]
+    Timeout(Duration),
+    /// The engine could not be set up (a bug or a configuration error).
+    #[error("query engine: {0}")]
+    Internal(String),
+}
+
+impl From<DataFusionError> for Error {
+    fn from(e: DataFusionError) -> Self {
+        Self::Query(Box::new(e))
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Limits applied to every query.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryLimits {
+    /// Rows returned at most; more are cut off and the answer says `truncated`.
+    pub max_rows: usize,
+    /// Wall-clock time a query may run.
+    pub timeout: Duration,
+    /// Memory DataFusion operators may reserve (sorts, joins, aggregations).
+    pub memory_limit: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            max_rows: 10_000,
+            timeout: Duration::from_secs(30),
+            memory_limit: 1 << 30,
+        }
+    }
+}
+
+/// The answer to a query.
+#[derive(Debug, Clone)]
+pub struct QueryOutput {
+    /// Schema of the result.
+    pub schema: SchemaRef,
+    /// At most `max_rows` rows.
+    pub batches: Vec<RecordBatch>,
+    /// Whether rows beyond `max_rows` were cut off.
+    pub truncated: bool,
+}
+
+/// A DataFusion session over smolder's tables.
+#[derive(Clone)]
+pub struct QueryEngine {
+    ctx: SessionContext,
+    limits: QueryLimits,
+}
+
+impl std::fmt::Debug for QueryEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryEngine")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl QueryEngine {
+    /// An engine whose tables read from `sources` (their union).
+    pub fn new(sources: Vec<Arc<dyn TableSource>>, limits: QueryLimits) -> Result<Self> {
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("smolder", "public");
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(limits.memory_limit, 1.0)
+            .build_arc()?;
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        for table in Table::ALL {
+            let provider = SourceTable::new(table, sources.clone());
+            ctx.register_table(table.name(), Arc::new(provider))?;
+        }
+        Ok(Self { ctx, limits })
+    }
+
+    /// The session, for registering functions and for tests.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// The configured limits.
+    pub fn limits(&self) -> QueryLimits {
+        self.limits
+    }
+
+    /// Runs one read-only statement.
+    pub async fn sql(&self, sql: &str) -> Result<QueryOutput> {
+        sandbox::check(sql)?;
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let max_rows = self.limits.max_rows;
+        let run = async {
+            let df = self.ctx.sql_with_options(sql, options).await?;
+            let schema = Arc::clone(df.schema().inner());
+            // One row past the limit tells whether the result was cut off.
+            let df = df.limit(0, Some(max_rows + 1))?;
+            let batches = df.collect().await?;
+            Ok::<_, DataFusionError>((schema, batches))
+        };
+        let (schema, batches) = tokio::time::timeout(self.limits.timeout, run)
+            .await
+            .map_err(|_| Error::Timeout(self.limits.timeout))??;
+        let (batches, truncated) = truncate(batches, max_rows);
+        Ok(QueryOutput {
+            schema,
+            batches,
+            truncated,
+        })
+    }
+}
+
+/// Keeps the first `max_rows` rows.
+fn truncate(batches: Vec<RecordBatch>, max_rows: usize) -> (Vec<RecordBatch>, bool) {
+    let mut left = max_rows;
+    let mut out = Vec::with_capacity(batches.len());
+    let mut truncated = false;
+    for batch in batches {
+        if batch.num_rows() <= left {
+            left -= batch.num_rows();
+            out.push(batch);
+        } else {
+            if left > 0 {
+                out.push(batch.slice(0, left));
+            }
+            left = 0;
+            truncated = true;
+        }
+    }
+    (out, truncated)
+}

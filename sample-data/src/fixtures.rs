@@ -1,0 +1,62 @@
+//! Canned OTLP requests for tests, in `sample-data/fixtures/`:
+//!
+//! * `traces.json`, `logs.json`, `metrics.json` — hand-written OTLP/JSON that
+//!   exercises the encoding's quirks (upper-case hex ids, 64-bit integers as
+//!   strings, enum names, snake_case keys, unknown fields, omitted zero fields);
+//! * `traces.pb`, `logs.pb`, `metrics.pb` — protobuf requests from the generator
+//!   with seed [`SEED`] at [`START`], ten user requests; regenerate them with
+//!   `cargo run -p smolder-sample-data --example write_fixtures`.
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+
+use crate::Generator;
+
+/// Seed of the protobuf fixtures.
+pub const SEED: u64 = 7;
+/// Start of the protobuf fixtures' clock: 2023-11-14T22:13:20Z.
+pub const START: u64 = 1_700_000_000_000_000_000;
+
+/// The requests the protobuf fixtures hold.
+pub fn requests() -> (
+    ExportTraceServiceRequest,
+    ExportLogsServiceRequest,
+    ExportMetricsServiceRequest,
+) {
+    let mut g = Generator::new(SEED, START);
+    let telemetry = g.requests(10, 1_000_000_000);
+    (telemetry.traces, telemetry.logs, g.metrics())
+}
+
+/// File names and contents of the protobuf fixtures.
+pub fn protobuf() -> Vec<(&'static str, Vec<u8>)> {
+    let (traces, logs, metrics) = requests();
+    vec![
+        ("traces.pb", traces.encode_to_vec()),
+        ("logs.pb", logs.encode_to_vec()),
+        ("metrics.pb", metrics.encode_to_vec()),
+    ]
+}
+
+/// The path of a fixture file.
+pub fn path(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn committed_protobuf_fixtures_are_up_to_date() {
+        for (name, bytes) in super::protobuf() {
+            let committed = std::fs::read(super::path(name)).unwrap();
+            assert!(
+                committed == bytes,
+                "fixtures/{name} is stale: run cargo run -p smolder-sample-data --example write_fixtures"
+            );
+        }
+    }
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests need
+# (OpenTelemetry Python SDK and exporters from PyPI, in their own virtual
+# environments), builds the workspace once in the debug profile, and runs
+# every test. README's test command; .ci/run calls it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+
+need() {
+  command -v "$1" >/dev/null 2>&1 || { echo "missing $1: $2" >&2; exit 1; }
+}
+need cargo "install the Rust toolchain (rustup)"
+need python3 "install Python 3.11 or newer (apt-get install python3 python3-venv)"
+
+# Python OTLP exporters. The JSON exporter (beta) pins other versions of the
+# shared exporter packages than the gRPC and HTTP/protobuf exporters, so it
+# gets its own virtual environment.
+OTEL_SDK=1.45.2
+OTEL_JSON=0.66b1
+venv() {
+  local dir=$1; shift
+  local stamp="$dir/.installed"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$*" ]; then return; fi
+  log "installing $* into $dir"
+  python3 -m venv "$dir" || {
+    echo "python3 -m venv failed: apt-get install python3-venv" >&2; exit 1; }
+  "$dir/bin/pip" install --quiet --disable-pip-version-check "$@"
+  echo "$*" > "$stamp"
+}
+venv .venv-otel "opentelemetry-sdk==$OTEL_SDK" \
+  "opentelemetry-exporter-otlp-proto-grpc==$OTEL_SDK" \
+  "opentelemetry-exporter-otlp-proto-http==$OTEL_SDK"
+venv .venv-otel-json "opentelemetry-exporter-otlp-json-http==$OTEL_JSON"
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+# One build of the workspace (debug profile): the binary the end-to-end tests
+# run, and every test target.
+log "building"
+cargo build --workspace --all-targets --locked
+
+log "running tests"
+if command -v cargo-nextest >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi

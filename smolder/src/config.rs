@@ -1,0 +1,337 @@
+//! Configuration of `smolder serve` and `smolder demo`.
+//!
+//! Every option can be set in a TOML file (`--config`), by an environment
+//! variable, or by a flag; flags win over environment variables, which win over
+//! the file, which wins over the defaults. `smolder.example.toml` at the
+//! repository root lists every option with its default (a test keeps it in step
+//! with this file).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bytesize::ByteSize;
+use clap::Args;
+use serde::Deserialize;
+
+/// Server options given on the command line or in the environment.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct ServeArgs {
+    /// TOML configuration file; flags and environment variables override it.
+    #[arg(long, env = "SMOLDER_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Data directory. Nothing is written there yet: telemetry is held in memory
+    /// until durable storage (WAL and Parquet) lands [default: smolder-data]
+    #[arg(long, env = "SMOLDER_DATA_DIR", value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+
+    /// Address of the OTLP/gRPC receiver; port 0 picks a free port
+    /// [default: 0.0.0.0:4317]
+    #[arg(long, env = "SMOLDER_OTLP_GRPC_ADDR", value_name = "ADDR")]
+    pub(crate) otlp_grpc_addr: Option<SocketAddr>,
+
+    /// Address of the OTLP/HTTP receiver [default: 0.0.0.0:4318]
+    #[arg(long, env = "SMOLDER_OTLP_HTTP_ADDR", value_name = "ADDR")]
+    pub(crate) otlp_http_addr: Option<SocketAddr>,
+
+    /// Address of the HTTP API (SQL, metrics, health) [default: 127.0.0.1:8080]
+    #[arg(long, env = "SMOLDER_HTTP_ADDR", value_name = "ADDR")]
+    pub(crate) http_addr: Option<SocketAddr>,
+
+    /// Largest accepted OTLP request body after decompression; larger requests
+    /// get 413 / RESOURCE_EXHAUSTED [default: 64 MiB]
+    #[arg(long, env = "SMOLDER_MAX_REQUEST_SIZE", value_name = "BYTES")]
+    pub(crate) max_request_size: Option<ByteSize>,
+
+    /// Memory for buffered telemetry (Arrow data); when it is full, exports get
+    /// 503 / UNAVAILABLE with a retry delay [default: 1 GiB]
+    #[arg(long, env = "SMOLDER_BUFFER_LIMIT", value_name = "BYTES")]
+    pub(crate) buffer_limit: Option<ByteSize>,
+
+    /// Retry delay suggested to clients under backpressure [default: 1s]
+    #[arg(long, env = "SMOLDER_RETRY_AFTER", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) retry_after: Option<Duration>,
+
+    /// Most rows a SQL query returns; the answer says when it was truncated
+    /// [default: 10000]
+    #[arg(long, env = "SMOLDER_QUERY_MAX_ROWS", value_name = "ROWS")]
+    pub(crate) query_max_rows: Option<usize>,
+
+    /// Time a SQL query may run before it is cancelled [default: 30s]
+    #[arg(long, env = "SMOLDER_QUERY_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) query_timeout: Option<Duration>,
+
+    /// Memory a SQL query's operators may use (sorts, joins, aggregations)
+    /// [default: 1 GiB]
+    #[arg(long, env = "SMOLDER_QUERY_MEMORY_LIMIT", value_name = "BYTES")]
+    pub(crate) query_memory_limit: Option<ByteSize>,
+
+    /// Log format: `text` or `json` [default: text]
+    #[arg(long, env = "SMOLDER_LOG_FORMAT", value_name = "FORMAT")]
+    pub(crate) log_format: Option<LogFormat>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The configuration file. Every field is optional; see `smolder.example.toml`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileConfig {
+    /// Data directory.
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Listener addresses.
+    #[serde(default)]
+    pub(crate) listen: ListenSection,
+    /// OTLP ingest limits.
+    #[serde(default)]
+    pub(crate) ingest: IngestSection,
+    /// SQL engine limits.
+    #[serde(default)]
+    pub(crate) query: QuerySection,
+    /// Logging.
+    #[serde(default)]
+    pub(crate) log: LogSection,
+}
+
+/// `[listen]`: listener addresses.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListenSection {
+    /// OTLP/gRPC receiver.
+    pub(crate) otlp_grpc: Option<SocketAddr>,
+    /// OTLP/HTTP receiver.
+    pub(crate) otlp_http: Option<SocketAddr>,
+    /// HTTP API.
+    pub(crate) http: Option<SocketAddr>,
+}
+
+/// `[ingest]`: OTLP ingest limits.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IngestSection {
+    /// Largest request body after decompression.
+    pub(crate) max_request_size: Option<ByteSize>,
+    /// Memory for buffered telemetry.
+    pub(crate) buffer_limit: Option<ByteSize>,
+    /// Retry delay suggested under backpressure.
+    #[serde(default, with = "humantime_serde")]
+    pub(crate) retry_after: Option<Duration>,
+}
+
+/// `[query]`: SQL engine limits.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct QuerySection {
+    /// Most rows returned.
+    pub(crate) max_rows: Option<usize>,
+    /// Time a query may run.
+    #[serde(default, with = "humantime_serde")]
+    pub(crate) timeout: Option<Duration>,
+    /// Memory a query may use.
+    pub(crate) memory_limit: Option<ByteSize>,
+}
+
+/// `[log]`: logging.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LogSection {
+    /// `text` or `json`.
+    pub(crate) format: Option<LogFormat>,
+}
+
+/// The resolved configuration the server runs with.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Config {
+    /// Data directory.
+    pub(crate) data_dir: PathBuf,
+    /// OTLP/gRPC listener.
+    pub(crate) otlp_grpc_addr: SocketAddr,
+    /// OTLP/HTTP listener.
+    pub(crate) otlp_http_addr: SocketAddr,
+    /// API listener.
+    pub(crate) http_addr: SocketAddr,
+    /// Request body cap after decompression, in bytes.
+    pub(crate) max_request_size: u64,
+    /// Buffer memory limit, in bytes.
+    pub(crate) buffer_limit: u64,
+    /// Retry delay under backpressure.
+    pub(crate) retry_after: Duration,
+    /// SQL row limit.
+    pub(crate) query_max_rows: usize,
+    /// SQL timeout.
+    pub(crate) query_timeout: Duration,
+    /// SQL memory limit, in bytes.
+    pub(crate) query_memory_limit: u64,
+    /// Log format.
+    pub(crate) log_format: LogFormat,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("smolder-data"),
+            otlp_grpc_addr: "0.0.0.0:4317".parse().expect("valid address"),
+            otlp_http_addr: "0.0.0.0:4318".parse().expect("valid address"),
+            http_addr: "127.0.0.1:8080".parse().expect("valid address"),
+            max_request_size: 64 << 20,
+            buffer_limit: 1 << 30,
+            retry_after: Duration::from_secs(1),
+            query_max_rows: 10_000,
+            query_timeout: Duration::from_secs(30),
+            query_memory_limit: 1 << 30,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+impl FileConfig {
+    /// Reads and parses a configuration file.
+    pub(crate) fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading configuration file {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("in configuration file {}", path.display()))
+    }
+
+    /// Parses configuration text; errors name the offending key.
+    pub(crate) fn parse(text: &str) -> anyhow::Result<Self> {
+        Ok(toml::from_str(text)?)
+    }
+}
+
+impl Config {
+    /// Resolves flags and environment (`args`) over the file over the defaults.
+    pub(crate) fn resolve(args: &ServeArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let config = Self::merge(args, &file);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn merge(args: &ServeArgs, file: &FileConfig) -> Self {
+        let d = Self::default();
+        Self {
+            data_dir: args
+                .data_dir
+                .clone()
+                .or_else(|| file.data_dir.clone())
+                .unwrap_or(d.data_dir),
+            otlp_grpc_addr: args
+                .otlp_grpc_addr
+                .or(file.listen.otlp_grpc)
+                .unwrap_or(d.otlp_grpc_addr),
+            otlp_http_addr: args
+                .otlp_http_addr
+                .or(file.listen.otlp_http)
+                .unwrap_or(d.otlp_http_addr),
+            http_addr: args.http_addr.or(file.listen.http).unwrap_or(d.http_addr),
+            max_request_size: args
+                .max_request_size
+                .or(file.ingest.max_request_size)
+                .map_or(d.max_request_size, |b| b.as_u64()),
+            buffer_limit: args
+                .buffer_limit
+                .or(file.ingest.buffer_limit)
+                .map_or(d.buffer_limit, |b| b.as_u64()),
+            retry_after: args
+                .retry_after
+                .or(file.ingest.retry_after)
+                .unwrap_or(d.retry_after),
+            query_max_rows: args
+                .query_max_rows
+                .or(file.query.max_rows)
+                .unwrap_or(d.query_max_rows),
+            query_timeout: args
+                .query_timeout
+                .or(file.query.timeout)
+                .unwrap_or(d.query_timeout),
+            query_memory_limit: args
+                .query_memory_limit
+                .or(file.query.memory_limit)
+                .map_or(d.query_memory_limit, |b| b.as_u64()),
+            log_format: args.log_format.or(file.log.format).unwrap_or(d.log_format),
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.max_request_size > 0,
+            "ingest.max_request_size must be positive"
+        );
+        anyhow::ensure!(
+            self.buffer_limit > 0,
+            "ingest.buffer_limit must be positive"
+        );
+        anyhow::ensure!(self.query_max_rows > 0, "query.max_rows must be positive");
+        anyhow::ensure!(
+            !self.query_timeout.is_zero(),
+            "query.timeout must be positive"
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_states_the_defaults() {
+        let text = include_str!("../../smolder.example.toml");
+        let file = FileConfig::parse(text).unwrap();
+        assert_eq!(
+            Config::merge(&ServeArgs::default(), &file),
+            Config::default()
+        );
+        // Every option is present in the example, not left to the default.
+        assert!(file.data_dir.is_some());
+        assert!(
+            file.listen.otlp_grpc.is_some()
+                && file.listen.otlp_http.is_some()
+                && file.listen.http.is_some()
+        );
+        assert!(file.ingest.max_request_size.is_some() && file.ingest.buffer_limit.is_some());
+        assert!(file.ingest.retry_after.is_some());
+        assert!(
+            file.query.max_rows.is_some()
+                && file.query.timeout.is_some()
+                && file.query.memory_limit.is_some()
+        );
+        assert!(file.log.format.is_some());
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let file =
+            FileConfig::parse("[listen]\nhttp = \"127.0.0.1:9000\"\n[query]\nmax_rows = 5\n")
+                .unwrap();
+        let args = ServeArgs {
+            query_max_rows: Some(7),
+            ..Default::default()
+        };
+        let config = Config::merge(&args, &file);
+        assert_eq!(config.http_addr.port(), 9000);
+        assert_eq!(config.query_max_rows, 7);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let err = FileConfig::parse("[ingest]\nbufer_limit = \"1GiB\"\n").unwrap_err();
+        assert!(format!("{err:#}").contains("bufer_limit"), "{err:#}");
+        let err = FileConfig::parse("[query]\ntimeout = \"soon\"\n").unwrap_err();
+        assert!(format!("{err:#}").contains("timeout"), "{err:#}");
+    }
+}

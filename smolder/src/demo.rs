@@ -1,0 +1,134 @@
+//! `smolder demo`: a server on the default ports fed by the sample-data
+//! generator through its own OTLP/HTTP receiver, with a recurring incident, so
+//! a newcomer sees telemetry arriving and can query it at once.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::Args;
+use prost::Message;
+use smolder_sample_data::Generator;
+
+use crate::config::{Config, ServeArgs};
+use crate::serve;
+
+/// Options of `smolder demo`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct DemoArgs {
+    /// Server options, as for `smolder serve`.
+    #[command(flatten)]
+    pub(crate) serve: ServeArgs,
+    /// Simulated user requests per second.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) rate: usize,
+    /// Seed of the telemetry generator.
+    #[arg(long, default_value_t = 42)]
+    pub(crate) seed: u64,
+    /// Time between the starts of two incidents (payment failures and slowness).
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub(crate) incident_every: Duration,
+    /// How long each incident lasts.
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    pub(crate) incident_length: Duration,
+    /// Stop after this long (runs until Ctrl-C when not given).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(crate) duration: Option<Duration>,
+}
+
+fn unix_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Runs the demo until Ctrl-C / SIGTERM or the configured duration.
+pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let config = Config::resolve(&args.serve)?;
+    let running = serve::start(&config).await?;
+    let addrs = running.addrs;
+    let api = format!("http://{}", addrs.http);
+    println!();
+    println!(
+        "smolder demo: generating telemetry for 5 services at {} requests/s.",
+        args.rate
+    );
+    println!(
+        "The first incident (payment failures) starts in 30 s and lasts {:?}.",
+        args.incident_length
+    );
+    println!("Query it while it runs, for example:");
+    println!(
+        "  curl -s {api}/api/v1/sql -H 'content-type: application/json' \\\n    -d '{{\"sql\": \"SELECT service_name, count(*) AS spans, sum(CASE WHEN status_code = '\\''ERROR'\\'' THEN 1 ELSE 0 END) AS errors FROM spans GROUP BY service_name ORDER BY spans DESC\"}}'"
+    );
+    println!("  curl -s {api}/metrics");
+    println!("Press Ctrl-C to stop.");
+
+    let traffic = tokio::spawn(drive(args.clone(), addrs.otlp_http));
+    let stop = async {
+        match args.duration {
+            Some(d) => {
+                tokio::select! {
+                    () = tokio::time::sleep(d) => {},
+                    () = serve::shutdown_signal() => {},
+                }
+            }
+            None => serve::shutdown_signal().await,
+        }
+    };
+    let result = running.run_until(stop, Duration::from_secs(5)).await;
+    traffic.abort();
+    result
+}
+
+/// Sends one second of generated traffic every second, metrics every 10 s.
+async fn drive(args: DemoArgs, otlp_http: std::net::SocketAddr) {
+    let host = if otlp_http.ip().is_unspecified() {
+        format!("127.0.0.1:{}", otlp_http.port())
+    } else {
+        otlp_http.to_string()
+    };
+    let base = format!("http://{host}/v1");
+    let client = reqwest::Client::new();
+    let mut generator = Generator::new(args.seed, unix_nanos() - 1_000_000_000);
+    let started = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let first_incident = Duration::from_secs(30);
+    for second in 0u64.. {
+        tick.tick().await;
+        let elapsed = started.elapsed();
+        let incident = elapsed >= first_incident && {
+            let every = args.incident_every.max(Duration::from_secs(1));
+            let phase = (elapsed - first_incident).as_nanos() % every.as_nanos();
+            phase < args.incident_length.as_nanos()
+        };
+        if incident != generator.incident() {
+            generator.set_incident(incident);
+            tracing::info!(
+                incident,
+                "Demo incident {}.",
+                if incident { "started" } else { "ended" }
+            );
+        }
+        let telemetry = generator.requests(args.rate, 1_000_000_000);
+        let mut posts = vec![
+            ("traces", telemetry.traces.encode_to_vec()),
+            ("logs", telemetry.logs.encode_to_vec()),
+        ];
+        if second % 10 == 0 {
+            posts.push(("metrics", generator.metrics().encode_to_vec()));
+        }
+        for (signal, body) in posts {
+            let sent = client
+                .post(format!("{base}/{signal}"))
+                .header("content-type", "application/x-protobuf")
+                .body(body)
+                .send()
+                .await;
+            match sent {
+                Ok(r) if r.status().is_success() => {}
+                Ok(r) => tracing::warn!(signal, status = %r.status(), "Demo export refused."),
+                Err(e) => tracing::warn!(signal, error = %e, "Demo export failed."),
+            }
+        }
+        generator.set_clock(unix_nanos());
+    }
+}

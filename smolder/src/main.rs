@@ -1,0 +1,73 @@
+//! The `smolder` binary: `serve`, `demo` and `loadgen`.
+//!
+//! It wires the library crates together — ingest (OTLP receivers, buffer) and
+//! query (DataFusion, SQL API) — and owns configuration and process concerns:
+//! flags, environment, config file, logging, signals.
+
+mod config;
+mod demo;
+mod loadgen;
+mod serve;
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, LogFormat, ServeArgs};
+
+/// smolder: OpenTelemetry ingest, SQL over traces, logs and metrics, and SLO
+/// alerting.
+#[derive(Debug, Parser)]
+#[command(name = "smolder", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server: OTLP receivers (gRPC and HTTP) and the HTTP API.
+    Serve(ServeArgs),
+    /// Run the server on the default ports and feed it generated telemetry of a
+    /// small microservice shop, with a recurring incident.
+    Demo(demo::DemoArgs),
+    /// Send generated telemetry to an OTLP receiver and report throughput and
+    /// latency.
+    Loadgen(loadgen::LoadgenArgs),
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = Config::resolve(&args)?;
+            init_logging(config.log_format);
+            let running = serve::start(&config).await?;
+            running
+                .run_until(serve::shutdown_signal(), Duration::from_secs(10))
+                .await
+        }
+        Command::Demo(args) => {
+            let format = args.serve.log_format.unwrap_or_default();
+            init_logging(format);
+            demo::run(args).await
+        }
+        Command::Loadgen(args) => {
+            init_logging(LogFormat::Text);
+            loadgen::run(args).await
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! Harness of smolder's end-to-end tests: runs the real `smolder` binary on
+//! ephemeral loopback ports, reads back the addresses it prints, and talks to it
+//! over its public interfaces.
+//!
+//! The binary is `target/debug/smolder` next to the test executable (override
+//! with `SMOLDER_BIN`); `scripts/test.sh` builds it before the tests run.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The path of the smolder binary under test.
+pub fn smolder_bin() -> PathBuf {
+    if let Ok(bin) = std::env::var("SMOLDER_BIN") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/debug/deps/<test> → target/debug/smolder
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join("smolder"))
+        .expect("target directory");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first with `cargo build -p smolder` (scripts/test.sh does), \
+         or point SMOLDER_BIN at it",
+        bin.display()
+    );
+    bin
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// A running `smolder serve`, killed when dropped.
+pub struct Server {
+    child: Child,
+    /// OTLP/gRPC address.
+    pub otlp_grpc: SocketAddr,
+    /// OTLP/HTTP address.
+    pub otlp_http: SocketAddr,
+    /// HTTP API address.
+    pub http: SocketAddr,
+    _data_dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts `smolder serve` on loopback port 0 for every listener, with
+    /// `extra` arguments appended.
+    pub fn start(extra: &[&str]) -> Self {
+        let data_dir = tempfile::tempdir().expect("temporary data dir");
+        let mut child = Command::new(smolder_bin())
+            .arg("serve")
+            .args(["--otlp-grpc-addr", "127.0.0.1:0"])
+            .args(["--otlp-http-addr", "127.0.0.1:0"])
+            .args(["--http-addr", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .args(extra)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawning smolder serve");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // Keep draining after the addresses so the child never blocks.
+                let _ = tx.send(line);
+            }
+        });
+        let (mut grpc, mut otlp_http, mut http) = (None, None, None);
+        while grpc.is_none() || otlp_http.is_none() || http.is_none() {
+            let line = match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) => line,
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("smolder serve did not print its listening addresses within 60 s");
+                }
+            };
+            let Some(rest) = line.strip_prefix("listening ") else {
+                continue;
+            };
+            let (name, addr) = rest.split_once('=').expect("listening name=addr");
+            let addr: SocketAddr = addr.parse().expect("socket address");
+            match name {
+                "otlp_grpc" => grpc = Some(addr),
+                "otlp_http" => otlp_http = Some(addr),
+                "http" => http = Some(addr),
+                other => panic!("unknown listener {other}"),
+            }
+        }
+        Self {
+            child,
+            otlp_grpc: grpc.unwrap(),
+            otlp_http: otlp_http.unwrap(),
+            http: http.unwrap(),
+            _data_dir: data_dir,
+        }
+    }
+
+    /// Base URL of the OTLP/HTTP receiver.
+    pub fn otlp_http_url(&self) -> String {
+        format!("http://{}", self.otlp_http)
+    }
+
+    /// Base URL of the OTLP/gRPC receiver.
+    pub fn otlp_grpc_url(&self) -> String {
+        format!("http://{}", self.otlp_grpc)
+    }
+
+    /// Base URL of the HTTP API.
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.http)
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Runs a SQL query and returns the JSON answer; panics on a non-200 answer.
+    pub fn sql(&self, sql: &str) -> serde_json::Value {
+        let (status, body) = self.sql_status(sql);
+        assert_eq!(status, 200, "query {sql:?} failed: {body}");
+        body
+    }
+
+    /// Runs a SQL query and returns the HTTP status and JSON body.
+    pub fn sql_status(&self, sql: &str) -> (u16, serde_json::Value) {
+        let body = serde_json::json!({ "sql": sql }).to_string();
+        let (status, text) = http_post(
+            self.http,
+            "/api/v1/sql",
+            "application/json",
+            body.as_bytes(),
+        );
+        let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON {text:?}: {e}"));
+        (status, json)
+    }
+
+    /// The single value of a one-row, one-column query.
+    pub fn scalar(&self, sql: &str) -> serde_json::Value {
+        let answer = self.sql(sql);
+        answer["rows"][0][0].clone()
+    }
+
+    /// Polls `sql` until its scalar equals `want` or 30 s pass; returns the last
+    /// value seen. Exporters flush asynchronously, so counts settle shortly after.
+    pub fn wait_for_scalar(&self, sql: &str, want: &serde_json::Value) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = self.scalar(sql);
+            if &got == want || std::time::Instant::now() > deadline {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal blocking HTTP/1.1 POST on loopback; returns status and body.
+/// Used by the harness so that it depends on no async runtime.
+pub fn http_post(addr: SocketAddr, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
+    http_request(addr, "POST", path, &[("content-type", content_type)], body)
+}
+
+/// A minimal blocking HTTP/1.1 request; returns status and body as text.
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response).to_string();
+    let (head, rest) = text.split_once("\r\n\r\n").expect("HTTP response head");
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .expect("status")
+        .parse()
+        .expect("numeric status");
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    (status, body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+/// The Python interpreter of the virtual environment `name` (`.venv-otel`,
+/// `.venv-otel-json`) that `scripts/test.sh` creates; panics with what to run
+/// when it is missing.
+pub fn python(name: &str) -> PathBuf {
+    let python = repo_root().join(name).join("bin").join("python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/test.sh, which installs the OpenTelemetry Python SDK \
+         and exporters from PyPI into {name}",
+        python.display()
+    );
+    python
+}
