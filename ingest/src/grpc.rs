@@ -91,36 +91,22 @@ impl OtlpGrpc {
         })
     }
 
-    /// A tonic router serving the three services with compression and the cap.
-    pub fn into_router(
-        self,
-    ) -> tonic::transport::server::Router<
-        tower::layer::util::Stack<
-            MapResponseLayer<
-                fn(http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body>,
-            >,
-            tower::layer::util::Identity,
-        >,
-    > {
-        let limit = self.ingestor.limits().max_request_bytes;
-        let rewrite: fn(http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body> =
-            conform_status;
-        tonic::transport::Server::builder()
-            .layer(MapResponseLayer::new(rewrite))
-            .add_service(configure!(TraceServiceServer::new(self.clone()), limit))
-            .add_service(configure!(MetricsServiceServer::new(self.clone()), limit))
-            .add_service(configure!(LogsServiceServer::new(self), limit))
-    }
-
     /// Serves the services on `listener` until `shutdown` completes.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
+        let limit = self.ingestor.limits().max_request_bytes;
+        let rewrite: fn(http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body> =
+            conform_status;
         let incoming =
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        self.into_router()
+        tonic::transport::Server::builder()
+            .layer(MapResponseLayer::new(rewrite))
+            .add_service(configure!(TraceServiceServer::new(self.clone()), limit))
+            .add_service(configure!(MetricsServiceServer::new(self.clone()), limit))
+            .add_service(configure!(LogsServiceServer::new(self), limit))
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await
     }

@@ -211,21 +211,21 @@ fn encode_response_protobuf(table: Table, r: &ExportResult) -> Vec<u8> {
     let message = r.message.clone();
     match table {
         Table::Spans => ExportTraceServiceResponse {
-            partial_success: partial.then(|| ExportTracePartialSuccess {
+            partial_success: partial.then_some(ExportTracePartialSuccess {
                 rejected_spans: rejected,
                 error_message: message,
             }),
         }
         .encode_to_vec(),
         Table::Logs => ExportLogsServiceResponse {
-            partial_success: partial.then(|| ExportLogsPartialSuccess {
+            partial_success: partial.then_some(ExportLogsPartialSuccess {
                 rejected_log_records: rejected,
                 error_message: message,
             }),
         }
         .encode_to_vec(),
         Table::Metrics => ExportMetricsServiceResponse {
-            partial_success: partial.then(|| ExportMetricsPartialSuccess {
+            partial_success: partial.then_some(ExportMetricsPartialSuccess {
                 rejected_data_points: rejected,
                 error_message: message,
             }),

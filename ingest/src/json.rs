@@ -141,7 +141,7 @@ fn normalize(key: &str) -> String {
         .collect()
 }
 
-fn object<'a>(v: &'a Value) -> R<&'a Map<String, Value>> {
+fn object(v: &Value) -> R<&Map<String, Value>> {
     v.as_object()
         .ok_or_else(|| JsonError::new(format!("expected an object, found {}", kind(v))))
 }

@@ -199,17 +199,15 @@ impl Ingestor {
         }
         .map_err(|e| IngestError::Internal(format!("converting to Arrow: {e}")))?;
         let signal = table.signal();
-        if let Some(batch) = converted.batch {
-            if let Err(full) = self.buffer.append(table, batch) {
-                self.metrics.record_rejected(
-                    signal,
-                    RejectReason::Backpressure,
-                    converted.accepted + converted.rejected,
-                );
-                return Err(
-                    self.unavailable(format!("the server is overloaded: {full}; retry later"))
-                );
-            }
+        if let Some(batch) = converted.batch
+            && let Err(full) = self.buffer.append(table, batch)
+        {
+            self.metrics.record_rejected(
+                signal,
+                RejectReason::Backpressure,
+                converted.accepted + converted.rejected,
+            );
+            return Err(self.unavailable(format!("the server is overloaded: {full}; retry later")));
         }
         self.metrics
             .record_items(signal, transport, converted.accepted);

@@ -14,7 +14,7 @@ use crate::{Error, Result};
 
 /// Checks that `sql` is exactly one read-only statement.
 pub fn check(sql: &str) -> Result<()> {
-    let statements = DFParser::parse_sql(sql).map_err(|e| Error::Query(Box::new(e.into())))?;
+    let statements = DFParser::parse_sql(sql).map_err(|e| Error::Query(Box::new(e)))?;
     match statements.len() {
         0 => {
             return Err(Error::Refused(

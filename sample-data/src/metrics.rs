@@ -163,7 +163,7 @@ impl MetricState {
 
     pub(crate) fn export<R: Rng>(&mut self, now: u64, rng: &mut R) -> ExportMetricsServiceRequest {
         let mut request = ExportMetricsServiceRequest::default();
-        for service in 0..SERVICES.len() {
+        for (service, info) in SERVICES.iter().enumerate() {
             let metrics = self.service_metrics(service, now, rng);
             let state = &mut self.services[service];
             state.http_delta.clear();
@@ -172,7 +172,7 @@ impl MetricState {
                 resource: Some(resource(service)),
                 scope_metrics: vec![ScopeMetrics {
                     scope: Some(InstrumentationScope {
-                        name: SERVICES[service].scope.to_string(),
+                        name: info.scope.to_string(),
                         version: "0.49.0".to_string(),
                         ..Default::default()
                     }),
