@@ -1,1 +1,92 @@
-fn main() {}
+//! Decode + Arrow conversion per signal, against protobuf decoding alone (the
+//! floor). Run: `cargo bench -p smolder-ingest --bench convert`.
+//!
+//! Each request holds 512 items from the sample-data generator (spans carry
+//! about ten attributes each, like the ingest target's workload).
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+use smolder_ingest::{ExportRequest, convert};
+use smolder_sample_data::Generator;
+
+const ITEMS: usize = 512;
+
+fn metrics_request(g: &mut Generator) -> ExportMetricsServiceRequest {
+    let _ = g.requests(2_000, 60_000_000_000);
+    let mut request = g.metrics();
+    while ExportRequest::Metrics(request.clone()).item_count() < ITEMS as u64 {
+        g.set_clock(g.clock() + 10_000_000_000);
+        request
+            .resource_metrics
+            .extend(g.metrics().resource_metrics);
+    }
+    request
+}
+
+fn bench(c: &mut Criterion) {
+    let mut g = Generator::new(1, 1_700_000_000_000_000_000);
+    let traces = g.spans(ITEMS).encode_to_vec();
+    let logs = g.logs(ITEMS).encode_to_vec();
+    let metrics_req = metrics_request(&mut g);
+    let points = ExportRequest::Metrics(metrics_req.clone()).item_count();
+    let metrics = metrics_req.encode_to_vec();
+
+    let mut group = c.benchmark_group("spans");
+    group.throughput(Throughput::Elements(ITEMS as u64));
+    group.bench_function("decode", |b| {
+        b.iter(|| ExportTraceServiceRequest::decode(black_box(&traces[..])).unwrap())
+    });
+    let decoded = ExportTraceServiceRequest::decode(&traces[..]).unwrap();
+    group.bench_function("convert", |b| {
+        b.iter(|| convert::spans(black_box(&decoded)).unwrap())
+    });
+    group.bench_function("decode_and_convert", |b| {
+        b.iter(|| {
+            let r = ExportTraceServiceRequest::decode(black_box(&traces[..])).unwrap();
+            convert::spans(&r).unwrap()
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("logs");
+    group.throughput(Throughput::Elements(ITEMS as u64));
+    group.bench_function("decode", |b| {
+        b.iter(|| ExportLogsServiceRequest::decode(black_box(&logs[..])).unwrap())
+    });
+    let decoded = ExportLogsServiceRequest::decode(&logs[..]).unwrap();
+    group.bench_function("convert", |b| {
+        b.iter(|| convert::logs(black_box(&decoded)).unwrap())
+    });
+    group.bench_function("decode_and_convert", |b| {
+        b.iter(|| {
+            let r = ExportLogsServiceRequest::decode(black_box(&logs[..])).unwrap();
+            convert::logs(&r).unwrap()
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("metrics");
+    group.throughput(Throughput::Elements(points));
+    group.bench_function("decode", |b| {
+        b.iter(|| ExportMetricsServiceRequest::decode(black_box(&metrics[..])).unwrap())
+    });
+    let decoded = ExportMetricsServiceRequest::decode(&metrics[..]).unwrap();
+    group.bench_function("convert", |b| {
+        b.iter(|| convert::metrics(black_box(&decoded)).unwrap())
+    });
+    group.bench_function("decode_and_convert", |b| {
+        b.iter(|| {
+            let r = ExportMetricsServiceRequest::decode(black_box(&metrics[..])).unwrap();
+            convert::metrics(&r).unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

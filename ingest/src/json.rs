@@ -13,8 +13,10 @@
 //! * unknown fields ignored, `null` treated as absent, and fields that are zero
 //!   omitted (as exporters do for exponential-histogram `zeroCount`, `offset` …).
 //!
-//! The `opentelemetry-proto` crate's serde support is not used: it requires exact
-//! key casing and rejects `"asInt": "42"` style values in several places.
+//! The `opentelemetry-proto` crate's serde support is not used: it reads neither
+//! snake_case keys nor enum names (a test in `smolder/src/loadgen.rs` pins this
+//! down). Doubles are parsed with `serde_json`'s `float_roundtrip`, so a value
+//! survives JSON exactly.
 //! Errors name the JSON path of the offending value, e.g.
 //! `resourceSpans[0].scopeSpans[0].spans[2].traceId: invalid hex`.
 

@@ -18,6 +18,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use futures::StreamExt as _;
 use smolder_common::{Table, TableSource};
 
 pub use table::SourceTable;
@@ -134,9 +135,18 @@ impl QueryEngine {
         let run = async {
             let df = self.ctx.sql_with_options(sql, options).await?;
             let schema = Arc::clone(df.schema().inner());
-            // One row past the limit tells whether the result was cut off.
-            let df = df.limit(0, Some(max_rows + 1))?;
-            let batches = df.collect().await?;
+            // Stream the result and stop one row past the limit: that row tells
+            // whether the result was cut off, and the rest is never computed.
+            let mut stream = df.execute_stream().await?;
+            let (mut batches, mut rows) = (Vec::new(), 0);
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                rows += batch.num_rows();
+                batches.push(batch);
+                if rows > max_rows {
+                    break;
+                }
+            }
             Ok::<_, DataFusionError>((schema, batches))
         };
         let (schema, batches) = tokio::time::timeout(self.limits.timeout, run)

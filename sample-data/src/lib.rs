@@ -139,38 +139,28 @@ impl Generator {
     /// generation where batch sizes must be exact. The clock advances by one
     /// millisecond per trace.
     pub fn spans(&mut self, count: usize) -> ExportTraceServiceRequest {
-        let mut out = model::Batch::default();
-        while out.span_count() < count {
-            let start = self.clock_ns;
-            self.clock_ns += 1_000_000;
-            model::simulate_request(
-                &mut self.rng,
-                start,
-                self.incident,
-                &mut out,
-                &mut self.metrics,
-            );
-        }
+        let mut out = self.requests_until(|b| b.span_count() >= count);
         out.truncate_spans(count);
         out.into_telemetry().traces
     }
 
     /// Exactly `count` log records (from whole requests, the last cut short).
     pub fn logs(&mut self, count: usize) -> ExportLogsServiceRequest {
-        let mut out = model::Batch::default();
-        while out.log_count() < count {
-            let start = self.clock_ns;
-            self.clock_ns += 1_000_000;
-            model::simulate_request(
-                &mut self.rng,
-                start,
-                self.incident,
-                &mut out,
-                &mut self.metrics,
-            );
-        }
+        let mut out = self.requests_until(|b| b.log_count() >= count);
         out.truncate_logs(count);
         out.into_telemetry().logs
+    }
+
+    /// Simulates requests one millisecond apart until `done` holds.
+    fn requests_until(&mut self, done: impl Fn(&model::Batch) -> bool) -> model::Batch {
+        let mut out = model::Batch::default();
+        while !done(&out) {
+            let start = self.clock_ns;
+            self.clock_ns += 1_000_000;
+            let (rng, metrics) = (&mut self.rng, &mut self.metrics);
+            model::simulate_request(rng, start, self.incident, &mut out, metrics);
+        }
+        out
     }
 
     /// The services' metrics as of the clock: cumulative series report totals

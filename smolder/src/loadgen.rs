@@ -557,3 +557,64 @@ impl Decoder for RawCodec {
             .map_err(|e| tonic::Status::internal(format!("decoding the response: {e}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// loadgen's OTLP/JSON (the `opentelemetry-proto` serde encoding) must be
+    /// what the server's decoder reads back, item for item.
+    #[test]
+    fn json_bodies_decode_to_the_same_requests() {
+        let mut g = Generator::new(3, 1_700_000_000_000_000_000);
+        let traces = g.spans(64);
+        let body = encode(
+            &ExportRequest::Traces(traces.clone()),
+            Protocol::HttpJson,
+            Compression::None,
+        )
+        .unwrap();
+        assert_eq!(smolder_ingest::json::decode_traces(&body).unwrap(), traces);
+        let logs = g.logs(32);
+        let body = encode(
+            &ExportRequest::Logs(logs.clone()),
+            Protocol::HttpJson,
+            Compression::None,
+        )
+        .unwrap();
+        assert_eq!(smolder_ingest::json::decode_logs(&body).unwrap(), logs);
+        let _ = g.requests(200, 10_000_000_000);
+        let metrics = g.metrics();
+        let body = encode(
+            &ExportRequest::Metrics(metrics.clone()),
+            Protocol::HttpJson,
+            Compression::None,
+        )
+        .unwrap();
+        assert_eq!(
+            smolder_ingest::json::decode_metrics(&body).unwrap(),
+            metrics
+        );
+    }
+
+    /// Why the server has its own JSON decoder: the `opentelemetry-proto` serde
+    /// support does not accept everything the OTLP specification asks receivers
+    /// to accept. If this test starts failing, upstream has caught up.
+    #[test]
+    fn upstream_serde_is_stricter_than_the_specification() {
+        use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest as M;
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest as T;
+        let snake = r#"{"resource_spans":[{"scope_spans":[{"spans":[{"trace_id":"5b8efff798038103d269b633813fc60c","span_id":"eee19b7ec3c1b174"}]}]}]}"#;
+        let upstream = serde_json::from_str::<T>(snake);
+        assert!(
+            upstream.map_or(true, |r| r.resource_spans.is_empty()),
+            "upstream now reads snake_case keys"
+        );
+        let enum_name = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","kind":"SPAN_KIND_SERVER"}]}]}]}"#;
+        assert!(
+            serde_json::from_str::<T>(enum_name).is_err(),
+            "upstream now reads enum names"
+        );
+        let _ = serde_json::from_str::<M>("{}");
+    }
+}

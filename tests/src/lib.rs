@@ -57,6 +57,11 @@ impl Server {
     /// Starts `smolder serve` on loopback port 0 for every listener, with
     /// `extra` arguments appended.
     pub fn start(extra: &[&str]) -> Self {
+        Self::start_with_env(extra, &[])
+    }
+
+    /// Like [`Server::start`], with environment variables set for the server.
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Self {
         let data_dir = tempfile::tempdir().expect("temporary data dir");
         let mut child = Command::new(smolder_bin())
             .arg("serve")
@@ -66,6 +71,7 @@ impl Server {
             .arg("--data-dir")
             .arg(data_dir.path())
             .args(extra)
+            .envs(env.iter().copied())
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),

@@ -245,12 +245,7 @@ impl Builders {
                     if !self.append_common(c, rejections) {
                         continue;
                     }
-                    self.value.append_null();
-                    self.value_int.append_null();
-                    self.count.append_value(p.count);
-                    self.sum.append_option(p.sum);
-                    self.min.append_option(p.min);
-                    self.max.append_option(p.max);
+                    self.append_distribution(p.count, p.sum, p.min, p.max);
                     self.bucket_bounds.values().append_slice(&p.explicit_bounds);
                     self.bucket_bounds.append(true);
                     self.bucket_counts.values().append_slice(&p.bucket_counts);
@@ -274,12 +269,7 @@ impl Builders {
                     if !self.append_common(c, rejections) {
                         continue;
                     }
-                    self.value.append_null();
-                    self.value_int.append_null();
-                    self.count.append_value(p.count);
-                    self.sum.append_option(p.sum);
-                    self.min.append_option(p.min);
-                    self.max.append_option(p.max);
+                    self.append_distribution(p.count, p.sum, p.min, p.max);
                     self.bucket_bounds.append_null();
                     self.bucket_counts.append_null();
                     self.exp_scale.append_value(p.scale);
@@ -317,12 +307,7 @@ impl Builders {
                     if !self.append_common(c, rejections) {
                         continue;
                     }
-                    self.value.append_null();
-                    self.value_int.append_null();
-                    self.count.append_value(p.count);
-                    self.sum.append_value(p.sum);
-                    self.min.append_null();
-                    self.max.append_null();
+                    self.append_distribution(p.count, Some(p.sum), None, None);
                     self.bucket_bounds.append_null();
                     self.bucket_counts.append_null();
                     self.append_no_exponential();
@@ -367,6 +352,22 @@ impl Builders {
         self.bucket_counts.append_null();
         self.append_no_exponential();
         push_offset(&mut self.quantile_offsets, 0);
+    }
+
+    /// The value columns of a histogram, exponential histogram or summary point.
+    fn append_distribution(
+        &mut self,
+        count: u64,
+        sum: Option<f64>,
+        min: Option<f64>,
+        max: Option<f64>,
+    ) {
+        self.value.append_null();
+        self.value_int.append_null();
+        self.count.append_value(count);
+        self.sum.append_option(sum);
+        self.min.append_option(min);
+        self.max.append_option(max);
     }
 
     fn append_no_exponential(&mut self) {

@@ -1,0 +1,194 @@
+//! The HTTP API and the command line of the real binary: SQL answers and
+//! errors, Arrow IPC, health checks, `--help` and configuration files.
+
+use std::io::Cursor;
+use std::process::Command;
+
+use datafusion::arrow::ipc::reader::StreamReader;
+use serde_json::json;
+use smolder_tests::{Server, http_request, repo_root, smolder_bin};
+
+#[test]
+fn sql_answers_json_and_bad_sql_is_a_400_with_datafusion_s_message() {
+    let server = Server::start(&[]);
+    let answer = server.sql("SELECT 1 AS one, 'a' AS letter");
+    assert_eq!(
+        answer["columns"],
+        json!([{"name": "one", "type": "Int64"}, {"name": "letter", "type": "Utf8"}])
+    );
+    assert_eq!(answer["rows"], json!([[1, "a"]]));
+    assert_eq!(answer["truncated"], json!(false));
+
+    let (status, body) = server.sql_status("SELECT no_such_column FROM spans");
+    assert_eq!(status, 400);
+    assert!(
+        body["error"].as_str().unwrap().contains("no_such_column"),
+        "{body}"
+    );
+    let (status, body) = server.sql_status("DROP TABLE spans");
+    assert_eq!(status, 400);
+    assert!(
+        body["error"].as_str().unwrap().contains("read-only"),
+        "{body}"
+    );
+    let (status, _) = http_request(
+        server.http,
+        "POST",
+        "/api/v1/sql",
+        &[("content-type", "application/json")],
+        b"{\"query\":1}",
+    );
+    assert_eq!(status, 422, "a body without `sql` is refused");
+    // The server is still there.
+    assert_eq!(server.scalar("SELECT 2"), json!(2));
+}
+
+#[test]
+fn sql_answers_arrow_ipc_on_request() {
+    let server = Server::start(&[]);
+    let body = json!({"sql": "SELECT * FROM generate_series(1, 3)"}).to_string();
+    let (status, _) = http_request(
+        server.http,
+        "POST",
+        "/api/v1/sql",
+        &[
+            ("content-type", "application/json"),
+            ("accept", "application/vnd.apache.arrow.stream"),
+        ],
+        body.as_bytes(),
+    );
+    assert_eq!(status, 200);
+    // The helper returns text; fetch the raw bytes over a plain socket instead.
+    let bytes = raw_post(&server, &body);
+    let reader = StreamReader::try_new(Cursor::new(bytes), None).unwrap();
+    let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(rows, 3);
+}
+
+fn raw_post(server: &Server, body: &str) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(server.http).unwrap();
+    write!(
+        s,
+        "POST /api/v1/sql HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\n\
+         accept: application/vnd.apache.arrow.stream\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    assert!(
+        head.contains("content-type: application/vnd.apache.arrow.stream"),
+        "{head}"
+    );
+    assert!(
+        head.contains("content-length"),
+        "expected a sized body: {head}"
+    );
+    raw[split + 4..].to_vec()
+}
+
+#[test]
+fn health_and_metrics_endpoints() {
+    let server = Server::start(&[]);
+    assert_eq!(
+        http_request(server.http, "GET", "/healthz", &[], b"").0,
+        200
+    );
+    assert_eq!(http_request(server.http, "GET", "/readyz", &[], b"").0, 200);
+    let (status, text) = http_request(server.http, "GET", "/metrics", &[], b"");
+    assert_eq!(status, 200);
+    for metric in [
+        "smolder_buffer_bytes",
+        "smolder_buffer_limit_bytes 1073741824",
+        "smolder_build_info",
+        "# EOF",
+    ] {
+        assert!(
+            text.contains(metric),
+            "{metric} missing from /metrics:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn help_documents_every_option_with_its_environment_variable() {
+    let out = Command::new(smolder_bin())
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for (flag, env) in [
+        ("--config", "SMOLDER_CONFIG"),
+        ("--data-dir", "SMOLDER_DATA_DIR"),
+        ("--otlp-grpc-addr", "SMOLDER_OTLP_GRPC_ADDR"),
+        ("--otlp-http-addr", "SMOLDER_OTLP_HTTP_ADDR"),
+        ("--http-addr", "SMOLDER_HTTP_ADDR"),
+        ("--max-request-size", "SMOLDER_MAX_REQUEST_SIZE"),
+        ("--buffer-limit", "SMOLDER_BUFFER_LIMIT"),
+        ("--retry-after", "SMOLDER_RETRY_AFTER"),
+        ("--query-max-rows", "SMOLDER_QUERY_MAX_ROWS"),
+        ("--query-timeout", "SMOLDER_QUERY_TIMEOUT"),
+        ("--query-memory-limit", "SMOLDER_QUERY_MEMORY_LIMIT"),
+        ("--log-format", "SMOLDER_LOG_FORMAT"),
+    ] {
+        assert!(
+            help.contains(flag) && help.contains(env),
+            "{flag} / {env} missing from --help:\n{help}"
+        );
+    }
+    for sub in ["demo", "loadgen"] {
+        let out = Command::new(smolder_bin())
+            .args([sub, "--help"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{sub} --help");
+    }
+}
+
+#[test]
+fn the_example_config_runs_and_flags_override_it() {
+    let example = repo_root().join("smolder.example.toml");
+    let server = Server::start(&[
+        "--config",
+        example.to_str().unwrap(),
+        "--query-max-rows",
+        "2",
+    ]);
+    let answer = server.sql("SELECT * FROM generate_series(1, 10)");
+    assert_eq!(answer["row_count"], json!(2));
+    assert_eq!(answer["truncated"], json!(true));
+}
+
+#[test]
+fn environment_variables_override_the_file_and_bad_files_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[query]\nmax_rowz = 3\n").unwrap();
+    let out = Command::new(smolder_bin())
+        .args([
+            "serve",
+            "--config",
+            bad.to_str().unwrap(),
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("max_rowz"), "{stderr}");
+
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "[query]\nmax_rows = 3\n").unwrap();
+    let server = Server::start_with_env(
+        &["--config", good.to_str().unwrap()],
+        &[("SMOLDER_QUERY_MAX_ROWS", "4")],
+    );
+    assert_eq!(
+        server.sql("SELECT * FROM generate_series(1, 10)")["row_count"],
+        json!(4)
+    );
+}
