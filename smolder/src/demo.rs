@@ -63,7 +63,8 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("Press Ctrl-C to stop.");
 
     let traffic = tokio::spawn(drive(args.clone(), addrs.otlp_http));
-    let stop = async {
+    let traffic_stop = traffic.abort_handle();
+    let stop = async move {
         match args.duration {
             Some(d) => {
                 tokio::select! {
@@ -73,10 +74,10 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
             }
             None => serve::shutdown_signal().await,
         }
+        // Stop the traffic before the server, so no export meets a closed port.
+        traffic_stop.abort();
     };
-    let result = running.run_until(stop, Duration::from_secs(5)).await;
-    traffic.abort();
-    result
+    running.run_until(stop, Duration::from_secs(5)).await
 }
 
 /// Sends one second of generated traffic every second, metrics every 10 s.
