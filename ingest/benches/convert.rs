@@ -18,14 +18,7 @@ const ITEMS: usize = 512;
 
 fn metrics_request(g: &mut Generator) -> ExportMetricsServiceRequest {
     let _ = g.requests(2_000, 60_000_000_000);
-    let mut request = g.metrics();
-    while ExportRequest::Metrics(request.clone()).item_count() < ITEMS as u64 {
-        g.set_clock(g.clock() + 10_000_000_000);
-        request
-            .resource_metrics
-            .extend(g.metrics().resource_metrics);
-    }
-    request
+    g.metric_points(ITEMS)
 }
 
 fn bench(c: &mut Criterion) {

@@ -169,6 +169,35 @@ impl Generator {
         self.metrics.export(self.clock_ns, &mut self.rng)
     }
 
+    /// Metric exports 10 s apart, concatenated until they hold at least
+    /// `points` data points (for load generation and benchmarks).
+    pub fn metric_points(&mut self, points: usize) -> ExportMetricsServiceRequest {
+        use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+        let count = |r: &ExportMetricsServiceRequest| -> usize {
+            r.resource_metrics
+                .iter()
+                .flat_map(|r| &r.scope_metrics)
+                .flat_map(|s| &s.metrics)
+                .map(|m| match &m.data {
+                    Some(Data::Gauge(g)) => g.data_points.len(),
+                    Some(Data::Sum(s)) => s.data_points.len(),
+                    Some(Data::Histogram(h)) => h.data_points.len(),
+                    Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+                    Some(Data::Summary(s)) => s.data_points.len(),
+                    None => 0,
+                })
+                .sum()
+        };
+        let mut request = self.metrics();
+        while count(&request) < points {
+            self.clock_ns += 10_000_000_000;
+            request
+                .resource_metrics
+                .extend(self.metrics().resource_metrics);
+        }
+        request
+    }
+
     /// Simulates a restart of `service`: its cumulative series start again from
     /// zero with a new start time (a counter reset).
     pub fn restart_service(&mut self, service: &str) {

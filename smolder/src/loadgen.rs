@@ -131,16 +131,7 @@ fn generate(generator: &mut Generator, signal: Signal, size: usize) -> ExportReq
     match signal {
         Signal::Traces => ExportRequest::Traces(generator.spans(size)),
         Signal::Logs => ExportRequest::Logs(generator.logs(size)),
-        Signal::Metrics => {
-            let mut request = generator.metrics();
-            while ExportRequest::Metrics(request.clone()).item_count() < size as u64 {
-                generator.set_clock(generator.clock() + 10_000_000_000);
-                request
-                    .resource_metrics
-                    .extend(generator.metrics().resource_metrics);
-            }
-            ExportRequest::Metrics(request)
-        }
+        Signal::Metrics => ExportRequest::Metrics(generator.metric_points(size)),
     }
 }
 
