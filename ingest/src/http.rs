@@ -16,13 +16,13 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+    ExportLogsPartialSuccess, ExportLogsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    ExportMetricsPartialSuccess, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
 use prost::Message;
 use smolder_common::Table;
@@ -148,8 +148,10 @@ async fn receive(
         DecompressError::TooLarge { limit } => IngestError::TooLarge { limit },
         corrupt => IngestError::Malformed(corrupt.to_string()),
     })?;
-    let request = decode(table, format, &body)?;
-    ingestor.ingest(&request, format.transport())
+    match format {
+        Format::Protobuf => ingestor.ingest_protobuf(table, &body, format.transport()),
+        Format::Json => ingestor.ingest(&decode_json(table, &body)?, format.transport()),
+    }
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, IngestError> {
@@ -164,36 +166,14 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, IngestError> {
     }
 }
 
-fn decode(table: Table, format: Format, body: &[u8]) -> Result<ExportRequest, IngestError> {
-    let malformed = |e: &dyn std::fmt::Display| {
-        let what = match format {
-            Format::Protobuf => "protobuf",
-            Format::Json => "JSON",
-        };
-        IngestError::Malformed(format!(
-            "invalid OTLP {what} {} request: {e}",
-            table.signal()
-        ))
+fn decode_json(table: Table, body: &[u8]) -> Result<ExportRequest, IngestError> {
+    let malformed = |e: json::JsonError| {
+        IngestError::Malformed(format!("invalid OTLP JSON {} request: {e}", table.signal()))
     };
-    Ok(match (table, format) {
-        (Table::Spans, Format::Protobuf) => ExportRequest::Traces(
-            ExportTraceServiceRequest::decode(body).map_err(|e| malformed(&e))?,
-        ),
-        (Table::Logs, Format::Protobuf) => {
-            ExportRequest::Logs(ExportLogsServiceRequest::decode(body).map_err(|e| malformed(&e))?)
-        }
-        (Table::Metrics, Format::Protobuf) => ExportRequest::Metrics(
-            ExportMetricsServiceRequest::decode(body).map_err(|e| malformed(&e))?,
-        ),
-        (Table::Spans, Format::Json) => {
-            ExportRequest::Traces(json::decode_traces(body).map_err(|e| malformed(&e))?)
-        }
-        (Table::Logs, Format::Json) => {
-            ExportRequest::Logs(json::decode_logs(body).map_err(|e| malformed(&e))?)
-        }
-        (Table::Metrics, Format::Json) => {
-            ExportRequest::Metrics(json::decode_metrics(body).map_err(|e| malformed(&e))?)
-        }
+    Ok(match table {
+        Table::Spans => ExportRequest::Traces(json::decode_traces(body).map_err(malformed)?),
+        Table::Logs => ExportRequest::Logs(json::decode_logs(body).map_err(malformed)?),
+        Table::Metrics => ExportRequest::Metrics(json::decode_metrics(body).map_err(malformed)?),
     })
 }
 

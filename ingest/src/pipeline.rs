@@ -8,10 +8,11 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use prost::Message;
 use smolder_common::Table;
 
 use crate::buffer::Buffer;
-use crate::convert::{self, Converted};
+use crate::convert::{self, ConvertError, Converted};
 use crate::telemetry::{IngestMetrics, Outcome, RejectReason, Transport};
 
 /// A decoded export request of any signal.
@@ -26,6 +27,25 @@ pub enum ExportRequest {
 }
 
 impl ExportRequest {
+    /// Decodes the protobuf export request of `table`'s signal.
+    pub fn decode_protobuf(table: Table, body: &[u8]) -> Result<Self, IngestError> {
+        let malformed = |e: prost::DecodeError| {
+            IngestError::Malformed(format!(
+                "invalid OTLP protobuf {} request: {e}",
+                table.signal()
+            ))
+        };
+        Ok(match table {
+            Table::Spans => {
+                Self::Traces(ExportTraceServiceRequest::decode(body).map_err(malformed)?)
+            }
+            Table::Logs => Self::Logs(ExportLogsServiceRequest::decode(body).map_err(malformed)?),
+            Table::Metrics => {
+                Self::Metrics(ExportMetricsServiceRequest::decode(body).map_err(malformed)?)
+            }
+        })
+    }
+
     /// The table this request's items land in.
     pub fn table(&self) -> Table {
         match self {
@@ -185,6 +205,26 @@ impl Ingestor {
         Ok(())
     }
 
+    /// Converts and buffers an export given as protobuf bytes. Traces are
+    /// converted straight from the bytes; logs and metrics are decoded first.
+    pub fn ingest_protobuf(
+        &self,
+        table: Table,
+        body: &[u8],
+        transport: Transport,
+    ) -> Result<ExportResult, IngestError> {
+        if table != Table::Spans {
+            return self.ingest(&ExportRequest::decode_protobuf(table, body)?, transport);
+        }
+        let converted = convert::spans_protobuf(body).map_err(|e| match e {
+            ConvertError::Malformed(e) => {
+                IngestError::Malformed(format!("invalid OTLP protobuf traces request: {e}"))
+            }
+            ConvertError::Arrow(e) => IngestError::Internal(format!("converting to Arrow: {e}")),
+        })?;
+        self.store(table, converted, transport)
+    }
+
     /// Converts and buffers a decoded export.
     pub fn ingest(
         &self,
@@ -193,11 +233,21 @@ impl Ingestor {
     ) -> Result<ExportResult, IngestError> {
         let table = request.table();
         let converted: Converted = match request {
-            ExportRequest::Traces(r) => convert::spans(r),
-            ExportRequest::Logs(r) => convert::logs(r),
-            ExportRequest::Metrics(r) => convert::metrics(r),
+            ExportRequest::Traces(r) => convert::spans(r).map_err(|e| e.to_string()),
+            ExportRequest::Logs(r) => convert::logs(r).map_err(|e| e.to_string()),
+            ExportRequest::Metrics(r) => convert::metrics(r).map_err(|e| e.to_string()),
         }
         .map_err(|e| IngestError::Internal(format!("converting to Arrow: {e}")))?;
+        self.store(table, converted, transport)
+    }
+
+    /// Buffers converted items and counts them.
+    fn store(
+        &self,
+        table: Table,
+        converted: Converted,
+        transport: Transport,
+    ) -> Result<ExportResult, IngestError> {
         let signal = table.signal();
         if let Some(batch) = converted.batch
             && let Err(full) = self.buffer.append(table, batch)

@@ -16,6 +16,13 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogFormat, ServeArgs};
 
+/// Ingest allocates and frees many small objects per request (decoded protobuf
+/// messages, Arrow builders) across threads; glibc's allocator spent close to
+/// half of the server's CPU on that under load (see BENCHMARKS.md), mimalloc a
+/// small fraction.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// smolder: OpenTelemetry ingest, SQL over traces, logs and metrics, and SLO
 /// alerting.
 #[derive(Debug, Parser)]

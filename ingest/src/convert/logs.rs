@@ -79,7 +79,7 @@ impl Builders {
             span_id: StringBuilder::new(),
             flags: UInt32Builder::new(),
             attributes: AttributeBuilder::new(),
-            rs: ResourceScope::new(),
+            rs: ResourceScope::with_capacity(0),
         }
     }
 

@@ -153,7 +153,7 @@ impl Builders {
             exemplar_span_id: StringBuilder::new(),
             exemplar_attributes: AttributeBuilder::new(),
             attributes: AttributeBuilder::new(),
-            rs: ResourceScope::new(),
+            rs: ResourceScope::with_capacity(0),
         }
     }
 

@@ -14,25 +14,41 @@ mod attributes;
 mod logs;
 mod metrics;
 mod spans;
+mod wire;
 
 use std::fmt::Write as _;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, StringBuilder, StringDictionaryBuilder, TimestampNanosecondBuilder, UInt32Array,
+    Array, ArrayRef, AsArray, ListArray, MapArray, StringArray, StringBuilder,
+    StringDictionaryBuilder, StructArray, TimestampNanosecondBuilder, UInt32Array,
 };
+use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::compute::take;
-use datafusion::arrow::datatypes::Int32Type;
+use datafusion::arrow::datatypes::{DataType, Int32Type};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
-use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
 pub(crate) use self::attributes::AttributeBuilder;
+use self::attributes::Val;
 pub use self::attributes::{any_value_text, any_value_type};
 pub use self::logs::logs;
 pub use self::metrics::metrics;
-pub use self::spans::spans;
+pub use self::spans::{spans, spans_protobuf};
+pub use self::wire::WireError;
+
+/// Why a request could not be converted.
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    /// The protobuf bytes are not a valid request.
+    #[error("{0}")]
+    Malformed(#[from] WireError),
+    /// Arrow refused the columns (a bug, not a client error).
+    #[error("building Arrow columns: {0}")]
+    Arrow(#[from] ArrowError),
+}
 
 /// The result of converting one export request.
 #[derive(Debug)]
@@ -159,7 +175,8 @@ pub(crate) struct ResourceScopeColumns {
 }
 
 impl ResourceScope {
-    pub(crate) fn new() -> Self {
+    /// Columns for a request of about `rows` rows.
+    pub(crate) fn with_capacity(rows: usize) -> Self {
         Self {
             service_name: StringDictionaryBuilder::new(),
             resource_attributes: AttributeBuilder::new(),
@@ -170,43 +187,78 @@ impl ResourceScope {
             scope_schema_url: StringDictionaryBuilder::new(),
             resource_count: 0,
             scope_count: 0,
-            row_resource: Vec::new(),
-            row_scope: Vec::new(),
+            row_resource: Vec::with_capacity(rows),
+            row_scope: Vec::with_capacity(rows),
         }
     }
 
     /// Starts a new resource; rows added afterwards belong to it.
     pub(crate) fn push_resource(&mut self, resource: Option<&Resource>, schema_url: &str) {
-        let attributes: &[KeyValue] = resource.map_or(&[], |r| &r.attributes);
+        let attributes: Vec<_> = resource
+            .map_or(&[][..], |r| &r.attributes)
+            .iter()
+            .map(|kv| (kv.key.as_str(), Val::from_any(kv.value.as_ref())))
+            .collect();
+        let dropped = resource.map_or(0, |r| r.dropped_attributes_count);
+        self.push_resource_entries(&attributes, dropped, schema_url);
+    }
+
+    /// Starts a new resource given as its attributes.
+    pub(crate) fn push_resource_entries(
+        &mut self,
+        attributes: &[(&str, Val<'_>)],
+        dropped: u32,
+        schema_url: &str,
+    ) {
         let service = attributes
             .iter()
-            .find(|kv| kv.key == "service.name")
-            .and_then(|kv| kv.value.as_ref());
+            .find(|(key, _)| *key == "service.name")
+            .map(|(_, value)| value);
         match service {
-            Some(v) => {
+            Some(Val::Str(name)) => self.service_name.append_value(name),
+            // The SDK specification's default when a service sets no name.
+            None | Some(Val::Empty) => self.service_name.append_value("unknown_service"),
+            Some(other) => {
                 let mut text = String::new();
-                let _ = write!(text, "{}", attributes::Text(v));
+                let _ = write!(text, "{other}");
                 self.service_name.append_value(&text);
             }
-            // The SDK specification's default when a service sets no name.
-            None => self.service_name.append_value("unknown_service"),
         }
-        self.resource_attributes.append(
-            attributes,
-            resource.map_or(0, |r| r.dropped_attributes_count),
-        );
+        self.resource_attributes
+            .append_entries(attributes.iter().copied(), dropped);
         append_dict_or_null(&mut self.resource_schema_url, schema_url);
         self.resource_count += 1;
     }
 
     /// Starts a new scope within the current resource.
     pub(crate) fn push_scope(&mut self, scope: Option<&InstrumentationScope>, schema_url: &str) {
-        append_dict_or_null(&mut self.scope_name, scope.map_or("", |s| &s.name));
-        append_dict_or_null(&mut self.scope_version, scope.map_or("", |s| &s.version));
-        self.scope_attributes.append(
-            scope.map_or(&[], |s| &s.attributes),
+        let attributes: Vec<_> = scope
+            .map_or(&[][..], |s| &s.attributes)
+            .iter()
+            .map(|kv| (kv.key.as_str(), Val::from_any(kv.value.as_ref())))
+            .collect();
+        self.push_scope_entries(
+            scope.map_or("", |s| &s.name),
+            scope.map_or("", |s| &s.version),
+            &attributes,
             scope.map_or(0, |s| s.dropped_attributes_count),
+            schema_url,
         );
+    }
+
+    /// Starts a new scope given as its parts.
+    pub(crate) fn push_scope_entries(
+        &mut self,
+        name: &str,
+        version: &str,
+        attributes: &[(&str, Val<'_>)],
+        dropped: u32,
+        schema_url: &str,
+    ) {
+        append_dict_or_null(&mut self.scope_name, name);
+        append_dict_or_null(&mut self.scope_version, version);
+        self.scope_attributes
+            .append_entries(attributes.iter().copied(), dropped);
         append_dict_or_null(&mut self.scope_schema_url, schema_url);
         self.scope_count += 1;
     }
@@ -226,14 +278,14 @@ impl ResourceScope {
         let [r_attrs, r_types, r_dropped] = self.resource_attributes.finish();
         let [s_attrs, s_types, s_dropped] = self.scope_attributes.finish();
         let trailing = vec![
-            expand(r_attrs, &by_resource)?,
-            expand(r_types, &by_resource)?,
+            take_string_map(&r_attrs, by_resource.values())?,
+            take_string_map(&r_types, by_resource.values())?,
             expand(r_dropped, &by_resource)?,
             expand(Arc::new(self.resource_schema_url.finish()), &by_resource)?,
             expand(Arc::new(self.scope_name.finish()), &by_scope)?,
             expand(Arc::new(self.scope_version.finish()), &by_scope)?,
-            expand(s_attrs, &by_scope)?,
-            expand(s_types, &by_scope)?,
+            take_string_map(&s_attrs, by_scope.values())?,
+            take_string_map(&s_types, by_scope.values())?,
             expand(s_dropped, &by_scope)?,
             expand(Arc::new(self.scope_schema_url.finish()), &by_scope)?,
         ];
@@ -244,19 +296,107 @@ impl ResourceScope {
     }
 }
 
+/// `take` for a `Map<Utf8, Utf8>` column: the rows at `index`, in order.
+///
+/// Arrow's generic `take` copies nested types one element at a time; resource
+/// attributes are repeated for every row of a request, so this copies each
+/// picked row's keys and values as two contiguous byte ranges instead.
+fn take_string_map(array: &ArrayRef, index: &[u32]) -> Result<ArrayRef, ArrowError> {
+    let map = array.as_map();
+    let keys = map.keys().as_string::<i32>();
+    let values = map.values().as_string::<i32>();
+    let offsets = map.value_offsets();
+    let row = |i: u32| {
+        let i = i as usize;
+        (offsets[i] as usize, offsets[i + 1] as usize)
+    };
+    let entries: usize = index.iter().map(|&i| row(i).1 - row(i).0).sum();
+    let mut map_offsets = Vec::with_capacity(index.len() + 1);
+    map_offsets.push(0i32);
+    let mut new_keys = StringColumn::with_capacity(entries);
+    let mut new_values = StringColumn::with_capacity(entries);
+    let mut value_valid = Vec::with_capacity(if values.null_count() > 0 { entries } else { 0 });
+    for &i in index {
+        let (start, end) = row(i);
+        new_keys.extend_from(keys, start, end);
+        new_values.extend_from(values, start, end);
+        if values.null_count() > 0 {
+            value_valid.extend((start..end).map(|j| values.is_valid(j)));
+        }
+        let last = *map_offsets.last().expect("starts with 0");
+        map_offsets.push(last + i32::try_from(end - start).expect("map fits in i32 offsets"));
+    }
+    let value_nulls = (values.null_count() > 0).then(|| NullBuffer::from(value_valid));
+    let (entry_fields, _, _) = map.entries().clone().into_parts();
+    let entries = StructArray::try_new(
+        entry_fields,
+        vec![
+            Arc::new(new_keys.finish(None)?) as ArrayRef,
+            Arc::new(new_values.finish(value_nulls)?),
+        ],
+        None,
+    )?;
+    let map_nulls = map
+        .nulls()
+        .map(|nulls| NullBuffer::from_iter(index.iter().map(|&i| nulls.is_valid(i as usize))));
+    let DataType::Map(entry_field, ordered) = map.data_type() else {
+        unreachable!("as_map checked the type");
+    };
+    Ok(Arc::new(MapArray::try_new(
+        Arc::clone(entry_field),
+        OffsetBuffer::new(map_offsets.into()),
+        entries,
+        map_nulls,
+        *ordered,
+    )?))
+}
+
+/// The offsets and bytes of a string column under construction.
+struct StringColumn {
+    offsets: Vec<i32>,
+    data: Vec<u8>,
+}
+
+impl StringColumn {
+    fn with_capacity(items: usize) -> Self {
+        let mut offsets = Vec::with_capacity(items + 1);
+        offsets.push(0);
+        Self {
+            offsets,
+            data: Vec::new(),
+        }
+    }
+
+    /// Appends the strings `start..end` of `source`.
+    fn extend_from(&mut self, source: &StringArray, start: usize, end: usize) {
+        let from = source.value_offsets();
+        let base =
+            i32::try_from(self.data.len()).expect("column fits in i32 offsets") - from[start];
+        self.offsets
+            .extend(from[start + 1..=end].iter().map(|offset| offset + base));
+        self.data
+            .extend_from_slice(&source.value_data()[from[start] as usize..from[end] as usize]);
+    }
+
+    fn finish(self, nulls: Option<NullBuffer>) -> Result<StringArray, ArrowError> {
+        StringArray::try_new(
+            OffsetBuffer::new(self.offsets.into()),
+            self.data.into(),
+            nulls,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests;
 
 /// Builds a list column from row offsets and the flattened items, with the item
 /// field taken from the column's type in the table schema.
 pub(crate) fn list_column(
-    column_type: &datafusion::arrow::datatypes::DataType,
+    column_type: &DataType,
     offsets: Vec<i32>,
     items: ArrayRef,
 ) -> Result<ArrayRef, ArrowError> {
-    use datafusion::arrow::array::ListArray;
-    use datafusion::arrow::buffer::OffsetBuffer;
-    use datafusion::arrow::datatypes::DataType;
     let DataType::List(item_field) = column_type else {
         return Err(ArrowError::SchemaError(format!(
             "expected a list column, found {column_type}"
@@ -272,29 +412,10 @@ pub(crate) fn list_column(
 
 /// A timestamp builder of the tables' timestamp type.
 pub(crate) fn timestamp_builder() -> TimestampNanosecondBuilder {
-    TimestampNanosecondBuilder::new().with_timezone("UTC")
+    timestamp_builder_with_capacity(0)
 }
 
-/// Reads an integer attribute that may have been sent as an int or as digits.
-pub(crate) fn int_value(
-    value: Option<&opentelemetry_proto::tonic::common::v1::AnyValue>,
-) -> Option<i64> {
-    use opentelemetry_proto::tonic::common::v1::any_value::Value;
-    match value?.value.as_ref()? {
-        Value::IntValue(i) => Some(*i),
-        Value::StringValue(s) => s.parse().ok(),
-        Value::DoubleValue(d) if d.fract() == 0.0 => Some(*d as i64),
-        _ => None,
-    }
-}
-
-/// Reads a string attribute.
-pub(crate) fn str_value(
-    value: Option<&opentelemetry_proto::tonic::common::v1::AnyValue>,
-) -> Option<&str> {
-    use opentelemetry_proto::tonic::common::v1::any_value::Value;
-    match value?.value.as_ref()? {
-        Value::StringValue(s) => Some(s),
-        _ => None,
-    }
+/// A timestamp builder of the tables' timestamp type with room for `n` values.
+pub(crate) fn timestamp_builder_with_capacity(n: usize) -> TimestampNanosecondBuilder {
+    TimestampNanosecondBuilder::with_capacity(n).with_timezone("UTC")
 }

@@ -359,3 +359,91 @@ fn generated_telemetry_converts() {
     assert!(l.accepted >= 10 && l.rejected == 0);
     assert!(m.accepted > 10 && m.rejected == 0);
 }
+
+#[test]
+fn take_string_map_matches_arrow_take() {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+    let kv = |k: &str, v: Option<&str>| KeyValue {
+        key: k.to_string(),
+        value: v.map(|v| AnyValue {
+            value: Some(Value::StringValue(v.to_string())),
+        }),
+        ..Default::default()
+    };
+    let mut builder = AttributeBuilder::new();
+    builder.append(&[kv("a", Some("1")), kv("b", None)], 0);
+    builder.append(&[], 0);
+    builder.append(
+        &[kv("service.name", Some("checkout")), kv("é", Some("ünï"))],
+        0,
+    );
+    let [map, _, _] = builder.finish();
+    let index = [2u32, 0, 0, 1, 2, 2, 0];
+    let ours = take_string_map(&map, &index).unwrap();
+    let arrows = take(&map, &UInt32Array::from(index.to_vec()), None).unwrap();
+    assert_eq!(ours.to_data(), arrows.to_data());
+    assert_eq!(ours.as_map().value(3).len(), 0);
+    assert_eq!(ours.as_map().value(1).column(1).null_count(), 1);
+    let empty = take_string_map(&map, &[]).unwrap();
+    assert_eq!(empty.len(), 0);
+}
+
+/// Protobuf field `number` with wire type 2 holding `payload`.
+fn length_delimited(number: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![number << 3 | 2];
+    let mut len = payload.len();
+    while len >= 0x80 {
+        out.push((len as u8) | 0x80);
+        len >>= 7;
+    }
+    out.push(len as u8);
+    out.extend_from_slice(payload);
+    out
+}
+
+#[test]
+fn spans_read_fields_in_any_order_and_skip_unknown_ones() {
+    use prost::Message;
+    let request = json::decode_traces(&fixture("traces.json")).unwrap();
+    let expected = spans(&request).unwrap().batch.unwrap();
+
+    // The same request with each ResourceSpans written schema_url first, then
+    // its scopes, then the resource, plus an unknown field — all legal protobuf.
+    let mut body = Vec::new();
+    for rs in &request.resource_spans {
+        let mut message = Vec::new();
+        message.extend(length_delimited(3, rs.schema_url.as_bytes()));
+        for ss in &rs.scope_spans {
+            message.extend(length_delimited(2, &ss.encode_to_vec()));
+        }
+        message.extend(length_delimited(9, b"unknown"));
+        message.extend(length_delimited(
+            1,
+            &rs.resource.clone().unwrap().encode_to_vec(),
+        ));
+        body.extend(length_delimited(1, &message));
+    }
+    let reordered = spans_protobuf(&body).unwrap().batch.unwrap();
+    assert_eq!(reordered, expected);
+}
+
+#[test]
+fn malformed_span_bytes_name_the_field() {
+    // ExportTraceServiceRequest { resource_spans { scope_spans { spans { name: 7 } } } }
+    // with the name sent as a varint instead of a string.
+    let span = [5 << 3, 7];
+    let body = length_delimited(1, &length_delimited(2, &length_delimited(2, &span)));
+    let err = spans_protobuf(&body).unwrap_err();
+    assert!(matches!(err, ConvertError::Malformed(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "Span.name: invalid wire type varint, expected length-delimited"
+    );
+    // A span name that is not UTF-8.
+    let span = length_delimited(5, &[0xc3, 0x28]);
+    let body = length_delimited(1, &length_delimited(2, &length_delimited(2, &span)));
+    assert_eq!(
+        spans_protobuf(&body).unwrap_err().to_string(),
+        "Span.name: string is not valid UTF-8"
+    );
+}
