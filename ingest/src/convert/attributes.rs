@@ -212,6 +212,10 @@ impl AttributeBuilder {
             match value {
                 Val::Str(s) => self.values.values().append_value(s),
                 Val::Empty => self.values.values().append_null(),
+                Val::Int(i) => self
+                    .values
+                    .values()
+                    .append_value(itoa::Buffer::new().format(i)),
                 other => {
                     let out = self.values.values();
                     let _ = write!(out, "{other}");

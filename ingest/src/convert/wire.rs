@@ -40,6 +40,8 @@ pub(crate) enum Field<'a> {
 }
 
 impl<'a> Field<'a> {
+    #[cold]
+    #[inline(never)]
     fn wrong_type(&self, message: &str, field: &str, want: &str) -> WireError {
         let found = match self {
             Self::Varint(_) => "varint",
@@ -53,6 +55,7 @@ impl<'a> Field<'a> {
     }
 
     /// A length-delimited field: bytes, string or message.
+    #[inline]
     pub(crate) fn bytes(self, message: &str, field: &str) -> Result<&'a [u8], WireError> {
         match self {
             Self::Bytes(b) => Ok(b),
@@ -60,11 +63,12 @@ impl<'a> Field<'a> {
         }
     }
 
+    #[inline]
     pub(crate) fn string(self, message: &str, field: &str) -> Result<&'a str, WireError> {
-        std::str::from_utf8(self.bytes(message, field)?)
-            .map_err(|_| WireError::new(format!("{message}.{field}: string is not valid UTF-8")))
+        std::str::from_utf8(self.bytes(message, field)?).map_err(|_| not_utf8(message, field))
     }
 
+    #[inline]
     pub(crate) fn varint(self, message: &str, field: &str) -> Result<u64, WireError> {
         match self {
             Self::Varint(v) => Ok(v),
@@ -73,10 +77,12 @@ impl<'a> Field<'a> {
     }
 
     /// An `int32`, `uint32` or enum field: prost keeps the low 32 bits.
+    #[inline]
     pub(crate) fn varint32(self, message: &str, field: &str) -> Result<u32, WireError> {
         Ok(self.varint(message, field)? as u32)
     }
 
+    #[inline]
     pub(crate) fn fixed64(self, message: &str, field: &str) -> Result<u64, WireError> {
         match self {
             Self::Fixed64(v) => Ok(v),
@@ -84,12 +90,19 @@ impl<'a> Field<'a> {
         }
     }
 
+    #[inline]
     pub(crate) fn fixed32(self, message: &str, field: &str) -> Result<u32, WireError> {
         match self {
             Self::Fixed32(v) => Ok(v),
             other => Err(other.wrong_type(message, field, "32-bit")),
         }
     }
+}
+
+#[cold]
+#[inline(never)]
+fn not_utf8(message: &str, field: &str) -> WireError {
+    WireError::new(format!("{message}.{field}: string is not valid UTF-8"))
 }
 
 /// Iterates over the fields of one message.
@@ -102,7 +115,24 @@ impl<'a> Reader<'a> {
         Self { buf }
     }
 
+    /// Reads a varint; tags and most lengths take one or two bytes.
+    #[inline]
     fn varint(&mut self) -> Result<u64, WireError> {
+        match *self.buf {
+            [b0, ref rest @ ..] if b0 < 0x80 => {
+                self.buf = rest;
+                Ok(u64::from(b0))
+            }
+            [b0, b1, ref rest @ ..] if b1 < 0x80 => {
+                self.buf = rest;
+                Ok(u64::from(b0 & 0x7f) | u64::from(b1) << 7)
+            }
+            _ => self.varint_slow(),
+        }
+    }
+
+    #[inline(never)]
+    fn varint_slow(&mut self) -> Result<u64, WireError> {
         let mut value = 0u64;
         for (i, &byte) in self.buf.iter().enumerate().take(10) {
             value |= u64::from(byte & 0x7f) << (7 * i);
@@ -123,9 +153,7 @@ impl<'a> Reader<'a> {
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
         if self.buf.len() < n {
-            return Err(WireError::new(
-                "buffer underflow: a field runs past its message",
-            ));
+            return Err(underflow());
         }
         let (head, tail) = self.buf.split_at(n);
         self.buf = tail;
@@ -133,15 +161,16 @@ impl<'a> Reader<'a> {
     }
 
     /// The next field number and value, or `None` at the end of the message.
+    #[inline]
     pub(crate) fn next_field(&mut self) -> Result<Option<(u32, Field<'a>)>, WireError> {
         if self.buf.is_empty() {
             return Ok(None);
         }
         let key = self.varint()?;
-        let number = u32::try_from(key >> 3)
-            .ok()
-            .filter(|n| (1..=0x1fff_ffff).contains(n))
-            .ok_or_else(|| WireError::new(format!("invalid field number {}", key >> 3)))?;
+        let number = match u32::try_from(key >> 3) {
+            Ok(n @ 1..=0x1fff_ffff) => n,
+            _ => return Err(bad_field_number(key)),
+        };
         let field = match key & 7 {
             0 => Field::Varint(self.varint()?),
             1 => Field::Fixed64(u64::from_le_bytes(
@@ -155,14 +184,35 @@ impl<'a> Reader<'a> {
             5 => Field::Fixed32(u32::from_le_bytes(
                 self.take(4)?.try_into().expect("took 4 bytes"),
             )),
-            3 | 4 => return Err(WireError::new("protobuf groups are not supported")),
-            other => return Err(WireError::new(format!("invalid wire type {other}"))),
+            other => return Err(bad_wire_type(other)),
         };
         Ok(Some((number, field)))
     }
 }
 
+#[cold]
+#[inline(never)]
+fn underflow() -> WireError {
+    WireError::new("buffer underflow: a field runs past its message")
+}
+
+#[cold]
+#[inline(never)]
+fn bad_field_number(key: u64) -> WireError {
+    WireError::new(format!("invalid field number {}", key >> 3))
+}
+
+#[cold]
+#[inline(never)]
+fn bad_wire_type(wire_type: u64) -> WireError {
+    match wire_type {
+        3 | 4 => WireError::new("protobuf groups are not supported"),
+        other => WireError::new(format!("invalid wire type {other}")),
+    }
+}
+
 /// Calls `f` with each field of `message`.
+#[inline]
 pub(crate) fn for_each_field<'a>(
     message: &'a [u8],
     mut f: impl FnMut(u32, Field<'a>) -> Result<(), WireError>,
@@ -175,6 +225,7 @@ pub(crate) fn for_each_field<'a>(
 }
 
 /// Reads a `KeyValue` message into its key and value.
+#[inline]
 pub(crate) fn key_value(message: &[u8]) -> Result<(&str, Val<'_>), WireError> {
     let (mut key, mut value) = ("", Val::Empty);
     for_each_field(message, |number, field| {
