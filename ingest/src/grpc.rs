@@ -173,7 +173,8 @@ fn export<S: Signal>(ingestor: &Ingestor, message: &[u8]) -> Result<S::Response,
         .record_bytes(table.signal(), Transport::Grpc, message.len());
     let result = ingestor
         .check_capacity()
-        .and_then(|()| ingestor.ingest_protobuf(table, message, Transport::Grpc));
+        .and_then(|()| ingestor.admit(message.len()))
+        .and_then(|_admitted| ingestor.ingest_protobuf(table, message, Transport::Grpc));
     ingestor.record(table, Transport::Grpc, started, &result);
     result.map(S::response).map_err(|e| {
         tracing::debug!(%table, error = %e, "gRPC export refused.");

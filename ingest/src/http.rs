@@ -148,6 +148,7 @@ async fn receive(
         DecompressError::TooLarge { limit } => IngestError::TooLarge { limit },
         corrupt => IngestError::Malformed(corrupt.to_string()),
     })?;
+    let _admitted = ingestor.admit(body.len())?;
     match format {
         Format::Protobuf => ingestor.ingest_protobuf(table, &body, format.transport()),
         Format::Json => ingestor.ingest(&decode_json(table, &body)?, format.transport()),

@@ -2,6 +2,7 @@
 //! capacity check → conversion to Arrow → append to the buffer → accounting.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -148,6 +149,10 @@ pub struct IngestLimits {
     pub max_request_bytes: usize,
     /// The `Retry-After` / RetryInfo delay suggested under backpressure.
     pub retry_after: Duration,
+    /// Decompressed bytes of the requests being decoded and converted at once;
+    /// more is refused as "unavailable". A single request larger than this is
+    /// still admitted when nothing else is in flight.
+    pub max_inflight_bytes: usize,
 }
 
 impl Default for IngestLimits {
@@ -155,7 +160,45 @@ impl Default for IngestLimits {
         Self {
             max_request_bytes: 64 << 20,
             retry_after: Duration::from_secs(1),
+            max_inflight_bytes: 256 << 20,
         }
+    }
+}
+
+/// Bytes of requests admitted for decoding and conversion, released when the
+/// [`Admitted`] guard is dropped.
+#[derive(Debug, Default)]
+struct InFlight {
+    bytes: AtomicUsize,
+}
+
+/// A request's share of the in-flight budget; dropping it gives the share back.
+#[derive(Debug)]
+#[must_use = "the budget is released when the guard is dropped"]
+pub struct Admitted<'a> {
+    in_flight: &'a InFlight,
+    bytes: usize,
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.in_flight.bytes.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+impl InFlight {
+    /// Takes `bytes` from a budget of `limit`, unless that would exceed it
+    /// while other requests are in flight.
+    fn admit(&self, bytes: usize, limit: usize) -> Option<Admitted<'_>> {
+        self.bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                (used == 0 || used.saturating_add(bytes) <= limit).then(|| used + bytes)
+            })
+            .ok()
+            .map(|_| Admitted {
+                in_flight: self,
+                bytes,
+            })
     }
 }
 
@@ -165,6 +208,7 @@ pub struct Ingestor {
     buffer: Arc<Buffer>,
     metrics: IngestMetrics,
     limits: IngestLimits,
+    in_flight: InFlight,
 }
 
 impl Ingestor {
@@ -174,6 +218,7 @@ impl Ingestor {
             buffer,
             metrics,
             limits,
+            in_flight: InFlight::default(),
         }
     }
 
@@ -203,6 +248,26 @@ impl Ingestor {
             )));
         }
         Ok(())
+    }
+
+    /// Admits a request of `bytes` (decompressed) for decoding and conversion,
+    /// or refuses it as "unavailable" when the in-flight budget is spent, so
+    /// that the memory of work in progress stays bounded under any load.
+    pub fn admit(&self, bytes: usize) -> Result<Admitted<'_>, IngestError> {
+        self.in_flight
+            .admit(bytes, self.limits.max_inflight_bytes)
+            .ok_or_else(|| {
+                self.unavailable(format!(
+                    "the server is overloaded: {} bytes of requests are already being processed; \
+                     retry later",
+                    self.limits.max_inflight_bytes
+                ))
+            })
+    }
+
+    /// Bytes of requests admitted and not yet finished.
+    pub fn in_flight_bytes(&self) -> usize {
+        self.in_flight.bytes.load(Ordering::Acquire)
     }
 
     /// Converts and buffers an export given as protobuf bytes. Traces are
@@ -299,5 +364,55 @@ impl Ingestor {
             outcome,
             started.elapsed().as_secs_f64(),
         );
+    }
+}
+
+#[cfg(test)]
+mod admission_tests {
+    use super::*;
+
+    #[test]
+    fn the_in_flight_budget_refuses_work_beyond_it_and_is_given_back() {
+        let budget = InFlight::default();
+        let first = budget.admit(60, 100).unwrap();
+        assert!(budget.admit(50, 100).is_none(), "60 + 50 exceeds 100");
+        let second = budget.admit(40, 100).unwrap();
+        drop(first);
+        assert_eq!(budget.bytes.load(Ordering::Acquire), 40);
+        drop(second);
+        assert_eq!(budget.bytes.load(Ordering::Acquire), 0);
+        // Alone, a request larger than the budget still runs; nothing joins it.
+        let big = budget.admit(500, 100).unwrap();
+        assert!(budget.admit(1, 100).is_none());
+        drop(big);
+        assert!(budget.admit(1, 100).is_some());
+    }
+
+    #[test]
+    fn an_exhausted_budget_answers_unavailable_with_the_retry_delay() {
+        let limits = IngestLimits {
+            max_inflight_bytes: 1000,
+            ..IngestLimits::default()
+        };
+        let ingestor = Ingestor::new(
+            Arc::new(Buffer::new(1 << 20)),
+            IngestMetrics::new(&mut prometheus_client::registry::Registry::default()),
+            limits,
+        );
+        let held = ingestor.admit(800).unwrap();
+        assert_eq!(ingestor.in_flight_bytes(), 800);
+        match ingestor.admit(300) {
+            Err(IngestError::Unavailable {
+                message,
+                retry_after,
+            }) => {
+                assert!(message.contains("1000 bytes of requests"), "{message}");
+                assert_eq!(retry_after, limits.retry_after);
+            }
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+        drop(held);
+        assert_eq!(ingestor.in_flight_bytes(), 0);
+        assert!(ingestor.admit(300).is_ok());
     }
 }

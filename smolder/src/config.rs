@@ -50,6 +50,11 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "SMOLDER_BUFFER_LIMIT", value_name = "BYTES")]
     pub(crate) buffer_limit: Option<ByteSize>,
 
+    /// Decompressed bytes of OTLP requests decoded and converted at once; more
+    /// load gets 503 / UNAVAILABLE with a retry delay [default: 256 MiB]
+    #[arg(long, env = "SMOLDER_MAX_INFLIGHT_BYTES", value_name = "BYTES")]
+    pub(crate) max_inflight_bytes: Option<ByteSize>,
+
     /// Retry delay suggested to clients under backpressure [default: 1s]
     #[arg(long, env = "SMOLDER_RETRY_AFTER", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub(crate) retry_after: Option<Duration>,
@@ -124,6 +129,8 @@ pub(crate) struct IngestSection {
     pub(crate) max_request_size: Option<ByteSize>,
     /// Memory for buffered telemetry.
     pub(crate) buffer_limit: Option<ByteSize>,
+    /// Bytes of requests being decoded and converted at once.
+    pub(crate) max_inflight_bytes: Option<ByteSize>,
     /// Retry delay suggested under backpressure.
     #[serde(default, with = "humantime_serde")]
     pub(crate) retry_after: Option<Duration>,
@@ -165,6 +172,8 @@ pub(crate) struct Config {
     pub(crate) max_request_size: u64,
     /// Buffer memory limit, in bytes.
     pub(crate) buffer_limit: u64,
+    /// In-flight request budget, in decompressed bytes.
+    pub(crate) max_inflight_bytes: u64,
     /// Retry delay under backpressure.
     pub(crate) retry_after: Duration,
     /// SQL row limit.
@@ -186,6 +195,7 @@ impl Default for Config {
             http_addr: "127.0.0.1:8080".parse().expect("valid address"),
             max_request_size: 64 << 20,
             buffer_limit: 1 << 30,
+            max_inflight_bytes: 256 << 20,
             retry_after: Duration::from_secs(1),
             query_max_rows: 10_000,
             query_timeout: Duration::from_secs(30),
@@ -246,6 +256,10 @@ impl Config {
                 .buffer_limit
                 .or(file.ingest.buffer_limit)
                 .map_or(d.buffer_limit, |b| b.as_u64()),
+            max_inflight_bytes: args
+                .max_inflight_bytes
+                .or(file.ingest.max_inflight_bytes)
+                .map_or(d.max_inflight_bytes, |b| b.as_u64()),
             retry_after: args
                 .retry_after
                 .or(file.ingest.retry_after)
@@ -274,6 +288,10 @@ impl Config {
         anyhow::ensure!(
             self.buffer_limit > 0,
             "ingest.buffer_limit must be positive"
+        );
+        anyhow::ensure!(
+            self.max_inflight_bytes > 0,
+            "ingest.max_inflight_bytes must be positive"
         );
         anyhow::ensure!(self.query_max_rows > 0, "query.max_rows must be positive");
         anyhow::ensure!(
@@ -304,7 +322,7 @@ mod tests {
                 && file.listen.http.is_some()
         );
         assert!(file.ingest.max_request_size.is_some() && file.ingest.buffer_limit.is_some());
-        assert!(file.ingest.retry_after.is_some());
+        assert!(file.ingest.retry_after.is_some() && file.ingest.max_inflight_bytes.is_some());
         assert!(
             file.query.max_rows.is_some()
                 && file.query.timeout.is_some()

@@ -54,12 +54,14 @@ struct BufferGauges {
     bytes: Gauge,
     limit: Gauge,
     rows: Family<TableLabel, Gauge>,
+    inflight: Gauge,
 }
 
 #[derive(Clone)]
 struct MetricsState {
     registry: Arc<Registry>,
     buffer: Arc<Buffer>,
+    ingestor: Arc<Ingestor>,
     gauges: Arc<BufferGauges>,
 }
 
@@ -87,6 +89,7 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
     let limits = IngestLimits {
         max_request_bytes: usize::try_from(config.max_request_size).unwrap_or(usize::MAX),
         retry_after: config.retry_after,
+        max_inflight_bytes: usize::try_from(config.max_inflight_bytes).unwrap_or(usize::MAX),
     };
     let ingestor = Arc::new(Ingestor::new(
         Arc::clone(&buffer),
@@ -109,6 +112,11 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
         "Rows held in the in-memory buffer, by table",
         gauges.rows.clone(),
     );
+    registry.register(
+        "ingest_inflight_bytes",
+        "Decompressed bytes of OTLP requests being decoded and converted",
+        gauges.inflight.clone(),
+    );
     let build_info = Family::<Vec<(String, String)>, Gauge>::default();
     build_info
         .get_or_create(&vec![(
@@ -130,6 +138,7 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
     let metrics_state = MetricsState {
         registry: Arc::new(registry),
         buffer: Arc::clone(&buffer),
+        ingestor: Arc::clone(&ingestor),
         gauges,
     };
     let api = api_router(Arc::new(engine), metrics_state);
@@ -261,6 +270,7 @@ async fn metrics_handler(State(state): State<MetricsState>) -> impl IntoResponse
     let g = &state.gauges;
     g.bytes.set(state.buffer.used() as i64);
     g.limit.set(state.buffer.limit() as i64);
+    g.inflight.set(state.ingestor.in_flight_bytes() as i64);
     for table in Table::ALL {
         g.rows
             .get_or_create(&TableLabel {

@@ -103,6 +103,7 @@ fn health_and_metrics_endpoints() {
     for metric in [
         "smolder_buffer_bytes",
         "smolder_buffer_limit_bytes 1073741824",
+        "smolder_ingest_inflight_bytes 0",
         "smolder_build_info",
         "# EOF",
     ] {

@@ -263,3 +263,51 @@ async fn a_full_buffer_answers_unavailable_with_retry_info() {
         json!(accepted * span_count(&request))
     );
 }
+
+/// Sends one gRPC frame marked as gzip-compressed whose payload is a truncated
+/// gzip stream, as raw HTTP/2, since tonic's client only sends valid frames.
+#[tokio::test(flavor = "multi_thread")]
+async fn corrupt_compressed_frames_get_invalid_argument() {
+    use std::io::Write as _;
+    let mut server = Server::start(&[]);
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gzip.write_all(&fixture::<ExportTraceServiceRequest>("traces.pb").encode_to_vec())
+        .unwrap();
+    let compressed = gzip.finish().unwrap();
+    let truncated = &compressed[..compressed.len() / 2];
+    let mut frame = vec![1u8];
+    frame.extend_from_slice(&(truncated.len() as u32).to_be_bytes());
+    frame.extend_from_slice(truncated);
+
+    let mut channel = Channel::from_shared(server.otlp_grpc_url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let request = http::Request::post(format!(
+        "{}/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        server.otlp_grpc_url()
+    ))
+    .header("content-type", "application/grpc")
+    .header("grpc-encoding", "gzip")
+    .header("te", "trailers")
+    .body(tonic::body::Body::new(http_body_util::Full::new(
+        Bytes::from(frame),
+    )))
+    .unwrap();
+    std::future::poll_fn(|cx| tonic::codegen::Service::poll_ready(&mut channel, cx))
+        .await
+        .unwrap();
+    let response = tonic::codegen::Service::call(&mut channel, request)
+        .await
+        .unwrap();
+    let status = tonic::Status::from_header_map(response.headers())
+        .expect("an error status in the response headers");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("decompressing"),
+        "{}",
+        status.message()
+    );
+    assert_still_serving(&mut server).await;
+}
