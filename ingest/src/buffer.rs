@@ -78,6 +78,14 @@ impl Buffer {
 
     /// Appends a batch, or refuses it when it does not fit.
     pub fn append(&self, table: Table, batch: RecordBatch) -> Result<(), BufferFull> {
+        self.reserve(table, batch)?.commit();
+        Ok(())
+    }
+
+    /// Sets room aside for a batch without making it visible yet, so that the
+    /// write-ahead log is written only for batches the buffer will take;
+    /// dropping the reservation gives the room back.
+    pub fn reserve(&self, table: Table, batch: RecordBatch) -> Result<Reservation<'_>, BufferFull> {
         debug_assert_eq!(batch.schema(), table.schema());
         let size = batch.get_array_memory_size();
         self.used
@@ -88,13 +96,28 @@ impl Buffer {
                 used,
                 limit: self.limit,
             })?;
+        Ok(Reservation {
+            buffer: self,
+            table,
+            batch: Some(batch),
+        })
+    }
+
+    /// Appends a batch whatever the limit: for replaying the write-ahead log,
+    /// whose records were all acknowledged and must not be lost.
+    pub fn append_unchecked(&self, table: Table, batch: RecordBatch) {
+        self.used
+            .fetch_add(batch.get_array_memory_size(), Ordering::AcqRel);
+        self.publish(table, batch);
+    }
+
+    fn publish(&self, table: Table, batch: RecordBatch) {
         let t = self.table(table);
         t.rows.fetch_add(batch.num_rows(), Ordering::Relaxed);
         t.batches
             .write()
             .expect("buffer lock poisoned")
             .push(Arc::new(batch));
-        Ok(())
     }
 
     /// Takes every batch of `table` out of the buffer and frees its memory.
@@ -107,6 +130,33 @@ impl Buffer {
         self.used.fetch_sub(bytes, Ordering::AcqRel);
         t.rows.fetch_sub(rows, Ordering::Relaxed);
         batches
+    }
+}
+
+/// Room set aside in the buffer for one batch; see [`Buffer::reserve`].
+#[derive(Debug)]
+#[must_use = "the batch becomes visible only when committed"]
+pub struct Reservation<'a> {
+    buffer: &'a Buffer,
+    table: Table,
+    batch: Option<RecordBatch>,
+}
+
+impl Reservation<'_> {
+    /// Makes the batch visible to queries.
+    pub fn commit(mut self) {
+        let batch = self.batch.take().expect("committed once");
+        self.buffer.publish(self.table, batch);
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if let Some(batch) = self.batch.take() {
+            self.buffer
+                .used
+                .fetch_sub(batch.get_array_memory_size(), Ordering::AcqRel);
+        }
     }
 }
 
@@ -155,5 +205,25 @@ mod tests {
         assert_eq!(buffer.drain(Table::Logs).len(), 2);
         assert_eq!(buffer.used(), 0);
         buffer.append(Table::Logs, one).unwrap();
+    }
+
+    #[test]
+    fn reservations_hold_room_until_committed_or_dropped() {
+        let one = batch(10);
+        let size = one.get_array_memory_size();
+        let buffer = Buffer::new(size * 2);
+        let first = buffer.reserve(Table::Logs, one.clone()).unwrap();
+        let second = buffer.reserve(Table::Logs, one.clone()).unwrap();
+        assert!(buffer.reserve(Table::Logs, one.clone()).is_err());
+        assert_eq!(buffer.snapshot(Table::Logs).len(), 0, "not visible yet");
+        first.commit();
+        drop(second);
+        assert_eq!(buffer.snapshot(Table::Logs).len(), 1);
+        assert_eq!(buffer.used(), size);
+        // Replay ignores the limit.
+        buffer.append_unchecked(Table::Logs, one.clone());
+        buffer.append_unchecked(Table::Logs, one);
+        assert_eq!(buffer.used(), size * 3);
+        assert_eq!(buffer.rows(Table::Logs), 30);
     }
 }

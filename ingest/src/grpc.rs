@@ -165,16 +165,20 @@ impl Signal for Logs {
 }
 
 /// Handles one decompressed `Export` message.
-fn export<S: Signal>(ingestor: &Ingestor, message: &[u8]) -> Result<S::Response, Status> {
+async fn export<S: Signal>(ingestor: &Ingestor, message: Bytes) -> Result<S::Response, Status> {
     let started = Instant::now();
     let table = S::TABLE;
     ingestor
         .metrics()
         .record_bytes(table.signal(), Transport::Grpc, message.len());
-    let result = ingestor
-        .check_capacity()
-        .and_then(|()| ingestor.admit(message.len()))
-        .and_then(|_admitted| ingestor.ingest_protobuf(table, message, Transport::Grpc));
+    let result = async {
+        ingestor.check_capacity()?;
+        let _admitted = ingestor.admit(message.len())?;
+        ingestor
+            .ingest_protobuf(table, message, Transport::Grpc)
+            .await
+    }
+    .await;
     ingestor.record(table, Transport::Grpc, started, &result);
     result.map(S::response).map_err(|e| {
         tracing::debug!(%table, error = %e, "gRPC export refused.");
@@ -239,8 +243,12 @@ where
                 .accept_compressed(CompressionEncoding::Deflate)
                 .max_decoding_message_size(limit);
             let method = tower::service_fn(move |message: Request<Bytes>| {
-                let result = export::<S>(&ingestor, message.get_ref()).map(Response::new);
-                std::future::ready(result)
+                let ingestor = Arc::clone(&ingestor);
+                async move {
+                    export::<S>(&ingestor, message.into_inner())
+                        .await
+                        .map(Response::new)
+                }
             });
             Ok(grpc.unary(method, request).await)
         })

@@ -150,8 +150,15 @@ async fn receive(
     })?;
     let _admitted = ingestor.admit(body.len())?;
     match format {
-        Format::Protobuf => ingestor.ingest_protobuf(table, &body, format.transport()),
-        Format::Json => ingestor.ingest(&decode_json(table, &body)?, format.transport()),
+        Format::Protobuf => {
+            ingestor
+                .ingest_protobuf(table, body, format.transport())
+                .await
+        }
+        Format::Json => {
+            let request = decode_json(table, &body)?;
+            ingestor.ingest(&request, format.transport()).await
+        }
     }
 }
 

@@ -20,6 +20,7 @@ pub mod http;
 pub mod json;
 pub mod pipeline;
 pub mod telemetry;
+pub mod wal;
 
 pub use buffer::{Buffer, BufferFull};
 pub use grpc::OtlpGrpc;

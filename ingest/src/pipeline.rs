@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -15,6 +17,7 @@ use smolder_common::Table;
 use crate::buffer::Buffer;
 use crate::convert::{self, ConvertError, Converted};
 use crate::telemetry::{IngestMetrics, Outcome, RejectReason, Transport};
+use crate::wal::{Record, Wal};
 
 /// A decoded export request of any signal.
 #[derive(Debug, Clone)]
@@ -27,7 +30,26 @@ pub enum ExportRequest {
     Metrics(ExportMetricsServiceRequest),
 }
 
+/// Converts a decoded export.
+fn convert_request(request: &ExportRequest) -> Result<Converted, IngestError> {
+    match request {
+        ExportRequest::Traces(r) => convert::spans(r).map_err(|e| e.to_string()),
+        ExportRequest::Logs(r) => convert::logs(r).map_err(|e| e.to_string()),
+        ExportRequest::Metrics(r) => convert::metrics(r).map_err(|e| e.to_string()),
+    }
+    .map_err(|e| IngestError::Internal(format!("converting to Arrow: {e}")))
+}
+
 impl ExportRequest {
+    /// The request as protobuf bytes.
+    pub fn encode_to_vec(&self) -> Vec<u8> {
+        match self {
+            Self::Traces(r) => r.encode_to_vec(),
+            Self::Logs(r) => r.encode_to_vec(),
+            Self::Metrics(r) => r.encode_to_vec(),
+        }
+    }
+
     /// Decodes the protobuf export request of `table`'s signal.
     pub fn decode_protobuf(table: Table, body: &[u8]) -> Result<Self, IngestError> {
         let malformed = |e: prost::DecodeError| {
@@ -209,6 +231,7 @@ pub struct Ingestor {
     metrics: IngestMetrics,
     limits: IngestLimits,
     in_flight: InFlight,
+    wal: Option<Wal>,
 }
 
 impl Ingestor {
@@ -219,7 +242,14 @@ impl Ingestor {
             metrics,
             limits,
             in_flight: InFlight::default(),
+            wal: None,
         }
+    }
+
+    /// Writes every accepted export to `wal` before acknowledging it.
+    pub fn with_wal(mut self, wal: Wal) -> Self {
+        self.wal = Some(wal);
+        self
     }
 
     /// The limits receivers enforce.
@@ -270,59 +300,93 @@ impl Ingestor {
         self.in_flight.bytes.load(Ordering::Acquire)
     }
 
-    /// Converts and buffers an export given as protobuf bytes. Traces are
-    /// converted straight from the bytes; logs and metrics are decoded first.
-    pub fn ingest_protobuf(
-        &self,
-        table: Table,
-        body: &[u8],
-        transport: Transport,
-    ) -> Result<ExportResult, IngestError> {
+    /// Converts an export given as protobuf bytes. Traces are converted
+    /// straight from the bytes; logs and metrics are decoded first.
+    fn convert_protobuf(&self, table: Table, body: &[u8]) -> Result<Converted, IngestError> {
         if table != Table::Spans {
-            return self.ingest(&ExportRequest::decode_protobuf(table, body)?, transport);
+            return convert_request(&ExportRequest::decode_protobuf(table, body)?);
         }
-        let converted = convert::spans_protobuf(body).map_err(|e| match e {
+        convert::spans_protobuf(body).map_err(|e| match e {
             ConvertError::Malformed(e) => {
                 IngestError::Malformed(format!("invalid OTLP protobuf traces request: {e}"))
             }
             ConvertError::Arrow(e) => IngestError::Internal(format!("converting to Arrow: {e}")),
-        })?;
-        self.store(table, converted, transport)
+        })
     }
 
-    /// Converts and buffers a decoded export.
-    pub fn ingest(
+    /// Converts, logs and buffers an export given as protobuf bytes.
+    pub async fn ingest_protobuf(
+        &self,
+        table: Table,
+        body: Bytes,
+        transport: Transport,
+    ) -> Result<ExportResult, IngestError> {
+        let converted = self.convert_protobuf(table, &body)?;
+        self.store(table, converted, body, transport).await
+    }
+
+    /// Converts, logs and buffers a decoded export.
+    pub async fn ingest(
         &self,
         request: &ExportRequest,
         transport: Transport,
     ) -> Result<ExportResult, IngestError> {
-        let table = request.table();
-        let converted: Converted = match request {
-            ExportRequest::Traces(r) => convert::spans(r).map_err(|e| e.to_string()),
-            ExportRequest::Logs(r) => convert::logs(r).map_err(|e| e.to_string()),
-            ExportRequest::Metrics(r) => convert::metrics(r).map_err(|e| e.to_string()),
-        }
-        .map_err(|e| IngestError::Internal(format!("converting to Arrow: {e}")))?;
-        self.store(table, converted, transport)
+        let converted = convert_request(request)?;
+        let record = if self.wal.is_some() && converted.batch.is_some() {
+            Bytes::from(request.encode_to_vec())
+        } else {
+            Bytes::new()
+        };
+        self.store(request.table(), converted, record, transport)
+            .await
     }
 
-    /// Buffers converted items and counts them.
-    fn store(
+    /// Replays write-ahead-log records into the buffer at start, whatever its
+    /// limit (they were all acknowledged). Returns the items restored.
+    pub fn replay(&self, records: &[Record]) -> Result<u64, IngestError> {
+        let mut items = 0;
+        for record in records {
+            let converted = self
+                .convert_protobuf(record.table, &record.payload)
+                .map_err(|e| {
+                    IngestError::Internal(format!(
+                        "WAL record {} ({}) no longer converts: {e}",
+                        record.seq, record.table
+                    ))
+                })?;
+            if let Some(batch) = converted.batch {
+                self.buffer.append_unchecked(record.table, batch);
+            }
+            items += converted.accepted;
+        }
+        Ok(items)
+    }
+
+    /// Buffers converted items, after writing `record` (the export as
+    /// protobuf) to the write-ahead log, and counts them.
+    async fn store(
         &self,
         table: Table,
         converted: Converted,
+        record: Bytes,
         transport: Transport,
     ) -> Result<ExportResult, IngestError> {
         let signal = table.signal();
-        if let Some(batch) = converted.batch
-            && let Err(full) = self.buffer.append(table, batch)
-        {
-            self.metrics.record_rejected(
-                signal,
-                RejectReason::Backpressure,
-                converted.accepted + converted.rejected,
-            );
-            return Err(self.unavailable(format!("the server is overloaded: {full}; retry later")));
+        let offered = converted.accepted + converted.rejected;
+        if let Some(batch) = converted.batch {
+            let reservation = self.buffer.reserve(table, batch).map_err(|full| {
+                self.metrics
+                    .record_rejected(signal, RejectReason::Backpressure, offered);
+                self.unavailable(format!("the server is overloaded: {full}; retry later"))
+            })?;
+            if let Some(wal) = &self.wal {
+                wal.append(table, record).await.map_err(|e| {
+                    self.metrics
+                        .record_rejected(signal, RejectReason::StorageError, offered);
+                    self.unavailable(format!("the export was not stored: {e}; retry later"))
+                })?;
+            }
+            reservation.commit();
         }
         self.metrics
             .record_items(signal, transport, converted.accepted);

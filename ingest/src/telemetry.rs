@@ -47,6 +47,9 @@ pub enum RejectReason {
     InvalidItem,
     /// The buffer was full; the client was asked to retry.
     Backpressure,
+    /// The write-ahead log could not store the export; the client was asked
+    /// to retry.
+    StorageError,
 }
 
 impl Transport {
@@ -81,6 +84,7 @@ impl RejectReason {
         match self {
             Self::InvalidItem => "invalid_item",
             Self::Backpressure => "backpressure",
+            Self::StorageError => "storage_error",
         }
     }
 }

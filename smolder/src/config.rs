@@ -14,6 +14,7 @@ use anyhow::Context as _;
 use bytesize::ByteSize;
 use clap::Args;
 use serde::Deserialize;
+use smolder_ingest::wal::SyncPolicy;
 
 /// Server options given on the command line or in the environment.
 #[derive(Debug, Clone, Default, Args)]
@@ -22,8 +23,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "SMOLDER_CONFIG", value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
 
-    /// Data directory. Nothing is written there yet: telemetry is held in memory
-    /// until durable storage (WAL and Parquet) lands [default: smolder-data]
+    /// Data directory; holds the write-ahead log (`wal/`) [default: smolder-data]
     #[arg(long, env = "SMOLDER_DATA_DIR", value_name = "DIR")]
     pub(crate) data_dir: Option<PathBuf>,
 
@@ -54,6 +54,13 @@ pub(crate) struct ServeArgs {
     /// load gets 503 / UNAVAILABLE with a retry delay [default: 256 MiB]
     #[arg(long, env = "SMOLDER_MAX_INFLIGHT_BYTES", value_name = "BYTES")]
     pub(crate) max_inflight_bytes: Option<ByteSize>,
+
+    /// When the write-ahead log is forced to disk: "always" (fsync before each
+    /// acknowledgement, shared by concurrent requests), an interval such as
+    /// "100ms" (acknowledge once written, fsync periodically), or "off"
+    /// [default: always]
+    #[arg(long, env = "SMOLDER_WAL_SYNC", value_name = "POLICY")]
+    pub(crate) wal_sync: Option<SyncPolicy>,
 
     /// Retry delay suggested to clients under backpressure [default: 1s]
     #[arg(long, env = "SMOLDER_RETRY_AFTER", value_name = "DURATION", value_parser = humantime::parse_duration)]
@@ -101,6 +108,9 @@ pub(crate) struct FileConfig {
     /// OTLP ingest limits.
     #[serde(default)]
     pub(crate) ingest: IngestSection,
+    /// Write-ahead log.
+    #[serde(default)]
+    pub(crate) wal: WalSection,
     /// SQL engine limits.
     #[serde(default)]
     pub(crate) query: QuerySection,
@@ -134,6 +144,23 @@ pub(crate) struct IngestSection {
     /// Retry delay suggested under backpressure.
     #[serde(default, with = "humantime_serde")]
     pub(crate) retry_after: Option<Duration>,
+}
+
+/// `[wal]`: write-ahead log.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WalSection {
+    /// `always`, `off` or an fsync interval.
+    #[serde(default, deserialize_with = "deserialize_sync_policy")]
+    pub(crate) sync: Option<SyncPolicy>,
+}
+
+fn deserialize_sync_policy<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SyncPolicy>, D::Error> {
+    Option::<String>::deserialize(deserializer)?
+        .map(|s| s.parse().map_err(serde::de::Error::custom))
+        .transpose()
 }
 
 /// `[query]`: SQL engine limits.
@@ -176,6 +203,8 @@ pub(crate) struct Config {
     pub(crate) max_inflight_bytes: u64,
     /// Retry delay under backpressure.
     pub(crate) retry_after: Duration,
+    /// WAL fsync policy.
+    pub(crate) wal_sync: SyncPolicy,
     /// SQL row limit.
     pub(crate) query_max_rows: usize,
     /// SQL timeout.
@@ -197,6 +226,7 @@ impl Default for Config {
             buffer_limit: 1 << 30,
             max_inflight_bytes: 256 << 20,
             retry_after: Duration::from_secs(1),
+            wal_sync: SyncPolicy::Always,
             query_max_rows: 10_000,
             query_timeout: Duration::from_secs(30),
             query_memory_limit: 1 << 30,
@@ -264,6 +294,7 @@ impl Config {
                 .retry_after
                 .or(file.ingest.retry_after)
                 .unwrap_or(d.retry_after),
+            wal_sync: args.wal_sync.or(file.wal.sync).unwrap_or(d.wal_sync),
             query_max_rows: args
                 .query_max_rows
                 .or(file.query.max_rows)
@@ -323,6 +354,7 @@ mod tests {
         );
         assert!(file.ingest.max_request_size.is_some() && file.ingest.buffer_limit.is_some());
         assert!(file.ingest.retry_after.is_some() && file.ingest.max_inflight_bytes.is_some());
+        assert!(file.wal.sync.is_some());
         assert!(
             file.query.max_rows.is_some()
                 && file.query.timeout.is_some()

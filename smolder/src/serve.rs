@@ -16,6 +16,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use smolder_common::{Table, TableSource};
+use smolder_ingest::wal::{Wal, WalOptions};
 use smolder_ingest::{Buffer, IngestLimits, IngestMetrics, Ingestor, OtlpGrpc};
 use smolder_query::{QueryEngine, QueryLimits};
 use tokio::net::TcpListener;
@@ -91,11 +92,34 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
         retry_after: config.retry_after,
         max_inflight_bytes: usize::try_from(config.max_inflight_bytes).unwrap_or(usize::MAX),
     };
-    let ingestor = Arc::new(Ingestor::new(
+    let wal_dir = config.data_dir.join("wal");
+    let (wal, records) = Wal::open(
+        &wal_dir,
+        WalOptions {
+            sync: config.wal_sync,
+            ..WalOptions::default()
+        },
+    )
+    .with_context(|| format!("opening the write-ahead log in {}", wal_dir.display()))?;
+    let ingestor = Ingestor::new(
         Arc::clone(&buffer),
         IngestMetrics::new(&mut registry),
         limits,
-    ));
+    )
+    .with_wal(wal);
+    let replayed = ingestor
+        .replay(&records)
+        .context("replaying the write-ahead log")?;
+    if !records.is_empty() {
+        tracing::info!(
+            records = records.len(),
+            items = replayed,
+            buffer_bytes = buffer.used(),
+            "Replayed the write-ahead log."
+        );
+    }
+    drop(records);
+    let ingestor = Arc::new(ingestor);
     let gauges = Arc::new(BufferGauges::default());
     registry.register(
         "buffer_bytes",

@@ -50,7 +50,9 @@ pub struct Server {
     pub otlp_http: SocketAddr,
     /// HTTP API address.
     pub http: SocketAddr,
-    _data_dir: tempfile::TempDir,
+    data_dir: tempfile::TempDir,
+    extra: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -63,59 +65,49 @@ impl Server {
     /// Like [`Server::start`], with environment variables set for the server.
     pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Self {
         let data_dir = tempfile::tempdir().expect("temporary data dir");
-        let mut child = Command::new(smolder_bin())
-            .arg("serve")
-            .args(["--otlp-grpc-addr", "127.0.0.1:0"])
-            .args(["--otlp-http-addr", "127.0.0.1:0"])
-            .args(["--http-addr", "127.0.0.1:0"])
-            .arg("--data-dir")
-            .arg(data_dir.path())
-            .args(extra)
-            .envs(env.iter().copied())
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawning smolder serve");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                // Keep draining after the addresses so the child never blocks.
-                let _ = tx.send(line);
-            }
-        });
-        let (mut grpc, mut otlp_http, mut http) = (None, None, None);
-        while grpc.is_none() || otlp_http.is_none() || http.is_none() {
-            let line = match rx.recv_timeout(Duration::from_secs(60)) {
-                Ok(line) => line,
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!("smolder serve did not print its listening addresses within 60 s");
-                }
-            };
-            let Some(rest) = line.strip_prefix("listening ") else {
-                continue;
-            };
-            let (name, addr) = rest.split_once('=').expect("listening name=addr");
-            let addr: SocketAddr = addr.parse().expect("socket address");
-            match name {
-                "otlp_grpc" => grpc = Some(addr),
-                "otlp_http" => otlp_http = Some(addr),
-                "http" => http = Some(addr),
-                other => panic!("unknown listener {other}"),
-            }
-        }
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (child, [otlp_grpc, otlp_http, http]) = spawn(data_dir.path(), &extra, &env);
         Self {
             child,
-            otlp_grpc: grpc.unwrap(),
-            otlp_http: otlp_http.unwrap(),
-            http: http.unwrap(),
-            _data_dir: data_dir,
+            otlp_grpc,
+            otlp_http,
+            http,
+            data_dir,
+            extra,
+            env,
         }
+    }
+
+    /// Kills the server with SIGKILL — a crash, no graceful shutdown — and
+    /// starts it again on the same data directory (on new ports).
+    pub fn crash_and_restart(&mut self) {
+        self.kill();
+        self.restart();
+    }
+
+    /// Kills the server with SIGKILL and waits for it to exit.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same data directory (on new ports).
+    pub fn restart(&mut self) {
+        let (child, [otlp_grpc, otlp_http, http]) =
+            spawn(self.data_dir.path(), &self.extra, &self.env);
+        self.child = child;
+        self.otlp_grpc = otlp_grpc;
+        self.otlp_http = otlp_http;
+        self.http = http;
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data_dir.path()
     }
 
     /// Base URL of the OTLP/HTTP receiver.
@@ -176,6 +168,62 @@ impl Server {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// Spawns `smolder serve` and reads the gRPC, OTLP/HTTP and API addresses it
+/// prints.
+fn spawn(
+    data_dir: &std::path::Path,
+    extra: &[String],
+    env: &[(String, String)],
+) -> (Child, [SocketAddr; 3]) {
+    let mut child = Command::new(smolder_bin())
+        .arg("serve")
+        .args(["--otlp-grpc-addr", "127.0.0.1:0"])
+        .args(["--otlp-http-addr", "127.0.0.1:0"])
+        .args(["--http-addr", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawning smolder serve");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            // Keep draining after the addresses so the child never blocks.
+            let _ = tx.send(line);
+        }
+    });
+    let (mut grpc, mut otlp_http, mut http) = (None, None, None);
+    while grpc.is_none() || otlp_http.is_none() || http.is_none() {
+        let line = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("smolder serve did not print its listening addresses within 60 s");
+            }
+        };
+        let Some(rest) = line.strip_prefix("listening ") else {
+            continue;
+        };
+        let (name, addr) = rest.split_once('=').expect("listening name=addr");
+        let addr: SocketAddr = addr.parse().expect("socket address");
+        match name {
+            "otlp_grpc" => grpc = Some(addr),
+            "otlp_http" => otlp_http = Some(addr),
+            "http" => http = Some(addr),
+            other => panic!("unknown listener {other}"),
+        }
+    }
+    (child, [grpc.unwrap(), otlp_http.unwrap(), http.unwrap()])
 }
 
 impl Drop for Server {

@@ -1,0 +1,648 @@
+//! The write-ahead log: every accepted export is appended here before it is
+//! acknowledged, so that a crash loses nothing a client was told is stored.
+//!
+//! Records hold the export as protobuf bytes (smaller than its Arrow form, and
+//! converted again in the same deterministic way on replay). One writer thread
+//! owns the open segment; receivers hand it records over a channel and wait.
+//! The writer takes every record that arrived meanwhile, writes them with one
+//! `write` and, under [`SyncPolicy::Always`], covers them all with one `fsync`
+//! before answering: group commit.
+//!
+//! On disk, `wal/` holds segments named by the sequence number of their first
+//! record (`00000000000000000001.wal`), each starting with [`MAGIC`] and then
+//! records of
+//!
+//! ```text
+//! u32 LE payload length | u32 LE CRC-32 of the rest | u64 LE sequence | u8 table | payload
+//! ```
+//!
+//! On start [`Wal::open`] reads every segment. A record cut short or failing its
+//! checksum at the very end of the last segment is a torn write from a crash:
+//! the tail is truncated with a warning. A bad record anywhere else is
+//! corruption and stops the start with the file and offset named, rather than
+//! silently skipping acknowledged data.
+//!
+//! When a write fails (disk full, I/O error), the writer cuts the segment back
+//! to its last complete record and answers the waiting receivers with an error,
+//! which they turn into a retryable "unavailable"; the next append tries again,
+//! so ingest recovers by itself once space returns.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use smolder_common::Table;
+use tokio::sync::oneshot;
+
+/// The first bytes of every segment.
+pub const MAGIC: &[u8; 8] = b"SMOLWAL1";
+const HEADER: usize = 4 + 4 + 8 + 1;
+
+/// When appended records are forced to stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// `fsync` before acknowledging (group commit): nothing acknowledged is
+    /// lost even if the machine loses power.
+    Always,
+    /// Acknowledge once written to the operating system and `fsync` at this
+    /// interval: survives a crash of smolder, may lose up to the interval on a
+    /// power loss or kernel crash.
+    Interval(Duration),
+    /// Never `fsync`; the operating system writes back when it likes.
+    Never,
+}
+
+impl std::str::FromStr for SyncPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "always" => Ok(Self::Always),
+            "off" | "never" => Ok(Self::Never),
+            other => humantime::parse_duration(other)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .map(Self::Interval)
+                .ok_or_else(|| {
+                    format!("invalid WAL sync policy {other:?}: use \"always\", \"off\" or an interval such as \"100ms\"")
+                }),
+        }
+    }
+}
+
+/// A WAL failure.
+#[derive(Debug, thiserror::Error)]
+pub enum WalError {
+    /// Writing or syncing failed; the record was not stored.
+    #[error("writing the write-ahead log failed: {0}")]
+    Write(String),
+    /// The writer thread is gone (the server is shutting down).
+    #[error("the write-ahead log is closed")]
+    Closed,
+    /// Reading the log at start failed.
+    #[error("{path}: {message}")]
+    Corrupt {
+        /// The segment.
+        path: PathBuf,
+        /// What is wrong and where.
+        message: String,
+    },
+    /// Opening or listing the WAL directory failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+/// A record read back at start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// Its sequence number, increasing by one per record.
+    pub seq: u64,
+    /// The table its items belong to.
+    pub table: Table,
+    /// The export request as protobuf bytes.
+    pub payload: Bytes,
+}
+
+struct Append {
+    table: Table,
+    payload: Bytes,
+    done: oneshot::Sender<Result<u64, WalError>>,
+}
+
+/// Options of the log.
+#[derive(Debug, Clone, Copy)]
+pub struct WalOptions {
+    /// When to `fsync`.
+    pub sync: SyncPolicy,
+    /// Start a new segment once the current one is this large.
+    pub segment_bytes: u64,
+}
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        Self {
+            sync: SyncPolicy::Always,
+            segment_bytes: 64 << 20,
+        }
+    }
+}
+
+/// The write-ahead log's handle for receivers.
+#[derive(Debug)]
+pub struct Wal {
+    appends: mpsc::Sender<Append>,
+}
+
+impl Wal {
+    /// Opens (creating if needed) the log in `dir`, returning the records it
+    /// already holds, in order, for replay.
+    pub fn open(dir: &Path, options: WalOptions) -> Result<(Self, Vec<Record>), WalError> {
+        let io_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| WalError::Io { path, source }
+        };
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let mut segments: Vec<(u64, PathBuf)> = fs::read_dir(dir)
+            .map_err(io_err(dir))?
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let path = entry.path();
+                let first = path
+                    .file_name()?
+                    .to_str()?
+                    .strip_suffix(".wal")?
+                    .parse()
+                    .ok()?;
+                Some((first, path))
+            })
+            .collect();
+        segments.sort();
+
+        let mut records = Vec::new();
+        let last = segments.len().checked_sub(1);
+        for (i, (_, path)) in segments.iter().enumerate() {
+            read_segment(path, Some(i) == last, &mut records)?;
+        }
+        let next_seq = records.last().map_or_else(
+            || segments.last().map_or(1, |(first, _)| *first),
+            |r| r.seq + 1,
+        );
+
+        let writer = match segments.last() {
+            Some((_, path)) => {
+                let mut file = OpenOptions::new()
+                    .append(true)
+                    .open(path)
+                    .map_err(io_err(path))?;
+                let len = file.seek(SeekFrom::End(0)).map_err(io_err(path))?;
+                Writer {
+                    dir: dir.to_path_buf(),
+                    file,
+                    path: path.clone(),
+                    len,
+                    next_seq,
+                    options,
+                    last_sync: Instant::now(),
+                    dirty: false,
+                }
+            }
+            None => Writer::create(dir, next_seq, options).map_err(io_err(dir))?,
+        };
+        let (appends, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("smolder-wal".into())
+            .spawn(move || writer.run(rx))
+            .map_err(io_err(dir))?;
+        Ok((Self { appends }, records))
+    }
+
+    /// Appends an export and waits until it is stored as the sync policy asks;
+    /// returns its sequence number.
+    pub async fn append(&self, table: Table, payload: Bytes) -> Result<u64, WalError> {
+        let (done, result) = oneshot::channel();
+        self.appends
+            .send(Append {
+                table,
+                payload,
+                done,
+            })
+            .map_err(|_| WalError::Closed)?;
+        result.await.map_err(|_| WalError::Closed)?
+    }
+}
+
+/// Reads the records of one segment into `out`; truncates a torn tail when
+/// `is_last`.
+fn read_segment(path: &Path, is_last: bool, out: &mut Vec<Record>) -> Result<(), WalError> {
+    let corrupt = |message: String| WalError::Corrupt {
+        path: path.to_path_buf(),
+        message,
+    };
+    let io_err = |source| WalError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut data = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut data))
+        .map_err(io_err)?;
+    if data.len() < MAGIC.len() {
+        if is_last {
+            // Created but never written: a crash right after rotating.
+            tracing::warn!(path = %path.display(), "Rewriting the header of an empty WAL segment.");
+            fs::write(path, MAGIC).map_err(io_err)?;
+            return Ok(());
+        }
+        return Err(corrupt("segment shorter than its header".into()));
+    }
+    if &data[..MAGIC.len()] != MAGIC {
+        return Err(corrupt("not a smolder WAL segment (bad magic)".into()));
+    }
+    let data = Bytes::from(data);
+    let mut offset = MAGIC.len();
+    while offset < data.len() {
+        match parse_record(&data, offset) {
+            Ok((record, end)) => {
+                if let Some(prev) = out.last()
+                    && record.seq != prev.seq + 1
+                {
+                    return Err(corrupt(format!(
+                        "record at byte {offset} has sequence {} after {}",
+                        record.seq, prev.seq
+                    )));
+                }
+                out.push(record);
+                offset = end;
+            }
+            Err(problem) if is_last && problem.may_be_torn => {
+                tracing::warn!(
+                    path = %path.display(),
+                    offset,
+                    dropped_bytes = data.len() - offset,
+                    problem = %problem.message,
+                    "Truncating a torn write at the end of the WAL (a crash during an append that was never acknowledged)."
+                );
+                let file = OpenOptions::new().write(true).open(path).map_err(io_err)?;
+                file.set_len(offset as u64).map_err(io_err)?;
+                file.sync_all().map_err(io_err)?;
+                return Ok(());
+            }
+            Err(problem) => {
+                return Err(corrupt(format!(
+                    "corrupt record at byte {offset}: {}; the records after it were acknowledged \
+                     and are not skipped silently — move the segment aside to start without them",
+                    problem.message
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+struct BadRecord {
+    message: String,
+    /// The damage reaches the end of the data, as a write cut short does.
+    may_be_torn: bool,
+}
+
+fn parse_record(data: &Bytes, offset: usize) -> Result<(Record, usize), BadRecord> {
+    let rest = &data[offset..];
+    if rest.len() < HEADER {
+        return Err(BadRecord {
+            message: format!("{} bytes left, less than a record header", rest.len()),
+            may_be_torn: true,
+        });
+    }
+    let len = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
+    let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
+    let end = offset + HEADER + len;
+    if end > data.len() {
+        return Err(BadRecord {
+            message: format!("record of {len} bytes runs past the end of the file"),
+            may_be_torn: true,
+        });
+    }
+    if crc32(&data[offset + 8..end]) != crc {
+        return Err(BadRecord {
+            message: "checksum mismatch".into(),
+            may_be_torn: end == data.len(),
+        });
+    }
+    let seq = u64::from_le_bytes(rest[8..16].try_into().expect("8 bytes"));
+    let table = match rest[16] {
+        0 => Table::Spans,
+        1 => Table::Logs,
+        2 => Table::Metrics,
+        other => {
+            return Err(BadRecord {
+                message: format!("unknown table code {other}"),
+                may_be_torn: false,
+            });
+        }
+    };
+    Ok((
+        Record {
+            seq,
+            table,
+            payload: data.slice(offset + HEADER..end),
+        },
+        end,
+    ))
+}
+
+fn table_code(table: Table) -> u8 {
+    match table {
+        Table::Spans => 0,
+        Table::Logs => 1,
+        Table::Metrics => 2,
+    }
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    crc32fast::hash(bytes)
+}
+
+/// Owns the open segment; runs on its own thread.
+struct Writer {
+    dir: PathBuf,
+    file: File,
+    path: PathBuf,
+    /// Bytes of complete records (and the header) in the segment.
+    len: u64,
+    next_seq: u64,
+    options: WalOptions,
+    last_sync: Instant,
+    /// Written but not yet synced (interval policy).
+    dirty: bool,
+}
+
+impl Writer {
+    fn create(dir: &Path, first_seq: u64, options: WalOptions) -> io::Result<Self> {
+        let path = dir.join(format!("{first_seq:020}.wal"));
+        let mut file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)?;
+        file.write_all(MAGIC)?;
+        file.sync_all()?;
+        // The new file's directory entry must survive a crash too.
+        File::open(dir)?.sync_all()?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            file,
+            path,
+            len: MAGIC.len() as u64,
+            next_seq: first_seq,
+            options,
+            last_sync: Instant::now(),
+            dirty: false,
+        })
+    }
+
+    fn run(mut self, appends: mpsc::Receiver<Append>) {
+        let mut batch = Vec::new();
+        let mut buf = Vec::new();
+        loop {
+            let first = match self.options.sync {
+                SyncPolicy::Interval(every) if self.dirty => {
+                    let wait = every.saturating_sub(self.last_sync.elapsed());
+                    match appends.recv_timeout(wait) {
+                        Ok(append) => Some(append),
+                        Err(mpsc::RecvTimeoutError::Timeout) => None,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+                _ => match appends.recv() {
+                    Ok(append) => Some(append),
+                    Err(_) => break,
+                },
+            };
+            if let Some(first) = first {
+                batch.push(first);
+                batch.extend(appends.try_iter());
+                self.commit(&mut batch, &mut buf);
+            }
+            if let SyncPolicy::Interval(every) = self.options.sync
+                && self.dirty
+                && self.last_sync.elapsed() >= every
+                && let Err(e) = self.sync()
+            {
+                tracing::error!(error = %e, "Syncing the WAL failed; retrying at the next interval.");
+            }
+        }
+        if self.dirty {
+            let _ = self.sync();
+        }
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()?;
+        self.dirty = false;
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+
+    /// Writes a group of appends and answers each of them.
+    fn commit(&mut self, batch: &mut Vec<Append>, buf: &mut Vec<u8>) {
+        buf.clear();
+        let first_seq = self.next_seq;
+        for (i, append) in batch.iter().enumerate() {
+            let seq = first_seq + i as u64;
+            let start = buf.len();
+            buf.extend_from_slice(&(append.payload.len() as u32).to_le_bytes());
+            buf.extend_from_slice(&[0; 4]);
+            buf.extend_from_slice(&seq.to_le_bytes());
+            buf.push(table_code(append.table));
+            buf.extend_from_slice(&append.payload);
+            let crc = crc32(&buf[start + 8..]);
+            buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+        }
+        match self.write(buf, batch.len() as u64) {
+            Ok(()) => {
+                for (i, append) in batch.drain(..).enumerate() {
+                    let _ = append.done.send(Ok(first_seq + i as u64));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, records = batch.len(), "Appending to the WAL failed; the exports are refused as unavailable.");
+                for append in batch.drain(..) {
+                    let _ = append.done.send(Err(WalError::Write(e.to_string())));
+                }
+            }
+        }
+    }
+
+    /// Writes `records` encoded records and syncs them as the policy asks.
+    fn write(&mut self, buf: &[u8], records: u64) -> io::Result<()> {
+        // A previous failure may have left a partial record; cut it off first.
+        let on_disk = self.file.metadata()?.len();
+        if on_disk != self.len {
+            self.file.set_len(self.len)?;
+        }
+        if let Err(e) = self
+            .file
+            .write_all(buf)
+            .and_then(|()| match self.options.sync {
+                SyncPolicy::Always => self.file.sync_data(),
+                _ => Ok(()),
+            })
+        {
+            // Best effort now; retried before the next write.
+            let _ = self.file.set_len(self.len);
+            return Err(e);
+        }
+        self.len += buf.len() as u64;
+        self.next_seq += records;
+        self.dirty = self.options.sync != SyncPolicy::Always;
+        if self.len >= self.options.segment_bytes
+            && let Err(e) = self.rotate()
+        {
+            // The records are stored; keep appending to this segment.
+            tracing::warn!(error = %e, "Starting a new WAL segment failed; retrying after the next append.");
+        }
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        self.file.sync_all()?;
+        let next = Self::create(&self.dir, self.next_seq, self.options)?;
+        tracing::debug!(from = %self.path.display(), to = %next.path.display(), "Started a new WAL segment.");
+        *self = next;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(segment_bytes: u64) -> WalOptions {
+        WalOptions {
+            sync: SyncPolicy::Always,
+            segment_bytes,
+        }
+    }
+
+    async fn append_n(wal: &Wal, n: usize) -> Vec<u64> {
+        let mut seqs = Vec::new();
+        for i in 0..n {
+            let payload = Bytes::from(format!("export {i}"));
+            seqs.push(wal.append(Table::Spans, payload).await.unwrap());
+        }
+        seqs
+    }
+
+    fn segments(dir: &Path) -> Vec<PathBuf> {
+        let mut paths: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        paths.sort();
+        paths
+    }
+
+    #[tokio::test]
+    async fn records_come_back_in_order_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, replay) = Wal::open(dir.path(), options(64 << 20)).unwrap();
+        assert!(replay.is_empty());
+        assert_eq!(append_n(&wal, 3).await, vec![1, 2, 3]);
+        wal.append(Table::Metrics, Bytes::from_static(b"m"))
+            .await
+            .unwrap();
+        drop(wal);
+        let (wal, replay) = Wal::open(dir.path(), options(64 << 20)).unwrap();
+        let seqs: Vec<_> = replay.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4]);
+        assert_eq!(replay[1].payload, Bytes::from("export 1"));
+        assert_eq!(replay[3].table, Table::Metrics);
+        // Numbering continues after the replayed records.
+        assert_eq!(append_n(&wal, 1).await, vec![5]);
+    }
+
+    #[tokio::test]
+    async fn concurrent_appends_share_commits_and_get_distinct_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = Wal::open(dir.path(), options(64 << 20)).unwrap();
+        let wal = std::sync::Arc::new(wal);
+        let tasks: Vec<_> = (0..50)
+            .map(|i| {
+                let wal = std::sync::Arc::clone(&wal);
+                tokio::spawn(async move {
+                    wal.append(Table::Logs, Bytes::from(format!("{i}")))
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut seqs = Vec::new();
+        for t in tasks {
+            seqs.push(t.await.unwrap());
+        }
+        seqs.sort();
+        assert_eq!(seqs, (1..=50).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn segments_rotate_and_replay_across_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = Wal::open(dir.path(), options(64)).unwrap();
+        append_n(&wal, 10).await;
+        drop(wal);
+        assert!(segments(dir.path()).len() > 3, "{:?}", segments(dir.path()));
+        let (_, replay) = Wal::open(dir.path(), options(64)).unwrap();
+        assert_eq!(
+            replay.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            (1..=10).collect::<Vec<_>>()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_torn_tail_is_truncated_and_appending_continues() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = Wal::open(dir.path(), options(64 << 20)).unwrap();
+        append_n(&wal, 3).await;
+        drop(wal);
+        let path = segments(dir.path()).pop().unwrap();
+        let good_len = fs::metadata(&path).unwrap().len();
+        // Half of a fourth record: its header promises more than follows.
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(&100u32.to_le_bytes()).unwrap();
+        file.write_all(&[7; 20]).unwrap();
+        drop(file);
+        let (wal, replay) = Wal::open(dir.path(), options(64 << 20)).unwrap();
+        assert_eq!(replay.len(), 3);
+        assert_eq!(fs::metadata(&path).unwrap().len(), good_len);
+        assert_eq!(append_n(&wal, 1).await, vec![4]);
+        drop(wal);
+        let (_, replay) = Wal::open(dir.path(), options(64 << 20)).unwrap();
+        assert_eq!(replay.len(), 4);
+    }
+
+    #[tokio::test]
+    async fn corruption_before_the_tail_is_reported_not_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = Wal::open(dir.path(), options(64 << 20)).unwrap();
+        append_n(&wal, 3).await;
+        drop(wal);
+        let path = segments(dir.path()).pop().unwrap();
+        let mut data = fs::read(&path).unwrap();
+        // Flip a byte in the first record's payload.
+        data[MAGIC.len() + HEADER] ^= 0xff;
+        fs::write(&path, &data).unwrap();
+        let err = Wal::open(dir.path(), options(64 << 20)).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("corrupt record at byte 8: checksum mismatch"),
+            "{message}"
+        );
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        // Nothing was truncated.
+        assert_eq!(fs::read(&path).unwrap(), data);
+    }
+
+    #[test]
+    fn sync_policies_parse() {
+        assert_eq!("always".parse::<SyncPolicy>(), Ok(SyncPolicy::Always));
+        assert_eq!("off".parse::<SyncPolicy>(), Ok(SyncPolicy::Never));
+        assert_eq!(
+            "100ms".parse::<SyncPolicy>(),
+            Ok(SyncPolicy::Interval(Duration::from_millis(100)))
+        );
+        assert!(
+            "sometimes"
+                .parse::<SyncPolicy>()
+                .unwrap_err()
+                .contains("\"sometimes\"")
+        );
+        assert!("0s".parse::<SyncPolicy>().is_err());
+    }
+}
