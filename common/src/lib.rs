@@ -6,10 +6,11 @@
 //! * [`Table`] names the telemetry tables (`spans`, `logs`, `metrics`) and
 //!   [`schema`] defines their Arrow schemas — the data model documented in
 //!   `docs/schema.md`;
-//! * [`TableSource`] is the boundary between the write side (ingest, later the WAL
-//!   and the Parquet persister) and the read side (the DataFusion engine in
-//!   `smolder-query`): query reads stored batches through it without knowing how
-//!   they were written.
+//! * [`TableSource`] is the boundary between the write side (ingest, the
+//!   write-ahead log, the buffer and the Parquet files of `smolder-storage`) and
+//!   the read side (the DataFusion engine in `smolder-query`): query reads a
+//!   consistent [`TableSnapshot`] — recent batches in memory plus Parquet files
+//!   in an object store — without knowing how they were written.
 
 pub mod schema;
 
@@ -18,6 +19,8 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::object_store::ObjectStore;
 
 /// A telemetry table, one per OTLP signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -52,6 +55,15 @@ impl Table {
         }
     }
 
+    /// The column that places a row in time (`start_time` for spans, `time`
+    /// otherwise): files are partitioned and pruned by it.
+    pub fn time_column(self) -> &'static str {
+        match self {
+            Table::Spans => "start_time",
+            Table::Logs | Table::Metrics => "time",
+        }
+    }
+
     /// The Arrow schema of the table.
     pub fn schema(self) -> SchemaRef {
         match self {
@@ -68,18 +80,48 @@ impl fmt::Display for Table {
     }
 }
 
-/// Read access to the stored record batches of each table.
-///
-/// The in-memory buffer implements it today; the Parquet store will implement it
-/// too, and the query engine unions the sources it is given.
+/// A Parquet file of a table, as the query engine needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFile {
+    /// Path of the file in the object store.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Rows in the file.
+    pub rows: u64,
+    /// Smallest value of the table's time column, in nanoseconds since the epoch.
+    pub min_time: i64,
+    /// Largest value of the table's time column, in nanoseconds since the epoch.
+    pub max_time: i64,
+}
+
+/// What a query of one table reads: batches still in memory and Parquet
+/// files, taken together so that no row is in both or in neither.
+#[derive(Debug, Clone, Default)]
+pub struct TableSnapshot {
+    /// Recent batches held in memory. Every batch has exactly the schema
+    /// [`Table::schema`] returns.
+    pub batches: Vec<RecordBatch>,
+    /// Persisted files, each sorted by `service_name` and then the time column.
+    pub files: Vec<StoredFile>,
+}
+
+/// Read access to the stored data of each table.
 pub trait TableSource: Send + Sync + fmt::Debug {
-    /// A consistent snapshot of the batches currently held for `table`. Every batch
-    /// has exactly the schema [`Table::schema`] returns.
-    fn snapshot(&self, table: Table) -> Vec<RecordBatch>;
+    /// A consistent snapshot of what is currently stored for `table`.
+    fn snapshot(&self, table: Table) -> TableSnapshot;
+
+    /// The object store holding the snapshot's files, and the URL the query
+    /// engine registers it under; `None` when the source has no files.
+    fn object_store(&self) -> Option<(ObjectStoreUrl, Arc<dyn ObjectStore>)>;
 }
 
 impl<T: TableSource + ?Sized> TableSource for Arc<T> {
-    fn snapshot(&self, table: Table) -> Vec<RecordBatch> {
+    fn snapshot(&self, table: Table) -> TableSnapshot {
         (**self).snapshot(table)
+    }
+
+    fn object_store(&self) -> Option<(ObjectStoreUrl, Arc<dyn ObjectStore>)> {
+        (**self).object_store()
     }
 }

@@ -2,17 +2,17 @@
 //!
 //! ```text
 //! OTLP/gRPC (grpc) ─┐
-//!                   ├─ decode (prost | lenient json) ─ Ingestor ─ convert → Arrow ─ Buffer
-//! OTLP/HTTP (http) ─┘        (decompress with cap)      (pipeline)  (convert)        (buffer)
+//!                   ├─ decode (prost | lenient json) ─ Ingestor ─ convert → Arrow ─ Store
+//! OTLP/HTTP (http) ─┘        (decompress with cap)      (pipeline)  (convert)   (smolder-storage)
 //! ```
 //!
 //! The entry point is [`Ingestor`]: both receivers hand it decoded export
 //! requests; it converts them to record batches with the schemas of
-//! `smolder_common::schema` and appends them to the [`Buffer`], which the query
-//! engine reads through `smolder_common::TableSource`. Ingest never depends on
-//! query.
+//! `smolder_common::schema`, keeps the items inside the accepted time window,
+//! and appends them to the [`smolder_storage::Store`] (write-ahead log, then
+//! buffer), which the query engine reads through `smolder_common::TableSource`.
+//! Ingest never depends on query.
 
-pub mod buffer;
 pub mod convert;
 pub mod decompress;
 pub mod grpc;
@@ -20,9 +20,7 @@ pub mod http;
 pub mod json;
 pub mod pipeline;
 pub mod telemetry;
-pub mod wal;
 
-pub use buffer::{Buffer, BufferFull};
 pub use grpc::OtlpGrpc;
 pub use pipeline::{ExportRequest, ExportResult, IngestError, IngestLimits, Ingestor};
 pub use telemetry::{IngestMetrics, Transport};

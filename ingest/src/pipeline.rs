@@ -1,5 +1,6 @@
 //! The path every export takes after decoding, whatever its transport:
-//! capacity check → conversion to Arrow → append to the buffer → accounting.
+//! capacity check → conversion to Arrow → time window → store (write-ahead
+//! log, then buffer) → accounting.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,11 +14,11 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use prost::Message;
 use smolder_common::Table;
+use smolder_storage::wal::Record;
+use smolder_storage::{Store, StoreError, TimeWindow, format_time};
 
-use crate::buffer::Buffer;
 use crate::convert::{self, ConvertError, Converted};
 use crate::telemetry::{IngestMetrics, Outcome, RejectReason, Transport};
-use crate::wal::{Record, Wal};
 
 /// A decoded export request of any signal.
 #[derive(Debug, Clone)]
@@ -227,29 +228,21 @@ impl InFlight {
 /// Turns decoded exports into buffered Arrow batches; shared by all receivers.
 #[derive(Debug)]
 pub struct Ingestor {
-    buffer: Arc<Buffer>,
+    store: Arc<Store>,
     metrics: IngestMetrics,
     limits: IngestLimits,
     in_flight: InFlight,
-    wal: Option<Wal>,
 }
 
 impl Ingestor {
-    /// An ingestor appending to `buffer`.
-    pub fn new(buffer: Arc<Buffer>, metrics: IngestMetrics, limits: IngestLimits) -> Self {
+    /// An ingestor appending to `store`.
+    pub fn new(store: Arc<Store>, metrics: IngestMetrics, limits: IngestLimits) -> Self {
         Self {
-            buffer,
+            store,
             metrics,
             limits,
             in_flight: InFlight::default(),
-            wal: None,
         }
-    }
-
-    /// Writes every accepted export to `wal` before acknowledging it.
-    pub fn with_wal(mut self, wal: Wal) -> Self {
-        self.wal = Some(wal);
-        self
     }
 
     /// The limits receivers enforce.
@@ -271,10 +264,11 @@ impl Ingestor {
 
     /// Refuses work early, before a body is decoded, when the buffer is full.
     pub fn check_capacity(&self) -> Result<(), IngestError> {
-        if self.buffer.is_full() {
+        let buffer = self.store.buffer();
+        if buffer.is_full() {
             return Err(self.unavailable(format!(
                 "the server is overloaded: the in-memory buffer is full ({} bytes); retry later",
-                self.buffer.limit()
+                buffer.limit()
             )));
         }
         Ok(())
@@ -332,7 +326,7 @@ impl Ingestor {
         transport: Transport,
     ) -> Result<ExportResult, IngestError> {
         let converted = convert_request(request)?;
-        let record = if self.wal.is_some() && converted.batch.is_some() {
+        let record = if converted.batch.is_some() {
             Bytes::from(request.encode_to_vec())
         } else {
             Bytes::new()
@@ -354,16 +348,26 @@ impl Ingestor {
                         record.seq, record.table
                     ))
                 })?;
-            if let Some(batch) = converted.batch {
-                self.buffer.append_unchecked(record.table, batch);
+            // The window the export was accepted in, not today's: replay
+            // keeps exactly the items that were acknowledged.
+            let Some(batch) = converted.batch else {
+                continue;
+            };
+            let kept = record
+                .window
+                .apply(record.table, batch)
+                .map_err(|e| IngestError::Internal(format!("filtering WAL record: {e}")))?;
+            if let Some(batch) = kept.batch {
+                items += batch.num_rows() as u64;
+                self.store.replay(record.table, record.seq, batch);
             }
-            items += converted.accepted;
         }
         Ok(items)
     }
 
-    /// Buffers converted items, after writing `record` (the export as
-    /// protobuf) to the write-ahead log, and counts them.
+    /// Keeps the converted items inside the table's time window, stores them
+    /// (the write-ahead log gets `record`, the export as protobuf) and counts
+    /// them.
     async fn store(
         &self,
         table: Table,
@@ -373,40 +377,83 @@ impl Ingestor {
     ) -> Result<ExportResult, IngestError> {
         let signal = table.signal();
         let offered = converted.accepted + converted.rejected;
-        if let Some(batch) = converted.batch {
-            let reservation = self.buffer.reserve(table, batch).map_err(|full| {
-                self.metrics
-                    .record_rejected(signal, RejectReason::Backpressure, offered);
-                self.unavailable(format!("the server is overloaded: {full}; retry later"))
-            })?;
-            if let Some(wal) = &self.wal {
-                wal.append(table, record).await.map_err(|e| {
-                    self.metrics
-                        .record_rejected(signal, RejectReason::StorageError, offered);
-                    self.unavailable(format!("the export was not stored: {e}; retry later"))
-                })?;
-            }
-            reservation.commit();
-        }
-        self.metrics
-            .record_items(signal, transport, converted.accepted);
+        let mut accepted = converted.accepted;
+        let mut reasons = converted.rejection_reasons;
         self.metrics
             .record_rejected(signal, RejectReason::InvalidItem, converted.rejected);
-        let message = if converted.rejected > 0 {
+        if let Some(batch) = converted.batch {
+            let window = self.store.window(table);
+            let kept = window
+                .apply(table, batch)
+                .map_err(|e| IngestError::Internal(format!("applying the time window: {e}")))?;
+            if kept.too_old > 0 {
+                let retention = self.store.options().retention[table as usize];
+                reasons.push(format!(
+                    "{} items are older than the {} retention of {} (before {})",
+                    kept.too_old,
+                    humantime::format_duration(retention),
+                    table,
+                    format_time(window.not_before)
+                ));
+                self.metrics
+                    .record_rejected(signal, RejectReason::TooOld, kept.too_old);
+            }
+            if kept.too_new > 0 {
+                reasons.push(format!(
+                    "{} items are more than {} in the future (after {})",
+                    kept.too_new,
+                    humantime::format_duration(self.store.options().max_future),
+                    format_time(window.not_after)
+                ));
+                self.metrics
+                    .record_rejected(signal, RejectReason::TooNew, kept.too_new);
+            }
+            accepted -= kept.too_old + kept.too_new;
+            if let Some(batch) = kept.batch {
+                self.append(table, window, record, batch, offered).await?;
+            }
+        }
+        let rejected = offered - accepted;
+        self.metrics.record_items(signal, transport, accepted);
+        let message = if rejected > 0 {
             format!(
-                "{} of {} items rejected: {}",
-                converted.rejected,
-                converted.rejected + converted.accepted,
-                converted.rejection_reasons.join("; ")
+                "{rejected} of {offered} items rejected: {}",
+                reasons.join("; ")
             )
         } else {
             String::new()
         };
         Ok(ExportResult {
-            accepted: converted.accepted,
-            rejected: converted.rejected,
+            accepted,
+            rejected,
             message,
         })
+    }
+
+    async fn append(
+        &self,
+        table: Table,
+        window: TimeWindow,
+        record: Bytes,
+        batch: datafusion::arrow::record_batch::RecordBatch,
+        offered: u64,
+    ) -> Result<u64, IngestError> {
+        let signal = table.signal();
+        self.store
+            .append(table, window, record, batch)
+            .await
+            .map_err(|e| match e {
+                StoreError::BufferFull(full) => {
+                    self.metrics
+                        .record_rejected(signal, RejectReason::Backpressure, offered);
+                    self.unavailable(format!("the server is overloaded: {full}; retry later"))
+                }
+                other => {
+                    self.metrics
+                        .record_rejected(signal, RejectReason::StorageError, offered);
+                    self.unavailable(format!("the export was not stored: {other}; retry later"))
+                }
+            })
     }
 
     /// Records the outcome of a request that started at `started`.
@@ -452,14 +499,22 @@ mod admission_tests {
         assert!(budget.admit(1, 100).is_some());
     }
 
-    #[test]
-    fn an_exhausted_budget_answers_unavailable_with_the_retry_delay() {
+    #[tokio::test]
+    async fn an_exhausted_budget_answers_unavailable_with_the_retry_delay() {
         let limits = IngestLimits {
             max_inflight_bytes: 1000,
             ..IngestLimits::default()
         };
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(
+            dir.path(),
+            smolder_storage::StoreOptions::default(),
+            Arc::new(smolder_storage::SystemClock),
+        )
+        .await
+        .unwrap();
         let ingestor = Ingestor::new(
-            Arc::new(Buffer::new(1 << 20)),
+            Arc::new(store),
             IngestMetrics::new(&mut prometheus_client::registry::Registry::default()),
             limits,
         );

@@ -50,6 +50,10 @@ pub enum RejectReason {
     /// The write-ahead log could not store the export; the client was asked
     /// to retry.
     StorageError,
+    /// The item is older than its table's retention.
+    TooOld,
+    /// The item is too far in the future.
+    TooNew,
 }
 
 impl Transport {
@@ -85,6 +89,8 @@ impl RejectReason {
             Self::InvalidItem => "invalid_item",
             Self::Backpressure => "backpressure",
             Self::StorageError => "storage_error",
+            Self::TooOld => "too_old",
+            Self::TooNew => "too_new",
         }
     }
 }

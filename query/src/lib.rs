@@ -1,12 +1,14 @@
 //! The SQL engine of smolder.
 //!
 //! [`QueryEngine`] is the entry point: a DataFusion session whose tables
-//! `spans`, `logs` and `metrics` read stored batches through
-//! [`smolder_common::TableSource`] — today the in-memory buffer — so a query sees
-//! an export as soon as it is acknowledged. [`api`] exposes it as the read-only
+//! `spans`, `logs` and `metrics` read stored data through
+//! [`smolder_common::TableSource`] — batches still in memory and Parquet files
+//! — so a query sees an export as soon as it is acknowledged, and data thirty
+//! days old alike. [`api`] exposes it as the read-only
 //! `POST /api/v1/sql` endpoint; [`sandbox`] decides what "read-only" admits.
 
 pub mod api;
+pub mod functions;
 pub mod sandbox;
 mod table;
 
@@ -107,6 +109,12 @@ impl QueryEngine {
             .with_memory_limit(limits.memory_limit, 1.0)
             .build_arc()?;
         let ctx = SessionContext::new_with_config_rt(config, runtime);
+        functions::register(&ctx);
+        for source in &sources {
+            if let Some((url, store)) = source.object_store() {
+                ctx.register_object_store(url.as_ref(), store);
+            }
+        }
         for table in Table::ALL {
             let provider = SourceTable::new(table, sources.clone());
             ctx.register_table(table.name(), Arc::new(provider))?;

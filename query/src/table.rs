@@ -1,17 +1,36 @@
 //! The `TableProvider` of each telemetry table: the union of what every
-//! [`TableSource`] holds, snapshotted when the query is planned.
+//! [`TableSource`] holds — batches in memory and Parquet files — snapshotted
+//! when the query is planned.
+//!
+//! Filters are pushed down as far as they go: the query's predicate prunes
+//! whole files by the time range the manifest records for each, and then, in
+//! the Parquet reader, row groups and pages by their statistics and `trace_id`
+//! lookups by bloom filter. DataFusion still applies every filter on top
+//! (they are reported "inexact"), so pruning only ever saves work.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::arrow::array::{ArrayRef, BooleanArray, TimestampNanosecondArray, UInt64Array};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
+use datafusion::common::pruning::PruningStatistics;
+use datafusion::common::{Column, DFSchema, ScalarValue};
+use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::Result;
-use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
 use datafusion::physical_plan::ExecutionPlan;
-use smolder_common::{Table, TableSource};
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::union::UnionExec;
+use smolder_common::{StoredFile, Table, TableSource};
 
 /// One of the tables `spans`, `logs`, `metrics`.
 #[derive(Debug)]
@@ -27,6 +46,81 @@ impl SourceTable {
     }
 }
 
+/// The time range of each file, as pruning statistics of the time column.
+struct FileTimes<'a> {
+    time_column: &'a str,
+    files: &'a [StoredFile],
+}
+
+impl FileTimes<'_> {
+    fn times(&self, column: &Column, pick: impl Fn(&StoredFile) -> i64) -> Option<ArrayRef> {
+        (column.name == self.time_column).then(|| {
+            Arc::new(
+                TimestampNanosecondArray::from_iter_values(self.files.iter().map(pick))
+                    .with_timezone("UTC"),
+            ) as ArrayRef
+        })
+    }
+}
+
+impl PruningStatistics for FileTimes<'_> {
+    fn min_values(&self, column: &Column) -> Option<ArrayRef> {
+        self.times(column, |f| f.min_time)
+    }
+
+    fn max_values(&self, column: &Column) -> Option<ArrayRef> {
+        self.times(column, |f| f.max_time)
+    }
+
+    fn num_containers(&self) -> usize {
+        self.files.len()
+    }
+
+    fn null_counts(&self, column: &Column) -> Option<ArrayRef> {
+        // The time column is never null.
+        (column.name == self.time_column)
+            .then(|| Arc::new(UInt64Array::from(vec![0; self.files.len()])) as ArrayRef)
+    }
+
+    fn row_counts(&self) -> Option<ArrayRef> {
+        Some(Arc::new(UInt64Array::from_iter_values(
+            self.files.iter().map(|f| f.rows),
+        )))
+    }
+
+    fn contained(&self, _column: &Column, _values: &HashSet<ScalarValue>) -> Option<BooleanArray> {
+        None
+    }
+}
+
+impl SourceTable {
+    /// The files whose time range can hold rows matching `predicate`.
+    fn prune(
+        &self,
+        files: Vec<StoredFile>,
+        predicate: Option<&Arc<dyn PhysicalExpr>>,
+    ) -> Result<Vec<StoredFile>> {
+        let Some(predicate) = predicate else {
+            return Ok(files);
+        };
+        let Some(pruning) = PruningPredicateBuilder::new()
+            .with_file_schema(self.schema())
+            .build(Arc::clone(predicate))
+        else {
+            return Ok(files);
+        };
+        let keep = pruning.prune(&FileTimes {
+            time_column: self.table.time_column(),
+            files: &files,
+        })?;
+        Ok(files
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(f, keep)| keep.then_some(f))
+            .collect())
+    }
+}
+
 #[async_trait]
 impl TableProvider for SourceTable {
     fn schema(&self) -> SchemaRef {
@@ -37,31 +131,89 @@ impl TableProvider for SourceTable {
         TableType::Base
     }
 
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
     async fn scan(
         &self,
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
+        filters: &[Expr],
+        limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let batches: Vec<_> = self
-            .sources
-            .iter()
-            .flat_map(|s| s.snapshot(self.table))
-            .collect();
-        // Spread the batches over the configured number of partitions so that
-        // scans, filters and partial aggregations run on every core.
-        let n = state
-            .config()
-            .target_partitions()
-            .max(1)
-            .min(batches.len().max(1));
-        let mut partitions = vec![Vec::new(); n];
-        for (i, batch) in batches.into_iter().enumerate() {
-            partitions[i % n].push(batch);
+        let schema = self.schema();
+        let predicate = conjunction(filters.iter().cloned())
+            .map(|expr| {
+                let df_schema = DFSchema::try_from(Arc::clone(&schema))?;
+                state.create_physical_expr(expr, &df_schema)
+            })
+            .transpose()?;
+        let target_partitions = state.config().target_partitions().max(1);
+
+        let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+        let mut batches = Vec::new();
+        for source in &self.sources {
+            let snapshot = source.snapshot(self.table);
+            batches.extend(snapshot.batches);
+            let files = self.prune(snapshot.files, predicate.as_ref())?;
+            if files.is_empty() {
+                continue;
+            }
+            let Some((url, _)) = source.object_store() else {
+                continue;
+            };
+            // Spread the files over the partitions, largest first, so that
+            // each core reads about the same number of bytes.
+            let mut files = files;
+            files.sort_by_key(|f| std::cmp::Reverse(f.size));
+            let n = target_partitions.min(files.len());
+            let mut groups: Vec<(u64, Vec<PartitionedFile>)> = vec![(0, Vec::new()); n];
+            for file in files {
+                let lightest = groups
+                    .iter_mut()
+                    .min_by_key(|(bytes, _)| *bytes)
+                    .expect("at least one group");
+                lightest.0 += file.size;
+                lightest.1.push(PartitionedFile::new(file.path, file.size));
+            }
+            let mut parquet = ParquetSource::new(Arc::clone(&schema))
+                .with_enable_page_index(true)
+                .with_bloom_filter_on_read(true);
+            if let Some(predicate) = &predicate {
+                parquet = parquet.with_predicate(Arc::clone(predicate));
+            }
+            let config = FileScanConfigBuilder::new(url, Arc::new(parquet))
+                .with_file_groups(groups.into_iter().map(|(_, g)| FileGroup::new(g)).collect())
+                .with_projection_indices(projection.cloned())?
+                .with_limit(limit)
+                .build();
+            inputs.push(DataSourceExec::from_data_source(config));
         }
-        let exec =
-            MemorySourceConfig::try_new_exec(&partitions, self.schema(), projection.cloned())?;
-        Ok(exec)
+        if !batches.is_empty() {
+            // Spread the batches over the partitions so that scans, filters
+            // and partial aggregations run on every core.
+            let n = target_partitions.min(batches.len());
+            let mut partitions = vec![Vec::new(); n];
+            for (i, batch) in batches.into_iter().enumerate() {
+                partitions[i % n].push(batch);
+            }
+            inputs.push(MemorySourceConfig::try_new_exec(
+                &partitions,
+                Arc::clone(&schema),
+                projection.cloned(),
+            )?);
+        }
+        if inputs.is_empty() {
+            let projected = match projection {
+                Some(p) => Arc::new(schema.project(p)?),
+                None => schema,
+            };
+            return Ok(Arc::new(EmptyExec::new(projected)));
+        }
+        UnionExec::try_new(inputs)
     }
 }

@@ -4,15 +4,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::arrow::record_batch::RecordBatch;
-use smolder_common::{Table, TableSource};
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::object_store::ObjectStore;
+use smolder_common::{Table, TableSnapshot, TableSource};
 use smolder_query::{Error, QueryEngine, QueryLimits};
 
 #[derive(Debug)]
 struct Empty;
 
 impl TableSource for Empty {
-    fn snapshot(&self, _table: Table) -> Vec<RecordBatch> {
-        Vec::new()
+    fn snapshot(&self, _table: Table) -> TableSnapshot {
+        TableSnapshot::default()
+    }
+
+    fn object_store(&self) -> Option<(ObjectStoreUrl, Arc<dyn ObjectStore>)> {
+        None
     }
 }
 

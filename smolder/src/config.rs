@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use bytesize::ByteSize;
 use clap::Args;
 use serde::Deserialize;
-use smolder_ingest::wal::SyncPolicy;
+use smolder_storage::SyncPolicy;
 
 /// Server options given on the command line or in the environment.
 #[derive(Debug, Clone, Default, Args)]
@@ -23,7 +23,8 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "SMOLDER_CONFIG", value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
 
-    /// Data directory; holds the write-ahead log (`wal/`) [default: smolder-data]
+    /// Data directory; holds the write-ahead log (`wal/`) and the Parquet
+    /// files with their manifest (`parquet/`) [default: smolder-data]
     #[arg(long, env = "SMOLDER_DATA_DIR", value_name = "DIR")]
     pub(crate) data_dir: Option<PathBuf>,
 
@@ -61,6 +62,39 @@ pub(crate) struct ServeArgs {
     /// [default: always]
     #[arg(long, env = "SMOLDER_WAL_SYNC", value_name = "POLICY")]
     pub(crate) wal_sync: Option<SyncPolicy>,
+
+    /// Keep a write-ahead log; with `false`, data not yet flushed to Parquet
+    /// is lost on a crash [default: true]
+    #[arg(long, env = "SMOLDER_WAL_ENABLED", value_name = "BOOL")]
+    pub(crate) wal_enabled: Option<bool>,
+
+    /// Flush the in-memory buffer to Parquet at least this often (and
+    /// whenever it is half full) [default: 1m]
+    #[arg(long, env = "SMOLDER_FLUSH_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) flush_interval: Option<Duration>,
+
+    /// Small Parquet files of an hour are merged up to this size
+    /// [default: 256 MiB]
+    #[arg(long, env = "SMOLDER_COMPACTION_TARGET_SIZE", value_name = "BYTES")]
+    pub(crate) compaction_target_size: Option<ByteSize>,
+
+    /// How long spans are kept; older hours are deleted and older spans are
+    /// rejected at ingest [default: 7d]
+    #[arg(long, env = "SMOLDER_RETENTION_TRACES", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) retention_traces: Option<Duration>,
+
+    /// How long log records are kept [default: 7d]
+    #[arg(long, env = "SMOLDER_RETENTION_LOGS", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) retention_logs: Option<Duration>,
+
+    /// How long metric points are kept [default: 30d]
+    #[arg(long, env = "SMOLDER_RETENTION_METRICS", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) retention_metrics: Option<Duration>,
+
+    /// Items timestamped further than this in the future are rejected as
+    /// partial success [default: 1h]
+    #[arg(long, env = "SMOLDER_MAX_FUTURE", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) max_future: Option<Duration>,
 
     /// Retry delay suggested to clients under backpressure [default: 1s]
     #[arg(long, env = "SMOLDER_RETRY_AFTER", value_name = "DURATION", value_parser = humantime::parse_duration)]
@@ -111,6 +145,12 @@ pub(crate) struct FileConfig {
     /// Write-ahead log.
     #[serde(default)]
     pub(crate) wal: WalSection,
+    /// Parquet storage.
+    #[serde(default)]
+    pub(crate) storage: StorageSection,
+    /// Retention per signal.
+    #[serde(default)]
+    pub(crate) retention: RetentionSection,
     /// SQL engine limits.
     #[serde(default)]
     pub(crate) query: QuerySection,
@@ -144,12 +184,43 @@ pub(crate) struct IngestSection {
     /// Retry delay suggested under backpressure.
     #[serde(default, with = "humantime_serde")]
     pub(crate) retry_after: Option<Duration>,
+    /// How far in the future items may be.
+    #[serde(default, with = "humantime_serde")]
+    pub(crate) max_future: Option<Duration>,
+}
+
+/// `[storage]`: Parquet files.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StorageSection {
+    /// Longest time between flushes of the buffer.
+    #[serde(default, with = "humantime_serde")]
+    pub(crate) flush_interval: Option<Duration>,
+    /// Size small files are merged up to.
+    pub(crate) compaction_target_size: Option<ByteSize>,
+}
+
+/// `[retention]`: how long each signal is kept.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RetentionSection {
+    /// Spans.
+    #[serde(default, with = "humantime_serde")]
+    pub(crate) traces: Option<Duration>,
+    /// Log records.
+    #[serde(default, with = "humantime_serde")]
+    pub(crate) logs: Option<Duration>,
+    /// Metric points.
+    #[serde(default, with = "humantime_serde")]
+    pub(crate) metrics: Option<Duration>,
 }
 
 /// `[wal]`: write-ahead log.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct WalSection {
+    /// Whether to keep a log at all.
+    pub(crate) enabled: Option<bool>,
     /// `always`, `off` or an fsync interval.
     #[serde(default, deserialize_with = "deserialize_sync_policy")]
     pub(crate) sync: Option<SyncPolicy>,
@@ -203,8 +274,22 @@ pub(crate) struct Config {
     pub(crate) max_inflight_bytes: u64,
     /// Retry delay under backpressure.
     pub(crate) retry_after: Duration,
+    /// Whether the WAL is kept.
+    pub(crate) wal_enabled: bool,
     /// WAL fsync policy.
     pub(crate) wal_sync: SyncPolicy,
+    /// Longest time between flushes.
+    pub(crate) flush_interval: Duration,
+    /// Compaction output size, in bytes.
+    pub(crate) compaction_target_size: u64,
+    /// Retention of spans.
+    pub(crate) retention_traces: Duration,
+    /// Retention of logs.
+    pub(crate) retention_logs: Duration,
+    /// Retention of metrics.
+    pub(crate) retention_metrics: Duration,
+    /// How far in the future items may be.
+    pub(crate) max_future: Duration,
     /// SQL row limit.
     pub(crate) query_max_rows: usize,
     /// SQL timeout.
@@ -226,7 +311,14 @@ impl Default for Config {
             buffer_limit: 1 << 30,
             max_inflight_bytes: 256 << 20,
             retry_after: Duration::from_secs(1),
+            wal_enabled: true,
             wal_sync: SyncPolicy::Always,
+            flush_interval: Duration::from_secs(60),
+            compaction_target_size: 256 << 20,
+            retention_traces: Duration::from_secs(7 * 86_400),
+            retention_logs: Duration::from_secs(7 * 86_400),
+            retention_metrics: Duration::from_secs(30 * 86_400),
+            max_future: Duration::from_secs(3600),
             query_max_rows: 10_000,
             query_timeout: Duration::from_secs(30),
             query_memory_limit: 1 << 30,
@@ -294,7 +386,35 @@ impl Config {
                 .retry_after
                 .or(file.ingest.retry_after)
                 .unwrap_or(d.retry_after),
+            wal_enabled: args
+                .wal_enabled
+                .or(file.wal.enabled)
+                .unwrap_or(d.wal_enabled),
             wal_sync: args.wal_sync.or(file.wal.sync).unwrap_or(d.wal_sync),
+            flush_interval: args
+                .flush_interval
+                .or(file.storage.flush_interval)
+                .unwrap_or(d.flush_interval),
+            compaction_target_size: args
+                .compaction_target_size
+                .or(file.storage.compaction_target_size)
+                .map_or(d.compaction_target_size, |b| b.as_u64()),
+            retention_traces: args
+                .retention_traces
+                .or(file.retention.traces)
+                .unwrap_or(d.retention_traces),
+            retention_logs: args
+                .retention_logs
+                .or(file.retention.logs)
+                .unwrap_or(d.retention_logs),
+            retention_metrics: args
+                .retention_metrics
+                .or(file.retention.metrics)
+                .unwrap_or(d.retention_metrics),
+            max_future: args
+                .max_future
+                .or(file.ingest.max_future)
+                .unwrap_or(d.max_future),
             query_max_rows: args
                 .query_max_rows
                 .or(file.query.max_rows)
@@ -326,6 +446,20 @@ impl Config {
         );
         anyhow::ensure!(self.query_max_rows > 0, "query.max_rows must be positive");
         anyhow::ensure!(
+            !self.flush_interval.is_zero(),
+            "storage.flush_interval must be positive"
+        );
+        for (name, retention) in [
+            ("retention.traces", self.retention_traces),
+            ("retention.logs", self.retention_logs),
+            ("retention.metrics", self.retention_metrics),
+        ] {
+            anyhow::ensure!(
+                retention >= Duration::from_secs(3600),
+                "{name} must be at least 1h (data is deleted by the hour)"
+            );
+        }
+        anyhow::ensure!(
             !self.query_timeout.is_zero(),
             "query.timeout must be positive"
         );
@@ -354,7 +488,16 @@ mod tests {
         );
         assert!(file.ingest.max_request_size.is_some() && file.ingest.buffer_limit.is_some());
         assert!(file.ingest.retry_after.is_some() && file.ingest.max_inflight_bytes.is_some());
-        assert!(file.wal.sync.is_some());
+        assert!(file.wal.sync.is_some() && file.wal.enabled.is_some());
+        assert!(file.ingest.max_future.is_some());
+        assert!(
+            file.storage.flush_interval.is_some() && file.storage.compaction_target_size.is_some()
+        );
+        assert!(
+            file.retention.traces.is_some()
+                && file.retention.logs.is_some()
+                && file.retention.metrics.is_some()
+        );
         assert!(
             file.query.max_rows.is_some()
                 && file.query.timeout.is_some()

@@ -5,7 +5,9 @@
 //!
 //! Request bodies are generated, encoded and compressed before the clock starts
 //! (a pool of distinct bodies sent in turn), so the generator's own cost does not
-//! limit the load.
+//! limit the load. With `--history`, every request is generated afresh instead,
+//! its timestamps spread over a stretch of the past: a replay of history that
+//! loads realistic data for query benchmarks.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -63,6 +65,19 @@ pub(crate) struct LoadgenArgs {
     /// Print the report as one JSON object instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Append the ids of the items of every fully acknowledged request to
+    /// this file, one per line (span ids for traces, the span id of each log
+    /// record for logs; metrics points have no id and are not listed), so a
+    /// test can check each acknowledged item is stored. Make --pool at least
+    /// --requests so that no body is sent twice.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ack_log: Option<std::path::PathBuf>,
+    /// Generate every request afresh (unique ids) instead of cycling through
+    /// a pool, with timestamps spread evenly over this much of the past,
+    /// ending now: a replay of history. Needs --requests. The generator's own
+    /// cost then counts against the load.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) history: Option<Duration>,
 }
 
 /// OTLP transport and encoding.
@@ -124,6 +139,33 @@ impl Signal {
 struct Body {
     bytes: Bytes,
     items: u64,
+    /// The items' ids as hex lines, for `--ack-log`.
+    ids: String,
+}
+
+/// The ids `--ack-log` records for a request's items.
+fn item_ids(request: &ExportRequest) -> String {
+    let mut out = String::new();
+    let mut push = |id: &[u8]| {
+        out.push_str(&hex::encode(id));
+        out.push('\n');
+    };
+    match request {
+        ExportRequest::Traces(r) => r
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+            .for_each(|span| push(&span.span_id)),
+        ExportRequest::Logs(r) => r
+            .resource_logs
+            .iter()
+            .flat_map(|r| &r.scope_logs)
+            .flat_map(|s| &s.log_records)
+            .for_each(|log| push(&log.span_id)),
+        ExportRequest::Metrics(_) => {}
+    }
+    out
 }
 
 /// Generates one request of `signal` with about `size` items.
@@ -218,30 +260,94 @@ pub(crate) async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where request bodies come from.
+enum Bodies {
+    /// A pool generated up front, sent in turn.
+    Pool(Vec<Arc<Body>>),
+    /// Request n is generated when it is sent, at `start + n * step`.
+    History {
+        args: LoadgenArgs,
+        start: u64,
+        step: u64,
+    },
+}
+
+impl Bodies {
+    fn body(&self, n: u64) -> anyhow::Result<Arc<Body>> {
+        match self {
+            Self::Pool(bodies) => Ok(Arc::clone(&bodies[(n % bodies.len() as u64) as usize])),
+            Self::History { args, start, step } => {
+                let seed = args.seed.wrapping_mul(1_000_003).wrapping_add(n);
+                let mut generator = Generator::new(seed, start + n * step);
+                make_body(&mut generator, args).map(Arc::new)
+            }
+        }
+    }
+}
+
+fn make_body(generator: &mut Generator, args: &LoadgenArgs) -> anyhow::Result<Body> {
+    let request = generate(generator, args.signal, args.batch_size);
+    Ok(Body {
+        items: request.item_count(),
+        bytes: encode(&request, args.protocol, args.compression)?,
+        ids: if args.ack_log.is_some() {
+            item_ids(&request)
+        } else {
+            String::new()
+        },
+    })
+}
+
 /// Runs the load and returns the report.
 pub(crate) async fn execute(args: &LoadgenArgs) -> anyhow::Result<Report> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() as u64;
-    let mut generator = Generator::new(args.seed, now);
-    let mut bodies = Vec::with_capacity(args.pool);
-    for _ in 0..args.pool {
-        let request = generate(&mut generator, args.signal, args.batch_size);
-        bodies.push(Body {
-            items: request.item_count(),
-            bytes: encode(&request, args.protocol, args.compression)?,
-        });
-    }
+    let (bodies, mean_items) = match args.history {
+        Some(history) => {
+            let requests = args
+                .requests
+                .context("--history needs --requests: how many requests to spread over it")?;
+            let history = history.as_nanos() as u64;
+            let step = history / requests.max(1);
+            let bodies = Bodies::History {
+                args: args.clone(),
+                start: now.saturating_sub(history),
+                step,
+            };
+            (bodies, args.batch_size as f64)
+        }
+        None => {
+            let mut generator = Generator::new(args.seed, now);
+            let mut pool = Vec::with_capacity(args.pool);
+            for _ in 0..args.pool {
+                pool.push(Arc::new(make_body(&mut generator, args)?));
+            }
+            let mean = pool.iter().map(|b| b.items).sum::<u64>() as f64 / pool.len() as f64;
+            (Bodies::Pool(pool), mean)
+        }
+    };
     let bodies = Arc::new(bodies);
-    let mean_items = bodies.iter().map(|b| b.items).sum::<u64>() as f64 / bodies.len() as f64;
     let period = (args.rate > 0).then(|| Duration::from_secs_f64(mean_items / args.rate as f64));
     let max_requests = args.requests.unwrap_or(u64::MAX);
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + args.duration;
 
+    let ack_log = match &args.ack_log {
+        Some(path) => Some(Arc::new(std::sync::Mutex::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening --ack-log {}", path.display()))?,
+        ))),
+        None => None,
+    };
+
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..args.concurrency {
         let sender = Sender::connect(args).await?;
         let (bodies, next) = (Arc::clone(&bodies), Arc::clone(&next));
+        let ack_log = ack_log.clone();
         workers.spawn(async move {
             let mut tally = Tally::default();
             let mut latency = Histogram::<u64>::new(3).expect("valid histogram precision");
@@ -260,7 +366,17 @@ pub(crate) async fn execute(args: &LoadgenArgs) -> anyhow::Result<Report> {
                 if Instant::now() >= deadline {
                     break;
                 }
-                let body = &bodies[(n % bodies.len() as u64) as usize];
+                let body = match bodies.body(n) {
+                    Ok(body) => body,
+                    Err(e) => {
+                        tally.failed += 1;
+                        *tally
+                            .failures
+                            .entry(format!("generating: {e}"))
+                            .or_default() += 1;
+                        continue;
+                    }
+                };
                 let t0 = Instant::now();
                 let answer = sender.send(body.bytes.clone()).await;
                 let _ = latency.record(t0.elapsed().as_micros() as u64);
@@ -273,6 +389,13 @@ pub(crate) async fn execute(args: &LoadgenArgs) -> anyhow::Result<Report> {
                             tally.partial += 1;
                         } else {
                             tally.ok += 1;
+                            if let Some(log) = &ack_log {
+                                use std::io::Write as _;
+                                let mut file = log.lock().expect("ack log lock");
+                                if let Err(e) = file.write_all(body.ids.as_bytes()) {
+                                    tracing::error!(error = %e, "Writing --ack-log failed.");
+                                }
+                            }
                         }
                         tally.items_rejected += rejected;
                         tally.items_acked += body.items.saturating_sub(rejected);

@@ -1,5 +1,7 @@
-//! `smolder serve`: wires ingest, the buffer and the query engine together and
-//! runs the three listeners until shutdown.
+//! `smolder serve`: wires ingest, storage and the query engine together, runs
+//! the three listeners and the storage maintenance (flush to Parquet,
+//! compaction, retention) until shutdown, and flushes the buffer on the way
+//! out.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,9 +18,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use smolder_common::{Table, TableSource};
-use smolder_ingest::wal::{Wal, WalOptions};
-use smolder_ingest::{Buffer, IngestLimits, IngestMetrics, Ingestor, OtlpGrpc};
+use smolder_ingest::{IngestLimits, IngestMetrics, Ingestor, OtlpGrpc};
 use smolder_query::{QueryEngine, QueryLimits};
+use smolder_storage::{CompactionOptions, Store, StoreOptions, SystemClock, WalOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -42,6 +44,7 @@ pub(crate) struct Running {
     pub(crate) addrs: Addrs,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<anyhow::Result<()>>,
+    store: Arc<Store>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -51,19 +54,27 @@ struct TableLabel {
 
 /// Gauges read at scrape time.
 #[derive(Debug, Default)]
-struct BufferGauges {
+struct StorageGauges {
     bytes: Gauge,
     limit: Gauge,
     rows: Family<TableLabel, Gauge>,
     inflight: Gauge,
+    files: Family<TableLabel, Gauge>,
+    file_bytes: Family<TableLabel, Gauge>,
+    persisted_through: Gauge,
+    flushes: Gauge,
+    failures: Gauge,
+    files_compacted: Gauge,
+    files_expired: Gauge,
+    last_flush: Gauge,
 }
 
 #[derive(Clone)]
 struct MetricsState {
     registry: Arc<Registry>,
-    buffer: Arc<Buffer>,
+    store: Arc<Store>,
     ingestor: Arc<Ingestor>,
-    gauges: Arc<BufferGauges>,
+    gauges: Arc<StorageGauges>,
 }
 
 /// Binds the listeners, prints `listening <name>=<addr>` for each on stdout, and
@@ -84,29 +95,39 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
     };
 
     let mut registry = Registry::with_prefix("smolder");
-    let buffer = Arc::new(Buffer::new(
-        usize::try_from(config.buffer_limit).unwrap_or(usize::MAX),
-    ));
     let limits = IngestLimits {
         max_request_bytes: usize::try_from(config.max_request_size).unwrap_or(usize::MAX),
         retry_after: config.retry_after,
         max_inflight_bytes: usize::try_from(config.max_inflight_bytes).unwrap_or(usize::MAX),
     };
-    let wal_dir = config.data_dir.join("wal");
-    let (wal, records) = Wal::open(
-        &wal_dir,
-        WalOptions {
+    let options = StoreOptions {
+        buffer_limit: usize::try_from(config.buffer_limit).unwrap_or(usize::MAX),
+        wal: config.wal_enabled.then_some(WalOptions {
             sync: config.wal_sync,
             ..WalOptions::default()
+        }),
+        flush_interval: config.flush_interval,
+        retention: [
+            config.retention_traces,
+            config.retention_logs,
+            config.retention_metrics,
+        ],
+        max_future: config.max_future,
+        compaction: CompactionOptions {
+            target_file_bytes: config.compaction_target_size,
+            ..CompactionOptions::default()
         },
-    )
-    .with_context(|| format!("opening the write-ahead log in {}", wal_dir.display()))?;
+        ..StoreOptions::default()
+    };
+    let (store, records) = Store::open(&config.data_dir, options, Arc::new(SystemClock))
+        .await
+        .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
+    let store = Arc::new(store);
     let ingestor = Ingestor::new(
-        Arc::clone(&buffer),
+        Arc::clone(&store),
         IngestMetrics::new(&mut registry),
         limits,
-    )
-    .with_wal(wal);
+    );
     let replayed = ingestor
         .replay(&records)
         .context("replaying the write-ahead log")?;
@@ -114,13 +135,13 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
         tracing::info!(
             records = records.len(),
             items = replayed,
-            buffer_bytes = buffer.used(),
+            buffer_bytes = store.buffer().used(),
             "Replayed the write-ahead log."
         );
     }
     drop(records);
     let ingestor = Arc::new(ingestor);
-    let gauges = Arc::new(BufferGauges::default());
+    let gauges = Arc::new(StorageGauges::default());
     registry.register(
         "buffer_bytes",
         "Arrow memory held by the in-memory buffer",
@@ -141,6 +162,46 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
         "Decompressed bytes of OTLP requests being decoded and converted",
         gauges.inflight.clone(),
     );
+    registry.register(
+        "storage_files",
+        "Parquet files listed in the manifest, by table",
+        gauges.files.clone(),
+    );
+    registry.register(
+        "storage_file_bytes",
+        "Bytes of Parquet files listed in the manifest, by table",
+        gauges.file_bytes.clone(),
+    );
+    registry.register(
+        "storage_persisted_through",
+        "Sequence number of the last write-ahead-log record persisted to Parquet",
+        gauges.persisted_through.clone(),
+    );
+    registry.register(
+        "storage_flushes",
+        "Flushes of the buffer to Parquet since start",
+        gauges.flushes.clone(),
+    );
+    registry.register(
+        "storage_failures",
+        "Failed flushes, compactions and retention passes since start",
+        gauges.failures.clone(),
+    );
+    registry.register(
+        "storage_files_compacted",
+        "Files merged away by compaction since start",
+        gauges.files_compacted.clone(),
+    );
+    registry.register(
+        "storage_files_expired",
+        "Files deleted by retention since start",
+        gauges.files_expired.clone(),
+    );
+    registry.register(
+        "storage_last_flush_timestamp_seconds",
+        "Time of the last successful flush (Unix seconds)",
+        gauges.last_flush.clone(),
+    );
     let build_info = Family::<Vec<(String, String)>, Gauge>::default();
     build_info
         .get_or_create(&vec![(
@@ -150,7 +211,7 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
         .set(1);
     registry.register("build_info", "Version of this smolder binary", build_info);
 
-    let source: Arc<dyn TableSource> = Arc::clone(&buffer) as Arc<dyn TableSource>;
+    let source: Arc<dyn TableSource> = Arc::clone(&store) as Arc<dyn TableSource>;
     let engine = QueryEngine::new(
         vec![source],
         QueryLimits {
@@ -161,7 +222,7 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
     )?;
     let metrics_state = MetricsState {
         registry: Arc::new(registry),
-        buffer: Arc::clone(&buffer),
+        store: Arc::clone(&store),
         ingestor: Arc::clone(&ingestor),
         gauges,
     };
@@ -192,12 +253,28 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
         }
     });
     tasks.spawn({
-        let stop = signal(shutdown_rx);
+        let stop = signal(shutdown_rx.clone());
         async move {
             axum::serve(http_listener, api)
                 .with_graceful_shutdown(stop)
                 .await
                 .context("HTTP API server")
+        }
+    });
+    tasks.spawn({
+        let store = Arc::clone(&store);
+        let stop = signal(shutdown_rx);
+        async move {
+            // Flushes, compaction and retention, checked every second.
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    () = &mut stop => return Ok(()),
+                    _ = tick.tick() => store.maintain().await,
+                }
+            }
         }
     });
 
@@ -216,6 +293,7 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
         addrs,
         shutdown,
         tasks,
+        store,
     })
 }
 
@@ -249,6 +327,19 @@ impl Running {
                 "Shutdown grace period over; closing open connections."
             ),
         }
+        // Nothing is accepted any more: persist what is buffered, so the next
+        // start reads Parquet instead of replaying the log.
+        match self.store.flush().await {
+            Ok(report) => tracing::info!(
+                rows = report.rows_flushed,
+                files = report.files_written,
+                "Flushed the buffer to Parquet."
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "The final flush failed; the write-ahead log keeps the data for the next start.")
+            }
+        }
+        self.store.collect_garbage(true).await;
         tracing::info!("smolder stopped.");
         Ok(())
     }
@@ -292,16 +383,32 @@ fn api_router(engine: Arc<QueryEngine>, metrics: MetricsState) -> Router {
 
 async fn metrics_handler(State(state): State<MetricsState>) -> impl IntoResponse {
     let g = &state.gauges;
-    g.bytes.set(state.buffer.used() as i64);
-    g.limit.set(state.buffer.limit() as i64);
+    let buffer = state.store.buffer();
+    g.bytes.set(buffer.used() as i64);
+    g.limit.set(buffer.limit() as i64);
     g.inflight.set(state.ingestor.in_flight_bytes() as i64);
+    let manifest = state.store.current();
     for table in Table::ALL {
-        g.rows
-            .get_or_create(&TableLabel {
-                table: table.name(),
-            })
-            .set(state.buffer.rows(table) as i64);
+        let label = TableLabel {
+            table: table.name(),
+        };
+        g.rows.get_or_create(&label).set(buffer.rows(table) as i64);
+        g.files
+            .get_or_create(&label)
+            .set(manifest.files_of(table).count() as i64);
+        g.file_bytes
+            .get_or_create(&label)
+            .set(manifest.files_of(table).map(|f| f.bytes as i64).sum());
     }
+    let stats = state.store.stats();
+    let load =
+        |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed) as i64;
+    g.persisted_through.set(manifest.persisted_through as i64);
+    g.flushes.set(load(&stats.flushes));
+    g.failures.set(load(&stats.failures));
+    g.files_compacted.set(load(&stats.files_compacted));
+    g.files_expired.set(load(&stats.files_expired));
+    g.last_flush.set(load(&stats.last_flush_ns) / 1_000_000_000);
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &state.registry) {
         tracing::error!(error = %e, "Encoding metrics failed.");

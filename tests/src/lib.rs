@@ -33,6 +33,18 @@ pub fn smolder_bin() -> PathBuf {
     bin
 }
 
+/// The number of spans in a trace export.
+pub fn span_count(
+    request: &opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+) -> u64 {
+    request
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len() as u64)
+        .sum()
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -50,7 +62,9 @@ pub struct Server {
     pub otlp_http: SocketAddr,
     /// HTTP API address.
     pub http: SocketAddr,
-    data_dir: tempfile::TempDir,
+    data_dir: PathBuf,
+    /// Deletes the data directory when the server is dropped, if it made it.
+    _temp: Option<tempfile::TempDir>,
     extra: Vec<String>,
     env: Vec<(String, String)>,
 }
@@ -64,19 +78,32 @@ impl Server {
 
     /// Like [`Server::start`], with environment variables set for the server.
     pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Self {
-        let data_dir = tempfile::tempdir().expect("temporary data dir");
+        let temp = tempfile::tempdir().expect("temporary data dir");
+        let mut server = Self::launch(temp.path(), extra, env);
+        server._temp = Some(temp);
+        server
+    }
+
+    /// Like [`Server::start`], with the data directory `data_dir` (which the
+    /// caller owns).
+    pub fn start_in(data_dir: &std::path::Path, extra: &[&str]) -> Self {
+        Self::launch(data_dir, extra, &[])
+    }
+
+    fn launch(data_dir: &std::path::Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let (child, [otlp_grpc, otlp_http, http]) = spawn(data_dir.path(), &extra, &env);
+        let (child, [otlp_grpc, otlp_http, http]) = spawn(data_dir, &extra, &env, None);
         Self {
             child,
             otlp_grpc,
             otlp_http,
             http,
-            data_dir,
+            data_dir: data_dir.to_path_buf(),
+            _temp: None,
             extra,
             env,
         }
@@ -98,16 +125,34 @@ impl Server {
     /// Starts the server again on the same data directory (on new ports).
     pub fn restart(&mut self) {
         let (child, [otlp_grpc, otlp_http, http]) =
-            spawn(self.data_dir.path(), &self.extra, &self.env);
+            spawn(&self.data_dir, &self.extra, &self.env, None);
         self.child = child;
         self.otlp_grpc = otlp_grpc;
         self.otlp_http = otlp_http;
         self.http = http;
     }
 
+    /// Starts the server again on the same data directory and the same
+    /// ports, so that clients (such as a running `smolder loadgen`) reconnect
+    /// to it.
+    pub fn restart_on_same_ports(&mut self) {
+        let addrs = [self.otlp_grpc, self.otlp_http, self.http];
+        let (child, _) = spawn(&self.data_dir, &self.extra, &self.env, Some(addrs));
+        self.child = child;
+    }
+
+    /// Stops the server the way an operator does (SIGTERM: graceful
+    /// shutdown) and waits for it to exit; returns whether it exited cleanly.
+    pub fn stop(&mut self) -> bool {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().is_ok_and(|s| s.success())
+    }
+
     /// The server's data directory.
     pub fn data_dir(&self) -> &std::path::Path {
-        self.data_dir.path()
+        &self.data_dir
     }
 
     /// Base URL of the OTLP/HTTP receiver.
@@ -176,15 +221,32 @@ fn spawn(
     data_dir: &std::path::Path,
     extra: &[String],
     env: &[(String, String)],
+    addrs: Option<[SocketAddr; 3]>,
 ) -> (Child, [SocketAddr; 3]) {
+    let [grpc, otlp_http, http] = addrs.map_or_else(
+        || {
+            [
+                "127.0.0.1:0".to_string(),
+                "127.0.0.1:0".into(),
+                "127.0.0.1:0".into(),
+            ]
+        },
+        |a| a.map(|a| a.to_string()),
+    );
     let mut child = Command::new(smolder_bin())
         .arg("serve")
-        .args(["--otlp-grpc-addr", "127.0.0.1:0"])
-        .args(["--otlp-http-addr", "127.0.0.1:0"])
-        .args(["--http-addr", "127.0.0.1:0"])
+        .args(["--otlp-grpc-addr", &grpc])
+        .args(["--otlp-http-addr", &otlp_http])
+        .args(["--http-addr", &http])
         .arg("--data-dir")
         .arg(data_dir)
         .args(extra)
+        // The canned fixtures are timestamped in 2023: keep everything, so
+        // that only the tests about retention meet it (they pass flags,
+        // which win over these variables).
+        .env("SMOLDER_RETENTION_TRACES", "36500d")
+        .env("SMOLDER_RETENTION_LOGS", "36500d")
+        .env("SMOLDER_RETENTION_METRICS", "36500d")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .env(
             "RUST_LOG",

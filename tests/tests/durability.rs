@@ -10,15 +10,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use serde_json::json;
 use smolder_sample_data::Generator;
-use smolder_tests::Server;
-
-fn span_count(r: &ExportTraceServiceRequest) -> u64 {
-    r.resource_spans
-        .iter()
-        .flat_map(|r| &r.scope_spans)
-        .map(|s| s.spans.len() as u64)
-        .sum()
-}
+use smolder_tests::{Server, span_count};
 
 /// Requests of `per_request` spans with ids unique across all of them.
 fn requests(count: usize, per_request: usize) -> Vec<ExportTraceServiceRequest> {
@@ -132,22 +124,16 @@ async fn every_sync_policy_keeps_data_across_a_process_crash() {
 fn a_corrupt_log_stops_the_start_and_names_the_place() {
     let mut server = Server::start(&[]);
     let body = std::fs::read(smolder_sample_data::fixtures::path("traces.pb")).unwrap();
-    let (status, _) = smolder_tests::http_request(
-        server.otlp_http,
-        "POST",
-        "/v1/traces",
-        &[("content-type", "application/x-protobuf")],
-        &body,
-    );
-    assert_eq!(status, 200);
-    let (status, _) = smolder_tests::http_request(
-        server.otlp_http,
-        "POST",
-        "/v1/traces",
-        &[("content-type", "application/x-protobuf")],
-        &body,
-    );
-    assert_eq!(status, 200);
+    for _ in 0..2 {
+        let (status, _) = smolder_tests::http_request(
+            server.otlp_http,
+            "POST",
+            "/v1/traces",
+            &[("content-type", "application/x-protobuf")],
+            &body,
+        );
+        assert_eq!(status, 200);
+    }
     server.kill();
     let wal = server.data_dir().join("wal");
     let segment = std::fs::read_dir(&wal)
@@ -157,7 +143,7 @@ fn a_corrupt_log_stops_the_start_and_names_the_place() {
         .unwrap()
         .path();
     let mut data = std::fs::read(&segment).unwrap();
-    data[8 + 17 + 3] ^= 0x55; // inside the first record's payload
+    data[8 + 33 + 3] ^= 0x55; // inside the first record's payload
     std::fs::write(&segment, &data).unwrap();
 
     let output = std::process::Command::new(smolder_tests::smolder_bin())

@@ -11,7 +11,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use prost::Message;
 use serde_json::json;
-use smolder_tests::Server;
+use smolder_tests::{Server, span_count};
 use tonic::Code;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
@@ -19,14 +19,6 @@ use tonic_types::StatusExt;
 
 fn fixture<M: Message + Default>(name: &str) -> M {
     M::decode(&std::fs::read(smolder_sample_data::fixtures::path(name)).unwrap()[..]).unwrap()
-}
-
-fn span_count(r: &ExportTraceServiceRequest) -> i64 {
-    r.resource_spans
-        .iter()
-        .flat_map(|r| &r.scope_spans)
-        .map(|s| s.spans.len() as i64)
-        .sum()
 }
 
 async fn traces_client(server: &Server) -> TraceServiceClient<Channel> {

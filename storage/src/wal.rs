@@ -2,7 +2,9 @@
 //! acknowledged, so that a crash loses nothing a client was told is stored.
 //!
 //! Records hold the export as protobuf bytes (smaller than its Arrow form, and
-//! converted again in the same deterministic way on replay). One writer thread
+//! converted again in the same deterministic way on replay) with the time
+//! window its items were accepted in, so that replay keeps exactly the items
+//! that were acknowledged whatever the clock says then. One writer thread
 //! owns the open segment; receivers hand it records over a channel and wait.
 //! The writer takes every record that arrived meanwhile, writes them with one
 //! `write` and, under [`SyncPolicy::Always`], covers them all with one `fsync`
@@ -13,8 +15,14 @@
 //! records of
 //!
 //! ```text
-//! u32 LE payload length | u32 LE CRC-32 of the rest | u64 LE sequence | u8 table | payload
+//! u32 LE payload length | u32 LE CRC-32 of the rest | u64 LE sequence | u8 table
+//!   | i64 LE not_before | i64 LE not_after | payload
 //! ```
+//!
+//! Once the records up to some sequence number are durable in Parquet, the
+//! persister calls [`Wal::rotate`] and then [`Wal::truncate`]: whole segments
+//! holding only such records are deleted. [`Wal::open`] skips records already
+//! persisted, so a crash between the two loses nothing and duplicates nothing.
 //!
 //! On start [`Wal::open`] reads every segment. A record cut short or failing its
 //! checksum at the very end of the last segment is a torn write from a crash:
@@ -37,9 +45,11 @@ use bytes::Bytes;
 use smolder_common::Table;
 use tokio::sync::oneshot;
 
+use crate::TimeWindow;
+
 /// The first bytes of every segment.
-pub const MAGIC: &[u8; 8] = b"SMOLWAL1";
-const HEADER: usize = 4 + 4 + 8 + 1;
+pub const MAGIC: &[u8; 8] = b"SMOLWAL2";
+const HEADER: usize = 4 + 4 + 8 + 1 + 8 + 8;
 
 /// When appended records are forced to stable storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,14 +117,27 @@ pub struct Record {
     pub seq: u64,
     /// The table its items belong to.
     pub table: Table,
+    /// The time window the export's items were accepted in.
+    pub window: TimeWindow,
     /// The export request as protobuf bytes.
     pub payload: Bytes,
 }
 
 struct Append {
     table: Table,
+    window: TimeWindow,
     payload: Bytes,
     done: oneshot::Sender<Result<u64, WalError>>,
+}
+
+enum Command {
+    Append(Append),
+    /// Close the current segment (unless it is empty) and start a new one;
+    /// answers with the sequence number the next record will get.
+    Rotate(oneshot::Sender<Result<u64, WalError>>),
+    /// Delete the closed segments whose records all have sequence numbers up
+    /// to the given one; answers with the number of segments deleted.
+    Truncate(u64, oneshot::Sender<Result<usize, WalError>>),
 }
 
 /// Options of the log.
@@ -138,13 +161,19 @@ impl Default for WalOptions {
 /// The write-ahead log's handle for receivers.
 #[derive(Debug)]
 pub struct Wal {
-    appends: mpsc::Sender<Append>,
+    commands: mpsc::Sender<Command>,
 }
 
 impl Wal {
     /// Opens (creating if needed) the log in `dir`, returning the records it
-    /// already holds, in order, for replay.
-    pub fn open(dir: &Path, options: WalOptions) -> Result<(Self, Vec<Record>), WalError> {
+    /// holds after `persisted_through` (the last sequence number already
+    /// durable elsewhere), in order, for replay. Numbering continues after
+    /// both.
+    pub fn open(
+        dir: &Path,
+        options: WalOptions,
+        persisted_through: u64,
+    ) -> Result<(Self, Vec<Record>), WalError> {
         let io_err = |path: &Path| {
             let path = path.to_path_buf();
             move |source| WalError::Io { path, source }
@@ -171,10 +200,14 @@ impl Wal {
         for (i, (_, path)) in segments.iter().enumerate() {
             read_segment(path, Some(i) == last, &mut records)?;
         }
-        let next_seq = records.last().map_or_else(
-            || segments.last().map_or(1, |(first, _)| *first),
-            |r| r.seq + 1,
-        );
+        let next_seq = records
+            .last()
+            .map_or_else(
+                || segments.last().map_or(1, |(first, _)| *first),
+                |r| r.seq + 1,
+            )
+            .max(persisted_through + 1);
+        records.retain(|r| r.seq > persisted_through);
 
         let writer = match segments.last() {
             Some((_, path)) => {
@@ -187,6 +220,7 @@ impl Wal {
                     dir: dir.to_path_buf(),
                     file,
                     path: path.clone(),
+                    first_seq: segments.last().map_or(next_seq, |(first, _)| *first),
                     len,
                     next_seq,
                     options,
@@ -196,24 +230,52 @@ impl Wal {
             }
             None => Writer::create(dir, next_seq, options).map_err(io_err(dir))?,
         };
-        let (appends, rx) = mpsc::channel();
+        writer.truncate(persisted_through)?;
+        let (commands, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("smolder-wal".into())
             .spawn(move || writer.run(rx))
             .map_err(io_err(dir))?;
-        Ok((Self { appends }, records))
+        Ok((Self { commands }, records))
     }
 
-    /// Appends an export and waits until it is stored as the sync policy asks;
-    /// returns its sequence number.
-    pub async fn append(&self, table: Table, payload: Bytes) -> Result<u64, WalError> {
+    /// Appends an export whose items were accepted in `window` and waits until
+    /// it is stored as the sync policy asks; returns its sequence number.
+    pub async fn append(
+        &self,
+        table: Table,
+        window: TimeWindow,
+        payload: Bytes,
+    ) -> Result<u64, WalError> {
         let (done, result) = oneshot::channel();
-        self.appends
-            .send(Append {
+        self.commands
+            .send(Command::Append(Append {
                 table,
+                window,
                 payload,
                 done,
-            })
+            }))
+            .map_err(|_| WalError::Closed)?;
+        result.await.map_err(|_| WalError::Closed)?
+    }
+
+    /// Starts a new segment (unless the current one is empty) and returns the
+    /// sequence number the next record will get: every record before it is
+    /// in a closed segment.
+    pub async fn rotate(&self) -> Result<u64, WalError> {
+        let (done, result) = oneshot::channel();
+        self.commands
+            .send(Command::Rotate(done))
+            .map_err(|_| WalError::Closed)?;
+        result.await.map_err(|_| WalError::Closed)?
+    }
+
+    /// Deletes the closed segments holding only records up to `through`;
+    /// returns how many were deleted.
+    pub async fn truncate(&self, through: u64) -> Result<usize, WalError> {
+        let (done, result) = oneshot::channel();
+        self.commands
+            .send(Command::Truncate(through, done))
             .map_err(|_| WalError::Closed)?;
         result.await.map_err(|_| WalError::Closed)?
     }
@@ -242,6 +304,13 @@ fn read_segment(path: &Path, is_last: bool, out: &mut Vec<Record>) -> Result<(),
             return Ok(());
         }
         return Err(corrupt("segment shorter than its header".into()));
+    }
+    if &data[..MAGIC.len()] == b"SMOLWAL1" {
+        return Err(corrupt(
+            "written by an older smolder (log format 1, without time windows); \
+             move the data directory aside to start afresh"
+                .into(),
+        ));
     }
     if &data[..MAGIC.len()] != MAGIC {
         return Err(corrupt("not a smolder WAL segment (bad magic)".into()));
@@ -317,6 +386,10 @@ fn parse_record(data: &Bytes, offset: usize) -> Result<(Record, usize), BadRecor
         });
     }
     let seq = u64::from_le_bytes(rest[8..16].try_into().expect("8 bytes"));
+    let window = TimeWindow {
+        not_before: i64::from_le_bytes(rest[17..25].try_into().expect("8 bytes")),
+        not_after: i64::from_le_bytes(rest[25..33].try_into().expect("8 bytes")),
+    };
     let table = match rest[16] {
         0 => Table::Spans,
         1 => Table::Logs,
@@ -332,6 +405,7 @@ fn parse_record(data: &Bytes, offset: usize) -> Result<(Record, usize), BadRecor
         Record {
             seq,
             table,
+            window,
             payload: data.slice(offset + HEADER..end),
         },
         end,
@@ -355,6 +429,8 @@ struct Writer {
     dir: PathBuf,
     file: File,
     path: PathBuf,
+    /// Sequence number of the segment's first record (its name).
+    first_seq: u64,
     /// Bytes of complete records (and the header) in the segment.
     len: u64,
     next_seq: u64,
@@ -379,6 +455,7 @@ impl Writer {
             dir: dir.to_path_buf(),
             file,
             path,
+            first_seq,
             len: MAGIC.len() as u64,
             next_seq: first_seq,
             options,
@@ -387,29 +464,41 @@ impl Writer {
         })
     }
 
-    fn run(mut self, appends: mpsc::Receiver<Append>) {
+    fn run(mut self, commands: mpsc::Receiver<Command>) {
         let mut batch = Vec::new();
         let mut buf = Vec::new();
         loop {
             let first = match self.options.sync {
                 SyncPolicy::Interval(every) if self.dirty => {
                     let wait = every.saturating_sub(self.last_sync.elapsed());
-                    match appends.recv_timeout(wait) {
-                        Ok(append) => Some(append),
+                    match commands.recv_timeout(wait) {
+                        Ok(command) => Some(command),
                         Err(mpsc::RecvTimeoutError::Timeout) => None,
                         Err(mpsc::RecvTimeoutError::Disconnected) => break,
                     }
                 }
-                _ => match appends.recv() {
-                    Ok(append) => Some(append),
+                _ => match commands.recv() {
+                    Ok(command) => Some(command),
                     Err(_) => break,
                 },
             };
-            if let Some(first) = first {
-                batch.push(first);
-                batch.extend(appends.try_iter());
-                self.commit(&mut batch, &mut buf);
+            // Take every command that arrived meanwhile: the appends among them
+            // share one write and one sync; a rotation or truncation waits for
+            // the appends queued before it.
+            for command in first.into_iter().chain(commands.try_iter()) {
+                match command {
+                    Command::Append(append) => batch.push(append),
+                    Command::Rotate(done) => {
+                        self.commit(&mut batch, &mut buf);
+                        let _ = done.send(self.rotate_if_used());
+                    }
+                    Command::Truncate(through, done) => {
+                        self.commit(&mut batch, &mut buf);
+                        let _ = done.send(self.truncate(through));
+                    }
+                }
             }
+            self.commit(&mut batch, &mut buf);
             if let SyncPolicy::Interval(every) = self.options.sync
                 && self.dirty
                 && self.last_sync.elapsed() >= every
@@ -432,6 +521,9 @@ impl Writer {
 
     /// Writes a group of appends and answers each of them.
     fn commit(&mut self, batch: &mut Vec<Append>, buf: &mut Vec<u8>) {
+        if batch.is_empty() {
+            return;
+        }
         buf.clear();
         let first_seq = self.next_seq;
         for (i, append) in batch.iter().enumerate() {
@@ -441,6 +533,8 @@ impl Writer {
             buf.extend_from_slice(&[0; 4]);
             buf.extend_from_slice(&seq.to_le_bytes());
             buf.push(table_code(append.table));
+            buf.extend_from_slice(&append.window.not_before.to_le_bytes());
+            buf.extend_from_slice(&append.window.not_after.to_le_bytes());
             buf.extend_from_slice(&append.payload);
             let crc = crc32(&buf[start + 8..]);
             buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
@@ -498,6 +592,58 @@ impl Writer {
         *self = next;
         Ok(())
     }
+
+    fn rotate_if_used(&mut self) -> Result<u64, WalError> {
+        if self.len > MAGIC.len() as u64 {
+            self.rotate().map_err(|e| WalError::Write(e.to_string()))?;
+        }
+        Ok(self.next_seq)
+    }
+
+    /// Deletes closed segments whose records all have sequence numbers up to
+    /// `through`: a segment qualifies when the next one starts at or before
+    /// `through + 1`. The open segment is never deleted.
+    fn truncate(&self, through: u64) -> Result<usize, WalError> {
+        let io_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| WalError::Io { path, source }
+        };
+        let mut firsts: Vec<(u64, PathBuf)> = fs::read_dir(&self.dir)
+            .map_err(io_err(&self.dir))?
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let path = entry.path();
+                let first = path
+                    .file_name()?
+                    .to_str()?
+                    .strip_suffix(".wal")?
+                    .parse()
+                    .ok()?;
+                Some((first, path))
+            })
+            .collect();
+        firsts.sort();
+        let mut deleted = 0;
+        for pair in firsts.windows(2) {
+            let ((first, path), (next_first, _)) = (&pair[0], &pair[1]);
+            if *first >= self.first_seq || *next_first > through + 1 {
+                break;
+            }
+            fs::remove_file(path).map_err(io_err(path))?;
+            deleted += 1;
+        }
+        if deleted > 0 {
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err(&self.dir))?;
+            tracing::debug!(
+                deleted,
+                through,
+                "Deleted WAL segments persisted to Parquet."
+            );
+        }
+        Ok(deleted)
+    }
 }
 
 #[cfg(test)]
@@ -515,7 +661,11 @@ mod tests {
         let mut seqs = Vec::new();
         for i in 0..n {
             let payload = Bytes::from(format!("export {i}"));
-            seqs.push(wal.append(Table::Spans, payload).await.unwrap());
+            seqs.push(
+                wal.append(Table::Spans, TimeWindow::ANY, payload)
+                    .await
+                    .unwrap(),
+            );
         }
         seqs
     }
@@ -532,14 +682,14 @@ mod tests {
     #[tokio::test]
     async fn records_come_back_in_order_after_reopening() {
         let dir = tempfile::tempdir().unwrap();
-        let (wal, replay) = Wal::open(dir.path(), options(64 << 20)).unwrap();
+        let (wal, replay) = Wal::open(dir.path(), options(64 << 20), 0).unwrap();
         assert!(replay.is_empty());
         assert_eq!(append_n(&wal, 3).await, vec![1, 2, 3]);
-        wal.append(Table::Metrics, Bytes::from_static(b"m"))
+        wal.append(Table::Metrics, TimeWindow::ANY, Bytes::from_static(b"m"))
             .await
             .unwrap();
         drop(wal);
-        let (wal, replay) = Wal::open(dir.path(), options(64 << 20)).unwrap();
+        let (wal, replay) = Wal::open(dir.path(), options(64 << 20), 0).unwrap();
         let seqs: Vec<_> = replay.iter().map(|r| r.seq).collect();
         assert_eq!(seqs, vec![1, 2, 3, 4]);
         assert_eq!(replay[1].payload, Bytes::from("export 1"));
@@ -551,13 +701,13 @@ mod tests {
     #[tokio::test]
     async fn concurrent_appends_share_commits_and_get_distinct_numbers() {
         let dir = tempfile::tempdir().unwrap();
-        let (wal, _) = Wal::open(dir.path(), options(64 << 20)).unwrap();
+        let (wal, _) = Wal::open(dir.path(), options(64 << 20), 0).unwrap();
         let wal = std::sync::Arc::new(wal);
         let tasks: Vec<_> = (0..50)
             .map(|i| {
                 let wal = std::sync::Arc::clone(&wal);
                 tokio::spawn(async move {
-                    wal.append(Table::Logs, Bytes::from(format!("{i}")))
+                    wal.append(Table::Logs, TimeWindow::ANY, Bytes::from(format!("{i}")))
                         .await
                         .unwrap()
                 })
@@ -574,11 +724,11 @@ mod tests {
     #[tokio::test]
     async fn segments_rotate_and_replay_across_them() {
         let dir = tempfile::tempdir().unwrap();
-        let (wal, _) = Wal::open(dir.path(), options(64)).unwrap();
+        let (wal, _) = Wal::open(dir.path(), options(64), 0).unwrap();
         append_n(&wal, 10).await;
         drop(wal);
         assert!(segments(dir.path()).len() > 3, "{:?}", segments(dir.path()));
-        let (_, replay) = Wal::open(dir.path(), options(64)).unwrap();
+        let (_, replay) = Wal::open(dir.path(), options(64), 0).unwrap();
         assert_eq!(
             replay.iter().map(|r| r.seq).collect::<Vec<_>>(),
             (1..=10).collect::<Vec<_>>()
@@ -588,7 +738,7 @@ mod tests {
     #[tokio::test]
     async fn a_torn_tail_is_truncated_and_appending_continues() {
         let dir = tempfile::tempdir().unwrap();
-        let (wal, _) = Wal::open(dir.path(), options(64 << 20)).unwrap();
+        let (wal, _) = Wal::open(dir.path(), options(64 << 20), 0).unwrap();
         append_n(&wal, 3).await;
         drop(wal);
         let path = segments(dir.path()).pop().unwrap();
@@ -598,19 +748,19 @@ mod tests {
         file.write_all(&100u32.to_le_bytes()).unwrap();
         file.write_all(&[7; 20]).unwrap();
         drop(file);
-        let (wal, replay) = Wal::open(dir.path(), options(64 << 20)).unwrap();
+        let (wal, replay) = Wal::open(dir.path(), options(64 << 20), 0).unwrap();
         assert_eq!(replay.len(), 3);
         assert_eq!(fs::metadata(&path).unwrap().len(), good_len);
         assert_eq!(append_n(&wal, 1).await, vec![4]);
         drop(wal);
-        let (_, replay) = Wal::open(dir.path(), options(64 << 20)).unwrap();
+        let (_, replay) = Wal::open(dir.path(), options(64 << 20), 0).unwrap();
         assert_eq!(replay.len(), 4);
     }
 
     #[tokio::test]
     async fn corruption_before_the_tail_is_reported_not_skipped() {
         let dir = tempfile::tempdir().unwrap();
-        let (wal, _) = Wal::open(dir.path(), options(64 << 20)).unwrap();
+        let (wal, _) = Wal::open(dir.path(), options(64 << 20), 0).unwrap();
         append_n(&wal, 3).await;
         drop(wal);
         let path = segments(dir.path()).pop().unwrap();
@@ -618,7 +768,7 @@ mod tests {
         // Flip a byte in the first record's payload.
         data[MAGIC.len() + HEADER] ^= 0xff;
         fs::write(&path, &data).unwrap();
-        let err = Wal::open(dir.path(), options(64 << 20)).unwrap_err();
+        let err = Wal::open(dir.path(), options(64 << 20), 0).unwrap_err();
         let message = err.to_string();
         assert!(
             message.contains("corrupt record at byte 8: checksum mismatch"),
@@ -644,5 +794,48 @@ mod tests {
                 .contains("\"sometimes\"")
         );
         assert!("0s".parse::<SyncPolicy>().is_err());
+    }
+
+    #[tokio::test]
+    async fn persisted_records_are_truncated_and_skipped_on_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = Wal::open(dir.path(), options(64 << 20), 0).unwrap();
+        append_n(&wal, 3).await;
+        assert_eq!(wal.rotate().await.unwrap(), 4);
+        // An empty segment is not rotated again.
+        assert_eq!(wal.rotate().await.unwrap(), 4);
+        let window = TimeWindow {
+            not_before: -5,
+            not_after: 77,
+        };
+        wal.append(Table::Logs, window, Bytes::from_static(b"4"))
+            .await
+            .unwrap();
+        append_n(&wal, 1).await;
+        assert_eq!(segments(dir.path()).len(), 2);
+        assert_eq!(
+            wal.truncate(2).await.unwrap(),
+            0,
+            "record 3 is not persisted"
+        );
+        assert_eq!(wal.truncate(3).await.unwrap(), 1);
+        assert_eq!(segments(dir.path()).len(), 1);
+        drop(wal);
+        // A crash after persisting through 3 but before truncating: replay
+        // starts after 3 and keeps each record's window.
+        let (wal, replay) = Wal::open(dir.path(), options(64 << 20), 3).unwrap();
+        assert_eq!(replay.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![4, 5]);
+        assert_eq!(replay[0].window, window);
+        assert_eq!(replay[0].table, Table::Logs);
+        drop(wal);
+        let (wal, replay) = Wal::open(dir.path(), options(64 << 20), 4).unwrap();
+        assert_eq!(replay.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![5]);
+        assert_eq!(append_n(&wal, 1).await, vec![6]);
+        drop(wal);
+        // A log emptied entirely still numbers after what was persisted.
+        let empty = tempfile::tempdir().unwrap();
+        let (wal, replay) = Wal::open(empty.path(), options(64 << 20), 41).unwrap();
+        assert!(replay.is_empty());
+        assert_eq!(append_n(&wal, 1).await, vec![42]);
     }
 }

@@ -1,20 +1,22 @@
 //! The in-memory buffer of recent record batches.
 //!
-//! Ingest appends one batch per accepted export; the query engine reads
-//! snapshots through [`TableSource`]. The buffer holds at most its configured
+//! Ingest appends one batch per accepted export, tagged with the sequence
+//! number of its write-ahead-log record; the query engine reads snapshots
+//! through the store. The buffer holds at most its configured
 //! number of bytes (Arrow memory of the batches): an append that would exceed it
 //! is refused with [`BufferFull`], which the receivers answer with a retryable
 //! "unavailable" status — backpressure, never an out-of-memory crash.
 //!
-//! The write-ahead log goes in front of [`Buffer::append`] and a persister behind
-//! it: a persister takes batches out with [`Buffer::drain`], which frees their
-//! memory.
+//! The write-ahead log goes in front of [`Buffer::reserve`] and the Parquet
+//! persister behind it: the persister copies out the batches present with
+//! [`Buffer::batches`], writes them, and then drops them with
+//! [`Buffer::remove_first`], which frees their memory.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use datafusion::arrow::record_batch::RecordBatch;
-use smolder_common::{Table, TableSource};
+use smolder_common::Table;
 
 /// The buffer has no room for a batch.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
@@ -26,9 +28,18 @@ pub struct BufferFull {
     pub limit: usize,
 }
 
+/// A buffered batch and the write-ahead-log record it came from.
+#[derive(Debug, Clone)]
+pub struct Buffered {
+    /// Sequence number of the record (0 without a log).
+    pub seq: u64,
+    /// The rows.
+    pub batch: Arc<RecordBatch>,
+}
+
 #[derive(Debug, Default)]
 struct TableBuffer {
-    batches: RwLock<Vec<Arc<RecordBatch>>>,
+    batches: RwLock<Vec<Buffered>>,
     rows: AtomicUsize,
 }
 
@@ -76,9 +87,9 @@ impl Buffer {
         self.used() >= self.limit
     }
 
-    /// Appends a batch, or refuses it when it does not fit.
-    pub fn append(&self, table: Table, batch: RecordBatch) -> Result<(), BufferFull> {
-        self.reserve(table, batch)?.commit();
+    /// Appends a batch from record `seq`, or refuses it when it does not fit.
+    pub fn append(&self, table: Table, seq: u64, batch: RecordBatch) -> Result<(), BufferFull> {
+        self.reserve(table, batch)?.commit(seq);
         Ok(())
     }
 
@@ -105,31 +116,64 @@ impl Buffer {
 
     /// Appends a batch whatever the limit: for replaying the write-ahead log,
     /// whose records were all acknowledged and must not be lost.
-    pub fn append_unchecked(&self, table: Table, batch: RecordBatch) {
+    pub fn append_unchecked(&self, table: Table, seq: u64, batch: RecordBatch) {
         self.used
             .fetch_add(batch.get_array_memory_size(), Ordering::AcqRel);
-        self.publish(table, batch);
+        self.publish(table, seq, batch);
     }
 
-    fn publish(&self, table: Table, batch: RecordBatch) {
+    fn publish(&self, table: Table, seq: u64, batch: RecordBatch) {
         let t = self.table(table);
         t.rows.fetch_add(batch.num_rows(), Ordering::Relaxed);
         t.batches
             .write()
             .expect("buffer lock poisoned")
-            .push(Arc::new(batch));
+            .push(Buffered {
+                seq,
+                batch: Arc::new(batch),
+            });
     }
 
-    /// Takes every batch of `table` out of the buffer and frees its memory.
-    pub fn drain(&self, table: Table) -> Vec<Arc<RecordBatch>> {
+    /// The batches of `table` now held, oldest first.
+    pub fn batches(&self, table: Table) -> Vec<Buffered> {
+        self.table(table)
+            .batches
+            .read()
+            .expect("buffer lock poisoned")
+            .clone()
+    }
+
+    /// The rows of `table` now held, for queries.
+    pub fn snapshot(&self, table: Table) -> Vec<RecordBatch> {
+        let batches = self
+            .table(table)
+            .batches
+            .read()
+            .expect("buffer lock poisoned");
+        batches
+            .iter()
+            .map(|b| RecordBatch::clone(&b.batch))
+            .collect()
+    }
+
+    /// Drops the `n` oldest batches of `table` (once they are persisted) and
+    /// frees their memory. Appends only ever add at the end, so these are the
+    /// batches an earlier [`Buffer::batches`] returned first.
+    pub fn remove_first(&self, table: Table, n: usize) {
         let t = self.table(table);
-        let batches = std::mem::take(&mut *t.batches.write().expect("buffer lock poisoned"));
-        let (bytes, rows) = batches.iter().fold((0, 0), |(b, r), batch| {
-            (b + batch.get_array_memory_size(), r + batch.num_rows())
+        let removed: Vec<Buffered> = {
+            let mut batches = t.batches.write().expect("buffer lock poisoned");
+            let n = n.min(batches.len());
+            batches.drain(..n).collect()
+        };
+        let (bytes, rows) = removed.iter().fold((0, 0), |(b, r), buffered| {
+            (
+                b + buffered.batch.get_array_memory_size(),
+                r + buffered.batch.num_rows(),
+            )
         });
         self.used.fetch_sub(bytes, Ordering::AcqRel);
         t.rows.fetch_sub(rows, Ordering::Relaxed);
-        batches
     }
 }
 
@@ -143,10 +187,11 @@ pub struct Reservation<'a> {
 }
 
 impl Reservation<'_> {
-    /// Makes the batch visible to queries.
-    pub fn commit(mut self) {
+    /// Makes the batch, stored in write-ahead-log record `seq`, visible to
+    /// queries.
+    pub fn commit(mut self, seq: u64) {
         let batch = self.batch.take().expect("committed once");
-        self.buffer.publish(self.table, batch);
+        self.buffer.publish(self.table, seq, batch);
     }
 }
 
@@ -160,35 +205,12 @@ impl Drop for Reservation<'_> {
     }
 }
 
-impl TableSource for Buffer {
-    fn snapshot(&self, table: Table) -> Vec<RecordBatch> {
-        let batches = self
-            .table(table)
-            .batches
-            .read()
-            .expect("buffer lock poisoned");
-        batches.iter().map(|b| RecordBatch::clone(b)).collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-
     use super::*;
 
     fn batch(rows: usize) -> RecordBatch {
-        let request = ExportLogsServiceRequest {
-            resource_logs: vec![ResourceLogs {
-                scope_logs: vec![ScopeLogs {
-                    log_records: vec![LogRecord::default(); rows],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        };
-        crate::convert::logs(&request).unwrap().batch.unwrap()
+        crate::testing::batch(Table::Logs, "svc", &vec![0; rows])
     }
 
     #[test]
@@ -196,15 +218,18 @@ mod tests {
         let one = batch(10);
         let size = one.get_array_memory_size();
         let buffer = Buffer::new(size * 2 + size / 2);
-        buffer.append(Table::Logs, one.clone()).unwrap();
-        buffer.append(Table::Logs, one.clone()).unwrap();
-        let full = buffer.append(Table::Logs, one.clone()).unwrap_err();
+        buffer.append(Table::Logs, 1, one.clone()).unwrap();
+        buffer.append(Table::Logs, 1, one.clone()).unwrap();
+        let full = buffer.append(Table::Logs, 1, one.clone()).unwrap_err();
         assert_eq!(full.used, size * 2);
         assert_eq!(buffer.snapshot(Table::Logs).len(), 2);
         assert_eq!(buffer.snapshot(Table::Spans).len(), 0);
-        assert_eq!(buffer.drain(Table::Logs).len(), 2);
+        assert_eq!(buffer.batches(Table::Logs).len(), 2);
+        buffer.remove_first(Table::Logs, 1);
+        assert_eq!(buffer.used(), size);
+        buffer.remove_first(Table::Logs, 5);
         assert_eq!(buffer.used(), 0);
-        buffer.append(Table::Logs, one).unwrap();
+        buffer.append(Table::Logs, 1, one).unwrap();
     }
 
     #[test]
@@ -216,14 +241,16 @@ mod tests {
         let second = buffer.reserve(Table::Logs, one.clone()).unwrap();
         assert!(buffer.reserve(Table::Logs, one.clone()).is_err());
         assert_eq!(buffer.snapshot(Table::Logs).len(), 0, "not visible yet");
-        first.commit();
+        first.commit(1);
         drop(second);
         assert_eq!(buffer.snapshot(Table::Logs).len(), 1);
         assert_eq!(buffer.used(), size);
         // Replay ignores the limit.
-        buffer.append_unchecked(Table::Logs, one.clone());
-        buffer.append_unchecked(Table::Logs, one);
+        buffer.append_unchecked(Table::Logs, 2, one.clone());
+        buffer.append_unchecked(Table::Logs, 3, one);
         assert_eq!(buffer.used(), size * 3);
         assert_eq!(buffer.rows(Table::Logs), 30);
+        let seqs: Vec<u64> = buffer.batches(Table::Logs).iter().map(|b| b.seq).collect();
+        assert_eq!(seqs, vec![1, 2, 3]);
     }
 }

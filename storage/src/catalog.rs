@@ -1,0 +1,139 @@
+//! The manifest: the one list of Parquet files that make up the stored data,
+//! and the last write-ahead-log record they cover.
+//!
+//! It is a JSON document (`manifest.json` at the root of the object store),
+//! replaced whole by an atomic put after every flush, compaction and retention
+//! pass. A file exists for queries exactly when the manifest lists it: a file
+//! written by a flush that crashed before its manifest was put is an orphan and
+//! is deleted at the next start, and its rows come back from the log instead.
+
+use serde::{Deserialize, Serialize};
+use smolder_common::{StoredFile, Table};
+
+/// Version of the manifest format.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// Path of the manifest in the object store.
+pub const MANIFEST_PATH: &str = "manifest.json";
+
+/// One Parquet file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileMeta {
+    /// Table name (`spans`, `logs`, `metrics`).
+    pub table: String,
+    /// Path in the object store.
+    pub path: String,
+    /// Start of the hour partition the file belongs to, ns since the epoch.
+    pub partition: i64,
+    /// Smallest time in the file, ns.
+    pub min_time: i64,
+    /// Largest time in the file, ns.
+    pub max_time: i64,
+    /// Rows.
+    pub rows: u64,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+impl FileMeta {
+    /// The table the file belongs to.
+    pub fn table(&self) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.name() == self.table)
+    }
+
+    /// The file as the query engine sees it.
+    pub fn stored(&self) -> StoredFile {
+        StoredFile {
+            path: self.path.clone(),
+            size: self.bytes,
+            rows: self.rows,
+            min_time: self.min_time,
+            max_time: self.max_time,
+        }
+    }
+}
+
+/// The manifest document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Format version.
+    pub version: u32,
+    /// Every write-ahead-log record up to this sequence number is in the
+    /// files below (or was deliberately dropped by retention).
+    pub persisted_through: u64,
+    /// Identifier for the next file written.
+    pub next_file_id: u64,
+    /// The files.
+    pub files: Vec<FileMeta>,
+}
+
+impl Default for Manifest {
+    fn default() -> Self {
+        Self {
+            version: MANIFEST_VERSION,
+            persisted_through: 0,
+            next_file_id: 1,
+            files: Vec::new(),
+        }
+    }
+}
+
+impl Manifest {
+    /// Parses a manifest, refusing versions this build does not know.
+    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+        let manifest: Self = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if manifest.version != MANIFEST_VERSION {
+            return Err(format!(
+                "manifest version {} is not supported (this build reads version {MANIFEST_VERSION})",
+                manifest.version
+            ));
+        }
+        Ok(manifest)
+    }
+
+    /// The manifest as JSON.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("a manifest serializes")
+    }
+
+    /// The files of `table`.
+    pub fn files_of(&self, table: Table) -> impl Iterator<Item = &FileMeta> {
+        self.files.iter().filter(move |f| f.table == table.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_round_trips_and_unknown_versions_are_refused() {
+        let manifest = Manifest {
+            persisted_through: 42,
+            files: vec![FileMeta {
+                table: "spans".into(),
+                path: "spans/date=2026-11-22/hour=10/000000000001-0a0b0c0d.parquet".into(),
+                partition: 0,
+                min_time: 1,
+                max_time: 2,
+                rows: 3,
+                bytes: 4,
+            }],
+            ..Manifest::default()
+        };
+        let parsed = Manifest::parse(&manifest.to_json()).unwrap();
+        assert_eq!(parsed, manifest);
+        assert_eq!(parsed.files_of(Table::Spans).count(), 1);
+        assert_eq!(parsed.files_of(Table::Logs).count(), 0);
+        assert_eq!(parsed.files[0].table(), Some(Table::Spans));
+        let future = String::from_utf8(manifest.to_json())
+            .unwrap()
+            .replace("\"version\": 1", "\"version\": 9");
+        assert!(
+            Manifest::parse(future.as_bytes())
+                .unwrap_err()
+                .contains("version 9")
+        );
+    }
+}

@@ -1,0 +1,1100 @@
+//! [`Store`]: the write-ahead log, the memory buffer and the Parquet files of
+//! every table, kept consistent with each other.
+//!
+//! Three locks, each with one job:
+//! * `gate` (async): appends hold it shared from their buffer reservation to
+//!   their commit; a flush takes it exclusively for an instant to rotate the
+//!   log, so that every record before the new segment is in the buffer.
+//! * `view`: queries hold it shared while they copy the buffer's batches and
+//!   the manifest's files; a commit holds it exclusively while it installs new
+//!   files and drops the batches they replace, so a query sees each row once.
+//! * `maintenance` (async): flush, compaction and retention run one at a time,
+//!   each a read-modify-write of the manifest.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use datafusion::arrow::compute::{SortOptions, concat_batches};
+use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::error::DataFusionError;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::object_store::buffered::BufWriter;
+use datafusion::object_store::local::LocalFileSystem;
+use datafusion::object_store::path::Path as ObjectPath;
+use datafusion::object_store::{ObjectStore, ObjectStoreExt as _, PutPayload};
+use datafusion::parquet::arrow::AsyncArrowWriter;
+use datafusion::parquet::errors::ParquetError;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+use datafusion::prelude::SessionContext;
+use futures::{StreamExt as _, TryStreamExt as _};
+use smolder_common::{Table, TableSnapshot, TableSource};
+
+use crate::buffer::{Buffer, BufferFull, Buffered};
+use crate::catalog::{FileMeta, MANIFEST_PATH, Manifest};
+use crate::clock::Clock;
+use crate::parquet::{encode, file_path, sort_and_split, sort_key, time_range, writer_properties};
+use crate::wal::{Record, Wal, WalError, WalOptions};
+use crate::{HOUR_NS, TimeWindow};
+
+/// When small files of an hour are merged.
+#[derive(Debug, Clone, Copy)]
+pub struct CompactionOptions {
+    /// Files of at least this many bytes are left alone; merging stops when
+    /// the output would exceed it.
+    pub target_file_bytes: u64,
+    /// An hour still receiving data is compacted once it has this many small
+    /// files.
+    pub min_files: usize,
+    /// An hour is considered complete this long after it ends; from then on
+    /// any two small files of it are merged.
+    pub settle: Duration,
+}
+
+impl Default for CompactionOptions {
+    fn default() -> Self {
+        Self {
+            target_file_bytes: 256 << 20,
+            min_files: 8,
+            settle: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Options of the store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Bytes of Arrow data the memory buffer holds at most.
+    pub buffer_limit: usize,
+    /// The write-ahead log; `None` keeps unflushed data in memory only.
+    pub wal: Option<WalOptions>,
+    /// The buffer is flushed to Parquet at least this often (and sooner when
+    /// it is half full).
+    pub flush_interval: Duration,
+    /// How long each table keeps data, indexed by [`Table`] order.
+    pub retention: [Duration; 3],
+    /// Items more than this far in the future are rejected.
+    pub max_future: Duration,
+    /// Compaction of small files.
+    pub compaction: CompactionOptions,
+    /// Rows per Parquet row group.
+    pub row_group_rows: usize,
+    /// Files dropped by compaction or retention are deleted after this delay,
+    /// so queries that already planned to read them can finish.
+    pub deletion_delay: Duration,
+    /// Arrow bytes sorted and encoded at once during a flush (working memory
+    /// beside the buffer).
+    pub flush_chunk_bytes: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        let day = Duration::from_secs(86_400);
+        Self {
+            buffer_limit: 1 << 30,
+            wal: Some(WalOptions::default()),
+            flush_interval: Duration::from_secs(60),
+            retention: [7 * day, 7 * day, 30 * day],
+            max_future: Duration::from_secs(3600),
+            compaction: CompactionOptions::default(),
+            row_group_rows: 128 * 1024,
+            deletion_delay: Duration::from_secs(120),
+            flush_chunk_bytes: 64 << 20,
+        }
+    }
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The buffer is full (backpressure).
+    #[error(transparent)]
+    BufferFull(#[from] BufferFull),
+    /// The write-ahead log failed.
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    /// Reading or writing the object store failed.
+    #[error("object store: {0}")]
+    ObjectStore(#[from] datafusion::object_store::Error),
+    /// Encoding Parquet failed.
+    #[error("Parquet: {0}")]
+    Parquet(#[from] ParquetError),
+    /// Arrow refused an operation (a bug).
+    #[error("Arrow: {0}")]
+    Arrow(#[from] ArrowError),
+    /// Reading files back for compaction failed.
+    #[error("DataFusion: {0}")]
+    DataFusion(Box<DataFusionError>),
+    /// The manifest cannot be read.
+    #[error("manifest {MANIFEST_PATH}: {0}")]
+    Manifest(String),
+    /// A local file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+impl From<DataFusionError> for StoreError {
+    fn from(e: DataFusionError) -> Self {
+        Self::DataFusion(Box::new(e))
+    }
+}
+
+/// Counters of the store's background work, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct StoreStats {
+    /// Flushes that wrote files.
+    pub flushes: AtomicU64,
+    /// Flushes, compactions or retention passes that failed.
+    pub failures: AtomicU64,
+    /// Parquet files written by flushes and compactions.
+    pub files_written: AtomicU64,
+    /// Bytes of those files.
+    pub bytes_written: AtomicU64,
+    /// Files merged away by compaction.
+    pub files_compacted: AtomicU64,
+    /// Files deleted by retention.
+    pub files_expired: AtomicU64,
+    /// Wall time of the last successful flush, ns since the epoch.
+    pub last_flush_ns: AtomicU64,
+}
+
+/// What one maintenance pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MaintenanceReport {
+    /// Rows written to new files by a flush.
+    pub rows_flushed: u64,
+    /// New files.
+    pub files_written: usize,
+    /// Files merged by compaction.
+    pub files_compacted: usize,
+    /// Files dropped by retention.
+    pub files_expired: usize,
+}
+
+/// The stored data of every table; see the module documentation.
+pub struct Store {
+    options: StoreOptions,
+    clock: Arc<dyn Clock>,
+    buffer: Buffer,
+    wal: Option<Wal>,
+    object_store: Arc<dyn ObjectStore>,
+    url: ObjectStoreUrl,
+    local_root: Option<PathBuf>,
+    manifest: RwLock<Arc<Manifest>>,
+    view: RwLock<()>,
+    gate: tokio::sync::RwLock<()>,
+    maintenance: tokio::sync::Mutex<()>,
+    garbage: Mutex<Vec<(Instant, String)>>,
+    next_seq: AtomicU64,
+    last_flush: Mutex<Instant>,
+    session: SessionContext,
+    stats: StoreStats,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("url", &self.url)
+            .field("buffer", &self.buffer)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl Store {
+    /// Opens the store in `data_dir`: Parquet files and the manifest under
+    /// `parquet/`, the log under `wal/`. Deletes files a crashed flush or
+    /// compaction left behind, and returns the log records not yet persisted,
+    /// which the caller converts and hands to [`Store::replay`].
+    pub async fn open(
+        data_dir: &Path,
+        options: StoreOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Self, Vec<Record>), StoreError> {
+        let root = data_dir.join("parquet");
+        std::fs::create_dir_all(&root).map_err(io_err(&root))?;
+        let local = LocalFileSystem::new_with_prefix(&root)?.with_automatic_cleanup(true);
+        Self::open_with(
+            Arc::new(local),
+            Some(root),
+            &data_dir.join("wal"),
+            options,
+            clock,
+        )
+        .await
+    }
+
+    /// Opens the store on any object store; `local_root` is the directory
+    /// behind a local one, whose files are then also `fsync`ed.
+    pub async fn open_with(
+        object_store: Arc<dyn ObjectStore>,
+        local_root: Option<PathBuf>,
+        wal_dir: &Path,
+        options: StoreOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Self, Vec<Record>), StoreError> {
+        let manifest = match object_store.get(&ObjectPath::from(MANIFEST_PATH)).await {
+            Ok(found) => Manifest::parse(&found.bytes().await?).map_err(StoreError::Manifest)?,
+            Err(datafusion::object_store::Error::NotFound { .. }) => Manifest::default(),
+            Err(e) => return Err(e.into()),
+        };
+        let (wal, records) = match options.wal {
+            Some(wal_options) => {
+                let (wal, records) = Wal::open(wal_dir, wal_options, manifest.persisted_through)?;
+                (Some(wal), records)
+            }
+            None => (None, Vec::new()),
+        };
+        let url = ObjectStoreUrl::parse("smolder://storage").expect("valid URL");
+        let session = SessionContext::new();
+        session.register_object_store(url.as_ref(), Arc::clone(&object_store));
+        let store = Self {
+            buffer: Buffer::new(options.buffer_limit),
+            next_seq: AtomicU64::new(manifest.persisted_through + 1),
+            manifest: RwLock::new(Arc::new(manifest)),
+            options,
+            clock,
+            wal,
+            object_store,
+            url,
+            local_root,
+            view: RwLock::new(()),
+            gate: tokio::sync::RwLock::new(()),
+            maintenance: tokio::sync::Mutex::new(()),
+            garbage: Mutex::new(Vec::new()),
+            last_flush: Mutex::new(Instant::now()),
+            session,
+            stats: StoreStats::default(),
+        };
+        store.delete_orphans().await?;
+        Ok((store, records))
+    }
+
+    /// Deletes files under the table folders that the manifest does not list.
+    async fn delete_orphans(&self) -> Result<(), StoreError> {
+        let listed: HashSet<String> = self
+            .current()
+            .files
+            .iter()
+            .map(|f| f.path.clone())
+            .collect();
+        for table in Table::ALL {
+            let prefix = ObjectPath::from(table.name());
+            let found: Vec<_> = self.object_store.list(Some(&prefix)).try_collect().await?;
+            for meta in found {
+                if !listed.contains(meta.location.as_ref()) {
+                    tracing::info!(path = %meta.location, "Deleting a file no manifest lists (left by an interrupted flush or compaction).");
+                    self.object_store.delete(&meta.location).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The memory buffer.
+    pub fn buffer(&self) -> &Buffer {
+        &self.buffer
+    }
+
+    /// Counters of background work.
+    pub fn stats(&self) -> &StoreStats {
+        &self.stats
+    }
+
+    /// The current manifest.
+    pub fn current(&self) -> Arc<Manifest> {
+        Arc::clone(&self.manifest.read().expect("manifest lock poisoned"))
+    }
+
+    /// The options the store runs with.
+    pub fn options(&self) -> &StoreOptions {
+        &self.options
+    }
+
+    /// The window of item times `table` accepts now: no older than its
+    /// retention, no further in the future than `max_future`.
+    pub fn window(&self, table: Table) -> TimeWindow {
+        let now = self.clock.now_ns();
+        let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        TimeWindow {
+            not_before: now.saturating_sub(nanos(self.options.retention[table as usize])),
+            not_after: now.saturating_add(nanos(self.options.max_future)),
+        }
+    }
+
+    /// Stores a converted export: reserves room in the buffer, appends
+    /// `record` (the export as protobuf, accepted in `window`) to the log and
+    /// makes `batch` visible. Returns the record's sequence number.
+    pub async fn append(
+        &self,
+        table: Table,
+        window: TimeWindow,
+        record: Bytes,
+        batch: RecordBatch,
+    ) -> Result<u64, StoreError> {
+        let _gate = self.gate.read().await;
+        let reservation = self.buffer.reserve(table, batch)?;
+        let seq = match &self.wal {
+            Some(wal) => wal.append(table, window, record).await?,
+            None => self.next_seq.fetch_add(1, Ordering::Relaxed),
+        };
+        reservation.commit(seq);
+        Ok(seq)
+    }
+
+    /// Puts a replayed log record's rows back in the buffer, whatever its
+    /// limit: they were acknowledged.
+    pub fn replay(&self, table: Table, seq: u64, batch: RecordBatch) {
+        self.buffer.append_unchecked(table, seq, batch);
+    }
+
+    /// Whether a flush is due: the buffer is half full, or holds data older
+    /// than the flush interval.
+    pub fn flush_due(&self) -> bool {
+        let used = self.buffer.used();
+        used > 0
+            && (used >= self.buffer.limit() / 2
+                || self.last_flush.lock().expect("lock").elapsed() >= self.options.flush_interval)
+    }
+
+    /// Writes everything buffered to Parquet, records the files in the
+    /// manifest, drops the batches from the buffer and truncates the log.
+    /// On failure nothing changes: the data stays buffered and logged.
+    pub async fn flush(&self) -> Result<MaintenanceReport, StoreError> {
+        let _maintenance = self.maintenance.lock().await;
+        let result = self.flush_locked().await;
+        if result.is_err() {
+            self.stats.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    async fn flush_locked(&self) -> Result<MaintenanceReport, StoreError> {
+        // Seal: with appends held off for an instant, start a new log segment;
+        // every record before it is now in the buffer.
+        let (through, sealed) = {
+            let _gate = self.gate.write().await;
+            let next = match &self.wal {
+                Some(wal) => wal.rotate().await?,
+                None => self.next_seq.load(Ordering::Relaxed),
+            };
+            (next - 1, Table::ALL.map(|t| self.buffer.batches(t)))
+        };
+        if sealed.iter().all(Vec::is_empty) {
+            *self.last_flush.lock().expect("lock") = Instant::now();
+            return Ok(MaintenanceReport::default());
+        }
+
+        let mut manifest = Manifest::clone(&self.current());
+        let mut written: Vec<FileMeta> = Vec::new();
+        let mut report = MaintenanceReport::default();
+        for table in Table::ALL {
+            for chunk in chunks(&sealed[table as usize], self.options.flush_chunk_bytes) {
+                match self.write_chunk(table, chunk, &mut manifest).await {
+                    Ok(files) => written.extend(files),
+                    Err(e) => {
+                        self.delete_now(paths_of(&written)).await;
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        report.rows_flushed = written.iter().map(|f| f.rows).sum();
+        report.files_written = written.len();
+        manifest.files.extend(written.iter().cloned());
+        manifest.persisted_through = manifest.persisted_through.max(through);
+        if let Err(e) = self.put_durable(MANIFEST_PATH, manifest.to_json()).await {
+            self.delete_now(paths_of(&written)).await;
+            return Err(e);
+        }
+        {
+            let _view = self.view.write().expect("view lock poisoned");
+            *self.manifest.write().expect("manifest lock poisoned") = Arc::new(manifest);
+            for table in Table::ALL {
+                self.buffer
+                    .remove_first(table, sealed[table as usize].len());
+            }
+        }
+        // Only a successful flush resets the clock: a failed one is retried
+        // at the next round.
+        *self.last_flush.lock().expect("lock") = Instant::now();
+        self.stats.flushes.fetch_add(1, Ordering::Relaxed);
+        self.stats.last_flush_ns.store(
+            u64::try_from(self.clock.now_ns()).unwrap_or(0),
+            Ordering::Relaxed,
+        );
+        self.count_written(&written);
+        if let Some(wal) = &self.wal {
+            // The data is durable in Parquet; a failure here only leaves
+            // segments that the next start skips and deletes.
+            if let Err(e) = wal.truncate(through).await {
+                tracing::warn!(error = %e, "Deleting persisted WAL segments failed; retrying after the next flush.");
+            }
+        }
+        tracing::debug!(
+            rows = report.rows_flushed,
+            files = report.files_written,
+            through,
+            "Flushed the buffer to Parquet."
+        );
+        Ok(report)
+    }
+
+    fn count_written(&self, files: &[FileMeta]) {
+        self.stats
+            .files_written
+            .fetch_add(files.len() as u64, Ordering::Relaxed);
+        self.stats.bytes_written.fetch_add(
+            files.iter().map(|f| f.bytes).sum::<u64>(),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Sorts, splits by hour and writes one chunk of buffered batches.
+    async fn write_chunk(
+        &self,
+        table: Table,
+        chunk: &[Buffered],
+        manifest: &mut Manifest,
+    ) -> Result<Vec<FileMeta>, StoreError> {
+        let batches: Vec<Arc<RecordBatch>> = chunk.iter().map(|b| Arc::clone(&b.batch)).collect();
+        let row_group_rows = self.options.row_group_rows;
+        // Sorting and encoding are CPU work: keep them off the async workers.
+        let encoded = tokio::task::spawn_blocking(move || {
+            let combined = concat_batches(&table.schema(), batches.iter().map(|b| b.as_ref()))?;
+            sort_and_split(table, &combined)?
+                .into_iter()
+                .map(|(partition, sorted)| {
+                    let (min, max) = time_range(table, &sorted);
+                    let rows = sorted.num_rows() as u64;
+                    let bytes = encode(table, &[sorted], row_group_rows)?;
+                    Ok::<_, StoreError>((partition, min, max, rows, bytes))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| StoreError::Manifest(format!("flush task failed: {e}")))??;
+        let mut files = Vec::new();
+        for (partition, min_time, max_time, rows, bytes) in encoded {
+            let path = self.new_path(table, partition, manifest);
+            let size = bytes.len() as u64;
+            if let Err(e) = self.put_durable(&path, bytes).await {
+                self.delete_now(paths_of(&files)).await;
+                return Err(e);
+            }
+            files.push(FileMeta {
+                table: table.name().to_string(),
+                path,
+                partition,
+                min_time,
+                max_time,
+                rows,
+                bytes: size,
+            });
+        }
+        Ok(files)
+    }
+
+    fn new_path(&self, table: Table, partition: i64, manifest: &mut Manifest) -> String {
+        let id = manifest.next_file_id;
+        manifest.next_file_id += 1;
+        file_path(table, partition, id, rand::random())
+    }
+
+    /// Puts an object and, on a local store, forces it and its folders to
+    /// disk: a flush is durable before the log is truncated.
+    async fn put_durable(&self, path: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        self.object_store
+            .put(&ObjectPath::from(path), PutPayload::from(bytes))
+            .await?;
+        self.sync_local(path).await
+    }
+
+    async fn sync_local(&self, path: &str) -> Result<(), StoreError> {
+        let Some(root) = self.local_root.clone() else {
+            return Ok(());
+        };
+        let full = root.join(path);
+        tokio::task::spawn_blocking(move || {
+            File::open(&full)
+                .and_then(|f| f.sync_all())
+                .map_err(io_err(&full))?;
+            // Every folder from the file's up to the root: a new partition's
+            // folder entries must survive a crash too.
+            let mut dir = full.parent();
+            while let Some(d) = dir {
+                File::open(d)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io_err(d))?;
+                if d == root {
+                    break;
+                }
+                dir = d.parent();
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::Manifest(format!("sync task failed: {e}")))?
+    }
+
+    /// Best-effort deletion of files no manifest lists (after a failure).
+    async fn delete_now(&self, paths: Vec<String>) {
+        for path in paths {
+            if let Err(e) = self
+                .object_store
+                .delete(&ObjectPath::from(path.as_str()))
+                .await
+            {
+                tracing::debug!(%path, error = %e, "Deleting an unlisted file failed; the next start deletes it.");
+            }
+        }
+    }
+
+    /// Replaces the manifest by `manifest` (durably, then for queries) and
+    /// schedules the deletion of `dropped`.
+    async fn install(&self, manifest: Manifest, dropped: Vec<String>) -> Result<(), StoreError> {
+        self.put_durable(MANIFEST_PATH, manifest.to_json()).await?;
+        {
+            let _view = self.view.write().expect("view lock poisoned");
+            *self.manifest.write().expect("manifest lock poisoned") = Arc::new(manifest);
+        }
+        let at = Instant::now() + self.options.deletion_delay;
+        self.garbage
+            .lock()
+            .expect("garbage lock poisoned")
+            .extend(dropped.into_iter().map(|p| (at, p)));
+        Ok(())
+    }
+
+    /// Merges small files of the same hour into larger ones; see
+    /// [`CompactionOptions`].
+    pub async fn compact(&self) -> Result<MaintenanceReport, StoreError> {
+        let _maintenance = self.maintenance.lock().await;
+        let result = self.compact_locked().await;
+        if result.is_err() {
+            self.stats.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    async fn compact_locked(&self) -> Result<MaintenanceReport, StoreError> {
+        let options = self.options.compaction;
+        let now = self.clock.now_ns();
+        let settle = i64::try_from(options.settle.as_nanos()).unwrap_or(i64::MAX);
+        let mut groups: BTreeMap<(String, i64), Vec<FileMeta>> = BTreeMap::new();
+        for file in &self.current().files {
+            if file.bytes < options.target_file_bytes {
+                groups
+                    .entry((file.table.clone(), file.partition))
+                    .or_default()
+                    .push(file.clone());
+            }
+        }
+        let mut report = MaintenanceReport::default();
+        // Bounded work per round, so a flush never waits long behind a
+        // backlog of merges; the rest follows at the next rounds.
+        let started = Instant::now();
+        for ((table_name, partition), mut files) in groups {
+            if started.elapsed() > Duration::from_secs(2) {
+                break;
+            }
+            let settled = partition.saturating_add(HOUR_NS).saturating_add(settle) <= now;
+            if files.len() < 2 || (files.len() < options.min_files && !settled) {
+                continue;
+            }
+            let Some(table) = files[0].table() else {
+                continue;
+            };
+            files.sort_by_key(|f| f.bytes);
+            let mut picked = Vec::new();
+            let mut total = 0;
+            for file in files {
+                if picked.len() >= 2 && total + file.bytes > options.target_file_bytes {
+                    break;
+                }
+                total += file.bytes;
+                picked.push(file);
+            }
+            if picked.len() < 2 {
+                continue;
+            }
+            let mut manifest = Manifest::clone(&self.current());
+            let path = self.new_path(table, partition, &mut manifest);
+            let merged = match self.merge(table, partition, &picked, path).await {
+                Ok(merged) => merged,
+                Err(e) => {
+                    tracing::warn!(table = %table_name, partition, error = %e, "Compacting files failed.");
+                    return Err(e);
+                }
+            };
+            let dropped: Vec<String> = picked.iter().map(|f| f.path.clone()).collect();
+            manifest.files.retain(|f| !dropped.contains(&f.path));
+            manifest.files.push(merged.clone());
+            if let Err(e) = self.install(manifest, dropped).await {
+                self.delete_now(vec![merged.path]).await;
+                return Err(e);
+            }
+            self.count_written(std::slice::from_ref(&merged));
+            self.stats
+                .files_compacted
+                .fetch_add(picked.len() as u64, Ordering::Relaxed);
+            report.files_compacted += picked.len();
+            report.files_written += 1;
+            tracing::debug!(table = %table_name, partition, files = picked.len(), rows = merged.rows, "Compacted files.");
+        }
+        Ok(report)
+    }
+
+    /// Merges sorted files into one sorted file, streaming: DataFusion reads
+    /// them and merges their rows in order, so memory stays at a few batches
+    /// per file whatever their size.
+    async fn merge(
+        &self,
+        table: Table,
+        partition: i64,
+        files: &[FileMeta],
+        path: String,
+    ) -> Result<FileMeta, StoreError> {
+        let schema = table.schema();
+        let ordering = LexOrdering::new(
+            sort_key(table)
+                .iter()
+                .map(|name| {
+                    Ok::<_, DataFusionError>(PhysicalSortExpr::new(
+                        Arc::new(Column::new_with_schema(name, &schema)?),
+                        SortOptions::default(),
+                    ))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        )
+        .expect("a non-empty ordering");
+        let groups = files
+            .iter()
+            .map(|f| FileGroup::new(vec![PartitionedFile::new(f.path.clone(), f.bytes)]))
+            .collect();
+        let source = Arc::new(ParquetSource::new(Arc::clone(&schema)));
+        let config = FileScanConfigBuilder::new(self.url.clone(), source)
+            .with_file_groups(groups)
+            .with_output_ordering(vec![ordering.clone()])
+            .build();
+        let merge =
+            SortPreservingMergeExec::new(ordering, DataSourceExec::from_data_source(config));
+        let mut stream = merge.execute(0, self.session.task_ctx())?;
+        let location = ObjectPath::from(path.as_str());
+        let mut writer = AsyncArrowWriter::try_new(
+            BufWriter::new(Arc::clone(&self.object_store), location.clone()),
+            Arc::clone(&schema),
+            Some(writer_properties(table, self.options.row_group_rows)),
+        )?;
+        let (mut rows, mut min_time, mut max_time) = (0u64, i64::MAX, i64::MIN);
+        let written = async {
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                if batch.num_rows() == 0 {
+                    continue;
+                }
+                let (lo, hi) = time_range(table, &batch);
+                min_time = min_time.min(lo);
+                max_time = max_time.max(hi);
+                rows += batch.num_rows() as u64;
+                writer.write(&batch).await?;
+            }
+            writer.close().await?;
+            self.sync_local(&path).await?;
+            Ok::<_, StoreError>(self.object_store.head(&location).await?.size)
+        }
+        .await;
+        let bytes = match written {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                self.delete_now(vec![path]).await;
+                return Err(e);
+            }
+        };
+        let expected: u64 = files.iter().map(|f| f.rows).sum();
+        if rows != expected {
+            self.delete_now(vec![path]).await;
+            return Err(StoreError::Manifest(format!(
+                "compaction read {rows} rows from files listing {expected}"
+            )));
+        }
+        Ok(FileMeta {
+            table: table.name().to_string(),
+            path,
+            partition,
+            min_time,
+            max_time,
+            rows,
+            bytes,
+        })
+    }
+
+    /// Drops every hour partition that ended before its table's retention.
+    pub async fn enforce_retention(&self) -> Result<MaintenanceReport, StoreError> {
+        let _maintenance = self.maintenance.lock().await;
+        let current = self.current();
+        let cutoffs = Table::ALL.map(|t| self.window(t).not_before);
+        let expired = |f: &FileMeta| {
+            f.table()
+                .is_some_and(|t| f.partition.saturating_add(HOUR_NS) <= cutoffs[t as usize])
+        };
+        let dropped: Vec<String> = current
+            .files
+            .iter()
+            .filter(|f| expired(f))
+            .map(|f| f.path.clone())
+            .collect();
+        if dropped.is_empty() {
+            return Ok(MaintenanceReport::default());
+        }
+        let mut manifest = Manifest::clone(&current);
+        manifest.files.retain(|f| !expired(f));
+        let count = dropped.len();
+        if let Err(e) = self.install(manifest, dropped).await {
+            self.stats.failures.fetch_add(1, Ordering::Relaxed);
+            return Err(e);
+        }
+        self.stats
+            .files_expired
+            .fetch_add(count as u64, Ordering::Relaxed);
+        tracing::info!(files = count, "Deleted partitions past their retention.");
+        Ok(MaintenanceReport {
+            files_expired: count,
+            ..MaintenanceReport::default()
+        })
+    }
+
+    /// Deletes dropped files whose delay has passed; `all` ignores the delay.
+    pub async fn collect_garbage(&self, all: bool) {
+        let now = Instant::now();
+        let due: Vec<String> = {
+            let mut garbage = self.garbage.lock().expect("garbage lock poisoned");
+            let (due, keep) = garbage
+                .drain(..)
+                .partition::<Vec<_>, _>(|(at, _)| all || *at <= now);
+            *garbage = keep;
+            due.into_iter().map(|(_, p)| p).collect()
+        };
+        self.delete_now(due).await;
+    }
+
+    /// One round of background work: flush when due, then compaction,
+    /// retention and garbage collection. Errors are logged; the data they
+    /// concern stays where it was and the next round tries again.
+    pub async fn maintain(&self) {
+        if self.flush_due()
+            && let Err(e) = self.flush().await
+        {
+            tracing::warn!(error = %e, buffered_bytes = self.buffer.used(), "Flushing to Parquet failed; the data stays in the buffer and the log, retrying.");
+        }
+        if let Err(e) = self.enforce_retention().await {
+            tracing::warn!(error = %e, "Enforcing retention failed; retrying.");
+        }
+        if let Err(e) = self.compact().await {
+            tracing::warn!(error = %e, "Compaction failed; retrying.");
+        }
+        self.collect_garbage(false).await;
+    }
+
+    /// Bytes of Parquet files per table.
+    pub fn stored_bytes(&self, table: Table) -> u64 {
+        self.current().files_of(table).map(|f| f.bytes).sum()
+    }
+
+    /// Parquet files per table.
+    pub fn stored_files(&self, table: Table) -> usize {
+        self.current().files_of(table).count()
+    }
+}
+
+fn paths_of(files: &[FileMeta]) -> Vec<String> {
+    files.iter().map(|f| f.path.clone()).collect()
+}
+
+/// Consecutive runs of batches holding about `bytes` of Arrow memory each.
+fn chunks(batches: &[Buffered], bytes: usize) -> Vec<&[Buffered]> {
+    let mut out = Vec::new();
+    let (mut start, mut size) = (0, 0);
+    for (i, b) in batches.iter().enumerate() {
+        size += b.batch.get_array_memory_size();
+        if size >= bytes {
+            out.push(&batches[start..=i]);
+            start = i + 1;
+            size = 0;
+        }
+    }
+    if start < batches.len() {
+        out.push(&batches[start..]);
+    }
+    out
+}
+
+impl TableSource for Store {
+    fn snapshot(&self, table: Table) -> TableSnapshot {
+        let _view = self.view.read().expect("view lock poisoned");
+        TableSnapshot {
+            batches: self.buffer.snapshot(table),
+            files: self
+                .current()
+                .files_of(table)
+                .map(FileMeta::stored)
+                .collect(),
+        }
+    }
+
+    fn object_store(&self) -> Option<(ObjectStoreUrl, Arc<dyn ObjectStore>)> {
+        Some((self.url.clone(), Arc::clone(&self.object_store)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::TimestampNanosecondType;
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::testing::batch;
+
+    const DAY: i64 = 24 * HOUR_NS;
+    /// 2026-11-22T00:00:00Z.
+    const NOW: i64 = 1_795_305_600_000_000_000;
+
+    fn options() -> StoreOptions {
+        StoreOptions {
+            deletion_delay: Duration::ZERO,
+            ..StoreOptions::default()
+        }
+    }
+
+    async fn open(dir: &Path, clock: &Arc<ManualClock>) -> (Store, Vec<Record>) {
+        Store::open(dir, options(), Arc::clone(clock) as Arc<dyn Clock>)
+            .await
+            .unwrap()
+    }
+
+    async fn append(store: &Store, table: Table, service: &str, times: &[i64]) -> u64 {
+        let window = store.window(table);
+        store
+            .append(
+                table,
+                window,
+                Bytes::from_static(b"export"),
+                batch(table, service, times),
+            )
+            .await
+            .unwrap()
+    }
+
+    fn rows(snapshot: &TableSnapshot) -> (usize, u64) {
+        (
+            snapshot.batches.iter().map(RecordBatch::num_rows).sum(),
+            snapshot.files.iter().map(|f| f.rows).sum(),
+        )
+    }
+
+    fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if path.extension().is_some_and(|e| e == "parquet") {
+                    out.push(path);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&dir.join("parquet"), &mut out);
+        out.sort();
+        out
+    }
+
+    #[tokio::test]
+    async fn a_flush_moves_rows_from_the_buffer_to_files_exactly_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(NOW));
+        let (store, replay) = open(dir.path(), &clock).await;
+        assert!(replay.is_empty());
+        append(&store, Table::Spans, "checkout", &[NOW + 10, NOW - HOUR_NS]).await;
+        append(&store, Table::Logs, "checkout", &[NOW - 5]).await;
+        assert_eq!(rows(&store.snapshot(Table::Spans)), (2, 0));
+
+        let report = store.flush().await.unwrap();
+        assert_eq!(report.rows_flushed, 3);
+        assert_eq!(report.files_written, 3, "two hours of spans, one of logs");
+        assert_eq!(rows(&store.snapshot(Table::Spans)), (0, 2));
+        assert_eq!(rows(&store.snapshot(Table::Logs)), (0, 1));
+        assert_eq!(store.buffer().used(), 0);
+        assert_eq!(parquet_files(dir.path()).len(), 3);
+        assert_eq!(store.current().persisted_through, 2);
+
+        // More data after the flush stays in the buffer; a restart replays
+        // only that.
+        append(&store, Table::Spans, "checkout", &[NOW - 1]).await;
+        drop(store);
+        let (store, replay) = open(dir.path(), &clock).await;
+        assert_eq!(replay.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![3]);
+        assert_eq!(rows(&store.snapshot(Table::Spans)), (0, 2));
+        // An empty flush changes nothing.
+        assert_eq!(store.flush().await.unwrap(), MaintenanceReport::default());
+    }
+
+    #[tokio::test]
+    async fn files_no_manifest_lists_are_deleted_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(NOW));
+        let (store, _) = open(dir.path(), &clock).await;
+        append(&store, Table::Spans, "a", &[NOW]).await;
+        store.flush().await.unwrap();
+        drop(store);
+        // A flush that crashed after writing its file, before the manifest.
+        let orphan = dir
+            .path()
+            .join("parquet/spans/date=2026-11-22/hour=00/000000000099-00000000.parquet");
+        std::fs::write(&orphan, b"half a file").unwrap();
+        let (store, _) = open(dir.path(), &clock).await;
+        assert!(!orphan.exists());
+        assert_eq!(parquet_files(dir.path()).len(), 1);
+        assert_eq!(rows(&store.snapshot(Table::Spans)), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn retention_deletes_whole_hours_once_they_are_older_than_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(NOW));
+        let (store, _) = open(dir.path(), &clock).await;
+        // Backfilled spans six days old, and spans of the current hour;
+        // metrics from the same old hour.
+        let old = NOW - 6 * DAY + 30 * 60 * 1_000_000_000;
+        append(&store, Table::Spans, "a", &[old, old + 1]).await;
+        append(&store, Table::Spans, "a", &[NOW + 5]).await;
+        append(&store, Table::Metrics, "a", &[old]).await;
+        store.flush().await.unwrap();
+        assert_eq!(store.stored_files(Table::Spans), 2);
+
+        // A day later the old hour is seven days old, but has not ended
+        // before the cutoff yet: nothing goes.
+        clock.advance(DAY);
+        assert_eq!(store.enforce_retention().await.unwrap().files_expired, 0);
+        // Once the whole hour is past the 7-day retention of spans, it goes;
+        // metrics keep 30 days.
+        clock.advance(HOUR_NS);
+        let report = store.enforce_retention().await.unwrap();
+        assert_eq!(report.files_expired, 1);
+        assert_eq!(rows(&store.snapshot(Table::Spans)), (0, 1));
+        assert_eq!(rows(&store.snapshot(Table::Metrics)), (0, 1));
+        store.collect_garbage(false).await;
+        assert_eq!(parquet_files(dir.path()).len(), 2);
+        assert!(
+            !dir.path().join("parquet/spans/date=2026-11-16").exists(),
+            "the emptied partition folder is removed"
+        );
+        // The ingest window follows the clock: what retention would delete
+        // at once is refused.
+        let window = store.window(Table::Spans);
+        assert_eq!(window.not_before, clock.now_ns() - 7 * DAY);
+        assert_eq!(window.not_after, clock.now_ns() + HOUR_NS);
+    }
+
+    #[tokio::test]
+    async fn compaction_merges_small_files_of_an_hour_into_one_sorted_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(NOW));
+        let (store, _) = open(dir.path(), &clock).await;
+        let hour = NOW - 3 * HOUR_NS;
+        for (i, service) in ["c", "a", "b"].iter().enumerate() {
+            let t = hour + i as i64;
+            append(&store, Table::Logs, service, &[t + 10, t]).await;
+            store.flush().await.unwrap();
+        }
+        assert_eq!(store.stored_files(Table::Logs), 3);
+        let report = store.compact().await.unwrap();
+        assert_eq!(report.files_compacted, 3);
+        assert_eq!(store.stored_files(Table::Logs), 1);
+        assert_eq!(rows(&store.snapshot(Table::Logs)), (0, 6));
+        store.collect_garbage(false).await;
+        let files = parquet_files(dir.path());
+        assert_eq!(files.len(), 1);
+
+        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&files[0]).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        let merged: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
+        let merged = concat_batches(&Table::Logs.schema(), &merged).unwrap();
+        let times: Vec<i64> = merged
+            .column_by_name("time")
+            .unwrap()
+            .as_primitive::<TimestampNanosecondType>()
+            .values()
+            .iter()
+            .map(|t| t - hour)
+            .collect();
+        // Sorted by service (a, b, c), then time.
+        assert_eq!(times, vec![1, 11, 2, 12, 0, 10]);
+        let meta = &store.current().files[0];
+        assert_eq!((meta.min_time, meta.max_time), (hour, hour + 12));
+
+        // A single file is left alone.
+        assert_eq!(store.compact().await.unwrap().files_compacted, 0);
+    }
+
+    #[tokio::test]
+    async fn without_a_log_data_is_still_flushed_and_numbered() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(NOW));
+        let (store, _) = Store::open(
+            dir.path(),
+            StoreOptions {
+                wal: None,
+                ..options()
+            },
+            Arc::clone(&clock) as Arc<dyn Clock>,
+        )
+        .await
+        .unwrap();
+        assert_eq!(append(&store, Table::Spans, "a", &[NOW]).await, 1);
+        assert_eq!(append(&store, Table::Spans, "a", &[NOW]).await, 2);
+        store.flush().await.unwrap();
+        assert_eq!(rows(&store.snapshot(Table::Spans)), (0, 2));
+        assert!(!dir.path().join("wal").exists());
+    }
+
+    #[test]
+    fn chunks_group_batches_by_size() {
+        let b = |n| Buffered {
+            seq: 0,
+            batch: Arc::new(batch(Table::Logs, "a", &vec![0; n])),
+        };
+        let batches = vec![b(10), b(10), b(10)];
+        let size = batches[0].batch.get_array_memory_size();
+        assert_eq!(chunks(&batches, size * 2).len(), 2);
+        assert_eq!(chunks(&batches, usize::MAX).len(), 1);
+        assert_eq!(chunks(&batches, 1).len(), 3);
+        assert!(chunks(&[], 1).is_empty());
+    }
+}

@@ -1,0 +1,166 @@
+//! sqllogictest golden files (`tests/slt/*.slt`): the README's example
+//! queries and the SQL functions, over fixed generated telemetry of which
+//! the older part is in Parquet files and the newer in the memory buffer.
+//!
+//! Regenerate the expected output after an intended change with
+//! `SLT_COMPLETE=1 cargo test --workspace --test sql_golden`, and review
+//! the diff.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use smolder_common::TableSource;
+use smolder_ingest::{ExportRequest, IngestLimits, IngestMetrics, Ingestor, Transport};
+use smolder_query::{QueryEngine, QueryLimits};
+use smolder_sample_data::Generator;
+use smolder_storage::{Clock, ManualClock, Store, StoreOptions};
+use sqllogictest::{DBOutput, DefaultColumnType};
+
+/// 2026-11-22T10:00:00Z: the generated data covers the two hours before.
+const NOW: i64 = 1_795_341_600_000_000_000;
+const MINUTE: u64 = 60_000_000_000;
+
+struct Db {
+    engine: QueryEngine,
+}
+
+#[derive(Debug)]
+struct DbError(String);
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DbError {}
+
+#[async_trait::async_trait]
+impl sqllogictest::AsyncDB for Db {
+    type Error = DbError;
+    type ColumnType = DefaultColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, DbError> {
+        let output = self
+            .engine
+            .sql(sql)
+            .await
+            .map_err(|e| DbError(e.to_string()))?;
+        let options = FormatOptions::default().with_null("NULL");
+        let mut rows = Vec::new();
+        for batch in &output.batches {
+            let formatters = batch
+                .columns()
+                .iter()
+                .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| DbError(e.to_string()))?;
+            for row in 0..batch.num_rows() {
+                rows.push(
+                    formatters
+                        .iter()
+                        .map(|f| {
+                            let text = f.value(row).to_string();
+                            if text.is_empty() {
+                                "(empty)".into()
+                            } else {
+                                text
+                            }
+                        })
+                        .collect(),
+                );
+            }
+        }
+        Ok(DBOutput::Rows {
+            types: vec![DefaultColumnType::Any; output.schema.fields().len()],
+            rows,
+        })
+    }
+
+    async fn shutdown(&mut self) {}
+}
+
+/// An engine over two hours of generated traffic with an incident in the
+/// middle: the first hour flushed to Parquet, the second in memory.
+async fn engine(dir: &std::path::Path) -> QueryEngine {
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(NOW));
+    let (store, _) = Store::open(dir, StoreOptions::default(), clock)
+        .await
+        .unwrap();
+    let store = Arc::new(store);
+    let ingestor = Ingestor::new(
+        Arc::clone(&store),
+        IngestMetrics::new(&mut prometheus_client::registry::Registry::default()),
+        IngestLimits::default(),
+    );
+    let mut generator = Generator::new(42, (NOW - 2 * 3_600_000_000_000) as u64);
+    for minute in 0..120 {
+        generator.set_incident((50..60).contains(&minute));
+        if minute == 90 {
+            generator.restart_service("checkout");
+        }
+        let telemetry = generator.requests(20, MINUTE);
+        for request in [
+            ExportRequest::Traces(telemetry.traces),
+            ExportRequest::Logs(telemetry.logs),
+            ExportRequest::Metrics(generator.metrics()),
+        ] {
+            let result = ingestor.ingest(&request, Transport::Grpc).await.unwrap();
+            assert_eq!(result.rejected, 0, "{}", result.message);
+        }
+        if minute == 59 {
+            store.flush().await.unwrap();
+        }
+    }
+    assert!(
+        !store
+            .snapshot(smolder_common::Table::Spans)
+            .files
+            .is_empty()
+    );
+    QueryEngine::new(vec![store as Arc<dyn TableSource>], QueryLimits::default()).unwrap()
+}
+
+fn slt_files() -> Vec<PathBuf> {
+    let dir = smolder_tests::repo_root().join("tests/slt");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "slt"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no .slt files in {}", dir.display());
+    files
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn golden_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let complete = std::env::var_os("SLT_COMPLETE").is_some();
+    for file in slt_files() {
+        let engine = engine.clone();
+        let mut runner = sqllogictest::Runner::new(move || {
+            let engine = engine.clone();
+            async move { Ok(Db { engine }) }
+        });
+        if complete {
+            runner
+                .update_test_file(
+                    &file,
+                    " ",
+                    sqllogictest::default_validator,
+                    sqllogictest::default_normalizer,
+                    sqllogictest::default_column_validator,
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        } else {
+            runner
+                .run_file_async(&file)
+                .await
+                .unwrap_or_else(|e| panic!("{}: {}", file.display(), e.display(false)));
+        }
+    }
+}
