@@ -8,8 +8,9 @@
 2. Stops the server (SIGTERM flushes the buffer), starts it again so that
    every row is read from Parquet, and lets compaction settle.
 3. Times five typical queries through `POST /api/v1/sql` (the HTTP round trip
-   included) and the same queries in DuckDB (PyPI `duckdb`, in this process)
-   over the same Parquet files: the median of several runs after one warm-up.
+   and JSON encoding included) and the same queries in DuckDB (PyPI `duckdb`,
+   in this process, results fetched as Arrow tables) over the same Parquet
+   files: the median of several runs after one warm-up.
 4. Reports bytes on disk per span / log record / point and the ratio to the
    same data as OTLP protobuf.
 
@@ -29,6 +30,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from bench_ingest import binary, start_server
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv-bench"
 
@@ -37,41 +40,20 @@ def ensure_duckdb():
     """Re-runs this script inside .venv-bench with duckdb installed."""
     try:
         import duckdb  # noqa: F401
+        import pytz  # noqa: F401  (DuckDB needs it for time zone aware timestamps)
+        import pyarrow  # noqa: F401  (results are fetched as Arrow, like smolder's engine holds them)
         return
     except ImportError:
         pass
     python = VENV / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "duckdb==1.4.2"], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "duckdb==1.4.2", "pytz", "pyarrow"], check=True)
     os.execv(str(python), [str(python), *sys.argv])
 
 
-def binary():
-    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    path = target / "release" / "smolder"
-    if not path.exists():
-        subprocess.run(["cargo", "build", "--release", "-p", "smolder"], cwd=ROOT, check=True)
-    return path
-
-
-def start_server(bin_path, data_dir):
-    proc = subprocess.Popen(
-        [bin_path, "serve", "--otlp-grpc-addr", "127.0.0.1:0", "--otlp-http-addr", "127.0.0.1:0",
-         "--http-addr", "127.0.0.1:0", "--data-dir", data_dir, "--buffer-limit", "2GiB",
-         "--retention-traces", "30d", "--retention-logs", "30d", "--max-future", "1h",
-         "--query-max-rows", "100000"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**os.environ, "RUST_LOG": "warn"},
-    )
-    addrs = {}
-    while len(addrs) < 3:
-        line = proc.stdout.readline()
-        if not line:
-            raise SystemExit("smolder serve exited before listening")
-        if line.startswith("listening "):
-            name, addr = line.split()[1].split("=")
-            addrs[name] = addr
-    return proc, addrs
+SERVER_FLAGS = ("--buffer-limit", "2GiB", "--retention-traces", "30d", "--retention-logs", "30d",
+                "--query-max-rows", "100000")
 
 
 def stop(proc):
@@ -83,7 +65,7 @@ def loadgen(bin_path, endpoint, signal, requests, batch):
     out = subprocess.run(
         [bin_path, "loadgen", "--endpoint", endpoint, "--protocol", "grpc", "--signal", signal,
          "--batch-size", str(batch), "--concurrency", "4", "--requests", str(requests),
-         "--history", "24h", "--duration", "30m", "--json"],
+         "--history", "24h", "--duration", "30m", "--retry", "--json"],
         check=True, capture_output=True, text=True,
     )
     return json.loads(out.stdout)
@@ -131,7 +113,7 @@ def main():
     log_requests = max(1, span_requests // 4)
     metric_requests = max(1, span_requests // 20)
     with tempfile.TemporaryDirectory(prefix="smolder-qbench-") as data_dir:
-        proc, addrs = start_server(bin_path, data_dir)
+        proc, addrs = start_server(bin_path, data_dir, *SERVER_FLAGS)
         grpc = "http://" + addrs["otlp_grpc"]
         t0 = time.time()
         loaded = {
@@ -142,7 +124,7 @@ def main():
         load_seconds = time.time() - t0
         stop(proc)
 
-        proc, addrs = start_server(bin_path, data_dir)
+        proc, addrs = start_server(bin_path, data_dir, *SERVER_FLAGS)
         http = addrs["http"]
         # Let compaction merge the flushed files (hours over 10 minutes ago).
         deadline = time.time() + 900
@@ -156,6 +138,9 @@ def main():
 
         trace_id = sql(http, "SELECT trace_id FROM spans WHERE status_code = 'ERROR' "
                              "AND start_time < now() - INTERVAL '3 hours' LIMIT 1")["rows"][0][0]
+        # Loadgen generates logs apart from spans: take a trace that has logs.
+        log_trace_id = sql(http, "SELECT trace_id FROM logs WHERE severity_text = 'ERROR' "
+                                 "AND time < now() - INTERVAL '3 hours' LIMIT 1")["rows"][0][0]
         hour_start = "now() - INTERVAL '6 hours'"
         hour_end = "now() - INTERVAL '5 hours'"
         queries = {
@@ -170,7 +155,7 @@ def main():
             "one trace by id":
                 f"SELECT * FROM {{spans}} WHERE trace_id = '{trace_id}' ORDER BY start_time",
             "logs of one trace":
-                f"SELECT time, service_name, severity_text, body FROM {{logs}} WHERE trace_id = '{trace_id}' "
+                f"SELECT time, service_name, severity_text, body FROM {{logs}} WHERE trace_id = '{log_trace_id}' "
                 "ORDER BY time",
             "top 10 slowest routes, one day":
                 "SELECT service_name, http_route, avg(duration_ns) AS mean_ns, count(*) AS n FROM {spans} "
@@ -199,9 +184,9 @@ def main():
             ours = template.format(spans="spans", logs="logs")
             theirs = template.format(**tables)
             rows = len(sql(http, ours)["rows"])
-            duck_rows = len(duck.execute(theirs).fetchall())
+            duck_rows = duck.execute(theirs).fetch_arrow_table().num_rows
             smolder_s = timed(lambda: sql(http, ours), args.runs)
-            duck_s = timed(lambda: duck.execute(theirs).fetchall(), args.runs)
+            duck_s = timed(lambda: duck.execute(theirs).fetch_arrow_table(), args.runs)
             print(f"| {name} | {smolder_s * 1e3:.1f} | {duck_s * 1e3:.1f} | {smolder_s / duck_s:.2f} | "
                   f"{rows} / {duck_rows} |", flush=True)
 

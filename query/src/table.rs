@@ -16,6 +16,7 @@ use datafusion::arrow::array::{ArrayRef, BooleanArray, TimestampNanosecondArray,
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
 use datafusion::common::pruning::PruningStatistics;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
@@ -24,7 +25,7 @@ use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::Result;
 use datafusion::logical_expr::utils::conjunction;
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
 use datafusion::physical_plan::ExecutionPlan;
@@ -121,6 +122,28 @@ impl SourceTable {
     }
 }
 
+/// Whether a filter looks rows up by id: `trace_id = '…'`, `span_id IN (…)`.
+fn is_id_lookup(filter: &Expr) -> bool {
+    let is_id = |e: &Expr| matches!(e, Expr::Column(c) if matches!(c.name.as_str(), "trace_id" | "span_id" | "parent_span_id"));
+    let mut found = false;
+    let _ = filter.apply(|e| {
+        found |= match e {
+            Expr::BinaryExpr(b) if b.op == Operator::Eq => {
+                (is_id(&b.left) && matches!(*b.right, Expr::Literal(..)))
+                    || (is_id(&b.right) && matches!(*b.left, Expr::Literal(..)))
+            }
+            Expr::InList(list) => !list.negated && is_id(&list.expr),
+            _ => false,
+        };
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
+}
+
 #[async_trait]
 impl TableProvider for SourceTable {
     fn schema(&self) -> SchemaRef {
@@ -180,9 +203,15 @@ impl TableProvider for SourceTable {
                 lightest.0 += file.size;
                 lightest.1.push(PartitionedFile::new(file.path, file.size));
             }
+            // A lookup by id wants late materialization (the id column is
+            // decoded first, the others only for the few rows that match);
+            // a scan is faster without it.
+            let lookup = filters.iter().any(is_id_lookup);
             let mut parquet = ParquetSource::new(Arc::clone(&schema))
                 .with_enable_page_index(true)
-                .with_bloom_filter_on_read(true);
+                .with_bloom_filter_on_read(true)
+                .with_pushdown_filters(lookup)
+                .with_reorder_filters(lookup);
             if let Some(predicate) = &predicate {
                 parquet = parquet.with_predicate(Arc::clone(predicate));
             }
@@ -215,5 +244,28 @@ impl TableProvider for SourceTable {
             return Ok(Arc::new(EmptyExec::new(projected)));
         }
         UnionExec::try_new(inputs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::prelude::{col, lit};
+
+    use super::*;
+
+    #[test]
+    fn lookups_by_id_are_told_apart_from_scans() {
+        assert!(is_id_lookup(&col("trace_id").eq(lit("5b8e"))));
+        assert!(is_id_lookup(&lit("5b8e").eq(col("span_id"))));
+        assert!(is_id_lookup(
+            &col("start_time")
+                .gt(lit(5))
+                .and(col("trace_id").in_list(vec![lit("a"), lit("b")], false))
+        ));
+        assert!(!is_id_lookup(&col("kind").eq(lit("SERVER"))));
+        assert!(!is_id_lookup(&col("trace_id").not_eq(lit("5b8e"))));
+        assert!(!is_id_lookup(
+            &col("trace_id").in_list(vec![lit("a")], true)
+        ));
     }
 }

@@ -169,8 +169,10 @@ impl Generator {
         self.metrics.export(self.clock_ns, &mut self.rng)
     }
 
-    /// Metric exports 10 s apart, concatenated until they hold at least
-    /// `points` data points (for load generation and benchmarks).
+    /// Metric exports 10 s apart, with 20 simulated requests between two
+    /// exports (so request histograms and counters have series), concatenated
+    /// until they hold at least `points` data points (for load generation and
+    /// benchmarks).
     pub fn metric_points(&mut self, points: usize) -> ExportMetricsServiceRequest {
         use opentelemetry_proto::tonic::metrics::v1::metric::Data;
         let count = |r: &ExportMetricsServiceRequest| -> usize {
@@ -190,7 +192,8 @@ impl Generator {
         };
         let mut request = self.metrics();
         while count(&request) < points {
-            self.clock_ns += 10_000_000_000;
+            // Only the metrics matter here; the spans and logs are dropped.
+            let _ = self.requests(20, 10_000_000_000);
             request
                 .resource_metrics
                 .extend(self.metrics().resource_metrics);

@@ -78,6 +78,11 @@ pub(crate) struct LoadgenArgs {
     /// cost then counts against the load.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub(crate) history: Option<Duration>,
+    /// Resend a request the server refused as retryable (UNAVAILABLE, 503,
+    /// 429, a lost connection) after a backoff, as OTLP exporters do, until
+    /// it is accepted or --duration is over.
+    #[arg(long)]
+    pub(crate) retry: bool,
 }
 
 /// OTLP transport and encoding.
@@ -209,7 +214,13 @@ fn encode(
 /// What one request came back with.
 enum Answer {
     Ok { rejected: u64 },
-    Failed(String),
+    Failed { why: String, retryable: bool },
+}
+
+impl Answer {
+    fn failed(why: String, retryable: bool) -> Self {
+        Self::Failed { why, retryable }
+    }
 }
 
 /// The report printed at the end.
@@ -224,6 +235,7 @@ pub(crate) struct Report {
     requests_ok: u64,
     requests_partial: u64,
     requests_failed: u64,
+    requests_retried: u64,
     failures: BTreeMap<String, u64>,
     items_sent: u64,
     items_acknowledged: u64,
@@ -239,6 +251,7 @@ struct Tally {
     ok: u64,
     partial: u64,
     failed: u64,
+    retried: u64,
     failures: BTreeMap<String, u64>,
     items_sent: u64,
     items_acked: u64,
@@ -316,7 +329,9 @@ pub(crate) async fn execute(args: &LoadgenArgs) -> anyhow::Result<Report> {
             (bodies, args.batch_size as f64)
         }
         None => {
-            let mut generator = Generator::new(args.seed, now);
+            // The pool's clock starts an hour back: metric exports advance it
+            // by 10 s each, and the server refuses items too far in the future.
+            let mut generator = Generator::new(args.seed, now.saturating_sub(3_600_000_000_000));
             let mut pool = Vec::with_capacity(args.pool);
             for _ in 0..args.pool {
                 pool.push(Arc::new(make_body(&mut generator, args)?));
@@ -348,6 +363,7 @@ pub(crate) async fn execute(args: &LoadgenArgs) -> anyhow::Result<Report> {
         let sender = Sender::connect(args).await?;
         let (bodies, next) = (Arc::clone(&bodies), Arc::clone(&next));
         let ack_log = ack_log.clone();
+        let retry = args.retry;
         workers.spawn(async move {
             let mut tally = Tally::default();
             let mut latency = Histogram::<u64>::new(3).expect("valid histogram precision");
@@ -378,7 +394,23 @@ pub(crate) async fn execute(args: &LoadgenArgs) -> anyhow::Result<Report> {
                     }
                 };
                 let t0 = Instant::now();
-                let answer = sender.send(body.bytes.clone()).await;
+                let mut answer = sender.send(body.bytes.clone()).await;
+                let mut backoff = Duration::from_millis(50);
+                while retry
+                    && matches!(
+                        answer,
+                        Answer::Failed {
+                            retryable: true,
+                            ..
+                        }
+                    )
+                    && Instant::now() + backoff < deadline
+                {
+                    tally.retried += 1;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    answer = sender.send(body.bytes.clone()).await;
+                }
                 let _ = latency.record(t0.elapsed().as_micros() as u64);
                 tally.sent += 1;
                 tally.items_sent += body.items;
@@ -400,7 +432,7 @@ pub(crate) async fn execute(args: &LoadgenArgs) -> anyhow::Result<Report> {
                         tally.items_rejected += rejected;
                         tally.items_acked += body.items.saturating_sub(rejected);
                     }
-                    Answer::Failed(why) => {
+                    Answer::Failed { why, .. } => {
                         tally.failed += 1;
                         *tally.failures.entry(why).or_default() += 1;
                     }
@@ -417,6 +449,7 @@ pub(crate) async fn execute(args: &LoadgenArgs) -> anyhow::Result<Report> {
         total.ok += t.ok;
         total.partial += t.partial;
         total.failed += t.failed;
+        total.retried += t.retried;
         for (k, v) in t.failures {
             *total.failures.entry(k).or_default() += v;
         }
@@ -438,6 +471,7 @@ pub(crate) async fn execute(args: &LoadgenArgs) -> anyhow::Result<Report> {
         requests_ok: total.ok,
         requests_partial: total.partial,
         requests_failed: total.failed,
+        requests_retried: total.retried,
         failures: total.failures,
         items_sent: total.items_sent,
         items_acknowledged: total.items_acked,
@@ -459,8 +493,8 @@ fn print_report(r: &Report) {
         r.protocol, r.signal, r.compression, r.concurrency, r.elapsed_seconds
     );
     println!(
-        "requests: sent={} ok={} partial={} failed={}",
-        r.requests_sent, r.requests_ok, r.requests_partial, r.requests_failed
+        "requests: sent={} ok={} partial={} failed={} retries={}",
+        r.requests_sent, r.requests_ok, r.requests_partial, r.requests_failed, r.requests_retried
     );
     for (why, n) in &r.failures {
         println!("  failed {n}: {why}");
@@ -542,7 +576,7 @@ impl Sender {
             Self::Grpc { client, path } => {
                 let mut client = client.clone();
                 if let Err(e) = client.ready().await {
-                    return Answer::Failed(format!("grpc connection: {e}"));
+                    return Answer::failed(format!("grpc connection: {e}"), true);
                 }
                 let path = http::uri::PathAndQuery::from_static(path);
                 match client
@@ -552,7 +586,10 @@ impl Sender {
                     Ok(response) => Answer::Ok {
                         rejected: response.into_inner().rejected(),
                     },
-                    Err(status) => Answer::Failed(format!("grpc {:?}", status.code())),
+                    Err(status) => Answer::failed(
+                        format!("grpc {:?}", status.code()),
+                        status.code() == tonic::Code::Unavailable,
+                    ),
                 }
             }
             Self::Http {
@@ -579,11 +616,17 @@ impl Sender {
                                     ExportResponse::decode(bytes).map_or(0, |r| r.rejected())
                                 },
                             },
-                            Err(e) => Answer::Failed(format!("reading response: {e}")),
+                            Err(e) => Answer::failed(format!("reading response: {e}"), true),
                         }
                     }
-                    Ok(response) => Answer::Failed(format!("http {}", response.status().as_u16())),
-                    Err(e) => Answer::Failed(format!("http error: {e}")),
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        Answer::failed(
+                            format!("http {status}"),
+                            matches!(status, 429 | 502 | 503 | 504),
+                        )
+                    }
+                    Err(e) => Answer::failed(format!("http error: {e}"), true),
                 }
             }
         }

@@ -117,6 +117,9 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
             target_file_bytes: config.compaction_target_size,
             ..CompactionOptions::default()
         },
+        // Files replaced by compaction or retention outlive any query that
+        // may still read them.
+        deletion_delay: (config.query_timeout * 2).max(Duration::from_secs(120)),
         ..StoreOptions::default()
     };
     let (store, records) = Store::open(&config.data_dir, options, Arc::new(SystemClock))

@@ -2,16 +2,23 @@
 //! (so that time and service filters prune row groups and pages well),
 //! zstd-compressed, dictionary-encoded, with page-level statistics (and so a
 //! page index) and a bloom filter on `trace_id`.
+//!
+//! Columns that dictionaries cannot shrink get encodings that can: span ids
+//! (random hex text) `DELTA_LENGTH_BYTE_ARRAY`, which drops the per-value
+//! length that plain encoding repeats, and nanosecond times
+//! `DELTA_BINARY_PACKED`, which stores the small steps between sorted times
+//! instead of whole 64-bit values.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, AsArray, Int64Array};
 use datafusion::arrow::compute::{SortColumn, SortOptions, lexsort_to_indices, take_record_batch};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::datatypes::TimestampNanosecondType;
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::basic::{Compression, Encoding, ZstdLevel};
 use datafusion::parquet::errors::ParquetError;
 use datafusion::parquet::file::metadata::SortingColumn;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -44,6 +51,20 @@ pub(crate) fn writer_properties(table: Table, row_group_rows: usize) -> WriterPr
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(row_group_rows.max(1)))
         .set_sorting_columns(Some(sorting));
+    for field in schema.fields() {
+        let column = ColumnPath::from(field.name().as_str());
+        let encoding = match (field.name().as_str(), field.data_type()) {
+            // Trace ids repeat (the spans and logs of one trace sit close
+            // together) and keep their dictionary.
+            ("span_id" | "parent_span_id", _) => Encoding::DELTA_LENGTH_BYTE_ARRAY,
+            (_, DataType::Timestamp(..)) => Encoding::DELTA_BINARY_PACKED,
+            ("duration_ns", _) => Encoding::DELTA_BINARY_PACKED,
+            _ => continue,
+        };
+        props = props
+            .set_column_dictionary_enabled(column.clone(), false)
+            .set_column_encoding(column, encoding);
+    }
     if schema.index_of("trace_id").is_ok() && table != Table::Metrics {
         let column = ColumnPath::from("trace_id");
         props = props

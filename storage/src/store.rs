@@ -384,7 +384,11 @@ impl Store {
     /// On failure nothing changes: the data stays buffered and logged.
     pub async fn flush(&self) -> Result<MaintenanceReport, StoreError> {
         let _maintenance = self.maintenance.lock().await;
-        let result = self.flush_locked().await;
+        self.counted(self.flush_locked().await)
+    }
+
+    /// Counts a failed background task in the stats.
+    fn counted<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         if result.is_err() {
             self.stats.failures.fetch_add(1, Ordering::Relaxed);
         }
@@ -592,11 +596,7 @@ impl Store {
     /// [`CompactionOptions`].
     pub async fn compact(&self) -> Result<MaintenanceReport, StoreError> {
         let _maintenance = self.maintenance.lock().await;
-        let result = self.compact_locked().await;
-        if result.is_err() {
-            self.stats.failures.fetch_add(1, Ordering::Relaxed);
-        }
-        result
+        self.counted(self.compact_locked().await)
     }
 
     async fn compact_locked(&self) -> Result<MaintenanceReport, StoreError> {

@@ -179,37 +179,27 @@ impl Wal {
             move |source| WalError::Io { path, source }
         };
         fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let mut segments: Vec<(u64, PathBuf)> = fs::read_dir(dir)
-            .map_err(io_err(dir))?
-            .filter_map(Result::ok)
-            .filter_map(|entry| {
-                let path = entry.path();
-                let first = path
-                    .file_name()?
-                    .to_str()?
-                    .strip_suffix(".wal")?
-                    .parse()
-                    .ok()?;
-                Some((first, path))
-            })
-            .collect();
-        segments.sort();
+        let segments = list_segments(dir)?;
 
         let mut records = Vec::new();
         let last = segments.len().checked_sub(1);
         for (i, (_, path)) in segments.iter().enumerate() {
             read_segment(path, Some(i) == last, &mut records)?;
         }
-        let next_seq = records
-            .last()
-            .map_or_else(
-                || segments.last().map_or(1, |(first, _)| *first),
-                |r| r.seq + 1,
-            )
-            .max(persisted_through + 1);
+        let continues = records.last().map_or_else(
+            || segments.last().map_or(1, |(first, _)| *first),
+            |r| r.seq + 1,
+        );
+        let next_seq = continues.max(persisted_through + 1);
         records.retain(|r| r.seq > persisted_through);
 
         let writer = match segments.last() {
+            // Numbering jumps (more was persisted than this log holds, e.g.
+            // while it was disabled): start a new segment at the new number,
+            // since numbers run without gaps inside a segment.
+            Some(_) if next_seq != continues => {
+                Writer::create(dir, next_seq, options).map_err(io_err(dir))?
+            }
             Some((_, path)) => {
                 let mut file = OpenOptions::new()
                     .append(true)
@@ -281,6 +271,30 @@ impl Wal {
     }
 }
 
+/// The segments in `dir` with the sequence numbers their names start at,
+/// oldest first.
+fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, WalError> {
+    let mut segments: Vec<(u64, PathBuf)> = fs::read_dir(dir)
+        .map_err(|source| WalError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let path = entry.path();
+            let first = path
+                .file_name()?
+                .to_str()?
+                .strip_suffix(".wal")?
+                .parse()
+                .ok()?;
+            Some((first, path))
+        })
+        .collect();
+    segments.sort();
+    Ok(segments)
+}
+
 /// Reads the records of one segment into `out`; truncates a torn tail when
 /// `is_last`.
 fn read_segment(path: &Path, is_last: bool, out: &mut Vec<Record>) -> Result<(), WalError> {
@@ -320,8 +334,11 @@ fn read_segment(path: &Path, is_last: bool, out: &mut Vec<Record>) -> Result<(),
     while offset < data.len() {
         match parse_record(&data, offset) {
             Ok((record, end)) => {
+                // Numbers run without gaps inside a segment, and increase
+                // from one segment to the next.
+                let first_here = offset == MAGIC.len();
                 if let Some(prev) = out.last()
-                    && record.seq != prev.seq + 1
+                    && (record.seq <= prev.seq || (!first_here && record.seq != prev.seq + 1))
                 {
                     return Err(corrupt(format!(
                         "record at byte {offset} has sequence {} after {}",
@@ -608,21 +625,7 @@ impl Writer {
             let path = path.to_path_buf();
             move |source| WalError::Io { path, source }
         };
-        let mut firsts: Vec<(u64, PathBuf)> = fs::read_dir(&self.dir)
-            .map_err(io_err(&self.dir))?
-            .filter_map(Result::ok)
-            .filter_map(|entry| {
-                let path = entry.path();
-                let first = path
-                    .file_name()?
-                    .to_str()?
-                    .strip_suffix(".wal")?
-                    .parse()
-                    .ok()?;
-                Some((first, path))
-            })
-            .collect();
-        firsts.sort();
+        let firsts = list_segments(&self.dir)?;
         let mut deleted = 0;
         for pair in firsts.windows(2) {
             let ((first, path), (next_first, _)) = (&pair[0], &pair[1]);
@@ -837,5 +840,33 @@ mod tests {
         let (wal, replay) = Wal::open(empty.path(), options(64 << 20), 41).unwrap();
         assert!(replay.is_empty());
         assert_eq!(append_n(&wal, 1).await, vec![42]);
+    }
+
+    #[tokio::test]
+    async fn numbering_that_jumps_ahead_starts_a_new_segment() {
+        // Records 1-3 in the log, but everything up to 10 is persisted (the
+        // log was disabled for a while).
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = Wal::open(dir.path(), options(64 << 20), 0).unwrap();
+        append_n(&wal, 3).await;
+        drop(wal);
+        let (wal, replay) = Wal::open(dir.path(), options(64 << 20), 10).unwrap();
+        assert!(replay.is_empty());
+        assert_eq!(append_n(&wal, 2).await, vec![11, 12]);
+        drop(wal);
+        let names: Vec<String> = segments(dir.path())
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            vec!["00000000000000000011.wal"],
+            "the old segment is gone"
+        );
+        let (_, replay) = Wal::open(dir.path(), options(64 << 20), 10).unwrap();
+        assert_eq!(
+            replay.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            vec![11, 12]
+        );
     }
 }
