@@ -326,7 +326,8 @@ impl Ingestor {
         transport: Transport,
     ) -> Result<ExportResult, IngestError> {
         let converted = convert_request(request)?;
-        let record = if converted.batch.is_some() {
+        // The JSON path has no protobuf bytes: encode them only for the log.
+        let record = if self.store.has_wal() && converted.batch.is_some() {
             Bytes::from(request.encode_to_vec())
         } else {
             Bytes::new()

@@ -398,10 +398,10 @@ async fn metrics_handler(State(state): State<MetricsState>) -> impl IntoResponse
         g.rows.get_or_create(&label).set(buffer.rows(table) as i64);
         g.files
             .get_or_create(&label)
-            .set(manifest.files_of(table).count() as i64);
+            .set(state.store.stored_files(table) as i64);
         g.file_bytes
             .get_or_create(&label)
-            .set(manifest.files_of(table).map(|f| f.bytes as i64).sum());
+            .set(state.store.stored_bytes(table) as i64);
     }
     let stats = state.store.stats();
     let load =

@@ -328,6 +328,12 @@ impl Store {
         Arc::clone(&self.manifest.read().expect("manifest lock poisoned"))
     }
 
+    /// Whether exports are written to a write-ahead log (and so need their
+    /// protobuf record).
+    pub fn has_wal(&self) -> bool {
+        self.wal.is_some()
+    }
+
     /// The options the store runs with.
     pub fn options(&self) -> &StoreOptions {
         &self.options
