@@ -14,6 +14,7 @@
 
 pub mod schema;
 
+pub mod clock;
 use std::fmt;
 use std::sync::Arc;
 

@@ -16,6 +16,14 @@
 //!   interpolated linearly inside its bucket as Prometheus does.
 //! * `histogram_sum(bucket_counts)` — aggregate: bucket counts added up
 //!   element-wise, for a quantile over many (delta) points.
+//! * `exp_histogram_count_le(exp_scale, exp_zero_count, exp_positive_offset,
+//!   exp_positive_bucket_counts, exp_negative_bucket_counts, threshold)` — the
+//!   number of observations of an exponential histogram at or below
+//!   `threshold` (> 0), which must be a bucket bound (a power of
+//!   2^(2^-scale)); zero and negative observations all count.
+//! * `series_hash(value, …)` — a 64-bit hash of its arguments (any types,
+//!   maps included), to tell metric series apart, e.g. in
+//!   `PARTITION BY series_hash(metric_name, attributes, resource_attributes)`.
 //!
 //! Trace and span ids are stored as lowercase hex text, so they need no
 //! conversion function: `WHERE trace_id = '5b8e…'`.
@@ -28,9 +36,11 @@ use datafusion::arrow::array::{
     UInt64Builder,
 };
 use datafusion::arrow::datatypes::{
-    DataType, Field, FieldRef, Float64Type, TimeUnit, TimestampNanosecondType, UInt64Type,
+    DataType, Field, FieldRef, Float64Type, Int32Type, TimeUnit, TimestampNanosecondType,
+    UInt64Type,
 };
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::common::hash_utils::{QualityRandomState, create_hashes};
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
@@ -50,6 +60,8 @@ pub fn register(ctx: &SessionContext) {
     ] {
         ctx.register_udf(ScalarUDF::from(Histogram::new(kind)));
     }
+    ctx.register_udf(ScalarUDF::from(ExpHistogramCountLe::default()));
+    ctx.register_udf(ScalarUDF::from(SeriesHash::default()));
 }
 
 fn timestamp() -> DataType {
@@ -530,9 +542,191 @@ impl ScalarUDFImpl for Histogram {
     }
 }
 
+// exp_histogram_count_le
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ExpHistogramCountLe {
+    signature: Signature,
+}
+
+impl Default for ExpHistogramCountLe {
+    fn default() -> Self {
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+/// Observations of an exponential histogram at or below `threshold`.
+/// Bucket `i` covers (base^i, base^(i+1)] with base = 2^(2^-scale).
+fn exp_count_le(
+    scale: i32,
+    zero: u64,
+    offset: i32,
+    positive: &[u64],
+    negative: &[u64],
+    threshold: f64,
+) -> Result<u64> {
+    if threshold.is_nan() || threshold <= 0.0 {
+        return exec_err!(
+            "exp_histogram_count_le: the threshold must be positive, got {threshold}"
+        );
+    }
+    // threshold = base^n  ⇔  n = log2(threshold) · 2^scale.
+    let n = threshold.log2() * 2f64.powi(scale);
+    let whole = n.round();
+    if (n - whole).abs() > 1e-9 * n.abs().max(1.0) {
+        let base = 2f64.powf(2f64.powi(-scale));
+        return exec_err!(
+            "{threshold} is not a bucket bound of this exponential histogram (scale {scale}: \
+             bounds are powers of {base}; the nearest are {} and {}): the buckets cannot tell how \
+             many observations are at or below it",
+            base.powf(n.floor()),
+            base.powf(n.ceil())
+        );
+    }
+    // Buckets i ≤ n − 1 lie at or below base^n.
+    let last = whole as i64 - 1 - i64::from(offset);
+    let positive: u64 = positive
+        .iter()
+        .take(usize::try_from(last + 1).unwrap_or(0))
+        .sum();
+    Ok(zero + positive + negative.iter().sum::<u64>())
+}
+
+impl ScalarUDFImpl for ExpHistogramCountLe {
+    fn name(&self) -> &str {
+        "exp_histogram_count_le"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        if arg_types.len() != 6 {
+            return plan_err!(
+                "exp_histogram_count_le(exp_scale, exp_zero_count, exp_positive_offset, exp_positive_bucket_counts, exp_negative_bucket_counts, threshold) takes 6 arguments, got {}",
+                arg_types.len()
+            );
+        }
+        let counts = list_of(DataType::UInt64);
+        Ok(vec![
+            DataType::Int32,
+            DataType::UInt64,
+            DataType::Int32,
+            counts.clone(),
+            counts,
+            DataType::Float64,
+        ])
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::UInt64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let scale = arrays[0].as_primitive::<Int32Type>();
+        let zero = arrays[1].as_primitive::<UInt64Type>();
+        let offset = arrays[2].as_primitive::<Int32Type>();
+        let positive = arrays[3].as_list::<i32>();
+        let negative = arrays[4].as_list::<i32>();
+        let threshold = arrays[5].as_primitive::<Float64Type>();
+        let counts = |list: &ListArray, i: usize| -> Vec<u64> {
+            if list.is_null(i) {
+                Vec::new()
+            } else {
+                list.value(i).as_primitive::<UInt64Type>().values().to_vec()
+            }
+        };
+        let mut out = Vec::with_capacity(args.number_rows);
+        for i in 0..args.number_rows {
+            if scale.is_null(i) || threshold.is_null(i) {
+                out.push(None);
+                continue;
+            }
+            out.push(Some(exp_count_le(
+                scale.value(i),
+                if zero.is_null(i) { 0 } else { zero.value(i) },
+                if offset.is_null(i) {
+                    0
+                } else {
+                    offset.value(i)
+                },
+                &counts(positive, i),
+                &counts(negative, i),
+                threshold.value(i),
+            )?));
+        }
+        Ok(ColumnarValue::Array(Arc::new(UInt64Array::from(out))))
+    }
+}
+
+// series_hash
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SeriesHash {
+    signature: Signature,
+}
+
+impl Default for SeriesHash {
+    fn default() -> Self {
+        Self {
+            signature: Signature::variadic_any(Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for SeriesHash {
+    fn name(&self) -> &str {
+        "series_hash"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::UInt64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let mut hashes = vec![0u64; args.number_rows];
+        // A fixed seed: equal values hash equally across batches and queries.
+        let state = QualityRandomState::with_seed(0x0073_6d6f_6c64_6572);
+        create_hashes(&arrays, &state, &mut hashes)?;
+        Ok(ColumnarValue::Array(Arc::new(UInt64Array::from(hashes))))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exponential_histogram_count_le() {
+        // Scale 0: base 2, bucket i covers (2^i, 2^(i+1)]. Offset -2: buckets
+        // (0.25, 0.5], (0.5, 1], (1, 2], (2, 4].
+        let positive = [1, 2, 3, 4];
+        assert_eq!(
+            exp_count_le(0, 5, -2, &positive, &[], 1.0).unwrap(),
+            5 + 1 + 2
+        );
+        assert_eq!(
+            exp_count_le(0, 5, -2, &positive, &[7], 0.25).unwrap(),
+            5 + 7
+        );
+        assert_eq!(exp_count_le(0, 0, -2, &positive, &[], 64.0).unwrap(), 10);
+        // Scale 1: base √2, so 2^(1/2) is a bound but 1.5 is not.
+        assert_eq!(exp_count_le(1, 0, 0, &[1, 1], &[], 2f64.sqrt()).unwrap(), 1);
+        let err = exp_count_le(1, 0, 0, &[1], &[], 1.5)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("1.5 is not a bucket bound"), "{err}");
+        assert!(exp_count_le(0, 0, 0, &[], &[], 0.0).is_err());
+    }
 
     fn cumulative(time: i64, start: i64, value: f64) -> Point {
         Point {

@@ -42,9 +42,18 @@ pub fn protobuf() -> Vec<(&'static str, Vec<u8>)> {
 
 /// The path of a fixture file.
 pub fn path(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name)
+    let compiled = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    // A build cache shared by two checkouts (CARGO_TARGET_DIR outside the
+    // clone) may hold this crate compiled in the other one: then find the
+    // fixtures beside the crate whose tests run (cargo sets its directory).
+    let dir = match std::env::var_os("CARGO_MANIFEST_DIR") {
+        Some(running) if !compiled.is_dir() => std::path::PathBuf::from(running)
+            .join("..")
+            .join("sample-data")
+            .join("fixtures"),
+        _ => compiled,
+    };
+    dir.join(name)
 }
 
 #[cfg(test)]

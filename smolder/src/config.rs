@@ -117,6 +117,41 @@ pub(crate) struct ServeArgs {
     /// Log format: `text` or `json` [default: text]
     #[arg(long, env = "SMOLDER_LOG_FORMAT", value_name = "FORMAT")]
     pub(crate) log_format: Option<LogFormat>,
+
+    /// Directory of SLO definitions (OpenSLO or Sloth YAML), reloaded when a
+    /// file changes [default: none]
+    #[arg(long, env = "SMOLDER_SLO_DIR", value_name = "DIR")]
+    pub(crate) slo_dir: Option<PathBuf>,
+
+    /// Time between SLO evaluations (rollup update + evaluation); down to 1s
+    /// [default: 10s]
+    #[arg(long, env = "SMOLDER_SLO_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) slo_interval: Option<Duration>,
+
+    /// Width of an SLO rollup bucket [default: 1m]
+    #[arg(long, env = "SMOLDER_SLO_STEP", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) slo_step: Option<Duration>,
+
+    /// How late telemetry may arrive and still count in its SLO bucket
+    /// [default: 2m]
+    #[arg(long, env = "SMOLDER_SLO_LATENESS", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) slo_lateness: Option<Duration>,
+
+    /// Low-traffic guard: events a window needs before its burn rate can fire
+    /// an alert condition; SLOs override it with the annotation
+    /// `smolder.dev/min-events` [default: 0]
+    #[arg(long, env = "SMOLDER_SLO_MIN_EVENTS", value_name = "EVENTS")]
+    pub(crate) slo_min_events: Option<f64>,
+
+    /// Groups tracked per SLO at most (`groupBy`); SLOs override it with
+    /// `maxGroups` [default: 100]
+    #[arg(long, env = "SMOLDER_SLO_MAX_GROUPS", value_name = "GROUPS")]
+    pub(crate) slo_max_groups: Option<usize>,
+
+    /// How far back a counter SLI looks for the previous point of a series;
+    /// longer than the exporters' interval [default: 10m]
+    #[arg(long, env = "SMOLDER_SLO_COUNTER_LOOKBACK", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) slo_counter_lookback: Option<Duration>,
 }
 
 /// How log lines are written.
@@ -157,6 +192,32 @@ pub(crate) struct FileConfig {
     /// Logging.
     #[serde(default)]
     pub(crate) log: LogSection,
+    #[serde(default)]
+    pub(crate) slo: SloSection,
+}
+
+/// `[slo]`: the SLO engine.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SloSection {
+    /// Directory of SLO definitions.
+    pub(crate) dir: Option<PathBuf>,
+    /// Time between evaluations.
+    #[serde(default, with = "humantime_serde")]
+    pub(crate) interval: Option<Duration>,
+    /// Rollup bucket width.
+    #[serde(default, with = "humantime_serde")]
+    pub(crate) step: Option<Duration>,
+    /// Allowed lateness of telemetry.
+    #[serde(default, with = "humantime_serde")]
+    pub(crate) lateness: Option<Duration>,
+    /// Low-traffic guard.
+    pub(crate) min_events: Option<f64>,
+    /// Groups per SLO.
+    pub(crate) max_groups: Option<usize>,
+    /// Counter lookback.
+    #[serde(default, with = "humantime_serde")]
+    pub(crate) counter_lookback: Option<Duration>,
 }
 
 /// `[listen]`: listener addresses.
@@ -298,6 +359,20 @@ pub(crate) struct Config {
     pub(crate) query_memory_limit: u64,
     /// Log format.
     pub(crate) log_format: LogFormat,
+    /// SLO directory.
+    pub(crate) slo_dir: Option<PathBuf>,
+    /// SLO evaluation interval.
+    pub(crate) slo_interval: Duration,
+    /// SLO rollup bucket width.
+    pub(crate) slo_step: Duration,
+    /// Allowed lateness for SLO rollups.
+    pub(crate) slo_lateness: Duration,
+    /// Low-traffic guard.
+    pub(crate) slo_min_events: f64,
+    /// Groups per SLO.
+    pub(crate) slo_max_groups: usize,
+    /// Counter lookback.
+    pub(crate) slo_counter_lookback: Duration,
 }
 
 impl Default for Config {
@@ -323,6 +398,13 @@ impl Default for Config {
             query_timeout: Duration::from_secs(30),
             query_memory_limit: 1 << 30,
             log_format: LogFormat::Text,
+            slo_dir: None,
+            slo_interval: Duration::from_secs(10),
+            slo_step: Duration::from_secs(60),
+            slo_lateness: Duration::from_secs(120),
+            slo_min_events: 0.0,
+            slo_max_groups: 100,
+            slo_counter_lookback: Duration::from_secs(600),
         }
     }
 }
@@ -428,6 +510,28 @@ impl Config {
                 .or(file.query.memory_limit)
                 .map_or(d.query_memory_limit, |b| b.as_u64()),
             log_format: args.log_format.or(file.log.format).unwrap_or(d.log_format),
+            slo_dir: args.slo_dir.clone().or_else(|| file.slo.dir.clone()),
+            slo_interval: args
+                .slo_interval
+                .or(file.slo.interval)
+                .unwrap_or(d.slo_interval),
+            slo_step: args.slo_step.or(file.slo.step).unwrap_or(d.slo_step),
+            slo_lateness: args
+                .slo_lateness
+                .or(file.slo.lateness)
+                .unwrap_or(d.slo_lateness),
+            slo_min_events: args
+                .slo_min_events
+                .or(file.slo.min_events)
+                .unwrap_or(d.slo_min_events),
+            slo_max_groups: args
+                .slo_max_groups
+                .or(file.slo.max_groups)
+                .unwrap_or(d.slo_max_groups),
+            slo_counter_lookback: args
+                .slo_counter_lookback
+                .or(file.slo.counter_lookback)
+                .unwrap_or(d.slo_counter_lookback),
         }
     }
 
@@ -463,6 +567,19 @@ impl Config {
             !self.query_timeout.is_zero(),
             "query.timeout must be positive"
         );
+        anyhow::ensure!(
+            self.slo_interval >= Duration::from_secs(1),
+            "slo.interval must be at least 1s"
+        );
+        anyhow::ensure!(
+            self.slo_step >= Duration::from_secs(1) && self.slo_step.subsec_nanos() == 0,
+            "slo.step must be whole seconds, at least 1s"
+        );
+        anyhow::ensure!(
+            self.slo_min_events >= 0.0,
+            "slo.min_events must not be negative"
+        );
+        anyhow::ensure!(self.slo_max_groups > 0, "slo.max_groups must be positive");
         Ok(())
     }
 }
@@ -504,6 +621,10 @@ mod tests {
                 && file.query.memory_limit.is_some()
         );
         assert!(file.log.format.is_some());
+        let slo = &file.slo;
+        assert!(slo.interval.is_some() && slo.step.is_some() && slo.lateness.is_some());
+        assert!(slo.min_events.is_some() && slo.max_groups.is_some());
+        assert!(slo.counter_lookback.is_some());
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! `smolder demo`: a server on the default ports fed by the sample-data
-//! generator through its own OTLP/HTTP receiver, with a recurring incident, so
-//! a newcomer sees telemetry arriving and can query it at once.
+//! generator through its own OTLP/HTTP receiver, with a recurring incident,
+//! and the sample SLOs loaded, so a newcomer sees telemetry arriving, can
+//! query it at once, and watches the incident burn error budget.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use anyhow::Context as _;
 use clap::Args;
 use prost::Message;
 use smolder_sample_data::Generator;
@@ -40,9 +42,50 @@ fn unix_nanos() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
+/// The sample SLOs (`sample-data/slos/`), one of each SLI kind, built into
+/// the binary so the demo runs from anywhere.
+const SAMPLE_SLOS: [(&str, &str); 4] = [
+    (
+        "checkout.yaml",
+        include_str!("../../sample-data/slos/checkout.yaml"),
+    ),
+    (
+        "catalog.yaml",
+        include_str!("../../sample-data/slos/catalog.yaml"),
+    ),
+    (
+        "frontend.yaml",
+        include_str!("../../sample-data/slos/frontend.yaml"),
+    ),
+    (
+        "payment-sloth.yaml",
+        include_str!("../../sample-data/slos/payment-sloth.yaml"),
+    ),
+];
+
+/// Writes the sample SLOs into `<data dir>/demo-slos` (unless an SLO
+/// directory is configured) and returns the directory to load.
+fn sample_slo_dir(config: &Config) -> anyhow::Result<std::path::PathBuf> {
+    if let Some(dir) = &config.slo_dir {
+        return Ok(dir.clone());
+    }
+    let dir = config.data_dir.join("demo-slos");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (name, text) in SAMPLE_SLOS {
+        std::fs::write(dir.join(name), text)
+            .with_context(|| format!("writing {}", dir.join(name).display()))?;
+    }
+    Ok(dir)
+}
+
 /// Runs the demo until Ctrl-C / SIGTERM or the configured duration.
 pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let config = Config::resolve(&args.serve)?;
+    let mut config = Config::resolve(&args.serve)?;
+    config.slo_dir = Some(sample_slo_dir(&config)?);
+    // Burn rates move within seconds of an incident.
+    if args.serve.slo_interval.is_none() {
+        config.slo_interval = Duration::from_secs(2);
+    }
     let running = serve::start(&config).await?;
     let addrs = running.addrs;
     let api = format!("http://{}", addrs.http);
@@ -59,6 +102,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!(
         "  curl -s {api}/api/v1/sql -H 'content-type: application/json' \\\n    -d '{{\"sql\": \"SELECT service_name, count(*) AS spans, sum(CASE WHEN status_code = '\\''ERROR'\\'' THEN 1 ELSE 0 END) AS errors FROM spans GROUP BY service_name ORDER BY spans DESC\"}}'"
     );
+    println!("  curl -s {api}/api/v1/slos        # SLIs, error budgets, burn rates, alert state");
     println!("  curl -s {api}/metrics");
     println!("Press Ctrl-C to stop.");
 

@@ -1,13 +1,15 @@
-//! The `smolder` binary: `serve`, `demo` and `loadgen`.
+//! The `smolder` binary: `serve`, `demo`, `loadgen` and `slo`.
 //!
-//! It wires the library crates together — ingest (OTLP receivers, buffer) and
-//! query (DataFusion, SQL API) — and owns configuration and process concerns:
+//! It wires the library crates together — ingest (OTLP receivers), storage
+//! (WAL, Parquet), query (DataFusion, SQL API) and slo (the SLO engine) — and
+//! owns configuration and process concerns:
 //! flags, environment, config file, logging, signals.
 
 mod config;
 mod demo;
 mod loadgen;
 mod serve;
+mod slo_cli;
 
 use std::time::Duration;
 
@@ -42,6 +44,8 @@ enum Command {
     /// Send generated telemetry to an OTLP receiver and report throughput and
     /// latency.
     Loadgen(loadgen::LoadgenArgs),
+    /// Validate SLO files, or apply them to a running server.
+    Slo(slo_cli::SloArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -75,6 +79,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Loadgen(args) => {
             init_logging(LogFormat::Text);
             loadgen::run(args).await
+        }
+        Command::Slo(args) => {
+            init_logging(LogFormat::Text);
+            let code = slo_cli::run(args).await?;
+            std::process::exit(code);
         }
     }
 }

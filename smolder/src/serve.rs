@@ -1,7 +1,7 @@
-//! `smolder serve`: wires ingest, storage and the query engine together, runs
-//! the three listeners and the storage maintenance (flush to Parquet,
-//! compaction, retention) until shutdown, and flushes the buffer on the way
-//! out.
+//! `smolder serve`: wires ingest, storage, the query engine and the SLO
+//! engine together, runs the three listeners, the SLO ticks and the storage
+//! maintenance (flush to Parquet, compaction, retention) until shutdown, and
+//! flushes the buffer on the way out.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +20,7 @@ use prometheus_client::registry::Registry;
 use smolder_common::{Table, TableSource};
 use smolder_ingest::{IngestLimits, IngestMetrics, Ingestor, OtlpGrpc};
 use smolder_query::{QueryEngine, QueryLimits};
+use smolder_slo::{EngineOptions, SloEngine};
 use smolder_storage::{CompactionOptions, Store, StoreOptions, SystemClock, WalOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -223,13 +224,15 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
             memory_limit: usize::try_from(config.query_memory_limit).unwrap_or(usize::MAX),
         },
     )?;
+    let slo_engine = start_slo_engine(config, &engine, &mut registry).await?;
     let metrics_state = MetricsState {
         registry: Arc::new(registry),
         store: Arc::clone(&store),
         ingestor: Arc::clone(&ingestor),
         gauges,
     };
-    let api = api_router(Arc::new(engine), metrics_state);
+    let api = api_router(Arc::new(engine), metrics_state)
+        .merge(smolder_slo::api::router(Arc::clone(&slo_engine)));
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     let signal = |mut rx: watch::Receiver<bool>| async move {
@@ -262,6 +265,31 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
                 .with_graceful_shutdown(stop)
                 .await
                 .context("HTTP API server")
+        }
+    });
+    tasks.spawn({
+        let stop = signal(shutdown_rx.clone());
+        let interval = config.slo_interval;
+        async move {
+            // Rollup updates and evaluation of every SLO.
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    () = &mut stop => return Ok(()),
+                    _ = tick.tick() => {
+                        let report = slo_engine.tick().await;
+                        tracing::debug!(
+                            updated = report.updated,
+                            failed = report.failed,
+                            update_ms = report.update.as_secs_f64() * 1e3,
+                            evaluate_ms = report.evaluate.as_secs_f64() * 1e3,
+                            "SLO tick."
+                        );
+                    }
+                }
+            }
         }
     });
     tasks.spawn({
@@ -346,6 +374,42 @@ impl Running {
         tracing::info!("smolder stopped.");
         Ok(())
     }
+}
+
+/// Opens the SLO engine over the query engine's tables, adds the
+/// `slo_rollups` table and the SLO gauges.
+async fn start_slo_engine(
+    config: &Config,
+    engine: &QueryEngine,
+    registry: &mut Registry,
+) -> anyhow::Result<Arc<SloEngine>> {
+    let db_path = config.data_dir.join("slo.db");
+    let db = smolder_slo::persist::Db::open(&db_path)
+        .with_context(|| format!("opening the SLO database {}", db_path.display()))?;
+    let options = EngineOptions {
+        step: config.slo_step,
+        lateness: config.slo_lateness,
+        interval: config.slo_interval,
+        counter_lookback: config.slo_counter_lookback,
+        defaults: smolder_slo::spec::Defaults {
+            max_groups: config.slo_max_groups,
+            min_events: config.slo_min_events,
+        },
+        dir: config.slo_dir.clone(),
+        ..EngineOptions::default()
+    };
+    let ctx = engine.context().clone();
+    let slo_engine = SloEngine::new(ctx.clone(), db, Arc::new(SystemClock), options)
+        .await
+        .context("starting the SLO engine")?;
+    ctx.register_table(
+        "slo_rollups",
+        Arc::new(smolder_slo::table::RollupTable::new(&slo_engine)),
+    )?;
+    registry.register_collector(Box::new(smolder_slo::metrics::SloCollector::new(
+        &slo_engine,
+    )));
+    Ok(slo_engine)
 }
 
 /// Completes on SIGTERM or Ctrl-C.

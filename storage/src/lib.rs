@@ -19,7 +19,10 @@
 
 pub mod buffer;
 pub mod catalog;
-pub mod clock;
+pub mod clock {
+    //! Re-exported from `smolder_common::clock`, where the SLO engine shares it.
+    pub use smolder_common::clock::*;
+}
 mod parquet;
 mod store;
 #[cfg(test)]

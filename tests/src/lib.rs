@@ -47,7 +47,10 @@ pub fn span_count(
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // At run time first: a build cache shared by two checkouts may hold this
+    // crate compiled in the other one.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
         .parent()
         .expect("workspace root")
         .to_path_buf()

@@ -1,5 +1,5 @@
-//! Time as the storage layer sees it, injected so that retention and the
-//! accepted time window are tested deterministically.
+//! Wall-clock time, injected so that retention, accepted time windows and SLO
+//! windows are tested deterministically.
 
 use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -1,0 +1,294 @@
+//! `/api/v1/slos`: the SLOs, their state, chart series, and management.
+//!
+//! * `GET /api/v1/slos` — every SLO with objective, period, SLI, error budget
+//!   remaining, burn rate per alert window and alert state (of its worst
+//!   group), its groups, rollup progress, and problems of the SLO files.
+//! * `GET /api/v1/slos/{id}` — one SLO with its definition and every group.
+//! * `GET /api/v1/slos/{id}/series?from=&to=&step=&group=` — SLI, budget
+//!   remaining and burn rates over a range, for charts (at most 2,000 points).
+//! * `PUT /api/v1/slos/{id}` — create or replace an SLO from OpenSLO or Sloth
+//!   YAML (JSON is YAML too); `DELETE /api/v1/slos/{id}` — delete it. SLOs of
+//!   the SLO directory are changed there instead (409).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::engine::{GroupKey, SloEngine, SloStatus};
+use crate::eval::window_name;
+use crate::model::{Period, duration_ns};
+
+/// Most points a series answer holds.
+pub const MAX_POINTS: i64 = 2000;
+
+/// The routes, with the engine as state.
+pub fn router(engine: Arc<SloEngine>) -> Router {
+    Router::new()
+        .route("/api/v1/slos", get(list))
+        .route("/api/v1/slos/{id}", get(one).put(put).delete(delete))
+        .route("/api/v1/slos/{id}/series", get(series))
+        .with_state(engine)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+fn rfc3339(ns: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn period_json(p: &Period) -> Value {
+    match p {
+        Period::Rolling { duration } => {
+            json!({ "kind": "rolling", "duration": window_name(*duration) })
+        }
+        Period::Calendar {
+            unit,
+            count,
+            start,
+            time_zone,
+        } => json!({
+            "kind": "calendar",
+            "unit": unit,
+            "count": count,
+            "start": start.to_string(),
+            "time_zone": time_zone.name(),
+        }),
+    }
+}
+
+/// The summary of an SLO: the worst group's figures at the top.
+pub fn summary(s: &SloStatus) -> Value {
+    let d = &s.definition;
+    let worst = s.instances.first().map(|i| &i.evaluation);
+    json!({
+        "id": d.id,
+        "display_name": d.display_name,
+        "service": d.service,
+        "objective": d.objective,
+        "period": period_json(&d.period),
+        "budgeting": d.budgeting,
+        "table": d.sli.table.name(),
+        "group_by": d.group_by,
+        "groups": s.instances.len(),
+        "sli": worst.and_then(|e| e.sli),
+        "error_budget_remaining": worst.map(|e| e.error_budget_remaining),
+        "burn_rates": worst.map(|e| &e.burn_rates),
+        "alert_state": worst.map_or("ok", |e| e.alert_state.as_str()),
+        "time_to_exhaustion_seconds": worst.and_then(|e| e.time_to_exhaustion_seconds),
+        "backfill": s.backfill,
+        "error": s.error,
+    })
+}
+
+async fn list(State(engine): State<Arc<SloEngine>>) -> Response {
+    let snap = engine.snapshot();
+    let slos: Vec<Value> = snap.slos.iter().map(summary).collect();
+    Json(json!({
+        "evaluated_at": rfc3339(snap.at_ns),
+        "slos": slos,
+        "problems": snap.problems,
+    }))
+    .into_response()
+}
+
+async fn one(State(engine): State<Arc<SloEngine>>, Path(id): Path<String>) -> Response {
+    let snap = engine.snapshot();
+    let Some(s) = snap.slos.iter().find(|s| s.definition.id == id) else {
+        return error(StatusCode::NOT_FOUND, format!("no SLO {id:?}"));
+    };
+    let mut body = summary(s);
+    body["definition"] = json!(s.definition);
+    body["instances"] = json!(s.instances);
+    body["dropped_group_rows"] = json!(s.dropped_group_rows);
+    body["last_update_ms"] = json!(s.last_update_ms);
+    body["evaluated_at"] = json!(rfc3339(snap.at_ns));
+    Json(body).into_response()
+}
+
+async fn put(
+    State(engine): State<Arc<SloEngine>>,
+    Path(id): Path<String>,
+    body: String,
+) -> Response {
+    match engine.put(&id, &body).await {
+        Ok((def, created)) => {
+            // Show the new SLO (and its backfill) right away.
+            engine.evaluate_now().await;
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (status, Json(json!({ "id": def.id, "definition": def }))).into_response()
+        }
+        Err(problems) => {
+            let conflict = problems
+                .iter()
+                .any(|p| p.message.contains("defined in the SLO directory"));
+            let status = if conflict {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            let messages: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            (
+                status,
+                Json(json!({ "error": messages.join("; "), "problems": problems })),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn delete(State(engine): State<Arc<SloEngine>>, Path(id): Path<String>) -> Response {
+    match engine.delete(&id) {
+        Ok(true) => {
+            engine.evaluate_now().await;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Ok(false) => error(StatusCode::NOT_FOUND, format!("no API-managed SLO {id:?}")),
+        Err(crate::Error::Conflict(m)) => error(StatusCode::CONFLICT, m),
+        Err(e) => {
+            tracing::error!(error = %e, "Deleting an SLO failed.");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error; see the server log",
+            )
+        }
+    }
+}
+
+/// Query of the series endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesQuery {
+    /// Start: RFC 3339 or Unix seconds (default: `to` minus the period).
+    pub from: Option<String>,
+    /// End: RFC 3339 or Unix seconds (default: now).
+    pub to: Option<String>,
+    /// Step: `5m`, `1h` … (default: the range over 500, at least a bucket).
+    pub step: Option<String>,
+    /// The group, as a JSON object of `group_by` expression → value.
+    pub group: Option<String>,
+}
+
+fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(secs) = s.parse::<f64>() {
+        return Ok((secs * 1e9) as i64);
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .and_then(|t| t.timestamp_nanos_opt())
+        .ok_or_else(|| format!("{s:?} is neither RFC 3339 nor Unix seconds"))
+}
+
+async fn series(
+    State(engine): State<Arc<SloEngine>>,
+    Path(id): Path<String>,
+    Query(q): Query<SeriesQuery>,
+) -> Response {
+    let snap = engine.snapshot();
+    let Some(s) = snap.slos.iter().find(|s| s.definition.id == id) else {
+        return error(StatusCode::NOT_FOUND, format!("no SLO {id:?}"));
+    };
+    let def = &s.definition;
+    let to = match q.to.as_deref().map(parse_time).transpose() {
+        Ok(t) => t.unwrap_or(snap.at_ns),
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("to: {e}")),
+    };
+    let from = match q.from.as_deref().map(parse_time).transpose() {
+        Ok(f) => f.unwrap_or_else(|| def.period_bounds(to).0),
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("from: {e}")),
+    };
+    if from >= to {
+        return error(StatusCode::BAD_REQUEST, "from must be before to");
+    }
+    let bucket = def.bucket_ns(engine.options().step);
+    let mut step = match q
+        .step
+        .as_deref()
+        .map(crate::spec::parse_duration)
+        .transpose()
+    {
+        Ok(s) => s.map_or_else(|| (to - from) / 500, duration_ns),
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("step: {e}")),
+    };
+    step = step.max(bucket).max((to - from) / MAX_POINTS + 1);
+    let group: GroupKey = match q.group.as_deref() {
+        None => def.group_by.iter().map(|_| String::new()).collect(),
+        Some(text) => match serde_json::from_str::<BTreeMap<String, String>>(text) {
+            Ok(map) => {
+                let key: Option<GroupKey> =
+                    def.group_by.iter().map(|g| map.get(g).cloned()).collect();
+                match key {
+                    Some(k) => k,
+                    None => {
+                        return error(
+                            StatusCode::BAD_REQUEST,
+                            format!("group must give a value for each of {:?}", def.group_by),
+                        );
+                    }
+                }
+            }
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("group is not a JSON object: {e}"),
+                );
+            }
+        },
+    };
+    let group = if q.group.is_none() && !def.group_by.is_empty() {
+        // The worst group by default.
+        match s.instances.first() {
+            Some(i) => def
+                .group_by
+                .iter()
+                .map(|g| i.group.get(g).cloned().unwrap_or_default())
+                .collect(),
+            None => group,
+        }
+    } else {
+        group
+    };
+    let mut times = Vec::new();
+    let mut t = to;
+    while t >= from && times.len() < MAX_POINTS as usize {
+        times.push(t);
+        t -= step;
+    }
+    times.reverse();
+    let Some(evals) = engine.series(&id, &group, &times).await else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("SLO {id:?} has no group {group:?}"),
+        );
+    };
+    let mut burn: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for e in &evals {
+        for (w, r) in &e.burn_rates {
+            burn.entry(w.clone()).or_default().push(*r);
+        }
+    }
+    Json(json!({
+        "slo": id,
+        "group": def.group_by.iter().cloned().zip(group).collect::<BTreeMap<_, _>>(),
+        "step_seconds": Duration::from_nanos(step as u64).as_secs_f64(),
+        "timestamps": times.iter().map(|t| t / 1_000_000).collect::<Vec<_>>(),
+        "sli": evals.iter().map(|e| e.sli).collect::<Vec<_>>(),
+        "error_budget_remaining": evals.iter().map(|e| e.error_budget_remaining).collect::<Vec<_>>(),
+        "burn_rates": burn,
+    }))
+    .into_response()
+}

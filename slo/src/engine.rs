@@ -1,0 +1,864 @@
+//! The engine: keeps every SLO's rollups up to date and evaluates them.
+//!
+//! Each tick, for every SLO, DataFusion recomputes the buckets from the last
+//! tick's time minus the allowed lateness up to now, so data arriving late
+//! (within the lateness) lands in the buckets it belongs to, and the work of
+//! a tick grows with the new data, not with the window length. A new SLO —
+//! or one whose indicator changed — starts at the beginning of its horizon
+//! and catches up chunk by chunk (its backfill, with visible progress).
+//! Buckets are stored in SQLite after each tick; evaluation then reads only
+//! the in-memory rollups.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::prelude::{SQLOptions, SessionContext};
+use futures::StreamExt as _;
+use serde::Serialize;
+use smolder_common::clock::Clock;
+
+use crate::eval::{Evaluation, evaluate};
+use crate::model::{Origin, SloDefinition, duration_ns};
+use crate::persist::{Db, StoredState, Update};
+use crate::rollup::Rollup;
+use crate::spec::{self, Defaults, Problem};
+use crate::sql::{check_definition, rollup_query};
+use crate::{Error, Result};
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Width of a rollup bucket (the timeslice width overrides it for
+    /// timeslice SLOs).
+    pub step: Duration,
+    /// How late data may arrive and still be counted in its bucket.
+    pub lateness: Duration,
+    /// Time between ticks.
+    pub interval: Duration,
+    /// How far back a counter looks for the previous point of a series.
+    pub counter_lookback: Duration,
+    /// At most this much history is rolled up per SLO and tick while an SLO
+    /// catches up.
+    pub backfill_chunk: Duration,
+    /// SLOs updated at once.
+    pub concurrency: usize,
+    /// Defaults for definitions.
+    pub defaults: Defaults,
+    /// The directory SLO files are loaded from (and reloaded when they
+    /// change).
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            step: Duration::from_secs(60),
+            lateness: Duration::from_secs(120),
+            interval: Duration::from_secs(5),
+            counter_lookback: Duration::from_secs(600),
+            backfill_chunk: Duration::from_secs(6 * 3600),
+            concurrency: 2,
+            defaults: Defaults::default(),
+            dir: None,
+        }
+    }
+}
+
+/// A group's values, in the order of the SLO's `group_by`.
+pub type GroupKey = Vec<String>;
+
+#[derive(Debug)]
+struct InstanceState {
+    groups: BTreeMap<GroupKey, Rollup>,
+    /// Events before this time have been rolled up.
+    watermark: i64,
+    horizon_start: i64,
+    /// Rows of groups beyond the limit, ignored.
+    dropped_groups: u64,
+    last_error: Option<String>,
+    last_update: Option<Duration>,
+}
+
+#[derive(Debug)]
+struct Runtime {
+    def: Arc<SloDefinition>,
+    bucket_ns: i64,
+    fingerprint: String,
+    capacity: usize,
+    state: tokio::sync::Mutex<InstanceState>,
+}
+
+/// Progress of an SLO's rollups towards now.
+#[derive(Debug, Clone, Serialize)]
+pub struct Backfill {
+    /// Whether the rollups have reached now.
+    pub done: bool,
+    /// Fraction of the horizon rolled up, 0 to 1.
+    pub progress: f64,
+    /// Events before this time are rolled up (RFC 3339).
+    pub through: String,
+}
+
+/// One SLO instance (the whole SLO, or one group) and its evaluation.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceStatus {
+    /// The group's values by `group_by` expression; empty without groups.
+    pub group: BTreeMap<String, String>,
+    /// The evaluation.
+    #[serde(flatten)]
+    pub evaluation: Evaluation,
+}
+
+/// An SLO and its state after the last tick.
+#[derive(Debug, Clone, Serialize)]
+pub struct SloStatus {
+    /// The definition.
+    pub definition: Arc<SloDefinition>,
+    /// One per group (one without groups).
+    pub instances: Vec<InstanceStatus>,
+    /// Rollup progress.
+    pub backfill: Backfill,
+    /// Rows of groups beyond `max_groups`, ignored since start.
+    pub dropped_group_rows: u64,
+    /// Why the last rollup update failed, if it did.
+    pub error: Option<String>,
+    /// How long the last rollup update took, in milliseconds.
+    pub last_update_ms: Option<f64>,
+}
+
+/// Everything the engine knows after a tick.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Snapshot {
+    /// When it was evaluated (Unix ns).
+    pub at_ns: i64,
+    /// Every SLO, by id.
+    pub slos: Vec<SloStatus>,
+    /// Problems of the SLO directory's files.
+    pub problems: Vec<Problem>,
+}
+
+/// What one tick did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TickReport {
+    /// SLOs whose rollups were updated.
+    pub updated: usize,
+    /// SLOs whose update failed.
+    pub failed: usize,
+    /// Time spent updating rollups (queries and storage).
+    pub update: Duration,
+    /// Time spent evaluating.
+    pub evaluate: Duration,
+}
+
+/// The SLO engine.
+pub struct SloEngine {
+    ctx: SessionContext,
+    clock: Arc<dyn Clock>,
+    options: EngineOptions,
+    db: Arc<Db>,
+    file_defs: RwLock<Vec<SloDefinition>>,
+    api_defs: RwLock<Vec<SloDefinition>>,
+    runtimes: RwLock<BTreeMap<String, Arc<Runtime>>>,
+    snapshot: RwLock<Arc<Snapshot>>,
+    problems: RwLock<Vec<Problem>>,
+    dir_stamp: std::sync::Mutex<Vec<(PathBuf, SystemTime, u64)>>,
+}
+
+impl std::fmt::Debug for SloEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SloEngine")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Time one SLO may spend catching up on history per tick; the rest waits
+/// for the next tick, so evaluation of every SLO stays current.
+const BACKFILL_BUDGET: Duration = Duration::from_secs(2);
+
+fn now_index(ns: i64, bucket_ns: i64) -> i64 {
+    ns.div_euclid(bucket_ns)
+}
+
+impl SloEngine {
+    /// An engine reading telemetry through `ctx` (a session with the
+    /// `spans`, `logs` and `metrics` tables and smolder's functions), storing
+    /// rollups in `db`. Loads the SLO directory and the API-managed SLOs.
+    pub async fn new(
+        ctx: SessionContext,
+        db: Db,
+        clock: Arc<dyn Clock>,
+        options: EngineOptions,
+    ) -> Result<Arc<Self>> {
+        let engine = Arc::new(Self {
+            ctx,
+            clock,
+            options,
+            db: Arc::new(db),
+            file_defs: RwLock::new(Vec::new()),
+            api_defs: RwLock::new(Vec::new()),
+            runtimes: RwLock::new(BTreeMap::new()),
+            snapshot: RwLock::new(Arc::new(Snapshot::default())),
+            problems: RwLock::new(Vec::new()),
+            dir_stamp: std::sync::Mutex::new(Vec::new()),
+        });
+        let api_docs = engine.db.api_slos()?;
+        let mut api = Vec::new();
+        for (id, yaml) in api_docs {
+            let loaded = spec::load_texts(
+                &[(format!("api:{id}"), yaml)],
+                engine.options.defaults,
+                &Origin::Api,
+            );
+            for p in &loaded.problems {
+                tracing::warn!(slo = %id, problem = %p, "A stored SLO no longer loads.");
+            }
+            // A stored body may hold other SLOs beside its own.
+            api.extend(loaded.slos.into_iter().filter(|d| d.id == id));
+        }
+        *engine.api_defs.write().expect("lock") = api;
+        engine.reload_dir(true).await?;
+        engine.rebuild()?;
+        Ok(engine)
+    }
+
+    /// The options.
+    pub fn options(&self) -> &EngineOptions {
+        &self.options
+    }
+
+    /// The result of the last tick.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.snapshot.read().expect("lock"))
+    }
+
+    /// Re-reads the SLO directory if a file changed (or `force`). Returns
+    /// whether definitions were reloaded.
+    pub async fn reload_dir(&self, force: bool) -> Result<bool> {
+        let Some(dir) = &self.options.dir else {
+            return Ok(false);
+        };
+        let mut stamp = Vec::new();
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            Error::Config(format!("reading the SLO directory {}: {e}", dir.display()))
+        })?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if let Ok(meta) = entry.metadata()
+                && meta.is_file()
+            {
+                stamp.push((
+                    path,
+                    meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    meta.len(),
+                ));
+            }
+        }
+        stamp.sort();
+        {
+            let mut old = self.dir_stamp.lock().unwrap_or_else(|e| e.into_inner());
+            if !force && *old == stamp {
+                return Ok(false);
+            }
+            *old = stamp;
+        }
+        let loaded = spec::load_dir(dir, self.options.defaults).map_err(|e| {
+            Error::Config(format!("reading the SLO directory {}: {e}", dir.display()))
+        })?;
+        let mut problems = loaded.problems;
+        let mut slos = Vec::new();
+        for slo in loaded.slos {
+            match self.check(&slo).await {
+                Ok(()) => slos.push(slo),
+                Err(mut p) => problems.append(&mut p),
+            }
+        }
+        for p in &problems {
+            tracing::warn!(problem = %p, "An SLO file has a problem; the SLO is not loaded.");
+        }
+        tracing::info!(dir = %dir.display(), slos = slos.len(), problems = problems.len(), "Loaded SLO definitions.");
+        *self.file_defs.write().expect("lock") = slos;
+        *self.problems.write().expect("lock") = problems;
+        Ok(true)
+    }
+
+    /// Checks a definition's SQL against the tables (see
+    /// [`crate::sql::check_definition`]).
+    pub async fn check(&self, def: &SloDefinition) -> Result<(), Vec<Problem>> {
+        check_definition(&self.ctx, def, self.options.step).await
+    }
+
+    /// Rebuilds the runtimes from the current definitions, keeping rollups
+    /// whose fingerprint is unchanged.
+    fn rebuild(&self) -> Result<()> {
+        let mut defs: BTreeMap<String, SloDefinition> = BTreeMap::new();
+        for d in self.api_defs.read().expect("lock").iter() {
+            defs.insert(d.id.clone(), d.clone());
+        }
+        // Files win over the API.
+        for d in self.file_defs.read().expect("lock").iter() {
+            defs.insert(d.id.clone(), d.clone());
+        }
+        let now = self.clock.now_ns();
+        let old = self.runtimes.read().expect("lock").clone();
+        let mut next = BTreeMap::new();
+        for (id, def) in defs {
+            let fingerprint = def.rollup_fingerprint(self.options.step);
+            if let Some(rt) = old.get(&id) {
+                if *rt.def == def {
+                    next.insert(id, Arc::clone(rt));
+                    continue;
+                }
+                if rt.fingerprint == fingerprint {
+                    // Same rollups, other objective or alerting: keep the buckets.
+                    let state = rt.state.try_lock().ok().map(|s| InstanceState {
+                        groups: s.groups.clone(),
+                        watermark: s.watermark,
+                        horizon_start: s.horizon_start,
+                        dropped_groups: s.dropped_groups,
+                        last_error: s.last_error.clone(),
+                        last_update: s.last_update,
+                    });
+                    if let Some(state) = state {
+                        let capacity = self.capacity(&def, now);
+                        let mut state = state;
+                        if capacity > rt.capacity {
+                            // A longer horizon: read the history again.
+                            state = self.fresh_state(&def, now);
+                        }
+                        next.insert(
+                            id,
+                            Arc::new(Runtime {
+                                bucket_ns: rt.bucket_ns,
+                                fingerprint,
+                                capacity: capacity.max(rt.capacity),
+                                def: Arc::new(def),
+                                state: tokio::sync::Mutex::new(state),
+                            }),
+                        );
+                        continue;
+                    }
+                }
+            }
+            let rt = self.load_runtime(def, fingerprint, now)?;
+            next.insert(id, Arc::new(rt));
+        }
+        for id in old.keys() {
+            if !next.contains_key(id) {
+                tracing::info!(slo = %id, "SLO removed; forgetting its rollups.");
+                self.db.forget(id)?;
+            }
+        }
+        *self.runtimes.write().expect("lock") = next;
+        Ok(())
+    }
+
+    /// Buckets an SLO's ring holds: its horizon, the lateness and a chunk.
+    fn capacity(&self, def: &SloDefinition, now: i64) -> usize {
+        let b = def.bucket_ns(self.options.step);
+        let span = duration_ns(def.horizon(now) + self.options.lateness) + 2 * b;
+        usize::try_from(span / b + 1).unwrap_or(usize::MAX)
+    }
+
+    fn fresh_state(&self, def: &SloDefinition, now: i64) -> InstanceState {
+        let b = def.bucket_ns(self.options.step);
+        let start = (now - duration_ns(def.horizon(now))).div_euclid(b) * b;
+        InstanceState {
+            groups: BTreeMap::new(),
+            watermark: start,
+            horizon_start: start,
+            dropped_groups: 0,
+            last_error: None,
+            last_update: None,
+        }
+    }
+
+    /// A runtime for `def`, with its stored rollups when they are still valid.
+    fn load_runtime(&self, def: SloDefinition, fingerprint: String, now: i64) -> Result<Runtime> {
+        let bucket_ns = def.bucket_ns(self.options.step);
+        let capacity = self.capacity(&def, now);
+        let mut state = self.fresh_state(&def, now);
+        match self.db.state(&def.id)? {
+            Some(stored) if stored.fingerprint == fingerprint => {
+                let head = now_index(now, bucket_ns);
+                let oldest = head - capacity as i64 + 1;
+                let mut buckets: HashMap<GroupKey, Vec<(i64, [f64; 2])>> = HashMap::new();
+                for (grp, bucket, good, total) in self.db.rollups(&def.id, oldest)? {
+                    let key: GroupKey = serde_json::from_str(&grp).unwrap_or_default();
+                    buckets
+                        .entry(key)
+                        .or_default()
+                        .push((bucket, [good, total]));
+                }
+                let loaded = buckets.len();
+                for (key, values) in buckets {
+                    let mut r = Rollup::new(def.budgeting, capacity, head);
+                    for (i, v) in values {
+                        r.replace(i, i, &[(i, v)]);
+                    }
+                    state.groups.insert(key, r);
+                }
+                state.watermark = stored.watermark.max(state.horizon_start);
+                state.horizon_start = stored.horizon_start.max(state.horizon_start);
+                tracing::info!(slo = %def.id, groups = loaded, "Loaded stored rollups.");
+            }
+            Some(_) => {
+                tracing::info!(slo = %def.id, "The SLO's indicator changed; recomputing its rollups from history.");
+                self.db.forget(&def.id)?;
+            }
+            None => {}
+        }
+        Ok(Runtime {
+            def: Arc::new(def),
+            bucket_ns,
+            fingerprint,
+            capacity,
+            state: tokio::sync::Mutex::new(state),
+        })
+    }
+
+    /// Creates or replaces an API-managed SLO from its YAML (OpenSLO or
+    /// Sloth), which must define the SLO `id`; other SLOs in it are ignored.
+    /// Returns the definition and whether it was created (not replaced).
+    pub async fn put(
+        &self,
+        id: &str,
+        yaml: &str,
+    ) -> Result<(Arc<SloDefinition>, bool), Vec<Problem>> {
+        let fail = |message: String| {
+            vec![Problem {
+                file: "api".into(),
+                document: 0,
+                field: String::new(),
+                message,
+            }]
+        };
+        if let Some(f) = self
+            .file_defs
+            .read()
+            .expect("lock")
+            .iter()
+            .find(|d| d.id == id)
+        {
+            let file = match &f.origin {
+                Origin::File(file) => file.clone(),
+                Origin::Api => String::new(),
+            };
+            return Err(fail(format!(
+                "SLO {id:?} is defined in the SLO directory ({file}); change it there"
+            )));
+        }
+        let loaded = spec::load_texts(
+            &[("api".to_string(), yaml.to_string())],
+            self.options.defaults,
+            &Origin::Api,
+        );
+        if !loaded.problems.is_empty() {
+            return Err(loaded.problems);
+        }
+        let Some(def) = loaded.slos.iter().find(|d| d.id == id) else {
+            let found: Vec<&str> = loaded.slos.iter().map(|d| d.id.as_str()).collect();
+            return Err(fail(format!(
+                "the body does not define SLO {id:?} (it defines {found:?})"
+            )));
+        };
+        self.check(def).await?;
+        self.db
+            .put_api(id, yaml, self.clock.now_ns())
+            .map_err(|e| fail(e.to_string()))?;
+        let created = {
+            let mut api = self.api_defs.write().expect("lock");
+            let before = api.len();
+            api.retain(|d| d.id != id);
+            let created = api.len() == before;
+            api.push(def.clone());
+            created
+        };
+        self.rebuild().map_err(|e| fail(e.to_string()))?;
+        let def = Arc::clone(&self.runtimes.read().expect("lock")[id].def);
+        Ok((def, created))
+    }
+
+    /// Deletes an API-managed SLO. `Ok(false)` when there is none.
+    pub fn delete(&self, id: &str) -> Result<bool> {
+        if self
+            .file_defs
+            .read()
+            .expect("lock")
+            .iter()
+            .any(|d| d.id == id)
+        {
+            return Err(Error::Conflict(format!(
+                "SLO {id:?} is defined in the SLO directory; remove it there"
+            )));
+        }
+        let existed = self.db.delete_api(id)?;
+        self.api_defs.write().expect("lock").retain(|d| d.id != id);
+        self.rebuild()?;
+        Ok(existed)
+    }
+
+    /// One tick: reload changed files, update every SLO's rollups, persist
+    /// them, evaluate.
+    pub async fn tick(&self) -> TickReport {
+        match self.reload_dir(false).await {
+            Ok(true) => {
+                if let Err(e) = self.rebuild() {
+                    tracing::error!(error = %e, "Applying reloaded SLO definitions failed.");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "Reloading the SLO directory failed."),
+        }
+        let now = self.clock.now_ns();
+        let started = Instant::now();
+        let runtimes: Vec<Arc<Runtime>> = self
+            .runtimes
+            .read()
+            .expect("lock")
+            .values()
+            .cloned()
+            .collect();
+        let results: Vec<Option<Update>> = futures::stream::iter(runtimes.iter().cloned())
+            .map(|rt| async move { self.update(&rt, now).await })
+            .buffer_unordered(self.options.concurrency.max(1))
+            .collect()
+            .await;
+        let mut report = TickReport::default();
+        let updates: Vec<Update> = results.into_iter().flatten().collect();
+        report.updated = updates.len();
+        report.failed = runtimes.len() - updates.len();
+        let db = Arc::clone(&self.db);
+        let persisted = tokio::task::spawn_blocking(move || db.apply(&updates)).await;
+        match persisted {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "Storing SLO rollups failed; they are recomputed after a restart.")
+            }
+            Err(e) => tracing::error!(error = %e, "Storing SLO rollups panicked."),
+        }
+        report.update = started.elapsed();
+        let started = Instant::now();
+        self.evaluate_all(&runtimes, now).await;
+        report.evaluate = started.elapsed();
+        report
+    }
+
+    /// Re-evaluates every SLO at the clock's time, without updating rollups.
+    pub async fn evaluate_now(&self) {
+        let runtimes: Vec<Arc<Runtime>> = self
+            .runtimes
+            .read()
+            .expect("lock")
+            .values()
+            .cloned()
+            .collect();
+        self.evaluate_all(&runtimes, self.clock.now_ns()).await;
+    }
+
+    async fn evaluate_all(&self, runtimes: &[Arc<Runtime>], now: i64) {
+        let mut slos = Vec::with_capacity(runtimes.len());
+        for rt in runtimes {
+            let state = rt.state.lock().await;
+            slos.push(status(
+                rt,
+                &state,
+                now,
+                duration_ns(self.options.interval) * 2,
+            ));
+        }
+        let snapshot = Snapshot {
+            at_ns: now,
+            slos,
+            problems: self.problems.read().expect("lock").clone(),
+        };
+        *self.snapshot.write().expect("lock") = Arc::new(snapshot);
+    }
+
+    /// Brings one SLO's rollups up to `now`, or as close as the backfill
+    /// budget allows: history is read chunk by chunk.
+    async fn update(&self, rt: &Runtime, now: i64) -> Option<Update> {
+        let mut st = rt.state.lock().await;
+        let b = rt.bucket_ns;
+        let lateness = duration_ns(self.options.lateness);
+        let chunk = duration_ns(self.options.backfill_chunk)
+            .max(b)
+            .div_euclid(b)
+            * b;
+        let first = (st.watermark - lateness)
+            .max(st.horizon_start)
+            .div_euclid(b)
+            * b;
+        let started = Instant::now();
+        let mut rows = Vec::new();
+        let mut from = first;
+        let mut done = None;
+        while from < now {
+            let to = now.min(from + chunk);
+            match self
+                .update_chunk(rt, &mut st, from, to, now, &mut rows)
+                .await
+            {
+                Ok(()) => done = Some(to),
+                Err(e) => {
+                    let message = e.to_string();
+                    if st.last_error.as_deref() != Some(message.as_str()) {
+                        tracing::warn!(slo = %rt.def.id, error = %message, "Computing the SLO's rollups failed.");
+                    }
+                    st.last_error = Some(message);
+                    break;
+                }
+            }
+            st.last_error = None;
+            if started.elapsed() >= BACKFILL_BUDGET {
+                break;
+            }
+            from = to;
+        }
+        let to = done?;
+        st.last_update = Some(started.elapsed());
+        Some(Update {
+            slo: rt.def.id.clone(),
+            state: StoredState {
+                fingerprint: rt.fingerprint.clone(),
+                watermark: to,
+                horizon_start: st.horizon_start,
+            },
+            from: first.div_euclid(b),
+            to: (to - 1).div_euclid(b),
+            rows,
+        })
+    }
+
+    /// Recomputes the buckets of `[from, to)` (`from` on a bucket boundary).
+    async fn update_chunk(
+        &self,
+        rt: &Runtime,
+        st: &mut InstanceState,
+        from: i64,
+        to: i64,
+        now: i64,
+        rows: &mut Vec<(String, i64, f64, f64)>,
+    ) -> Result<()> {
+        let b = rt.bucket_ns;
+        let sql = rollup_query(
+            &rt.def,
+            b,
+            from,
+            to,
+            duration_ns(self.options.counter_lookback),
+        );
+        let batches = self.run(&sql).await?;
+        let groups = rt.def.group_by.len();
+        let mut results: BTreeMap<GroupKey, Vec<(i64, [f64; 2])>> = BTreeMap::new();
+        for batch in &batches {
+            read_batch(batch, groups, &mut results);
+        }
+        let (from_index, to_index) = (from.div_euclid(b), (to - 1).div_euclid(b));
+        if groups == 0 {
+            results.entry(Vec::new()).or_default();
+        }
+        for key in st.groups.keys() {
+            results.entry(key.clone()).or_default();
+        }
+        for (key, mut values) in results {
+            values.sort_by_key(|(i, _)| *i);
+            if !st.groups.contains_key(&key) {
+                if st.groups.len() >= rt.def.max_groups.max(1) {
+                    st.dropped_groups += values.len() as u64;
+                    continue;
+                }
+                let head = now_index(now, b).min(to_index);
+                st.groups.insert(
+                    key.clone(),
+                    Rollup::new(rt.def.budgeting, rt.capacity, head),
+                );
+            }
+            let rollup = st.groups.get_mut(&key).expect("inserted above");
+            rollup.replace(from_index, to_index, &values);
+            let grp = serde_json::to_string(&key).unwrap_or_else(|_| "[]".into());
+            for (i, [g, t]) in values {
+                if (from_index..=to_index).contains(&i) && (g != 0.0 || t != 0.0) {
+                    rows.push((grp.clone(), i, g, t));
+                }
+            }
+        }
+        st.watermark = to;
+        Ok(())
+    }
+
+    async fn run(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        let df = self
+            .ctx
+            .sql_with_options(sql, read_only())
+            .await
+            .map_err(|e| Error::Query(e.to_string()))?;
+        let mut stream = df
+            .execute_stream()
+            .await
+            .map_err(|e| Error::Query(e.to_string()))?;
+        let mut out = Vec::new();
+        while let Some(batch) = stream.next().await {
+            out.push(batch.map_err(|e| Error::Query(e.to_string()))?);
+        }
+        Ok(out)
+    }
+
+    /// Evaluations of one SLO instance at each of `times` (for charts).
+    pub async fn series(
+        &self,
+        id: &str,
+        group: &GroupKey,
+        times: &[i64],
+    ) -> Option<Vec<Evaluation>> {
+        let rt = self.runtimes.read().expect("lock").get(id).cloned()?;
+        let st = rt.state.lock().await;
+        let empty;
+        let rollup = match st.groups.get(group) {
+            Some(r) => r,
+            None if group.is_empty() => {
+                empty = Rollup::new(rt.def.budgeting, 1, 0);
+                &empty
+            }
+            None => return None,
+        };
+        Some(
+            times
+                .iter()
+                .map(|&t| evaluate(&rt.def, rollup, rt.bucket_ns, t))
+                .collect(),
+        )
+    }
+
+    /// Every stored bucket, for the `slo_rollups` table: (slo, group JSON,
+    /// bucket start ns, bucket width ns, good, total).
+    pub async fn rollup_rows(&self) -> Vec<(String, String, i64, i64, f64, f64)> {
+        let runtimes: Vec<Arc<Runtime>> = self
+            .runtimes
+            .read()
+            .expect("lock")
+            .values()
+            .cloned()
+            .collect();
+        let mut out = Vec::new();
+        for rt in runtimes {
+            let st = rt.state.lock().await;
+            for (key, rollup) in &st.groups {
+                let grp = group_json(&rt.def.group_by, key);
+                for (i, [g, t]) in rollup.buckets() {
+                    out.push((
+                        rt.def.id.clone(),
+                        grp.clone(),
+                        i * rt.bucket_ns,
+                        rt.bucket_ns,
+                        g,
+                        t,
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+/// Adds a result batch's rows to `out`, by group.
+fn read_batch(
+    batch: &RecordBatch,
+    groups: usize,
+    out: &mut BTreeMap<GroupKey, Vec<(i64, [f64; 2])>>,
+) {
+    let bucket = batch.column(0).as_primitive::<Int64Type>();
+    // Group values are text; DataFusion may hand them over as string views.
+    let group_arrays: Vec<_> = (0..groups)
+        .map(|g| {
+            datafusion::arrow::compute::cast(batch.column(1 + g), &DataType::Utf8)
+                .unwrap_or_else(|_| Arc::clone(batch.column(1 + g)))
+        })
+        .collect();
+    let group_cols: Vec<_> = group_arrays.iter().map(|a| a.as_string::<i32>()).collect();
+    let good = batch.column(1 + groups).as_primitive::<Float64Type>();
+    let total = batch.column(2 + groups).as_primitive::<Float64Type>();
+    for row in 0..batch.num_rows() {
+        if bucket.is_null(row) {
+            continue;
+        }
+        let key: GroupKey = group_cols
+            .iter()
+            .map(|c| {
+                if c.is_null(row) {
+                    String::new()
+                } else {
+                    c.value(row).to_string()
+                }
+            })
+            .collect();
+        let value = |a: &datafusion::arrow::array::Float64Array| {
+            if a.is_null(row) { 0.0 } else { a.value(row) }
+        };
+        out.entry(key)
+            .or_default()
+            .push((bucket.value(row), [value(good), value(total)]));
+    }
+}
+
+/// A group as a JSON object of expression → value.
+pub fn group_json(group_by: &[String], key: &GroupKey) -> String {
+    serde_json::to_string(&group_map(group_by, key)).unwrap_or_else(|_| "{}".into())
+}
+
+fn group_map(group_by: &[String], key: &GroupKey) -> BTreeMap<String, String> {
+    group_by.iter().cloned().zip(key.iter().cloned()).collect()
+}
+
+/// The status of an SLO; its rollups count as caught up when they are less
+/// than `slack_ns` behind `now`.
+fn status(rt: &Runtime, st: &InstanceState, now: i64, slack_ns: i64) -> SloStatus {
+    let mut instances = Vec::with_capacity(st.groups.len().max(1));
+    for (key, rollup) in &st.groups {
+        instances.push(InstanceStatus {
+            group: group_map(&rt.def.group_by, key),
+            evaluation: evaluate(&rt.def, rollup, rt.bucket_ns, now),
+        });
+    }
+    if instances.is_empty() && rt.def.group_by.is_empty() {
+        let empty = Rollup::new(rt.def.budgeting, 1, 0);
+        instances.push(InstanceStatus {
+            group: BTreeMap::new(),
+            evaluation: evaluate(&rt.def, &empty, rt.bucket_ns, now),
+        });
+    }
+    // Worst budget first.
+    instances.sort_by(|a, b| {
+        a.evaluation
+            .error_budget_remaining
+            .total_cmp(&b.evaluation.error_budget_remaining)
+    });
+    let span = (now - st.horizon_start).max(1) as f64;
+    let caught_up = now - st.watermark <= slack_ns.max(1_000_000_000);
+    let through = chrono::DateTime::from_timestamp_nanos(st.watermark)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    SloStatus {
+        definition: Arc::clone(&rt.def),
+        instances,
+        backfill: Backfill {
+            done: caught_up,
+            progress: ((st.watermark - st.horizon_start) as f64 / span).clamp(0.0, 1.0),
+            through,
+        },
+        dropped_group_rows: st.dropped_groups,
+        error: st.last_error.clone(),
+        last_update_ms: st.last_update.map(|d| d.as_secs_f64() * 1e3),
+    }
+}

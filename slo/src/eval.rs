@@ -1,0 +1,295 @@
+//! Evaluation: from an instance's rollups to its SLI, error budget, burn rates
+//! and alert conditions at one instant. The math of DESIGN.md ("SLO math").
+//!
+//! Windows are whole buckets: a window of length W at time `now` covers the
+//! last ⌈W / width⌉ buckets, the one containing `now` included.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::model::{SloDefinition, duration_ns};
+use crate::rollup::{Counts, Rollup};
+
+/// The state of one alert condition (a pair of windows).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConditionStatus {
+    /// The condition's name.
+    pub name: String,
+    /// `page`, `ticket` …
+    pub severity: String,
+    /// The long window, as text (`1h`).
+    pub long_window: String,
+    /// The short window, as text (`5m`).
+    pub short_window: String,
+    /// The burn rate both windows must reach.
+    pub factor: f64,
+    /// Burn rate over the long window.
+    pub long_burn_rate: f64,
+    /// Burn rate over the short window.
+    pub short_burn_rate: f64,
+    /// Whether both burn rates reach the factor (and both windows have enough
+    /// events).
+    pub met: bool,
+    /// Whether a window had fewer events than the low-traffic guard asks.
+    pub low_traffic: bool,
+}
+
+/// Everything known about one SLO instance at one instant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evaluation {
+    /// Evaluation time (Unix nanoseconds).
+    pub at_ns: i64,
+    /// Start of the period the budget covers (Unix nanoseconds).
+    pub period_start_ns: i64,
+    /// Good and total over the period.
+    pub period: Counts,
+    /// good / total over the period; `None` without events.
+    pub sli: Option<f64>,
+    /// 1 − bad / ((1 − objective) · total) over the period; 1 without events.
+    /// Negative once the budget is overspent.
+    pub error_budget_remaining: f64,
+    /// Burn rate per distinct alert window (`5m`, `1h` …).
+    pub burn_rates: BTreeMap<String, f64>,
+    /// Events per alert window.
+    pub window_events: BTreeMap<String, f64>,
+    /// The alert conditions, in the policy's order.
+    pub conditions: Vec<ConditionStatus>,
+    /// At the burn rate of the shortest long window, when the budget runs out
+    /// (seconds from now); 0 when it has, `None` when it does not burn.
+    pub time_to_exhaustion_seconds: Option<f64>,
+    /// `page`, `ticket` … of the most severe condition met, or `ok`.
+    pub alert_state: String,
+}
+
+/// Window length as short text: `5m`, `1h`, `3d`.
+pub fn window_name(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => "0s".to_string(),
+        _ if s.is_multiple_of(86_400) => format!("{}d", s / 86_400),
+        _ if s.is_multiple_of(3600) => format!("{}h", s / 3600),
+        _ if s.is_multiple_of(60) => format!("{}m", s / 60),
+        _ => format!("{s}s"),
+    }
+}
+
+/// The error budget, 1 − objective, without the binary rounding noise of the
+/// subtraction (1 − 0.99 is 0.010000000000000009 in floating point; 0.01
+/// here), so a 10% error rate at 99% burns at exactly 10.
+pub fn error_budget(objective: f64) -> f64 {
+    ((1.0 - objective) * 1e12).round() / 1e12
+}
+
+/// Burn rate: (bad / total) / (1 − objective); 0 without events.
+pub fn burn_rate(counts: Counts, objective: f64) -> f64 {
+    if counts.total <= 0.0 {
+        return 0.0;
+    }
+    counts.bad() / counts.total / error_budget(objective)
+}
+
+/// Budget remaining: 1 − bad / ((1 − objective) · total); 1 without events.
+pub fn budget_remaining(counts: Counts, objective: f64) -> f64 {
+    if counts.total <= 0.0 {
+        return 1.0;
+    }
+    1.0 - counts.bad() / (error_budget(objective) * counts.total)
+}
+
+/// The counts of the window of length `window` ending at `now_ns`.
+pub fn window_counts(rollup: &Rollup, bucket_ns: i64, now_ns: i64, window: Duration) -> Counts {
+    let now_index = now_ns.div_euclid(bucket_ns);
+    let buckets = (duration_ns(window) + bucket_ns - 1) / bucket_ns;
+    rollup.sum(now_index - buckets + 1, now_index)
+}
+
+/// Evaluates one instance at `now_ns`.
+pub fn evaluate(def: &SloDefinition, rollup: &Rollup, bucket_ns: i64, now_ns: i64) -> Evaluation {
+    let (period_start, period_end) = def.period_bounds(now_ns);
+    let now_index = now_ns.div_euclid(bucket_ns);
+    let period = rollup.sum(period_start.div_euclid(bucket_ns), now_index);
+    let mut burn_rates = BTreeMap::new();
+    let mut window_events = BTreeMap::new();
+    let mut window = |d: Duration| {
+        let name = window_name(d);
+        let counts = window_counts(rollup, bucket_ns, now_ns, d);
+        let rate = burn_rate(counts, def.objective);
+        burn_rates.insert(name.clone(), rate);
+        window_events.insert(name, counts.total);
+        (rate, counts.total)
+    };
+    let mut conditions = Vec::with_capacity(def.alert_windows.len());
+    for w in &def.alert_windows {
+        let (long, long_events) = window(w.long);
+        let (short, short_events) = window(w.short);
+        let low_traffic = long_events < def.min_events.max(f64::MIN_POSITIVE)
+            || short_events < def.min_events.max(f64::MIN_POSITIVE);
+        conditions.push(ConditionStatus {
+            name: w.name.clone(),
+            severity: w.severity.clone(),
+            long_window: window_name(w.long),
+            short_window: window_name(w.short),
+            factor: w.factor,
+            long_burn_rate: long,
+            short_burn_rate: short,
+            met: !low_traffic && long >= w.factor && short >= w.factor,
+            low_traffic,
+        });
+    }
+    let remaining = budget_remaining(period, def.objective);
+    // The burn rate an on-call cares about now: the shortest long window's.
+    let current = def
+        .alert_windows
+        .iter()
+        .min_by_key(|w| w.long)
+        .and_then(|w| burn_rates.get(&window_name(w.long)).copied())
+        .unwrap_or(0.0);
+    let period_len = (period_end - period_start) as f64 / 1e9;
+    let time_to_exhaustion = if remaining <= 0.0 {
+        Some(0.0)
+    } else if current > 0.0 {
+        Some(remaining * period_len / current)
+    } else {
+        None
+    };
+    let alert_state = severity_order(&conditions);
+    Evaluation {
+        at_ns: now_ns,
+        period_start_ns: period_start,
+        period,
+        sli: period.ratio(),
+        error_budget_remaining: remaining,
+        burn_rates,
+        window_events,
+        conditions,
+        time_to_exhaustion_seconds: time_to_exhaustion,
+        alert_state,
+    }
+}
+
+/// The severity of the first condition met (policies list the most severe
+/// first), or `ok`.
+fn severity_order(conditions: &[ConditionStatus]) -> String {
+    conditions
+        .iter()
+        .find(|c| c.met)
+        .map_or_else(|| "ok".to_string(), |c| c.severity.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Budgeting, Period, Sli, SliKind, default_alert_windows};
+    use smolder_common::Table;
+
+    const MIN: i64 = 60_000_000_000;
+    const HOUR: i64 = 60 * MIN;
+    const DAY: i64 = 24 * HOUR;
+
+    pub(crate) fn slo(objective: f64) -> SloDefinition {
+        let period = Duration::from_secs(30 * 86_400);
+        SloDefinition {
+            id: "test".into(),
+            display_name: None,
+            description: None,
+            service: "svc".into(),
+            objective,
+            period: Period::Rolling { duration: period },
+            budgeting: Budgeting::Occurrences,
+            sli: Sli {
+                table: Table::Spans,
+                kind: SliKind::Rows {
+                    good: Some("true".into()),
+                    bad: None,
+                    total: "true".into(),
+                },
+            },
+            group_by: vec![],
+            max_groups: 1,
+            min_events: 0.0,
+            alert_windows: default_alert_windows(period),
+            runbook_url: None,
+            labels: Default::default(),
+            notification_targets: vec![],
+            origin: Default::default(),
+        }
+    }
+
+    fn ring() -> Rollup {
+        Rollup::new(Budgeting::Occurrences, (31 * DAY / MIN) as usize, 0)
+    }
+
+    #[test]
+    fn a_90_percent_slo_never_trips_the_14_4_pair() {
+        let def = slo(0.90);
+        let mut r = ring();
+        // A total outage for the last two hours: every event bad.
+        let now = 30 * DAY;
+        let values: Vec<_> = ((now - 2 * HOUR) / MIN..=now / MIN)
+            .map(|i| (i, [0.0, 100.0]))
+            .collect();
+        r.replace(values[0].0, now / MIN, &values);
+        let e = evaluate(&def, &r, MIN, now);
+        assert!((e.burn_rates["1h"] - 10.0).abs() < 1e-9, "{e:?}");
+        assert!(!e.conditions[0].met, "10x never reaches 14.4x");
+        assert!(e.conditions[1].met, "but the 6x pair fires");
+        assert_eq!(e.alert_state, "page");
+    }
+
+    #[test]
+    fn one_failure_in_ten_requests_an_hour() {
+        let def = slo(0.999);
+        let mut r = ring();
+        let now = 30 * DAY - 1;
+        // Ten requests an hour for 30 days, one every 6 minutes; the last one failed.
+        let mut values = Vec::new();
+        let mut i = now / MIN;
+        while i > now / MIN - 30 * DAY / MIN {
+            values.push((i, [1.0, 1.0]));
+            i -= 6;
+        }
+        values.reverse();
+        let last = values.len() - 1;
+        values[last].1 = [0.0, 1.0];
+        r.replace(values[0].0, now / MIN, &values);
+        let e = evaluate(&def, &r, MIN, now);
+        let burn = e.burn_rates["1h"];
+        assert!(
+            (burn - 100.0).abs() < 1e-6,
+            "one bad of 10 at 99.9%: {burn}"
+        );
+        // One bad of 7,200 events: 1 / (0.001 × 7200) = 1/7.2 of the budget.
+        assert_eq!(e.period.total, 7200.0);
+        let consumed = 1.0 - e.error_budget_remaining;
+        assert!((consumed - 1.0 / 7.2).abs() < 1e-9, "{consumed}");
+    }
+
+    #[test]
+    fn no_traffic_is_not_an_outage() {
+        let def = slo(0.999);
+        let e = evaluate(&def, &ring(), MIN, 30 * DAY);
+        assert_eq!(e.sli, None);
+        assert_eq!(e.error_budget_remaining, 1.0);
+        assert!(e.burn_rates.values().all(|&b| b == 0.0));
+        assert!(e.conditions.iter().all(|c| !c.met && c.low_traffic));
+        assert_eq!(e.alert_state, "ok");
+        assert_eq!(e.time_to_exhaustion_seconds, None);
+    }
+
+    #[test]
+    fn low_traffic_guard_blocks_conditions() {
+        let mut def = slo(0.99);
+        def.min_events = 50.0;
+        let mut r = ring();
+        let now = 30 * DAY;
+        r.replace(now / MIN, now / MIN, &[(now / MIN, [0.0, 10.0])]);
+        let e = evaluate(&def, &r, MIN, now);
+        assert!(e.burn_rates["5m"] > 14.4);
+        assert!(e.conditions.iter().all(|c| c.low_traffic && !c.met));
+        def.min_events = 10.0;
+        let e = evaluate(&def, &r, MIN, now);
+        assert!(e.conditions[0].met);
+    }
+}

@@ -1,0 +1,139 @@
+//! SLO gauges on `/metrics`, read from the last tick at each scrape, so
+//! Grafana and KEDA's Prometheus scaler can use them:
+//!
+//! * `smolder_slo_objective{slo}`
+//! * `smolder_slo_sli{slo,group}` — over the period (absent without events)
+//! * `smolder_slo_error_budget_remaining{slo,group}`
+//! * `smolder_slo_burn_rate{slo,group,window}`
+//! * `smolder_slo_alert_condition{slo,group,condition,severity}` — 1 while met
+//! * `smolder_slo_events{slo,group,window}` — events per alert window
+//! * `smolder_slo_backfill_progress{slo}` — 0 to 1
+//!
+//! `group` is the group's JSON text, `{}` for an SLO without groups.
+
+use std::sync::{Arc, Weak};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::gauge::ConstGauge;
+
+use crate::SloEngine;
+
+/// The collector of an engine's gauges.
+#[derive(Debug)]
+pub struct SloCollector {
+    engine: Weak<SloEngine>,
+}
+
+impl SloCollector {
+    /// A collector for `engine`.
+    pub fn new(engine: &Arc<SloEngine>) -> Self {
+        Self {
+            engine: Arc::downgrade(engine),
+        }
+    }
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+fn gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: &[(Labels, f64)],
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in samples {
+        ConstGauge::new(*value).encode(metric.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for SloCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(engine) = self.engine.upgrade() else {
+            return Ok(());
+        };
+        let snap = engine.snapshot();
+        let mut objective = Vec::new();
+        let mut sli = Vec::new();
+        let mut budget = Vec::new();
+        let mut burn = Vec::new();
+        let mut conditions = Vec::new();
+        let mut events = Vec::new();
+        let mut progress = Vec::new();
+        for s in &snap.slos {
+            let id = s.definition.id.clone();
+            objective.push((vec![("slo", id.clone())], s.definition.objective));
+            progress.push((vec![("slo", id.clone())], s.backfill.progress));
+            for i in &s.instances {
+                let group = serde_json::to_string(&i.group).unwrap_or_default();
+                let base = || vec![("slo", id.clone()), ("group", group.clone())];
+                let e = &i.evaluation;
+                if let Some(v) = e.sli {
+                    sli.push((base(), v));
+                }
+                budget.push((base(), e.error_budget_remaining));
+                for (w, r) in &e.burn_rates {
+                    let mut l = base();
+                    l.push(("window", w.clone()));
+                    burn.push((l, *r));
+                }
+                for (w, n) in &e.window_events {
+                    let mut l = base();
+                    l.push(("window", w.clone()));
+                    events.push((l, *n));
+                }
+                for c in &e.conditions {
+                    let mut l = base();
+                    l.push(("condition", c.name.clone()));
+                    l.push(("severity", c.severity.clone()));
+                    conditions.push((l, f64::from(u8::from(c.met))));
+                }
+            }
+        }
+        gauge(
+            &mut encoder,
+            "slo_objective",
+            "Target fraction of good events of each SLO",
+            &objective,
+        )?;
+        gauge(
+            &mut encoder,
+            "slo_sli",
+            "Fraction of good events over the SLO's period",
+            &sli,
+        )?;
+        gauge(
+            &mut encoder,
+            "slo_error_budget_remaining",
+            "Share of the error budget left over the period (negative when overspent)",
+            &budget,
+        )?;
+        gauge(
+            &mut encoder,
+            "slo_burn_rate",
+            "Error-budget burn rate per alert window",
+            &burn,
+        )?;
+        gauge(
+            &mut encoder,
+            "slo_events",
+            "Events per alert window",
+            &events,
+        )?;
+        gauge(
+            &mut encoder,
+            "slo_alert_condition",
+            "1 while both windows of a burn-rate condition reach its factor",
+            &conditions,
+        )?;
+        gauge(
+            &mut encoder,
+            "slo_backfill_progress",
+            "Share of the SLO's history rolled up (1 when caught up)",
+            &progress,
+        )
+    }
+}

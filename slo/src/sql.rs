@@ -1,0 +1,333 @@
+//! The SQL that computes an SLO's rollups: good and total per bucket (and
+//! group) over a time range, run by DataFusion over the telemetry tables.
+//!
+//! Every query returns the columns `bucket` (the bucket's index: time /
+//! width), `g0 … gN` (group values as text) and `good`, `total` (DOUBLE).
+//!
+//! User expressions (filters, values, groups) are parsed on their own first,
+//! so a definition can only ever contribute one expression — never a second
+//! statement or a subquery that escapes the table.
+
+use datafusion::sql::sqlparser::ast::{Expr, Visit, Visitor};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use std::ops::ControlFlow;
+
+use std::time::Duration;
+
+use datafusion::prelude::{SQLOptions, SessionContext};
+
+use crate::model::{Origin, SliKind, SloDefinition};
+use crate::spec::Problem;
+
+/// Checks a definition's SQL: each expression must be one expression without
+/// subqueries, and the rollup query must plan against the tables of `ctx`
+/// (so unknown columns and type errors are reported when the SLO is loaded).
+pub async fn check_definition(
+    ctx: &SessionContext,
+    def: &SloDefinition,
+    step: Duration,
+) -> Result<(), Vec<Problem>> {
+    let origin = match &def.origin {
+        Origin::File(f) => f.clone(),
+        Origin::Api => "api".to_string(),
+    };
+    let problem = |field: &str, message: String| Problem {
+        file: origin.clone(),
+        document: 0,
+        field: format!("SLO {}: {field}", def.id),
+        message,
+    };
+    let mut problems = Vec::new();
+    for (field, expr) in expressions(def) {
+        if let Err(e) = check_expression(expr) {
+            problems.push(problem(field, e));
+        }
+    }
+    if problems.is_empty() {
+        let sql = rollup_query(def, def.bucket_ns(step), 0, 1, 0);
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        // Down to the physical plan, so type errors surface now, not at the
+        // first tick.
+        let planned = match ctx.sql_with_options(&sql, options).await {
+            Ok(df) => df.create_physical_plan().await.map(drop),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = planned {
+            problems.push(problem("indicator", format!("the SQL does not plan: {e}")));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+/// OTLP's NO_RECORDED_VALUE data point flag.
+const NO_RECORDED_VALUE: u32 = 1;
+
+/// Checks that `expr` is one SQL expression without subqueries.
+pub fn check_expression(expr: &str) -> Result<(), String> {
+    let mut parser = Parser::new(&GenericDialect {})
+        .try_with_sql(expr)
+        .map_err(|e| e.to_string())?;
+    let parsed = parser.parse_expr().map_err(|e| e.to_string())?;
+    if parser.peek_token().token != datafusion::sql::sqlparser::tokenizer::Token::EOF {
+        return Err(format!(
+            "{expr:?} is more than one expression (unexpected {})",
+            parser.peek_token().token
+        ));
+    }
+    struct NoSubquery;
+    impl Visitor for NoSubquery {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            match e {
+                Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
+                    ControlFlow::Break(())
+                }
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    if parsed.visit(&mut NoSubquery).is_break() {
+        return Err(format!("{expr:?}: subqueries are not allowed in an SLI"));
+    }
+    Ok(())
+}
+
+/// Every user expression of a definition, with the field it came from.
+pub fn expressions(def: &SloDefinition) -> Vec<(&'static str, &str)> {
+    let mut out: Vec<(&'static str, &str)> = Vec::new();
+    match &def.sli.kind {
+        SliKind::Rows { good, bad, total } | SliKind::Counter { good, bad, total } => {
+            if let Some(g) = good {
+                out.push(("good.filter", g));
+            }
+            if let Some(b) = bad {
+                out.push(("bad.filter", b));
+            }
+            out.push(("total.filter", total));
+        }
+        SliKind::Histogram { filter, .. } => out.push(("filter", filter)),
+        SliKind::Threshold { filter, value, .. } => {
+            out.push(("filter", filter));
+            out.push(("value", value));
+        }
+    }
+    for g in &def.group_by {
+        out.push(("groupBy", g));
+    }
+    out
+}
+
+/// A timestamp literal DataFusion folds into a constant (so files and row
+/// groups are pruned by it).
+fn ts(ns: i64) -> String {
+    let t = chrono::DateTime::from_timestamp_nanos(ns);
+    format!(
+        "TIMESTAMP '{}'",
+        t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    )
+}
+
+/// The rollup query of `def` for the events in `[from_ns, to_ns)`.
+/// `lookback_ns` is how far before `from_ns` counters look for the previous
+/// point of each series.
+pub fn rollup_query(
+    def: &SloDefinition,
+    bucket_ns: i64,
+    from_ns: i64,
+    to_ns: i64,
+    lookback_ns: i64,
+) -> String {
+    let table = def.sli.table.name();
+    let time = def.sli.table.time_column();
+    let groups: Vec<String> = def
+        .group_by
+        .iter()
+        .enumerate()
+        .map(|(i, g)| format!("CAST(({g}) AS VARCHAR) AS g{i}"))
+        .collect();
+    let group_names: Vec<String> = (0..def.group_by.len()).map(|i| format!("g{i}")).collect();
+    let select_groups = |prefix: &str| {
+        groups
+            .iter()
+            .map(|g| format!("{prefix}{g}, "))
+            .collect::<String>()
+    };
+    let group_cols: String = group_names.iter().map(|g| format!(", {g}")).collect();
+    let range = format!("{time} >= {} AND {time} < {}", ts(from_ns), ts(to_ns));
+    match &def.sli.kind {
+        SliKind::Rows { good, bad, total } => {
+            let good_col = match (good, bad) {
+                (Some(g), _) => format!("count(*) FILTER (WHERE ({g}))"),
+                (None, Some(b)) => {
+                    format!("count(*) FILTER (WHERE ({total})) - count(*) FILTER (WHERE ({b}))")
+                }
+                (None, None) => "0".to_string(),
+            };
+            let any = [good.as_deref(), bad.as_deref(), Some(total.as_str())]
+                .into_iter()
+                .flatten()
+                .map(|f| format!("({f})"))
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            format!(
+                "SELECT CAST({time} AS BIGINT) / {bucket_ns} AS bucket, {}\
+                 CAST({good_col} AS DOUBLE) AS good, \
+                 CAST(count(*) FILTER (WHERE ({total})) AS DOUBLE) AS total \
+                 FROM {table} WHERE {range} AND ({any}) GROUP BY bucket{group_cols}",
+                select_groups("")
+            )
+        }
+        SliKind::Threshold {
+            filter,
+            value,
+            op,
+            threshold,
+        } => format!(
+            "SELECT CAST({time} AS BIGINT) / {bucket_ns} AS bucket, {}\
+             CAST(count(*) FILTER (WHERE ({value}) {} {threshold:?}) AS DOUBLE) AS good, \
+             CAST(count(*) AS DOUBLE) AS total \
+             FROM {table} WHERE {range} AND ({filter}) GROUP BY bucket{group_cols}",
+            select_groups(""),
+            op.sql()
+        ),
+        SliKind::Counter { good, bad, total } => {
+            let (good_flag, good_value) = match (good, bad) {
+                (Some(g), _) => (format!("({g})"), "inc_good"),
+                (None, Some(b)) => (format!("({b})"), "inc_good"),
+                (None, None) => ("false".to_string(), "inc_good"),
+            };
+            let points = format!(
+                "COALESCE(value, CAST(value_int AS DOUBLE)) AS vg, \
+                 COALESCE(value, CAST(value_int AS DOUBLE)) AS vt, \
+                 COALESCE({good_flag}, false) AS is_good, COALESCE(({total}), false) AS is_total"
+            );
+            let selection = format!("metric_type = 'sum' AND ({good_flag} OR ({total}))");
+            let (good_sum, total_sum) = (
+                format!("sum({good_value}) FILTER (WHERE is_good)"),
+                "sum(inc_total) FILTER (WHERE is_total)".to_string(),
+            );
+            let good_sum = if bad.is_some() && good.is_none() {
+                format!("COALESCE({total_sum}, 0) - COALESCE({good_sum}, 0)")
+            } else {
+                good_sum
+            };
+            increments(
+                def,
+                bucket_ns,
+                from_ns,
+                to_ns,
+                lookback_ns,
+                &points,
+                &selection,
+                &good_sum,
+                &total_sum,
+            )
+        }
+        SliKind::Histogram { filter, le } => {
+            let points = format!(
+                "CASE WHEN CAST(metric_type AS VARCHAR) = 'histogram' \
+                   THEN CAST(histogram_count_le(bucket_bounds, bucket_counts, {le:?}) AS DOUBLE) \
+                   ELSE CAST(exp_histogram_count_le(exp_scale, exp_zero_count, exp_positive_offset, exp_positive_bucket_counts, exp_negative_bucket_counts, {le:?}) AS DOUBLE) END AS vg, \
+                 CAST(count AS DOUBLE) AS vt, true AS is_good, true AS is_total"
+            );
+            let selection =
+                format!("metric_type IN ('histogram', 'exponential_histogram') AND ({filter})");
+            increments(
+                def,
+                bucket_ns,
+                from_ns,
+                to_ns,
+                lookback_ns,
+                &points,
+                &selection,
+                "sum(inc_good)",
+                "sum(inc_total)",
+            )
+        }
+    }
+}
+
+/// Counter-style increments per point, then summed per bucket: a delta point
+/// counts its value; a cumulative point the difference to the previous point
+/// of its series, or its whole value after a reset (a new start time or a
+/// decrease of the total). A series' first point counts whole when the
+/// series started inside the range read (its start time is after
+/// `from − lookback`), else it is the baseline.
+#[allow(clippy::too_many_arguments)]
+fn increments(
+    def: &SloDefinition,
+    bucket_ns: i64,
+    from_ns: i64,
+    to_ns: i64,
+    lookback_ns: i64,
+    points: &str,
+    selection: &str,
+    good_sum: &str,
+    total_sum: &str,
+) -> String {
+    let groups: String = def
+        .group_by
+        .iter()
+        .enumerate()
+        .map(|(i, g)| format!(", CAST(({g}) AS VARCHAR) AS g{i}"))
+        .collect();
+    let group_cols: String = (0..def.group_by.len()).map(|i| format!(", g{i}")).collect();
+    let read_from = from_ns.saturating_sub(lookback_ns);
+    let inc = |cur: &str, prev: &str| {
+        format!(
+            "CASE WHEN is_delta THEN {cur} \
+                  WHEN {prev} IS NULL THEN CASE WHEN st >= {} THEN {cur} ELSE 0 END \
+                  WHEN (pst IS DISTINCT FROM st) OR (vt < pvt) THEN {cur} \
+                  ELSE {cur} - {prev} END",
+            ts(read_from)
+        )
+    };
+    format!(
+        "WITH pts AS (\
+           SELECT time AS t, start_time AS st, CAST(temporality AS VARCHAR) = 'delta' AS is_delta, \
+                  series_hash(metric_name, service_name, attributes, resource_attributes, scope_name, scope_version) AS sid, \
+                  {points}{groups} \
+           FROM metrics \
+           WHERE time >= {} AND time < {} AND (flags IS NULL OR (flags & {NO_RECORDED_VALUE}) = 0) AND {selection}\
+         ), prev AS (\
+           SELECT *, lag(vg) OVER w AS pvg, lag(vt) OVER w AS pvt, lag(st) OVER w AS pst \
+           FROM pts WINDOW w AS (PARTITION BY sid ORDER BY t)\
+         ), inc AS (\
+           SELECT t, is_good, is_total{group_cols}, {} AS inc_good, {} AS inc_total FROM prev\
+         ) \
+         SELECT CAST(t AS BIGINT) / {bucket_ns} AS bucket{group_cols}, \
+                CAST(COALESCE({good_sum}, 0) AS DOUBLE) AS good, \
+                CAST(COALESCE({total_sum}, 0) AS DOUBLE) AS total \
+         FROM inc WHERE t >= {} GROUP BY bucket{group_cols}",
+        ts(read_from),
+        ts(to_ns),
+        inc("vg", "pvg"),
+        inc("vt", "pvt"),
+        ts(from_ns),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expressions_are_single_and_without_subqueries() {
+        assert!(check_expression("status_code <> 'ERROR' AND duration_ns <= 300e6").is_ok());
+        assert!(check_expression("attributes['http.route'] = '/pay'").is_ok());
+        let e = check_expression("true) UNION SELECT * FROM logs WHERE (true").unwrap_err();
+        assert!(e.contains("more than one expression"), "{e}");
+        let e = check_expression("x IN (SELECT 1)").unwrap_err();
+        assert!(e.contains("subqueries"), "{e}");
+        assert!(check_expression("").is_err());
+        assert!(check_expression("1; DROP TABLE spans").is_err());
+    }
+}

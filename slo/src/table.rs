@@ -1,0 +1,96 @@
+//! The SQL table `slo_rollups`: every SLO's buckets as the engine holds them.
+//!
+//! | column | type | |
+//! |---|---|---|
+//! | `slo` | Utf8 | the SLO's id |
+//! | `group` | Utf8 | the group, a JSON object of `group_by` expression → value (`{}` without groups) |
+//! | `bucket_start` | Timestamp(ns, UTC) | start of the bucket |
+//! | `bucket_end` | Timestamp(ns, UTC) | end of the bucket (exclusive) |
+//! | `good` | Float64 | good events (or, for counters, increments) in the bucket |
+//! | `total` | Float64 | all events in the bucket |
+//!
+//! Only buckets with events are listed.
+
+use std::sync::{Arc, LazyLock};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{Float64Array, StringArray, TimestampNanosecondArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::Session;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::Result;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::SloEngine;
+
+/// The `slo_rollups` table of an engine.
+#[derive(Debug)]
+pub struct RollupTable {
+    engine: std::sync::Weak<SloEngine>,
+}
+
+impl RollupTable {
+    /// The table over `engine`'s rollups.
+    pub fn new(engine: &Arc<SloEngine>) -> Self {
+        Self {
+            engine: Arc::downgrade(engine),
+        }
+    }
+}
+
+fn schema() -> SchemaRef {
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        let ts = DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()));
+        Arc::new(Schema::new(vec![
+            Field::new("slo", DataType::Utf8, false),
+            Field::new("group", DataType::Utf8, false),
+            Field::new("bucket_start", ts.clone(), false),
+            Field::new("bucket_end", ts, false),
+            Field::new("good", DataType::Float64, false),
+            Field::new("total", DataType::Float64, false),
+        ]))
+    });
+    Arc::clone(&SCHEMA)
+}
+
+#[async_trait]
+impl TableProvider for RollupTable {
+    fn schema(&self) -> SchemaRef {
+        schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let rows = match self.engine.upgrade() {
+            Some(engine) => engine.rollup_rows().await,
+            None => Vec::new(),
+        };
+        let utc = |v: Vec<i64>| TimestampNanosecondArray::from(v).with_timezone("UTC");
+        let batch = RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.0))),
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.1))),
+                Arc::new(utc(rows.iter().map(|r| r.2).collect())),
+                Arc::new(utc(rows.iter().map(|r| r.2 + r.3).collect())),
+                Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.4))),
+                Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.5))),
+            ],
+        )?;
+        let exec: Arc<dyn ExecutionPlan> =
+            MemorySourceConfig::try_new_exec(&[vec![batch]], schema(), projection.cloned())?;
+        Ok(exec)
+    }
+}

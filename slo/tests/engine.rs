@@ -1,0 +1,565 @@
+//! The SLO engine over real DataFusion tables filled through smolder's OTLP
+//! conversion, with an injected clock.
+//!
+//! The property test drives random counter series (delta and cumulative,
+//! resets, gaps, data arriving late within the allowed lateness) through
+//! ticks, then checks every alert window's counts, burn rate and the budget
+//! left against a plain computation from the generated events — exactly.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::object_store::ObjectStore;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric,
+    number_data_point,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, status};
+use proptest::prelude::*;
+use smolder_common::clock::ManualClock;
+use smolder_common::{Table, TableSnapshot, TableSource};
+use smolder_query::{QueryEngine, QueryLimits};
+use smolder_slo::eval::{budget_remaining, burn_rate, window_name};
+use smolder_slo::persist::Db;
+use smolder_slo::rollup::Counts;
+use smolder_slo::{EngineOptions, SloEngine};
+
+const SEC: i64 = 1_000_000_000;
+const MIN: i64 = 60 * SEC;
+/// 2026-01-01T00:00:00Z.
+const T0: i64 = 1_767_225_600 * SEC;
+
+/// Batches in memory, as the storage layer would hand them to queries.
+#[derive(Debug, Default)]
+struct Memory {
+    tables: Mutex<HashMap<Table, Vec<RecordBatch>>>,
+}
+
+impl Memory {
+    fn push(&self, table: Table, batch: Option<RecordBatch>) {
+        if let Some(b) = batch {
+            self.tables
+                .lock()
+                .unwrap()
+                .entry(table)
+                .or_default()
+                .push(b);
+        }
+    }
+}
+
+impl TableSource for Memory {
+    fn snapshot(&self, table: Table) -> TableSnapshot {
+        TableSnapshot {
+            batches: self
+                .tables
+                .lock()
+                .unwrap()
+                .get(&table)
+                .cloned()
+                .unwrap_or_default(),
+            files: Vec::new(),
+        }
+    }
+
+    fn object_store(&self) -> Option<(ObjectStoreUrl, Arc<dyn ObjectStore>)> {
+        None
+    }
+}
+
+fn kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+fn resource(service: &str) -> Option<Resource> {
+    Some(Resource {
+        attributes: vec![kv("service.name", service)],
+        ..Default::default()
+    })
+}
+
+async fn engine(
+    memory: &Arc<Memory>,
+    clock: &Arc<ManualClock>,
+    lateness: Duration,
+) -> Arc<SloEngine> {
+    let source: Arc<dyn TableSource> = Arc::clone(memory) as Arc<dyn TableSource>;
+    let query = QueryEngine::new(vec![source], QueryLimits::default()).unwrap();
+    let options = EngineOptions {
+        step: Duration::from_secs(60),
+        lateness,
+        interval: Duration::from_secs(60),
+        counter_lookback: Duration::from_secs(15 * 60),
+        // Catch up on the (empty) history in one tick.
+        backfill_chunk: Duration::from_secs(40 * 86_400),
+        ..EngineOptions::default()
+    };
+    SloEngine::new(
+        query.context().clone(),
+        Db::in_memory().unwrap(),
+        Arc::clone(clock) as Arc<dyn smolder_common::clock::Clock>,
+        options,
+    )
+    .await
+    .unwrap()
+}
+
+const COUNTER_SLO: &str = r#"
+apiVersion: openslo/v1
+kind: SLO
+metadata:
+  name: requests
+spec:
+  service: api
+  indicator:
+    metadata:
+      name: requests-ok
+    spec:
+      ratioMetric:
+        counter: true
+        bad:
+          metricSource:
+            type: smolder
+            spec:
+              table: metrics
+              filter: "metric_name = 'errors'"
+        total:
+          metricSource:
+            type: smolder
+            spec:
+              table: metrics
+              filter: "metric_name = 'requests'"
+  timeWindow:
+    - duration: 30d
+      isRolling: true
+  budgetingMethod: Occurrences
+  objectives:
+    - target: 0.99
+"#;
+
+/// One export of one series: events since the previous export.
+#[derive(Debug, Clone)]
+struct Step {
+    requests: u32,
+    errors: u32,
+    /// The process restarted before this export: a new start time and
+    /// counters from zero (cumulative series).
+    reset: bool,
+    /// No export for a while before this one (an empty window, and the
+    /// events of the gap in this export).
+    gap: bool,
+    /// Minutes between the point's time and its arrival.
+    delay: i64,
+}
+
+#[derive(Debug, Clone)]
+struct Series {
+    delta: bool,
+    every: i64,
+    offset: i64,
+    steps: Vec<Step>,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    (
+        0u32..20,
+        0u32..=100,
+        prop::bool::weighted(0.1),
+        prop::bool::weighted(0.08),
+        0i64..=4,
+    )
+        .prop_map(|(requests, error_pct, reset, gap, delay)| Step {
+            requests,
+            errors: requests * error_pct / 100,
+            reset,
+            gap,
+            delay,
+        })
+}
+
+fn series() -> impl Strategy<Value = Series> {
+    (
+        any::<bool>(),
+        1i64..=3,
+        0i64..60,
+        prop::collection::vec(step(), 5..30),
+    )
+        .prop_map(|(delta, every, offset, steps)| Series {
+            delta,
+            every,
+            offset,
+            steps,
+        })
+}
+
+/// A generated point: when it happened, when it arrives, and the events it
+/// adds (the reference increments).
+#[derive(Debug, Clone)]
+struct Point {
+    series: usize,
+    time: i64,
+    start: i64,
+    arrival: i64,
+    requests: u64,
+    errors: u64,
+    value_requests: u64,
+    value_errors: u64,
+    delta: bool,
+}
+
+fn points(all: &[Series]) -> Vec<Point> {
+    let mut out = Vec::new();
+    for (i, s) in all.iter().enumerate() {
+        let mut t = T0 + s.offset * SEC;
+        let mut start = t;
+        let (mut cum_r, mut cum_e) = (0u64, 0u64);
+        let mut previous = t;
+        for step in &s.steps {
+            // A gap stays within the counter lookback (15 minutes here): a
+            // series silent for longer starts a new baseline, as documented.
+            t += s.every * MIN + if step.gap { 10 * MIN } else { 0 };
+            if step.reset && !s.delta {
+                start = t - 20 * SEC;
+                cum_r = 0;
+                cum_e = 0;
+            }
+            cum_r += u64::from(step.requests);
+            cum_e += u64::from(step.errors);
+            let (value_requests, value_errors, point_start) = if s.delta {
+                (u64::from(step.requests), u64::from(step.errors), previous)
+            } else {
+                (cum_r, cum_e, start)
+            };
+            out.push(Point {
+                series: i,
+                time: t,
+                start: point_start,
+                arrival: t + step.delay * MIN,
+                requests: u64::from(step.requests),
+                errors: u64::from(step.errors),
+                value_requests,
+                value_errors,
+                delta: s.delta,
+            });
+            previous = t;
+        }
+    }
+    out
+}
+
+fn request(p: &Point) -> ExportMetricsServiceRequest {
+    let temporality = if p.delta {
+        AggregationTemporality::Delta
+    } else {
+        AggregationTemporality::Cumulative
+    } as i32;
+    let sum = |name: &str, value: u64| Metric {
+        name: name.into(),
+        data: Some(metric::Data::Sum(Sum {
+            data_points: vec![NumberDataPoint {
+                attributes: vec![kv("series", &format!("s{}", p.series))],
+                start_time_unix_nano: p.start as u64,
+                time_unix_nano: p.time as u64,
+                value: Some(number_data_point::Value::AsInt(value as i64)),
+                ..Default::default()
+            }],
+            aggregation_temporality: temporality,
+            is_monotonic: true,
+        })),
+        ..Default::default()
+    };
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: resource("api"),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![
+                    sum("requests", p.value_requests),
+                    sum("errors", p.value_errors),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// Counts of the window of length `w` ending at `now`, from the generated
+/// events: the increments of the points whose minute lies in the window.
+fn reference(points: &[Point], now: i64, w: Duration) -> Counts {
+    let n = (w.as_secs() as i64 * SEC + MIN - 1) / MIN;
+    let last = now.div_euclid(MIN);
+    let (mut total, mut bad) = (0u64, 0u64);
+    for p in points {
+        let b = p.time.div_euclid(MIN);
+        if b > last - n && b <= last {
+            total += p.requests;
+            bad += p.errors;
+        }
+    }
+    Counts {
+        good: (total - bad) as f64,
+        total: total as f64,
+    }
+}
+
+async fn run_counter_case(all: Vec<Series>) -> Result<(), TestCaseError> {
+    let memory = Arc::new(Memory::default());
+    let clock = Arc::new(ManualClock::new(T0));
+    let engine = engine(&memory, &clock, Duration::from_secs(5 * 60)).await;
+    engine.put("requests", COUNTER_SLO).await.unwrap();
+    let mut pending = points(&all);
+    let last_arrival = pending.iter().map(|p| p.arrival).max().unwrap_or(T0);
+    pending.sort_by_key(|p| p.arrival);
+    let mut arrived = Vec::new();
+    let mut tick = T0;
+    // A tick every two minutes, off the minute, until everything arrived.
+    while tick <= last_arrival + 2 * MIN {
+        tick += 2 * MIN + 7 * SEC;
+        clock.set(tick);
+        while pending.first().is_some_and(|p| p.arrival <= tick) {
+            let p = pending.remove(0);
+            let converted = smolder_ingest::convert::metrics(&request(&p)).unwrap();
+            memory.push(Table::Metrics, converted.batch);
+            arrived.push(p);
+        }
+        let report = engine.tick().await;
+        prop_assert_eq!(report.failed, 0, "{:?}", engine.snapshot().slos[0].error);
+    }
+    let snap = engine.snapshot();
+    let slo = &snap.slos[0];
+    prop_assert!(slo.error.is_none(), "{:?}", slo.error);
+    let def = &slo.definition;
+    let mut windows: Vec<Duration> = def
+        .alert_windows
+        .iter()
+        .flat_map(|w| [w.long, w.short])
+        .collect();
+    windows.sort();
+    windows.dedup();
+    // Now, and instants along the way (evaluated from the final rollups).
+    let times: Vec<i64> = (0..12).map(|k| tick - k * 9 * MIN).collect();
+    let evals = engine
+        .series("requests", &Vec::new(), &times)
+        .await
+        .unwrap();
+    for (t, e) in times.iter().zip(&evals) {
+        for w in &windows {
+            let name = window_name(*w);
+            let expect = reference(&arrived, *t, *w);
+            prop_assert_eq!(
+                e.window_events[&name],
+                expect.total,
+                "events {} at {}",
+                name,
+                t
+            );
+            prop_assert_eq!(
+                e.burn_rates[&name],
+                burn_rate(expect, def.objective),
+                "burn rate {} at {}",
+                name,
+                t
+            );
+        }
+        let period = reference(&arrived, *t, Duration::from_secs(30 * 86_400));
+        prop_assert_eq!(e.period, period);
+        prop_assert_eq!(
+            e.error_budget_remaining,
+            budget_remaining(period, def.objective)
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, max_shrink_iters: 40, ..ProptestConfig::default() })]
+
+    #[test]
+    fn counter_burn_rates_match_the_events(all in prop::collection::vec(series(), 1..=3)) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(run_counter_case(all))?;
+    }
+}
+
+fn span(route: &str, start: i64, duration_ms: i64, error: bool, id: u64) -> Span {
+    Span {
+        trace_id: id.to_be_bytes().repeat(2),
+        span_id: id.to_be_bytes().to_vec(),
+        name: format!("GET {route}"),
+        kind: 2,
+        start_time_unix_nano: start as u64,
+        end_time_unix_nano: (start + duration_ms * 1_000_000) as u64,
+        attributes: vec![kv("http.route", route)],
+        status: Some(Status {
+            code: if error {
+                status::StatusCode::Error
+            } else {
+                status::StatusCode::Ok
+            } as i32,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn spans_request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: resource(service),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+const ROUTE_SLO: &str = r#"
+apiVersion: openslo/v1
+kind: SLO
+metadata:
+  name: shop-latency
+  annotations:
+    smolder.dev/min-events: "3"
+spec:
+  service: shop
+  indicator:
+    metadata:
+      name: fast-and-ok
+    spec:
+      ratioMetric:
+        counter: true
+        good:
+          metricSource:
+            type: smolder
+            spec:
+              table: spans
+              filter: "service_name = 'shop' AND status_code <> 'ERROR' AND duration_ns <= 300e6"
+        total:
+          metricSource:
+            type: smolder
+            spec:
+              table: spans
+              filter: "service_name = 'shop'"
+              groupBy: [http_route]
+              maxGroups: 2
+  timeWindow:
+    - duration: 7d
+      isRolling: true
+  budgetingMethod: Occurrences
+  objectives:
+    - target: 0.9
+"#;
+
+#[tokio::test]
+async fn span_slo_per_route_with_a_group_limit() {
+    let memory = Arc::new(Memory::default());
+    let clock = Arc::new(ManualClock::new(T0));
+    let engine = engine(&memory, &clock, Duration::from_secs(120)).await;
+    engine.put("shop-latency", ROUTE_SLO).await.unwrap();
+    // /pay: 10 spans, 2 errors and 1 slow one; /cart: 4 fine spans; /search
+    // comes third and is over the group limit; other services do not count.
+    let t = T0 + 30 * SEC;
+    let mut spans = Vec::new();
+    for i in 0..10 {
+        spans.push(span(
+            "/pay",
+            t + i * SEC,
+            if i == 5 { 900 } else { 20 },
+            i < 2,
+            i as u64 + 1,
+        ));
+    }
+    for i in 0..4 {
+        spans.push(span("/cart", t + i * SEC, 20, false, 100 + i as u64));
+    }
+    let search = vec![span("/search", t, 20, true, 200)];
+    let other = vec![span("/pay", t, 20, true, 300)];
+    for (service, batch) in [("shop", spans), ("shop", search), ("other", other)] {
+        let converted = smolder_ingest::convert::spans(&spans_request(service, batch)).unwrap();
+        memory.push(Table::Spans, converted.batch);
+    }
+    clock.set(T0 + 2 * MIN);
+    engine.tick().await;
+    let snap = engine.snapshot();
+    let slo = &snap.slos[0];
+    assert!(slo.error.is_none(), "{:?}", slo.error);
+    assert_eq!(slo.instances.len(), 2, "{:?}", slo.instances);
+    assert!(
+        slo.dropped_group_rows > 0,
+        "the third route is over the limit"
+    );
+    let pay = slo
+        .instances
+        .iter()
+        .find(|i| i.group["http_route"] == "/pay")
+        .unwrap();
+    assert_eq!(pay.evaluation.period.total, 10.0);
+    assert_eq!(pay.evaluation.period.good, 7.0);
+    // 3 bad of 10 at a 10% budget: a burn rate of 3 and the budget overspent 3 times.
+    assert!((pay.evaluation.burn_rates["1h"] - 3.0).abs() < 1e-12);
+    assert!((pay.evaluation.error_budget_remaining - (1.0 - 3.0)).abs() < 1e-12);
+    let cart = slo
+        .instances
+        .iter()
+        .find(|i| i.group["http_route"] == "/cart")
+        .unwrap();
+    assert_eq!(cart.evaluation.period.good, 4.0);
+    // The worst group comes first.
+    assert_eq!(slo.instances[0].group["http_route"], "/pay");
+
+    // A span arriving late (within the lateness) lands in its own minute.
+    let late = vec![span("/cart", T0 + 45 * SEC, 20, true, 400)];
+    let converted = smolder_ingest::convert::spans(&spans_request("shop", late)).unwrap();
+    memory.push(Table::Spans, converted.batch);
+    clock.set(T0 + 3 * MIN);
+    engine.tick().await;
+    let snap = engine.snapshot();
+    let cart = snap.slos[0]
+        .instances
+        .iter()
+        .find(|i| i.group["http_route"] == "/cart")
+        .unwrap();
+    assert_eq!(cart.evaluation.period.total, 5.0);
+    assert_eq!(cart.evaluation.period.good, 4.0);
+    // Low-traffic guard: /cart's 5-minute window has 5 events (≥ 3), so its
+    // conditions may hold; a window needs 3.
+    assert!(cart.evaluation.conditions.iter().all(|c| !c.low_traffic));
+}
+
+#[tokio::test]
+async fn bad_sql_is_refused_when_the_slo_is_created() {
+    let memory = Arc::new(Memory::default());
+    let clock = Arc::new(ManualClock::new(T0));
+    let engine = engine(&memory, &clock, Duration::from_secs(120)).await;
+    let yaml = ROUTE_SLO.replace("duration_ns <= 300e6", "no_such_column <= 300e6");
+    let problems = engine.put("shop-latency", &yaml).await.unwrap_err();
+    let text = problems[0].to_string();
+    assert!(text.contains("no_such_column"), "{text}");
+    let yaml = ROUTE_SLO.replace(
+        "service_name = 'shop'\"\n              groupBy",
+        "service_name = 'shop') OR (true\"\n              groupBy",
+    );
+    let problems = engine.put("shop-latency", &yaml).await.unwrap_err();
+    assert!(
+        problems[0].message.contains("more than one expression"),
+        "{problems:?}"
+    );
+    // Nothing was created.
+    engine.evaluate_now().await;
+    assert!(engine.snapshot().slos.is_empty());
+}

@@ -1,0 +1,386 @@
+//! The SLO engine end to end: `smolder serve --slo-dir`, spans sent over
+//! OTLP/HTTP, and what an SRE (or Grafana, or KEDA) reads back — the API, the
+//! chart series, `/metrics`, the `slo_rollups` table — plus managing SLOs
+//! through the API, reloading files, and a restart that keeps the rollups
+//! without the raw data.
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, status};
+use prost::Message;
+use serde_json::Value;
+use smolder_tests::{Server, http_post, http_request};
+
+const SLO: &str = r#"
+apiVersion: openslo/v1
+kind: SLO
+metadata:
+  name: shop-availability
+spec:
+  service: shop
+  indicator:
+    metadata:
+      name: shop-ok
+    spec:
+      ratioMetric:
+        counter: true
+        good:
+          metricSource:
+            type: smolder
+            spec:
+              table: spans
+              filter: "service_name = 'shop' AND status_code <> 'ERROR'"
+        total:
+          metricSource:
+            type: smolder
+            spec:
+              table: spans
+              filter: "service_name = 'shop'"
+  timeWindow:
+    - duration: 7d
+      isRolling: true
+  budgetingMethod: Occurrences
+  objectives:
+    - target: 0.99
+"#;
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+fn kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+/// `n` spans of service `shop` starting at `start`, the first `errors` failed.
+fn spans(n: usize, errors: usize, start: i64, seed: u64) -> Vec<u8> {
+    let spans = (0..n)
+        .map(|i| {
+            let id = seed * 10_000 + i as u64 + 1;
+            Span {
+                trace_id: id.to_be_bytes().repeat(2),
+                span_id: id.to_be_bytes().to_vec(),
+                name: "GET /".into(),
+                kind: 2,
+                start_time_unix_nano: (start + i as i64 * 1_000_000) as u64,
+                end_time_unix_nano: (start + i as i64 * 1_000_000 + 5_000_000) as u64,
+                status: Some(Status {
+                    code: if i < errors {
+                        status::StatusCode::Error
+                    } else {
+                        status::StatusCode::Ok
+                    } as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", "shop")],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+fn get(server: &Server, path: &str) -> (u16, Value) {
+    let (status, body) = http_request(server.http, "GET", path, &[], b"");
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
+}
+
+fn send(server: &Server, body: &[u8]) {
+    let (status, answer) = http_post(
+        server.otlp_http,
+        "/v1/traces",
+        "application/x-protobuf",
+        body,
+    );
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// Polls `GET /api/v1/slos/{id}` until `done` holds (30 s at most).
+fn wait_for(server: &Server, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, slo) = get(server, &format!("/api/v1/slos/{id}"));
+        if status == 200 && done(&slo) {
+            return slo;
+        }
+        assert!(Instant::now() < deadline, "waiting for {what}: {slo:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn start(data: &Path, slos: &Path) -> Server {
+    Server::start_in(
+        data,
+        &["--slo-dir", slos.to_str().unwrap(), "--slo-interval", "1s"],
+    )
+}
+
+#[test]
+fn spans_slo_end_to_end() {
+    let data = tempfile::tempdir().unwrap();
+    let slos = tempfile::tempdir().unwrap();
+    std::fs::write(slos.path().join("shop.yaml"), SLO).unwrap();
+    let mut server = start(data.path(), slos.path());
+
+    // 100 spans ten minutes ago (beyond the lateness), 10 of them failed.
+    send(
+        &server,
+        &spans(100, 10, now_ns() - 10 * 60 * 1_000_000_000, 1),
+    );
+    let slo = wait_for(&server, "shop-availability", "100 events", |s| {
+        s["instances"][0]["period"]["total"] == 100.0
+    });
+    let e = &slo["instances"][0];
+    assert_eq!(slo["objective"], 0.99);
+    assert_eq!(slo["sli"], 0.9);
+    assert_eq!(slo["backfill"]["done"], true, "{slo:#}");
+    // 10% bad at a 1% budget: burn rate 10 over every window holding the spans.
+    let burn = |w: &str| slo["burn_rates"][w].as_f64().unwrap();
+    assert!((burn("1h") - 10.0).abs() < 1e-9, "{slo:#}");
+    assert_eq!(burn("5m"), 0.0, "the spans are older than 5 minutes");
+    assert!((e["error_budget_remaining"].as_f64().unwrap() - (1.0 - 10.0)).abs() < 1e-9);
+    // 7-day period: the page pairs need 3.36 and 1.4 over both windows; the
+    // 5-minute window is empty, so only the slower pairs are met.
+    let conditions = e["conditions"].as_array().unwrap();
+    assert_eq!(conditions.len(), 4);
+    assert_eq!(conditions[0]["met"], false);
+    assert_eq!(conditions[1]["met"], true, "6h/30m at 1.4: {conditions:?}");
+    assert_eq!(slo["alert_state"], "page");
+    assert_eq!(slo["definition"]["alert_windows"][0]["name"], "page-1h");
+
+    // The list has the contract's fields.
+    let (status, list) = get(&server, "/api/v1/slos");
+    assert_eq!(status, 200);
+    let first = &list["slos"][0];
+    for field in [
+        "objective",
+        "period",
+        "sli",
+        "error_budget_remaining",
+        "burn_rates",
+        "alert_state",
+    ] {
+        assert!(!first[field].is_null(), "{field} missing: {first:#}");
+    }
+
+    // Chart series.
+    let (status, series) = get(&server, "/api/v1/slos/shop-availability/series?step=1h");
+    assert_eq!(status, 200, "{series}");
+    let n = series["timestamps"].as_array().unwrap().len();
+    assert!(n >= 7 * 24, "a point per hour over the period: {n}");
+    assert_eq!(series["burn_rates"]["1h"].as_array().unwrap().len(), n);
+    assert_eq!(series["sli"].as_array().unwrap().last().unwrap(), 0.9);
+    let (status, bad) = get(
+        &server,
+        "/api/v1/slos/shop-availability/series?from=tomorrow",
+    );
+    assert_eq!(status, 400);
+    assert!(bad["error"].as_str().unwrap().contains("from"), "{bad}");
+
+    // Prometheus gauges.
+    let (_, metrics) = http_request(server.http, "GET", "/metrics", &[], b"");
+    assert!(
+        metrics.contains(
+            r#"smolder_slo_burn_rate{slo="shop-availability",group="{}",window="1h"} 10"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"smolder_slo_error_budget_remaining{slo="shop-availability",group="{}"} -9"#
+        )
+    );
+    assert!(metrics.contains(r#"smolder_slo_objective{slo="shop-availability"} 0.99"#));
+
+    // The rollups in SQL.
+    let total = server.scalar("SELECT sum(total) FROM slo_rollups WHERE slo = 'shop-availability'");
+    assert_eq!(total, 100.0);
+
+    // A restart without the raw data: the rollups come from the SLO database.
+    assert!(server.stop());
+    for dir in ["parquet", "wal"] {
+        let path = data.path().join(dir);
+        if path.exists() {
+            std::fs::remove_dir_all(path).unwrap();
+        }
+    }
+    server.restart();
+    assert_eq!(
+        server.scalar("SELECT count(*) FROM spans"),
+        serde_json::json!(0),
+        "the raw spans are gone"
+    );
+    let slo = wait_for(&server, "shop-availability", "the stored rollups", |s| {
+        s["backfill"]["done"] == true
+    });
+    assert_eq!(slo["instances"][0]["period"]["total"], 100.0, "{slo:#}");
+    assert_eq!(slo["sli"], 0.9);
+}
+
+#[test]
+fn slos_are_managed_through_the_api_and_the_directory() {
+    let data = tempfile::tempdir().unwrap();
+    let slos = tempfile::tempdir().unwrap();
+    std::fs::write(slos.path().join("shop.yaml"), SLO).unwrap();
+    let server = start(data.path(), slos.path());
+    let put = |id: &str, body: &str| {
+        let (status, answer) = http_request(
+            server.http,
+            "PUT",
+            &format!("/api/v1/slos/{id}"),
+            &[("content-type", "application/yaml")],
+            body.as_bytes(),
+        );
+        (status, serde_json::from_str::<Value>(&answer).unwrap())
+    };
+
+    // A Sloth file through the API.
+    let sloth = r#"
+version: "prometheus/v1"
+service: "payment"
+slos:
+  - name: "grpc"
+    objective: 99.9
+    sli:
+      events:
+        error_query: sum(rate(grpc_server_handled_total{job="payment",grpc_code!="OK"}[{{.window}}]))
+        total_query: sum(rate(grpc_server_handled_total{job="payment"}[{{.window}}]))
+"#;
+    let (status, answer) = put("payment-grpc", sloth);
+    assert_eq!(status, 201, "{answer}");
+    let (status, _) = put("payment-grpc", sloth);
+    assert_eq!(status, 200, "replacing answers 200");
+    let slo = wait_for(&server, "payment-grpc", "the Sloth SLO", |s| {
+        s["definition"]["sli"]["table"] == "metrics"
+    });
+    assert_eq!(slo["objective"], 0.999);
+
+    // What cannot be translated is refused, with the reason and the field.
+    let by = sloth.replace(
+        "sum(rate(grpc_server_handled_total{job=\"payment\"}",
+        "sum by (grpc_code) (rate(grpc_server_handled_total{job=\"payment\"}",
+    );
+    let (status, answer) = put("payment-grpc", &by);
+    assert_eq!(status, 400);
+    let error = answer["error"].as_str().unwrap();
+    assert!(
+        error.contains("slos[0].sli.events.total_query") && error.contains("by/without"),
+        "{error}"
+    );
+
+    // Unknown columns are refused when the SLO is created.
+    let (status, answer) = put(
+        "shop-2",
+        &SLO.replace("shop-availability", "shop-2")
+            .replace("status_code <>", "stat_code <>"),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"].as_str().unwrap().contains("stat_code"),
+        "{answer}"
+    );
+    // The name in the body must match.
+    let (status, answer) = put("other", SLO);
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not define SLO \"other\""),
+        "{answer}"
+    );
+    // SLOs of the directory are changed there.
+    let (status, answer) = put("shop-availability", SLO);
+    assert_eq!(status, 409, "{answer}");
+    let (status, _) = http_request(
+        server.http,
+        "DELETE",
+        "/api/v1/slos/shop-availability",
+        &[],
+        b"",
+    );
+    assert_eq!(status, 409);
+
+    // Delete.
+    let (status, _) = http_request(server.http, "DELETE", "/api/v1/slos/payment-grpc", &[], b"");
+    assert_eq!(status, 204);
+    let (status, _) = get(&server, "/api/v1/slos/payment-grpc");
+    assert_eq!(status, 404);
+    let (status, _) = http_request(server.http, "DELETE", "/api/v1/slos/payment-grpc", &[], b"");
+    assert_eq!(status, 404);
+
+    // A new file is picked up; a broken one is reported with file, document
+    // and field while the others keep running.
+    std::fs::write(
+        slos.path().join("more.yaml"),
+        SLO.replace("shop-availability", "shop-strict")
+            .replace("0.99", "0.999"),
+    )
+    .unwrap();
+    wait_for(&server, "shop-strict", "the new file", |s| {
+        s["objective"] == 0.999
+    });
+    std::fs::write(
+        slos.path().join("broken.yaml"),
+        SLO.replace("shop-availability", "shop-broken")
+            .replace("target: 0.99", "target: 99"),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, list) = get(&server, "/api/v1/slos");
+        let problems = list["problems"].as_array().unwrap();
+        if let Some(p) = problems.first() {
+            assert!(p["file"].as_str().unwrap().ends_with("broken.yaml"), "{p}");
+            assert_eq!(p["document"], 1);
+            assert_eq!(p["field"], "spec.objectives[0].target");
+            assert!(
+                p["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("99 is not a fraction")
+            );
+            let ids: Vec<&str> = list["slos"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["id"].as_str().unwrap())
+                .collect();
+            assert_eq!(ids, ["shop-availability", "shop-strict"]);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the broken file was not reported: {list:#}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
