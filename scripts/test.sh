@@ -34,6 +34,15 @@ venv .venv-otel "opentelemetry-sdk==$OTEL_SDK" \
   "opentelemetry-exporter-otlp-proto-http==$OTEL_SDK"
 venv .venv-otel-json "opentelemetry-exporter-otlp-json-http==$OTEL_JSON"
 
+# Real Prometheus for the burn-rate cross-check (Debian package).
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+  log "installing prometheus (apt)"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus \
+    || { $SUDO apt-get update && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; } \
+    || { echo "installing prometheus failed: apt-get install prometheus" >&2; exit 1; }
+fi
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 

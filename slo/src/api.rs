@@ -211,8 +211,8 @@ async fn series(
         Ok(f) => f.unwrap_or_else(|| def.period_bounds(to).0),
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("from: {e}")),
     };
-    if from >= to {
-        return error(StatusCode::BAD_REQUEST, "from must be before to");
+    if from > to {
+        return error(StatusCode::BAD_REQUEST, "from must not be after to");
     }
     let bucket = def.bucket_ns(engine.options().step);
     let mut step = match q
@@ -224,7 +224,7 @@ async fn series(
         Ok(s) => s.map_or_else(|| (to - from) / 500, duration_ns),
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("step: {e}")),
     };
-    step = step.max(bucket).max((to - from) / MAX_POINTS + 1);
+    step = step.max(bucket).max((to - from) / MAX_POINTS + 1).max(1);
     let group: GroupKey = match q.group.as_deref() {
         None => def.group_by.iter().map(|_| String::new()).collect(),
         Some(text) => match serde_json::from_str::<BTreeMap<String, String>>(text) {

@@ -167,6 +167,7 @@ pub struct SloEngine {
     snapshot: RwLock<Arc<Snapshot>>,
     problems: RwLock<Vec<Problem>>,
     dir_stamp: std::sync::Mutex<Vec<(PathBuf, SystemTime, u64)>>,
+    ticks: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for SloEngine {
@@ -206,6 +207,7 @@ impl SloEngine {
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
             problems: RwLock::new(Vec::new()),
             dir_stamp: std::sync::Mutex::new(Vec::new()),
+            ticks: std::sync::atomic::AtomicU64::new(0),
         });
         let api_docs = engine.db.api_slos()?;
         let mut api = Vec::new();
@@ -534,7 +536,32 @@ impl SloEngine {
         report.updated = updates.len();
         report.failed = runtimes.len() - updates.len();
         let db = Arc::clone(&self.db);
-        let persisted = tokio::task::spawn_blocking(move || db.apply(&updates)).await;
+        // Stored buckets are kept for two horizons (charts of a period's
+        // budget read one period before their first point); older ones are
+        // dropped about once an hour.
+        let tick = self
+            .ticks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let every = (3600 / self.options.interval.as_secs().max(1)).max(1);
+        let prune: Vec<(String, i64)> = if tick.is_multiple_of(every) {
+            runtimes
+                .iter()
+                .map(|rt| {
+                    let keep = 2 * rt.capacity as i64;
+                    (rt.def.id.clone(), now.div_euclid(rt.bucket_ns) - keep)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let persisted = tokio::task::spawn_blocking(move || {
+            db.apply(&updates)?;
+            for (slo, before) in prune {
+                db.prune(&slo, before)?;
+            }
+            Ok::<_, Error>(())
+        })
+        .await;
         match persisted {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
@@ -717,20 +744,42 @@ impl SloEngine {
         times: &[i64],
     ) -> Option<Vec<Evaluation>> {
         let rt = self.runtimes.read().expect("lock").get(id).cloned()?;
+        let b = rt.bucket_ns;
+        // The oldest bucket any evaluation reads: a period (or the longest
+        // window) before the first instant.
+        let first = *times.iter().min()?;
+        let needed = (first - duration_ns(rt.def.horizon(first))).div_euclid(b);
         let st = rt.state.lock().await;
-        let empty;
-        let rollup = match st.groups.get(group) {
-            Some(r) => r,
-            None if group.is_empty() => {
-                empty = Rollup::new(rt.def.budgeting, 1, 0);
-                &empty
+        match st.groups.get(group) {
+            Some(r) if needed >= r.oldest() => {
+                return Some(times.iter().map(|&t| evaluate(&rt.def, r, b, t)).collect());
             }
-            None => return None,
-        };
+            None if !group.is_empty() => return None,
+            _ => {}
+        }
+        drop(st);
+        // Older than the ring: read the stored buckets (the ring's are stored
+        // too, after every tick).
+        let last = times.iter().max().copied().unwrap_or(first).div_euclid(b);
+        let key = serde_json::to_string(group).unwrap_or_else(|_| "[]".into());
+        let db = Arc::clone(&self.db);
+        let slo = rt.def.id.clone();
+        let rows = tokio::task::spawn_blocking(move || db.rollups(&slo, needed))
+            .await
+            .ok()?
+            .ok()?;
+        let values: Vec<(i64, [f64; 2])> = rows
+            .into_iter()
+            .filter(|(g, i, _, _)| *g == key && *i <= last)
+            .map(|(_, i, g, t)| (i, [g, t]))
+            .collect();
+        let capacity = usize::try_from(last - needed + 1).unwrap_or(1);
+        let mut history = Rollup::new(rt.def.budgeting, capacity, last);
+        history.replace(needed, last, &values);
         Some(
             times
                 .iter()
-                .map(|&t| evaluate(&rt.def, rollup, rt.bucket_ns, t))
+                .map(|&t| evaluate(&rt.def, &history, b, t))
                 .collect(),
         )
     }

@@ -9,6 +9,7 @@ mod config;
 mod demo;
 mod loadgen;
 mod serve;
+mod slo_bench;
 mod slo_cli;
 
 use std::time::Duration;

@@ -1,4 +1,5 @@
-//! `smolder slo validate FILE…` and `smolder slo apply FILE… --server URL`.
+//! `smolder slo validate FILE…`, `smolder slo apply FILE… --server URL` and
+//! `smolder slo bench`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -39,6 +40,10 @@ enum SloCommand {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Measure an SLO tick: evaluating many SLOs with 30 days of rollups, and
+    /// updating rollups after 1 and 60 minutes of new data (use a release
+    /// build).
+    Bench(crate::slo_bench::BenchArgs),
 }
 
 fn read(files: &[PathBuf]) -> anyhow::Result<Vec<(String, String)>> {
@@ -94,6 +99,7 @@ pub(crate) async fn run(args: SloArgs) -> anyhow::Result<i32> {
             server,
             no_wait,
         } => apply(&read(&files)?, server.trim_end_matches('/'), no_wait).await,
+        SloCommand::Bench(args) => crate::slo_bench::run(args).await.map(|()| 0),
     }
 }
 
