@@ -27,7 +27,7 @@ use crate::model::{Origin, SloDefinition, duration_ns};
 use crate::persist::{Db, StoredState, Update};
 use crate::rollup::Rollup;
 use crate::spec::{self, Defaults, Problem};
-use crate::sql::{check_definition, rollup_query};
+use crate::sql::{Range, check_definition, rollup_query};
 use crate::{Error, Result};
 
 /// How the engine runs.
@@ -519,13 +519,7 @@ impl SloEngine {
         }
         let now = self.clock.now_ns();
         let started = Instant::now();
-        let runtimes: Vec<Arc<Runtime>> = self
-            .runtimes
-            .read()
-            .expect("lock")
-            .values()
-            .cloned()
-            .collect();
+        let runtimes = self.all_runtimes();
         let results: Vec<Option<Update>> = futures::stream::iter(runtimes.iter().cloned())
             .map(|rt| async move { self.update(&rt, now).await })
             .buffer_unordered(self.options.concurrency.max(1))
@@ -576,15 +570,19 @@ impl SloEngine {
         report
     }
 
-    /// Re-evaluates every SLO at the clock's time, without updating rollups.
-    pub async fn evaluate_now(&self) {
-        let runtimes: Vec<Arc<Runtime>> = self
-            .runtimes
+    /// Every SLO's runtime, in id order.
+    fn all_runtimes(&self) -> Vec<Arc<Runtime>> {
+        self.runtimes
             .read()
             .expect("lock")
             .values()
             .cloned()
-            .collect();
+            .collect()
+    }
+
+    /// Re-evaluates every SLO at the clock's time, without updating rollups.
+    pub async fn evaluate_now(&self) {
+        let runtimes = self.all_runtimes();
         self.evaluate_all(&runtimes, self.clock.now_ns()).await;
     }
 
@@ -675,10 +673,12 @@ impl SloEngine {
         let b = rt.bucket_ns;
         let sql = rollup_query(
             &rt.def,
-            b,
-            from,
-            to,
-            duration_ns(self.options.counter_lookback),
+            Range {
+                bucket_ns: b,
+                from_ns: from,
+                to_ns: to,
+                lookback_ns: duration_ns(self.options.counter_lookback),
+            },
         );
         let batches = self.run(&sql).await?;
         let groups = rt.def.group_by.len();
@@ -787,13 +787,7 @@ impl SloEngine {
     /// Every stored bucket, for the `slo_rollups` table: (slo, group JSON,
     /// bucket start ns, bucket width ns, good, total).
     pub async fn rollup_rows(&self) -> Vec<(String, String, i64, i64, f64, f64)> {
-        let runtimes: Vec<Arc<Runtime>> = self
-            .runtimes
-            .read()
-            .expect("lock")
-            .values()
-            .cloned()
-            .collect();
+        let runtimes = self.all_runtimes();
         let mut out = Vec::new();
         for rt in runtimes {
             let st = rt.state.lock().await;

@@ -45,7 +45,13 @@ pub async fn check_definition(
         }
     }
     if problems.is_empty() {
-        let sql = rollup_query(def, def.bucket_ns(step), 0, 1, 0);
+        let range = Range {
+            bucket_ns: def.bucket_ns(step),
+            from_ns: 0,
+            to_ns: 1,
+            lookback_ns: 0,
+        };
+        let sql = rollup_query(def, range);
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
@@ -135,16 +141,40 @@ fn ts(ns: i64) -> String {
     )
 }
 
-/// The rollup query of `def` for the events in `[from_ns, to_ns)`.
-/// `lookback_ns` is how far before `from_ns` counters look for the previous
-/// point of each series.
-pub fn rollup_query(
-    def: &SloDefinition,
-    bucket_ns: i64,
-    from_ns: i64,
-    to_ns: i64,
-    lookback_ns: i64,
-) -> String {
+/// What a rollup query covers.
+#[derive(Debug, Clone, Copy)]
+pub struct Range {
+    /// Width of a bucket, in nanoseconds.
+    pub bucket_ns: i64,
+    /// Events from this time (Unix ns, on a bucket boundary)…
+    pub from_ns: i64,
+    /// …up to this time, excluded.
+    pub to_ns: i64,
+    /// How far before `from_ns` counters look for the previous point of each
+    /// series.
+    pub lookback_ns: i64,
+}
+
+/// The parts of a counter-style query that depend on the SLI kind.
+struct PointQuery<'a> {
+    /// Columns `vg`, `vt` (the good and total values of a point) and the
+    /// flags `is_good`, `is_total`.
+    points: &'a str,
+    /// Which points are read.
+    selection: &'a str,
+    /// The bucket's good and total from the increments.
+    good_sum: &'a str,
+    total_sum: &'a str,
+}
+
+/// The rollup query of `def` for the events of `range`.
+pub fn rollup_query(def: &SloDefinition, range: Range) -> String {
+    let Range {
+        bucket_ns,
+        from_ns,
+        to_ns,
+        ..
+    } = range;
     let table = def.sli.table.name();
     let time = def.sli.table.time_column();
     let groups: Vec<String> = def
@@ -161,7 +191,7 @@ pub fn rollup_query(
             .collect::<String>()
     };
     let group_cols: String = group_names.iter().map(|g| format!(", {g}")).collect();
-    let range = format!("{time} >= {} AND {time} < {}", ts(from_ns), ts(to_ns));
+    let in_range = format!("{time} >= {} AND {time} < {}", ts(from_ns), ts(to_ns));
     match &def.sli.kind {
         SliKind::Rows { good, bad, total } => {
             let good_col = match (good, bad) {
@@ -181,7 +211,7 @@ pub fn rollup_query(
                 "SELECT CAST({time} AS BIGINT) / {bucket_ns} AS bucket, {}\
                  CAST({good_col} AS DOUBLE) AS good, \
                  CAST(count(*) FILTER (WHERE ({total})) AS DOUBLE) AS total \
-                 FROM {table} WHERE {range} AND ({any}) GROUP BY bucket{group_cols}",
+                 FROM {table} WHERE {in_range} AND ({any}) GROUP BY bucket{group_cols}",
                 select_groups("")
             )
         }
@@ -194,7 +224,7 @@ pub fn rollup_query(
             "SELECT CAST({time} AS BIGINT) / {bucket_ns} AS bucket, {}\
              CAST(count(*) FILTER (WHERE ({value}) {} {threshold:?}) AS DOUBLE) AS good, \
              CAST(count(*) AS DOUBLE) AS total \
-             FROM {table} WHERE {range} AND ({filter}) GROUP BY bucket{group_cols}",
+             FROM {table} WHERE {in_range} AND ({filter}) GROUP BY bucket{group_cols}",
             select_groups(""),
             op.sql()
         ),
@@ -221,14 +251,13 @@ pub fn rollup_query(
             };
             increments(
                 def,
-                bucket_ns,
-                from_ns,
-                to_ns,
-                lookback_ns,
-                &points,
-                &selection,
-                &good_sum,
-                &total_sum,
+                range,
+                &PointQuery {
+                    points: &points,
+                    selection: &selection,
+                    good_sum: &good_sum,
+                    total_sum: &total_sum,
+                },
             )
         }
         SliKind::Histogram { filter, le } => {
@@ -242,14 +271,13 @@ pub fn rollup_query(
                 format!("metric_type IN ('histogram', 'exponential_histogram') AND ({filter})");
             increments(
                 def,
-                bucket_ns,
-                from_ns,
-                to_ns,
-                lookback_ns,
-                &points,
-                &selection,
-                "sum(inc_good)",
-                "sum(inc_total)",
+                range,
+                &PointQuery {
+                    points: &points,
+                    selection: &selection,
+                    good_sum: "sum(inc_good)",
+                    total_sum: "sum(inc_total)",
+                },
             )
         }
     }
@@ -261,18 +289,19 @@ pub fn rollup_query(
 /// decrease of the total). A series' first point counts whole when the
 /// series started inside the range read (its start time is after
 /// `from − lookback`), else it is the baseline.
-#[allow(clippy::too_many_arguments)]
-fn increments(
-    def: &SloDefinition,
-    bucket_ns: i64,
-    from_ns: i64,
-    to_ns: i64,
-    lookback_ns: i64,
-    points: &str,
-    selection: &str,
-    good_sum: &str,
-    total_sum: &str,
-) -> String {
+fn increments(def: &SloDefinition, range: Range, query: &PointQuery<'_>) -> String {
+    let Range {
+        bucket_ns,
+        from_ns,
+        to_ns,
+        lookback_ns,
+    } = range;
+    let PointQuery {
+        points,
+        selection,
+        good_sum,
+        total_sum,
+    } = query;
     let groups: String = def
         .group_by
         .iter()
