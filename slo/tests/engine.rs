@@ -17,7 +17,8 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric,
+    AggregationTemporality, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    metric,
     number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -562,4 +563,112 @@ async fn bad_sql_is_refused_when_the_slo_is_created() {
     // Nothing was created.
     engine.evaluate_now().await;
     assert!(engine.snapshot().slos.is_empty());
+}
+
+fn gauge_request(points: &[(i64, f64)]) -> ExportMetricsServiceRequest {
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: resource("api"),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "memory".into(),
+                    data: Some(metric::Data::Gauge(Gauge {
+                        data_points: points
+                            .iter()
+                            .map(|&(t, v)| NumberDataPoint {
+                                time_unix_nano: t as u64,
+                                value: Some(number_data_point::Value::AsDouble(v)),
+                                ..Default::default()
+                            })
+                            .collect(),
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+fn gauge_slo(name: &str, method: &str, window: &str) -> String {
+    format!(
+        r#"
+apiVersion: openslo/v1
+kind: SLO
+metadata:
+  name: {name}
+spec:
+  service: api
+  indicator:
+    metadata:
+      name: {name}-memory
+    spec:
+      thresholdMetric:
+        metricSource:
+          type: smolder
+          spec:
+            table: metrics
+            filter: "metric_name = 'memory'"
+  timeWindow:
+{window}
+  budgetingMethod: {method}
+  objectives:
+    - op: lte
+      value: 100
+      target: 0.9
+      timeSliceTarget: 0.75
+      timeSliceWindow: 1m
+"#
+    )
+}
+
+#[tokio::test]
+async fn gauge_thresholds_over_timeslices_and_a_calendar_month() {
+    // 2026-03-15T12:00:00Z; Berlin is UTC+1 until March 29.
+    let now = 1_773_576_000 * SEC;
+    let memory = Arc::new(Memory::default());
+    let clock = Arc::new(ManualClock::new(now - 10 * MIN));
+    let engine = engine(&memory, &clock, Duration::from_secs(120)).await;
+    let rolling = "    - duration: 7d\n      isRolling: true";
+    let calendar = "    - duration: 1M\n      isRolling: false\n      calendar:\n        startTime: \"2024-01-01 00:00:00\"\n        timeZone: Europe/Berlin";
+    engine.put("slices", &gauge_slo("slices", "Timeslices", rolling)).await.unwrap();
+    engine.put("ratios", &gauge_slo("ratios", "RatioTimeslices", rolling)).await.unwrap();
+    engine.put("month", &gauge_slo("month", "Timeslices", calendar)).await.unwrap();
+    // Four points a minute for four minutes, 3, 4, 2 and 0 of them under the
+    // threshold: slices 0.75 (good), 1 (good), 0.5, 0; and a good slice just
+    // before the Berlin month began (2026-02-28T23:00Z), one just after.
+    let base = now - 6 * MIN;
+    let mut points = Vec::new();
+    for (minute, under) in [(0i64, 3), (1, 4), (2, 2), (3, 0)] {
+        for k in 0..4 {
+            let value = if k < under { 50.0 } else { 150.0 };
+            points.push((base + minute * MIN + k * 10 * SEC, value));
+        }
+    }
+    let month_start = 1_772_319_600 * SEC; // 2026-02-28T23:00:00Z
+    points.push((month_start - 30 * SEC, 10.0));
+    points.push((month_start + 30 * SEC, 10.0));
+    let converted = smolder_ingest::convert::metrics(&gauge_request(&points)).unwrap();
+    memory.push(Table::Metrics, converted.batch);
+    clock.set(now);
+    engine.tick().await;
+    let snap = engine.snapshot();
+    let get = |id: &str| {
+        let s = snap.slos.iter().find(|s| s.definition.id == id).unwrap();
+        assert!(s.error.is_none(), "{:?}", s.error);
+        s.instances[0].evaluation.clone()
+    };
+    let slices = get("slices");
+    // The four recent slices (those around the month start are older than
+    // the 7-day period); the first two good.
+    assert_eq!(slices.period, Counts { good: 2.0, total: 4.0 });
+    let ratios = get("ratios");
+    assert_eq!(ratios.period.total, 4.0);
+    assert!((ratios.period.good - (0.75 + 1.0 + 0.5 + 0.0)).abs() < 1e-12);
+    let month = get("month");
+    assert_eq!(month.period_start_ns, month_start);
+    assert_eq!(month.period, Counts { good: 3.0, total: 5.0 }, "February's slice is not in March");
+    // 10-minute windows: 2 bad slices of 4 at a 10% budget burn at 5.
+    assert!((slices.burn_rates["30m"] - 5.0).abs() < 1e-12, "{:?}", slices.burn_rates);
 }
