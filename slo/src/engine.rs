@@ -27,7 +27,7 @@ use crate::model::{Origin, SloDefinition, duration_ns};
 use crate::persist::{Db, StoredState, Update};
 use crate::rollup::Rollup;
 use crate::spec::{self, Defaults, Problem};
-use crate::sql::{Range, check_definition, rollup_query};
+use crate::sql::{Range, batch_query, check_definition, rollup_query, row_aggregates};
 use crate::{Error, Result};
 
 /// How the engine runs.
@@ -520,13 +520,15 @@ impl SloEngine {
         let now = self.clock.now_ns();
         let started = Instant::now();
         let runtimes = self.all_runtimes();
-        let results: Vec<Option<Update>> = futures::stream::iter(runtimes.iter().cloned())
+        let (mut batched, rest) = self.update_batched(&runtimes, now).await;
+        let results: Vec<Option<Update>> = futures::stream::iter(rest)
             .map(|rt| async move { self.update(&rt, now).await })
             .buffer_unordered(self.options.concurrency.max(1))
             .collect()
             .await;
         let mut report = TickReport::default();
-        let updates: Vec<Update> = results.into_iter().flatten().collect();
+        batched.extend(results.into_iter().flatten());
+        let updates = batched;
         report.updated = updates.len();
         report.failed = runtimes.len() - updates.len();
         let db = Arc::clone(&self.db);
@@ -686,37 +688,90 @@ impl SloEngine {
         for batch in &batches {
             read_batch(batch, groups, &mut results);
         }
-        let (from_index, to_index) = (from.div_euclid(b), (to - 1).div_euclid(b));
-        if groups == 0 {
-            results.entry(Vec::new()).or_default();
+        apply_results(rt, st, (from, to), now, results, rows);
+        Ok(())
+    }
+
+    /// Updates caught-up SLOs without groups on the same table, bucket width
+    /// and range with one query each `BATCH` of them: one scan instead of
+    /// one per SLO. Returns their updates; the SLOs it could not batch (or
+    /// whose batch failed) are left to [`Self::update`].
+    async fn update_batched(
+        &self,
+        runtimes: &[Arc<Runtime>],
+        now: i64,
+    ) -> (Vec<Update>, Vec<Arc<Runtime>>) {
+        const BATCH: usize = 64;
+        let lateness = duration_ns(self.options.lateness);
+        let chunk = duration_ns(self.options.backfill_chunk);
+        let mut sets: BTreeMap<(&'static str, i64, i64), Vec<Arc<Runtime>>> = BTreeMap::new();
+        let mut rest = Vec::new();
+        for rt in runtimes {
+            let watermark = rt.state.lock().await.watermark;
+            let b = rt.bucket_ns;
+            let from = (watermark - lateness).div_euclid(b) * b;
+            let caught_up = now - from <= chunk;
+            if caught_up && row_aggregates(&rt.def).is_some() {
+                sets.entry((rt.def.sli.table.name(), b, from))
+                    .or_default()
+                    .push(Arc::clone(rt));
+            } else {
+                rest.push(Arc::clone(rt));
+            }
         }
-        for key in st.groups.keys() {
-            results.entry(key.clone()).or_default();
-        }
-        for (key, mut values) in results {
-            values.sort_by_key(|(i, _)| *i);
-            if !st.groups.contains_key(&key) {
-                if st.groups.len() >= rt.def.max_groups.max(1) {
-                    st.dropped_groups += values.len() as u64;
+        let mut updates = Vec::new();
+        for ((_, b, from), members) in sets {
+            for batch in members.chunks(BATCH) {
+                if batch.len() == 1 || from >= now {
+                    rest.extend(batch.iter().cloned());
                     continue;
                 }
-                let head = now_index(now, b).min(to_index);
-                st.groups.insert(
-                    key.clone(),
-                    Rollup::new(rt.def.budgeting, rt.capacity, head),
-                );
-            }
-            let rollup = st.groups.get_mut(&key).expect("inserted above");
-            rollup.replace(from_index, to_index, &values);
-            let grp = serde_json::to_string(&key).unwrap_or_else(|_| "[]".into());
-            for (i, [g, t]) in values {
-                if (from_index..=to_index).contains(&i) && (g != 0.0 || t != 0.0) {
-                    rows.push((grp.clone(), i, g, t));
+                let defs: Vec<&SloDefinition> = batch.iter().map(|rt| rt.def.as_ref()).collect();
+                let range = Range {
+                    bucket_ns: b,
+                    from_ns: from,
+                    to_ns: now,
+                    lookback_ns: 0,
+                };
+                let started = Instant::now();
+                let result = match batch_query(&defs, range) {
+                    Some(sql) => self.run(&sql).await,
+                    None => Err(Error::Query("the SLOs do not share one scan".into())),
+                };
+                let batches = match result {
+                    Ok(batches) => batches,
+                    Err(e) => {
+                        // Each SLO on its own reports its own error.
+                        tracing::warn!(error = %e, slos = batch.len(), "A batched rollup query failed; updating those SLOs one by one.");
+                        rest.extend(batch.iter().cloned());
+                        continue;
+                    }
+                };
+                let per_slo = read_batched(&batches, batch.len());
+                let elapsed = started.elapsed() / batch.len() as u32;
+                for (rt, values) in batch.iter().zip(per_slo) {
+                    let mut st = rt.state.lock().await;
+                    let mut rows = Vec::new();
+                    let mut results = BTreeMap::new();
+                    results.insert(Vec::new(), values);
+                    apply_results(rt, &mut st, (from, now), now, results, &mut rows);
+                    st.last_error = None;
+                    st.last_update = Some(elapsed);
+                    updates.push(Update {
+                        slo: rt.def.id.clone(),
+                        state: StoredState {
+                            fingerprint: rt.fingerprint.clone(),
+                            watermark: now,
+                            horizon_start: st.horizon_start,
+                        },
+                        from: from.div_euclid(b),
+                        to: (now - 1).div_euclid(b),
+                        rows,
+                    });
                 }
             }
         }
-        st.watermark = to;
-        Ok(())
+        (updates, rest)
     }
 
     async fn run(&self, sql: &str) -> Result<Vec<RecordBatch>> {
@@ -807,6 +862,70 @@ impl SloEngine {
         }
         out
     }
+}
+
+/// Replaces an SLO's buckets of `[from, to)` with `results` (by group);
+/// groups beyond the limit are counted as dropped. Appends what to store to
+/// `rows` and moves the watermark to `to`.
+fn apply_results(
+    rt: &Runtime,
+    st: &mut InstanceState,
+    (from, to): (i64, i64),
+    now: i64,
+    mut results: BTreeMap<GroupKey, Vec<(i64, [f64; 2])>>,
+    rows: &mut Vec<(String, i64, f64, f64)>,
+) {
+    let b = rt.bucket_ns;
+    let (from_index, to_index) = (from.div_euclid(b), (to - 1).div_euclid(b));
+    if rt.def.group_by.is_empty() {
+        results.entry(Vec::new()).or_default();
+    }
+    for key in st.groups.keys() {
+        results.entry(key.clone()).or_default();
+    }
+    for (key, mut values) in results {
+        values.sort_by_key(|(i, _)| *i);
+        if !st.groups.contains_key(&key) {
+            if st.groups.len() >= rt.def.max_groups.max(1) {
+                st.dropped_groups += values.len() as u64;
+                continue;
+            }
+            let head = now_index(now, b).min(to_index);
+            st.groups.insert(
+                key.clone(),
+                Rollup::new(rt.def.budgeting, rt.capacity, head),
+            );
+        }
+        let rollup = st.groups.get_mut(&key).expect("inserted above");
+        rollup.replace(from_index, to_index, &values);
+        let grp = serde_json::to_string(&key).unwrap_or_else(|_| "[]".into());
+        for (i, [g, t]) in values {
+            if (from_index..=to_index).contains(&i) && (g != 0.0 || t != 0.0) {
+                rows.push((grp.clone(), i, g, t));
+            }
+        }
+    }
+    st.watermark = to;
+}
+
+/// Splits the result of a batched query (`bucket`, then `good_i`, `total_i`
+/// per SLO) into each SLO's buckets.
+fn read_batched(batches: &[RecordBatch], slos: usize) -> Vec<Vec<(i64, [f64; 2])>> {
+    let mut out = vec![Vec::new(); slos];
+    for batch in batches {
+        let bucket = batch.column(0).as_primitive::<Int64Type>();
+        for (i, values) in out.iter_mut().enumerate() {
+            let good = batch.column(1 + 2 * i).as_primitive::<Float64Type>();
+            let total = batch.column(2 + 2 * i).as_primitive::<Float64Type>();
+            for row in 0..batch.num_rows() {
+                let (g, t) = (good.value(row), total.value(row));
+                if !bucket.is_null(row) && (g != 0.0 || t != 0.0) {
+                    values.push((bucket.value(row), [g, t]));
+                }
+            }
+        }
+    }
+    out
 }
 
 fn read_only() -> SQLOptions {

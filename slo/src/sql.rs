@@ -167,6 +167,90 @@ struct PointQuery<'a> {
     total_sum: &'a str,
 }
 
+/// How an SLI over rows (`Rows` and `Threshold`) counts a bucket: SQL
+/// aggregates for good and total, and which rows are read.
+#[derive(Debug, Clone)]
+pub struct RowAggregates {
+    /// Good rows.
+    pub good: String,
+    /// All rows.
+    pub total: String,
+    /// The rows read.
+    pub selection: String,
+}
+
+/// The aggregates of an SLI that counts rows; `None` for counters and
+/// histograms (their increments need the previous point of each series).
+pub fn row_aggregates(def: &SloDefinition) -> Option<RowAggregates> {
+    match &def.sli.kind {
+        SliKind::Rows { good, bad, total } => {
+            let good_col = match (good, bad) {
+                (Some(g), _) => format!("count(*) FILTER (WHERE ({g}))"),
+                (None, Some(b)) => {
+                    format!("count(*) FILTER (WHERE ({total})) - count(*) FILTER (WHERE ({b}))")
+                }
+                (None, None) => "0".to_string(),
+            };
+            let selection = [good.as_deref(), bad.as_deref(), Some(total.as_str())]
+                .into_iter()
+                .flatten()
+                .map(|f| format!("({f})"))
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            Some(RowAggregates {
+                good: good_col,
+                total: format!("count(*) FILTER (WHERE ({total}))"),
+                selection,
+            })
+        }
+        SliKind::Threshold {
+            filter,
+            value,
+            op,
+            threshold,
+        } => Some(RowAggregates {
+            good: format!(
+                "count(*) FILTER (WHERE ({filter}) AND ({value}) {} {threshold:?})",
+                op.sql()
+            ),
+            total: format!("count(*) FILTER (WHERE ({filter}))"),
+            selection: format!("({filter})"),
+        }),
+        SliKind::Counter { .. } | SliKind::Histogram { .. } => None,
+    }
+}
+
+/// One query for several row SLOs without groups on the same table: columns
+/// `bucket`, then `good_i`, `total_i` for each SLO in order. `None` when an
+/// SLO does not qualify.
+pub fn batch_query(defs: &[&SloDefinition], range: Range) -> Option<String> {
+    let first = defs.first()?;
+    let table = first.sli.table;
+    let time = table.time_column();
+    let mut columns = String::new();
+    let mut selections = Vec::new();
+    for (i, def) in defs.iter().enumerate() {
+        if def.sli.table != table || !def.group_by.is_empty() {
+            return None;
+        }
+        let agg = row_aggregates(def)?;
+        columns.push_str(&format!(
+            ", CAST({} AS DOUBLE) AS good_{i}, CAST({} AS DOUBLE) AS total_{i}",
+            agg.good, agg.total
+        ));
+        selections.push(format!("({})", agg.selection));
+    }
+    Some(format!(
+        "SELECT CAST({time} AS BIGINT) / {} AS bucket{columns} FROM {} \
+         WHERE {time} >= {} AND {time} < {} AND ({}) GROUP BY bucket",
+        range.bucket_ns,
+        table.name(),
+        ts(range.from_ns),
+        ts(range.to_ns),
+        selections.join(" OR ")
+    ))
+}
+
 /// The rollup query of `def` for the events of `range`.
 pub fn rollup_query(def: &SloDefinition, range: Range) -> String {
     let Range {
@@ -192,42 +276,19 @@ pub fn rollup_query(def: &SloDefinition, range: Range) -> String {
     };
     let group_cols: String = group_names.iter().map(|g| format!(", {g}")).collect();
     let in_range = format!("{time} >= {} AND {time} < {}", ts(from_ns), ts(to_ns));
-    match &def.sli.kind {
-        SliKind::Rows { good, bad, total } => {
-            let good_col = match (good, bad) {
-                (Some(g), _) => format!("count(*) FILTER (WHERE ({g}))"),
-                (None, Some(b)) => {
-                    format!("count(*) FILTER (WHERE ({total})) - count(*) FILTER (WHERE ({b}))")
-                }
-                (None, None) => "0".to_string(),
-            };
-            let any = [good.as_deref(), bad.as_deref(), Some(total.as_str())]
-                .into_iter()
-                .flatten()
-                .map(|f| format!("({f})"))
-                .collect::<Vec<_>>()
-                .join(" OR ");
-            format!(
-                "SELECT CAST({time} AS BIGINT) / {bucket_ns} AS bucket, {}\
-                 CAST({good_col} AS DOUBLE) AS good, \
-                 CAST(count(*) FILTER (WHERE ({total})) AS DOUBLE) AS total \
-                 FROM {table} WHERE {in_range} AND ({any}) GROUP BY bucket{group_cols}",
-                select_groups("")
-            )
-        }
-        SliKind::Threshold {
-            filter,
-            value,
-            op,
-            threshold,
-        } => format!(
+    if let Some(agg) = row_aggregates(def) {
+        return format!(
             "SELECT CAST({time} AS BIGINT) / {bucket_ns} AS bucket, {}\
-             CAST(count(*) FILTER (WHERE ({value}) {} {threshold:?}) AS DOUBLE) AS good, \
-             CAST(count(*) AS DOUBLE) AS total \
-             FROM {table} WHERE {in_range} AND ({filter}) GROUP BY bucket{group_cols}",
+             CAST({} AS DOUBLE) AS good, CAST({} AS DOUBLE) AS total \
+             FROM {table} WHERE {in_range} AND ({}) GROUP BY bucket{group_cols}",
             select_groups(""),
-            op.sql()
-        ),
+            agg.good,
+            agg.total,
+            agg.selection
+        );
+    }
+    match &def.sli.kind {
+        SliKind::Rows { .. } | SliKind::Threshold { .. } => unreachable!("row aggregates above"),
         SliKind::Counter { good, bad, total } => {
             let (good_flag, good_value) = match (good, bad) {
                 (Some(g), _) => (format!("({g})"), "inc_good"),

@@ -18,8 +18,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
-    metric,
-    number_data_point,
+    metric, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, status};
@@ -632,9 +631,18 @@ async fn gauge_thresholds_over_timeslices_and_a_calendar_month() {
     let engine = engine(&memory, &clock, Duration::from_secs(120)).await;
     let rolling = "    - duration: 7d\n      isRolling: true";
     let calendar = "    - duration: 1M\n      isRolling: false\n      calendar:\n        startTime: \"2024-01-01 00:00:00\"\n        timeZone: Europe/Berlin";
-    engine.put("slices", &gauge_slo("slices", "Timeslices", rolling)).await.unwrap();
-    engine.put("ratios", &gauge_slo("ratios", "RatioTimeslices", rolling)).await.unwrap();
-    engine.put("month", &gauge_slo("month", "Timeslices", calendar)).await.unwrap();
+    engine
+        .put("slices", &gauge_slo("slices", "Timeslices", rolling))
+        .await
+        .unwrap();
+    engine
+        .put("ratios", &gauge_slo("ratios", "RatioTimeslices", rolling))
+        .await
+        .unwrap();
+    engine
+        .put("month", &gauge_slo("month", "Timeslices", calendar))
+        .await
+        .unwrap();
     // Four points a minute for four minutes, 3, 4, 2 and 0 of them under the
     // threshold: slices 0.75 (good), 1 (good), 0.5, 0; and a good slice just
     // before the Berlin month began (2026-02-28T23:00Z), one just after.
@@ -662,13 +670,132 @@ async fn gauge_thresholds_over_timeslices_and_a_calendar_month() {
     let slices = get("slices");
     // The four recent slices (those around the month start are older than
     // the 7-day period); the first two good.
-    assert_eq!(slices.period, Counts { good: 2.0, total: 4.0 });
+    assert_eq!(
+        slices.period,
+        Counts {
+            good: 2.0,
+            total: 4.0
+        }
+    );
     let ratios = get("ratios");
     assert_eq!(ratios.period.total, 4.0);
     assert!((ratios.period.good - (0.75 + 1.0 + 0.5 + 0.0)).abs() < 1e-12);
     let month = get("month");
     assert_eq!(month.period_start_ns, month_start);
-    assert_eq!(month.period, Counts { good: 3.0, total: 5.0 }, "February's slice is not in March");
+    assert_eq!(
+        month.period,
+        Counts {
+            good: 3.0,
+            total: 5.0
+        },
+        "February's slice is not in March"
+    );
     // 10-minute windows: 2 bad slices of 4 at a 10% budget burn at 5.
-    assert!((slices.burn_rates["30m"] - 5.0).abs() < 1e-12, "{:?}", slices.burn_rates);
+    assert!(
+        (slices.burn_rates["30m"] - 5.0).abs() < 1e-12,
+        "{:?}",
+        slices.burn_rates
+    );
+}
+
+/// SLOs without groups on one table share a scan once they are caught up;
+/// each still gets its own counts.
+#[tokio::test]
+async fn caught_up_slos_of_a_table_are_computed_in_one_scan() {
+    let memory = Arc::new(Memory::default());
+    let clock = Arc::new(ManualClock::new(T0));
+    let engine = engine(&memory, &clock, Duration::from_secs(120)).await;
+    let ok = ROUTE_SLO.replace("shop-latency", "ok").replace(
+        "              groupBy: [http_route]\n              maxGroups: 2\n",
+        "",
+    );
+    let errors = ok
+        .replace("name: ok", "name: errors")
+        .replace("good:", "bad:")
+        .replace(
+            "service_name = 'shop' AND status_code <> 'ERROR' AND duration_ns <= 300e6",
+            "service_name = 'shop' AND status_code = 'ERROR'",
+        );
+    let threshold = r#"
+apiVersion: openslo/v1
+kind: SLO
+metadata:
+  name: fast
+spec:
+  service: shop
+  indicator:
+    metadata:
+      name: fast-spans
+    spec:
+      thresholdMetric:
+        metricSource:
+          type: smolder
+          spec:
+            table: spans
+            filter: "service_name = 'shop'"
+            value: "duration_ns / 1e6"
+  timeWindow:
+    - duration: 7d
+      isRolling: true
+  budgetingMethod: Occurrences
+  objectives:
+    - op: lte
+      value: 100
+      target: 0.9
+"#;
+    for (id, yaml) in [
+        ("ok", ok.as_str()),
+        ("errors", errors.as_str()),
+        ("fast", threshold),
+    ] {
+        engine.put(id, yaml).await.unwrap();
+    }
+    // The first tick catches up on history SLO by SLO.
+    clock.set(T0 + MIN);
+    engine.tick().await;
+    // Then 10 spans: 2 errors (0, 1), 4 slow (0, 7, 8, 9).
+    let spans: Vec<Span> = (0..10)
+        .map(|i| {
+            span(
+                "/pay",
+                T0 + MIN + i * SEC,
+                if i >= 7 || i == 0 { 500 } else { 20 },
+                i < 2,
+                1000 + i as u64,
+            )
+        })
+        .collect();
+    let converted = smolder_ingest::convert::spans(&spans_request("shop", spans)).unwrap();
+    memory.push(Table::Spans, converted.batch);
+    clock.set(T0 + 2 * MIN);
+    let report = engine.tick().await;
+    assert_eq!((report.updated, report.failed), (3, 0));
+    let snap = engine.snapshot();
+    let period = |id: &str| {
+        let s = snap.slos.iter().find(|s| s.definition.id == id).unwrap();
+        assert!(s.error.is_none(), "{:?}", s.error);
+        s.instances[0].evaluation.period
+    };
+    // ok: neither an error nor slow — 10 − 5.
+    assert_eq!(
+        period("ok"),
+        Counts {
+            good: 5.0,
+            total: 10.0
+        }
+    );
+    assert_eq!(
+        period("errors"),
+        Counts {
+            good: 8.0,
+            total: 10.0
+        }
+    );
+    assert_eq!(
+        period("fast"),
+        Counts {
+            good: 6.0,
+            total: 10.0
+        }
+    );
 }
