@@ -283,6 +283,23 @@ impl SloEngine {
         for p in &problems {
             tracing::warn!(problem = %p, "An SLO file has a problem; the SLO is not loaded.");
         }
+        // A file that no longer loads keeps its SLOs' last good definitions,
+        // so a typo does not drop an SLO (and its alerts) until it is fixed.
+        let broken: std::collections::BTreeSet<&str> = problems
+            .iter()
+            .map(|p| p.file.as_str())
+            .filter(|f| !f.is_empty())
+            .collect();
+        let previous = self.file_defs.read().expect("lock").clone();
+        for old in previous {
+            if let Origin::File(file) = &old.origin
+                && broken.contains(file.as_str())
+                && !slos.iter().any(|s| s.id == old.id)
+            {
+                tracing::warn!(slo = %old.id, file = %file, "Keeping the SLO's last good definition until its file loads again.");
+                slos.push(old);
+            }
+        }
         tracing::info!(dir = %dir.display(), slos = slos.len(), problems = problems.len(), "Loaded SLO definitions.");
         *self.file_defs.write().expect("lock") = slos;
         *self.problems.write().expect("lock") = problems;
@@ -352,8 +369,9 @@ impl SloEngine {
         }
         for id in old.keys() {
             if !next.contains_key(id) {
-                tracing::info!(slo = %id, "SLO removed; forgetting its rollups.");
-                self.db.forget(id)?;
+                // Its stored buckets stay: restoring the definition restores
+                // them (an SLO deleted through the API forgets them).
+                tracing::info!(slo = %id, "SLO removed.");
             }
         }
         *self.runtimes.write().expect("lock") = next;
@@ -502,6 +520,9 @@ impl SloEngine {
         let existed = self.db.delete_api(id)?;
         self.api_defs.write().expect("lock").retain(|d| d.id != id);
         self.rebuild()?;
+        if existed {
+            self.db.forget(id)?;
+        }
         Ok(existed)
     }
 

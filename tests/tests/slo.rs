@@ -383,4 +383,45 @@ slos:
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+
+    // Breaking a loaded file keeps its SLO's last good definition; deleting
+    // the file removes the SLO.
+    std::fs::write(
+        slos.path().join("more.yaml"),
+        "apiVersion: openslo/v1\nkind: SLO\nmetadata: [",
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, list) = get(&server, "/api/v1/slos");
+        let problems = list["problems"].as_array().unwrap();
+        if problems
+            .iter()
+            .any(|p| p["file"].as_str().unwrap().ends_with("more.yaml"))
+        {
+            let ids: Vec<&str> = list["slos"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["id"].as_str().unwrap())
+                .collect();
+            assert_eq!(ids, ["shop-availability", "shop-strict"], "{list:#}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "more.yaml was not reported: {list:#}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::fs::remove_file(slos.path().join("more.yaml")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = get(&server, "/api/v1/slos/shop-strict");
+        if status == 404 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "shop-strict was not removed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
