@@ -214,6 +214,7 @@ mod tests {
             labels: Default::default(),
             notification_targets: vec![],
             origin: Default::default(),
+            sli_fields: Default::default(),
         }
     }
 

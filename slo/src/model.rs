@@ -46,9 +46,25 @@ pub struct SloDefinition {
     pub labels: BTreeMap<String, String>,
     /// OpenSLO `AlertNotificationTarget`s of the SLO's alert policies.
     pub notification_targets: Vec<NotificationTarget>,
-    /// The source text of the SLO's documents, as loaded.
+    /// Where the SLO came from.
     #[serde(skip)]
     pub origin: Origin,
+    /// Where each SQL expression of the indicator was written (`good.filter`,
+    /// `total.filter`, `filter`, `value`, `groupBy`, and `indicator` for the
+    /// whole), so problems found later name the document and field.
+    #[serde(skip)]
+    pub sli_fields: BTreeMap<String, Location>,
+}
+
+/// A place in an SLO file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The file (`api` for a request body).
+    pub file: String,
+    /// The YAML document, counting from 1.
+    pub document: usize,
+    /// The field's path.
+    pub field: String,
 }
 
 /// Where a definition came from.

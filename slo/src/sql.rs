@@ -32,16 +32,52 @@ pub async fn check_definition(
         Origin::File(f) => f.clone(),
         Origin::Api => "api".to_string(),
     };
-    let problem = |field: &str, message: String| Problem {
-        file: origin.clone(),
-        document: 0,
-        field: format!("SLO {}: {field}", def.id),
-        message,
+    let problem = |field: &str, message: String| match def.sli_fields.get(field) {
+        Some(at) => Problem {
+            file: if def.origin == Origin::Api {
+                "api".to_string()
+            } else {
+                at.file.clone()
+            },
+            document: at.document,
+            field: at.field.clone(),
+            message: format!("SLO {}: {message}", def.id),
+        },
+        None => Problem {
+            file: origin.clone(),
+            document: 0,
+            field: format!("SLO {}: {field}", def.id),
+            message,
+        },
     };
     let mut problems = Vec::new();
     for (field, expr) in expressions(def) {
         if let Err(e) = check_expression(expr) {
             problems.push(problem(field, e));
+        }
+    }
+    let options = || {
+        SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false)
+    };
+    // Each expression alone first, so that an unknown column or a type error
+    // names its field.
+    if problems.is_empty() {
+        let table = def.sli.table.name();
+        for (field, expr) in expressions(def) {
+            let sql = match field {
+                "value" | "groupBy" => format!("SELECT ({expr}) FROM {table}"),
+                _ => format!("SELECT count(*) FROM {table} WHERE ({expr})"),
+            };
+            let planned = match ctx.sql_with_options(&sql, options()).await {
+                Ok(df) => df.create_physical_plan().await.map(drop),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = planned {
+                problems.push(problem(field, format!("{expr:?}: {e}")));
+            }
         }
     }
     if problems.is_empty() {
@@ -52,13 +88,9 @@ pub async fn check_definition(
             lookback_ns: 0,
         };
         let sql = rollup_query(def, range);
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
         // Down to the physical plan, so type errors surface now, not at the
         // first tick.
-        let planned = match ctx.sql_with_options(&sql, options).await {
+        let planned = match ctx.sql_with_options(&sql, options()).await {
             Ok(df) => df.create_physical_plan().await.map(drop),
             Err(e) => Err(e),
         };

@@ -550,6 +550,12 @@ async fn bad_sql_is_refused_when_the_slo_is_created() {
     let problems = engine.put("shop-latency", &yaml).await.unwrap_err();
     let text = problems[0].to_string();
     assert!(text.contains("no_such_column"), "{text}");
+    // The problem names the document and the field of the expression.
+    assert_eq!(problems[0].document, 1);
+    assert_eq!(
+        problems[0].field,
+        "spec.indicator.spec.ratioMetric.good.metricSource.spec.filter"
+    );
     let yaml = ROUTE_SLO.replace(
         "service_name = 'shop'\"\n              groupBy",
         "service_name = 'shop') OR (true\"\n              groupBy",

@@ -28,8 +28,8 @@ use smolder_common::Table;
 
 use super::{Defaults, Doc, Problem, Span, parse_duration, parse_span};
 use crate::model::{
-    AlertWindow, Budgeting, NotificationTarget, Op, Origin, Period, Sli, SliKind, SloDefinition,
-    default_alert_windows,
+    AlertWindow, Budgeting, Location, NotificationTarget, Op, Origin, Period, Sli, SliKind,
+    SloDefinition, default_alert_windows,
 };
 
 /// Annotation: the low-traffic guard (events per window).
@@ -421,7 +421,7 @@ fn build_slo(
     for (i, objective) in spec.objectives.iter().enumerate() {
         let at = format!("spec.objectives[{i}]");
         let result = build_objective(doc, &at, &spec, objective, registry, defaults);
-        let (sli, group_by, max_groups, budgeting, target) = match result {
+        let (sli, group_by, max_groups, budgeting, target, sli_fields) = match result {
             Ok(x) => x,
             Err(mut p) => {
                 problems.append(&mut p);
@@ -466,6 +466,7 @@ fn build_slo(
             labels: labels.clone(),
             notification_targets: targets.clone(),
             origin: Origin::File(doc.file.clone()),
+            sli_fields,
         });
     }
     if problems.is_empty() {
@@ -581,7 +582,14 @@ fn period(doc: &Doc, windows: &[TimeWindow]) -> Result<Period, Problem> {
     }
 }
 
-type BuiltObjective = (Sli, Vec<String>, usize, Budgeting, f64);
+type BuiltObjective = (
+    Sli,
+    Vec<String>,
+    usize,
+    Budgeting,
+    f64,
+    BTreeMap<String, Location>,
+);
 
 fn build_objective(
     doc: &Doc,
@@ -703,15 +711,64 @@ fn build_objective(
         build_sli(
             sli_doc, &field, &value, objective, at, doc, registry, defaults,
         )
+        .map(|built| {
+            let fields = sli_fields(sli_doc, &field, &built.0);
+            (built, fields)
+        })
         .map_err(|mut p| problems.append(&mut p))
         .ok()
     });
     match (sli, budgeting) {
-        (Some((sli, group_by, max_groups)), Some(budgeting)) if problems.is_empty() => {
-            Ok((sli, group_by, max_groups, budgeting, target))
+        (Some(((sli, group_by, max_groups), fields)), Some(budgeting)) if problems.is_empty() => {
+            Ok((sli, group_by, max_groups, budgeting, target, fields))
         }
         _ => Err(problems),
     }
+}
+
+/// Where each SQL expression of an SLI stands in its document, for
+/// problems found once the SLI is built (see [`SloDefinition::sli_fields`]).
+fn sli_fields(doc: &Doc, at: &str, sli: &Sli) -> BTreeMap<String, Location> {
+    let at_field = |path: String| Location {
+        file: doc.file.clone(),
+        document: doc.index,
+        field: path,
+    };
+    let mut out = BTreeMap::new();
+    out.insert("indicator".to_string(), at_field(at.to_string()));
+    let ratio = format!("{at}.ratioMetric");
+    let spec_of = |part: &str| format!("{ratio}.{part}.metricSource.spec");
+    match &sli.kind {
+        SliKind::Rows { .. } | SliKind::Counter { .. } => {
+            for part in ["good", "bad", "total"] {
+                out.insert(
+                    format!("{part}.filter"),
+                    at_field(format!("{}.filter", spec_of(part))),
+                );
+            }
+            out.insert(
+                "groupBy".into(),
+                at_field(format!("{}.groupBy", spec_of("total"))),
+            );
+        }
+        SliKind::Histogram { .. } => {
+            out.insert(
+                "filter".into(),
+                at_field(format!("{}.filter", spec_of("total"))),
+            );
+            out.insert(
+                "groupBy".into(),
+                at_field(format!("{}.groupBy", spec_of("total"))),
+            );
+        }
+        SliKind::Threshold { .. } => {
+            let spec = format!("{at}.thresholdMetric.metricSource.spec");
+            for part in ["filter", "value", "groupBy"] {
+                out.insert(part.to_string(), at_field(format!("{spec}.{part}")));
+            }
+        }
+    }
+    out
 }
 
 fn sli_ref<'a>(

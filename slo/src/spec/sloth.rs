@@ -22,7 +22,7 @@ use serde::Deserialize;
 use smolder_common::Table;
 
 use super::{Defaults, Doc, Problem};
-use crate::model::{Origin, Period, Sli, SliKind, SloDefinition, default_alert_windows};
+use crate::model::{Location, Origin, Period, Sli, SliKind, SloDefinition, default_alert_windows};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -189,6 +189,21 @@ pub(crate) fn translate(doc: &Doc, defaults: Defaults) -> Result<Vec<SloDefiniti
             labels,
             notification_targets: Vec::new(),
             origin: Origin::File(doc.file.clone()),
+            sli_fields: [
+                ("bad.filter", "sli.events.error_query"),
+                ("total.filter", "sli.events.total_query"),
+                ("indicator", "sli.events"),
+            ]
+            .into_iter()
+            .map(|(k, path)| {
+                let location = Location {
+                    file: doc.file.clone(),
+                    document: doc.index,
+                    field: format!("{at}.{path}"),
+                };
+                (k.to_string(), location)
+            })
+            .collect(),
         });
     }
     if problems.is_empty() {
