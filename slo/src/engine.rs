@@ -168,6 +168,8 @@ pub struct SloEngine {
     problems: RwLock<Vec<Problem>>,
     dir_stamp: std::sync::Mutex<Vec<(PathBuf, SystemTime, u64)>>,
     ticks: std::sync::atomic::AtomicU64,
+    /// Updates not yet stored because the database failed.
+    unsaved: std::sync::Mutex<Vec<Update>>,
 }
 
 impl std::fmt::Debug for SloEngine {
@@ -181,6 +183,10 @@ impl std::fmt::Debug for SloEngine {
 /// Time one SLO may spend catching up on history per tick; the rest waits
 /// for the next tick, so evaluation of every SLO stays current.
 const BACKFILL_BUDGET: Duration = Duration::from_secs(2);
+
+/// Updates kept for a database that fails, at most (about an hour of ticks
+/// for 100 SLOs at the default interval).
+const MAX_UNSAVED: usize = 50_000;
 
 fn now_index(ns: i64, bucket_ns: i64) -> i64 {
     ns.div_euclid(bucket_ns)
@@ -208,6 +214,7 @@ impl SloEngine {
             problems: RwLock::new(Vec::new()),
             dir_stamp: std::sync::Mutex::new(Vec::new()),
             ticks: std::sync::atomic::AtomicU64::new(0),
+            unsaved: std::sync::Mutex::new(Vec::new()),
         });
         let api_docs = engine.db.api_slos()?;
         let mut api = Vec::new();
@@ -571,18 +578,31 @@ impl SloEngine {
         } else {
             Vec::new()
         };
+        // Updates a failed store left behind go first: each replaces its
+        // range, so applying them in order leaves the database right.
+        let mut pending =
+            std::mem::take(&mut *self.unsaved.lock().unwrap_or_else(|e| e.into_inner()));
+        pending.extend(updates);
         let persisted = tokio::task::spawn_blocking(move || {
-            db.apply(&updates)?;
-            for (slo, before) in prune {
-                db.prune(&slo, before)?;
-            }
-            Ok::<_, Error>(())
+            let result = db.apply(&pending).and_then(|()| {
+                for (slo, before) in prune {
+                    db.prune(&slo, before)?;
+                }
+                Ok(())
+            });
+            (pending, result)
         })
         .await;
         match persisted {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "Storing SLO rollups failed; they are recomputed after a restart.")
+            Ok((_, Ok(()))) => {}
+            Ok((mut pending, Err(e))) => {
+                tracing::error!(error = %e, updates = pending.len(), "Storing SLO rollups failed; retrying at the next tick.");
+                if pending.len() > MAX_UNSAVED {
+                    // Beyond this the database is rebuilt from the raw data
+                    // after a restart, as far as it is still kept.
+                    pending.drain(..pending.len() - MAX_UNSAVED);
+                }
+                *self.unsaved.lock().unwrap_or_else(|e| e.into_inner()) = pending;
             }
             Err(e) => tracing::error!(error = %e, "Storing SLO rollups panicked."),
         }

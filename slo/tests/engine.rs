@@ -805,3 +805,66 @@ spec:
         }
     );
 }
+
+/// A tick whose rollups cannot be stored keeps them and stores them with the
+/// next one, so the database never misses a range.
+#[tokio::test]
+async fn rollups_a_failed_store_left_behind_are_stored_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("slo.db");
+    let memory = Arc::new(Memory::default());
+    let clock = Arc::new(ManualClock::new(T0));
+    let source: Arc<dyn TableSource> = Arc::clone(&memory) as Arc<dyn TableSource>;
+    let query = QueryEngine::new(vec![source], QueryLimits::default()).unwrap();
+    let engine = SloEngine::new(
+        query.context().clone(),
+        Db::open(&path).unwrap(),
+        Arc::clone(&clock) as Arc<dyn smolder_common::clock::Clock>,
+        EngineOptions {
+            backfill_chunk: Duration::from_secs(40 * 86_400),
+            ..EngineOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let slo = ROUTE_SLO.replace(
+        "              groupBy: [http_route]\n              maxGroups: 2\n",
+        "",
+    );
+    engine.put("shop-latency", &slo).await.unwrap();
+    let add = |at: i64, id: u64| {
+        let request = spans_request("shop", vec![span("/pay", at, 20, false, id)]);
+        memory.push(
+            Table::Spans,
+            smolder_ingest::convert::spans(&request).unwrap().batch,
+        );
+    };
+    let stored = || {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.query_row("SELECT COALESCE(sum(total), 0) FROM rollups", [], |r| {
+            r.get::<_, f64>(0)
+        })
+        .unwrap()
+    };
+    add(T0 + 30 * SEC, 1);
+    clock.set(T0 + MIN);
+    engine.tick().await;
+    assert_eq!(stored(), 1.0);
+    // The database fails: its rollups table is gone for a tick.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("ALTER TABLE rollups RENAME TO rollups_away")
+        .unwrap();
+    // Older than the next tick's recomputed range (from 9 minutes on).
+    add(T0 + 5 * MIN, 2);
+    clock.set(T0 + 11 * MIN);
+    engine.tick().await;
+    conn.execute_batch("ALTER TABLE rollups_away RENAME TO rollups")
+        .unwrap();
+    assert_eq!(stored(), 1.0, "the failed tick stored nothing");
+    add(T0 + 20 * MIN, 3);
+    clock.set(T0 + 21 * MIN);
+    engine.tick().await;
+    assert_eq!(stored(), 3.0, "the next tick stored both");
+    let snap = engine.snapshot();
+    assert_eq!(snap.slos[0].instances[0].evaluation.period.total, 3.0);
+}
