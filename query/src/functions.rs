@@ -21,7 +21,7 @@
 //!   number of observations of an exponential histogram at or below
 //!   `threshold` (> 0), which must be a bucket bound (a power of
 //!   2^(2^-scale)); zero and negative observations all count.
-//! * `series_hash(value, …)` — a 64-bit hash of its arguments (any types,
+//! * `series_hash(value, …)` — a 64-bit hash (BIGINT) of its arguments (any types,
 //!   maps included), to tell metric series apart, e.g. in
 //!   `PARTITION BY series_hash(metric_name, attributes, resource_attributes)`.
 //!
@@ -32,8 +32,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Float64Builder, ListArray, ListBuilder, UInt64Array,
-    UInt64Builder,
+    Array, ArrayRef, AsArray, Float64Array, Float64Builder, Int64Array, ListArray, ListBuilder,
+    UInt64Array, UInt64Builder,
 };
 use datafusion::arrow::datatypes::{
     DataType, Field, FieldRef, Float64Type, Int32Type, TimeUnit, TimestampNanosecondType,
@@ -688,7 +688,7 @@ impl ScalarUDFImpl for SeriesHash {
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(DataType::UInt64)
+        Ok(DataType::Int64)
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
@@ -697,7 +697,9 @@ impl ScalarUDFImpl for SeriesHash {
         // A fixed seed: equal values hash equally across batches and queries.
         let state = QualityRandomState::with_seed(0x0073_6d6f_6c64_6572);
         create_hashes(&arrays, &state, &mut hashes)?;
-        Ok(ColumnarValue::Array(Arc::new(UInt64Array::from(hashes))))
+        // As signed integers: they travel through SQL literals unharmed.
+        let hashes: Vec<i64> = hashes.into_iter().map(|h| h as i64).collect();
+        Ok(ColumnarValue::Array(Arc::new(Int64Array::from(hashes))))
     }
 }
 

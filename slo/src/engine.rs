@@ -27,7 +27,9 @@ use crate::model::{Origin, SloDefinition, duration_ns};
 use crate::persist::{Db, StoredState, Update};
 use crate::rollup::Rollup;
 use crate::spec::{self, Defaults, Problem};
-use crate::sql::{Range, batch_query, check_definition, rollup_query, row_aggregates};
+use crate::sql::{
+    Baseline, Range, baseline_query, batch_query, check_definition, rollup_query, row_aggregates,
+};
 use crate::{Error, Result};
 
 /// How the engine runs.
@@ -82,6 +84,9 @@ struct InstanceState {
     dropped_groups: u64,
     last_error: Option<String>,
     last_update: Option<Duration>,
+    /// Counters and histograms: the last point of each cumulative series
+    /// before the range the next update reads, by series hash.
+    baselines: HashMap<i64, Baseline>,
 }
 
 #[derive(Debug)]
@@ -349,6 +354,7 @@ impl SloEngine {
                         dropped_groups: s.dropped_groups,
                         last_error: s.last_error.clone(),
                         last_update: s.last_update,
+                        baselines: s.baselines.clone(),
                     });
                     if let Some(state) = state {
                         let capacity = self.capacity(&def, now);
@@ -402,6 +408,7 @@ impl SloEngine {
             dropped_groups: 0,
             last_error: None,
             last_update: None,
+            baselines: HashMap::new(),
         }
     }
 
@@ -714,20 +721,37 @@ impl SloEngine {
         rows: &mut Vec<(String, i64, f64, f64)>,
     ) -> Result<()> {
         let b = rt.bucket_ns;
+        let lookback = duration_ns(self.options.counter_lookback);
+        let baselines: Vec<Baseline> = st.baselines.values().copied().collect();
         let sql = rollup_query(
             &rt.def,
             Range {
                 bucket_ns: b,
                 from_ns: from,
                 to_ns: to,
-                lookback_ns: duration_ns(self.options.counter_lookback),
+                lookback_ns: lookback,
             },
+            &baselines,
         );
         let batches = self.run(&sql).await?;
         let groups = rt.def.group_by.len();
         let mut results: BTreeMap<GroupKey, Vec<(i64, [f64; 2])>> = BTreeMap::new();
         for batch in &batches {
             read_batch(batch, groups, &mut results);
+        }
+        // The last point of each cumulative series before what the next
+        // update reads: its previous point even after a long silence.
+        let read_from = from - lookback;
+        let cutoff = (to - duration_ns(self.options.lateness)).div_euclid(b) * b - lookback;
+        if cutoff > read_from
+            && let Some(sql) = baseline_query(&rt.def, read_from, cutoff)
+        {
+            for batch in self.run(&sql).await? {
+                read_baselines(&batch, &mut st.baselines);
+            }
+            // Series silent for a whole horizon are gone.
+            let oldest = now - duration_ns(rt.def.horizon(now));
+            st.baselines.retain(|_, b| b.time >= oldest);
         }
         apply_results(rt, st, (from, to), now, results, rows);
         Ok(())
@@ -947,6 +971,33 @@ fn apply_results(
         }
     }
     st.watermark = to;
+}
+
+/// Keeps the newest point per series of a baseline query's result.
+fn read_baselines(batch: &RecordBatch, out: &mut HashMap<i64, Baseline>) {
+    let sid = batch.column(0).as_primitive::<Int64Type>();
+    let time = batch.column(1).as_primitive::<Int64Type>();
+    let start = batch.column(2).as_primitive::<Int64Type>();
+    let good = batch.column(3).as_primitive::<Float64Type>();
+    let total = batch.column(4).as_primitive::<Float64Type>();
+    for row in 0..batch.num_rows() {
+        if sid.is_null(row) || time.is_null(row) || good.is_null(row) || total.is_null(row) {
+            continue;
+        }
+        let point = Baseline {
+            sid: sid.value(row),
+            time: time.value(row),
+            start: (!start.is_null(row)).then(|| start.value(row)),
+            good: good.value(row),
+            total: total.value(row),
+        };
+        match out.get(&point.sid) {
+            Some(known) if known.time >= point.time => {}
+            _ => {
+                out.insert(point.sid, point);
+            }
+        }
+    }
 }
 
 /// Splits the result of a batched query (`bucket`, then `good_i`, `total_i`

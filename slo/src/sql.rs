@@ -87,7 +87,7 @@ pub async fn check_definition(
             to_ns: 1,
             lookback_ns: 0,
         };
-        let sql = rollup_query(def, range);
+        let sql = rollup_query(def, range, &[]);
         // Down to the physical plan, so type errors surface now, not at the
         // first tick.
         let planned = match ctx.sql_with_options(&sql, options()).await {
@@ -171,6 +171,24 @@ fn ts(ns: i64) -> String {
         "TIMESTAMP '{}'",
         t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
     )
+}
+
+/// The last point of a cumulative series before a rollup query's range,
+/// kept by the engine so a series that exports rarely (or paused longer
+/// than the counter lookback) still counts its increase across the gap.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Baseline {
+    /// `series_hash` of the series.
+    pub sid: i64,
+    /// Time of the point (Unix ns).
+    pub time: i64,
+    /// Its start time (Unix ns), if any.
+    pub start: Option<i64>,
+    /// Its good value (the counter, or the histogram's count at or below
+    /// the threshold).
+    pub good: f64,
+    /// Its total value.
+    pub total: f64,
 }
 
 /// What a rollup query covers.
@@ -283,8 +301,10 @@ pub fn batch_query(defs: &[&SloDefinition], range: Range) -> Option<String> {
     ))
 }
 
-/// The rollup query of `def` for the events of `range`.
-pub fn rollup_query(def: &SloDefinition, range: Range) -> String {
+/// The rollup query of `def` for the events of `range`. Counters and
+/// histograms take `baselines` (points before the range read) as the
+/// previous point of their series.
+pub fn rollup_query(def: &SloDefinition, range: Range, baselines: &[Baseline]) -> String {
     let Range {
         bucket_ns,
         from_ns,
@@ -319,13 +339,47 @@ pub fn rollup_query(def: &SloDefinition, range: Range) -> String {
             agg.selection
         );
     }
+    let Some((points, selection)) = point_columns(def) else {
+        unreachable!("every SLI counts rows or points");
+    };
+    let (good_sum, total_sum) = match &def.sli.kind {
+        SliKind::Counter {
+            good: None,
+            bad: Some(_),
+            ..
+        } => (
+            "COALESCE(sum(inc_total) FILTER (WHERE is_total), 0) - COALESCE(sum(inc_good) FILTER (WHERE is_good), 0)",
+            "sum(inc_total) FILTER (WHERE is_total)",
+        ),
+        SliKind::Counter { .. } => (
+            "sum(inc_good) FILTER (WHERE is_good)",
+            "sum(inc_total) FILTER (WHERE is_total)",
+        ),
+        _ => ("sum(inc_good)", "sum(inc_total)"),
+    };
+    increments(
+        def,
+        range,
+        &PointQuery {
+            points: &points,
+            selection: &selection,
+            good_sum,
+            total_sum,
+        },
+        baselines,
+    )
+}
+
+/// For counters and histograms: the point columns `vg`, `vt` (good and
+/// total value), `is_good`, `is_total`, and which points are read.
+fn point_columns(def: &SloDefinition) -> Option<(String, String)> {
     match &def.sli.kind {
-        SliKind::Rows { .. } | SliKind::Threshold { .. } => unreachable!("row aggregates above"),
+        SliKind::Rows { .. } | SliKind::Threshold { .. } => None,
         SliKind::Counter { good, bad, total } => {
-            let (good_flag, good_value) = match (good, bad) {
-                (Some(g), _) => (format!("({g})"), "inc_good"),
-                (None, Some(b)) => (format!("({b})"), "inc_good"),
-                (None, None) => ("false".to_string(), "inc_good"),
+            // With `bad`, `is_good` marks the bad series (good = total − bad).
+            let good_flag = match (good, bad) {
+                (Some(g), _) | (None, Some(g)) => format!("({g})"),
+                (None, None) => "false".to_string(),
             };
             let points = format!(
                 "COALESCE(value, CAST(value_int AS DOUBLE)) AS vg, \
@@ -333,25 +387,7 @@ pub fn rollup_query(def: &SloDefinition, range: Range) -> String {
                  COALESCE({good_flag}, false) AS is_good, COALESCE(({total}), false) AS is_total"
             );
             let selection = format!("metric_type = 'sum' AND ({good_flag} OR ({total}))");
-            let (good_sum, total_sum) = (
-                format!("sum({good_value}) FILTER (WHERE is_good)"),
-                "sum(inc_total) FILTER (WHERE is_total)".to_string(),
-            );
-            let good_sum = if bad.is_some() && good.is_none() {
-                format!("COALESCE({total_sum}, 0) - COALESCE({good_sum}, 0)")
-            } else {
-                good_sum
-            };
-            increments(
-                def,
-                range,
-                &PointQuery {
-                    points: &points,
-                    selection: &selection,
-                    good_sum: &good_sum,
-                    total_sum: &total_sum,
-                },
-            )
+            Some((points, selection))
         }
         SliKind::Histogram { filter, le } => {
             let points = format!(
@@ -362,16 +398,7 @@ pub fn rollup_query(def: &SloDefinition, range: Range) -> String {
             );
             let selection =
                 format!("metric_type IN ('histogram', 'exponential_histogram') AND ({filter})");
-            increments(
-                def,
-                range,
-                &PointQuery {
-                    points: &points,
-                    selection: &selection,
-                    good_sum: "sum(inc_good)",
-                    total_sum: "sum(inc_total)",
-                },
-            )
+            Some((points, selection))
         }
     }
 }
@@ -382,7 +409,12 @@ pub fn rollup_query(def: &SloDefinition, range: Range) -> String {
 /// decrease of the total). A series' first point counts whole when the
 /// series started inside the range read (its start time is after
 /// `from − lookback`), else it is the baseline.
-fn increments(def: &SloDefinition, range: Range, query: &PointQuery<'_>) -> String {
+fn increments(
+    def: &SloDefinition,
+    range: Range,
+    query: &PointQuery<'_>,
+    baselines: &[Baseline],
+) -> String {
     let Range {
         bucket_ns,
         from_ns,
@@ -412,6 +444,39 @@ fn increments(def: &SloDefinition, range: Range, query: &PointQuery<'_>) -> Stri
             ts(read_from)
         )
     };
+    // Baselines older than the range read join its points as rows that only
+    // serve as a previous point.
+    let read_from_ns = from_ns.saturating_sub(lookback_ns);
+    let baseline_rows: Vec<String> = baselines
+        .iter()
+        .filter(|b| b.time < read_from_ns)
+        .map(|b| {
+            format!(
+                "({}, {}, {}, {:?}, {:?})",
+                b.time,
+                b.start
+                    .map_or_else(|| "NULL".to_string(), |s| s.to_string()),
+                b.sid,
+                b.good,
+                b.total
+            )
+        })
+        .collect();
+    let null_groups: String = (0..def.group_by.len())
+        .map(|i| format!(", CAST(NULL AS VARCHAR) AS g{i}"))
+        .collect();
+    let union = if baseline_rows.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " UNION ALL SELECT arrow_cast(b.t, 'Timestamp(Nanosecond, Some(\"UTC\"))') AS t, \
+                 arrow_cast(b.st, 'Timestamp(Nanosecond, Some(\"UTC\"))') AS st, false AS is_delta, \
+                 CAST(b.sid AS BIGINT) AS sid, CAST(b.vg AS DOUBLE) AS vg, CAST(b.vt AS DOUBLE) AS vt, \
+                 CAST(NULL AS BOOLEAN) AS is_good, CAST(NULL AS BOOLEAN) AS is_total{null_groups} \
+               FROM (VALUES {}) AS b(t, st, sid, vg, vt)",
+            baseline_rows.join(", ")
+        )
+    };
     format!(
         "WITH pts AS (\
            SELECT time AS t, start_time AS st, CAST(temporality AS VARCHAR) = 'delta' AS is_delta, \
@@ -419,6 +484,7 @@ fn increments(def: &SloDefinition, range: Range, query: &PointQuery<'_>) -> Stri
                   {points}{groups} \
            FROM metrics \
            WHERE time >= {} AND time < {} AND (flags IS NULL OR (flags & {NO_RECORDED_VALUE}) = 0) AND {selection}\
+           {union}\
          ), prev AS (\
            SELECT *, lag(vg) OVER w AS pvg, lag(vt) OVER w AS pvt, lag(st) OVER w AS pst \
            FROM pts WINDOW w AS (PARTITION BY sid ORDER BY t)\
@@ -435,6 +501,27 @@ fn increments(def: &SloDefinition, range: Range, query: &PointQuery<'_>) -> Stri
         inc("vt", "pvt"),
         ts(from_ns),
     )
+}
+
+/// The last point before `cutoff_ns` of each cumulative series a counter or
+/// histogram SLI reads in `[read_from, cutoff)`: columns `sid`, `t`, `st`,
+/// `vg`, `vt` (times as Unix ns). `None` for other SLIs.
+pub fn baseline_query(def: &SloDefinition, read_from_ns: i64, cutoff_ns: i64) -> Option<String> {
+    let (points, selection) = point_columns(def)?;
+    Some(format!(
+        "WITH pts AS (\
+           SELECT time AS t, start_time AS st, CAST(temporality AS VARCHAR) = 'delta' AS is_delta, \
+                  series_hash(metric_name, service_name, attributes, resource_attributes, scope_name, scope_version) AS sid, \
+                  {points} \
+           FROM metrics \
+           WHERE time >= {} AND time < {} AND (flags IS NULL OR (flags & {NO_RECORDED_VALUE}) = 0) AND {selection}\
+         ) \
+         SELECT sid, CAST(last_value(t ORDER BY t) AS BIGINT) AS t, CAST(last_value(st ORDER BY t) AS BIGINT) AS st, \
+                last_value(vg ORDER BY t) AS vg, last_value(vt ORDER BY t) AS vt \
+         FROM pts WHERE NOT is_delta GROUP BY sid",
+        ts(read_from_ns),
+        ts(cutoff_ns),
+    ))
 }
 
 #[cfg(test)]

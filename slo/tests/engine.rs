@@ -227,10 +227,14 @@ fn points(all: &[Series]) -> Vec<Point> {
         let mut start = t;
         let (mut cum_r, mut cum_e) = (0u64, 0u64);
         let mut previous = t;
-        for step in &s.steps {
-            // A gap stays within the counter lookback (15 minutes here): a
-            // series silent for longer starts a new baseline, as documented.
-            t += s.every * MIN + if step.gap { 10 * MIN } else { 0 };
+        for (k, step) in s.steps.iter().enumerate() {
+            // A gap longer than the counter lookback (15 minutes here): the
+            // engine keeps each series' last point, so the increase across
+            // the gap still counts. (A series' first point comes within the
+            // lookback of its start: with no earlier point to go by, one
+            // that starts earlier is taken as running already.)
+            let gap = step.gap && k > 0;
+            t += s.every * MIN + if gap { 25 * MIN } else { 0 };
             if step.reset && !s.delta {
                 start = t - 20 * SEC;
                 cum_r = 0;
