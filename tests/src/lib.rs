@@ -45,6 +45,18 @@ pub fn span_count(
         .sum()
 }
 
+/// A string attribute, for building OTLP requests in tests.
+pub fn kv(key: &str, value: &str) -> opentelemetry_proto::tonic::common::v1::KeyValue {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     // At run time first: a build cache shared by two checkouts may hold this

@@ -23,7 +23,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric,
     number_data_point,
@@ -31,7 +30,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use serde_json::Value;
-use smolder_tests::{Server, http_post, http_request};
+use smolder_tests::{Server, http_post, http_request, kv};
 
 const MIN: i64 = 60;
 const SERIES: [&str; 3] = ["a", "b", "c"];
@@ -140,16 +139,6 @@ fn openmetrics(samples: &[Sample]) -> String {
     }
     out.push_str("# EOF\n");
     out
-}
-
-fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-        ..Default::default()
-    }
 }
 
 fn otlp(samples: &[&Sample]) -> Vec<u8> {

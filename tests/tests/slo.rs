@@ -8,12 +8,11 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, status};
 use prost::Message;
 use serde_json::Value;
-use smolder_tests::{Server, http_post, http_request};
+use smolder_tests::{Server, http_post, http_request, kv};
 
 const SLO: &str = r#"
 apiVersion: openslo/v1
@@ -53,16 +52,6 @@ fn now_ns() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_nanos() as i64
-}
-
-fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-        ..Default::default()
-    }
 }
 
 /// `n` spans of service `shop` starting at `start`, the first `errors` failed.
@@ -134,6 +123,16 @@ fn wait_for(server: &Server, id: &str, what: &str, done: impl Fn(&Value) -> bool
         assert!(Instant::now() < deadline, "waiting for {what}: {slo:#}");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The ids in a `GET /api/v1/slos` answer.
+fn slo_ids(list: &Value) -> Vec<&str> {
+    list["slos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect()
 }
 
 fn start(data: &Path, slos: &Path) -> Server {
@@ -368,12 +367,7 @@ slos:
                     .unwrap()
                     .contains("99 is not a fraction")
             );
-            let ids: Vec<&str> = list["slos"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| s["id"].as_str().unwrap())
-                .collect();
+            let ids = slo_ids(&list);
             assert_eq!(ids, ["shop-availability", "shop-strict"]);
             break;
         }
@@ -399,12 +393,7 @@ slos:
             .iter()
             .any(|p| p["file"].as_str().unwrap().ends_with("more.yaml"))
         {
-            let ids: Vec<&str> = list["slos"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| s["id"].as_str().unwrap())
-                .collect();
+            let ids = slo_ids(&list);
             assert_eq!(ids, ["shop-availability", "shop-strict"], "{list:#}");
             break;
         }
