@@ -74,7 +74,7 @@ impl Default for EngineOptions {
 /// A group's values, in the order of the SLO's `group_by`.
 pub type GroupKey = Vec<String>;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct InstanceState {
     groups: BTreeMap<GroupKey, Rollup>,
     /// Events before this time have been rolled up.
@@ -347,15 +347,7 @@ impl SloEngine {
                 }
                 if rt.fingerprint == fingerprint {
                     // Same rollups, other objective or alerting: keep the buckets.
-                    let state = rt.state.try_lock().ok().map(|s| InstanceState {
-                        groups: s.groups.clone(),
-                        watermark: s.watermark,
-                        horizon_start: s.horizon_start,
-                        dropped_groups: s.dropped_groups,
-                        last_error: s.last_error.clone(),
-                        last_update: s.last_update,
-                        baselines: s.baselines.clone(),
-                    });
+                    let state = rt.state.try_lock().ok().map(|s| s.clone());
                     if let Some(state) = state {
                         let capacity = self.capacity(&def, now);
                         let mut state = state;
@@ -431,10 +423,10 @@ impl SloEngine {
                 }
                 let loaded = buckets.len();
                 for (key, values) in buckets {
+                    // One pass over the ring (the rows come by bucket), each
+                    // block summed once.
                     let mut r = Rollup::new(def.budgeting, capacity, head);
-                    for (i, v) in values {
-                        r.replace(i, i, &[(i, v)]);
-                    }
+                    r.replace(oldest, head, &values);
                     state.groups.insert(key, r);
                 }
                 state.watermark = stored.watermark.max(state.horizon_start);
