@@ -165,7 +165,7 @@ pub fn expressions(def: &SloDefinition) -> Vec<(&'static str, &str)> {
 
 /// A timestamp literal DataFusion folds into a constant (so files and row
 /// groups are pruned by it).
-fn ts(ns: i64) -> String {
+pub fn ts(ns: i64) -> String {
     let t = chrono::DateTime::from_timestamp_nanos(ns);
     format!(
         "TIMESTAMP '{}'",

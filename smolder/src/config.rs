@@ -194,6 +194,10 @@ pub(crate) struct FileConfig {
     pub(crate) log: LogSection,
     #[serde(default)]
     pub(crate) slo: SloSection,
+    /// Alerting: receivers, routes, inhibition, maintenance windows,
+    /// scaling targets, delivery. Reloaded on SIGHUP and `POST /-/reload`.
+    #[serde(default)]
+    pub(crate) alerting: smolder_alerting::AlertingConfig,
 }
 
 /// `[slo]`: the SLO engine.
@@ -319,6 +323,10 @@ pub(crate) struct LogSection {
 /// The resolved configuration the server runs with.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Config {
+    /// The configuration file, re-read on reload.
+    pub(crate) config_path: Option<PathBuf>,
+    /// The `[alerting]` section.
+    pub(crate) alerting: smolder_alerting::AlertingConfig,
     /// Data directory.
     pub(crate) data_dir: PathBuf,
     /// OTLP/gRPC listener.
@@ -378,6 +386,8 @@ pub(crate) struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
+            config_path: None,
+            alerting: smolder_alerting::AlertingConfig::default(),
             data_dir: PathBuf::from("smolder-data"),
             otlp_grpc_addr: "0.0.0.0:4317".parse().expect("valid address"),
             otlp_http_addr: "0.0.0.0:4318".parse().expect("valid address"),
@@ -430,7 +440,8 @@ impl Config {
             Some(path) => FileConfig::load(path)?,
             None => FileConfig::default(),
         };
-        let config = Self::merge(args, &file);
+        let mut config = Self::merge(args, &file);
+        config.config_path.clone_from(&args.config);
         config.validate()?;
         Ok(config)
     }
@@ -438,6 +449,8 @@ impl Config {
     fn merge(args: &ServeArgs, file: &FileConfig) -> Self {
         let d = Self::default();
         Self {
+            config_path: None,
+            alerting: file.alerting.clone(),
             data_dir: args
                 .data_dir
                 .clone()
@@ -580,7 +593,16 @@ impl Config {
             "slo.min_events must not be negative"
         );
         anyhow::ensure!(self.slo_max_groups > 0, "slo.max_groups must be positive");
-        Ok(())
+        check_alerting(&self.alerting)
+    }
+}
+
+/// Checks the `[alerting]` section; the error lists every problem with its
+/// field.
+pub(crate) fn check_alerting(alerting: &smolder_alerting::AlertingConfig) -> anyhow::Result<()> {
+    match alerting.validate() {
+        Ok(()) => Ok(()),
+        Err(problems) => Err(smolder_alerting::Error::Config(problems).into()),
     }
 }
 

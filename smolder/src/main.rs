@@ -1,7 +1,8 @@
-//! The `smolder` binary: `serve`, `demo`, `loadgen` and `slo`.
+//! The `smolder` binary: `serve`, `demo`, `loadgen`, `slo` and `silence`.
 //!
 //! It wires the library crates together — ingest (OTLP receivers), storage
-//! (WAL, Parquet), query (DataFusion, SQL API) and slo (the SLO engine) — and
+//! (WAL, Parquet), query (DataFusion, SQL API), slo (the SLO engine) and
+//! alerting (alerts, routing, the outbox, receivers) — and
 //! owns configuration and process concerns:
 //! flags, environment, config file, logging, signals.
 
@@ -9,6 +10,7 @@ mod config;
 mod demo;
 mod loadgen;
 mod serve;
+mod silence_cli;
 mod slo_bench;
 mod slo_cli;
 
@@ -47,6 +49,8 @@ enum Command {
     Loadgen(loadgen::LoadgenArgs),
     /// Validate SLO files, or apply them to a running server.
     Slo(slo_cli::SloArgs),
+    /// Add, list and expire silences of a running server.
+    Silence(silence_cli::SilenceArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -85,6 +89,10 @@ async fn main() -> anyhow::Result<()> {
             init_logging(LogFormat::Text);
             let code = slo_cli::run(args).await?;
             std::process::exit(code);
+        }
+        Command::Silence(args) => {
+            init_logging(LogFormat::Text);
+            silence_cli::run(args).await
         }
     }
 }

@@ -225,6 +225,7 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
         },
     )?;
     let slo_engine = start_slo_engine(config, &engine, &mut registry).await?;
+    let alerting = start_alerting(config, &engine, addrs.http, &mut registry)?;
     let metrics_state = MetricsState {
         registry: Arc::new(registry),
         store: Arc::clone(&store),
@@ -232,7 +233,12 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
         gauges,
     };
     let api = api_router(Arc::new(engine), metrics_state)
-        .merge(smolder_slo::api::router(Arc::clone(&slo_engine)));
+        .merge(smolder_slo::api::router(Arc::clone(&slo_engine)))
+        .merge(smolder_alerting::api::router(Arc::clone(&alerting)))
+        .merge(reload_router(ReloadState {
+            alerting: Arc::clone(&alerting),
+            config: config.clone(),
+        }));
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     let signal = |mut rx: watch::Receiver<bool>| async move {
@@ -269,7 +275,44 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
     });
     tasks.spawn({
         let stop = signal(shutdown_rx.clone());
+        let alerting = Arc::clone(&alerting);
+        async move {
+            // Group timers and the delivery of the outbox.
+            alerting.run(stop).await;
+            Ok(())
+        }
+    });
+    #[cfg(unix)]
+    tasks.spawn({
+        let stop = signal(shutdown_rx.clone());
+        let reload = ReloadState {
+            alerting: Arc::clone(&alerting),
+            config: config.clone(),
+        };
+        async move {
+            // SIGHUP re-reads the configuration file's [alerting] section.
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                return Ok(());
+            };
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    () = &mut stop => return Ok(()),
+                    _ = hup.recv() => {
+                        if let Err(e) = reload.reload() {
+                            tracing::error!("Configuration reload refused: {e:#}");
+                        }
+                    }
+                }
+            }
+        }
+    });
+    tasks.spawn({
+        let stop = signal(shutdown_rx.clone());
         let interval = config.slo_interval;
+        let alerting = Arc::clone(&alerting);
         async move {
             // Rollup updates and evaluation of every SLO.
             let mut tick = tokio::time::interval(interval);
@@ -280,6 +323,7 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
                     () = &mut stop => return Ok(()),
                     _ = tick.tick() => {
                         let report = slo_engine.tick().await;
+                        alerting.observe(slo_engine.snapshot()).await;
                         tracing::debug!(
                             updated = report.updated,
                             failed = report.failed,
@@ -410,6 +454,73 @@ async fn start_slo_engine(
         &slo_engine,
     )));
     Ok(slo_engine)
+}
+
+/// Opens the alerting stage (`alerts.db` in the data directory) with the
+/// `[alerting]` configuration, and adds its metrics.
+fn start_alerting(
+    config: &Config,
+    engine: &QueryEngine,
+    http: SocketAddr,
+    registry: &mut Registry,
+) -> anyhow::Result<Arc<smolder_alerting::Alerting>> {
+    let db_path = config.data_dir.join("alerts.db");
+    let store = smolder_alerting::store::Store::open(&db_path)
+        .with_context(|| format!("opening the alerting database {}", db_path.display()))?;
+    let host = if http.ip().is_unspecified() {
+        format!("127.0.0.1:{}", http.port())
+    } else {
+        http.to_string()
+    };
+    let alerting = smolder_alerting::Alerting::new(
+        store,
+        engine.context().clone(),
+        Arc::new(SystemClock),
+        &config.alerting,
+        format!("http://{host}"),
+    )?;
+    registry.register_collector(Box::new(smolder_alerting::metrics::AlertingCollector::new(
+        &alerting,
+    )));
+    Ok(alerting)
+}
+
+/// What a configuration reload needs.
+#[derive(Clone)]
+struct ReloadState {
+    alerting: Arc<smolder_alerting::Alerting>,
+    config: Config,
+}
+
+impl ReloadState {
+    /// Re-reads the configuration file and applies its `[alerting]` section;
+    /// a file with problems is refused and the running configuration stays.
+    fn reload(&self) -> anyhow::Result<()> {
+        let Some(path) = &self.config.config_path else {
+            anyhow::bail!("smolder was started without --config; there is nothing to reload");
+        };
+        let file = crate::config::FileConfig::load(path)?;
+        crate::config::check_alerting(&file.alerting)?;
+        self.alerting.reload(&file.alerting)?;
+        Ok(())
+    }
+}
+
+/// `POST /-/reload`: re-reads the configuration file (as SIGHUP does); 400
+/// with the problems when it is refused.
+fn reload_router(state: ReloadState) -> Router {
+    Router::new()
+        .route(
+            "/-/reload",
+            post(|State(state): State<ReloadState>| async move {
+                match tokio::task::spawn_blocking(move || state.reload()).await {
+                    Ok(Ok(())) => (StatusCode::OK, "reloaded\n".to_string()),
+                    Ok(Err(e)) => (StatusCode::BAD_REQUEST, format!("{e:#}\n")),
+                    Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+                }
+            }),
+        )
+        .with_state(state)
 }
 
 /// Completes on SIGTERM or Ctrl-C.

@@ -1,0 +1,294 @@
+//! The alerting API.
+//!
+//! * `GET /api/v1/alerts` — active alerts (pending, firing, suppressed) with
+//!   state, since, values, silences and inhibitions, and receivers.
+//! * `GET /api/v1/alerts/history?slo=&limit=` — state changes, newest first.
+//! * `GET /api/v1/notifications?receiver=&state=&slo=&limit=` — deliveries
+//!   with receiver, attempts, state, last status and error.
+//! * `GET /api/v1/silences`, `POST /api/v1/silences`,
+//!   `DELETE /api/v1/silences/{id}` (expires it).
+//! * `GET /api/v1/scaling/{slo}` — burn rates as JSON for KEDA's
+//!   `metrics-api` scaler, with the scaling targets' state.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::manager::{Alerting, Error, instance_key};
+use crate::render::rfc3339;
+use crate::silence::Silence;
+
+/// The routes, with the alerting stage as state.
+pub fn router(alerting: Arc<Alerting>) -> Router {
+    Router::new()
+        .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/alerts/history", get(history))
+        .route("/api/v1/notifications", get(notifications))
+        .route("/api/v1/silences", get(silences).post(add_silence))
+        .route("/api/v1/silences/{id}", delete(expire_silence))
+        .route("/api/v1/scaling/{slo}", get(scaling))
+        .with_state(alerting)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            Error::Invalid(_) | Error::Config(_) => StatusCode::BAD_REQUEST,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        error(status, self.to_string())
+    }
+}
+
+async fn alerts(State(a): State<Arc<Alerting>>) -> Response {
+    let alerts = a.alerts().await;
+    Json(json!({ "alerts": alerts })).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct HistoryQuery {
+    slo: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn history(State(a): State<Arc<Alerting>>, Query(q): Query<HistoryQuery>) -> Response {
+    match a.history(q.slo.as_deref(), q.limit.unwrap_or(200).min(10_000)) {
+        Ok(h) => {
+            let items: Vec<Value> = h
+                .into_iter()
+                .map(|t| {
+                    json!({
+                        "at": rfc3339(t.at),
+                        "fingerprint": t.fingerprint,
+                        "slo": t.slo,
+                        "from": t.from,
+                        "to": t.to,
+                        "labels": t.labels,
+                        "summary": t.summary,
+                    })
+                })
+                .collect();
+            Json(json!({ "history": items })).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct NotificationsQuery {
+    receiver: Option<String>,
+    state: Option<String>,
+    slo: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn notifications(
+    State(a): State<Arc<Alerting>>,
+    Query(q): Query<NotificationsQuery>,
+) -> Response {
+    if let Some(s) = &q.state
+        && !["pending", "delivered", "failed", "dead"].contains(&s.as_str())
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("state: {s:?} is not one of pending, delivered, failed, dead"),
+        );
+    }
+    match a.store().deliveries(
+        q.receiver.as_deref(),
+        q.state.as_deref(),
+        q.slo.as_deref(),
+        q.limit.unwrap_or(200).min(10_000),
+    ) {
+        Ok(rows) => {
+            let items: Vec<Value> = rows
+                .into_iter()
+                .map(|d| {
+                    json!({
+                        "id": d.id,
+                        "receiver": d.receiver,
+                        "group_key": d.group_key,
+                        "status": d.status,
+                        "state": d.state,
+                        "attempts": d.attempts,
+                        "created_at": rfc3339(d.created_at),
+                        "next_attempt_at": (d.state == crate::store::DeliveryState::Pending).then(|| rfc3339(d.next_attempt_at)),
+                        "last_attempt_at": d.last_attempt_at.map(rfc3339),
+                        "delivered_at": d.delivered_at.map(rfc3339),
+                        "last_status": d.last_status,
+                        "last_error": d.last_error,
+                        "slos": d.slos,
+                    })
+                })
+                .collect();
+            Json(json!({ "notifications": items, "pending": a.deliverer().pending() }))
+                .into_response()
+        }
+        Err(e) => Error::from(e).into_response(),
+    }
+}
+
+async fn silences(State(a): State<Arc<Alerting>>) -> Response {
+    let items: Vec<Value> = a
+        .silences()
+        .await
+        .into_iter()
+        .map(|(s, status)| {
+            let mut v = serde_json::to_value(&s).unwrap_or_default();
+            v["status"] = json!(status);
+            v
+        })
+        .collect();
+    Json(json!({ "silences": items })).into_response()
+}
+
+/// Body of `POST /api/v1/silences`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSilence {
+    #[serde(default)]
+    id: Option<String>,
+    matchers: Vec<String>,
+    #[serde(default)]
+    starts_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    ends_at: Option<DateTime<Utc>>,
+    #[serde(default, with = "humantime_serde")]
+    duration: Option<Duration>,
+    created_by: String,
+    #[serde(default)]
+    comment: String,
+}
+
+async fn add_silence(State(a): State<Arc<Alerting>>, body: axum::body::Bytes) -> Response {
+    let new: NewSilence = match serde_json::from_slice(&body) {
+        Ok(n) => n,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the silence is not valid JSON: {e}"),
+            );
+        }
+    };
+    if new.created_by.trim().is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "created_by: say who creates the silence",
+        );
+    }
+    let starts_at = new.starts_at.unwrap_or_else(Utc::now);
+    let ends_at = match (new.ends_at, new.duration) {
+        (Some(_), Some(_)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "give ends_at or duration, not both",
+            );
+        }
+        (Some(e), None) => e,
+        (None, Some(d)) => {
+            starts_at + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+        }
+        (None, None) => return error(StatusCode::BAD_REQUEST, "ends_at or duration is required"),
+    };
+    let silence = Silence {
+        id: new.id.unwrap_or_default(),
+        matchers: new.matchers,
+        starts_at,
+        ends_at,
+        created_by: new.created_by,
+        comment: new.comment,
+        created_at: Utc::now(),
+    };
+    match a.add_silence(silence).await {
+        Ok(s) => (StatusCode::CREATED, Json(s)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn expire_silence(State(a): State<Arc<Alerting>>, Path(id): Path<String>) -> Response {
+    match a.expire_silence(&id).await {
+        Ok(s) => Json(s).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn scaling(State(a): State<Arc<Alerting>>, Path(slo): Path<String>) -> Response {
+    let Some(snapshot) = a.snapshot().await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "no SLO evaluation yet");
+    };
+    let Some(status) = snapshot.slos.iter().find(|s| s.definition.id == slo) else {
+        return error(StatusCode::NOT_FOUND, format!("no SLO {slo:?}"));
+    };
+    let alerts = a.alerts().await;
+    let states = a.scaling_state(&slo).await;
+    let mut max_rates: BTreeMap<String, f64> = BTreeMap::new();
+    let mut instances = Vec::new();
+    let mut worst = 0.0_f64;
+    let mut firing_any = false;
+    for inst in &status.instances {
+        let e = &inst.evaluation;
+        for (w, r) in &e.burn_rates {
+            let m = max_rates.entry(w.clone()).or_insert(0.0);
+            *m = m.max(*r);
+        }
+        let (burn, window) = crate::scaling::deciding_burn_rate(inst, "page");
+        worst = worst.max(burn);
+        let firing: Vec<&str> = alerts
+            .iter()
+            .filter(|s| {
+                s.alert.slo == slo
+                    && s.status != "pending"
+                    && inst
+                        .group
+                        .iter()
+                        .all(|(k, v)| s.alert.labels.get(k) == Some(v))
+            })
+            .map(|s| s.alert.labels.get("condition").map_or("", String::as_str))
+            .collect();
+        firing_any |= !firing.is_empty();
+        let key = instance_key(&slo, &inst.group);
+        let targets: BTreeMap<&str, Value> = states
+            .iter()
+            .filter(|(_, i, _)| *i == key)
+            .map(|(t, _, s)| {
+                (
+                    t.as_str(),
+                    json!({ "scaled_up": s.scaled_up, "since": rfc3339(s.since) }),
+                )
+            })
+            .collect();
+        instances.push(json!({
+            "group": inst.group,
+            "burn_rates": e.burn_rates,
+            "burn_rate": burn,
+            "window": window,
+            "firing": firing,
+            "targets": targets,
+        }));
+    }
+    let scaled_up = states.iter().any(|(_, _, s)| s.scaled_up);
+    Json(json!({
+        "slo": slo,
+        "burn_rate": worst,
+        "burn_rates": max_rates,
+        "firing": firing_any,
+        "scale": u8::from(scaled_up),
+        "instances": instances,
+    }))
+    .into_response()
+}

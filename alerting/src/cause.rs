@@ -1,0 +1,245 @@
+//! Hints at the cause of a burn: example trace ids of bad events, and the
+//! attribute values most over-represented among bad events compared with
+//! all events of the SLO (e.g. 90 % of the failing requests but 20 % of all
+//! requests come from `k8s.pod.name=checkout-7d9f`).
+//!
+//! Both come from one DataFusion query each over the alert's short window,
+//! for SLIs that count rows of `spans` or `logs`. For metric SLIs, the spans
+//! of the SLO's service with status `ERROR` stand in for bad events.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use datafusion::arrow::array::{Array, AsArray as _};
+use datafusion::arrow::datatypes::Int64Type;
+use datafusion::prelude::SessionContext;
+use smolder_common::Table;
+use smolder_slo::SloDefinition;
+use smolder_slo::model::{SliKind, duration_ns};
+use smolder_slo::sql::ts;
+
+use crate::alert::Hint;
+
+/// Columns and resource attributes worth comparing, per table.
+fn candidates(table: Table) -> Vec<(&'static str, &'static str)> {
+    let mut c = match table {
+        Table::Spans => vec![
+            ("service_name", "service_name"),
+            ("name", "name"),
+            ("http_route", "http_route"),
+            ("http_request_method", "http_request_method"),
+            ("http_response_status_code", "http_response_status_code"),
+            ("rpc_grpc_status_code", "rpc_grpc_status_code"),
+            ("status_message", "status_message"),
+        ],
+        Table::Logs => vec![
+            ("service_name", "service_name"),
+            ("severity_text", "severity_text"),
+            ("scope_name", "scope_name"),
+        ],
+        Table::Metrics => vec![],
+    };
+    c.extend([
+        ("k8s.pod.name", "resource_attributes['k8s.pod.name']"),
+        ("k8s.node.name", "resource_attributes['k8s.node.name']"),
+        ("host.name", "resource_attributes['host.name']"),
+        ("service.version", "resource_attributes['service.version']"),
+        (
+            "service.instance.id",
+            "resource_attributes['service.instance.id']",
+        ),
+        (
+            "cloud.availability_zone",
+            "resource_attributes['cloud.availability_zone']",
+        ),
+        (
+            "deployment.environment",
+            "resource_attributes['deployment.environment']",
+        ),
+    ]);
+    c
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The table, the predicate of all events and of bad events for an SLO
+/// instance.
+fn predicates(def: &SloDefinition, group: &BTreeMap<String, String>) -> (Table, String, String) {
+    let (table, total, bad) = match &def.sli.kind {
+        SliKind::Rows { good, bad, total } => {
+            let bad = match (bad, good) {
+                (Some(b), _) => format!("({b})"),
+                (None, Some(g)) => format!("NOT COALESCE(({g}), false)"),
+                (None, None) => "false".to_string(),
+            };
+            (def.sli.table, format!("({total})"), bad)
+        }
+        SliKind::Threshold { filter, .. } if def.sli.table != Table::Metrics => {
+            (def.sli.table, format!("({filter})"), "false".to_string())
+        }
+        _ => (
+            Table::Spans,
+            format!("service_name = {}", quote(&def.service)),
+            "status_code = 'ERROR'".to_string(),
+        ),
+    };
+    let mut total = total;
+    if def.sli.table == table {
+        for (expr, value) in group {
+            total.push_str(&format!(
+                " AND CAST(({expr}) AS VARCHAR) = {}",
+                quote(value)
+            ));
+        }
+    }
+    (table, total, bad)
+}
+
+/// Example trace ids and over-represented values among the bad events of the
+/// last `window` before `now_ns`.
+pub async fn find(
+    ctx: &SessionContext,
+    def: &SloDefinition,
+    group: &BTreeMap<String, String>,
+    window: Duration,
+    now_ns: i64,
+    examples: usize,
+) -> Result<(Vec<String>, Vec<Hint>), String> {
+    let (table, total, bad) = predicates(def, group);
+    let time = table.time_column();
+    let from = now_ns - duration_ns(window);
+    let range = format!("{time} >= {} AND {time} < {}", ts(from), ts(now_ns + 1));
+    let name = table.name();
+    let sql = format!(
+        "SELECT trace_id FROM {name} WHERE {range} AND {total} AND {bad} \
+         AND trace_id IS NOT NULL AND trace_id <> '' ORDER BY {time} DESC LIMIT {examples}"
+    );
+    let mut ids = Vec::new();
+    for batch in run(ctx, &sql).await? {
+        let col = datafusion::arrow::compute::cast(
+            batch.column(0),
+            &datafusion::arrow::datatypes::DataType::Utf8,
+        )
+        .map_err(|e| e.to_string())?;
+        let col = col.as_string::<i32>();
+        for i in 0..col.len() {
+            if !col.is_null(i) && !ids.contains(&col.value(i).to_string()) {
+                ids.push(col.value(i).to_string());
+            }
+        }
+    }
+    let cands: Vec<(&str, &str)> = candidates(table)
+        .into_iter()
+        .filter(|(_, expr)| !group.contains_key(*expr))
+        .collect();
+    let cols: Vec<String> = cands
+        .iter()
+        .enumerate()
+        .map(|(i, (_, expr))| format!("CAST({expr} AS VARCHAR) AS c{i}"))
+        .collect();
+    let union: Vec<String> = (0..cands.len())
+        .map(|i| {
+            format!(
+                "SELECT {i} AS attr, c{i} AS value, count(*) AS total, count(*) FILTER (WHERE is_bad) AS bad \
+                 FROM ev WHERE c{i} IS NOT NULL GROUP BY c{i}"
+            )
+        })
+        .collect();
+    let sql = format!(
+        "WITH ev AS (SELECT {}, COALESCE({bad}, false) AS is_bad FROM {name} WHERE {range} AND {total}), \
+         sums AS (SELECT count(*) AS all_total, count(*) FILTER (WHERE is_bad) AS all_bad FROM ev) \
+         SELECT u.attr, u.value, u.total, u.bad, sums.all_total, sums.all_bad FROM ({}) u CROSS JOIN sums \
+         WHERE u.bad > 0",
+        cols.join(", "),
+        union.join(" UNION ALL ")
+    );
+    let mut rows = Vec::new();
+    for batch in run(ctx, &sql).await? {
+        let attr = batch.column(0).as_primitive::<Int64Type>();
+        let value = datafusion::arrow::compute::cast(
+            batch.column(1),
+            &datafusion::arrow::datatypes::DataType::Utf8,
+        )
+        .map_err(|e| e.to_string())?;
+        let value = value.as_string::<i32>();
+        let ints = |i: usize| batch.column(i).as_primitive::<Int64Type>().clone();
+        let (total, bad, all_total, all_bad) = (ints(2), ints(3), ints(4), ints(5));
+        for r in 0..batch.num_rows() {
+            rows.push((
+                attr.value(r) as usize,
+                value.value(r).to_string(),
+                total.value(r) as f64,
+                bad.value(r) as f64,
+                all_total.value(r) as f64,
+                all_bad.value(r) as f64,
+            ));
+        }
+    }
+    Ok((ids, rank(&cands, rows)))
+}
+
+/// Keeps values that cover at least 30 % of bad events and are at least 1.5
+/// times as common among bad events as among all; best first, at most three.
+fn rank(cands: &[(&str, &str)], rows: Vec<(usize, String, f64, f64, f64, f64)>) -> Vec<Hint> {
+    let mut hints: Vec<(f64, Hint)> = rows
+        .into_iter()
+        .filter_map(|(attr, value, total, bad, all_total, all_bad)| {
+            if all_bad <= 0.0 || all_total <= 0.0 {
+                return None;
+            }
+            let bad_share = bad / all_bad;
+            let total_share = total / all_total;
+            (bad_share >= 0.3 && bad_share >= 1.5 * total_share).then(|| {
+                (
+                    bad_share - total_share,
+                    Hint {
+                        attribute: cands.get(attr).map_or("?", |c| c.0).to_string(),
+                        value,
+                        bad_share,
+                        total_share,
+                    },
+                )
+            })
+        })
+        .collect();
+    hints.sort_by(|a, b| {
+        b.0.total_cmp(&a.0)
+            .then_with(|| a.1.attribute.cmp(&b.1.attribute))
+    });
+    hints.into_iter().take(3).map(|(_, h)| h).collect()
+}
+
+async fn run(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>, String> {
+    let df = ctx.sql(sql).await.map_err(|e| format!("{e}"))?;
+    df.collect().await.map_err(|e| format!("{e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranking_prefers_concentrated_values() {
+        let cands = [("http_route", "http_route"), ("k8s.pod.name", "x")];
+        let rows = vec![
+            // /pay: 90 of 100 bad, 200 of 1000 all → hint.
+            (0, "/pay".to_string(), 200.0, 90.0, 1000.0, 100.0),
+            // /cart: 10 % of bad → no.
+            (0, "/cart".to_string(), 800.0, 10.0, 1000.0, 100.0),
+            // pod-a: 60 % of bad, 50 % of all → not over-represented.
+            (1, "pod-a".to_string(), 500.0, 60.0, 1000.0, 100.0),
+        ];
+        let hints = rank(&cands, rows);
+        assert_eq!(hints.len(), 1);
+        assert_eq!(
+            (hints[0].attribute.as_str(), hints[0].value.as_str()),
+            ("http_route", "/pay")
+        );
+        assert!((hints[0].bad_share - 0.9).abs() < 1e-9);
+    }
+}

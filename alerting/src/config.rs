@@ -1,0 +1,718 @@
+//! The `[alerting]` section of smolder's TOML configuration: receivers, the
+//! routing tree, inhibition rules, maintenance windows, scaling targets and
+//! delivery settings.
+//!
+//! [`AlertingConfig::validate`] checks everything that TOML's types cannot
+//! (matchers, references between sections, templates, time zones) and names
+//! the field of every problem, e.g.
+//! `alerting.route.routes[1].receiver: no receiver named "pager"`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::matchers::Matchers;
+
+/// `[alerting]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertingConfig {
+    /// Base URL of smolder's web UI, for links in alerts (default: the HTTP
+    /// API's address).
+    pub external_url: Option<String>,
+    /// How long an alert keeps firing after its condition stops holding, so
+    /// a flapping burn rate does not resolve and re-fire (default 0s).
+    #[serde(with = "humantime_serde")]
+    pub keep_firing_for: Option<Duration>,
+    /// The routing tree; without it every alert goes nowhere (alerts are
+    /// still evaluated and listed).
+    pub route: Option<Route>,
+    /// Receivers, referenced by name from routes.
+    pub receivers: Vec<ReceiverConfig>,
+    /// Inhibition rules; absent: a firing `page` alert inhibits the `ticket`
+    /// alerts of the same SLO instance. An empty list turns inhibition off.
+    pub inhibit_rules: Option<Vec<InhibitRule>>,
+    /// Recurring silences.
+    pub maintenance_windows: Vec<MaintenanceWindow>,
+    /// Autoscaler webhooks.
+    pub scaling: Vec<ScalingTarget>,
+    /// Retries, timeouts and the dead-letter age.
+    pub delivery: DeliveryConfig,
+    /// How many example bad traces an alert carries (default 3; 0 turns the
+    /// examples and the cause hints off).
+    pub examples: Option<usize>,
+}
+
+/// A node of the routing tree. The root matches every alert; a child takes an
+/// alert when its matchers match, and the first matching child wins unless it
+/// says `continue = true`. Unset grouping settings are inherited.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Route {
+    /// Receiver of the alerts this node takes (inherited when unset).
+    pub receiver: Option<String>,
+    /// Label matchers (`severity="page"`, `slo=~"checkout-.*"`), all of which
+    /// must match.
+    pub matchers: Vec<String>,
+    /// Go on to the next sibling after this node matched.
+    #[serde(rename = "continue")]
+    pub continue_: bool,
+    /// Labels that split alerts into notification groups (default `slo`,
+    /// `slo_group`); `["..."]` groups by all labels.
+    pub group_by: Option<Vec<String>>,
+    /// Wait before the first notification of a new group (default 0s).
+    #[serde(with = "humantime_serde")]
+    pub group_wait: Option<Duration>,
+    /// Wait between notifications of a group that changed (default 30s).
+    #[serde(with = "humantime_serde")]
+    pub group_interval: Option<Duration>,
+    /// Re-send an unchanged firing group after this long (default 4h).
+    #[serde(with = "humantime_serde")]
+    pub repeat_interval: Option<Duration>,
+    /// Child routes.
+    pub routes: Vec<Route>,
+}
+
+/// A receiver: where notifications go.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiverConfig {
+    /// Name referenced by routes.
+    pub name: String,
+    /// `webhook`, `alertmanager`, `slack`, `mattermost`, `teams`, `discord`,
+    /// `google_chat`, `pagerduty` or `email`.
+    #[serde(rename = "type")]
+    pub kind: ReceiverKind,
+    /// URL to POST to (every HTTP receiver; PagerDuty defaults to its Events
+    /// v2 endpoint).
+    pub url: Option<String>,
+    /// Extra HTTP headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// `smolder` (default) or `alertmanager` (webhook v4) for `webhook`.
+    pub format: Option<WebhookFormat>,
+    /// A minijinja template for the request body (webhook), or for the text
+    /// of chat messages and the email body.
+    pub template: Option<String>,
+    /// Standard Webhooks secret (`whsec_…`): requests carry `webhook-id`,
+    /// `webhook-timestamp` and `webhook-signature`.
+    pub secret: Option<String>,
+    /// Send notifications when a group resolves (default true).
+    pub send_resolved: Option<bool>,
+    /// Requests in flight at once (default 4).
+    pub max_concurrency: Option<usize>,
+    /// Requests per second at most (default unlimited).
+    pub rate_limit: Option<u32>,
+    /// Timeout of one attempt (default: `delivery.timeout`).
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// PagerDuty integration key.
+    pub routing_key: Option<String>,
+    /// Slack/Mattermost channel override.
+    pub channel: Option<String>,
+    /// Alertmanager: how often firing alerts are re-sent (default 1m).
+    #[serde(default, with = "humantime_serde")]
+    pub resend_interval: Option<Duration>,
+    /// Email: SMTP server `host:port`.
+    pub smtp: Option<String>,
+    /// Email: `starttls` (default), `tls` (implicit, port 465) or `none`
+    /// (plain, only sensible on loopback).
+    pub tls: Option<SmtpTls>,
+    /// Email: SMTP user name.
+    pub username: Option<String>,
+    /// Email: SMTP password.
+    pub password: Option<String>,
+    /// Email: sender address.
+    pub from: Option<String>,
+    /// Email: recipients.
+    #[serde(default)]
+    pub to: Vec<String>,
+}
+
+/// The kinds of receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiverKind {
+    /// A generic JSON webhook.
+    Webhook,
+    /// An Alertmanager's `POST /api/v2/alerts`.
+    Alertmanager,
+    /// A Slack incoming webhook.
+    Slack,
+    /// A Mattermost incoming webhook (Slack-compatible).
+    Mattermost,
+    /// A Microsoft Teams Workflows webhook (adaptive card).
+    Teams,
+    /// A Discord webhook.
+    Discord,
+    /// A Google Chat space webhook.
+    GoogleChat,
+    /// PagerDuty Events API v2.
+    Pagerduty,
+    /// Email over SMTP.
+    Email,
+}
+
+/// Body format of a `webhook` receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookFormat {
+    /// smolder's own format (documented in the README).
+    #[default]
+    Smolder,
+    /// Alertmanager's webhook payload, version 4.
+    Alertmanager,
+}
+
+/// How SMTP connections are secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No TLS (loopback relays and tests).
+    None,
+}
+
+/// Suppresses target alerts while a source alert fires.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InhibitRule {
+    /// Matchers a firing alert must meet to inhibit.
+    pub source_matchers: Vec<String>,
+    /// Matchers of the alerts it inhibits.
+    pub target_matchers: Vec<String>,
+    /// Labels whose values must be equal in both.
+    pub equal: Vec<String>,
+}
+
+/// A recurring silence: every `weekdays` (all days when empty) from `start`
+/// for `duration`, in `time_zone`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MaintenanceWindow {
+    /// Name shown on the alerts it silences.
+    pub name: String,
+    /// Matchers of the alerts it silences.
+    pub matchers: Vec<String>,
+    /// `mon` … `sun`; empty means every day.
+    pub weekdays: Vec<String>,
+    /// Local start time, `HH:MM`.
+    pub start: String,
+    /// Length of the window.
+    #[serde(with = "humantime_serde")]
+    pub duration: Option<Duration>,
+    /// IANA time zone (default UTC).
+    pub time_zone: Option<String>,
+}
+
+/// An autoscaler that is asked to scale up while a fast-burn alert fires and
+/// to scale back once the burn rate stayed below `scale_down_below` for
+/// `cooldown`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScalingTarget {
+    /// Name of the target.
+    pub name: String,
+    /// URL the signed scaling webhook is POSTed to.
+    pub url: String,
+    /// Standard Webhooks secret (`whsec_…`).
+    pub secret: Option<String>,
+    /// Extra HTTP headers.
+    pub headers: BTreeMap<String, String>,
+    /// Which SLOs' alerts drive this target (label matchers; all SLOs when
+    /// empty).
+    pub matchers: Vec<String>,
+    /// Severity of the alerts that scale up (default `page`).
+    pub severity: Option<String>,
+    /// Burn rate under which scaling back may start (default 0.8).
+    pub scale_down_below: Option<f64>,
+    /// How long the burn rate must stay under `scale_down_below` (default 5m).
+    #[serde(with = "humantime_serde")]
+    pub cooldown: Option<Duration>,
+    /// Per-SLO overrides of `scale_down_below` and `cooldown`.
+    pub slos: BTreeMap<String, ScalingOverride>,
+}
+
+/// Per-SLO settings of a scaling target.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScalingOverride {
+    /// Burn rate under which scaling back may start.
+    pub scale_down_below: Option<f64>,
+    /// How long the burn rate must stay low.
+    #[serde(with = "humantime_serde")]
+    pub cooldown: Option<Duration>,
+}
+
+/// `[alerting.delivery]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// First retry delay (default 1s); doubles with each attempt, with jitter.
+    #[serde(with = "humantime_serde")]
+    pub initial_backoff: Option<Duration>,
+    /// Longest retry delay (default 1m).
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Option<Duration>,
+    /// After this long without success a notification is dead-lettered
+    /// (default 6h).
+    #[serde(with = "humantime_serde")]
+    pub max_retry_age: Option<Duration>,
+    /// Timeout of one attempt (default 10s).
+    #[serde(with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+}
+
+/// A configuration problem: the field and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ConfigProblem {
+    /// Path of the field, e.g. `alerting.receivers[2].url`.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl DeliveryConfig {
+    /// First retry delay.
+    pub fn initial_backoff(&self) -> Duration {
+        self.initial_backoff.unwrap_or(Duration::from_secs(1))
+    }
+    /// Longest retry delay.
+    pub fn max_backoff(&self) -> Duration {
+        self.max_backoff.unwrap_or(Duration::from_secs(60))
+    }
+    /// Age after which a notification is dead-lettered.
+    pub fn max_retry_age(&self) -> Duration {
+        self.max_retry_age.unwrap_or(Duration::from_secs(6 * 3600))
+    }
+    /// Timeout of one attempt.
+    pub fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(Duration::from_secs(10))
+    }
+}
+
+impl ScalingTarget {
+    /// `scale_down_below` and `cooldown` for one SLO.
+    pub fn settings_for(&self, slo: &str) -> (f64, Duration) {
+        let o = self.slos.get(slo);
+        (
+            o.and_then(|o| o.scale_down_below)
+                .or(self.scale_down_below)
+                .unwrap_or(0.8),
+            o.and_then(|o| o.cooldown)
+                .or(self.cooldown)
+                .unwrap_or(Duration::from_secs(300)),
+        )
+    }
+}
+
+/// Receiver name under which a scaling target's webhooks go through the
+/// outbox.
+pub fn scaling_receiver(target: &str) -> String {
+    format!("scaling/{target}")
+}
+
+impl AlertingConfig {
+    /// Checks what TOML's types cannot; every problem names its field.
+    pub fn validate(&self) -> Result<(), Vec<ConfigProblem>> {
+        let mut problems = Vec::new();
+        let mut p =
+            |field: String, message: String| problems.push(ConfigProblem { field, message });
+        let mut names = BTreeSet::new();
+        for (i, r) in self.receivers.iter().enumerate() {
+            let at = format!("alerting.receivers[{i}]");
+            if r.name.trim().is_empty() {
+                p(format!("{at}.name"), "must not be empty".into());
+            } else if !names.insert(r.name.as_str()) {
+                p(
+                    format!("{at}.name"),
+                    format!("receiver {:?} is defined twice", r.name),
+                );
+            }
+            for (field, message) in r.problems() {
+                p(format!("{at}.{field}"), message);
+            }
+        }
+        if let Some(route) = &self.route {
+            if route.receiver.is_none() {
+                p(
+                    "alerting.route.receiver".into(),
+                    "the root route needs a receiver".into(),
+                );
+            }
+            if !route.matchers.is_empty() {
+                p(
+                    "alerting.route.matchers".into(),
+                    "the root route matches every alert and takes no matchers".into(),
+                );
+            }
+            check_route(route, "alerting.route", &names, &mut p);
+        }
+        for (i, rule) in self.inhibit_rules.iter().flatten().enumerate() {
+            let at = format!("alerting.inhibit_rules[{i}]");
+            check_matchers(
+                &rule.source_matchers,
+                &format!("{at}.source_matchers"),
+                &mut p,
+            );
+            check_matchers(
+                &rule.target_matchers,
+                &format!("{at}.target_matchers"),
+                &mut p,
+            );
+        }
+        for (i, w) in self.maintenance_windows.iter().enumerate() {
+            let at = format!("alerting.maintenance_windows[{i}]");
+            if let Err(e) = crate::silence::Recurring::from_config(w) {
+                p(format!("{at}.{}", e.field), e.message);
+            }
+            if w.matchers.is_empty() {
+                p(
+                    format!("{at}.matchers"),
+                    "needs at least one matcher".into(),
+                );
+            }
+            check_matchers(&w.matchers, &format!("{at}.matchers"), &mut p);
+        }
+        let mut targets = BTreeSet::new();
+        for (i, t) in self.scaling.iter().enumerate() {
+            let at = format!("alerting.scaling[{i}]");
+            if t.name.trim().is_empty() {
+                p(format!("{at}.name"), "must not be empty".into());
+            } else if !targets.insert(t.name.as_str()) {
+                p(
+                    format!("{at}.name"),
+                    format!("scaling target {:?} is defined twice", t.name),
+                );
+            }
+            if let Err(e) = check_url(&t.url) {
+                p(format!("{at}.url"), e);
+            }
+            if let Some(s) = &t.secret
+                && let Err(e) = crate::sign::Signer::new(s)
+            {
+                p(format!("{at}.secret"), e);
+            }
+            check_matchers(&t.matchers, &format!("{at}.matchers"), &mut p);
+            for (slo, o) in std::iter::once((
+                &String::new(),
+                &ScalingOverride {
+                    scale_down_below: t.scale_down_below,
+                    cooldown: None,
+                },
+            ))
+            .chain(&t.slos)
+            {
+                if let Some(v) = o.scale_down_below
+                    && !(v.is_finite() && v >= 0.0)
+                {
+                    let field = if slo.is_empty() {
+                        format!("{at}.scale_down_below")
+                    } else {
+                        format!("{at}.slos.{slo}.scale_down_below")
+                    };
+                    p(field, format!("must be a burn rate of 0 or more, not {v}"));
+                }
+            }
+        }
+        if let Some(url) = &self.external_url
+            && let Err(e) = check_url(url)
+        {
+            p("alerting.external_url".into(), e);
+        }
+        let d = &self.delivery;
+        if d.max_backoff() < d.initial_backoff() {
+            p(
+                "alerting.delivery.max_backoff".into(),
+                "must not be shorter than initial_backoff".into(),
+            );
+        }
+        if d.timeout().is_zero() {
+            p(
+                "alerting.delivery.timeout".into(),
+                "must be longer than 0s".into(),
+            );
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+fn check_route(
+    route: &Route,
+    at: &str,
+    receivers: &BTreeSet<&str>,
+    p: &mut impl FnMut(String, String),
+) {
+    if let Some(r) = &route.receiver
+        && !receivers.contains(r.as_str())
+    {
+        p(format!("{at}.receiver"), format!("no receiver named {r:?}"));
+    }
+    check_matchers(&route.matchers, &format!("{at}.matchers"), p);
+    for (field, d) in [
+        ("group_interval", route.group_interval),
+        ("repeat_interval", route.repeat_interval),
+    ] {
+        if d.is_some_and(|d| d.is_zero()) {
+            p(format!("{at}.{field}"), "must be longer than 0s".into());
+        }
+    }
+    for (i, child) in route.routes.iter().enumerate() {
+        check_route(child, &format!("{at}.routes[{i}]"), receivers, p);
+    }
+}
+
+fn check_matchers(matchers: &[String], at: &str, p: &mut impl FnMut(String, String)) {
+    for (i, m) in matchers.iter().enumerate() {
+        if let Err(e) = Matchers::parse(std::slice::from_ref(m)) {
+            p(format!("{at}[{i}]"), e);
+        }
+    }
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
+        Ok(u) => Err(format!(
+            "{url:?}: the scheme must be http or https, not {}",
+            u.scheme()
+        )),
+        Err(e) => Err(format!("{url:?} is not a URL: {e}")),
+    }
+}
+
+impl ReceiverConfig {
+    /// What is missing or wrong for this receiver's type: (field, message).
+    fn problems(&self) -> Vec<(String, String)> {
+        use ReceiverKind as K;
+        let mut out = Vec::new();
+        let mut need = |field: &str, present: bool| {
+            if !present {
+                out.push((
+                    field.to_string(),
+                    format!("is required for {} receivers", self.kind.name()),
+                ));
+            }
+        };
+        match self.kind {
+            K::Email => {
+                need("smtp", self.smtp.is_some());
+                need("from", self.from.is_some());
+                need("to", !self.to.is_empty());
+            }
+            K::Pagerduty => need("routing_key", self.routing_key.is_some()),
+            _ => need("url", self.url.is_some()),
+        }
+        let mut fields_for = |field: &str, present: bool, kinds: &[K]| {
+            if present && !kinds.contains(&self.kind) {
+                out.push((
+                    field.to_string(),
+                    format!("is not used by {} receivers", self.kind.name()),
+                ));
+            }
+        };
+        fields_for("format", self.format.is_some(), &[K::Webhook]);
+        fields_for("routing_key", self.routing_key.is_some(), &[K::Pagerduty]);
+        fields_for(
+            "channel",
+            self.channel.is_some(),
+            &[K::Slack, K::Mattermost],
+        );
+        fields_for(
+            "resend_interval",
+            self.resend_interval.is_some(),
+            &[K::Alertmanager],
+        );
+        fields_for("secret", self.secret.is_some(), &[K::Webhook]);
+        for (field, present) in [
+            ("smtp", self.smtp.is_some()),
+            ("tls", self.tls.is_some()),
+            ("username", self.username.is_some()),
+            ("password", self.password.is_some()),
+            ("from", self.from.is_some()),
+            ("to", !self.to.is_empty()),
+        ] {
+            fields_for(field, present, &[K::Email]);
+        }
+        fields_for(
+            "template",
+            self.template.is_some(),
+            &[
+                K::Webhook,
+                K::Slack,
+                K::Mattermost,
+                K::Teams,
+                K::Discord,
+                K::GoogleChat,
+                K::Email,
+            ],
+        );
+        if let Some(url) = &self.url
+            && let Err(e) = check_url(url)
+        {
+            out.push(("url".into(), e));
+        }
+        if let Some(s) = &self.secret
+            && let Err(e) = crate::sign::Signer::new(s)
+        {
+            out.push(("secret".into(), e));
+        }
+        if let Some(t) = &self.template
+            && let Err(e) = crate::render::check_template(t)
+        {
+            out.push(("template".into(), e));
+        }
+        if self.max_concurrency == Some(0) {
+            out.push(("max_concurrency".into(), "must be at least 1".into()));
+        }
+        if self.rate_limit == Some(0) {
+            out.push(("rate_limit".into(), "must be at least 1 per second".into()));
+        }
+        for (name, value) in &self.headers {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                out.push((
+                    format!("headers.{name}"),
+                    "is not a valid HTTP header name".into(),
+                ));
+            } else if http::HeaderValue::from_str(value).is_err() {
+                out.push((
+                    format!("headers.{name}"),
+                    "is not a valid HTTP header value".into(),
+                ));
+            }
+        }
+        if let Some(smtp) = &self.smtp
+            && crate::receivers::email::split_host_port(smtp).is_none()
+        {
+            out.push(("smtp".into(), format!("{smtp:?} is not host:port")));
+        }
+        for (field, addr) in self
+            .from
+            .iter()
+            .map(|f| ("from", f))
+            .chain(self.to.iter().map(|t| ("to", t)))
+        {
+            if addr.parse::<lettre::message::Mailbox>().is_err() {
+                out.push((field.into(), format!("{addr:?} is not an email address")));
+            }
+        }
+        out
+    }
+
+    /// Whether resolved notifications are sent.
+    pub fn send_resolved(&self) -> bool {
+        self.send_resolved.unwrap_or(true)
+    }
+}
+
+impl ReceiverKind {
+    /// The name used in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Webhook => "webhook",
+            Self::Alertmanager => "alertmanager",
+            Self::Slack => "slack",
+            Self::Mattermost => "mattermost",
+            Self::Teams => "teams",
+            Self::Discord => "discord",
+            Self::GoogleChat => "google_chat",
+            Self::Pagerduty => "pagerduty",
+            Self::Email => "email",
+        }
+    }
+}
+
+impl Route {
+    /// The default grouping labels.
+    pub const DEFAULT_GROUP_BY: [&'static str; 2] = ["slo", "slo_group"];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> AlertingConfig {
+        toml::from_str(text).expect("TOML")
+    }
+
+    #[test]
+    fn problems_name_their_field() {
+        let c = parse(
+            r##"
+            [route]
+            receiver = "ops"
+            [[route.routes]]
+            matchers = ['severity="page"']
+            receiver = "pager"
+            [[route.routes]]
+            matchers = ['severity=~"(page"']
+            [[receivers]]
+            name = "ops"
+            type = "slack"
+            [[receivers]]
+            name = "mail"
+            type = "email"
+            smtp = "localhost"
+            from = "not an address"
+            to = ["sre@example.com"]
+            channel = "#x"
+            "##,
+        );
+        let problems = c.validate().unwrap_err();
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert!(
+            text.contains(
+                &"alerting.receivers[0].url: is required for slack receivers".to_string()
+            ),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(
+                |t| t.starts_with("alerting.receivers[1].smtp: \"localhost\" is not host:port")
+            ),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.starts_with("alerting.receivers[1].from: ")),
+            "{text:?}"
+        );
+        assert!(
+            text.contains(
+                &"alerting.receivers[1].channel: is not used by email receivers".to_string()
+            ),
+            "{text:?}"
+        );
+        assert!(
+            text.contains(
+                &"alerting.route.routes[0].receiver: no receiver named \"pager\"".to_string()
+            ),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.starts_with("alerting.route.routes[1].matchers[0]: ")),
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_by_toml() {
+        let err = toml::from_str::<AlertingConfig>(
+            "[[receivers]]\nname='a'\ntype='webhook'\nurl='http://x'\nsecrt='x'",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown field `secrt`"), "{err}");
+    }
+}

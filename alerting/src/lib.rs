@@ -1,0 +1,33 @@
+//! The alerting stage of smolder.
+//!
+//! After each SLO evaluation, [`manager::Alerting`] turns the SLOs' alert
+//! conditions into [`alert`]s (pending → firing → resolved, with
+//! `keep_firing_for` against flapping), adds example traces and the
+//! attribute values over-represented among bad events ([`cause`]), routes
+//! them through the routing tree ([`route`]) into aggregation groups
+//! ([`dispatch`]) with inhibition and [`silence`]s, and writes each
+//! notification to the durable outbox ([`store`]) before the [`deliver`]y
+//! engine sends it to its [`receivers`] with retries. [`scaling`] drives
+//! autoscaler webhooks with hysteresis; [`api`] serves alerts, history,
+//! deliveries, silences and scaling state.
+
+pub mod alert;
+pub mod api;
+pub mod cause;
+pub mod config;
+pub mod deliver;
+pub mod dispatch;
+pub mod manager;
+pub mod matchers;
+pub mod metrics;
+pub mod notification;
+pub mod receivers;
+pub mod render;
+pub mod route;
+pub mod scaling;
+pub mod sign;
+pub mod silence;
+pub mod store;
+
+pub use config::AlertingConfig;
+pub use manager::{Alerting, Error};

@@ -1,0 +1,212 @@
+//! Text of notifications, rendered with minijinja templates: the defaults
+//! below, or a receiver's own `template`.
+//!
+//! A template sees: `status` (`firing`/`resolved`), `receiver`, `group_key`,
+//! `group_labels`, `common_labels`, `common_annotations`, `external_url`,
+//! `title`, `alerts`, `firing` and `resolved` (lists of alerts), and for
+//! scaling webhooks `scaling`. Each alert has `status`, `labels`,
+//! `annotations`, `starts_at`, `ends_at` (RFC 3339), `fingerprint`, `slo`,
+//! `values` (`long_burn_rate`, `short_burn_rate`, `factor`,
+//! `error_budget_remaining`, `sli`, `objective`), `examples` and `hints`.
+
+use std::sync::LazyLock;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use minijinja::{AutoEscape, Environment, context};
+use serde::Serialize;
+
+use crate::alert::{Alert, Labels, State};
+use crate::notification::Notification;
+
+/// Title of a notification: `[FIRING:2] checkout-availability`.
+const TITLE: &str = "[{{ status|upper }}{% if status == 'firing' %}:{{ firing|length }}{% endif %}] \
+{%- if group_labels.slo %} {{ group_labels.slo }}{% if group_labels.slo_group %} [{{ group_labels.slo_group }}]{% endif %}\
+{%- else %}{% for k, v in group_labels|items %} {{ k }}={{ v }}{% endfor %}{% endif %}";
+
+/// Plain text body (chat messages, mail text part).
+const TEXT: &str = "{% for a in firing %}🔥 {{ a.annotations.summary }}
+{{ a.annotations.description }}
+{%- if a.annotations.cause_hint %}
+Over-represented among bad events: {{ a.annotations.cause_hint }}{% endif %}
+{%- if a.examples %}
+Example traces: {% for t in a.examples %}{{ external_url }}/traces/{{ t }}{% if not loop.last %} {% endif %}{% endfor %}{% endif %}
+SLO: {{ a.annotations.slo_url }}
+{%- if a.annotations.runbook_url %}
+Runbook: {{ a.annotations.runbook_url }}{% endif %}
+{% endfor %}{% for a in resolved %}✅ Resolved: {{ a.annotations.summary }}
+SLO: {{ a.annotations.slo_url }}
+{% endfor %}";
+
+/// HTML body of mails.
+const HTML: &str = "<html><body style=\"font-family:sans-serif\">
+<h2>{{ title }}</h2>
+{% for a in firing %}<div style=\"border-left:4px solid #c62828;padding-left:8px;margin-bottom:12px\">
+<p><strong>{{ a.annotations.summary }}</strong></p>
+<p>{{ a.annotations.description }}</p>
+{% if a.annotations.cause_hint %}<p>Over-represented among bad events: <code>{{ a.annotations.cause_hint }}</code></p>{% endif %}
+{% if a.examples %}<p>Example traces: {% for t in a.examples %}<a href=\"{{ external_url }}/traces/{{ t }}\">{{ t[:8] }}</a> {% endfor %}</p>{% endif %}
+<p><a href=\"{{ a.annotations.slo_url }}\">Open the SLO</a>{% if a.annotations.runbook_url %} · <a href=\"{{ a.annotations.runbook_url }}\">Runbook</a>{% endif %}</p>
+</div>{% endfor %}
+{% for a in resolved %}<div style=\"border-left:4px solid #2e7d32;padding-left:8px;margin-bottom:12px\">
+<p><strong>Resolved:</strong> {{ a.annotations.summary }}</p>
+<p><a href=\"{{ a.annotations.slo_url }}\">Open the SLO</a></p>
+</div>{% endfor %}
+</body></html>";
+
+static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = environment();
+    env.add_template("title", TITLE)
+        .expect("the title template compiles");
+    env.add_template("text", TEXT)
+        .expect("the text template compiles");
+    env.add_template("mail.html", HTML)
+        .expect("the HTML template compiles");
+    env
+});
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".html") {
+            AutoEscape::Html
+        } else {
+            AutoEscape::None
+        }
+    });
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
+    env
+}
+
+/// Checks that a receiver's template compiles.
+pub fn check_template(source: &str) -> Result<(), String> {
+    let mut env = environment();
+    env.add_template_owned("custom".to_string(), source.to_string())
+        .map_err(|e| format!("the template does not compile: {e:#}"))
+}
+
+/// RFC 3339 time of a Unix-ns instant.
+pub fn rfc3339(ns: i64) -> String {
+    DateTime::<Utc>::from_timestamp_nanos(ns).to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// An alert as templates and JSON payloads see it.
+#[derive(Debug, Serialize)]
+pub struct AlertView<'a> {
+    /// `firing` or `resolved`.
+    pub status: &'static str,
+    /// Labels.
+    pub labels: &'a Labels,
+    /// Annotations.
+    pub annotations: &'a Labels,
+    /// When it started firing.
+    pub starts_at: String,
+    /// When it resolved; empty while firing.
+    pub ends_at: String,
+    /// Identity.
+    pub fingerprint: &'a str,
+    /// The SLO.
+    pub slo: &'a str,
+    /// The numbers.
+    pub values: &'a crate::alert::Values,
+    /// Example trace ids.
+    pub examples: &'a [String],
+    /// Over-represented attribute values.
+    pub hints: &'a [crate::alert::Hint],
+}
+
+impl<'a> AlertView<'a> {
+    /// The view of an alert.
+    pub fn of(a: &'a Alert) -> Self {
+        Self {
+            status: if a.state == State::Resolved {
+                "resolved"
+            } else {
+                "firing"
+            },
+            labels: &a.labels,
+            annotations: &a.annotations,
+            starts_at: rfc3339(a.fired_at.unwrap_or(a.active_since)),
+            ends_at: a.resolved_at.map(rfc3339).unwrap_or_default(),
+            fingerprint: &a.fingerprint,
+            slo: &a.slo,
+            values: &a.values,
+            examples: &a.examples,
+            hints: &a.hints,
+        }
+    }
+}
+
+fn ser<T: Serialize>(x: T) -> minijinja::Value {
+    minijinja::Value::from(minijinja::value::Serde(x))
+}
+
+fn ctx(n: &Notification) -> minijinja::Value {
+    let firing: Vec<AlertView<'_>> = n.firing().map(AlertView::of).collect();
+    let resolved: Vec<AlertView<'_>> = n.resolved().map(AlertView::of).collect();
+    let alerts: Vec<AlertView<'_>> = n.alerts.iter().map(AlertView::of).collect();
+    let base = context! {
+        status => &n.status,
+        receiver => &n.receiver,
+        group_key => &n.group_key,
+        group_labels => &n.group_labels,
+        common_labels => n.common_labels(),
+        common_annotations => n.common_annotations(),
+        external_url => n.external_url.trim_end_matches('/'),
+        alerts => ser(&alerts),
+        firing => ser(&firing),
+        resolved => ser(&resolved),
+        scaling => ser(&n.scaling),
+    };
+    let title = ENV
+        .get_template("title")
+        .and_then(|t| t.render(&base))
+        .unwrap_or_default();
+    context! { title => title, ..base }
+}
+
+/// The rendered texts of a notification.
+#[derive(Debug, Clone)]
+pub struct Texts {
+    /// One-line title.
+    pub title: String,
+    /// Plain text body (the receiver's template when it has one).
+    pub text: String,
+}
+
+/// Renders the title and text (with the receiver's template, if any).
+pub fn texts(n: &Notification, template: Option<&str>) -> Result<Texts, String> {
+    let ctx = ctx(n);
+    let title = ENV
+        .get_template("title")
+        .and_then(|t| t.render(&ctx))
+        .map_err(|e| format!("rendering the title: {e:#}"))?;
+    let text = match template {
+        Some(src) => render_custom(src, &ctx)?,
+        None => ENV
+            .get_template("text")
+            .and_then(|t| t.render(&ctx))
+            .map_err(|e| format!("rendering the text: {e:#}"))?,
+    };
+    Ok(Texts {
+        title,
+        text: text.trim_end().to_string(),
+    })
+}
+
+/// Renders the HTML part of a mail.
+pub fn html(n: &Notification) -> Result<String, String> {
+    ENV.get_template("mail.html")
+        .and_then(|t| t.render(ctx(n)))
+        .map_err(|e| format!("rendering the HTML: {e:#}"))
+}
+
+/// Renders a receiver's body template.
+pub fn custom(n: &Notification, source: &str) -> Result<String, String> {
+    render_custom(source, &ctx(n))
+}
+
+fn render_custom(source: &str, ctx: &minijinja::Value) -> Result<String, String> {
+    let env = environment();
+    env.render_str(source, ctx)
+        .map_err(|e| format!("rendering the receiver's template: {e:#}"))
+}

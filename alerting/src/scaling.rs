@@ -1,0 +1,177 @@
+//! Autoscaler hysteresis: a target is asked to scale up when a fast-burn
+//! alert of an SLO instance starts firing, and to scale back once no such
+//! alert fires and the burn rate over the fast condition's short window
+//! stayed under `scale_down_below` for `cooldown`.
+
+use std::time::Duration;
+
+use smolder_slo::engine::InstanceStatus;
+use smolder_slo::model::duration_ns;
+
+use crate::alert::{Alert, Labels};
+use crate::config::ScalingTarget;
+use crate::notification::ScalingRequest;
+use crate::store::ScalingState;
+
+/// The burn rate that decides scaling back, and its window: the short window
+/// of the first condition of `severity` (the fastest page by default), or of
+/// the first condition.
+pub fn deciding_burn_rate(instance: &InstanceStatus, severity: &str) -> (f64, String) {
+    let conds = &instance.evaluation.conditions;
+    conds
+        .iter()
+        .find(|c| c.severity == severity)
+        .or(conds.first())
+        .map_or((0.0, String::new()), |c| {
+            (c.short_burn_rate, c.short_window.clone())
+        })
+}
+
+/// One step of a target for one SLO instance.
+#[allow(clippy::too_many_arguments)]
+pub fn step(
+    target: &ScalingTarget,
+    slo: &str,
+    group: &Labels,
+    state: Option<&ScalingState>,
+    firing: Option<&Alert>,
+    burn_rate: f64,
+    window: &str,
+    now: i64,
+) -> (ScalingState, Option<ScalingRequest>) {
+    let (below, cooldown) = target.settings_for(slo);
+    let mut s = state.cloned().unwrap_or_default();
+    s.burn_rate = burn_rate;
+    let request = |action: &str, reason: String| ScalingRequest {
+        action: action.to_string(),
+        target: target.name.clone(),
+        slo: slo.to_string(),
+        group: group.clone(),
+        burn_rate,
+        window: window.to_string(),
+        alert: firing.map(|a| a.fingerprint.clone()),
+        reason,
+    };
+    if !s.scaled_up {
+        if let Some(a) = firing {
+            s.scaled_up = true;
+            s.since = now;
+            s.low_since = None;
+            let reason = a.annotations.get("summary").cloned().unwrap_or_default();
+            return (s, Some(request("scale_up", reason)));
+        }
+        return (s, None);
+    }
+    if firing.is_some() || burn_rate >= below {
+        s.low_since = None;
+        return (s, None);
+    }
+    let low_since = *s.low_since.get_or_insert(now);
+    if now - low_since >= duration_ns(cooldown) {
+        s.scaled_up = false;
+        s.low_since = None;
+        let reason = format!(
+            "burn rate over {window} stayed under {below} for {}",
+            humantime::format_duration(Duration::from_nanos(
+                u64::try_from(now - low_since).unwrap_or(0)
+            ))
+        );
+        return (s, Some(request("scale_down", reason)));
+    }
+    (s, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hysteresis_with_cooldown() {
+        let target = ScalingTarget {
+            name: "hpa".into(),
+            cooldown: Some(Duration::from_secs(60)),
+            ..Default::default()
+        };
+        let alert = Alert {
+            fingerprint: "f".into(),
+            labels: Labels::new(),
+            annotations: Labels::new(),
+            state: crate::alert::State::Firing,
+            active_since: 0,
+            fired_at: Some(0),
+            resolved_at: None,
+            last_met: 0,
+            slo: "s".into(),
+            values: Default::default(),
+            examples: vec![],
+            hints: vec![],
+        };
+        let g = Labels::new();
+        let s0 = ScalingState::default();
+        let (s1, r) = step(&target, "s", &g, Some(&s0), Some(&alert), 20.0, "5m", 0);
+        assert_eq!(r.unwrap().action, "scale_up");
+        // Still firing: nothing.
+        let (s2, r) = step(&target, "s", &g, Some(&s1), Some(&alert), 20.0, "5m", 1);
+        assert!(r.is_none() && s2.scaled_up);
+        // Resolved but burn rate still above 0.8: stay.
+        let (s3, r) = step(&target, "s", &g, Some(&s2), None, 2.0, "5m", 2);
+        assert!(r.is_none() && s3.low_since.is_none());
+        // Low for 30 s: not yet; a spike resets the cooldown.
+        let (s4, _) = step(&target, "s", &g, Some(&s3), None, 0.1, "5m", 3);
+        let (s5, r) = step(
+            &target,
+            "s",
+            &g,
+            Some(&s4),
+            None,
+            0.1,
+            "5m",
+            3 + 30_000_000_000,
+        );
+        assert!(r.is_none());
+        let (s6, _) = step(
+            &target,
+            "s",
+            &g,
+            Some(&s5),
+            None,
+            1.0,
+            "5m",
+            3 + 31_000_000_000,
+        );
+        assert!(s6.low_since.is_none());
+        let (s7, _) = step(
+            &target,
+            "s",
+            &g,
+            Some(&s6),
+            None,
+            0.1,
+            "5m",
+            100_000_000_000,
+        );
+        let (_, r) = step(
+            &target,
+            "s",
+            &g,
+            Some(&s7),
+            None,
+            0.1,
+            "5m",
+            159_000_000_000,
+        );
+        assert!(r.is_none());
+        let (s9, r) = step(
+            &target,
+            "s",
+            &g,
+            Some(&s7),
+            None,
+            0.1,
+            "5m",
+            160_000_000_000,
+        );
+        assert_eq!(r.unwrap().action, "scale_down");
+        assert!(!s9.scaled_up);
+    }
+}
