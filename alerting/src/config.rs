@@ -59,7 +59,8 @@ pub struct Route {
     #[serde(rename = "continue")]
     pub continue_: bool,
     /// Labels that split alerts into notification groups (default `slo`,
-    /// `slo_group`); `["..."]` groups by all labels.
+    /// `slo_group`, `severity`: pages and tickets of an SLO instance are
+    /// notified apart); `["..."]` groups by all labels.
     pub group_by: Option<Vec<String>>,
     /// Wait before the first notification of a new group (default 0s).
     #[serde(with = "humantime_serde")]
@@ -634,7 +635,7 @@ impl ReceiverKind {
 
 impl Route {
     /// The default grouping labels.
-    pub const DEFAULT_GROUP_BY: [&'static str; 2] = ["slo", "slo_group"];
+    pub const DEFAULT_GROUP_BY: [&'static str; 3] = ["slo", "slo_group", "severity"];
 }
 
 #[cfg(test)]

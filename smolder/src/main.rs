@@ -67,6 +67,9 @@ fn init_logging(format: LogFormat) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // HTTPS (receivers, `slo apply`, `silence`) and SMTP over TLS use rustls
+    // with the ring provider.
+    smolder_alerting::manager::install_crypto_provider();
     match cli.command {
         Command::Serve(args) => {
             let config = Config::resolve(&args)?;

@@ -1,0 +1,1051 @@
+//! Alerting end to end: `smolder serve` with SLOs and an `[alerting]`
+//! configuration, telemetry sent over OTLP/HTTP, and real receivers on
+//! loopback — an HTTP server in the test standing in for every webhook
+//! service (checking each payload and the Standard Webhooks signature), a
+//! real SMTP server (Python's aiosmtpd) and a real Alertmanager (Debian's
+//! `prometheus-alertmanager`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use hmac::{KeyInit as _, Mac as _};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, status};
+use prost::Message as _;
+use serde_json::Value;
+use smolder_tests::{Server, http_post, http_request, kv, repo_root, smolder_bin};
+
+const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+// ---------------------------------------------------------------------------
+// A recording HTTP receiver.
+
+/// One request the sink received.
+#[derive(Debug, Clone)]
+struct Received {
+    path: String,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+    /// The status the sink answered.
+    answered: u16,
+}
+
+impl Received {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{}: not JSON ({e})", self.path))
+    }
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", String::as_str)
+    }
+}
+
+type Policy = Arc<dyn Fn(&str) -> (u16, Option<u64>) + Send + Sync>;
+
+/// An HTTP server on a loopback port that records every request and answers
+/// as its policy says (status, optional `Retry-After` seconds).
+struct Sink {
+    addr: SocketAddr,
+    log: Arc<Mutex<Vec<Received>>>,
+    _thread: std::thread::JoinHandle<()>,
+}
+
+impl Sink {
+    fn start(policy: Policy) -> Self {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                    tx.send(listener.local_addr().unwrap()).unwrap();
+                    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+                        let log = Arc::clone(&log);
+                        let policy = Arc::clone(&policy);
+                        async move {
+                            let path = req.uri().path().to_string();
+                            let headers = req
+                                .headers()
+                                .iter()
+                                .map(|(k, v)| {
+                                    (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())
+                                })
+                                .collect();
+                            let body = axum::body::to_bytes(req.into_body(), 16 << 20)
+                                .await
+                                .unwrap()
+                                .to_vec();
+                            let (status, retry_after) = policy(&path);
+                            log.lock().unwrap().push(Received {
+                                path,
+                                headers,
+                                body,
+                                answered: status,
+                            });
+                            let mut resp = axum::response::Response::builder().status(status);
+                            if let Some(s) = retry_after {
+                                resp = resp.header("retry-after", s.to_string());
+                            }
+                            resp.body(axum::body::Body::from(if status < 300 {
+                                "ok"
+                            } else {
+                                "try later"
+                            }))
+                            .unwrap()
+                        }
+                    });
+                    axum::serve(listener, app).await.unwrap();
+                });
+            })
+        };
+        Self {
+            addr: rx.recv().unwrap(),
+            log,
+            _thread: thread,
+        }
+    }
+
+    fn ok() -> Self {
+        Self::start(Arc::new(|_| (200, None)))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn received(&self, path: &str) -> Vec<Received> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until `done` holds for the requests to `path` (90 s at most).
+    fn wait(&self, path: &str, what: &str, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let got = self.received(path);
+            if done(&got) {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waiting for {what} at {path}; received: {:#?}",
+                got.iter()
+                    .map(|r| String::from_utf8_lossy(&r.body).to_string())
+                    .collect::<Vec<_>>()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Checks a request's Standard Webhooks signature with the shared secret.
+fn assert_signed(r: &Received) {
+    let id = r.header("webhook-id");
+    let ts = r.header("webhook-timestamp");
+    assert!(id.starts_with("msg_"), "webhook-id: {id:?}");
+    let age = (now_ns() / 1_000_000_000 - ts.parse::<i64>().unwrap()).abs();
+    assert!(age < 600, "webhook-timestamp {ts} is not recent");
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(SECRET.trim_start_matches("whsec_"))
+        .unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{ts}.").as_bytes());
+    mac.update(&r.body);
+    let want = format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    );
+    assert_eq!(
+        r.header("webhook-signature"),
+        want,
+        "signature of {}",
+        r.path
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Telemetry and the server.
+
+/// `n` server spans of `service`, the first `errors` failed on route `/pay`,
+/// the rest spread over `/pay`, `/cart` and `/home`, in the last seconds.
+fn spans(service: &str, n: usize, errors: usize, seed: u64) -> Vec<u8> {
+    let start = now_ns() - 5_000_000_000;
+    let routes = ["/pay", "/cart", "/home", "/cart", "/home"];
+    let spans = (0..n)
+        .map(|i| {
+            let id = seed * 1_000_000 + i as u64 + 1;
+            let route = if i < errors {
+                "/pay"
+            } else {
+                routes[i % routes.len()]
+            };
+            Span {
+                trace_id: id.to_be_bytes().repeat(2),
+                span_id: id.to_be_bytes().to_vec(),
+                name: format!("GET {route}"),
+                kind: 2,
+                start_time_unix_nano: (start + i as i64 * 1_000) as u64,
+                end_time_unix_nano: (start + i as i64 * 1_000 + 5_000_000) as u64,
+                attributes: vec![kv("http.route", route)],
+                status: Some(Status {
+                    code: if i < errors {
+                        status::StatusCode::Error
+                    } else {
+                        status::StatusCode::Ok
+                    } as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", service)],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+fn send(server: &Server, body: &[u8]) {
+    let (status, answer) = http_post(
+        server.otlp_http,
+        "/v1/traces",
+        "application/x-protobuf",
+        body,
+    );
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// An availability SLO of `service` (99 %, 30 days, the Workbook's alert
+/// table).
+fn slo(service: &str) -> String {
+    format!(
+        r#"
+apiVersion: openslo/v1
+kind: SLO
+metadata:
+  name: {service}-availability
+  annotations:
+    smolder.dev/runbook-url: https://runbooks.example.com/{service}
+spec:
+  service: {service}
+  indicator:
+    metadata:
+      name: {service}-ok
+    spec:
+      ratioMetric:
+        counter: true
+        good:
+          metricSource:
+            type: smolder
+            spec:
+              table: spans
+              filter: "service_name = '{service}' AND status_code <> 'ERROR'"
+        total:
+          metricSource:
+            type: smolder
+            spec:
+              table: spans
+              filter: "service_name = '{service}'"
+  timeWindow:
+    - duration: 30d
+      isRolling: true
+  budgetingMethod: Occurrences
+  objectives:
+    - target: 0.99
+"#
+    )
+}
+
+fn get(server: &Server, path: &str) -> Value {
+    let (status, body) = http_request(server.http, "GET", path, &[], b"");
+    assert_eq!(status, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Starts a server with SLO files, the `[alerting]` TOML and a 1 s
+/// evaluation interval; `dir` holds the data, SLOs and configuration.
+fn start(dir: &Path, slos: &[(&str, String)], alerting: &str) -> Server {
+    let slo_dir = dir.join("slos");
+    std::fs::create_dir_all(&slo_dir).unwrap();
+    for (name, text) in slos {
+        std::fs::write(slo_dir.join(name), text).unwrap();
+    }
+    let config = dir.join("smolder.toml");
+    std::fs::write(&config, alerting).unwrap();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    Server::start_in(
+        &data,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--slo-dir",
+            slo_dir.to_str().unwrap(),
+            "--slo-interval",
+            "1s",
+        ],
+    )
+}
+
+/// Makes the SLO of `service` burn (60 of 100 requests fail) and waits for
+/// its page alert to fire.
+fn incident(server: &Server, service: &str, seed: u64) {
+    send(server, &spans(service, 100, 60, seed));
+    wait_alerts(server, &format!("the page alert of {service}"), |alerts| {
+        alerts.iter().any(|a| {
+            a["labels"]["service"] == service
+                && a["labels"]["severity"] == "page"
+                && a["state"] == "firing"
+        })
+    });
+}
+
+/// Ends the incident of `service`: 20,000 good requests bring every window
+/// under its burn-rate threshold.
+fn recover(server: &Server, service: &str, seed: u64) {
+    send(server, &spans(service, 20_000, 0, seed));
+    wait_alerts(
+        server,
+        &format!("the alerts of {service} to resolve"),
+        |alerts| !alerts.iter().any(|a| a["labels"]["service"] == service),
+    );
+}
+
+fn wait_alerts(server: &Server, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = get(server, "/api/v1/alerts");
+        let alerts = got["alerts"].as_array().unwrap().clone();
+        if done(&alerts) {
+            return alerts;
+        }
+        assert!(Instant::now() < deadline, "waiting for {what}: {got:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+// ---------------------------------------------------------------------------
+
+/// An incident from the sample-data generator (the demo's payment failures)
+/// against the sample checkout SLO: the page reaches the on-call receivers
+/// and the autoscaler, with example traces and the over-represented route;
+/// when the incident ends, resolved notifications and the scale-back follow.
+#[test]
+fn an_incident_pages_every_receiver_then_resolves_and_scales_back() {
+    let sink = Sink::ok();
+    let dir = tempfile::tempdir().unwrap();
+    let checkout =
+        std::fs::read_to_string(repo_root().join("sample-data/slos/checkout.yaml")).unwrap();
+    let receivers = [
+        (
+            "hook",
+            "webhook",
+            "/hook",
+            format!("secret = \"{SECRET}\"\nheaders = {{ X-Team = \"payments\" }}"),
+        ),
+        (
+            "am-hook",
+            "webhook",
+            "/am-hook",
+            "format = \"alertmanager\"".to_string(),
+        ),
+        (
+            "slack",
+            "slack",
+            "/slack",
+            "channel = \"#payments\"".to_string(),
+        ),
+        ("mattermost", "mattermost", "/mattermost", String::new()),
+        ("teams", "teams", "/teams", String::new()),
+        ("discord", "discord", "/discord", String::new()),
+        ("gchat", "google_chat", "/gchat", String::new()),
+        (
+            "pagerduty",
+            "pagerduty",
+            "/pagerduty",
+            "routing_key = \"R0UT1NGKEY\"".to_string(),
+        ),
+    ];
+    let mut toml = String::from(
+        "[alerting]\nexternal_url = \"http://smolder.example.com\"\n\
+         [alerting.route]\nreceiver = \"hook\"\ngroup_interval = \"1s\"\n",
+    );
+    for (name, _, _, _) in &receivers {
+        toml.push_str(&format!(
+            "[[alerting.route.routes]]\nmatchers = ['slo=\"checkout-availability\"']\nreceiver = \"{name}\"\ncontinue = true\n"
+        ));
+    }
+    for (name, kind, path, extra) in &receivers {
+        toml.push_str(&format!(
+            "[[alerting.receivers]]\nname = \"{name}\"\ntype = \"{kind}\"\nurl = \"{}\"\n{extra}\n",
+            sink.url(path)
+        ));
+    }
+    toml.push_str(&format!(
+        "[[alerting.scaling]]\nname = \"checkout-hpa\"\nurl = \"{}\"\nsecret = \"{SECRET}\"\n\
+         matchers = ['slo=\"checkout-availability\"']\ncooldown = \"2s\"\n\
+         # Healthy traffic fails 0.4 % of checkouts (a burn rate of about 1):\n\
+         # scale back once the 5-minute burn rate is under 6.\n\
+         [alerting.scaling.slos.checkout-availability]\nscale_down_below = 6.0\n",
+        sink.url("/scale")
+    ));
+    let server = start(dir.path(), &[("checkout.yaml", checkout)], &toml);
+
+    // The incident: two minutes of the generator's traffic with payment
+    // failures, ending now.
+    let mut generator = smolder_sample_data::Generator::new(7, (now_ns() - 120_000_000_000) as u64);
+    generator.set_incident(true);
+    let t = generator.requests(3000, 120_000_000_000);
+    send(&server, &t.traces.encode_to_vec());
+
+    let page = wait_alerts(&server, "the checkout page", |alerts| {
+        alerts.iter().any(|a| {
+            a["slo"] == "checkout-availability"
+                && a["labels"]["severity"] == "page"
+                && a["state"] == "firing"
+        })
+    });
+    let page = page
+        .iter()
+        .find(|a| a["slo"] == "checkout-availability" && a["labels"]["severity"] == "page")
+        .unwrap()
+        .clone();
+    assert_eq!(page["labels"]["alertname"], "SLOBurnRate");
+    assert_eq!(page["labels"]["condition"], "fast-burn");
+    assert_eq!(page["labels"]["window"], "1h/5m");
+    assert_eq!(page["status"], "firing");
+    assert!(page["since"].as_str().unwrap().ends_with('Z'));
+    let ann = &page["annotations"];
+    assert!(
+        ann["summary"].as_str().unwrap().contains("too fast"),
+        "{ann:#}"
+    );
+    assert!(
+        ann["description"]
+            .as_str()
+            .unwrap()
+            .contains("Error budget left"),
+        "{ann:#}"
+    );
+    assert_eq!(
+        ann["slo_url"],
+        "http://smolder.example.com/slos/checkout-availability"
+    );
+    // Example traces of failed checkouts, which exist in the spans table.
+    let examples = ann["example_trace_ids"].as_str().expect("example traces");
+    let first = examples.split(',').next().unwrap();
+    let found = server.scalar(&format!(
+        "SELECT count(*) FROM spans WHERE trace_id = '{first}' AND status_code = 'ERROR'"
+    ));
+    assert!(
+        found.as_i64().unwrap() >= 1,
+        "example trace {first} has no failed span"
+    );
+    // The cause hint names what failing checkouts have in common.
+    assert!(
+        ann["cause_hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("of bad events")),
+        "{ann:#}"
+    );
+
+    // Every receiver got the page, in its own format.
+    let hook = sink.wait("/hook", "the webhook", |r| {
+        r.iter().any(|r| r.json()["status"] == "firing")
+    });
+    let h = hook
+        .iter()
+        .find(|r| r.json()["status"] == "firing")
+        .unwrap();
+    assert_signed(h);
+    assert_eq!(h.header("x-team"), "payments");
+    let body = h.json();
+    assert_eq!(body["version"], "1");
+    assert_eq!(body["type"], "alerts");
+    assert_eq!(body["group_labels"]["slo"], "checkout-availability");
+    assert_eq!(body["group_labels"]["severity"], "page");
+    assert_eq!(body["alerts"][0]["status"], "firing");
+    assert!(
+        body["alerts"][0]["values"]["long_burn_rate"]
+            .as_f64()
+            .unwrap()
+            >= 13.44
+    );
+
+    let am = sink.wait("/am-hook", "the Alertmanager-format webhook", |r| {
+        !r.is_empty()
+    });
+    let am = am[0].json();
+    for key in [
+        "version",
+        "groupKey",
+        "truncatedAlerts",
+        "status",
+        "receiver",
+        "groupLabels",
+        "commonLabels",
+        "commonAnnotations",
+        "externalURL",
+        "alerts",
+    ] {
+        assert!(
+            am.get(key).is_some(),
+            "Alertmanager webhook v4 has {key}: {am:#}"
+        );
+    }
+    assert_eq!(am["version"], "4");
+    assert_eq!(am["receiver"], "am-hook");
+    let a0 = &am["alerts"][0];
+    for key in [
+        "status",
+        "labels",
+        "annotations",
+        "startsAt",
+        "endsAt",
+        "generatorURL",
+        "fingerprint",
+    ] {
+        assert!(a0.get(key).is_some(), "alert has {key}: {a0:#}");
+    }
+    assert_eq!(a0["endsAt"], "0001-01-01T00:00:00Z");
+
+    let slack = sink.wait("/slack", "Slack", |r| !r.is_empty())[0].json();
+    assert_eq!(slack["channel"], "#payments");
+    assert!(
+        slack["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("[FIRING:1] checkout-availability"),
+        "{slack:#}"
+    );
+    assert_eq!(slack["blocks"][0]["type"], "header");
+    assert_eq!(slack["blocks"][1]["text"]["type"], "mrkdwn");
+    let mm = sink.wait("/mattermost", "Mattermost", |r| !r.is_empty())[0].json();
+    assert!(mm["text"].is_string() && mm["blocks"].is_array());
+    let teams = sink.wait("/teams", "Teams", |r| !r.is_empty())[0].json();
+    assert_eq!(teams["type"], "message");
+    assert_eq!(
+        teams["attachments"][0]["contentType"],
+        "application/vnd.microsoft.card.adaptive"
+    );
+    assert_eq!(teams["attachments"][0]["content"]["type"], "AdaptiveCard");
+    let discord = sink.wait("/discord", "Discord", |r| !r.is_empty())[0].json();
+    assert!(
+        discord["content"]
+            .as_str()
+            .unwrap()
+            .contains("checkout-availability")
+    );
+    assert!(discord["embeds"][0]["title"].is_string() && discord["embeds"][0]["color"].is_number());
+    let gchat = sink.wait("/gchat", "Google Chat", |r| !r.is_empty())[0].json();
+    assert!(
+        gchat["text"]
+            .as_str()
+            .unwrap()
+            .contains("checkout-availability")
+    );
+    let pd = sink.wait("/pagerduty", "PagerDuty", |r| !r.is_empty())[0].json();
+    assert_eq!(pd["routing_key"], "R0UT1NGKEY");
+    assert_eq!(pd["event_action"], "trigger");
+    assert_eq!(pd["payload"]["severity"], "critical");
+    assert_eq!(pd["payload"]["source"], "checkout");
+    let dedup_key = pd["dedup_key"].as_str().unwrap().to_string();
+
+    // The autoscaler is asked to scale up, signed.
+    let up = sink.wait("/scale", "scale-up", |r| !r.is_empty());
+    assert_signed(&up[0]);
+    let up = up[0].json();
+    assert_eq!(
+        (up["type"].as_str(), up["action"].as_str()),
+        (Some("scaling"), Some("scale_up"))
+    );
+    assert_eq!(up["slo"], "checkout-availability");
+    assert_eq!(up["target"], "checkout-hpa");
+    let scaling = get(&server, "/api/v1/scaling/checkout-availability");
+    assert_eq!(scaling["scale"], 1, "{scaling:#}");
+    assert!(
+        scaling["burn_rate"].as_f64().unwrap() >= 13.44,
+        "{scaling:#}"
+    );
+    assert!(
+        scaling["burn_rates"]["5m"].as_f64().is_some(),
+        "{scaling:#}"
+    );
+
+    // The incident ends: plenty of healthy traffic.
+    let mut healthy = smolder_sample_data::Generator::new(8, (now_ns() - 60_000_000_000) as u64);
+    for _ in 0..4 {
+        let t = healthy.requests(15_000, 15_000_000_000);
+        send(&server, &t.traces.encode_to_vec());
+    }
+    wait_alerts(&server, "the page to resolve", |alerts| {
+        !alerts.iter().any(|a| a["labels"]["severity"] == "page")
+    });
+    let resolved = sink.wait("/hook", "the resolved webhook", |r| {
+        r.iter().any(|r| r.json()["status"] == "resolved")
+    });
+    let resolved = resolved
+        .iter()
+        .find(|r| r.json()["status"] == "resolved")
+        .unwrap();
+    assert_signed(resolved);
+    assert_eq!(resolved.json()["alerts"][0]["status"], "resolved");
+    assert!(
+        resolved.json()["alerts"][0]["ends_at"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    let pd = sink.wait("/pagerduty", "the PagerDuty resolve", |r| {
+        r.iter().any(|r| r.json()["event_action"] == "resolve")
+    });
+    let pd_resolve = pd
+        .iter()
+        .find(|r| r.json()["event_action"] == "resolve")
+        .unwrap()
+        .json();
+    assert_eq!(
+        pd_resolve["dedup_key"],
+        dedup_key.as_str(),
+        "the same incident"
+    );
+    let am = sink.wait("/am-hook", "the resolved Alertmanager webhook", |r| {
+        r.iter().any(|r| r.json()["status"] == "resolved")
+    });
+    let am = am
+        .iter()
+        .find(|r| r.json()["status"] == "resolved")
+        .unwrap()
+        .json();
+    assert_ne!(am["alerts"][0]["endsAt"], "0001-01-01T00:00:00Z");
+    // Burn under 6 for the 2 s cooldown: scale back.
+    let scale = sink.wait("/scale", "scale-down", |r| r.len() >= 2);
+    assert_signed(&scale[1]);
+    assert_eq!(scale[1].json()["action"], "scale_down");
+
+    // What happened is on record.
+    let history = get(&server, "/api/v1/alerts/history?slo=checkout-availability");
+    let transitions: Vec<(String, String)> = history["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["labels"]["severity"] == "page")
+        .map(|t| {
+            (
+                t["from"].as_str().unwrap().to_string(),
+                t["to"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        transitions.contains(&("inactive".into(), "firing".into())),
+        "{history:#}"
+    );
+    assert!(
+        transitions.contains(&("firing".into(), "resolved".into())),
+        "{history:#}"
+    );
+    let notifications = get(&server, "/api/v1/notifications?slo=checkout-availability");
+    let rows = notifications["notifications"].as_array().unwrap();
+    for receiver in [
+        "hook",
+        "am-hook",
+        "slack",
+        "mattermost",
+        "teams",
+        "discord",
+        "gchat",
+        "pagerduty",
+    ] {
+        let mine: Vec<&Value> = rows.iter().filter(|n| n["receiver"] == receiver).collect();
+        assert!(mine.len() >= 2, "{receiver}: {notifications:#}");
+        assert!(
+            mine.iter()
+                .all(|n| n["state"] == "delivered" && n["attempts"] == 1),
+            "{mine:#?}"
+        );
+    }
+    assert!(
+        rows.iter()
+            .any(|n| n["receiver"] == "scaling/checkout-hpa" && n["status"] == "scale_down")
+    );
+    // The metrics say so too.
+    let (_, metrics) = http_request(server.http, "GET", "/metrics", &[], b"");
+    assert!(
+        metrics.contains(
+            "smolder_notification_attempts_total{receiver=\"slack\",outcome=\"delivered\"}"
+        ),
+        "{metrics}"
+    );
+}
+
+/// Silences from the API and the CLI keep a firing alert from being
+/// notified; a page inhibits the ticket of the same SLO.
+#[test]
+fn silences_and_inhibition_suppress_notifications() {
+    let sink = Sink::ok();
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[alerting.route]\nreceiver = \"hook\"\ngroup_interval = \"1s\"\n\
+         [[alerting.receivers]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\n",
+        sink.url("/hook")
+    );
+    let server = start(
+        dir.path(),
+        &[("a.yaml", slo("quiet")), ("b.yaml", slo("loud"))],
+        &toml,
+    );
+    // Silence `quiet` with the CLI before its incident.
+    let out = std::process::Command::new(smolder_bin())
+        .args([
+            "silence",
+            "add",
+            "service=\"quiet\"",
+            "--duration",
+            "1h",
+            "--author",
+            "sre",
+            "--comment",
+            "planned",
+        ])
+        .args(["--server", &format!("http://{}", server.http)])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let silence_id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(silence_id.starts_with("sil_"), "{silence_id}");
+
+    incident(&server, "quiet", 1);
+    incident(&server, "loud", 2);
+    let alerts = wait_alerts(&server, "both", |a| a.len() >= 4);
+    for a in &alerts {
+        let service = a["labels"]["service"].as_str().unwrap();
+        let severity = a["labels"]["severity"].as_str().unwrap();
+        match (service, severity) {
+            ("quiet", _) => {
+                assert_eq!(a["status"], "suppressed", "{a:#}");
+                assert_eq!(a["suppressed"]["silenced_by"][0], silence_id.as_str());
+            }
+            ("loud", "ticket") => {
+                assert_eq!(a["status"], "suppressed", "{a:#}");
+                assert!(
+                    !a["suppressed"]["inhibited_by"]
+                        .as_array()
+                        .unwrap()
+                        .is_empty(),
+                    "{a:#}"
+                );
+            }
+            ("loud", "page") => assert_eq!(a["status"], "firing", "{a:#}"),
+            _ => panic!("unexpected alert {a:#}"),
+        }
+    }
+    // Only loud's page is notified.
+    sink.wait("/hook", "loud's page", |r| !r.is_empty());
+    std::thread::sleep(Duration::from_secs(3));
+    let got = sink.received("/hook");
+    assert!(got.len() == 1, "{got:#?}");
+    let body = got[0].json();
+    assert_eq!(body["group_labels"]["slo"], "loud-availability");
+    assert_eq!(body["group_labels"]["severity"], "page");
+
+    // The CLI lists the silence; the API expires it; quiet's page follows.
+    let out = std::process::Command::new(smolder_bin())
+        .args([
+            "silence",
+            "list",
+            "--server",
+            &format!("http://{}", server.http),
+        ])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listing.contains(&silence_id) && listing.contains("active") && listing.contains("planned"),
+        "{listing}"
+    );
+    let (status, body) = http_request(
+        server.http,
+        "DELETE",
+        &format!("/api/v1/silences/{silence_id}"),
+        &[],
+        b"",
+    );
+    assert_eq!(status, 200, "{body}");
+    sink.wait("/hook", "quiet's page after the silence expired", |r| {
+        r.iter()
+            .any(|r| r.json()["group_labels"]["slo"] == "quiet-availability")
+    });
+    let silences = get(&server, "/api/v1/silences");
+    assert_eq!(silences["silences"][0]["status"], "expired", "{silences:#}");
+
+    // Bad silences are refused with the reason.
+    for (body, want) in [
+        (
+            r#"{"matchers":["service=~\".*\""],"duration":"1h","created_by":"x"}"#,
+            "every alert",
+        ),
+        (
+            r#"{"matchers":["service=quiet"],"duration":"1h","created_by":"x"}"#,
+            "not a label matcher",
+        ),
+        (
+            r#"{"matchers":["service=\"x\""],"created_by":"x"}"#,
+            "ends_at or duration",
+        ),
+        (
+            r#"{"matchers":["service=\"x\""],"duration":"1h","created_by":""}"#,
+            "created_by",
+        ),
+    ] {
+        let (status, answer) = http_post(
+            server.http,
+            "/api/v1/silences",
+            "application/json",
+            body.as_bytes(),
+        );
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(answer.contains(want), "{body}: {answer}");
+    }
+}
+
+/// The receiver is down (503) for two minutes, then rate-limits (429 with
+/// Retry-After), then recovers: every notification arrives, accepted once per
+/// idempotency key, in order within its group. With `restart`, smolder is
+/// killed during the outage and started again.
+fn outage(restart: bool) {
+    let started = Instant::now();
+    let policy: Policy = Arc::new(move |_| {
+        let t = started.elapsed();
+        if t < Duration::from_secs(120) {
+            (503, None)
+        } else if t < Duration::from_secs(126) {
+            (429, Some(2))
+        } else {
+            (200, None)
+        }
+    });
+    let sink = Sink::start(policy);
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[alerting.route]\nreceiver = \"hook\"\ngroup_interval = \"1s\"\n\
+         [[alerting.receivers]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nsecret = \"{SECRET}\"\n\
+         [alerting.delivery]\ninitial_backoff = \"500ms\"\nmax_backoff = \"5s\"\nmax_retry_age = \"15m\"\n",
+        sink.url("/hook")
+    );
+    let mut server = start(
+        dir.path(),
+        &[("a.yaml", slo("alpha")), ("b.yaml", slo("beta"))],
+        &toml,
+    );
+    incident(&server, "alpha", 1);
+    incident(&server, "beta", 2);
+    recover(&server, "alpha", 3);
+    if restart {
+        sink.wait("/hook", "retries before the crash", |r| r.len() >= 4);
+        server.crash_and_restart();
+    }
+    recover(&server, "beta", 4);
+    // Both groups' firing and resolved notifications get through.
+    sink.wait("/hook", "every notification after the outage", |r| {
+        r.iter().filter(|r| r.answered == 200).count() >= 4
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let got = sink.received("/hook");
+    assert!(got.iter().any(|r| r.answered == 503) && got.iter().any(|r| r.answered == 429));
+    let accepted: Vec<&Received> = got.iter().filter(|r| r.answered == 200).collect();
+    let mut per_key: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in &accepted {
+        assert_signed(r);
+        *per_key.entry(r.header("webhook-id")).or_default() += 1;
+    }
+    assert!(
+        per_key.values().all(|&n| n == 1),
+        "accepted once per key: {per_key:?}"
+    );
+    // Per group: the page fired, then resolved — in that order, each once.
+    for slo in ["alpha-availability", "beta-availability"] {
+        let statuses: Vec<String> = accepted
+            .iter()
+            .map(|r| r.json())
+            .filter(|b| b["group_labels"]["slo"] == slo && b["group_labels"]["severity"] == "page")
+            .map(|b| b["status"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(statuses, ["firing", "resolved"], "{slo}");
+    }
+    // Retries were spaced out: after the 429, the next attempt waited for
+    // Retry-After.
+    let after_429 = got.iter().position(|r| r.answered == 429).unwrap();
+    assert!(got.len() > after_429 + 1);
+    let notifications = get(&server, "/api/v1/notifications?receiver=hook");
+    let rows = notifications["notifications"].as_array().unwrap();
+    assert!(
+        rows.iter().all(|n| n["state"] == "delivered"),
+        "{notifications:#}"
+    );
+    assert!(
+        rows.iter().any(|n| n["attempts"].as_u64().unwrap() > 5),
+        "{notifications:#}"
+    );
+    // No notification beyond the delivered ones was made (after the restart
+    // the notification log kept "firing" from being notified again).
+    let ids: std::collections::BTreeSet<&str> =
+        got.iter().map(|r| r.header("webhook-id")).collect();
+    assert_eq!(
+        ids.len(),
+        per_key.len(),
+        "every notification id attempted was delivered"
+    );
+}
+
+#[test]
+fn outage_then_recovery_delivers_each_notification_once_in_order() {
+    outage(false);
+}
+
+#[test]
+fn outage_with_a_restart_delivers_each_notification_once_in_order() {
+    outage(true);
+}
+
+/// A 4xx other than 429 fails at once with the receiver's answer recorded.
+#[test]
+fn client_errors_are_not_retried() {
+    let sink = Sink::start(Arc::new(|_| (400, None)));
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[alerting.route]\nreceiver = \"hook\"\n\
+         [[alerting.receivers]]\nname = \"hook\"\ntype = \"slack\"\nurl = \"{}\"\n",
+        sink.url("/slack")
+    );
+    let server = start(dir.path(), &[("a.yaml", slo("shop"))], &toml);
+    incident(&server, "shop", 1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let row = loop {
+        let n = get(&server, "/api/v1/notifications");
+        if let Some(row) = n["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["state"] == "failed")
+        {
+            break row.clone();
+        }
+        assert!(Instant::now() < deadline, "{n:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(row["attempts"], 1);
+    assert_eq!(row["last_status"], 400);
+    assert!(
+        row["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP 400: try later"),
+        "{row:#}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(sink.received("/slack").len(), 1, "not retried");
+}
+
+/// Invalid alerting configuration is refused at start and at reload, with
+/// the field named; the running configuration stays.
+#[test]
+fn invalid_configuration_is_refused_with_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("smolder.toml");
+    std::fs::write(
+        &config,
+        "[alerting.route]\nreceiver = \"pager\"\n[[alerting.receivers]]\nname = \"ops\"\ntype = \"slack\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(smolder_bin())
+        .args(["serve", "--config", config.to_str().unwrap(), "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args([
+            "--otlp-grpc-addr",
+            "127.0.0.1:0",
+            "--otlp-http-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("alerting.receivers[0].url: is required for slack receivers"),
+        "{err}"
+    );
+    assert!(
+        err.contains("alerting.route.receiver: no receiver named \"pager\""),
+        "{err}"
+    );
+
+    // A good configuration, then a bad reload.
+    let sink = Sink::ok();
+    let good = format!(
+        "[alerting.route]\nreceiver = \"ops\"\n[[alerting.receivers]]\nname = \"ops\"\ntype = \"webhook\"\nurl = \"{}\"\n",
+        sink.url("/ops")
+    );
+    let server = start(dir.path(), &[("a.yaml", slo("shop"))], &good);
+    std::fs::write(
+        dir.path().join("smolder.toml"),
+        "[alerting.route]\nreceiver = \"ops\"\n[[alerting.receivers]]\nname = \"ops\"\ntype = \"webhook\"\nurl = \"ftp://x\"\n",
+    )
+    .unwrap();
+    let (status, body) = http_post(server.http, "/-/reload", "text/plain", b"");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("alerting.receivers[0].url"), "{body}");
+    // Still alerting with the good configuration.
+    incident(&server, "shop", 1);
+    sink.wait(
+        "/ops",
+        "a notification with the configuration before the bad reload",
+        |r| !r.is_empty(),
+    );
+    // A good reload moves the route.
+    std::fs::write(
+        dir.path().join("smolder.toml"),
+        good.replace("/ops", "/ops2"),
+    )
+    .unwrap();
+    let (status, body) = http_post(server.http, "/-/reload", "text/plain", b"");
+    assert_eq!(status, 200, "{body}");
+}
