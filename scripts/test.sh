@@ -33,14 +33,24 @@ venv .venv-otel "opentelemetry-sdk==$OTEL_SDK" \
   "opentelemetry-exporter-otlp-proto-grpc==$OTEL_SDK" \
   "opentelemetry-exporter-otlp-proto-http==$OTEL_SDK"
 venv .venv-otel-json "opentelemetry-exporter-otlp-json-http==$OTEL_JSON"
+# A real SMTP server for the email receiver's test.
+venv .venv-smtp "aiosmtpd==1.4.6"
 
-# Real Prometheus for the burn-rate cross-check (Debian package).
-if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
-  log "installing prometheus (apt)"
+# Real Prometheus for the burn-rate cross-check, real Alertmanager for the
+# forwarding test (Debian packages).
+apt_install() {
+  local package=$1
+  log "installing $package (apt)"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus \
-    || { $SUDO apt-get update && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; } \
-    || { echo "installing prometheus failed: apt-get install prometheus" >&2; exit 1; }
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$package" \
+    || { $SUDO apt-get update && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$package"; } \
+    || { echo "installing $package failed: apt-get install $package" >&2; exit 1; }
+}
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+  apt_install prometheus
+fi
+if ! command -v prometheus-alertmanager >/dev/null 2>&1 && ! command -v alertmanager >/dev/null 2>&1; then
+  apt_install prometheus-alertmanager
 fi
 
 log "cargo fmt --check"

@@ -18,9 +18,10 @@ use serde::Serialize;
 use crate::alert::{Alert, Labels, State};
 use crate::notification::Notification;
 
-/// Title of a notification: `[FIRING:2] checkout-availability`.
+/// Title of a notification: `[FIRING:2] checkout-availability (page)`.
 const TITLE: &str = "[{{ status|upper }}{% if status == 'firing' %}:{{ firing|length }}{% endif %}] \
 {%- if group_labels.slo %} {{ group_labels.slo }}{% if group_labels.slo_group %} [{{ group_labels.slo_group }}]{% endif %}\
+{%- if group_labels.severity %} ({{ group_labels.severity }}){% endif %}\
 {%- else %}{% for k, v in group_labels|items %} {{ k }}={{ v }}{% endfor %}{% endif %}";
 
 /// Plain text body (chat messages, mail text part).

@@ -103,6 +103,9 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "  curl -s {api}/api/v1/sql -H 'content-type: application/json' \\\n    -d '{{\"sql\": \"SELECT service_name, count(*) AS spans, sum(CASE WHEN status_code = '\\''ERROR'\\'' THEN 1 ELSE 0 END) AS errors FROM spans GROUP BY service_name ORDER BY spans DESC\"}}'"
     );
     println!("  curl -s {api}/api/v1/slos        # SLIs, error budgets, burn rates, alert state");
+    println!(
+        "  curl -s {api}/api/v1/alerts      # burn-rate alerts, with example traces and a cause hint"
+    );
     println!("  curl -s {api}/metrics");
     println!("Press Ctrl-C to stop.");
 

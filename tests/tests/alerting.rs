@@ -142,19 +142,40 @@ impl Sink {
 
     /// Waits until `done` holds for the requests to `path` (90 s at most).
     fn wait(&self, path: &str, what: &str, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
-        let deadline = Instant::now() + Duration::from_secs(90);
+        self.wait_at_most(Duration::from_secs(90), path, what, done)
+    }
+
+    fn wait_at_most(
+        &self,
+        limit: Duration,
+        path: &str,
+        what: &str,
+        done: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
+        let deadline = Instant::now() + limit;
         loop {
             let got = self.received(path);
             if done(&got) {
                 return got;
             }
-            assert!(
-                Instant::now() < deadline,
-                "waiting for {what} at {path}; received: {:#?}",
-                got.iter()
-                    .map(|r| String::from_utf8_lossy(&r.body).to_string())
-                    .collect::<Vec<_>>()
-            );
+            if Instant::now() >= deadline {
+                let summary: Vec<String> = got
+                    .iter()
+                    .map(|r| {
+                        let b = serde_json::from_slice::<Value>(&r.body).unwrap_or_default();
+                        format!(
+                            "{} {} {} {}",
+                            r.answered,
+                            r.header("webhook-id"),
+                            b["status"],
+                            b["group_labels"]
+                        )
+                    })
+                    .collect();
+                panic!(
+                    "waiting for {what} at {path}; received (answer, id, status, group): {summary:#?}"
+                );
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -883,9 +904,12 @@ fn outage(restart: bool) {
     }
     recover(&server, "beta", 4);
     // Both groups' firing and resolved notifications get through.
-    sink.wait("/hook", "every notification after the outage", |r| {
-        r.iter().filter(|r| r.answered == 200).count() >= 4
-    });
+    sink.wait_at_most(
+        Duration::from_secs(240),
+        "/hook",
+        "every notification after the outage",
+        |r| r.iter().filter(|r| r.answered == 200).count() >= 4,
+    );
     std::thread::sleep(Duration::from_secs(3));
     let got = sink.received("/hook");
     assert!(got.iter().any(|r| r.answered == 503) && got.iter().any(|r| r.answered == 429));
@@ -1048,4 +1072,241 @@ fn invalid_configuration_is_refused_with_the_field() {
     .unwrap();
     let (status, body) = http_post(server.http, "/-/reload", "text/plain", b"");
     assert_eq!(status, 200, "{body}");
+}
+
+/// A free loopback port (bound, then released for a server to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something listens on `port`.
+fn wait_listening(port: u16, what: &str, child: &mut std::process::Child) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited with {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Kills a child process when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A mail's headers (unfolded, names in lower case) and its raw text.
+fn parse_mail(text: &str) -> (HashMap<String, String>, String) {
+    let head = text
+        .split("\n\n")
+        .next()
+        .unwrap_or_default()
+        .replace("\r\n", "\n");
+    let mut headers: HashMap<String, String> = HashMap::new();
+    let mut last = String::new();
+    for line in head.lines() {
+        if line.starts_with([' ', '\t']) {
+            if let Some(v) = headers.get_mut(&last) {
+                v.push(' ');
+                v.push_str(line.trim());
+            }
+        } else if let Some((k, v)) = line.split_once(':') {
+            last = k.trim().to_ascii_lowercase();
+            headers.insert(last.clone(), v.trim().to_string());
+        }
+    }
+    (headers, text.to_string())
+}
+
+/// Email through a real SMTP server (Python's aiosmtpd, writing a maildir):
+/// the firing and the resolved mail are multipart text + HTML and thread
+/// together.
+#[test]
+fn email_firing_and_resolved_mails_thread_together() {
+    let python = smolder_tests::python(".venv-smtp");
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("maildir");
+    let port = free_port();
+    let mut smtp = Child(
+        std::process::Command::new(python)
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("starting aiosmtpd"),
+    );
+    wait_listening(port, "aiosmtpd", &mut smtp.0);
+    let toml = format!(
+        "[alerting]\nexternal_url = \"http://smolder.example.com\"\n\
+         [alerting.route]\nreceiver = \"mail\"\ngroup_interval = \"1s\"\n\
+         [[alerting.receivers]]\nname = \"mail\"\ntype = \"email\"\nsmtp = \"127.0.0.1:{port}\"\n\
+         tls = \"none\"\nfrom = \"smolder <alerts@smolder.example.com>\"\nto = [\"sre@example.com\"]\n"
+    );
+    let server = start(dir.path(), &[("a.yaml", slo("shop"))], &toml);
+    incident(&server, "shop", 1);
+    recover(&server, "shop", 2);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mails = loop {
+        let mut mails: Vec<(HashMap<String, String>, String)> =
+            std::fs::read_dir(maildir.join("new"))
+                .map(|d| {
+                    d.map(|e| parse_mail(&std::fs::read_to_string(e.unwrap().path()).unwrap()))
+                        .collect()
+                })
+                .unwrap_or_default();
+        mails.retain(|(h, _)| {
+            h["subject"].contains("shop-availability") && h["subject"].contains("page")
+        });
+        if mails.len() >= 2 {
+            break mails;
+        }
+        assert!(Instant::now() < deadline, "two mails: {mails:#?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let firing = mails
+        .iter()
+        .find(|(h, _)| h["subject"].starts_with("[FIRING:"))
+        .expect("a firing mail");
+    let resolved = mails
+        .iter()
+        .find(|(h, _)| h["subject"].starts_with("[RESOLVED]"))
+        .expect("a resolved mail");
+    for (h, text) in [firing, resolved] {
+        assert_eq!(h["x-rcptto"], "sre@example.com");
+        assert!(h["from"].contains("alerts@smolder.example.com"), "{h:?}");
+        assert!(
+            h["content-type"].starts_with("multipart/alternative"),
+            "{h:?}"
+        );
+        assert!(text.contains("Content-Type: text/plain"), "{text}");
+        assert!(text.contains("Content-Type: text/html"), "{text}");
+        assert!(
+            text.contains("http://smolder.example.com/slos/shop-availability"),
+            "{text}"
+        );
+    }
+    assert!(
+        firing
+            .1
+            .contains("Runbook: https://runbooks.example.com/shop"),
+        "{}",
+        firing.1
+    );
+    let root = &firing.0["message-id"];
+    assert!(
+        root.starts_with("<msg_") && root.ends_with("@smolder.example.com>"),
+        "{root}"
+    );
+    assert!(
+        !firing.0.contains_key("in-reply-to"),
+        "the first mail starts the thread"
+    );
+    assert_eq!(&resolved.0["in-reply-to"], root);
+    assert_eq!(&resolved.0["references"], root);
+    assert_ne!(&resolved.0["message-id"], root);
+}
+
+/// Forwarding to a real Alertmanager (Debian's `prometheus-alertmanager`):
+/// smolder posts to `/api/v2/alerts`, Alertmanager groups the alerts and
+/// delivers them to its own webhook receiver — firing, then resolved.
+#[test]
+fn alertmanager_groups_and_delivers_what_smolder_forwards() {
+    let binary = ["prometheus-alertmanager", "alertmanager"]
+        .into_iter()
+        .find(|b| std::process::Command::new(b).arg("--version").output().is_ok())
+        .expect("Alertmanager is missing: apt-get install prometheus-alertmanager (scripts/test.sh does)");
+    let sink = Sink::ok();
+    let dir = tempfile::tempdir().unwrap();
+    let am_config = dir.path().join("alertmanager.yml");
+    std::fs::write(
+        &am_config,
+        format!(
+            "route:\n  receiver: hook\n  group_by: [slo, severity]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+             receivers:\n  - name: hook\n    webhook_configs:\n      - url: {}\n        send_resolved: true\n",
+            sink.url("/from-alertmanager")
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut am = Child(
+        std::process::Command::new(binary)
+            .arg(format!("--config.file={}", am_config.display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("am-data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting Alertmanager"),
+    );
+    wait_listening(port, "Alertmanager", &mut am.0);
+    let toml = format!(
+        "[alerting.route]\nreceiver = \"am\"\ngroup_interval = \"1s\"\n\
+         [[alerting.receivers]]\nname = \"am\"\ntype = \"alertmanager\"\nurl = \"http://127.0.0.1:{port}\"\nresend_interval = \"5s\"\n"
+    );
+    let server = start(dir.path(), &[("a.yaml", slo("shop"))], &toml);
+    incident(&server, "shop", 1);
+    let got = sink.wait("/from-alertmanager", "Alertmanager's firing webhook", |r| {
+        r.iter().any(|r| {
+            r.json()["status"] == "firing" && r.json()["groupLabels"]["severity"] == "page"
+        })
+    });
+    let body = got
+        .iter()
+        .map(Received::json)
+        .find(|b| b["groupLabels"]["severity"] == "page")
+        .unwrap();
+    assert_eq!(body["version"], "4");
+    assert_eq!(body["groupLabels"]["slo"], "shop-availability");
+    let alert = &body["alerts"][0];
+    assert_eq!(alert["labels"]["alertname"], "SLOBurnRate");
+    assert_eq!(alert["labels"]["service"], "shop");
+    assert!(
+        alert["annotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("too fast")
+    );
+    assert_eq!(
+        alert["generatorURL"],
+        format!("http://{}/slos/shop-availability", server.http)
+    );
+    // Alertmanager itself lists the alert.
+    let (status, listed) = http_request(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        "GET",
+        "/api/v2/alerts?filter=slo%3D%22shop-availability%22",
+        &[],
+        b"",
+    );
+    assert_eq!(status, 200, "{listed}");
+    assert!(listed.contains("SLOBurnRate"), "{listed}");
+
+    recover(&server, "shop", 2);
+    sink.wait(
+        "/from-alertmanager",
+        "Alertmanager's resolved webhook",
+        |r| {
+            r.iter().any(|r| {
+                r.json()["status"] == "resolved" && r.json()["groupLabels"]["severity"] == "page"
+            })
+        },
+    );
 }
