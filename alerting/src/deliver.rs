@@ -10,7 +10,7 @@
 //! `max_retry_age`, the notification is dead-lettered. Other 4xx answers fail
 //! at once, with the answer recorded.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,10 +30,60 @@ struct Item {
     next_at: i64,
 }
 
+/// Pending notifications: per group in order, and the heads of the groups
+/// that are not in flight, by due time.
 #[derive(Debug, Default)]
 struct Queue {
-    items: BTreeMap<i64, Item>,
-    in_flight: HashSet<(String, String)>,
+    items: HashMap<i64, Item>,
+    groups: HashMap<(String, String), VecDeque<i64>>,
+    ready: BTreeSet<(i64, i64)>,
+}
+
+fn group_of(n: &Notification) -> (String, String) {
+    (n.receiver.clone(), n.group_key.clone())
+}
+
+impl Queue {
+    fn push(&mut self, seq: i64, item: Item) {
+        let queue = self.groups.entry(group_of(&item.n)).or_default();
+        if queue.is_empty() {
+            self.ready.insert((item.next_at, seq));
+        }
+        queue.push_back(seq);
+        self.items.insert(seq, item);
+    }
+
+    /// The head of a group is done: the next one becomes ready.
+    fn finish(&mut self, seq: i64) {
+        let Some(item) = self.items.remove(&seq) else {
+            return;
+        };
+        self.ready.remove(&(item.next_at, seq));
+        let group = group_of(&item.n);
+        if let Some(queue) = self.groups.get_mut(&group) {
+            queue.retain(|&s| s != seq);
+            match queue
+                .front()
+                .and_then(|next| self.items.get(next).map(|i| (i.next_at, *next)))
+            {
+                Some(head) => {
+                    self.ready.insert(head);
+                }
+                None => {
+                    self.groups.remove(&group);
+                }
+            }
+        }
+    }
+
+    /// The head of a group failed and waits until `next_at`.
+    fn retry(&mut self, seq: i64, attempts: u32, next_at: i64) {
+        if let Some(item) = self.items.get_mut(&seq) {
+            item.attempts = attempts;
+            item.next_at = next_at;
+            self.ready.insert((next_at, seq));
+        }
+    }
 }
 
 /// Counters of the delivery engine, for `/metrics`.
@@ -71,7 +121,7 @@ impl Deliverer {
     pub fn new(store: Arc<Store>, clock: Arc<dyn Clock>) -> Result<Self, crate::store::StoreError> {
         let mut queue = Queue::default();
         for (seq, n, attempts, next_at) in store.pending()? {
-            queue.items.insert(
+            queue.push(
                 seq,
                 Item {
                     n: Arc::new(n),
@@ -109,7 +159,7 @@ impl Deliverer {
         let mut q = lock(&self.queue);
         for (seq, n) in items {
             let next_at = n.created_at;
-            q.items.insert(
+            q.push(
                 seq,
                 Item {
                     n: Arc::new(n),
@@ -147,23 +197,22 @@ impl Deliverer {
         let receivers = Arc::clone(&lock(&self.receivers));
         let mut next_wake = now + 1_000_000_000;
         let mut q = lock(&self.queue);
-        let mut heads = HashSet::new();
         let mut start = Vec::new();
         let mut unknown = Vec::new();
-        for (&seq, item) in &q.items {
-            let group = (item.n.receiver.clone(), item.n.group_key.clone());
-            // Only the oldest pending notification of a group may go.
-            if !heads.insert(group.clone()) || q.in_flight.contains(&group) {
-                continue;
+        for &(next_at, seq) in &q.ready {
+            if next_at > now {
+                next_wake = next_wake.min(next_at);
+                break;
             }
-            if item.next_at > now {
-                next_wake = next_wake.min(item.next_at);
+            let Some(item) = q.items.get(&seq) else {
                 continue;
-            }
+            };
             let Some(receiver) = receivers.get(&item.n.receiver) else {
                 unknown.push(seq);
                 continue;
             };
+            // A receiver at its limit of requests in flight is woken again
+            // by the next completion.
             let Ok(permit) = Arc::clone(&receiver.concurrency).try_acquire_owned() else {
                 continue;
             };
@@ -177,45 +226,50 @@ impl Deliverer {
                 continue;
             }
             start.push((
-                seq,
+                (next_at, seq),
                 Arc::clone(&item.n),
                 item.attempts,
                 Arc::clone(receiver),
                 permit,
-                group,
             ));
         }
-        for (.., group) in &start {
-            q.in_flight.insert(group.clone());
+        // Started heads leave `ready` (their group is in flight) until they
+        // finish or are retried.
+        for (key, ..) in &start {
+            q.ready.remove(key);
         }
         drop(q);
         for seq in unknown {
             self.finish_unknown(seq, now);
         }
-        for (seq, n, attempts, receiver, permit, group) in start {
+        for ((_, seq), n, attempts, receiver, permit) in start {
             let this = Arc::clone(self);
             tokio::spawn(async move {
                 let outcome = receiver.send(&n).await;
                 drop(permit);
-                this.complete(seq, &n, attempts + 1, outcome, &group);
+                this.complete(seq, &n, attempts + 1, outcome);
             });
         }
         Duration::from_nanos(u64::try_from((next_wake - now).max(1_000_000)).unwrap_or(1_000_000))
     }
 
     fn finish_unknown(&self, seq: i64, now: i64) {
-        let Some(item) = lock(&self.queue).items.remove(&seq) else {
+        let mut q = lock(&self.queue);
+        let Some(n) = q.items.get(&seq).map(|i| Arc::clone(&i.n)) else {
             return;
         };
+        let attempts = q.items.get(&seq).map_or(0, |i| i.attempts);
+        q.finish(seq);
+        drop(q);
         let rec = AttemptRecord {
-            attempts: item.attempts,
+            attempts,
             state: DeliveryState::Failed,
             at: now,
             next_attempt_at: now,
             status: None,
             error: Some(format!(
                 "no receiver named {:?} in the configuration",
-                item.n.receiver
+                n.receiver
             )),
         };
         if let Err(e) = self.store.record(seq, &rec) {
@@ -224,14 +278,7 @@ impl Deliverer {
         self.wake.notify_one();
     }
 
-    fn complete(
-        &self,
-        seq: i64,
-        n: &Notification,
-        attempts: u32,
-        outcome: Outcome,
-        group: &(String, String),
-    ) {
+    fn complete(&self, seq: i64, n: &Notification, attempts: u32, outcome: Outcome) {
         let now = self.clock.now_ns();
         let delivery = lock(&self.delivery).clone();
         let (state, status, error, next_at) = match outcome {
@@ -292,14 +339,10 @@ impl Deliverer {
             *stats.entry((n.receiver.clone(), outcome)).or_default() += 1;
         }
         let mut q = lock(&self.queue);
-        q.in_flight.remove(group);
         if state == DeliveryState::Pending {
-            if let Some(item) = q.items.get_mut(&seq) {
-                item.attempts = attempts;
-                item.next_at = next_at;
-            }
+            q.retry(seq, attempts, next_at);
         } else {
-            q.items.remove(&seq);
+            q.finish(seq);
         }
         drop(q);
         self.wake.notify_one();

@@ -6,6 +6,7 @@
 //! owns configuration and process concerns:
 //! flags, environment, config file, logging, signals.
 
+mod alerting_bench;
 mod config;
 mod demo;
 mod loadgen;
@@ -51,6 +52,8 @@ enum Command {
     Slo(slo_cli::SloArgs),
     /// Add, list and expire silences of a running server.
     Silence(silence_cli::SilenceArgs),
+    /// Measure the alerting stage (alert latency, delivery throughput).
+    Alerting(alerting_bench::AlertingArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -92,6 +95,10 @@ async fn main() -> anyhow::Result<()> {
             init_logging(LogFormat::Text);
             let code = slo_cli::run(args).await?;
             std::process::exit(code);
+        }
+        Command::Alerting(args) => {
+            init_logging(LogFormat::Text);
+            alerting_bench::run(args).await
         }
         Command::Silence(args) => {
             init_logging(LogFormat::Text);
