@@ -403,10 +403,17 @@ impl Alerting {
         if examples == 0 {
             return;
         }
-        // One query per SLO instance and window, shared by its alerts.
-        let mut cache: HashMap<String, (Vec<String>, Vec<crate::alert::Hint>)> = HashMap::new();
+        // One query per SLO instance, over the shortest window among its
+        // alerts that started firing; the queries run concurrently.
+        type Instance = (
+            Arc<smolder_slo::SloDefinition>,
+            BTreeMap<String, String>,
+            Duration,
+            Vec<String>,
+        );
+        let mut instances: BTreeMap<String, Instance> = BTreeMap::new();
         for fp in &step.fired {
-            let Some(alert) = inner.lifecycle.active.get_mut(fp) else {
+            let Some(alert) = inner.lifecycle.active.get(fp) else {
                 continue;
             };
             let Some(status) = snapshot.slos.iter().find(|s| s.definition.id == alert.slo) else {
@@ -423,40 +430,54 @@ impl Alerting {
                 .get("short_window")
                 .and_then(|w| humantime::parse_duration(w).ok())
                 .unwrap_or(Duration::from_secs(300));
-            let key = format!("{}|{}|{}", alert.slo, group_label(&group), window.as_secs());
-            if !cache.contains_key(&key) {
+            let key = format!("{}|{}", alert.slo, group_label(&group));
+            let entry = instances
+                .entry(key)
+                .or_insert_with(|| (Arc::clone(&status.definition), group, window, Vec::new()));
+            entry.2 = entry.2.min(window);
+            entry.3.push(fp.clone());
+        }
+        let lookups = instances
+            .into_values()
+            .map(|(def, group, window, fps)| async move {
+                let started = std::time::Instant::now();
                 let found = tokio::time::timeout(
                     Duration::from_secs(2),
-                    crate::cause::find(
-                        &self.ctx,
-                        &status.definition,
-                        &group,
-                        window,
-                        now,
-                        examples,
-                    ),
+                    crate::cause::find(&self.ctx, &def, &group, window, now, examples),
                 )
                 .await;
                 let found = match found {
                     Ok(Ok(f)) => f,
                     Ok(Err(e)) => {
-                        tracing::warn!(slo = %alert.slo, error = %e, "Looking for causes failed.");
+                        tracing::warn!(slo = %def.id, error = %e, "Looking for causes failed.");
                         Default::default()
                     }
                     Err(_) => {
-                        tracing::warn!(slo = %alert.slo, "Looking for causes took over 2s; skipped.");
+                        tracing::warn!(slo = %def.id, "Looking for causes took over 2s; skipped.");
                         Default::default()
                     }
                 };
-                cache.insert(key.clone(), found);
-            }
-            let (ids, hints) = cache[&key].clone();
-            alert.examples = ids;
-            alert.hints = hints;
-            set_cause_annotations(alert);
-            let updated = alert.clone();
-            if let Some(c) = step.changed.iter_mut().find(|c| c.fingerprint == *fp) {
-                *c = updated;
+                tracing::debug!(
+                    slo = %def.id,
+                    ms = started.elapsed().as_secs_f64() * 1e3,
+                    examples = found.0.len(),
+                    hints = found.1.len(),
+                    "Looked for causes."
+                );
+                (fps, found)
+            });
+        for (fps, (ids, hints)) in futures::future::join_all(lookups).await {
+            for fp in fps {
+                let Some(alert) = inner.lifecycle.active.get_mut(&fp) else {
+                    continue;
+                };
+                alert.examples.clone_from(&ids);
+                alert.hints.clone_from(&hints);
+                set_cause_annotations(alert);
+                let updated = alert.clone();
+                if let Some(c) = step.changed.iter_mut().find(|c| c.fingerprint == fp) {
+                    *c = updated;
+                }
             }
         }
     }

@@ -19,11 +19,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use hdrhistogram::Histogram;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, status};
-use prost::Message as _;
+use opentelemetry_proto::tonic::trace::v1::{Span, Status, status};
 use smolder_alerting::alert::{Alert, Labels, State};
 use smolder_alerting::config::{AlertingConfig, ReceiverConfig, Route};
 use smolder_alerting::notification::{Notification, new_id};
@@ -119,16 +115,6 @@ fn webhook(name: &str, url: String, concurrency: usize) -> ReceiverConfig {
     toml::from_str(&text).expect("a valid receiver")
 }
 
-fn kv(k: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: k.to_string(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(v.to_string())),
-        }),
-        ..Default::default()
-    }
-}
-
 fn spans(service: &str, n: usize, errors: usize, start_ns: i64) -> Vec<u8> {
     let spans = (0..n)
         .map(|i| {
@@ -152,20 +138,7 @@ fn spans(service: &str, n: usize, errors: usize, start_ns: i64) -> Vec<u8> {
             }
         })
         .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![kv("service.name", service)],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-    .encode_to_vec()
+    smolder_sample_data::fixtures::service_spans(service, spans)
 }
 
 fn slo_yaml(service: &str) -> String {

@@ -45,17 +45,7 @@ pub fn span_count(
         .sum()
 }
 
-/// A string attribute, for building OTLP requests in tests.
-pub fn kv(key: &str, value: &str) -> opentelemetry_proto::tonic::common::v1::KeyValue {
-    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-        ..Default::default()
-    }
-}
+pub use smolder_sample_data::fixtures::kv;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {

@@ -13,9 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use hmac::{KeyInit as _, Mac as _};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, status};
+use opentelemetry_proto::tonic::trace::v1::{Span, Status, status};
 use prost::Message as _;
 use serde_json::Value;
 use smolder_tests::{Server, http_post, http_request, kv, repo_root, smolder_bin};
@@ -242,20 +240,7 @@ fn spans(service: &str, n: usize, errors: usize, seed: u64) -> Vec<u8> {
             }
         })
         .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![kv("service.name", service)],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-    .encode_to_vec()
+    smolder_sample_data::fixtures::service_spans(service, spans)
 }
 
 fn send(server: &Server, body: &[u8]) {

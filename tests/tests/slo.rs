@@ -7,12 +7,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, status};
-use prost::Message;
+use opentelemetry_proto::tonic::trace::v1::{Span, Status, status};
 use serde_json::Value;
-use smolder_tests::{Server, http_post, http_request, kv};
+use smolder_tests::{Server, http_post, http_request};
 
 const SLO: &str = r#"
 apiVersion: openslo/v1
@@ -78,20 +75,7 @@ fn spans(n: usize, errors: usize, start: i64, seed: u64) -> Vec<u8> {
             }
         })
         .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![kv("service.name", "shop")],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-    .encode_to_vec()
+    smolder_sample_data::fixtures::service_spans("shop", spans)
 }
 
 fn get(server: &Server, path: &str) -> (u16, Value) {
