@@ -146,7 +146,7 @@ fn pending_for_alert_after_then_firing_then_kept_then_resolved() {
     );
     let step = lc.step(&snapshot(&def, &page), 120 * S, &opts);
     assert_eq!(step.changed[0].state, State::Firing);
-    assert_eq!(step.fired, [fp.clone()]);
+    assert_eq!(step.fired, std::slice::from_ref(&fp));
     assert_eq!(step.changed[0].fired_at, Some(120 * S));
     let a = &step.changed[0];
     assert_eq!(a.labels["severity"], "page");
