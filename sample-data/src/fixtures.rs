@@ -56,20 +56,6 @@ pub fn path(name: &str) -> std::path::PathBuf {
     dir.join(name)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn committed_protobuf_fixtures_are_up_to_date() {
-        for (name, bytes) in super::protobuf() {
-            let committed = std::fs::read(super::path(name)).unwrap();
-            assert!(
-                committed == bytes,
-                "fixtures/{name} is stale: run cargo run -p smolder-sample-data --example write_fixtures"
-            );
-        }
-    }
-}
-
 /// A string attribute.
 pub fn kv(key: &str, value: &str) -> opentelemetry_proto::tonic::common::v1::KeyValue {
     use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
@@ -104,4 +90,18 @@ pub fn service_spans(
         }],
     }
     .encode_to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn committed_protobuf_fixtures_are_up_to_date() {
+        for (name, bytes) in super::protobuf() {
+            let committed = std::fs::read(super::path(name)).unwrap();
+            assert!(
+                committed == bytes,
+                "fixtures/{name} is stale: run cargo run -p smolder-sample-data --example write_fixtures"
+            );
+        }
+    }
 }
