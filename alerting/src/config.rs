@@ -120,6 +120,9 @@ pub struct ReceiverConfig {
     /// Email: `starttls` (default), `tls` (implicit, port 465) or `none`
     /// (plain, only sensible on loopback).
     pub tls: Option<SmtpTls>,
+    /// Email: PEM file of extra CA certificates to trust for the SMTP
+    /// server's TLS certificate (an internal CA), beside the system's.
+    pub ca_file: Option<std::path::PathBuf>,
     /// Email: SMTP user name.
     pub username: Option<String>,
     /// Email: SMTP password.
@@ -538,6 +541,7 @@ impl ReceiverConfig {
         for (field, present) in [
             ("smtp", self.smtp.is_some()),
             ("tls", self.tls.is_some()),
+            ("ca_file", self.ca_file.is_some()),
             ("username", self.username.is_some()),
             ("password", self.password.is_some()),
             ("from", self.from.is_some()),

@@ -211,6 +211,7 @@ fn compile(
             resend_interval: None,
             smtp: None,
             tls: None,
+            ca_file: None,
             username: None,
             password: None,
             from: None,

@@ -861,7 +861,7 @@ fn outage(restart: bool) {
         let t = started.elapsed();
         if t < Duration::from_secs(120) {
             (503, None)
-        } else if t < Duration::from_secs(126) {
+        } else if t < Duration::from_secs(135) {
             (429, Some(2))
         } else {
             (200, None)
@@ -1116,30 +1116,111 @@ fn parse_mail(text: &str) -> (HashMap<String, String>, String) {
     (headers, text.to_string())
 }
 
-/// Email through a real SMTP server (Python's aiosmtpd, writing a maildir):
-/// the firing and the resolved mail are multipart text + HTML and thread
-/// together.
-#[test]
-fn email_firing_and_resolved_mails_thread_together() {
+/// A test CA and a server certificate for 127.0.0.1 signed by it (openssl):
+/// (CA PEM, server certificate, server key).
+fn test_certificates(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl is missing: apt-get install openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=smolder test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+/// Email through a real SMTP server (Python's aiosmtpd, writing a maildir),
+/// in plain text on loopback, with STARTTLS and with implicit TLS (its
+/// certificate from a CA given in `ca_file`): the firing and the resolved
+/// mail are multipart text + HTML and thread together.
+fn email(tls: &str) {
     let python = smolder_tests::python(".venv-smtp");
     let dir = tempfile::tempdir().unwrap();
     let maildir = dir.path().join("maildir");
     let port = free_port();
-    let mut smtp = Child(
-        std::process::Command::new(python)
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("starting aiosmtpd"),
-    );
+    let mut command = std::process::Command::new(python);
+    command
+        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+        .args(["-c", "aiosmtpd.handlers.Mailbox"])
+        .stdout(std::process::Stdio::null());
+    let mut tls_settings = String::new();
+    if tls != "none" {
+        let (ca, cert, key) = test_certificates(dir.path());
+        let (cert_flag, key_flag) = if tls == "tls" {
+            ("--smtpscert", "--smtpskey")
+        } else {
+            ("--tlscert", "--tlskey")
+        };
+        command.arg(cert_flag).arg(&cert).arg(key_flag).arg(&key);
+        tls_settings = format!("ca_file = {:?}\n", ca.display().to_string());
+    }
+    // The handler's argument (the maildir) comes last.
+    command.arg(&maildir);
+    let mut smtp = Child(command.spawn().expect("starting aiosmtpd"));
     wait_listening(port, "aiosmtpd", &mut smtp.0);
     let toml = format!(
         "[alerting]\nexternal_url = \"http://smolder.example.com\"\n\
          [alerting.route]\nreceiver = \"mail\"\ngroup_interval = \"1s\"\n\
          [[alerting.receivers]]\nname = \"mail\"\ntype = \"email\"\nsmtp = \"127.0.0.1:{port}\"\n\
-         tls = \"none\"\nfrom = \"smolder <alerts@smolder.example.com>\"\nto = [\"sre@example.com\"]\n"
+         tls = \"{tls}\"\n{tls_settings}from = \"smolder <alerts@smolder.example.com>\"\nto = [\"sre@example.com\"]\n"
     );
     let server = start(dir.path(), &[("a.yaml", slo("shop"))], &toml);
     incident(&server, "shop", 1);
@@ -1203,6 +1284,21 @@ fn email_firing_and_resolved_mails_thread_together() {
     assert_eq!(&resolved.0["in-reply-to"], root);
     assert_eq!(&resolved.0["references"], root);
     assert_ne!(&resolved.0["message-id"], root);
+}
+
+#[test]
+fn email_firing_and_resolved_mails_thread_together() {
+    email("none");
+}
+
+#[test]
+fn email_over_starttls() {
+    email("starttls");
+}
+
+#[test]
+fn email_over_implicit_tls() {
+    email("tls");
 }
 
 /// Forwarding to a real Alertmanager (Debian's `prometheus-alertmanager`):

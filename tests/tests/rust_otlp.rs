@@ -32,6 +32,10 @@ struct Exporters {
 }
 
 fn exporters(server: &Server, transport: Transport) -> Exporters {
+    // The workspace builds reqwest (which the HTTP exporters use) with rustls
+    // and no default crypto provider; smolder installs ring at start, and so
+    // must any other program built with it.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match transport {
         Transport::Grpc => {
             let url = server.otlp_grpc_url();

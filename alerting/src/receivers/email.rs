@@ -9,6 +9,7 @@ use std::time::Duration;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 
 use super::Outcome;
@@ -40,12 +41,31 @@ impl Mailer {
         let smtp = c.smtp.as_deref().ok_or("an email receiver needs smtp")?;
         let (host, port) =
             split_host_port(smtp).ok_or_else(|| format!("{smtp:?} is not host:port"))?;
-        let mut builder = match c.tls.unwrap_or_default() {
-            SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host)
-                .map_err(|e| format!("SMTP STARTTLS to {host}: {e}"))?,
-            SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&host)
+        let mode = c.tls.unwrap_or_default();
+        let mut builder = match (&c.ca_file, mode) {
+            (_, SmtpTls::None) => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host),
+            (None, SmtpTls::Starttls) => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host)
+                    .map_err(|e| format!("SMTP STARTTLS to {host}: {e}"))?
+            }
+            (None, SmtpTls::Tls) => AsyncSmtpTransport::<Tokio1Executor>::relay(&host)
                 .map_err(|e| format!("SMTP TLS to {host}: {e}"))?,
-            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host),
+            (Some(ca), _) => {
+                let pem =
+                    std::fs::read(ca).map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
+                let cert = Certificate::from_pem(&pem)
+                    .map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
+                let params = TlsParameters::builder(host.clone())
+                    .add_root_certificate(cert)
+                    .build_rustls()
+                    .map_err(|e| format!("SMTP TLS to {host}: {e}"))?;
+                let tls = if mode == SmtpTls::Tls {
+                    Tls::Wrapper(params)
+                } else {
+                    Tls::Required(params)
+                };
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host).tls(tls)
+            }
         }
         .port(port);
         if let (Some(user), Some(password)) = (&c.username, &c.password) {
