@@ -645,13 +645,11 @@ impl Alerting {
         self.enqueue(out);
     }
 
-    /// Active alerts by state (`pending`, `firing`, `suppressed`), without
-    /// waiting for an evaluation in progress (all zero then).
-    pub fn alert_counts(&self) -> Vec<(&'static str, usize)> {
+    /// Active alerts by state (`pending`, `firing`, `suppressed`); `None`
+    /// while an evaluation holds the state (a scrape does not wait for it).
+    pub fn alert_counts(&self) -> Option<Vec<(&'static str, usize)>> {
         let mut counts = vec![("pending", 0), ("firing", 0), ("suppressed", 0)];
-        let Ok(inner) = self.inner.try_lock() else {
-            return counts;
-        };
+        let inner = self.inner.try_lock().ok()?;
         let rt = self.runtime();
         let suppressor = self.suppressor(&rt, &inner, self.clock.now_ns());
         for a in inner.lifecycle.active.values() {
@@ -662,7 +660,7 @@ impl Alerting {
             };
             counts[i].1 += 1;
         }
-        counts
+        Some(counts)
     }
 
     /// Active alerts (pending and firing), most severe and oldest first.
@@ -809,16 +807,10 @@ impl Alerting {
         self: Arc<Self>,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        let deliverer = Arc::clone(&self.deliverer);
-        let mut rx2 = rx.clone();
-        let delivery = tokio::spawn(async move {
-            deliverer
-                .run(async move {
-                    let _ = rx2.wait_for(|s| *s).await;
-                })
-                .await;
-        });
+        let (stop_delivery, stopped) = tokio::sync::oneshot::channel::<()>();
+        let delivery = tokio::spawn(Arc::clone(&self.deliverer).run(async move {
+            let _ = stopped.await;
+        }));
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut prune = tokio::time::interval(Duration::from_secs(3600));
@@ -836,9 +828,8 @@ impl Alerting {
                 }
             }
         }
-        let _ = tx.send(true);
+        let _ = stop_delivery.send(());
         let _ = delivery.await;
-        drop(rx);
     }
 }
 

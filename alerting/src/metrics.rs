@@ -36,17 +36,18 @@ impl Collector for AlertingCollector {
         let Some(a) = self.alerting.upgrade() else {
             return Ok(());
         };
-        // Scrapes must not wait behind an evaluation; skip the alert counts
-        // when the state is busy.
-        let counts = a.alert_counts();
-        let mut m = encoder.encode_descriptor(
-            "alerts",
-            "Active alerts by state",
-            None,
-            MetricType::Gauge,
-        )?;
-        for (state, n) in counts {
-            ConstGauge::new(n as i64).encode(m.encode_family(&[("state", state)])?)?;
+        // Scrapes do not wait behind an evaluation: while one runs, the
+        // alert counts are left out of that scrape rather than made up.
+        if let Some(counts) = a.alert_counts() {
+            let mut m = encoder.encode_descriptor(
+                "alerts",
+                "Active alerts by state",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (state, n) in counts {
+                ConstGauge::new(n as i64).encode(m.encode_family(&[("state", state)])?)?;
+            }
         }
         let attempts = a
             .deliverer()

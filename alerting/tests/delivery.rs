@@ -19,6 +19,8 @@ struct Sink {
     in_flight: Arc<AtomicUsize>,
     max_in_flight: Arc<AtomicUsize>,
     arrivals: Arc<Mutex<Vec<Instant>>>,
+    /// Answer 503 instead of 200.
+    unavailable: bool,
 }
 
 async fn start_sink(sink: Sink) -> std::net::SocketAddr {
@@ -32,7 +34,14 @@ async fn start_sink(sink: Sink) -> std::net::SocketAddr {
             sink.max_in_flight.fetch_max(now, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(30)).await;
             sink.in_flight.fetch_sub(1, Ordering::SeqCst);
-            "ok"
+            if sink.unavailable {
+                (
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "down for maintenance",
+                )
+            } else {
+                (axum::http::StatusCode::OK, "ok")
+            }
         }
     });
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -73,8 +82,24 @@ async fn deliver_all(
     count: usize,
     receiver_name: &str,
 ) -> (Sink, Arc<Store>, Arc<Deliverer>) {
+    deliver_to(
+        Sink::default(),
+        config,
+        DeliveryConfig::default(),
+        count,
+        receiver_name,
+    )
+    .await
+}
+
+async fn deliver_to(
+    sink: Sink,
+    config: &str,
+    delivery: DeliveryConfig,
+    count: usize,
+    receiver_name: &str,
+) -> (Sink, Arc<Store>, Arc<Deliverer>) {
     smolder_alerting::manager::install_crypto_provider();
-    let sink = Sink::default();
     let addr = start_sink(sink.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&dir.path().join("alerts.db")).unwrap());
@@ -82,16 +107,8 @@ async fn deliver_all(
     let deliverer = Arc::new(Deliverer::new(Arc::clone(&store), Arc::clone(&clock)).unwrap());
     let rc: ReceiverConfig =
         toml::from_str(&format!("{config}\nurl = \"http://{addr}/\"\n")).unwrap();
-    let receiver = Receiver::new(
-        rc.clone(),
-        &DeliveryConfig::default(),
-        reqwest::Client::new(),
-    )
-    .unwrap();
-    deliverer.configure(
-        [(rc.name.clone(), Arc::new(receiver))].into(),
-        DeliveryConfig::default(),
-    );
+    let receiver = Receiver::new(rc.clone(), &delivery, reqwest::Client::new()).unwrap();
+    deliverer.configure([(rc.name.clone(), Arc::new(receiver))].into(), delivery);
     let items: Vec<_> = (0..count)
         .map(|g| (notification(receiver_name, g, clock.now_ns()), None))
         .collect();
@@ -169,4 +186,35 @@ async fn a_notification_for_a_removed_receiver_fails_with_the_reason() {
         "{:?}",
         rows[0].last_error
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_stop_after_max_retry_age_and_the_notification_is_dead_lettered() {
+    let sink = Sink {
+        unavailable: true,
+        ..Default::default()
+    };
+    let delivery = DeliveryConfig {
+        initial_backoff: Some(Duration::from_millis(100)),
+        max_backoff: Some(Duration::from_millis(400)),
+        max_retry_age: Some(Duration::from_secs(2)),
+        ..Default::default()
+    };
+    let (sink, store, _) = deliver_to(
+        sink,
+        "name = \"hook\"\ntype = \"webhook\"",
+        delivery,
+        1,
+        "hook",
+    )
+    .await;
+    let attempts = sink.arrivals.lock().unwrap().len();
+    assert!(attempts >= 2, "retried: {attempts} attempts");
+    let rows = store.deliveries(Some("hook"), None, None, 10).unwrap();
+    assert_eq!(rows[0].state, smolder_alerting::store::DeliveryState::Dead);
+    assert_eq!(rows[0].attempts as usize, attempts);
+    assert_eq!(rows[0].last_status, Some(503));
+    let error = rows[0].last_error.as_deref().unwrap();
+    assert!(error.contains("HTTP 503: down for maintenance"), "{error}");
+    assert!(error.contains("max_retry_age"), "{error}");
 }

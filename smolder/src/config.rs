@@ -599,7 +599,7 @@ impl Config {
 
 /// Checks the `[alerting]` section; the error lists every problem with its
 /// field.
-pub(crate) fn check_alerting(alerting: &smolder_alerting::AlertingConfig) -> anyhow::Result<()> {
+fn check_alerting(alerting: &smolder_alerting::AlertingConfig) -> anyhow::Result<()> {
     match alerting.validate() {
         Ok(()) => Ok(()),
         Err(problems) => Err(smolder_alerting::Error::Config(problems).into()),

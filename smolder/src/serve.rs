@@ -500,7 +500,6 @@ impl ReloadState {
             anyhow::bail!("smolder was started without --config; there is nothing to reload");
         };
         let file = crate::config::FileConfig::load(path)?;
-        crate::config::check_alerting(&file.alerting)?;
         self.alerting.reload(&file.alerting)?;
         Ok(())
     }
