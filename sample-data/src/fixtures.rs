@@ -68,6 +68,34 @@ pub fn kv(key: &str, value: &str) -> opentelemetry_proto::tonic::common::v1::Key
     }
 }
 
+/// A server span `GET /` with trace id `id` twice and span id `id` (8 bytes
+/// big-endian), from `start_ns` for `duration_ns`, failed or not.
+pub fn server_span(
+    id: u64,
+    start_ns: i64,
+    duration_ns: i64,
+    failed: bool,
+) -> opentelemetry_proto::tonic::trace::v1::Span {
+    use opentelemetry_proto::tonic::trace::v1::{Span, Status, status};
+    Span {
+        trace_id: id.to_be_bytes().repeat(2),
+        span_id: id.to_be_bytes().to_vec(),
+        name: "GET /".into(),
+        kind: 2,
+        start_time_unix_nano: start_ns as u64,
+        end_time_unix_nano: (start_ns + duration_ns) as u64,
+        status: Some(Status {
+            code: if failed {
+                status::StatusCode::Error
+            } else {
+                status::StatusCode::Ok
+            } as i32,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 /// An export of hand-made `spans` of one service (`service.name` on the
 /// resource), as protobuf bytes.
 pub fn service_spans(

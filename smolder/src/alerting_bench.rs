@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use hdrhistogram::Histogram;
-use opentelemetry_proto::tonic::trace::v1::{Span, Status, status};
 use smolder_alerting::alert::{Alert, Labels, State};
 use smolder_alerting::config::{AlertingConfig, ReceiverConfig, Route};
 use smolder_alerting::notification::{Notification, new_id};
@@ -118,24 +117,8 @@ fn webhook(name: &str, url: String, concurrency: usize) -> ReceiverConfig {
 fn spans(service: &str, n: usize, errors: usize, start_ns: i64) -> Vec<u8> {
     let spans = (0..n)
         .map(|i| {
-            let id = rand::random::<u64>();
-            Span {
-                trace_id: id.to_be_bytes().repeat(2),
-                span_id: id.to_be_bytes().to_vec(),
-                name: "GET /".into(),
-                kind: 2,
-                start_time_unix_nano: (start_ns + i as i64 * 1_000) as u64,
-                end_time_unix_nano: (start_ns + i as i64 * 1_000 + 1_000_000) as u64,
-                status: Some(Status {
-                    code: if i < errors {
-                        status::StatusCode::Error
-                    } else {
-                        status::StatusCode::Ok
-                    } as i32,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }
+            let start = start_ns + i as i64 * 1_000;
+            smolder_sample_data::fixtures::server_span(rand::random(), start, 1_000_000, i < errors)
         })
         .collect();
     smolder_sample_data::fixtures::service_spans(service, spans)

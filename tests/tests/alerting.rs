@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use hmac::{KeyInit as _, Mac as _};
-use opentelemetry_proto::tonic::trace::v1::{Span, Status, status};
+use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
 use serde_json::Value;
 use smolder_tests::{Server, http_post, http_request, kv, repo_root, smolder_bin};
@@ -220,23 +220,11 @@ fn spans(service: &str, n: usize, errors: usize, seed: u64) -> Vec<u8> {
             } else {
                 routes[i % routes.len()]
             };
+            let start = start + i as i64 * 1_000;
             Span {
-                trace_id: id.to_be_bytes().repeat(2),
-                span_id: id.to_be_bytes().to_vec(),
                 name: format!("GET {route}"),
-                kind: 2,
-                start_time_unix_nano: (start + i as i64 * 1_000) as u64,
-                end_time_unix_nano: (start + i as i64 * 1_000 + 5_000_000) as u64,
                 attributes: vec![kv("http.route", route)],
-                status: Some(Status {
-                    code: if i < errors {
-                        status::StatusCode::Error
-                    } else {
-                        status::StatusCode::Ok
-                    } as i32,
-                    ..Default::default()
-                }),
-                ..Default::default()
+                ..smolder_sample_data::fixtures::server_span(id, start, 5_000_000, i < errors)
             }
         })
         .collect();

@@ -7,7 +7,6 @@
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use opentelemetry_proto::tonic::trace::v1::{Span, Status, status};
 use serde_json::Value;
 use smolder_tests::{Server, http_post, http_request};
 
@@ -56,23 +55,8 @@ fn spans(n: usize, errors: usize, start: i64, seed: u64) -> Vec<u8> {
     let spans = (0..n)
         .map(|i| {
             let id = seed * 10_000 + i as u64 + 1;
-            Span {
-                trace_id: id.to_be_bytes().repeat(2),
-                span_id: id.to_be_bytes().to_vec(),
-                name: "GET /".into(),
-                kind: 2,
-                start_time_unix_nano: (start + i as i64 * 1_000_000) as u64,
-                end_time_unix_nano: (start + i as i64 * 1_000_000 + 5_000_000) as u64,
-                status: Some(Status {
-                    code: if i < errors {
-                        status::StatusCode::Error
-                    } else {
-                        status::StatusCode::Ok
-                    } as i32,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }
+            let start = start + i as i64 * 1_000_000;
+            smolder_sample_data::fixtures::server_span(id, start, 5_000_000, i < errors)
         })
         .collect();
     smolder_sample_data::fixtures::service_spans("shop", spans)
