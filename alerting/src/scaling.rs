@@ -107,70 +107,37 @@ mod tests {
             hints: vec![],
         };
         let g = Labels::new();
-        let s0 = ScalingState::default();
-        let (s1, r) = step(&target, "s", &g, Some(&s0), Some(&alert), 20.0, "5m", 0);
+        let at = |state: &ScalingState, firing: Option<&Alert>, burn: f64, secs: f64| {
+            step(
+                &target,
+                "s",
+                &g,
+                Some(state),
+                firing,
+                burn,
+                "5m",
+                (secs * 1e9) as i64,
+            )
+        };
+        let (s1, r) = at(&ScalingState::default(), Some(&alert), 20.0, 0.0);
         assert_eq!(r.unwrap().action, "scale_up");
         // Still firing: nothing.
-        let (s2, r) = step(&target, "s", &g, Some(&s1), Some(&alert), 20.0, "5m", 1);
+        let (s2, r) = at(&s1, Some(&alert), 20.0, 1.0);
         assert!(r.is_none() && s2.scaled_up);
         // Resolved but burn rate still above 0.8: stay.
-        let (s3, r) = step(&target, "s", &g, Some(&s2), None, 2.0, "5m", 2);
+        let (s3, r) = at(&s2, None, 2.0, 2.0);
         assert!(r.is_none() && s3.low_since.is_none());
         // Low for 30 s: not yet; a spike resets the cooldown.
-        let (s4, _) = step(&target, "s", &g, Some(&s3), None, 0.1, "5m", 3);
-        let (s5, r) = step(
-            &target,
-            "s",
-            &g,
-            Some(&s4),
-            None,
-            0.1,
-            "5m",
-            3 + 30_000_000_000,
-        );
+        let (s4, _) = at(&s3, None, 0.1, 3.0);
+        let (s5, r) = at(&s4, None, 0.1, 33.0);
         assert!(r.is_none());
-        let (s6, _) = step(
-            &target,
-            "s",
-            &g,
-            Some(&s5),
-            None,
-            1.0,
-            "5m",
-            3 + 31_000_000_000,
-        );
+        let (s6, _) = at(&s5, None, 1.0, 34.0);
         assert!(s6.low_since.is_none());
-        let (s7, _) = step(
-            &target,
-            "s",
-            &g,
-            Some(&s6),
-            None,
-            0.1,
-            "5m",
-            100_000_000_000,
-        );
-        let (_, r) = step(
-            &target,
-            "s",
-            &g,
-            Some(&s7),
-            None,
-            0.1,
-            "5m",
-            159_000_000_000,
-        );
+        // Low again from 100 s: scale back once the 60 s cooldown passed.
+        let (s7, _) = at(&s6, None, 0.1, 100.0);
+        let (_, r) = at(&s7, None, 0.1, 159.0);
         assert!(r.is_none());
-        let (s9, r) = step(
-            &target,
-            "s",
-            &g,
-            Some(&s7),
-            None,
-            0.1,
-            "5m",
-            160_000_000_000,
-        );
+        let (s9, r) = at(&s7, None, 0.1, 160.0);
         assert_eq!(r.unwrap().action, "scale_down");
         assert!(!s9.scaled_up);
     }

@@ -20,40 +20,9 @@ use smolder_slo::spec::{Defaults, load_texts};
 const S: i64 = 1_000_000_000;
 
 fn definition() -> SloDefinition {
-    let yaml = r#"
-apiVersion: openslo/v1
-kind: SLO
-metadata:
-  name: shop
-spec:
-  service: shop
-  indicator:
-    metadata:
-      name: shop-ok
-    spec:
-      ratioMetric:
-        counter: true
-        good:
-          metricSource:
-            type: smolder
-            spec:
-              table: spans
-              filter: "status_code <> 'ERROR'"
-        total:
-          metricSource:
-            type: smolder
-            spec:
-              table: spans
-              filter: "true"
-  timeWindow:
-    - duration: 30d
-      isRolling: true
-  budgetingMethod: Occurrences
-  objectives:
-    - target: 0.99
-"#;
+    let yaml = smolder_sample_data::fixtures::availability_slo("shop");
     let loaded = load_texts(
-        &[("shop.yaml".to_string(), yaml.to_string())],
+        &[("shop.yaml".to_string(), yaml)],
         Defaults::default(),
         &Origin::File(String::new()),
     );
@@ -151,7 +120,10 @@ fn pending_for_alert_after_then_firing_then_kept_then_resolved() {
     let a = &step.changed[0];
     assert_eq!(a.labels["severity"], "page");
     assert_eq!(a.labels["window"], "1h/5m");
-    assert_eq!(a.annotations["slo_url"], "http://smolder/slos/shop");
+    assert_eq!(
+        a.annotations["slo_url"],
+        "http://smolder/slos/shop-availability"
+    );
     assert!(
         a.annotations["summary"].contains("20.0× too fast"),
         "{:?}",

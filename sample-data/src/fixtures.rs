@@ -68,6 +68,48 @@ pub fn kv(key: &str, value: &str) -> opentelemetry_proto::tonic::common::v1::Key
     }
 }
 
+/// An OpenSLO availability SLO `{service}-availability` over the spans of
+/// `service` (good: status not `ERROR`), 99 %, 30 days rolling, with a
+/// runbook at `https://runbooks.example.com/{service}`.
+pub fn availability_slo(service: &str) -> String {
+    format!(
+        r#"
+apiVersion: openslo/v1
+kind: SLO
+metadata:
+  name: {service}-availability
+  annotations:
+    smolder.dev/runbook-url: https://runbooks.example.com/{service}
+spec:
+  service: {service}
+  indicator:
+    metadata:
+      name: {service}-ok
+    spec:
+      ratioMetric:
+        counter: true
+        good:
+          metricSource:
+            type: smolder
+            spec:
+              table: spans
+              filter: "service_name = '{service}' AND status_code <> 'ERROR'"
+        total:
+          metricSource:
+            type: smolder
+            spec:
+              table: spans
+              filter: "service_name = '{service}'"
+  timeWindow:
+    - duration: 30d
+      isRolling: true
+  budgetingMethod: Occurrences
+  objectives:
+    - target: 0.99
+"#
+    )
+}
+
 /// A server span `GET /` with trace id `id` twice and span id `id` (8 bytes
 /// big-endian), from `start_ns` for `duration_ns`, failed or not.
 pub fn server_span(

@@ -124,17 +124,6 @@ fn spans(service: &str, n: usize, errors: usize, start_ns: i64) -> Vec<u8> {
     smolder_sample_data::fixtures::service_spans(service, spans)
 }
 
-fn slo_yaml(service: &str) -> String {
-    format!(
-        "apiVersion: openslo/v1\nkind: SLO\nmetadata:\n  name: {service}\nspec:\n  service: {service}\n  \
-         indicator:\n    metadata:\n      name: {service}-ok\n    spec:\n      ratioMetric:\n        counter: true\n        \
-         good:\n          metricSource:\n            type: smolder\n            spec:\n              table: spans\n              \
-         filter: \"service_name = '{service}' AND status_code <> 'ERROR'\"\n        total:\n          metricSource:\n            \
-         type: smolder\n            spec:\n              table: spans\n              filter: \"service_name = '{service}'\"\n  \
-         timeWindow:\n    - duration: 30d\n      isRolling: true\n  budgetingMethod: Occurrences\n  objectives:\n    - target: 0.99\n"
-    )
-}
-
 fn report(name: &str, h: &Histogram<u64>) {
     println!(
         "{name}: n={} p50={:.0} ms p90={:.0} ms p99={:.0} ms max={:.0} ms",
@@ -153,7 +142,7 @@ async fn latency(incidents: usize) -> anyhow::Result<()> {
     for i in 0..incidents {
         std::fs::write(
             slo_dir.join(format!("bench-{i}.yaml")),
-            slo_yaml(&format!("bench-{i}")),
+            smolder_sample_data::fixtures::availability_slo(&format!("bench-{i}")),
         )?;
     }
     let sink = Sink {
@@ -197,10 +186,11 @@ async fn latency(incidents: usize) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     println!("{incidents} incidents, one SLO each, 1 s evaluation interval, group_wait 0s");
     for i in 0..incidents {
-        let slo = format!("bench-{i}");
+        let service = format!("bench-{i}");
+        let slo = format!("{service}-availability");
         // Start at a random phase of the evaluation tick.
         tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % 1000)).await;
-        let body = spans(&slo, 100, 60, SystemClock.now_ns() - 1_000_000_000);
+        let body = spans(&service, 100, 60, SystemClock.now_ns() - 1_000_000_000);
         let resp = client
             .post(&otlp)
             .header("content-type", "application/x-protobuf")

@@ -244,42 +244,7 @@ fn send(server: &Server, body: &[u8]) {
 /// An availability SLO of `service` (99 %, 30 days, the Workbook's alert
 /// table).
 fn slo(service: &str) -> String {
-    format!(
-        r#"
-apiVersion: openslo/v1
-kind: SLO
-metadata:
-  name: {service}-availability
-  annotations:
-    smolder.dev/runbook-url: https://runbooks.example.com/{service}
-spec:
-  service: {service}
-  indicator:
-    metadata:
-      name: {service}-ok
-    spec:
-      ratioMetric:
-        counter: true
-        good:
-          metricSource:
-            type: smolder
-            spec:
-              table: spans
-              filter: "service_name = '{service}' AND status_code <> 'ERROR'"
-        total:
-          metricSource:
-            type: smolder
-            spec:
-              table: spans
-              filter: "service_name = '{service}'"
-  timeWindow:
-    - duration: 30d
-      isRolling: true
-  budgetingMethod: Occurrences
-  objectives:
-    - target: 0.99
-"#
-    )
+    smolder_sample_data::fixtures::availability_slo(service)
 }
 
 fn get(server: &Server, path: &str) -> Value {
