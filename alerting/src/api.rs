@@ -7,6 +7,9 @@
 //!   with receiver, attempts, state, last status and error.
 //! * `GET /api/v1/silences`, `POST /api/v1/silences`,
 //!   `DELETE /api/v1/silences/{id}` (expires it).
+//! * `GET /api/v1/slos/{id}/causes?group=&window=` — example bad trace ids
+//!   and the attribute values most over-represented among bad events over
+//!   the window (default 1h) for the group (JSON object; default the worst).
 //! * `GET /api/v1/scaling/{slo}` — burn rates as JSON for KEDA's
 //!   `metrics-api` scaler, with the scaling targets' state.
 
@@ -37,6 +40,7 @@ pub fn router(alerting: Arc<Alerting>) -> Router {
         .route("/api/v1/silences", get(silences).post(add_silence))
         .route("/api/v1/silences/{id}", delete(expire_silence))
         .route("/api/v1/scaling/{slo}", get(scaling))
+        .route("/api/v1/slos/{id}/causes", get(causes))
         .with_state(alerting)
 }
 
@@ -223,6 +227,53 @@ async fn add_silence(State(a): State<Arc<Alerting>>, body: axum::body::Bytes) ->
 async fn expire_silence(State(a): State<Arc<Alerting>>, Path(id): Path<String>) -> Response {
     match a.expire_silence(&id).await {
         Ok(s) => Json(s).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CausesQuery {
+    group: Option<String>,
+    window: Option<String>,
+}
+
+async fn causes(
+    State(a): State<Arc<Alerting>>,
+    Path(id): Path<String>,
+    Query(q): Query<CausesQuery>,
+) -> Response {
+    let window = match q
+        .window
+        .as_deref()
+        .map(humantime::parse_duration)
+        .transpose()
+    {
+        Ok(w) => w.unwrap_or(Duration::from_secs(3600)),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("window: {e} (e.g. 5m, 1h)"),
+            );
+        }
+    };
+    let group = match q.group.as_deref().map(serde_json::from_str).transpose() {
+        Ok(g) => g,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("group is not a JSON object of strings: {e}"),
+            );
+        }
+    };
+    match a.causes(&id, group, window).await {
+        Ok((examples, hints)) => Json(json!({
+            "slo": id,
+            "window": humantime::format_duration(window).to_string(),
+            "example_trace_ids": examples,
+            "hints": hints,
+        }))
+        .into_response(),
         Err(e) => e.into_response(),
     }
 }

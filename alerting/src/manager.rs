@@ -783,6 +783,43 @@ impl Alerting {
         Ok(s.clone())
     }
 
+    /// Example bad trace ids and over-represented attribute values of an SLO
+    /// instance over the last `window` (the SLO detail page asks for them
+    /// whether or not an alert fires). `group` defaults to the worst group.
+    pub async fn causes(
+        &self,
+        slo: &str,
+        group: Option<BTreeMap<String, String>>,
+        window: Duration,
+    ) -> Result<(Vec<String>, Vec<crate::alert::Hint>), Error> {
+        let snapshot = self
+            .snapshot()
+            .await
+            .ok_or_else(|| Error::NotFound("no SLO evaluation yet".into()))?;
+        let status = snapshot
+            .slos
+            .iter()
+            .find(|s| s.definition.id == slo)
+            .ok_or_else(|| Error::NotFound(format!("no SLO {slo:?}")))?;
+        let group = match group {
+            Some(g) => g,
+            None => status
+                .instances
+                .first()
+                .map(|i| i.group.clone())
+                .unwrap_or_default(),
+        };
+        let examples = self.runtime().config.examples.unwrap_or(3).max(1);
+        let now = self.clock.now_ns();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            crate::cause::find(&self.ctx, &status.definition, &group, window, now, examples),
+        )
+        .await
+        .map_err(|_| Error::Invalid("finding causes took longer than 10 s".into()))?
+        .map_err(Error::Invalid)
+    }
+
     /// The latest SLO snapshot seen.
     pub async fn snapshot(&self) -> Option<Arc<Snapshot>> {
         self.inner.lock().await.snapshot.clone()

@@ -23,4 +23,4 @@ pub mod telemetry;
 
 pub use grpc::OtlpGrpc;
 pub use pipeline::{ExportRequest, ExportResult, IngestError, IngestLimits, Ingestor};
-pub use telemetry::{IngestMetrics, Transport};
+pub use telemetry::{IngestMetrics, IngestTotals, Transport};

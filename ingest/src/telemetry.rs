@@ -4,6 +4,9 @@
 //! labels are low-cardinality (signal, transport, reason, outcome). Counters are
 //! updated once per request, never per item.
 
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -114,9 +117,22 @@ struct RejectLabels {
     reason: &'static str,
 }
 
+/// Totals since start, for the status page: accepted items and received
+/// bytes by signal, rejected items by signal and reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IngestTotals {
+    /// Items accepted, by signal.
+    pub accepted_items: BTreeMap<&'static str, u64>,
+    /// Request bytes received (as sent on the wire), by signal.
+    pub received_bytes: BTreeMap<&'static str, u64>,
+    /// Items rejected, by signal then reason.
+    pub rejected_items: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
+}
+
 /// Counters and histograms of the OTLP receivers.
 #[derive(Debug)]
 pub struct IngestMetrics {
+    totals: Mutex<IngestTotals>,
     requests: Family<RequestLabels, Counter>,
     items: Family<SignalTransport, Counter>,
     bytes: Family<SignalTransport, Counter>,
@@ -128,6 +144,7 @@ impl IngestMetrics {
     /// Creates the metrics and registers them in `registry`.
     pub fn new(registry: &mut Registry) -> Self {
         let metrics = Self {
+            totals: Mutex::default(),
             requests: Family::default(),
             items: Family::default(),
             bytes: Family::default(),
@@ -165,8 +182,20 @@ impl IngestMetrics {
         metrics
     }
 
+    /// The totals since start.
+    pub fn totals(&self) -> IngestTotals {
+        self.lock_totals().clone()
+    }
+
+    fn lock_totals(&self) -> std::sync::MutexGuard<'_, IngestTotals> {
+        // The totals stay consistent even if a holder panicked: each update
+        // is a single addition.
+        self.totals.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Records a received request body of `bytes` bytes.
     pub fn record_bytes(&self, signal: &'static str, transport: Transport, bytes: usize) {
+        *self.lock_totals().received_bytes.entry(signal).or_default() += bytes as u64;
         self.bytes
             .get_or_create(&SignalTransport {
                 signal,
@@ -200,6 +229,7 @@ impl IngestMetrics {
 
     /// Records accepted items.
     pub fn record_items(&self, signal: &'static str, transport: Transport, items: u64) {
+        *self.lock_totals().accepted_items.entry(signal).or_default() += items;
         self.items
             .get_or_create(&SignalTransport {
                 signal,
@@ -211,6 +241,13 @@ impl IngestMetrics {
     /// Records rejected items.
     pub fn record_rejected(&self, signal: &'static str, reason: RejectReason, items: u64) {
         if items > 0 {
+            *self
+                .lock_totals()
+                .rejected_items
+                .entry(signal)
+                .or_default()
+                .entry(reason.as_str())
+                .or_default() += items;
             self.rejected
                 .get_or_create(&RejectLabels {
                     signal,

@@ -37,6 +37,13 @@ pub struct SqlRequest {
 #[derive(Debug)]
 pub struct ApiError(Error);
 
+impl ApiError {
+    /// The error answered.
+    pub fn error(&self) -> &Error {
+        &self.0
+    }
+}
+
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         Self(e)

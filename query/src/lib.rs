@@ -5,11 +5,13 @@
 //! [`smolder_common::TableSource`] — batches still in memory and Parquet files
 //! — so a query sees an export as soon as it is acknowledged, and data thirty
 //! days old alike. [`api`] exposes it as the read-only
-//! `POST /api/v1/sql` endpoint; [`sandbox`] decides what "read-only" admits.
+//! `POST /api/v1/sql` endpoint; [`sandbox`] decides what "read-only" admits;
+//! [`search`] answers the UI's trace and log searches with the same engine.
 
 pub mod api;
 pub mod functions;
 pub mod sandbox;
+pub mod search;
 mod table;
 
 use std::sync::Arc;

@@ -1,8 +1,10 @@
 //! `/api/v1/slos`: the SLOs, their state, chart series, and management.
 //!
-//! * `GET /api/v1/slos` — every SLO with objective, period, SLI, error budget
-//!   remaining, burn rate per alert window and alert state (of its worst
-//!   group), its groups, rollup progress, and problems of the SLO files.
+//! * `GET /api/v1/slos[?instances=true]` — every SLO with objective, period,
+//!   SLI, error budget remaining (and as downtime left), burn rate and its
+//!   threshold per alert window and alert state (of its worst group), its
+//!   groups (each group's figures with `instances=true`), rollup progress,
+//!   and problems of the SLO files.
 //! * `GET /api/v1/slos/{id}` — one SLO with its definition and every group.
 //! * `GET /api/v1/slos/{id}/series?from=&to=&step=&group=` — SLI, budget
 //!   remaining and burn rates over a range, for charts (at most 2,000 points).
@@ -23,9 +25,9 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::engine::{GroupKey, SloEngine, SloStatus};
-use crate::eval::window_name;
-use crate::model::{Period, duration_ns};
+use crate::engine::{GroupKey, InstanceStatus, SloEngine, SloStatus};
+use crate::eval::{Evaluation, window_name};
+use crate::model::{Period, SloDefinition, duration_ns};
 
 /// Most points a series answer holds.
 pub const MAX_POINTS: i64 = 2000;
@@ -67,6 +69,40 @@ fn period_json(p: &Period) -> Value {
     }
 }
 
+/// The burn-rate threshold of each alert window: the lowest factor of the
+/// conditions that use it (what the UI colours a burn rate against).
+fn thresholds(e: &Evaluation) -> BTreeMap<&str, f64> {
+    let mut out: BTreeMap<&str, f64> = BTreeMap::new();
+    for c in &e.conditions {
+        for w in [&c.long_window, &c.short_window] {
+            let t = out.entry(w.as_str()).or_insert(c.factor);
+            *t = t.min(c.factor);
+        }
+    }
+    out
+}
+
+/// Error-budget time left: the budget remaining as a share of the downtime
+/// the objective allows over the period.
+fn downtime_left_seconds(d: &SloDefinition, e: &Evaluation) -> f64 {
+    let period = d.period_length(e.at_ns).as_secs_f64();
+    e.error_budget_remaining * (1.0 - d.objective) * period
+}
+
+/// The figures of one group, for lists.
+fn instance_summary(d: &SloDefinition, i: &InstanceStatus) -> Value {
+    let e = &i.evaluation;
+    json!({
+        "group": i.group,
+        "sli": e.sli,
+        "error_budget_remaining": e.error_budget_remaining,
+        "allowed_downtime_left_seconds": downtime_left_seconds(d, e),
+        "burn_rates": e.burn_rates,
+        "alert_state": e.alert_state,
+        "time_to_exhaustion_seconds": e.time_to_exhaustion_seconds,
+    })
+}
+
 /// The summary of an SLO: the worst group's figures at the top.
 pub fn summary(s: &SloStatus) -> Value {
     let d = &s.definition;
@@ -86,14 +122,41 @@ pub fn summary(s: &SloStatus) -> Value {
         "burn_rates": worst.map(|e| &e.burn_rates),
         "alert_state": worst.map_or("ok", |e| e.alert_state.as_str()),
         "time_to_exhaustion_seconds": worst.and_then(|e| e.time_to_exhaustion_seconds),
+        "allowed_downtime_left_seconds": worst.map(|e| downtime_left_seconds(d, e)),
+        "period_seconds": worst.map(|e| d.period_length(e.at_ns).as_secs_f64()),
+        "thresholds": worst.map(thresholds),
+        "labels": d.labels,
         "backfill": s.backfill,
         "error": s.error,
     })
 }
 
-async fn list(State(engine): State<Arc<SloEngine>>) -> Response {
+/// Query of the list endpoint.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Also list every group's figures (`instances`), for overviews.
+    #[serde(default)]
+    pub instances: bool,
+}
+
+async fn list(State(engine): State<Arc<SloEngine>>, Query(q): Query<ListQuery>) -> Response {
     let snap = engine.snapshot();
-    let slos: Vec<Value> = snap.slos.iter().map(summary).collect();
+    let slos: Vec<Value> = snap
+        .slos
+        .iter()
+        .map(|s| {
+            let mut v = summary(s);
+            if q.instances {
+                v["instances"] = s
+                    .instances
+                    .iter()
+                    .map(|i| instance_summary(&s.definition, i))
+                    .collect();
+            }
+            v
+        })
+        .collect();
     Json(json!({
         "evaluated_at": rfc3339(snap.at_ns),
         "slos": slos,

@@ -36,6 +36,10 @@ pub(crate) struct DemoArgs {
     pub(crate) duration: Option<Duration>,
 }
 
+/// When the first incident starts: soon, so the UI shows a burning SLO, its
+/// alert and the notifications sent by the time a newcomer opens it.
+const FIRST_INCIDENT: Duration = Duration::from_secs(5);
+
 fn unix_nanos() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -78,10 +82,69 @@ fn sample_slo_dir(config: &Config) -> anyhow::Result<std::path::PathBuf> {
     Ok(dir)
 }
 
+/// A webhook receiver inside the demo process, so that the demo's alerts are
+/// really delivered (over HTTP, through the outbox) somewhere: it prints each
+/// notification and answers 200. Used when the configuration names no
+/// receiver.
+async fn start_inbox() -> anyhow::Result<std::net::SocketAddr> {
+    use axum::routing::post;
+    async fn receive(axum::Json(body): axum::Json<serde_json::Value>) -> &'static str {
+        let text = |k: &str| body[k].as_str().unwrap_or("?").to_string();
+        let slos: Vec<String> = body["alerts"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| {
+                        format!(
+                            "{} {}",
+                            x["slo"].as_str().unwrap_or("?"),
+                            x["labels"]["severity"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        println!(
+            "demo inbox: {} notification {}: {}",
+            text("status"),
+            text("id"),
+            slos.join(", ")
+        );
+        "ok"
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding the demo inbox")?;
+    let addr = listener.local_addr()?;
+    let app = axum::Router::new().route("/notify", post(receive));
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "The demo inbox stopped.");
+        }
+    });
+    Ok(addr)
+}
+
+/// The alerting configuration of the demo: every alert to the demo inbox.
+fn inbox_alerting(inbox: std::net::SocketAddr) -> anyhow::Result<smolder_alerting::AlertingConfig> {
+    let text = format!(
+        "[route]\nreceiver = \"demo-inbox\"\ngroup_interval = \"10s\"\n\n\
+         [[receivers]]\nname = \"demo-inbox\"\ntype = \"webhook\"\nurl = \"http://{inbox}/notify\"\n"
+    );
+    toml::from_str(&text).context("the demo's alerting configuration")
+}
+
 /// Runs the demo until Ctrl-C / SIGTERM or the configured duration.
 pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut config = Config::resolve(&args.serve)?;
     config.slo_dir = Some(sample_slo_dir(&config)?);
+    let inbox = if config.alerting.receivers.is_empty() {
+        let addr = start_inbox().await?;
+        config.alerting = inbox_alerting(addr)?;
+        Some(addr)
+    } else {
+        None
+    };
     // Burn rates move within seconds of an incident.
     if args.serve.slo_interval.is_none() {
         config.slo_interval = Duration::from_secs(2);
@@ -95,9 +158,20 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         args.rate
     );
     println!(
-        "The first incident (payment failures) starts in 30 s and lasts {:?}.",
-        args.incident_length
+        "An incident (payment failures and slowness) starts in {} s and lasts {:?}; another every {:?}.",
+        FIRST_INCIDENT.as_secs(),
+        args.incident_length,
+        args.incident_every
     );
+    println!();
+    println!("Open the web UI: {api}/");
+    println!("  SLOs and their burn rates, alerts, notifications, traces, logs and SQL.");
+    if let Some(inbox) = inbox {
+        println!(
+            "Alerts are delivered to a webhook inside the demo (http://{inbox}/notify), which prints them below."
+        );
+    }
+    println!();
     println!("Query it while it runs, for example:");
     println!(
         "  curl -s {api}/api/v1/sql -H 'content-type: application/json' \\\n    -d '{{\"sql\": \"SELECT service_name, count(*) AS spans, sum(CASE WHEN status_code = '\\''ERROR'\\'' THEN 1 ELSE 0 END) AS errors FROM spans GROUP BY service_name ORDER BY spans DESC\"}}'"
@@ -139,7 +213,7 @@ async fn drive(args: DemoArgs, otlp_http: std::net::SocketAddr) {
     let mut generator = Generator::new(args.seed, unix_nanos() - 1_000_000_000);
     let started = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let first_incident = Duration::from_secs(30);
+    let first_incident = FIRST_INCIDENT;
     for second in 0u64.. {
         tick.tick().await;
         let elapsed = started.elapsed();

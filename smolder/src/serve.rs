@@ -76,6 +76,9 @@ struct MetricsState {
     store: Arc<Store>,
     ingestor: Arc<Ingestor>,
     gauges: Arc<StorageGauges>,
+    /// For the status page: where data lives and how it is kept.
+    config: Arc<Config>,
+    started: std::time::Instant,
 }
 
 /// Binds the listeners, prints `listening <name>=<addr>` for each on stdout, and
@@ -231,10 +234,13 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
         store: Arc::clone(&store),
         ingestor: Arc::clone(&ingestor),
         gauges,
+        config: Arc::new(config.clone()),
+        started: std::time::Instant::now(),
     };
     let api = api_router(Arc::new(engine), metrics_state)
         .merge(smolder_slo::api::router(Arc::clone(&slo_engine)))
         .merge(smolder_alerting::api::router(Arc::clone(&alerting)))
+        .merge(smolder_ui::router())
         .merge(reload_router(ReloadState {
             alerting: Arc::clone(&alerting),
             config: config.clone(),
@@ -549,13 +555,84 @@ pub(crate) async fn shutdown_signal() {
 fn api_router(engine: Arc<QueryEngine>, metrics: MetricsState) -> Router {
     let sql = Router::new()
         .route("/api/v1/sql", post(smolder_query::api::sql))
-        .with_state(engine);
+        .with_state(Arc::clone(&engine))
+        .merge(smolder_query::search::router(engine));
     let ops = Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(|| async { "ready\n" }))
+        .route("/api/v1/status", get(status_handler))
         .with_state(metrics);
     sql.merge(ops)
+}
+
+/// Bytes of the files directly in `dir` (0 when it does not exist).
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.metadata().ok())
+            .filter(std::fs::Metadata::is_file)
+            .map(|m| m.len())
+            .sum()
+    })
+}
+
+/// `GET /api/v1/status`: version, ingest totals (the page derives rates from
+/// two readings), storage per table, write-ahead log and flush state.
+async fn status_handler(State(state): State<MetricsState>) -> impl IntoResponse {
+    use std::sync::atomic::Ordering::Relaxed;
+    let buffer = state.store.buffer();
+    let manifest = state.store.current();
+    let stats = state.store.stats();
+    let options = state.store.options();
+    let config = &state.config;
+    let tables: serde_json::Map<String, serde_json::Value> = Table::ALL
+        .iter()
+        .zip(options.retention)
+        .map(|(table, retention)| {
+            (
+                table.name().to_string(),
+                serde_json::json!({
+                    "buffer_rows": buffer.rows(*table),
+                    "files": state.store.stored_files(*table),
+                    "file_bytes": state.store.stored_bytes(*table),
+                    "retention": humantime::format_duration(retention).to_string(),
+                }),
+            )
+        })
+        .collect();
+    let wal_dir = config.data_dir.join("wal");
+    let wal_bytes = tokio::task::spawn_blocking(move || dir_bytes(&wal_dir))
+        .await
+        .unwrap_or(0);
+    let last_flush_ns = stats.last_flush_ns.load(Relaxed);
+    axum::Json(serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": state.started.elapsed().as_secs_f64(),
+        "now_ms": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis()),
+        "ingest": state.ingestor.metrics().totals(),
+        "ingest_inflight_bytes": state.ingestor.in_flight_bytes(),
+        "buffer": { "bytes": buffer.used(), "limit_bytes": buffer.limit() },
+        "tables": tables,
+        "data_dir": config.data_dir.display().to_string(),
+        "wal": {
+            "enabled": options.wal.is_some(),
+            "sync": options.wal.map(|w| format!("{:?}", w.sync)),
+            "bytes": wal_bytes,
+            "persisted_through": manifest.persisted_through,
+        },
+        "flush": {
+            "interval": humantime::format_duration(options.flush_interval).to_string(),
+            "flushes": stats.flushes.load(Relaxed),
+            "failures": stats.failures.load(Relaxed),
+            "files_compacted": stats.files_compacted.load(Relaxed),
+            "files_expired": stats.files_expired.load(Relaxed),
+            "last_flush_ms": (last_flush_ns > 0).then_some(last_flush_ns / 1_000_000),
+        },
+    }))
 }
 
 async fn metrics_handler(State(state): State<MetricsState>) -> impl IntoResponse {

@@ -1,0 +1,378 @@
+//! Trace and log search for the web UI and scripts, over the same read-only
+//! engine as `POST /api/v1/sql`.
+//!
+//! * `GET /api/v1/traces?service=&route=&status=&min_duration=&from=&to=&limit=`
+//!   — traces with spans matching every given filter, newest first: one row per
+//!   trace with its first matching span's service and name, the matching
+//!   spans' count, errors and longest duration.
+//! * `GET /api/v1/traces/{trace_id}` — every span of the trace (attributes,
+//!   events, links, resource) ordered by start, and the trace's log records.
+//! * `GET /api/v1/logs?q=&severity=&service=&trace_id=&from=&to=&limit=` — log
+//!   records, newest first; `q` matches the body without regard to case,
+//!   `severity` is the lowest severity shown (`INFO`, `WARN` …).
+//!
+//! Answers use the SQL API's shape (`columns`, `rows`, `truncated`). Values
+//! from the query string reach SQL only as escaped string literals or parsed
+//! numbers. `from`/`to` are RFC 3339 or Unix seconds; the default range is the
+//! last hour.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use datafusion::arrow::compute::kernels::cast_utils::string_to_timestamp_nanos;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::api::{ApiError, to_json};
+use crate::{Error, QueryEngine};
+
+/// Rows a search answers with unless asked for fewer.
+const DEFAULT_LIMIT: usize = 100;
+/// Most rows a search answers with.
+const MAX_LIMIT: usize = 1000;
+/// Most spans and log records of one trace shown.
+const TRACE_ROWS: usize = 10_000;
+
+/// The routes, with the engine as state.
+pub fn router(engine: Arc<QueryEngine>) -> Router {
+    Router::new()
+        .route("/api/v1/traces", get(traces))
+        .route("/api/v1/traces/{trace_id}", get(trace))
+        .route("/api/v1/logs", get(logs))
+        .with_state(engine)
+}
+
+/// Query of `GET /api/v1/traces`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceSearch {
+    /// `service_name` equals this.
+    pub service: Option<String>,
+    /// `http_route` equals this.
+    pub route: Option<String>,
+    /// `status_code` equals this: `OK`, `ERROR` or `UNSET`.
+    pub status: Option<String>,
+    /// Spans at least this long (`250ms`, `2s`).
+    pub min_duration: Option<String>,
+    /// Start of the range (RFC 3339 or Unix seconds).
+    pub from: Option<String>,
+    /// End of the range (RFC 3339 or Unix seconds).
+    pub to: Option<String>,
+    /// Most traces answered (default 100, at most 1,000).
+    pub limit: Option<usize>,
+}
+
+/// Query of `GET /api/v1/logs`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSearch {
+    /// Text the body contains, regardless of case.
+    pub q: Option<String>,
+    /// The lowest severity shown: TRACE, DEBUG, INFO, WARN, ERROR or FATAL.
+    pub severity: Option<String>,
+    /// `service_name` equals this.
+    pub service: Option<String>,
+    /// Records of this trace only.
+    pub trace_id: Option<String>,
+    /// Start of the range (RFC 3339 or Unix seconds).
+    pub from: Option<String>,
+    /// End of the range (RFC 3339 or Unix seconds).
+    pub to: Option<String>,
+    /// Most records answered (default 100, at most 1,000).
+    pub limit: Option<usize>,
+}
+
+/// Query of `GET /api/v1/traces/{trace_id}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceQuery {
+    /// Start of the range searched (speeds up the lookup; default: all time).
+    pub from: Option<String>,
+    /// End of the range searched.
+    pub to: Option<String>,
+}
+
+fn refused(message: String) -> ApiError {
+    Error::Refused(message).into()
+}
+
+/// A SQL string literal.
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Nanoseconds since the epoch from RFC 3339 or Unix seconds.
+fn parse_time(name: &str, s: &str) -> Result<i64, ApiError> {
+    if let Ok(secs) = s.trim().parse::<f64>() {
+        return Ok((secs * 1e9) as i64);
+    }
+    string_to_timestamp_nanos(s.trim()).map_err(|_| {
+        refused(format!(
+            "{name}: {s:?} is neither RFC 3339 nor Unix seconds"
+        ))
+    })
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// `column BETWEEN from AND to` for the requested range (default: the last hour).
+fn range(column: &str, from: Option<&str>, to: Option<&str>) -> Result<String, ApiError> {
+    let to = to
+        .map(|t| parse_time("to", t))
+        .transpose()?
+        .unwrap_or_else(now_ns);
+    let from = match from {
+        Some(f) => parse_time("from", f)?,
+        None => to - 3_600_000_000_000,
+    };
+    if from > to {
+        return Err(refused("from must not be after to".into()));
+    }
+    Ok(format!(
+        "{column} >= to_timestamp_nanos({from}) AND {column} <= to_timestamp_nanos({to})"
+    ))
+}
+
+fn limit(requested: Option<usize>) -> Result<usize, ApiError> {
+    match requested {
+        None => Ok(DEFAULT_LIMIT),
+        Some(0) => Err(refused("limit must be at least 1".into())),
+        Some(n) => Ok(n.min(MAX_LIMIT)),
+    }
+}
+
+fn non_empty(s: Option<&String>) -> Option<&str> {
+    s.map(|s| s.trim()).filter(|s| !s.is_empty())
+}
+
+/// A lowercase hex id of `len` characters.
+fn hex_id(name: &str, s: &str, len: usize) -> Result<String, ApiError> {
+    let s = s.trim().to_ascii_lowercase();
+    if s.len() != len || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(refused(format!(
+            "{name} must be {len} hexadecimal characters, not {s:?}"
+        )));
+    }
+    Ok(s)
+}
+
+/// The lowest OTLP severity number of a severity name.
+fn severity_floor(name: &str) -> Result<i32, ApiError> {
+    Ok(match name.trim().to_ascii_uppercase().as_str() {
+        "TRACE" => 1,
+        "DEBUG" => 5,
+        "INFO" => 9,
+        "WARN" | "WARNING" => 13,
+        "ERROR" => 17,
+        "FATAL" => 21,
+        other => {
+            return Err(refused(format!(
+                "severity {other:?} is not one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL"
+            )));
+        }
+    })
+}
+
+/// The SQL of a trace search.
+pub fn traces_sql(q: &TraceSearch) -> Result<String, ApiError> {
+    let mut filters = vec![range("start_time", q.from.as_deref(), q.to.as_deref())?];
+    if let Some(s) = non_empty(q.service.as_ref()) {
+        filters.push(format!("service_name = {}", literal(s)));
+    }
+    if let Some(r) = non_empty(q.route.as_ref()) {
+        filters.push(format!("http_route = {}", literal(r)));
+    }
+    if let Some(s) = non_empty(q.status.as_ref()) {
+        let s = s.to_ascii_uppercase();
+        if !matches!(s.as_str(), "OK" | "ERROR" | "UNSET") {
+            return Err(refused(format!(
+                "status {s:?} is not one of OK, ERROR, UNSET"
+            )));
+        }
+        filters.push(format!("status_code = {}", literal(&s)));
+    }
+    if let Some(d) = non_empty(q.min_duration.as_ref()) {
+        let d: Duration = humantime::parse_duration(d)
+            .map_err(|e| refused(format!("min_duration {d:?}: {e} (e.g. 250ms, 2s)")))?;
+        filters.push(format!("duration_ns >= {}", d.as_nanos()));
+    }
+    Ok(format!(
+        "SELECT trace_id, min(start_time) AS start_time, \
+         first_value(service_name ORDER BY start_time) AS service_name, \
+         first_value(name ORDER BY start_time) AS name, \
+         first_value(http_route ORDER BY start_time) AS http_route, \
+         count(*) AS spans, \
+         count(*) FILTER (WHERE status_code = 'ERROR') AS errors, \
+         max(duration_ns) AS max_duration_ns \
+         FROM spans WHERE {} GROUP BY trace_id ORDER BY start_time DESC LIMIT {}",
+        filters.join(" AND "),
+        limit(q.limit)?
+    ))
+}
+
+/// The SQL of a log search.
+pub fn logs_sql(q: &LogSearch) -> Result<String, ApiError> {
+    let mut filters = vec![range("time", q.from.as_deref(), q.to.as_deref())?];
+    if let Some(text) = non_empty(q.q.as_ref()) {
+        filters.push(format!("strpos(lower(body), lower({})) > 0", literal(text)));
+    }
+    if let Some(s) = non_empty(q.severity.as_ref()) {
+        filters.push(format!("severity_number >= {}", severity_floor(s)?));
+    }
+    if let Some(s) = non_empty(q.service.as_ref()) {
+        filters.push(format!("service_name = {}", literal(s)));
+    }
+    if let Some(t) = non_empty(q.trace_id.as_ref()) {
+        filters.push(format!(
+            "trace_id = {}",
+            literal(&hex_id("trace_id", t, 32)?)
+        ));
+    }
+    Ok(format!(
+        "SELECT time, service_name, severity_text, severity_number, body, trace_id, span_id, \
+         attributes FROM logs WHERE {} ORDER BY time DESC LIMIT {}",
+        filters.join(" AND "),
+        limit(q.limit)?
+    ))
+}
+
+async fn traces(
+    State(engine): State<Arc<QueryEngine>>,
+    Query(q): Query<TraceSearch>,
+) -> Result<Response, ApiError> {
+    let output = engine.sql(&traces_sql(&q)?).await?;
+    Ok(Json(to_json(&output)?).into_response())
+}
+
+async fn logs(
+    State(engine): State<Arc<QueryEngine>>,
+    Query(q): Query<LogSearch>,
+) -> Result<Response, ApiError> {
+    let output = engine.sql(&logs_sql(&q)?).await?;
+    Ok(Json(to_json(&output)?).into_response())
+}
+
+async fn trace(
+    State(engine): State<Arc<QueryEngine>>,
+    Path(trace_id): Path<String>,
+    Query(q): Query<TraceQuery>,
+) -> Result<Response, ApiError> {
+    let id = literal(&hex_id("trace id", &trace_id, 32)?);
+    let time = |column: &str| -> Result<String, ApiError> {
+        if q.from.is_none() && q.to.is_none() {
+            return Ok(String::new());
+        }
+        let from = q.from.as_deref().unwrap_or("0");
+        let to_default = (now_ns() / 1_000_000_000 + 86_400).to_string();
+        let to = q.to.as_deref().unwrap_or(&to_default);
+        Ok(format!(" AND {}", range(column, Some(from), Some(to))?))
+    };
+    let spans_sql = format!(
+        "SELECT span_id, parent_span_id, start_time, end_time, duration_ns, service_name, name, \
+         kind, status_code, status_message, http_route, http_request_method, \
+         http_response_status_code, rpc_grpc_status_code, attributes, events, links, \
+         resource_attributes, scope_name, scope_version \
+         FROM spans WHERE trace_id = {id}{} ORDER BY start_time LIMIT {TRACE_ROWS}",
+        time("start_time")?
+    );
+    let logs_sql = format!(
+        "SELECT time, service_name, severity_text, severity_number, body, span_id, attributes \
+         FROM logs WHERE trace_id = {id}{} ORDER BY time LIMIT {TRACE_ROWS}",
+        time("time")?
+    );
+    let (spans, logs) = futures::try_join!(engine.sql(&spans_sql), engine.sql(&logs_sql))?;
+    Ok(Json(json!({
+        "trace_id": trace_id.to_ascii_lowercase(),
+        "spans": to_json(&spans)?,
+        "logs": to_json(&logs)?,
+    }))
+    .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_reach_sql_only_as_literals() {
+        let q = TraceSearch {
+            service: Some("x' OR '1'='1".into()),
+            route: Some("/pay".into()),
+            status: Some("error".into()),
+            min_duration: Some("250ms".into()),
+            from: Some("1700000000".into()),
+            to: Some("2023-11-14T22:23:20Z".into()),
+            limit: Some(5),
+        };
+        let sql = traces_sql(&q).expect("valid");
+        assert!(sql.contains("service_name = 'x'' OR ''1''=''1'"), "{sql}");
+        assert!(sql.contains("status_code = 'ERROR'"), "{sql}");
+        assert!(sql.contains("duration_ns >= 250000000"), "{sql}");
+        assert!(
+            sql.contains("to_timestamp_nanos(1700000000000000000)"),
+            "{sql}"
+        );
+        assert!(sql.ends_with("LIMIT 5"), "{sql}");
+    }
+
+    #[test]
+    fn bad_parameters_are_named() {
+        let message = |r: Result<String, ApiError>| r.expect_err("refused").error().to_string();
+        let status = TraceSearch {
+            status: Some("BROKEN".into()),
+            ..Default::default()
+        };
+        assert!(message(traces_sql(&status)).contains("status \"BROKEN\""));
+        let duration = TraceSearch {
+            min_duration: Some("fast".into()),
+            ..Default::default()
+        };
+        assert!(message(traces_sql(&duration)).contains("min_duration \"fast\""));
+        let severity = LogSearch {
+            severity: Some("loud".into()),
+            ..Default::default()
+        };
+        assert!(message(logs_sql(&severity)).contains("severity \"LOUD\""));
+        let trace = LogSearch {
+            trace_id: Some("zz".into()),
+            ..Default::default()
+        };
+        assert!(message(logs_sql(&trace)).contains("32 hexadecimal"));
+        let time = LogSearch {
+            from: Some("yesterday".into()),
+            ..Default::default()
+        };
+        assert!(message(logs_sql(&time)).contains("from: \"yesterday\""));
+        let backwards = LogSearch {
+            from: Some("200".into()),
+            to: Some("100".into()),
+            ..Default::default()
+        };
+        assert!(message(logs_sql(&backwards)).contains("from must not be after to"));
+    }
+
+    #[test]
+    fn log_search_filters() {
+        let q = LogSearch {
+            q: Some("Payment DECLINED".into()),
+            severity: Some("warn".into()),
+            service: Some("checkout".into()),
+            trace_id: Some("0AF7651916CD43DD8448EB211C80319C".into()),
+            ..Default::default()
+        };
+        let sql = logs_sql(&q).expect("valid");
+        assert!(sql.contains("strpos(lower(body), lower('Payment DECLINED')) > 0"));
+        assert!(sql.contains("severity_number >= 13"));
+        assert!(sql.contains("trace_id = '0af7651916cd43dd8448eb211c80319c'"));
+        assert!(sql.contains(&format!("LIMIT {DEFAULT_LIMIT}")));
+    }
+}

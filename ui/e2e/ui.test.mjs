@@ -1,0 +1,249 @@
+// End-to-end tests of smolder's web UI in headless Chromium (Debian's
+// `chromium`, driven by playwright-core from npm) against a running smolder.
+//
+//   SMOLDER_URL=http://127.0.0.1:8080 node ui/e2e/ui.test.mjs [artifacts dir]
+//
+// The server must hold sample data with a burning SLO and its page alert
+// (tests/tests/ui.rs sets that up). Each page must load without console
+// errors; a screenshot of each is saved in the artifacts directory
+// (default ui/e2e/artifacts). Exits non-zero on the first failed check.
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
+
+const BASE = process.env.SMOLDER_URL;
+if (!BASE) {
+  console.error('Set SMOLDER_URL to the address of a running smolder (http://127.0.0.1:PORT).');
+  process.exit(2);
+}
+const ARTIFACTS = process.argv[2] || join(dirname(fileURLToPath(import.meta.url)), 'artifacts');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+mkdirSync(ARTIFACTS, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  // This machine has no internet: keep Chromium from calling home.
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+}).catch((e) => {
+  console.error(`Cannot start Chromium at ${CHROMIUM}: ${e.message}\nInstall it with: apt-get install chromium`);
+  process.exit(2);
+});
+const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+const page = await context.newPage();
+page.setDefaultTimeout(20000);
+
+// Every console error, failed request or uncaught exception fails the run.
+const problems = [];
+// The browser logs an answered 400 of the SQL API (a query error the page
+// shows) as a console error; those are expected, every other one fails.
+page.on('console', (m) => {
+  if (m.type() !== 'error') return;
+  if (m.text().includes('status of 400') && (m.location().url || '').includes('/api/v1/sql')) return;
+  problems.push(`console error on ${page.url()}: ${m.text()}`);
+});
+page.on('pageerror', (e) => problems.push(`uncaught exception on ${page.url()}: ${e.message}`));
+// Requests cut off by a navigation (ERR_ABORTED) are not failures.
+page.on('requestfailed', (r) => {
+  if (r.failure()?.errorText !== 'net::ERR_ABORTED') problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
+});
+page.on('response', (r) => {
+  if (r.status() >= 400 && !r.url().includes('/api/v1/sql')) problems.push(`HTTP ${r.status()} for ${r.url()}`);
+});
+// Nothing may be fetched from outside the server (works offline).
+page.on('request', (r) => {
+  if (!r.url().startsWith(BASE) && !r.url().startsWith('data:')) problems.push(`request outside smolder: ${r.url()}`);
+});
+
+const results = [];
+async function step(name, fn) {
+  const started = Date.now();
+  try {
+    await fn();
+    assert.deepEqual(problems, [], 'no console errors, failed or external requests');
+    await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+    results.push(`ok   ${name} (${Date.now() - started} ms)`);
+    console.log(`ok   ${name}`);
+  } catch (e) {
+    await page.screenshot({ path: join(ARTIFACTS, `${name}-FAILED.png`), fullPage: true }).catch(() => {});
+    console.log(`FAIL ${name}: ${e.stack || e}`);
+    await browser.close();
+    process.exit(1);
+  }
+}
+
+await step('slos-overview', async () => {
+  await page.goto(`${BASE}/`);
+  await page.waitForSelector('#slo-table tbody tr');
+  const rows = await page.locator('#slo-table tbody tr').count();
+  assert.ok(rows >= 4, `the sample SLOs are listed (${rows} rows)`);
+  // The worst budget comes first, and the burning SLO's page alert fires.
+  const firing = page.locator('#slo-table tbody tr[data-state="firing"]');
+  assert.ok(await firing.count() >= 1, 'a burning SLO shows its firing alert');
+  await page.locator('#slo-table tbody tr .spark canvas').first().waitFor();
+  // Filters live in the URL.
+  await page.fill('input[name="q"]', 'checkout');
+  await page.waitForFunction(() => new URL(location.href).searchParams.get('q') === 'checkout');
+  const shown = await page.locator('#slo-table tbody tr').count();
+  assert.ok(shown >= 1 && shown < rows, `search narrows the list (${shown} of ${rows})`);
+  await page.reload();
+  await page.waitForSelector('#slo-table tbody tr');
+  assert.equal(await page.inputValue('input[name="q"]'), 'checkout', 'the search survives a reload');
+  assert.equal(await page.locator('#slo-table tbody tr').count(), shown);
+});
+
+let sloUrl;
+await step('slo-detail', async () => {
+  await page.goto(`${BASE}/slos?state=firing&q=checkout-availability`);
+  await page.waitForSelector('#slo-table tbody tr');
+  await page.locator('#slo-table tbody tr[data-state="firing"] a').first().click();
+  await page.waitForURL(/\/slos\/checkout-availability/);
+  sloUrl = page.url();
+  await page.locator('.burn-chart canvas').first().waitFor();
+  assert.ok(await page.locator('.burn-chart').count() >= 2, 'a burn-rate chart per alert condition');
+  await page.locator('h1 .badge.bad', { hasText: 'firing' }).waitFor();
+  await page.locator('#conditions td .badge.bad', { hasText: 'met' }).first().waitFor();
+  await page.locator('#example-traces a').first().waitFor();
+  await page.locator('text=Share of bad events').waitFor();
+  await page.locator('#slo-alerts tbody tr', { hasText: 'page' }).first().waitFor();
+  await page.locator('#slo-notifications tbody tr .badge', { hasText: 'delivered' }).first().waitFor();
+});
+
+await step('trace-from-slo', async () => {
+  const link = page.locator('#example-traces a').first();
+  const id = (await link.textContent()).trim();
+  await link.click();
+  await page.waitForURL(new RegExp(`/traces/${id}`));
+  await page.waitForSelector('#waterfall .wf-row');
+  assert.ok(await page.locator('#waterfall .wf-row').count() >= 2, 'the waterfall shows the trace\'s spans');
+  assert.ok(await page.locator('#waterfall .wf-bar.err').count() >= 1, 'the failing span is marked');
+  // Keyboard: Enter on a span opens its attributes.
+  await page.locator('#waterfall .wf-row').first().focus();
+  await page.keyboard.press('Enter');
+  await page.locator('.wf-detail:not([hidden]) dl.kv').first().waitFor();
+  assert.equal(await page.locator('#waterfall .wf-row').first().getAttribute('aria-expanded'), 'true');
+  await page.goBack();
+  await page.waitForURL(sloUrl);
+  await page.locator('.burn-chart canvas').first().waitFor();
+});
+
+await step('explore', async () => {
+  await page.goto(`${BASE}/explore`);
+  await page.waitForSelector('#sql');
+  await page.fill('#sql', "SELECT date_bin(INTERVAL '10 seconds', start_time) AS t, service_name, count(*) AS spans FROM spans GROUP BY 1, 2 ORDER BY 1");
+  await page.focus('#sql');
+  await page.keyboard.press('Control+Enter');
+  await page.waitForSelector('#results .vtable tbody tr[role="row"]');
+  await page.waitForSelector('#chart canvas');
+  assert.ok(await page.locator('#chart .u-legend .u-series').count() >= 3, 'one line per service');
+  assert.ok(new URL(page.url()).searchParams.get('q').includes('date_bin'), 'the query is in the URL');
+  // Reloading the URL runs the query again.
+  await page.reload();
+  await page.waitForSelector('#results .vtable tbody tr[role="row"]');
+  assert.ok((await page.inputValue('#sql')).includes('date_bin'));
+});
+
+await step('explore-10k-rows', async () => {
+  await page.fill('#sql', 'SELECT * FROM (SELECT unnest(range(0, 10000)) AS n) ORDER BY n');
+  await page.click('#run');
+  await page.waitForFunction(() => document.querySelector('#results .vtable')?.getAttribute('aria-rowcount') === '10001');
+  const rendered = await page.locator('#results .vtable tbody tr[role="row"]').count();
+  assert.ok(rendered < 200, `only the rows in view are in the DOM (${rendered})`);
+  // Scrolling to the end shows the last row; the keyboard moves the active row.
+  await page.locator('#results .vtable').focus();
+  await page.keyboard.press('End');
+  await page.locator('#results .vtable tr.active td', { hasText: /^9999$/ }).waitFor();
+  const responsive = await page.evaluate(async () => {
+    const el = document.querySelector('#results .vtable');
+    const t0 = performance.now();
+    for (let i = 0; i < 20; i += 1) {
+      el.scrollTop = (i * 7919 * 27) % el.scrollHeight;
+      await new Promise(requestAnimationFrame);
+    }
+    return performance.now() - t0;
+  });
+  console.log(`     20 scroll frames over 10,000 rows: ${responsive.toFixed(0)} ms`);
+});
+
+await step('explore-error', async () => {
+  await page.fill('#sql', 'SELECT nope FROM spans');
+  await page.click('#run');
+  await page.locator('#results .error', { hasText: 'nope' }).waitFor();
+  await page.fill('#sql', 'DROP TABLE spans');
+  await page.click('#run');
+  await page.locator('#results .error', { hasText: /read-only|not allowed|only/i }).waitFor();
+});
+
+await step('traces', async () => {
+  await page.goto(`${BASE}/traces?status=ERROR`);
+  await page.waitForSelector('#trace-results table tbody tr');
+  await page.fill('input[name="service"]', 'checkout');
+  await page.click('#main form button[type="submit"]');
+  await page.waitForURL(/service=checkout/);
+  await page.waitForSelector('#trace-results table tbody tr');
+  await page.locator('#trace-results table tbody tr a').first().click();
+  await page.waitForSelector('#waterfall .wf-row');
+});
+
+await step('logs', async () => {
+  await page.goto(`${BASE}/logs?severity=ERROR`);
+  await page.waitForSelector('#log-results .logline');
+  const link = page.locator('#log-results .logline a').first();
+  await link.waitFor();
+  await link.click();
+  await page.waitForSelector('#waterfall .wf-row');
+});
+
+await step('alerts-and-silence', async () => {
+  await page.goto(`${BASE}/alerts`);
+  await page.waitForSelector('#alerts-table tbody tr');
+  await page.waitForSelector('#notifications-table tbody tr');
+  const row = page.locator('#alerts-table tbody tr', { hasText: 'checkout-availability' }).first();
+  await row.locator('button.silence').click();
+  const dialog = page.locator('dialog[open]');
+  await dialog.waitFor();
+  assert.match(await dialog.locator('textarea[name="matchers"]').inputValue(), /slo="checkout-availability"/);
+  await dialog.locator('input[name="created_by"]').fill('e2e-test');
+  await dialog.locator('input[name="comment"]').fill('silenced from the UI test');
+  await dialog.locator('button[type="submit"]').click();
+  await page.locator('#silences-table tbody tr', { hasText: 'silenced from the UI test' }).waitFor();
+  const silence = page.locator('#silences-table tbody tr', { hasText: 'silenced from the UI test' });
+  assert.match(await silence.textContent(), /slo="checkout-availability"/);
+  // Expire it again.
+  await silence.locator('button', { hasText: 'Expire' }).click();
+  await page.locator('#silences-table tbody tr', { hasText: 'silenced from the UI test' }).locator('.badge', { hasText: 'expired' }).waitFor();
+});
+
+await step('status', async () => {
+  await page.goto(`${BASE}/status`);
+  await page.waitForSelector('#ingest-table tbody tr');
+  const text = await page.locator('#status').textContent();
+  assert.match(text, /traces/);
+  assert.match(text, /fsync|off/);
+});
+
+await step('time-range-and-keyboard', async () => {
+  await page.goto(`${BASE}/traces`);
+  await page.waitForSelector('#trace-results');
+  await page.selectOption('#range', '15m');
+  await page.waitForURL(/range=15m/);
+  // The range follows in-app navigation.
+  await page.click('nav a[data-page="logs"]');
+  await page.waitForURL(/\/logs\?range=15m/);
+  assert.equal(await page.inputValue('#range'), '15m');
+  // From a fresh load, Tab reaches the skip link first, then the navigation.
+  await page.reload();
+  await page.waitForSelector('#log-results');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.className), 'skip');
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.closest('nav') !== null), true);
+  const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  assert.notEqual(outline, 'none', 'focus is visible');
+});
+
+await browser.close();
+console.log(`\n${results.length} UI checks passed; screenshots in ${ARTIFACTS}`);

@@ -1,0 +1,41 @@
+// Calls to smolder's JSON API; errors carry the server's message.
+
+export class ApiError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export async function api(path, { method = 'GET', body, signal } = {}) {
+  const init = { method, signal, headers: { Accept: 'application/json' } };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers['Content-Type'] = 'application/json';
+  }
+  const res = await fetch(path, init);
+  const text = await res.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+  if (!res.ok) {
+    const message = (data && data.error) || text || res.statusText;
+    throw new ApiError(`${res.status}: ${message}`, res.status);
+  }
+  return data;
+}
+
+/** Query-string from an object, leaving out empty values. */
+export function qs(params) {
+  const u = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v !== undefined && v !== null && v !== '') u.set(k, v);
+  }
+  const s = u.toString();
+  return s ? `?${s}` : '';
+}
+
+/** A SQL API answer's rows as objects keyed by column name. */
+export function records(answer) {
+  const names = answer.columns.map((c) => c.name);
+  return answer.rows.map((r) => Object.fromEntries(names.map((n, i) => [n, r[i]])));
+}

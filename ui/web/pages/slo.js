@@ -1,0 +1,177 @@
+// SLO detail: charts over the period and the time range, the alert
+// conditions, likely causes, example bad traces, definition and history.
+import { api, qs } from '/ui/lib/api.js';
+import { h, mount, table, errorBox } from '/ui/lib/dom.js';
+import { timeChart } from '/ui/lib/chart.js';
+import * as fmt from '/ui/lib/format.js';
+import { navigate } from '/ui/app.js';
+import { budgetBar, burnChip, stateBadge, alertFor, groupText, windowOrder } from '/ui/pages/slos.js';
+
+function card(label, value) {
+  return h('div', { class: 'card' }, h('div', { class: 'label' }, label), h('div', { class: 'value' }, value));
+}
+
+function chartBox(title) {
+  const plot = h('div');
+  return { box: h('section', { class: 'chart', 'aria-label': title }, h('h3', {}, title), plot), plot };
+}
+
+function periodText(p) {
+  if (!p) return '';
+  return p.kind === 'rolling' ? `rolling ${p.duration}` : `calendar ${p.count} ${p.unit} (${p.time_zone})`;
+}
+
+export async function render(main, ctx) {
+  const id = ctx.args[0];
+  ctx.title(id);
+  const slo = await api(`/api/v1/slos/${encodeURIComponent(id)}`);
+  if (!ctx.alive()) return;
+  const wanted = ctx.query.get('group');
+  let instance = slo.instances[0];
+  if (wanted) {
+    const g = JSON.parse(wanted);
+    instance = slo.instances.find((i) => groupText(i.group) === groupText(g)) || instance;
+  }
+  const group = instance ? instance.group : {};
+  const groupParam = slo.group_by.length ? JSON.stringify(group) : undefined;
+  // Each instance carries its evaluation's fields (sli, burn_rates, conditions …).
+  const e = instance || null;
+  const thresholds = slo.thresholds || {};
+  const { from, to } = ctx.range;
+
+  const charts = h('div', { class: 'charts' });
+  const causes = h('div', {}, h('p', { class: 'muted' }, 'Looking for over-represented values…'));
+  const alertsBox = h('div');
+  const cleanup = [];
+  ctx.onCleanup(() => cleanup.forEach((c) => c.dispose()));
+
+  const groupPicker = slo.group_by.length > 1 || slo.instances.length > 1
+    ? h('label', {}, 'Group ',
+      h('select', {
+        onchange: (ev) => {
+          const u = new URL(location.href);
+          u.searchParams.set('group', ev.target.value);
+          navigate(u.pathname + u.search);
+        },
+      }, slo.instances.map((i) => h('option', { value: JSON.stringify(i.group), selected: i === instance }, groupText(i.group) || '(all)'))))
+    : null;
+
+  const activeAlerts = (await api('/api/v1/alerts')).alerts.filter((a) => a.slo === id);
+  if (!ctx.alive()) return;
+  const alert = alertFor(activeAlerts, id, group);
+
+  mount(main,
+    h('p', {}, h('a', { href: '/slos' }, '← All SLOs')),
+    h('h1', {}, slo.display_name || slo.id, ' ', stateBadge(alert, e && e.alert_state)),
+    h('p', { class: 'muted' }, `${slo.service} · objective ${fmt.pct(slo.objective)} · ${periodText(slo.period)} · ${slo.budgeting && slo.budgeting.method ? slo.budgeting.method : ''} budgeting · from ${slo.table}`,
+      groupText(group) ? ` · group ${groupText(group)}` : ''),
+    groupPicker,
+    slo.error ? errorBox(slo.error) : null,
+    slo.backfill && !slo.backfill.done ? h('p', { class: 'badge warn' }, `Backfilling rollups: ${(slo.backfill.progress * 100).toFixed(0)}% (through ${slo.backfill.through})`) : null,
+    h('div', { class: 'cards' },
+      card('SLI over the period', fmt.pct(e && e.sli, 4)),
+      card('Error budget left', budgetBar(e ? e.error_budget_remaining : null)),
+      card('Downtime left', fmt.seconds(slo.allowed_downtime_left_seconds)),
+      card('Budget exhausted in', e && e.time_to_exhaustion_seconds !== null && e.time_to_exhaustion_seconds !== undefined ? fmt.seconds(e.time_to_exhaustion_seconds) : 'not at this rate'),
+      card('Events this period', e ? `${fmt.count(Math.round(e.period.good))} good / ${fmt.count(Math.round(e.period.total))}` : '—')),
+    h('h2', {}, 'Burn rate now'),
+    h('p', {}, Object.keys(e ? e.burn_rates : {}).sort(windowOrder).map((w) => [burnChip(w, e.burn_rates[w], thresholds[w]), ' '])),
+    h('h2', {}, 'Alert conditions'),
+    e ? conditionsTable(e.conditions) : h('p', { class: 'muted' }, 'No evaluation yet.'),
+    h('h2', {}, 'Charts'),
+    charts,
+    h('h2', {}, 'Likely causes and example bad traces'),
+    causes,
+    h('h2', {}, 'Alerts and notifications'),
+    alertsBox,
+    h('h2', {}, 'Definition'),
+    h('pre', { class: 'code', tabindex: '0', 'aria-label': 'SLO definition' }, JSON.stringify(slo.definition, null, 2)));
+
+  // Period charts (SLI, budget) and time-range charts (burn rates per condition).
+  const [period, recent] = await Promise.all([
+    api(`/api/v1/slos/${encodeURIComponent(id)}/series${qs({ group: groupParam })}`),
+    api(`/api/v1/slos/${encodeURIComponent(id)}/series${qs({ from: from / 1000, to: to / 1000, group: groupParam })}`),
+  ]);
+  if (!ctx.alive()) return;
+  const sli = chartBox('SLI over the period');
+  const budget = chartBox('Error budget remaining over the period');
+  charts.append(sli.box, budget.box);
+  const objective = period.timestamps.map(() => slo.objective);
+  cleanup.push(timeChart(sli.plot, {
+    title: 'SLI over the period',
+    timestamps: period.timestamps,
+    series: [{ label: 'SLI', values: period.sli }, { label: 'objective', values: objective, color: '#cf222e', dash: true }],
+    format: (v) => fmt.pct(v, 3),
+    axisFormat: (v) => fmt.pct(v, 2),
+  }));
+  cleanup.push(timeChart(budget.plot, {
+    title: 'Error budget remaining over the period',
+    timestamps: period.timestamps,
+    series: [{ label: 'budget remaining', values: period.error_budget_remaining }, { label: 'exhausted', values: period.timestamps.map(() => 0), color: '#cf222e', dash: true }],
+    format: (v) => fmt.budget(v),
+    axisFormat: (v) => `${Math.round(v * 100)}%`,
+  }));
+  for (const c of e ? e.conditions : []) {
+    const title = `Burn rate: ${c.name} (${c.severity}, ${c.long_window} and ${c.short_window})`;
+    const box = chartBox(title);
+    box.box.classList.add('burn-chart');
+    charts.append(box.box);
+    cleanup.push(timeChart(box.plot, {
+      title,
+      timestamps: recent.timestamps,
+      series: [
+        { label: c.long_window, values: recent.burn_rates[c.long_window] || [] },
+        { label: c.short_window, values: recent.burn_rates[c.short_window] || [] },
+        { label: `threshold ${fmt.burn(c.factor)}`, values: recent.timestamps.map(() => c.factor), color: '#cf222e', dash: true },
+      ],
+      format: (v) => fmt.burn(v),
+      min: 0,
+    }));
+  }
+
+  // Causes and history load after the charts; they may take longer.
+  const windowSecs = Math.max(300, Math.min(86400, Math.round((to - from) / 1000)));
+  api(`/api/v1/slos/${encodeURIComponent(id)}/causes${qs({ group: groupParam, window: `${windowSecs}s` })}`)
+    .then((c) => { if (ctx.alive()) mount(causes, causesView(c)); })
+    .catch((err) => { if (ctx.alive()) mount(causes, errorBox(err)); });
+  Promise.all([
+    api(`/api/v1/alerts/history${qs({ slo: id, limit: 50 })}`),
+    api(`/api/v1/notifications${qs({ slo: id, limit: 50 })}`),
+  ]).then(([hist, notes]) => {
+    if (!ctx.alive()) return;
+    mount(alertsBox,
+      activeAlerts.length ? h('h3', {}, 'Active') : null,
+      activeAlerts.length ? table(['Severity', 'State', 'Since', 'Summary'], activeAlerts.map((a) => [
+        a.labels.severity, stateBadge(a), fmt.time(a.since), h('td', { class: 'wrap' }, a.annotations.summary || '')]), { attrs: { id: 'slo-alerts' } }) : null,
+      h('h3', {}, 'History'),
+      hist.history.length ? table(['At', 'Severity', 'From', 'To', 'Summary'], hist.history.map((t) => [
+        fmt.time(t.at), t.labels.severity || '', t.from, t.to, t.summary || ''])) : h('p', { class: 'muted' }, 'No alert has changed state.'),
+      h('h3', {}, 'Notifications'),
+      notes.notifications.length ? table(['Created', 'Receiver', 'State', 'Attempts', 'Last status', 'Last error'], notes.notifications.map((n) => [
+        fmt.time(n.created_at), n.receiver, h('span', { class: `badge ${n.state === 'delivered' ? 'ok' : n.state === 'pending' ? 'warn' : 'bad'}` }, n.state),
+        String(n.attempts), n.last_status ?? '—', n.last_error || '']), { attrs: { id: 'slo-notifications' } }) : h('p', { class: 'muted' }, 'No notifications sent for this SLO.'));
+  }).catch((err) => { if (ctx.alive()) mount(alertsBox, errorBox(err)); });
+}
+
+function conditionsTable(conditions) {
+  return table(['Condition', 'Severity', 'Long window', 'Burn', 'Short window', 'Burn', 'Threshold', 'State'],
+    conditions.map((c) => [
+      c.name, c.severity,
+      c.long_window, burnChip(c.long_window, c.long_burn_rate, c.factor),
+      c.short_window, burnChip(c.short_window, c.short_burn_rate, c.factor),
+      fmt.burn(c.factor),
+      c.low_traffic ? h('span', { class: 'badge neutral', title: 'too few events in the window to judge' }, 'low traffic')
+        : c.met ? h('span', { class: 'badge bad' }, 'met') : h('span', { class: 'badge ok' }, 'not met'),
+    ]), { attrs: { id: 'conditions' } });
+}
+
+function causesView(c) {
+  const hints = c.hints.length
+    ? table(['Attribute', 'Value', 'Share of bad events', 'Share of all events'], c.hints.map((x) => [
+      h('span', { class: 'mono' }, x.attribute), h('span', { class: 'mono' }, x.value), fmt.pct(x.bad_share, 1), fmt.pct(x.total_share, 1)]))
+    : h('p', { class: 'muted' }, `No attribute value is over-represented among bad events in the last ${c.window}.`);
+  const traces = c.example_trace_ids.length
+    ? h('ul', { id: 'example-traces' }, c.example_trace_ids.map((t) => h('li', {}, h('a', { class: 'mono', href: `/traces/${t}` }, t))))
+    : h('p', { class: 'muted' }, `No bad events in the last ${c.window}.`);
+  return [hints, h('h3', {}, 'Example bad traces'), traces];
+}
