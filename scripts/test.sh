@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need
 # (OpenTelemetry Python SDK and exporters from PyPI, in their own virtual
-# environments), builds the workspace once in the debug profile, and runs
+# environments; Prometheus, Alertmanager and Chromium from Debian; the UI's
+# npm packages), builds the workspace once in the debug profile, and runs
 # every test. README's test command; .ci/run calls it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,7 @@ need() {
 }
 need cargo "install the Rust toolchain (rustup)"
 need python3 "install Python 3.11 or newer (apt-get install python3 python3-venv)"
+need npm "install Node.js and npm (apt-get install nodejs npm)"
 
 # Python OTLP exporters. The JSON exporter (beta) pins other versions of the
 # shared exporter packages than the gRPC and HTTP/protobuf exporters, so it
@@ -51,6 +53,22 @@ if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2
 fi
 if ! command -v prometheus-alertmanager >/dev/null 2>&1 && ! command -v alertmanager >/dev/null 2>&1; then
   apt_install prometheus-alertmanager
+fi
+
+# Headless Chromium for the web UI's end-to-end test.
+if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
+  apt_install chromium
+fi
+# Text in the screenshots needs a font (a recommendation of chromium).
+if ! fc-list 2>/dev/null | grep -qi -E "liberation|dejavu"; then
+  apt_install fonts-liberation
+fi
+
+# The UI's npm packages: uPlot (embedded by the ui crate's build script) and
+# playwright-core (drives Chromium in the UI test), as pinned by the lock file.
+if [ ! -f ui/node_modules/.package-lock.json ] || ! cmp -s ui/package-lock.json ui/node_modules/.stamp-lock; then
+  log "npm ci (ui/)"
+  (cd ui && npm ci --no-audit --no-fund && cp package-lock.json node_modules/.stamp-lock)
 fi
 
 log "cargo fmt --check"

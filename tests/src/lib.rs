@@ -5,6 +5,8 @@
 //! The binary is `target/debug/smolder` next to the test executable (override
 //! with `SMOLDER_BIN`); `scripts/test.sh` builds it before the tests run.
 
+pub mod sink;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;

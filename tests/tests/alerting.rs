@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -16,6 +16,7 @@ use hmac::{KeyInit as _, Mac as _};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
 use serde_json::Value;
+use smolder_tests::sink::{Policy, Received, Sink};
 use smolder_tests::{Server, http_post, http_request, kv, repo_root, smolder_bin};
 
 const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
@@ -25,158 +26,6 @@ fn now_ns() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_nanos() as i64
-}
-
-// ---------------------------------------------------------------------------
-// A recording HTTP receiver.
-
-/// One request the sink received.
-#[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
-    /// The status the sink answered.
-    answered: u16,
-}
-
-impl Received {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("{}: not JSON ({e})", self.path))
-    }
-    fn header(&self, name: &str) -> &str {
-        self.headers.get(name).map_or("", String::as_str)
-    }
-}
-
-type Policy = Arc<dyn Fn(&str) -> (u16, Option<u64>) + Send + Sync>;
-
-/// An HTTP server on a loopback port that records every request and answers
-/// as its policy says (status, optional `Retry-After` seconds).
-struct Sink {
-    addr: SocketAddr,
-    log: Arc<Mutex<Vec<Received>>>,
-    _thread: std::thread::JoinHandle<()>,
-}
-
-impl Sink {
-    fn start(policy: Policy) -> Self {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = {
-            let log = Arc::clone(&log);
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async move {
-                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                    tx.send(listener.local_addr().unwrap()).unwrap();
-                    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
-                        let log = Arc::clone(&log);
-                        let policy = Arc::clone(&policy);
-                        async move {
-                            let path = req.uri().path().to_string();
-                            let headers = req
-                                .headers()
-                                .iter()
-                                .map(|(k, v)| {
-                                    (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())
-                                })
-                                .collect();
-                            let body = axum::body::to_bytes(req.into_body(), 16 << 20)
-                                .await
-                                .unwrap()
-                                .to_vec();
-                            let (status, retry_after) = policy(&path);
-                            log.lock().unwrap().push(Received {
-                                path,
-                                headers,
-                                body,
-                                answered: status,
-                            });
-                            let mut resp = axum::response::Response::builder().status(status);
-                            if let Some(s) = retry_after {
-                                resp = resp.header("retry-after", s.to_string());
-                            }
-                            resp.body(axum::body::Body::from(if status < 300 {
-                                "ok"
-                            } else {
-                                "try later"
-                            }))
-                            .unwrap()
-                        }
-                    });
-                    axum::serve(listener, app).await.unwrap();
-                });
-            })
-        };
-        Self {
-            addr: rx.recv().unwrap(),
-            log,
-            _thread: thread,
-        }
-    }
-
-    fn ok() -> Self {
-        Self::start(Arc::new(|_| (200, None)))
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn received(&self, path: &str) -> Vec<Received> {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| r.path == path)
-            .cloned()
-            .collect()
-    }
-
-    /// Waits until `done` holds for the requests to `path` (90 s at most).
-    fn wait(&self, path: &str, what: &str, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
-        self.wait_at_most(Duration::from_secs(90), path, what, done)
-    }
-
-    fn wait_at_most(
-        &self,
-        limit: Duration,
-        path: &str,
-        what: &str,
-        done: impl Fn(&[Received]) -> bool,
-    ) -> Vec<Received> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let got = self.received(path);
-            if done(&got) {
-                return got;
-            }
-            if Instant::now() >= deadline {
-                let summary: Vec<String> = got
-                    .iter()
-                    .map(|r| {
-                        let b = serde_json::from_slice::<Value>(&r.body).unwrap_or_default();
-                        format!(
-                            "{} {} {} {}",
-                            r.answered,
-                            r.header("webhook-id"),
-                            b["status"],
-                            b["group_labels"]
-                        )
-                    })
-                    .collect();
-                panic!(
-                    "waiting for {what} at {path}; received (answer, id, status, group): {summary:#?}"
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
 }
 
 /// Checks a request's Standard Webhooks signature with the shared secret.

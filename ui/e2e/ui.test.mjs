@@ -124,6 +124,9 @@ await step('trace-from-slo', async () => {
   await page.keyboard.press('Enter');
   await page.locator('.wf-detail:not([hidden]) dl.kv').first().waitFor();
   assert.equal(await page.locator('#waterfall .wf-row').first().getAttribute('aria-expanded'), 'true');
+});
+
+await step('back-to-slo', async () => {
   await page.goBack();
   await page.waitForURL(sloUrl);
   await page.locator('.burn-chart canvas').first().waitFor();

@@ -23,7 +23,8 @@ export function timeChart(el, spec) {
         width: s.dash ? 1 : 1.75,
         dash: s.dash ? [6, 4] : undefined,
         value: (u, v) => format(v),
-        points: { show: false },
+        // A line of a few points is hard to see: mark them.
+        points: { show: s.values.filter((v) => v !== null && v !== undefined).length < 30 },
       })),
     ],
     axes: [

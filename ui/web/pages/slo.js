@@ -72,7 +72,7 @@ export async function render(main, ctx) {
       card('SLI over the period', fmt.pct(e && e.sli, 4)),
       card('Error budget left', budgetBar(e ? e.error_budget_remaining : null)),
       card('Downtime left', fmt.seconds(slo.allowed_downtime_left_seconds)),
-      card('Budget exhausted in', e && e.time_to_exhaustion_seconds !== null && e.time_to_exhaustion_seconds !== undefined ? fmt.seconds(e.time_to_exhaustion_seconds) : 'not at this rate'),
+      card('Budget exhausted in', exhaustion(e)),
       card('Events this period', e ? `${fmt.count(Math.round(e.period.good))} good / ${fmt.count(Math.round(e.period.total))}` : '—')),
     h('h2', {}, 'Burn rate now'),
     h('p', {}, Object.keys(e ? e.burn_rates : {}).sort(windowOrder).map((w) => [burnChip(w, e.burn_rates[w], thresholds[w]), ' '])),
@@ -151,6 +151,13 @@ export async function render(main, ctx) {
         fmt.time(n.created_at), n.receiver, h('span', { class: `badge ${n.state === 'delivered' ? 'ok' : n.state === 'pending' ? 'warn' : 'bad'}` }, n.state),
         String(n.attempts), n.last_status ?? '—', n.last_error || '']), { attrs: { id: 'slo-notifications' } }) : h('p', { class: 'muted' }, 'No notifications sent for this SLO.'));
   }).catch((err) => { if (ctx.alive()) mount(alertsBox, errorBox(err)); });
+}
+
+function exhaustion(e) {
+  if (!e) return '—';
+  if (e.error_budget_remaining <= 0) return h('span', { class: 'badge bad' }, 'already exhausted');
+  const t = e.time_to_exhaustion_seconds;
+  return t === null || t === undefined ? 'not at this rate' : fmt.seconds(t);
 }
 
 function conditionsTable(conditions) {
