@@ -124,8 +124,16 @@ def main():
         threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
         print(f"smolder demo at {base} with {args.slos} SLOs; {args.warmup} s of traffic…", flush=True)
         time.sleep(args.warmup)
-        _, slos = get(base, "/api/v1/slos")
-        listed = len(slos["slos"])
+        # The first evaluation of every SLO (their backfill) must be done.
+        deadline = time.time() + 600
+        while True:
+            _, slos = get(base, "/api/v1/slos")
+            listed = len(slos["slos"])
+            if listed >= args.slos and all(s["backfill"]["done"] for s in slos["slos"]):
+                break
+            if time.time() > deadline:
+                sys.exit(f"only {listed} SLOs evaluated after 10 minutes")
+            time.sleep(2)
         _, alerts = get(base, "/api/v1/alerts")
         firing = [a for a in alerts["alerts"] if a["status"] == "firing"]
         print(f"{listed} SLOs listed, {len(firing)} alerts firing", flush=True)

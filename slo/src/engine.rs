@@ -20,6 +20,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::{SQLOptions, SessionContext};
 use futures::StreamExt as _;
 use serde::Serialize;
+use smolder_common::Table;
 use smolder_common::clock::Clock;
 
 use crate::eval::{Evaluation, evaluate};
@@ -182,6 +183,33 @@ impl std::fmt::Debug for SloEngine {
         f.debug_struct("SloEngine")
             .field("options", &self.options)
             .finish_non_exhaustive()
+    }
+}
+
+/// The time of each table's oldest row, read at most once per tick and only
+/// when an SLO backfills.
+#[derive(Default)]
+struct OldestRows([tokio::sync::OnceCell<Option<Option<i64>>>; 3]);
+
+impl OldestRows {
+    /// The oldest row's time in ns; `Some(None)` for an empty table, `None`
+    /// when the query failed.
+    async fn get(&self, engine: &SloEngine, table: Table) -> Option<Option<i64>> {
+        let i = Table::ALL.iter().position(|t| *t == table)?;
+        *self.0[i]
+            .get_or_init(|| async move {
+                let time = table.time_column();
+                let sql = format!("SELECT CAST(min({time}) AS BIGINT) FROM {}", table.name());
+                let batches = engine.run(&sql).await.ok()?;
+                let column = batches
+                    .iter()
+                    .find(|b| b.num_rows() > 0)?
+                    .column(0)
+                    .as_primitive_opt::<Int64Type>()?
+                    .clone();
+                Some((!column.is_null(0)).then(|| column.value(0)))
+            })
+            .await
     }
 }
 
@@ -548,8 +576,10 @@ impl SloEngine {
         let started = Instant::now();
         let runtimes = self.all_runtimes();
         let (mut batched, rest) = self.update_batched(&runtimes, now).await;
+        let oldest = OldestRows::default();
+        let oldest = &oldest;
         let results: Vec<Option<Update>> = futures::stream::iter(rest)
-            .map(|rt| async move { self.update(&rt, now).await })
+            .map(|rt| async move { self.update(&rt, now, oldest).await })
             .buffer_unordered(self.options.concurrency.max(1))
             .collect()
             .await;
@@ -649,7 +679,7 @@ impl SloEngine {
 
     /// Brings one SLO's rollups up to `now`, or as close as the backfill
     /// budget allows: history is read chunk by chunk.
-    async fn update(&self, rt: &Runtime, now: i64) -> Option<Update> {
+    async fn update(&self, rt: &Runtime, now: i64, oldest: &OldestRows) -> Option<Update> {
         let mut st = rt.state.lock().await;
         let b = rt.bucket_ns;
         let lateness = duration_ns(self.options.lateness);
@@ -664,6 +694,17 @@ impl SloEngine {
         let started = Instant::now();
         let mut rows = Vec::new();
         let mut from = first;
+        if now - first > chunk {
+            // Backfilling: history before the table's oldest row holds no
+            // events, so reading starts there (a new SLO over a young table
+            // costs one chunk, not a horizon of empty ones). The update
+            // still replaces its whole range. An empty table is read chunk
+            // by chunk as before, so that telemetry arriving meanwhile with
+            // older timestamps is still found.
+            if let Some(Some(t)) = oldest.get(self, rt.def.sli.table).await {
+                from = from.max(t.div_euclid(b) * b);
+            }
+        }
         let mut done = None;
         while from < now {
             let to = now.min(from + chunk);
@@ -768,7 +809,9 @@ impl SloEngine {
             let b = rt.bucket_ns;
             let from = (watermark - lateness).div_euclid(b) * b;
             let caught_up = now - from <= chunk;
-            if caught_up && row_aggregates(&rt.def).is_some() {
+            // Grouped SLOs need their own GROUP BY: `batch_query` cannot
+            // share their scan.
+            if caught_up && rt.def.group_by.is_empty() && row_aggregates(&rt.def).is_some() {
                 sets.entry((rt.def.sli.table.name(), b, from))
                     .or_default()
                     .push(Arc::clone(rt));

@@ -153,3 +153,216 @@ fn every_page_works_in_headless_chromium() {
         );
     }
 }
+
+fn get_json(server: &Server, path: &str) -> serde_json::Value {
+    let (status, body) = http_request(server.http, "GET", path, &[], b"");
+    assert_eq!(status, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// The rows of a `columns`/`rows` answer as objects.
+fn rows(answer: &serde_json::Value) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    let names: Vec<&str> = answer["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    answer["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            names
+                .iter()
+                .zip(r.as_array().unwrap())
+                .map(|(n, v)| ((*n).to_string(), v.clone()))
+                .collect()
+        })
+        .collect()
+}
+
+/// The APIs behind the pages answer from the stored telemetry, and refuse
+/// bad parameters with a 400 naming them while the server keeps serving.
+#[test]
+fn the_pages_apis_answer_and_name_bad_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let slos = repo_root().join("sample-data/slos");
+    let server = Server::start_in(
+        dir.path(),
+        &["--slo-dir", slos.to_str().unwrap(), "--slo-interval", "1s"],
+    );
+    let mut generator = smolder_sample_data::Generator::new(11, now_ns() - 60_000_000_000);
+    generator.set_incident(true);
+    let t = generator.requests(600, 60_000_000_000);
+    let spans = smolder_tests::span_count(&t.traces);
+    post(&server, "traces", &t.traces.encode_to_vec());
+    post(&server, "logs", &t.logs.encode_to_vec());
+
+    // Trace search: failing checkout traces, newest first.
+    let found = get_json(
+        &server,
+        "/api/v1/traces?service=checkout&status=ERROR&limit=20",
+    );
+    let traces = rows(&found);
+    assert!(!traces.is_empty(), "{found:#}");
+    assert!(traces.len() <= 20);
+    for t in &traces {
+        assert_eq!(t["service_name"], "checkout", "{t:?}");
+        assert!(t["errors"].as_i64().unwrap() >= 1, "{t:?}");
+    }
+    let starts: Vec<&str> = traces
+        .iter()
+        .map(|t| t["start_time"].as_str().unwrap())
+        .collect();
+    assert!(
+        starts.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {starts:?}"
+    );
+
+    // One trace: its spans (with attributes) and its logs.
+    let id = traces[0]["trace_id"].as_str().unwrap();
+    let trace = get_json(&server, &format!("/api/v1/traces/{}", id.to_uppercase()));
+    assert_eq!(trace["trace_id"], id);
+    let trace_spans = rows(&trace["spans"]);
+    assert!(trace_spans.len() >= 2, "{trace:#}");
+    assert!(trace_spans.iter().any(|s| s["status_code"] == "ERROR"));
+    assert!(trace_spans.iter().all(|s| s["attributes"].is_object()));
+    assert!(
+        !rows(&trace["logs"]).is_empty(),
+        "the trace's logs: {trace:#}"
+    );
+
+    // Log search: severity floor, service and text.
+    let logs = rows(&get_json(
+        &server,
+        "/api/v1/logs?severity=ERROR&service=checkout&limit=50",
+    ));
+    assert!(!logs.is_empty());
+    for l in &logs {
+        assert!(l["severity_number"].as_i64().unwrap() >= 17, "{l:?}");
+        assert_eq!(l["service_name"], "checkout");
+    }
+    let word = logs[0]["body"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_uppercase();
+    let matching = rows(&get_json(
+        &server,
+        &format!("/api/v1/logs?q={word}&limit=10"),
+    ));
+    assert!(!matching.is_empty());
+    assert!(
+        matching
+            .iter()
+            .all(|l| l["body"].as_str().unwrap().to_uppercase().contains(&word))
+    );
+
+    // Bad parameters: 400 with the parameter named.
+    for (path, says) in [
+        ("/api/v1/traces?status=BROKEN", "status"),
+        ("/api/v1/traces?min_duration=fast", "min_duration"),
+        ("/api/v1/traces?bogus=1", "bogus"),
+        ("/api/v1/traces/not-a-trace-id", "32 hexadecimal"),
+        ("/api/v1/logs?from=yesterday", "from"),
+        ("/api/v1/logs?severity=LOUD", "severity"),
+        ("/api/v1/logs?from=200&to=100", "from must not be after to"),
+        (
+            "/api/v1/slos/checkout-availability/causes?window=forever",
+            "window",
+        ),
+        ("/api/v1/slos?instances=maybe", "instances"),
+    ] {
+        let (status, body) = http_request(server.http, "GET", path, &[], b"");
+        assert_eq!(status, 400, "GET {path}: {body}");
+        assert!(body.contains(says), "GET {path}: {body}");
+    }
+
+    // Status: what was accepted, and where it is.
+    let status = get_json(&server, "/api/v1/status");
+    assert_eq!(status["ingest"]["accepted_items"]["traces"], spans);
+    assert!(
+        status["tables"]["spans"]["buffer_rows"].as_u64().unwrap()
+            + status["tables"]["spans"]["files"].as_u64().unwrap()
+            > 0
+    );
+    assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(status["wal"]["enabled"], true);
+
+    // The overview's list, with thresholds, downtime left and every group.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let checkout = loop {
+        let list = get_json(&server, "/api/v1/slos?instances=true");
+        let slo = list["slos"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == "checkout-availability")
+            .unwrap()
+            .clone();
+        if slo["sli"].is_number() {
+            break slo;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no evaluation: {slo:#}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(checkout["thresholds"]["1h"], 13.44, "{checkout:#}");
+    assert_eq!(checkout["thresholds"]["1d"], 2.8, "{checkout:#}");
+    assert_eq!(checkout["instances"].as_array().unwrap().len(), 1);
+    let budget = checkout["error_budget_remaining"].as_f64().unwrap();
+    let downtime = checkout["allowed_downtime_left_seconds"].as_f64().unwrap();
+    let period = checkout["period_seconds"].as_f64().unwrap();
+    assert_eq!(period, 28.0 * 86400.0);
+    assert!(
+        (downtime - budget * 0.005 * period).abs() < 1e-6 * period,
+        "{checkout:#}"
+    );
+    let grouped = get_json(&server, "/api/v1/slos?instances=true");
+    let catalog = grouped["slos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| !s["group_by"].as_array().unwrap().is_empty())
+        .expect("a grouped sample SLO");
+    assert_eq!(
+        catalog["instances"].as_array().unwrap().len() as u64,
+        catalog["groups"].as_u64().unwrap()
+    );
+
+    // A 30-day chart at a one-minute step is cut to at most 2,000 points.
+    let now = now_ns() / 1_000_000_000;
+    let series = get_json(
+        &server,
+        &format!(
+            "/api/v1/slos/checkout-availability/series?from={}&to={now}&step=1m",
+            now - 30 * 86400
+        ),
+    );
+    let points = series["timestamps"].as_array().unwrap().len();
+    assert!((1000..=2000).contains(&points), "{points} points");
+    assert_eq!(series["sli"].as_array().unwrap().len(), points);
+
+    // Causes: example bad traces and the over-represented status code.
+    let causes = get_json(
+        &server,
+        "/api/v1/slos/checkout-availability/causes?window=10m",
+    );
+    assert!(
+        !causes["example_trace_ids"].as_array().unwrap().is_empty(),
+        "{causes:#}"
+    );
+    assert!(
+        causes["hints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["bad_share"].as_f64().unwrap() > h["total_share"].as_f64().unwrap()),
+        "{causes:#}"
+    );
+}

@@ -55,6 +55,7 @@ export function time(t) {
 
 /** Arrow's JSON timestamps may lack a zone and carry nanoseconds; make them parseable. */
 export function fixIso(s) {
+  if (/^\d{4}-\d\d-\d\d$/.test(s)) return `${s}T00:00:00Z`;
   let t = s.replace(' ', 'T').replace(/(\.\d{3})\d+/, '$1');
   if (!/(Z|[+-]\d\d:?\d\d)$/.test(t)) t += 'Z';
   return t;

@@ -101,23 +101,39 @@ function sloHref(row) {
   return `/slos/${encodeURIComponent(row.slo.id)}${g}`;
 }
 
-/** Loads sparklines for rows as they scroll into view, a few requests at a time. */
+/**
+ * Sparklines for rows as they scroll into view, a few requests at a time;
+ * answers are reused for a minute so the periodic refresh costs nothing.
+ * `observe(el, row)` registers a placeholder, `reset()` forgets the old ones.
+ */
 function sparklines(ctx, range) {
   const queue = [];
+  const cache = new Map();
   let running = 0;
   const step = `${Math.max(60, Math.round((range.to - range.from) / 1000 / 48))}s`;
+  const draw = (el, row, s) => {
+    if (!ctx.alive() || !el.isConnected) return;
+    const ys = s.error_budget_remaining;
+    const color = row.budget !== null && row.budget < 0 ? '#cf222e' : '#0b57d0';
+    sparkline(el, s.timestamps.map((t) => t / 1000), ys, color);
+    el.setAttribute('aria-label', `budget remaining from ${fmt.budget(ys[0])} to ${fmt.budget(ys[ys.length - 1])}`);
+  };
   const pump = () => {
     while (running < 4 && queue.length) {
       const { el, row } = queue.shift();
-      running += 1;
+      if (!el.isConnected) continue;
       const group = Object.keys(row.group).length ? JSON.stringify(row.group) : undefined;
+      const key = `${row.slo.id} ${group || ''}`;
+      const hit = cache.get(key);
+      if (hit && Date.now() - hit.at < 60000) {
+        draw(el, row, hit.series);
+        continue;
+      }
+      running += 1;
       api(`/api/v1/slos/${encodeURIComponent(row.slo.id)}/series${qs({ from: range.from / 1000, to: range.to / 1000, step, group })}`)
         .then((s) => {
-          if (!ctx.alive() || !el.isConnected) return;
-          const ys = s.error_budget_remaining;
-          const color = row.budget !== null && row.budget < 0 ? '#cf222e' : '#0b57d0';
-          sparkline(el, s.timestamps.map((t) => t / 1000), ys, color);
-          el.setAttribute('aria-label', `budget remaining from ${fmt.budget(ys[0])} to ${fmt.budget(ys[ys.length - 1])}`);
+          cache.set(key, { at: Date.now(), series: s });
+          draw(el, row, s);
         })
         .catch(() => { if (el.isConnected) el.textContent = '—'; })
         .finally(() => { running -= 1; pump(); });
@@ -132,7 +148,10 @@ function sparklines(ctx, range) {
     pump();
   }, { rootMargin: '200px' });
   ctx.onCleanup(() => observer.disconnect());
-  return (el, row) => { el.row = row; observer.observe(el); };
+  return {
+    observe: (el, row) => { el.row = row; observer.observe(el); },
+    reset: () => { observer.disconnect(); queue.length = 0; },
+  };
 }
 
 export async function render(main, ctx) {
@@ -153,14 +172,15 @@ export async function render(main, ctx) {
   const tbody = h('tbody');
   const summary = h('p', { class: 'muted', 'aria-live': 'polite' });
   const cards = h('div', { class: 'cards' });
-  const observe = sparklines(ctx, ctx.range);
+  const sparks = sparklines(ctx, ctx.range);
 
   const draw = () => {
+    sparks.reset();
     const shown = rows.filter((r) => matches(r, filters));
     summary.textContent = `${shown.length} of ${rows.length} SLOs and groups, worst error budget first · evaluated ${fmt.time(list.evaluated_at)}`;
     tbody.replaceChildren(...shown.map((r) => {
       const spark = h('div', { class: 'spark', role: 'img', 'aria-label': 'budget remaining over the time range' });
-      observe(spark, r);
+      sparks.observe(spark, r);
       const s = r.slo;
       return h('tr', { dataset: { slo: s.id, state: r.state } },
         h('td', {}, h('a', { href: sloHref(r) }, s.display_name || s.id),
