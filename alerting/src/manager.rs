@@ -354,8 +354,14 @@ impl Alerting {
         let mut step = inner.lifecycle.step(&snapshot, now, &rt.options);
         inner.snapshot = Some(Arc::clone(&snapshot));
         if !step.fired.is_empty() {
-            self.find_causes(&rt, &snapshot, &mut inner, &mut step, now)
-                .await;
+            // The cause queries run without the lock: the API (and the UI
+            // behind it) keeps answering while they do. Only this task
+            // changes the lifecycle, so the alerts are still there after.
+            let lookups = cause_lookups(&rt, &snapshot, &inner, &step);
+            drop(inner);
+            let found = self.find_causes(&rt, lookups, now).await;
+            inner = self.inner.lock().await;
+            apply_causes(&mut inner, &mut step, found);
         }
         let mut deleted = step.dropped.clone();
         for alert in &step.changed {
@@ -392,54 +398,17 @@ impl Alerting {
         self.scale(&rt, &mut inner, &snapshot, now);
     }
 
+    /// Example traces and hints for each looked-up SLO instance; the
+    /// queries run concurrently, each for 2 s at most.
     async fn find_causes(
         &self,
         rt: &Runtime,
-        snapshot: &Snapshot,
-        inner: &mut Inner,
-        step: &mut crate::alert::Step,
+        lookups: Vec<CauseLookup>,
         now: i64,
-    ) {
+    ) -> Vec<(Vec<String>, (Vec<String>, Vec<crate::alert::Hint>))> {
         let examples = rt.config.examples.unwrap_or(3);
-        if examples == 0 {
-            return;
-        }
-        // One query per SLO instance, over the shortest window among its
-        // alerts that started firing; the queries run concurrently.
-        type Instance = (
-            Arc<smolder_slo::SloDefinition>,
-            BTreeMap<String, String>,
-            Duration,
-            Vec<String>,
-        );
-        let mut instances: BTreeMap<String, Instance> = BTreeMap::new();
-        for fp in &step.fired {
-            let Some(alert) = inner.lifecycle.active.get(fp) else {
-                continue;
-            };
-            let Some(status) = snapshot.slos.iter().find(|s| s.definition.id == alert.slo) else {
-                continue;
-            };
-            let group: BTreeMap<String, String> = status
-                .definition
-                .group_by
-                .iter()
-                .filter_map(|g| alert.labels.get(g).map(|v| (g.clone(), v.clone())))
-                .collect();
-            let window = alert
-                .labels
-                .get("short_window")
-                .and_then(|w| humantime::parse_duration(w).ok())
-                .unwrap_or(Duration::from_secs(300));
-            let key = format!("{}|{}", alert.slo, group_label(&group));
-            let entry = instances
-                .entry(key)
-                .or_insert_with(|| (Arc::clone(&status.definition), group, window, Vec::new()));
-            entry.2 = entry.2.min(window);
-            entry.3.push(fp.clone());
-        }
-        let lookups = instances
-            .into_values()
+        let lookups = lookups
+            .into_iter()
             .map(|(def, group, window, fps)| async move {
                 let started = std::time::Instant::now();
                 let found = tokio::time::timeout(
@@ -467,20 +436,7 @@ impl Alerting {
                 );
                 (fps, found)
             });
-        for (fps, (ids, hints)) in futures::future::join_all(lookups).await {
-            for fp in fps {
-                let Some(alert) = inner.lifecycle.active.get_mut(&fp) else {
-                    continue;
-                };
-                alert.examples.clone_from(&ids);
-                alert.hints.clone_from(&hints);
-                set_cause_annotations(alert);
-                let updated = alert.clone();
-                if let Some(c) = step.changed.iter_mut().find(|c| c.fingerprint == fp) {
-                    *c = updated;
-                }
-            }
-        }
+        futures::future::join_all(lookups).await
     }
 
     /// Flushes groups whose timer is due; called by [`Alerting::run`] between
@@ -878,6 +834,76 @@ fn timing(rt: &Runtime, receiver: &str) -> ReceiverTiming {
         .map(|r| r.config.resend_interval.unwrap_or(Duration::from_secs(60)));
     ReceiverTiming {
         resend_interval: resend.map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
+    }
+}
+
+/// One cause lookup: the SLO, the group, the window and the alerts it serves.
+type CauseLookup = (
+    Arc<smolder_slo::SloDefinition>,
+    BTreeMap<String, String>,
+    Duration,
+    Vec<String>,
+);
+
+/// One lookup per SLO instance among the alerts that started firing, over
+/// the shortest window of those alerts (none when examples are off).
+fn cause_lookups(
+    rt: &Runtime,
+    snapshot: &Snapshot,
+    inner: &Inner,
+    step: &crate::alert::Step,
+) -> Vec<CauseLookup> {
+    if rt.config.examples == Some(0) {
+        return Vec::new();
+    }
+    let mut instances: BTreeMap<String, CauseLookup> = BTreeMap::new();
+    for fp in &step.fired {
+        let Some(alert) = inner.lifecycle.active.get(fp) else {
+            continue;
+        };
+        let Some(status) = snapshot.slos.iter().find(|s| s.definition.id == alert.slo) else {
+            continue;
+        };
+        let group: BTreeMap<String, String> = status
+            .definition
+            .group_by
+            .iter()
+            .filter_map(|g| alert.labels.get(g).map(|v| (g.clone(), v.clone())))
+            .collect();
+        let window = alert
+            .labels
+            .get("short_window")
+            .and_then(|w| humantime::parse_duration(w).ok())
+            .unwrap_or(Duration::from_secs(300));
+        let key = format!("{}|{}", alert.slo, group_label(&group));
+        let entry = instances
+            .entry(key)
+            .or_insert_with(|| (Arc::clone(&status.definition), group, window, Vec::new()));
+        entry.2 = entry.2.min(window);
+        entry.3.push(fp.clone());
+    }
+    instances.into_values().collect()
+}
+
+/// Puts what the lookups found on the alerts (and their changed copies).
+fn apply_causes(
+    inner: &mut Inner,
+    step: &mut crate::alert::Step,
+    found: Vec<(Vec<String>, (Vec<String>, Vec<crate::alert::Hint>))>,
+) {
+    for (fps, (ids, hints)) in found {
+        for fp in fps {
+            let Some(alert) = inner.lifecycle.active.get_mut(&fp) else {
+                continue;
+            };
+            alert.examples.clone_from(&ids);
+            alert.hints.clone_from(&hints);
+            set_cause_annotations(alert);
+            let updated = alert.clone();
+            if let Some(c) = step.changed.iter_mut().find(|c| c.fingerprint == fp) {
+                *c = updated;
+            }
+        }
     }
 }
 

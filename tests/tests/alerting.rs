@@ -238,11 +238,14 @@ fn an_incident_pages_every_receiver_then_resolves_and_scales_back() {
     let t = generator.requests(3000, 120_000_000_000);
     send(&server, &t.traces.encode_to_vec());
 
+    // Causes are looked up (without blocking the API) right after an alert
+    // fires; wait for them too.
     let page = wait_alerts(&server, "the checkout page", |alerts| {
         alerts.iter().any(|a| {
             a["slo"] == "checkout-availability"
                 && a["labels"]["severity"] == "page"
                 && a["state"] == "firing"
+                && a["annotations"]["example_trace_ids"].is_string()
         })
     });
     let page = page
@@ -290,13 +293,13 @@ fn an_incident_pages_every_receiver_then_resolves_and_scales_back() {
     );
 
     // Every receiver got the page, in its own format.
-    let hook = sink.wait("/hook", "the webhook", |r| {
-        r.iter().any(|r| r.json()["status"] == "firing")
-    });
-    let h = hook
-        .iter()
-        .find(|r| r.json()["status"] == "firing")
-        .unwrap();
+    // The page and the ticket are separate groups, delivered independently.
+    let is_page = |r: &Received| {
+        let b = r.json();
+        b["status"] == "firing" && b["group_labels"]["severity"] == "page"
+    };
+    let hook = sink.wait("/hook", "the webhook", |r| r.iter().any(is_page));
+    let h = hook.iter().find(|r| is_page(r)).unwrap();
     assert_signed(h);
     assert_eq!(h.header("x-team"), "payments");
     let body = h.json();
