@@ -153,7 +153,7 @@ pub struct Snapshot {
 pub struct TickReport {
     /// SLOs whose rollups were updated.
     pub updated: usize,
-    /// SLOs whose update failed.
+    /// SLOs whose update failed, or that wait for a first row to backfill from.
     pub failed: usize,
     /// Time spent updating rollups (queries and storage).
     pub update: Duration,
@@ -698,11 +698,13 @@ impl SloEngine {
             // Backfilling: history before the table's oldest row holds no
             // events, so reading starts there (a new SLO over a young table
             // costs one chunk, not a horizon of empty ones). The update
-            // still replaces its whole range. An empty table is read chunk
-            // by chunk as before, so that telemetry arriving meanwhile with
-            // older timestamps is still found.
-            if let Some(Some(t)) = oldest.get(self, rt.def.sli.table).await {
-                from = from.max(t.div_euclid(b) * b);
+            // still replaces its whole range. Over an empty table there is
+            // nothing to read yet: the backfill waits for the first row
+            // (which may be history), so the watermark stays.
+            match oldest.get(self, rt.def.sli.table).await {
+                Some(Some(t)) => from = from.max(t.div_euclid(b) * b),
+                Some(None) => return None,
+                None => {}
             }
         }
         let mut done = None;
