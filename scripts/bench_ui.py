@@ -148,7 +148,7 @@ def main():
             "SLO series, period": (f"/api/v1/slos/{slo}/series", None),
             "SLO series, 1 h": (f"/api/v1/slos/{slo}/series?from={now - 3600}&to={now}", None),
             "sparkline series": (f"/api/v1/slos/bench-0001/series?from={now - 3600}&to={now}&step=75s", None),
-            "causes (1 h)": (f"/api/v1/slos/{slo}/causes?window=3600s", None),
+            "causes (5 m)": (f"/api/v1/slos/{slo}/causes?window=300s", None),
             "alert history": (f"/api/v1/alerts/history?slo={slo}&limit=50", None),
             "notifications": ("/api/v1/notifications?limit=100", None),
             "silences": ("/api/v1/silences", None),

@@ -60,7 +60,7 @@ if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
   apt_install chromium
 fi
 # Text in the screenshots needs a font (a recommendation of chromium).
-if ! fc-list 2>/dev/null | grep -qi -E "liberation|dejavu"; then
+if ! dpkg -s fonts-liberation >/dev/null 2>&1 && ! dpkg -s fonts-dejavu-core >/dev/null 2>&1; then
   apt_install fonts-liberation
 fi
 

@@ -13,8 +13,7 @@ use smolder_common::clock::Clock;
 use smolder_slo::engine::Snapshot;
 
 use crate::alert::{
-    Alert, Labels, Lifecycle, LifecycleOptions, State, Transition, group_label,
-    set_cause_annotations,
+    Alert, Lifecycle, LifecycleOptions, State, Transition, group_label, set_cause_annotations,
 };
 use crate::config::{
     AlertingConfig, ConfigProblem, InhibitRule, ReceiverConfig, ReceiverKind, WebhookFormat,
@@ -457,18 +456,25 @@ impl Alerting {
             .filter_map(|s| ActiveSilence::new(s.id.clone(), &s.matchers))
             .collect();
         silences.extend(rt.maintenance.iter().filter_map(|m| m.active(now_utc)));
-        let sources: Vec<(String, Labels)> = inner
-            .lifecycle
-            .active
-            .values()
-            .filter(|a| a.state == State::Firing)
-            .map(|a| (a.fingerprint.clone(), a.labels.clone()))
+        let rules = rt
+            .inhibit
+            .iter()
+            .map(|rule| {
+                let mut sources: HashMap<Vec<Option<String>>, Vec<String>> = HashMap::new();
+                for a in inner.lifecycle.active.values() {
+                    if a.state == State::Firing && rule.source.matches(&a.labels) {
+                        let key = rule
+                            .equal
+                            .iter()
+                            .map(|l| a.labels.get(l).cloned())
+                            .collect();
+                        sources.entry(key).or_default().push(a.fingerprint.clone());
+                    }
+                }
+                (rule.clone(), sources)
+            })
             .collect();
-        Suppressor {
-            silences,
-            rules: rt.inhibit.clone(),
-            sources,
-        }
+        Suppressor { silences, rules }
     }
 
     fn flush(&self, rt: &Runtime, inner: &mut Inner, now: i64) {
@@ -914,8 +920,11 @@ pub fn instance_key(slo: &str, group: &BTreeMap<String, String>) -> String {
 
 struct Suppressor {
     silences: Vec<ActiveSilence>,
-    rules: Vec<Inhibit>,
-    sources: Vec<(String, Labels)>,
+    /// Each inhibition rule with its firing sources, indexed by the values
+    /// of the rule's `equal` labels: finding an alert's inhibitors is one
+    /// lookup, not a pass over every firing alert (thousands at once in a
+    /// large incident).
+    rules: Vec<(Inhibit, HashMap<Vec<Option<String>>, Vec<String>>)>,
 }
 
 impl Suppressor {
@@ -926,17 +935,18 @@ impl Suppressor {
             .filter(|s| s.matches(&a.labels))
             .map(|s| s.id.clone())
             .collect();
-        let mut inhibited_by = Vec::new();
-        for rule in &self.rules {
+        let mut inhibited_by: Vec<String> = Vec::new();
+        for (rule, sources) in &self.rules {
             if !rule.target.matches(&a.labels) {
                 continue;
             }
-            for (fp, labels) in &self.sources {
-                if *fp != a.fingerprint
-                    && rule.source.matches(labels)
-                    && rule.equal.iter().all(|l| labels.get(l) == a.labels.get(l))
-                    && !inhibited_by.contains(fp)
-                {
+            let key: Vec<Option<String>> = rule
+                .equal
+                .iter()
+                .map(|l| a.labels.get(l).cloned())
+                .collect();
+            for fp in sources.get(&key).into_iter().flatten() {
+                if *fp != a.fingerprint && !inhibited_by.contains(fp) {
                     inhibited_by.push(fp.clone());
                 }
             }

@@ -80,7 +80,7 @@ export async function render(main, ctx) {
     e ? conditionsTable(e.conditions) : h('p', { class: 'muted' }, 'No evaluation yet.'),
     h('h2', {}, 'Charts'),
     charts,
-    h('h2', {}, 'Likely causes and example bad traces'),
+    h('h2', {}, 'Likely causes and example bad traces (shortest alert window)'),
     causes,
     h('h2', {}, 'Alerts and notifications'),
     alertsBox,
@@ -130,7 +130,9 @@ export async function render(main, ctx) {
   }
 
   // Causes and history load after the charts; they may take longer.
-  const windowSecs = Math.max(300, Math.min(86400, Math.round((to - from) / 1000)));
+  // Over the shortest alert window, as the alerts' own hints are.
+  const shortWindows = (e ? e.conditions : []).map((c) => fmt.durationSeconds(c.short_window)).filter(Boolean);
+  const windowSecs = shortWindows.length ? Math.min(...shortWindows) : 3600;
   api(`/api/v1/slos/${encodeURIComponent(id)}/causes${qs({ group: groupParam, window: `${windowSecs}s` })}`)
     .then((c) => { if (ctx.alive()) mount(causes, causesView(c)); })
     .catch((err) => { if (ctx.alive()) mount(causes, errorBox(err)); });
