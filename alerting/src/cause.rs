@@ -139,44 +139,79 @@ pub async fn find(
         .enumerate()
         .map(|(i, (_, expr))| format!("CAST({expr} AS VARCHAR) AS c{i}"))
         .collect();
-    let union: Vec<String> = (0..cands.len())
-        .map(|i| {
-            format!(
-                "SELECT {i} AS attr, c{i} AS value, count(*) AS total, count(*) FILTER (WHERE is_bad) AS bad \
-                 FROM ev WHERE c{i} IS NOT NULL GROUP BY c{i}"
-            )
-        })
-        .collect();
+    // One scan: a grouping set per candidate column, and the empty set for
+    // the totals (a UNION ALL of per-column aggregates over a CTE would
+    // read the window once per column).
+    let n = cands.len();
+    if n == 0 {
+        return Ok((ids, Vec::new()));
+    }
+    let names: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+    let groupings: Vec<String> = names.iter().map(|c| format!("grouping({c})")).collect();
+    let sets: Vec<String> = names.iter().map(|c| format!("({c})")).collect();
     let sql = format!(
-        "WITH ev AS (SELECT {}, COALESCE({bad}, false) AS is_bad FROM {name} WHERE {range} AND {total}), \
-         sums AS (SELECT count(*) AS all_total, count(*) FILTER (WHERE is_bad) AS all_bad FROM ev) \
-         SELECT u.attr, u.value, u.total, u.bad, sums.all_total, sums.all_bad FROM ({}) u CROSS JOIN sums \
-         WHERE u.bad > 0",
+        "WITH ev AS (SELECT {}, COALESCE({bad}, false) AS is_bad FROM {name} WHERE {range} AND {total}) \
+         SELECT {}, {}, count(*) AS total, count(*) FILTER (WHERE is_bad) AS bad \
+         FROM ev GROUP BY GROUPING SETS ({}, ())",
         cols.join(", "),
-        union.join(" UNION ALL ")
+        names.join(", "),
+        groupings.join(", "),
+        sets.join(", ")
     );
-    let mut rows = Vec::new();
+    let (mut all_total, mut all_bad) = (0.0, 0.0);
+    let mut counted: Vec<(usize, String, f64, f64)> = Vec::new();
     for batch in run(ctx, &sql).await? {
-        let attr = batch.column(0).as_primitive::<Int64Type>();
-        let value = datafusion::arrow::compute::cast(
-            batch.column(1),
-            &datafusion::arrow::datatypes::DataType::Utf8,
-        )
-        .map_err(|e| e.to_string())?;
-        let value = value.as_string::<i32>();
-        let ints = |i: usize| batch.column(i).as_primitive::<Int64Type>().clone();
-        let (total, bad, all_total, all_bad) = (ints(2), ints(3), ints(4), ints(5));
+        let total = batch.column(2 * n).as_primitive::<Int64Type>();
+        let bad = batch.column(2 * n + 1).as_primitive::<Int64Type>();
+        let values = (0..n)
+            .map(|i| {
+                datafusion::arrow::compute::cast(
+                    batch.column(i),
+                    &datafusion::arrow::datatypes::DataType::Utf8,
+                )
+                .map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let grouped = (0..n)
+            .map(|i| {
+                datafusion::arrow::compute::cast(
+                    batch.column(n + i),
+                    &datafusion::arrow::datatypes::DataType::Int32,
+                )
+                .map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, String>>()?;
         for r in 0..batch.num_rows() {
-            rows.push((
-                attr.value(r) as usize,
-                value.value(r).to_string(),
-                total.value(r) as f64,
-                bad.value(r) as f64,
-                all_total.value(r) as f64,
-                all_bad.value(r) as f64,
-            ));
+            // grouping(c) is 0 for the column the row is grouped by.
+            let set = (0..n).find(|&i| {
+                grouped[i]
+                    .as_primitive::<datafusion::arrow::datatypes::Int32Type>()
+                    .value(r)
+                    == 0
+            });
+            match set {
+                None => {
+                    all_total = total.value(r) as f64;
+                    all_bad = bad.value(r) as f64;
+                }
+                Some(i) => {
+                    let value = values[i].as_string::<i32>();
+                    if !value.is_null(r) && bad.value(r) > 0 {
+                        counted.push((
+                            i,
+                            value.value(r).to_string(),
+                            total.value(r) as f64,
+                            bad.value(r) as f64,
+                        ));
+                    }
+                }
+            }
         }
     }
+    let rows = counted
+        .into_iter()
+        .map(|(attr, value, total, bad)| (attr, value, total, bad, all_total, all_bad))
+        .collect();
     Ok((ids, rank(&cands, rows)))
 }
 

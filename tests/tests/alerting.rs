@@ -293,10 +293,13 @@ fn an_incident_pages_every_receiver_then_resolves_and_scales_back() {
     );
 
     // Every receiver got the page, in its own format.
-    // The page and the ticket are separate groups, delivered independently.
+    // Each SLO's page and ticket are separate groups, delivered
+    // independently (the latency SLO of checkout.yaml pages too).
     let is_page = |r: &Received| {
         let b = r.json();
-        b["status"] == "firing" && b["group_labels"]["severity"] == "page"
+        b["status"] == "firing"
+            && b["group_labels"]["severity"] == "page"
+            && b["group_labels"]["slo"] == "checkout-availability"
     };
     let hook = sink.wait("/hook", "the webhook", |r| r.iter().any(is_page));
     let h = hook.iter().find(|r| is_page(r)).unwrap();

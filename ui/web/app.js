@@ -20,6 +20,7 @@ const DEFAULT_RANGE = '1h';
 
 const main = document.getElementById('main');
 let current = { cleanup: [], token: 0 };
+let rendered = '';
 
 /** The selected time range: {from, to} in ms and the URL's `range` value. */
 export function timeRange(query = new URLSearchParams(location.search)) {
@@ -63,7 +64,13 @@ export function setQuery(params, { push = false } = {}) {
 function route(path) {
   for (const [re, page, nav] of ROUTES) {
     const m = re.exec(path);
-    if (m) return { page, nav, args: m.slice(1).map(decodeURIComponent) };
+    if (m) {
+      try {
+        return { page, nav, args: m.slice(1).map(decodeURIComponent) };
+      } catch {
+        return null; // a malformed %-escape: no such page
+      }
+    }
   }
   return null;
 }
@@ -73,7 +80,10 @@ async function render(moveFocus = false) {
     try { f(); } catch (e) { console.warn(e); }
   }
   const token = current.token + 1;
-  current = { cleanup: [], token };
+  // Each view owns its cleanups: a slow page cannot hand its timers to the next.
+  const cleanup = [];
+  current = { cleanup, token };
+  rendered = location.pathname + location.search;
   syncPicker();
   const r = route(location.pathname);
   for (const a of document.querySelectorAll('nav a')) {
@@ -89,10 +99,14 @@ async function render(moveFocus = false) {
     query: new URLSearchParams(location.search),
     range: timeRange(),
     alive: () => current.token === token,
-    onCleanup: (f) => current.cleanup.push(f),
+    onCleanup: (f) => {
+      if (current.token === token) cleanup.push(f);
+      else f();
+    },
     every: (ms, f) => {
+      if (current.token !== token) return;
       const id = setInterval(() => { if (current.token === token && !document.hidden) f(); }, ms);
-      current.cleanup.push(() => clearInterval(id));
+      cleanup.push(() => clearInterval(id));
     },
     title: (t) => { document.title = `${t} · smolder`; },
   };
@@ -158,11 +172,15 @@ document.addEventListener('click', (e) => {
   if (e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
   const a = e.target.closest('a[href]');
   if (!a || a.target || a.hasAttribute('download')) return;
+  if (a.getAttribute('href').startsWith('#')) return; // in-page jumps (the skip link)
   const url = new URL(a.href, location.href);
   if (url.origin !== location.origin || !route(url.pathname)) return;
   e.preventDefault();
   navigate(url.pathname + url.search + url.hash);
 });
 
-window.addEventListener('popstate', () => render());
+// Back/forward re-render; a change of the #fragment alone does not.
+window.addEventListener('popstate', () => {
+  if (location.pathname + location.search !== rendered) render();
+});
 render();

@@ -3,7 +3,7 @@
 // PageDown, Home/End move the active row, Enter calls `onActivate`.
 import { h } from '/ui/lib/dom.js';
 
-const ROW = 27; // px: row height including its border (matches app.css)
+const ROW = 26; // px: a row's height, border included (app.css: height 26px, border-box)
 const OVERSCAN = 10;
 
 export function virtualTable(columns, rows, { label = 'Results', cell = defaultCell, onActivate } = {}) {
@@ -11,12 +11,13 @@ export function virtualTable(columns, rows, { label = 'Results', cell = defaultC
   const body = h('tbody');
   const top = h('tr', { 'aria-hidden': 'true' });
   const bottom = h('tr', { 'aria-hidden': 'true' });
-  const tableEl = h('table', {},
+  const tableEl = h('table', { role: 'presentation' },
     h('thead', {}, h('tr', { role: 'row' }, columns.map((c) => h('th', { scope: 'col', role: 'columnheader', title: c.type || '' }, c.name)))),
     body);
   scroller.append(tableEl);
   let active = -1;
   let frame = 0;
+  const uid = `vt${(virtualTable.count = (virtualTable.count || 0) + 1)}`;
 
   function render() {
     frame = 0;
@@ -27,13 +28,15 @@ export function virtualTable(columns, rows, { label = 'Results', cell = defaultC
     bottom.style.height = `${(rows.length - last) * ROW}px`;
     const trs = [top];
     for (let i = first; i < last; i += 1) {
-      const tr = h('tr', { role: 'row', 'aria-rowindex': String(i + 2), class: i === active ? 'active' : '' });
+      const tr = h('tr', { role: 'row', id: `${uid}-r${i}`, 'aria-rowindex': String(i + 2), 'aria-selected': String(i === active), class: i === active ? 'active' : '' });
       const row = rows[i];
       for (let c = 0; c < columns.length; c += 1) tr.append(h('td', { role: 'gridcell' }, cell(row[c], columns[c], row)));
       trs.push(tr);
     }
     trs.push(bottom);
     body.replaceChildren(...trs);
+    if (active >= first && active < last) scroller.setAttribute('aria-activedescendant', `${uid}-r${active}`);
+    else scroller.removeAttribute('aria-activedescendant');
   }
   function schedule() { if (!frame) frame = requestAnimationFrame(render); }
   function setActive(i) {

@@ -13,7 +13,7 @@ export function matchersFor(alert) {
   return keys.filter((k) => alert.labels[k]).map((k) => `${k}="${alert.labels[k].replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`);
 }
 
-function silenceDialog(alert, onCreated) {
+function silenceDialog(alert, onCreated, ctx) {
   const matchers = h('textarea', { name: 'matchers', rows: '3', class: 'mono', required: true });
   matchers.value = matchersFor(alert).join('\n');
   const who = h('input', { name: 'created_by', required: true, value: localStorage.getItem(WHO_KEY) || '' });
@@ -55,6 +55,9 @@ function silenceDialog(alert, onCreated) {
     h('button', { type: 'submit', class: 'primary' }, 'Create silence'),
     h('button', { type: 'button', onclick: () => { dialog.close(); dialog.remove(); } }, 'Cancel')));
   dialog.append(form);
+  // Escape closes it too; leaving the page removes it.
+  dialog.addEventListener('close', () => dialog.remove());
+  ctx.onCleanup(() => dialog.remove());
   document.body.append(dialog);
   dialog.showModal();
   (who.value ? comment : who).focus();
@@ -88,7 +91,7 @@ export async function render(main, ctx) {
         fmt.time(al.since),
         h('td', { class: 'wrap' }, al.annotations.summary || '', al.suppressed && (al.suppressed.silenced_by || []).length ? h('div', { class: 'muted' }, `silenced by ${al.suppressed.silenced_by.join(', ')}`) : null),
         (al.receivers || []).join(', '),
-        h('button', { type: 'button', class: 'silence', onclick: () => silenceDialog(al, load) }, 'Silence…'),
+        h('button', { type: 'button', class: 'silence', onclick: () => silenceDialog(al, load, ctx) }, 'Silence…'),
       ]), { attrs: { id: 'alerts-table' } })
       : h('p', { class: 'muted' }, 'No active alerts.'));
     mount(silences, s.silences.length
@@ -129,7 +132,9 @@ export async function render(main, ctx) {
     return;
   }
   ctx.every(10000, () => {
-    if (document.querySelector('dialog[open]') || main.contains(document.activeElement)) return;
+    // Not while a dialog is open or a control in the page has focus.
+    const focused = document.activeElement;
+    if (document.querySelector('dialog[open]') || (focused !== main && main.contains(focused) && focused.matches('a, button, input, select, textarea'))) return;
     load().catch((e) => console.warn('refresh failed', e));
   });
 }

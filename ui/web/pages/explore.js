@@ -6,7 +6,7 @@ import { h, mount, errorBox, toast } from '/ui/lib/dom.js';
 import { timeChart } from '/ui/lib/chart.js';
 import { virtualTable } from '/ui/lib/vtable.js';
 import * as fmt from '/ui/lib/format.js';
-import { setQuery } from '/ui/app.js';
+import { navigate, setQuery } from '/ui/app.js';
 
 export const EXAMPLES = [
   ['Spans: errors per service per minute', `SELECT date_bin(INTERVAL '1 minute', start_time) AS minute, service_name,
@@ -110,9 +110,11 @@ export async function render(main, ctx) {
   const drawRecent = () => mount(recentList, recent().map((q) => h('li', {},
     h('button', { type: 'button', title: q, onclick: () => { editor.value = q; run(); } }, q.replace(/\s+/g, ' ')))));
 
+  let runs = 0;
   async function run(explain = false) {
     const sql = editor.value.trim();
     if (!sql) return;
+    const mine = ++runs; // a slower earlier answer must not overwrite a newer one
     const text = explain && !/^explain\b/i.test(sql) ? `EXPLAIN ${sql}` : sql;
     setQuery({ q: sql }, { push: ctx.query.get('q') !== sql });
     ctx.query.set('q', sql);
@@ -120,7 +122,7 @@ export async function render(main, ctx) {
     const started = performance.now();
     try {
       const answer = await api('/api/v1/sql', { method: 'POST', body: { sql: text } });
-      if (!ctx.alive()) return;
+      if (!ctx.alive() || mine !== runs) return;
       const ms = performance.now() - started;
       remember(sql);
       drawRecent();
@@ -139,10 +141,15 @@ export async function render(main, ctx) {
         mount(results, virtualTable(answer.columns, answer.rows, {
           label: `Query results, ${answer.row_count} rows`,
           cell: (v, col) => cellView(v, col),
+          // Enter on a row with a trace id opens the trace.
+          onActivate: (row) => {
+            const i = answer.columns.findIndex((c) => c.name === 'trace_id');
+            if (i >= 0 && row[i]) navigate(`/traces/${row[i]}`);
+          },
         }));
       }
     } catch (e) {
-      if (!ctx.alive()) return;
+      if (!ctx.alive() || mine !== runs) return;
       status.textContent = '';
       if (chart) { chart.dispose(); chart = null; }
       mount(chartEl);
@@ -189,7 +196,8 @@ export async function render(main, ctx) {
 
 function cellView(v, col) {
   if (v === null || v === undefined) return h('span', { class: 'muted' }, 'NULL');
-  if (col.name === 'trace_id' && /^[0-9a-f]{32}$/.test(v)) return h('a', { href: `/traces/${v}` }, v);
+  // Not a tab stop: the table is one; Enter on the active row opens it.
+  if (col.name === 'trace_id' && /^[0-9a-f]{32}$/.test(v)) return h('a', { href: `/traces/${v}`, tabindex: '-1' }, v);
   if (typeof v === 'object') return JSON.stringify(v);
   return String(v);
 }

@@ -29,8 +29,9 @@ export async function render(main, ctx) {
   const wanted = ctx.query.get('group');
   let instance = slo.instances[0];
   if (wanted) {
-    const g = JSON.parse(wanted);
-    instance = slo.instances.find((i) => groupText(i.group) === groupText(g)) || instance;
+    let g = null;
+    try { g = JSON.parse(wanted); } catch { g = null; }
+    instance = (g && slo.instances.find((i) => groupText(i.group) === groupText(g))) || instance;
   }
   const group = instance ? instance.group : {};
   const groupParam = slo.group_by.length ? JSON.stringify(group) : undefined;
@@ -71,7 +72,7 @@ export async function render(main, ctx) {
     h('div', { class: 'cards' },
       card('SLI over the period', fmt.pct(e && e.sli, 4)),
       card('Error budget left', budgetBar(e ? e.error_budget_remaining : null)),
-      card('Downtime left', fmt.seconds(slo.allowed_downtime_left_seconds)),
+      card('Downtime left', e && slo.period_seconds ? fmt.seconds(e.error_budget_remaining * (1 - slo.objective) * slo.period_seconds) : '—'),
       card('Budget exhausted in', exhaustion(e)),
       card('Events this period', e ? `${fmt.count(Math.round(e.period.good))} good / ${fmt.count(Math.round(e.period.total))}` : '—')),
     h('h2', {}, 'Burn rate now'),
@@ -87,72 +88,88 @@ export async function render(main, ctx) {
     h('h2', {}, 'Definition'),
     h('pre', { class: 'code', tabindex: '0', 'aria-label': 'SLO definition' }, JSON.stringify(slo.definition, null, 2)));
 
-  // Period charts (SLI, budget) and time-range charts (burn rates per condition).
-  const [period, recent] = await Promise.all([
-    api(`/api/v1/slos/${encodeURIComponent(id)}/series${qs({ group: groupParam })}`),
-    api(`/api/v1/slos/${encodeURIComponent(id)}/series${qs({ from: from / 1000, to: to / 1000, group: groupParam })}`),
-  ]);
-  if (!ctx.alive()) return;
-  const sli = chartBox('SLI over the period');
-  const budget = chartBox('Error budget remaining over the period');
-  charts.append(sli.box, budget.box);
-  const objective = period.timestamps.map(() => slo.objective);
-  cleanup.push(timeChart(sli.plot, {
-    title: 'SLI over the period',
-    timestamps: period.timestamps,
-    series: [{ label: 'SLI', values: period.sli }, { label: 'objective', values: objective, color: '#cf222e', dash: true }],
-    format: (v) => fmt.pct(v, 3),
-    axisFormat: (v) => fmt.pct(v, 2),
-  }));
-  cleanup.push(timeChart(budget.plot, {
-    title: 'Error budget remaining over the period',
-    timestamps: period.timestamps,
-    series: [{ label: 'budget remaining', values: period.error_budget_remaining }, { label: 'exhausted', values: period.timestamps.map(() => 0), color: '#cf222e', dash: true }],
-    format: (v) => fmt.budget(v),
-    axisFormat: (v) => `${Math.round(v * 100)}%`,
-  }));
-  for (const c of e ? e.conditions : []) {
-    const title = `Burn rate: ${c.name} (${c.severity}, ${c.long_window} and ${c.short_window})`;
-    const box = chartBox(title);
-    box.box.classList.add('burn-chart');
-    charts.append(box.box);
-    cleanup.push(timeChart(box.plot, {
-      title,
-      timestamps: recent.timestamps,
-      series: [
-        { label: c.long_window, values: recent.burn_rates[c.long_window] || [] },
-        { label: c.short_window, values: recent.burn_rates[c.short_window] || [] },
-        { label: `threshold ${fmt.burn(c.factor)}`, values: recent.timestamps.map(() => c.factor), color: '#cf222e', dash: true },
-      ],
-      format: (v) => fmt.burn(v),
-      min: 0,
+  // Period charts (SLI, budget) and time-range charts (burn rates per
+  // condition); an SLO without an evaluation has none yet.
+  if (!instance) {
+    charts.append(h('p', { class: 'muted' }, 'No evaluation yet: charts appear once the SLO has data.'));
+  } else {
+    try {
+      await drawCharts();
+    } catch (err) {
+      if (ctx.alive()) charts.append(errorBox(err));
+    }
+  }
+  loadRest();
+
+  async function drawCharts() {
+    const [period, recent] = await Promise.all([
+      api(`/api/v1/slos/${encodeURIComponent(id)}/series${qs({ group: groupParam })}`),
+      api(`/api/v1/slos/${encodeURIComponent(id)}/series${qs({ from: from / 1000, to: to / 1000, group: groupParam })}`),
+    ]);
+    if (!ctx.alive()) return;
+    const sli = chartBox('SLI over the period');
+    const budget = chartBox('Error budget remaining over the period');
+    charts.append(sli.box, budget.box);
+    const objective = period.timestamps.map(() => slo.objective);
+    cleanup.push(timeChart(sli.plot, {
+      title: 'SLI over the period',
+      timestamps: period.timestamps,
+      series: [{ label: 'SLI', values: period.sli }, { label: 'objective', values: objective, color: '#cf222e', dash: true }],
+      format: (v) => fmt.pct(v, 3),
+      axisFormat: (v) => fmt.pct(v, 2),
     }));
+    cleanup.push(timeChart(budget.plot, {
+      title: 'Error budget remaining over the period',
+      timestamps: period.timestamps,
+      series: [{ label: 'budget remaining', values: period.error_budget_remaining }, { label: 'exhausted', values: period.timestamps.map(() => 0), color: '#cf222e', dash: true }],
+      format: (v) => fmt.budget(v),
+      axisFormat: (v) => `${Math.round(v * 100)}%`,
+    }));
+    for (const c of e ? e.conditions : []) {
+      const title = `Burn rate: ${c.name} (${c.severity}, ${c.long_window} and ${c.short_window})`;
+      const box = chartBox(title);
+      box.box.classList.add('burn-chart');
+      charts.append(box.box);
+      cleanup.push(timeChart(box.plot, {
+        title,
+        timestamps: recent.timestamps,
+        series: [
+          { label: c.long_window, values: recent.burn_rates[c.long_window] || [] },
+          { label: c.short_window, values: recent.burn_rates[c.short_window] || [] },
+          { label: `threshold ${fmt.burn(c.factor)}`, values: recent.timestamps.map(() => c.factor), color: '#cf222e', dash: true },
+        ],
+        format: (v) => fmt.burn(v),
+        min: 0,
+      }));
+    }
   }
 
-  // Causes and history load after the charts; they may take longer.
-  // Over the shortest alert window, as the alerts' own hints are.
-  const shortWindows = (e ? e.conditions : []).map((c) => fmt.durationSeconds(c.short_window)).filter(Boolean);
-  const windowSecs = shortWindows.length ? Math.min(...shortWindows) : 3600;
-  api(`/api/v1/slos/${encodeURIComponent(id)}/causes${qs({ group: groupParam, window: `${windowSecs}s` })}`)
-    .then((c) => { if (ctx.alive()) mount(causes, causesView(c)); })
-    .catch((err) => { if (ctx.alive()) mount(causes, errorBox(err)); });
-  Promise.all([
-    api(`/api/v1/alerts/history${qs({ slo: id, limit: 50 })}`),
-    api(`/api/v1/notifications${qs({ slo: id, limit: 50 })}`),
-  ]).then(([hist, notes]) => {
-    if (!ctx.alive()) return;
-    mount(alertsBox,
-      activeAlerts.length ? h('h3', {}, 'Active') : null,
-      activeAlerts.length ? table(['Severity', 'State', 'Since', 'Summary'], activeAlerts.map((a) => [
-        a.labels.severity, stateBadge(a), fmt.time(a.since), h('td', { class: 'wrap' }, a.annotations.summary || '')]), { attrs: { id: 'slo-alerts' } }) : null,
-      h('h3', {}, 'History'),
-      hist.history.length ? table(['At', 'Severity', 'From', 'To', 'Summary'], hist.history.map((t) => [
-        fmt.time(t.at), t.labels.severity || '', t.from, t.to, t.summary || ''])) : h('p', { class: 'muted' }, 'No alert has changed state.'),
-      h('h3', {}, 'Notifications'),
-      notes.notifications.length ? table(['Created', 'Receiver', 'State', 'Attempts', 'Last status', 'Last error'], notes.notifications.map((n) => [
-        fmt.time(n.created_at), n.receiver, h('span', { class: `badge ${n.state === 'delivered' ? 'ok' : n.state === 'pending' ? 'warn' : 'bad'}` }, n.state),
-        String(n.attempts), n.last_status ?? '—', n.last_error || '']), { attrs: { id: 'slo-notifications' } }) : h('p', { class: 'muted' }, 'No notifications sent for this SLO.'));
-  }).catch((err) => { if (ctx.alive()) mount(alertsBox, errorBox(err)); });
+  function loadRest() {
+    // Causes and history load after the charts; they may take longer.
+    // Over the shortest alert window, as the alerts' own hints are.
+    const shortWindows = (e ? e.conditions : []).map((c) => fmt.durationSeconds(c.short_window)).filter(Boolean);
+    const windowSecs = shortWindows.length ? Math.min(...shortWindows) : 3600;
+    api(`/api/v1/slos/${encodeURIComponent(id)}/causes${qs({ group: groupParam, window: `${windowSecs}s` })}`)
+      .then((c) => { if (ctx.alive()) mount(causes, causesView(c)); })
+      .catch((err) => { if (ctx.alive()) mount(causes, errorBox(err)); });
+    Promise.all([
+      api(`/api/v1/alerts/history${qs({ slo: id, limit: 50 })}`),
+      api(`/api/v1/notifications${qs({ slo: id, limit: 50 })}`),
+    ]).then(([hist, notes]) => {
+      if (!ctx.alive()) return;
+      mount(alertsBox,
+        activeAlerts.length ? h('h3', {}, 'Active') : null,
+        activeAlerts.length ? table(['Severity', 'State', 'Since', 'Summary'], activeAlerts.map((a) => [
+          a.labels.severity, stateBadge(a), fmt.time(a.since), h('td', { class: 'wrap' }, a.annotations.summary || '')]), { attrs: { id: 'slo-alerts' } }) : null,
+        h('h3', {}, 'History'),
+        hist.history.length ? table(['At', 'Severity', 'From', 'To', 'Summary'], hist.history.map((t) => [
+          fmt.time(t.at), t.labels.severity || '', t.from, t.to, t.summary || ''])) : h('p', { class: 'muted' }, 'No alert has changed state.'),
+        h('h3', {}, 'Notifications'),
+        notes.notifications.length ? table(['Created', 'Receiver', 'State', 'Attempts', 'Last status', 'Last error'], notes.notifications.map((n) => [
+          fmt.time(n.created_at), n.receiver, h('span', { class: `badge ${n.state === 'delivered' ? 'ok' : n.state === 'pending' ? 'warn' : 'bad'}` }, n.state),
+          String(n.attempts), n.last_status ?? '—', n.last_error || '']), { attrs: { id: 'slo-notifications' } }) : h('p', { class: 'muted' }, 'No notifications sent for this SLO.'));
+    }).catch((err) => { if (ctx.alive()) mount(alertsBox, errorBox(err)); });
+  }
 }
 
 function exhaustion(e) {

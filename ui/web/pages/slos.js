@@ -3,7 +3,7 @@ import { api, qs } from '/ui/lib/api.js';
 import { h, mount, field } from '/ui/lib/dom.js';
 import { sparkline } from '/ui/lib/chart.js';
 import * as fmt from '/ui/lib/format.js';
-import { setQuery } from '/ui/app.js';
+import { setQuery, timeRange } from '/ui/app.js';
 
 /** Alert windows in display order. */
 export function windowOrder(a, b) {
@@ -44,13 +44,18 @@ export function groupText(group) {
   return Object.entries(group || {}).map(([k, v]) => `${k}=${v}`).join(', ');
 }
 
+/** The `slo_group` label of a group, as the server writes it (`k=v,…` by key). */
+export function groupLabel(group) {
+  return Object.keys(group || {}).sort().map((k) => `${k}=${group[k]}`).join(',');
+}
+
 /** The worst active alert of an SLO group. */
 export function alertFor(alerts, slo, group) {
   const rank = { firing: 3, suppressed: 2, pending: 1 };
+  const label = groupLabel(group);
   let worst = null;
   for (const a of alerts) {
-    if (a.slo !== slo) continue;
-    if (!Object.entries(group || {}).every(([k, v]) => a.labels[k] === v)) continue;
+    if (a.slo !== slo || (a.labels.slo_group || '') !== label) continue;
     const better = !worst || (rank[a.status] || 0) > (rank[worst.status] || 0)
       || (a.labels.severity === 'page' && worst.labels.severity !== 'page');
     if (better) worst = a;
@@ -66,6 +71,8 @@ function rowsOf(slos, alerts) {
       const src = i || s;
       const group = i ? i.group : {};
       const alert = alertFor(alerts, s.id, group);
+      // An SLO not evaluated yet has no budget: say so rather than "ok".
+      const evalState = src.error_budget_remaining === null || src.error_budget_remaining === undefined ? 'no data' : src.alert_state;
       rows.push({
         slo: s,
         group,
@@ -73,9 +80,9 @@ function rowsOf(slos, alerts) {
         budget: src.error_budget_remaining,
         downtime: src.allowed_downtime_left_seconds,
         burn: src.burn_rates || {},
-        evalState: src.alert_state,
+        evalState,
         alert,
-        state: alert ? alert.status : (src.alert_state || 'no data'),
+        state: alert ? alert.status : evalState,
         text: `${s.id} ${s.display_name || ''} ${s.service} ${groupText(group)}`.toLowerCase(),
       });
     }
@@ -106,16 +113,16 @@ function sloHref(row) {
  * answers are reused for a minute so the periodic refresh costs nothing.
  * `observe(el, row)` registers a placeholder, `reset()` forgets the old ones.
  */
-function sparklines(ctx, range) {
+function sparklines(ctx) {
   const queue = [];
   const cache = new Map();
+  const charts = [];
   let running = 0;
-  const step = `${Math.max(60, Math.round((range.to - range.from) / 1000 / 48))}s`;
   const draw = (el, row, s) => {
     if (!ctx.alive() || !el.isConnected) return;
     const ys = s.error_budget_remaining;
     const color = row.budget !== null && row.budget < 0 ? '#cf222e' : '#0b57d0';
-    sparkline(el, s.timestamps.map((t) => t / 1000), ys, color);
+    charts.push(sparkline(el, s.timestamps.map((t) => t / 1000), ys, color));
     el.setAttribute('aria-label', `budget remaining from ${fmt.budget(ys[0])} to ${fmt.budget(ys[ys.length - 1])}`);
   };
   const pump = () => {
@@ -123,7 +130,10 @@ function sparklines(ctx, range) {
       const { el, row } = queue.shift();
       if (!el.isConnected) continue;
       const group = Object.keys(row.group).length ? JSON.stringify(row.group) : undefined;
-      const key = `${row.slo.id} ${group || ''}`;
+      // The range moves on with every refresh ("last hour" of now).
+      const range = timeRange();
+      const step = `${Math.max(60, Math.round((range.to - range.from) / 1000 / 48))}s`;
+      const key = `${row.slo.id} ${group || ''} ${range.range}`;
       const hit = cache.get(key);
       if (hit && Date.now() - hit.at < 60000) {
         draw(el, row, hit.series);
@@ -147,10 +157,11 @@ function sparklines(ctx, range) {
     }
     pump();
   }, { rootMargin: '200px' });
-  ctx.onCleanup(() => observer.disconnect());
+  const destroy = () => { for (const c of charts.splice(0)) c.destroy(); };
+  ctx.onCleanup(() => { observer.disconnect(); destroy(); });
   return {
     observe: (el, row) => { el.row = row; observer.observe(el); },
-    reset: () => { observer.disconnect(); queue.length = 0; },
+    reset: () => { observer.disconnect(); queue.length = 0; destroy(); },
   };
 }
 
@@ -172,7 +183,7 @@ export async function render(main, ctx) {
   const tbody = h('tbody');
   const summary = h('p', { class: 'muted', 'aria-live': 'polite' });
   const cards = h('div', { class: 'cards' });
-  const sparks = sparklines(ctx, ctx.range);
+  const sparks = sparklines(ctx);
 
   const draw = () => {
     sparks.reset();
@@ -214,10 +225,10 @@ export async function render(main, ctx) {
   const form = h('form', { class: 'filters', role: 'search', onsubmit: (e) => e.preventDefault() },
     field('Search', h('input', { type: 'search', name: 'q', value: filters.q, placeholder: 'name, service, group', oninput: onFilter('q') })),
     field('Service', h('select', { name: 'service', onchange: onFilter('service') },
-      h('option', { value: '' }, 'all'), services.map((s) => h('option', { value: s, selected: s === filters.service }, s)))),
+      h('option', { value: '' }, 'all'), withCurrent(services, filters.service).map((s) => h('option', { value: s, selected: s === filters.service }, s)))),
     field('Label', h('input', { type: 'text', name: 'label', value: filters.label, placeholder: 'team=payments', oninput: onFilter('label') })),
     field('State', h('select', { name: 'state', onchange: onFilter('state') },
-      h('option', { value: '' }, 'all'), states.map((s) => h('option', { value: s, selected: s === filters.state }, s)))));
+      h('option', { value: '' }, 'all'), withCurrent(states, filters.state).map((s) => h('option', { value: s, selected: s === filters.state }, s)))));
 
   mount(main,
     h('h1', {}, 'Service level objectives'),
@@ -248,6 +259,11 @@ export async function render(main, ctx) {
       console.warn('refresh failed', e);
     }
   });
+}
+
+/** The options of a filter, with the URL's value even when no row has it now. */
+function withCurrent(options, current) {
+  return current && !options.includes(current) ? [...options, current].sort() : options;
 }
 
 function card(label, value, cls) {

@@ -55,7 +55,9 @@ export async function render(main, ctx) {
         h('dt', {}, 'files expired by retention'), h('dd', {}, fmt.count(s.flush.files_expired))));
     prev = s;
   };
-  draw(await api('/api/v1/status'));
+  const first = await api('/api/v1/status');
+  if (!ctx.alive()) return;
+  draw(first);
   ctx.every(5000, async () => {
     try {
       const s = await api('/api/v1/status');
