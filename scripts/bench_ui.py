@@ -143,7 +143,8 @@ def main():
         now = time.time()
         calls = {
             "SLO list (overview)": ("/api/v1/slos?instances=true", None),
-            "active alerts": ("/api/v1/alerts", None),
+            "active alerts (brief, overview)": ("/api/v1/alerts?brief=true", None),
+            "active alerts (alerts page)": ("/api/v1/alerts", None),
             "SLO detail": (f"/api/v1/slos/{slo}", None),
             "SLO series, period": (f"/api/v1/slos/{slo}/series", None),
             "SLO series, 1 h": (f"/api/v1/slos/{slo}/series?from={now - 3600}&to={now}", None),

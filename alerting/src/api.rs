@@ -1,7 +1,8 @@
 //! The alerting API.
 //!
-//! * `GET /api/v1/alerts` — active alerts (pending, firing, suppressed) with
-//!   state, since, values, silences and inhibitions, and receivers.
+//! * `GET /api/v1/alerts[?brief=true]` — active alerts (pending, firing,
+//!   suppressed) with state, since, values, silences and inhibitions, and
+//!   receivers (`brief`: identity, labels and state only).
 //! * `GET /api/v1/alerts/history?slo=&limit=` — state changes, newest first.
 //! * `GET /api/v1/notifications?receiver=&state=&slo=&limit=` — deliveries
 //!   with receiver, attempts, state, last status and error.
@@ -59,8 +60,32 @@ impl IntoResponse for Error {
     }
 }
 
-async fn alerts(State(a): State<Arc<Alerting>>) -> Response {
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertsQuery {
+    /// Only identity and state (`fingerprint`, `slo`, `labels`, `status`,
+    /// `since`): what an overview of many alerts needs.
+    #[serde(default)]
+    brief: bool,
+}
+
+async fn alerts(State(a): State<Arc<Alerting>>, Query(q): Query<AlertsQuery>) -> Response {
     let alerts = a.alerts().await;
+    if q.brief {
+        let brief: Vec<Value> = alerts
+            .iter()
+            .map(|s| {
+                json!({
+                    "fingerprint": s.alert.fingerprint,
+                    "slo": s.alert.slo,
+                    "labels": s.alert.labels,
+                    "status": s.status,
+                    "since": s.since,
+                })
+            })
+            .collect();
+        return Json(json!({ "alerts": brief })).into_response();
+    }
     Json(json!({ "alerts": alerts })).into_response()
 }
 

@@ -399,12 +399,7 @@ impl Alerting {
 
     /// Example traces and hints for each looked-up SLO instance; the
     /// queries run concurrently, each for 2 s at most.
-    async fn find_causes(
-        &self,
-        rt: &Runtime,
-        lookups: Vec<CauseLookup>,
-        now: i64,
-    ) -> Vec<(Vec<String>, (Vec<String>, Vec<crate::alert::Hint>))> {
+    async fn find_causes(&self, rt: &Runtime, lookups: Vec<CauseLookup>, now: i64) -> FoundCauses {
         let examples = rt.config.examples.unwrap_or(3);
         let lookups = lookups
             .into_iter()
@@ -460,7 +455,7 @@ impl Alerting {
             .inhibit
             .iter()
             .map(|rule| {
-                let mut sources: HashMap<Vec<Option<String>>, Vec<String>> = HashMap::new();
+                let mut sources = SourcesByEqual::new();
                 for a in inner.lifecycle.active.values() {
                     if a.state == State::Firing && rule.source.matches(&a.labels) {
                         let key = rule
@@ -843,6 +838,13 @@ fn timing(rt: &Runtime, receiver: &str) -> ReceiverTiming {
     }
 }
 
+/// What a cause lookup found for its alerts: (fingerprints, (example trace
+/// ids, hints)).
+type FoundCauses = Vec<(Vec<String>, (Vec<String>, Vec<crate::alert::Hint>))>;
+
+/// Firing sources of an inhibition rule by the values of its `equal` labels.
+type SourcesByEqual = HashMap<Vec<Option<String>>, Vec<String>>;
+
 /// One cause lookup: the SLO, the group, the window and the alerts it serves.
 type CauseLookup = (
     Arc<smolder_slo::SloDefinition>,
@@ -892,11 +894,7 @@ fn cause_lookups(
 }
 
 /// Puts what the lookups found on the alerts (and their changed copies).
-fn apply_causes(
-    inner: &mut Inner,
-    step: &mut crate::alert::Step,
-    found: Vec<(Vec<String>, (Vec<String>, Vec<crate::alert::Hint>))>,
-) {
+fn apply_causes(inner: &mut Inner, step: &mut crate::alert::Step, found: FoundCauses) {
     for (fps, (ids, hints)) in found {
         for fp in fps {
             let Some(alert) = inner.lifecycle.active.get_mut(&fp) else {
@@ -924,7 +922,7 @@ struct Suppressor {
     /// of the rule's `equal` labels: finding an alert's inhibitors is one
     /// lookup, not a pass over every firing alert (thousands at once in a
     /// large incident).
-    rules: Vec<(Inhibit, HashMap<Vec<Option<String>>, Vec<String>>)>,
+    rules: Vec<(Inhibit, SourcesByEqual)>,
 }
 
 impl Suppressor {

@@ -275,6 +275,7 @@ fn the_pages_apis_answer_and_name_bad_parameters() {
             "window",
         ),
         ("/api/v1/slos?instances=maybe", "instances"),
+        ("/api/v1/alerts?brief=maybe", "brief"),
     ] {
         let (status, body) = http_request(server.http, "GET", path, &[], b"");
         assert_eq!(status, 400, "GET {path}: {body}");

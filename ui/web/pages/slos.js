@@ -173,7 +173,7 @@ export async function render(main, ctx) {
     label: ctx.query.get('label') || '',
     state: ctx.query.get('state') || '',
   };
-  const [list, active] = await Promise.all([api('/api/v1/slos?instances=true'), api('/api/v1/alerts')]);
+  const [list, active] = await Promise.all([api('/api/v1/slos?instances=true'), api('/api/v1/alerts?brief=true')]);
   if (!ctx.alive()) return;
   let rows = rowsOf(list.slos, active.alerts);
   const services = [...new Set(list.slos.map((s) => s.service))].sort();
@@ -249,7 +249,7 @@ export async function render(main, ctx) {
   ctx.every(15000, async () => {
     if (main.querySelector('#slo-table').contains(document.activeElement)) return;
     try {
-      const [l, a] = await Promise.all([api('/api/v1/slos?instances=true'), api('/api/v1/alerts')]);
+      const [l, a] = await Promise.all([api('/api/v1/slos?instances=true'), api('/api/v1/alerts?brief=true')]);
       if (!ctx.alive()) return;
       Object.assign(list, l);
       rows = rowsOf(l.slos, a.alerts);
