@@ -76,28 +76,28 @@ async function step(name, fn) {
 
 await step('slos-overview', async () => {
   await page.goto(`${BASE}/`);
-  await page.waitForSelector('#slo-table tbody tr');
-  const rows = await page.locator('#slo-table tbody tr').count();
+  await page.waitForSelector('#slo-table tbody tr[data-slo]');
+  const rows = await page.locator('#slo-table tbody tr[data-slo]').count();
   assert.ok(rows >= 4, `the sample SLOs are listed (${rows} rows)`);
   // The worst budget comes first, and the burning SLO's page alert fires.
   const firing = page.locator('#slo-table tbody tr[data-state="firing"]');
   assert.ok(await firing.count() >= 1, 'a burning SLO shows its firing alert');
-  await page.locator('#slo-table tbody tr .spark canvas').first().waitFor();
+  await page.locator('#slo-table tbody tr[data-slo] .spark canvas').first().waitFor();
   // Filters live in the URL.
   await page.fill('input[name="q"]', 'checkout');
   await page.waitForFunction(() => new URL(location.href).searchParams.get('q') === 'checkout');
-  const shown = await page.locator('#slo-table tbody tr').count();
+  const shown = await page.locator('#slo-table tbody tr[data-slo]').count();
   assert.ok(shown >= 1 && shown < rows, `search narrows the list (${shown} of ${rows})`);
   await page.reload();
-  await page.waitForSelector('#slo-table tbody tr');
+  await page.waitForSelector('#slo-table tbody tr[data-slo]');
   assert.equal(await page.inputValue('input[name="q"]'), 'checkout', 'the search survives a reload');
-  assert.equal(await page.locator('#slo-table tbody tr').count(), shown);
+  assert.equal(await page.locator('#slo-table tbody tr[data-slo]').count(), shown);
 });
 
 let sloUrl;
 await step('slo-detail', async () => {
   await page.goto(`${BASE}/slos?state=firing&q=checkout-availability`);
-  await page.waitForSelector('#slo-table tbody tr');
+  await page.waitForSelector('#slo-table tbody tr[data-slo]');
   await page.locator('#slo-table tbody tr[data-state="firing"] a').first().click();
   await page.waitForURL(/\/slos\/checkout-availability/);
   sloUrl = page.url();

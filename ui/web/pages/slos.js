@@ -2,6 +2,7 @@
 import { api, qs } from '/ui/lib/api.js';
 import { h, mount, field } from '/ui/lib/dom.js';
 import { sparkline } from '/ui/lib/chart.js';
+import { virtualRows } from '/ui/lib/vtable.js';
 import * as fmt from '/ui/lib/format.js';
 import { setQuery, timeRange } from '/ui/app.js';
 
@@ -10,13 +11,16 @@ export function windowOrder(a, b) {
   return (fmt.durationSeconds(a) || 0) - (fmt.durationSeconds(b) || 0);
 }
 
-/** A burn-rate chip coloured against the window's threshold. */
-export function burnChip(window, rate, threshold) {
+/**
+ * A burn-rate chip coloured against the window's threshold; `named` puts
+ * the window in the text (the overview has a column per window instead).
+ */
+export function burnChip(window, rate, threshold, named = true) {
   let cls = 'ok';
   if (threshold !== undefined && rate >= threshold) cls = 'bad';
   else if (rate > 1) cls = 'warn';
   const title = threshold !== undefined ? `${window}: ${fmt.burn(rate)} (alerts at ${fmt.burn(threshold)})` : `${window}: ${fmt.burn(rate)}`;
-  return h('span', { class: `badge ${cls}`, title }, `${window} ${fmt.burn(rate)}`);
+  return h('span', { class: `badge ${cls}`, title }, named ? `${window} ${fmt.burn(rate)}` : fmt.burn(rate));
 }
 
 /** Budget remaining as a bar; overspent budgets fill red from the right. */
@@ -111,18 +115,20 @@ function sloHref(row) {
 /**
  * Sparklines for rows as they scroll into view, a few requests at a time;
  * answers are reused for a minute so the periodic refresh costs nothing.
- * `observe(el, row)` registers a placeholder, `reset()` forgets the old ones.
+ * `observe(el, row)` registers a placeholder, `forget(el)` drops it and its
+ * chart (its row left the DOM), `reset()` forgets the queue.
  */
-function sparklines(ctx) {
+function sparklines(ctx, root) {
   const queue = [];
   const cache = new Map();
-  const charts = [];
+  const drawn = new Set();
   let running = 0;
   const draw = (el, row, s) => {
-    if (!ctx.alive() || !el.isConnected) return;
+    if (!ctx.alive() || !el.isConnected || el.chart) return;
     const ys = s.error_budget_remaining;
     const color = row.budget !== null && row.budget < 0 ? '#cf222e' : '#0b57d0';
-    charts.push(sparkline(el, s.timestamps.map((t) => t / 1000), ys, color));
+    el.chart = sparkline(el, s.timestamps.map((t) => t / 1000), ys, color);
+    drawn.add(el);
     el.setAttribute('aria-label', `budget remaining from ${fmt.budget(ys[0])} to ${fmt.budget(ys[ys.length - 1])}`);
   };
   const pump = () => {
@@ -156,14 +162,23 @@ function sparklines(ctx) {
       queue.push({ el: e.target, row: e.target.row });
     }
     pump();
-  }, { rootMargin: '200px' });
-  const destroy = () => { for (const c of charts.splice(0)) c.destroy(); };
-  ctx.onCleanup(() => { observer.disconnect(); destroy(); });
+  }, { root, rootMargin: '200px 0px' });
+  const forget = (el) => {
+    observer.unobserve(el);
+    if (el.chart) el.chart.destroy();
+    el.chart = null;
+    drawn.delete(el);
+  };
+  ctx.onCleanup(() => { observer.disconnect(); for (const el of [...drawn]) forget(el); });
   return {
     observe: (el, row) => { el.row = row; observer.observe(el); },
-    reset: () => { observer.disconnect(); queue.length = 0; destroy(); },
+    forget,
+    reset: () => { queue.length = 0; },
   };
 }
+
+/** px: an overview row's height, border included (app.css: #slo-table td). */
+const ROW = 37;
 
 export async function render(main, ctx) {
   ctx.title('SLOs');
@@ -183,28 +198,49 @@ export async function render(main, ctx) {
   const tbody = h('tbody');
   const summary = h('p', { class: 'muted', 'aria-live': 'polite' });
   const cards = h('div', { class: 'cards' });
-  const sparks = sparklines(ctx);
+  let shown = [];
 
-  const draw = () => {
+  // One row of the table; only the rows in view are built (lib/vtable.js).
+  const rowView = (i) => {
+    const r = shown[i];
+    const s = r.slo;
+    const spark = h('div', { class: 'spark', role: 'img', 'aria-label': 'budget remaining over the time range' });
+    sparks.observe(spark, r);
+    const group = groupText(r.group);
+    const name = s.display_name || s.id;
+    const tr = h('tr', { dataset: { slo: s.id, state: r.state }, 'aria-rowindex': String(i + 3) },
+      h('td', { class: 'name', title: group ? `${name} · ${group}` : name },
+        h('a', { href: sloHref(r) }, name), group ? h('span', { class: 'muted mono' }, ` ${group}`) : null),
+      h('td', {}, s.service),
+      h('td', { class: 'num' }, fmt.pct(s.objective)),
+      h('td', { class: 'num' }, fmt.pct(r.sli, 3)),
+      h('td', {}, budgetBar(r.budget)),
+      h('td', {}, spark),
+      h('td', { class: 'num', title: 'downtime the objective still allows this period' }, fmt.seconds(r.downtime)),
+      h('td', {}, stateBadge(r.alert, r.evalState)),
+      windows.map((w) => h('td', { class: 'num burn' }, w in r.burn ? burnChip(w, r.burn[w], (s.thresholds || {})[w], false) : h('span', { class: 'muted' }, '—'))));
+    tr.dispose = () => sparks.forget(spark);
+    return tr;
+  };
+
+  const table = h('table', { class: 'grid', id: 'slo-table', 'aria-label': 'SLOs and groups, worst error budget first' },
+    h('thead', {},
+      h('tr', {},
+        ['SLO', 'Service', 'Objective', 'SLI', 'Budget left', 'Budget trend', 'Downtime left', 'State'].map((t) => header(t, { rowspan: 2 })),
+        windows.length ? header('Burn rate', { colspan: windows.length, class: 'group' }) : null),
+      h('tr', {}, windows.map((w) => header(w, { class: 'num burn', title: `burn rate over the last ${w}` })))),
+    tbody);
+  const scroller = h('div', { class: 'table-scroll' }, table);
+  const sparks = sparklines(ctx, scroller);
+  const view = virtualRows(scroller, tbody, { rowHeight: ROW, count: 0, row: rowView });
+
+  const draw = (fromTop = false) => {
     sparks.reset();
-    const shown = rows.filter((r) => matches(r, filters));
+    if (fromTop) scroller.scrollTop = 0;
+    shown = rows.filter((r) => matches(r, filters));
     summary.textContent = `${shown.length} of ${rows.length} SLOs and groups, worst error budget first · evaluated ${fmt.time(list.evaluated_at)}`;
-    tbody.replaceChildren(...shown.map((r) => {
-      const spark = h('div', { class: 'spark', role: 'img', 'aria-label': 'budget remaining over the time range' });
-      sparks.observe(spark, r);
-      const s = r.slo;
-      return h('tr', { dataset: { slo: s.id, state: r.state } },
-        h('td', {}, h('a', { href: sloHref(r) }, s.display_name || s.id),
-          Object.keys(r.group).length ? h('div', { class: 'muted mono' }, groupText(r.group)) : null),
-        h('td', {}, s.service),
-        h('td', { class: 'num' }, fmt.pct(s.objective)),
-        h('td', { class: 'num' }, fmt.pct(r.sli, 3)),
-        h('td', {}, budgetBar(r.budget)),
-        h('td', { class: 'num', title: 'downtime the objective still allows this period' }, fmt.seconds(r.downtime)),
-        h('td', { class: 'wrap' }, windows.filter((w) => w in r.burn).map((w) => [burnChip(w, r.burn[w], (s.thresholds || {})[w]), ' '])),
-        h('td', {}, stateBadge(r.alert, r.evalState)),
-        h('td', {}, spark));
-    }));
+    table.setAttribute('aria-rowcount', String(shown.length + 2));
+    view.reset(shown.length);
   };
 
   const refreshCards = () => {
@@ -220,7 +256,7 @@ export async function render(main, ctx) {
   const onFilter = (key) => (e) => {
     filters[key] = e.target.value;
     setQuery({ [key]: e.target.value });
-    draw();
+    draw(true);
   };
   const form = h('form', { class: 'filters', role: 'search', onsubmit: (e) => e.preventDefault() },
     field('Search', h('input', { type: 'search', name: 'q', value: filters.q, placeholder: 'name, service, group', oninput: onFilter('q') })),
@@ -238,16 +274,12 @@ export async function render(main, ctx) {
       : null,
     form,
     summary,
-    h('table', { class: 'grid', id: 'slo-table' },
-      h('thead', {}, h('tr', {},
-        ['SLO', 'Service', 'Objective', 'SLI', 'Budget left', 'Downtime left', 'Burn rate', 'State', 'Budget trend']
-          .map((t) => h('th', { scope: 'col', class: ['Objective', 'SLI', 'Downtime left'].includes(t) ? 'num' : '' }, t)))),
-      tbody));
+    scroller);
   refreshCards();
   draw();
 
   ctx.every(15000, async () => {
-    if (main.querySelector('#slo-table').contains(document.activeElement)) return;
+    if (table.contains(document.activeElement)) return;
     try {
       const [l, a] = await Promise.all([api('/api/v1/slos?instances=true'), api('/api/v1/alerts?brief=true')]);
       if (!ctx.alive()) return;
@@ -264,6 +296,11 @@ export async function render(main, ctx) {
 /** The options of a filter, with the URL's value even when no row has it now. */
 function withCurrent(options, current) {
   return current && !options.includes(current) ? [...options, current].sort() : options;
+}
+
+function header(text, attrs = {}) {
+  const cls = ['Objective', 'SLI', 'Downtime left'].includes(text) ? 'num' : '';
+  return h('th', { scope: attrs.colspan ? 'colgroup' : 'col', class: cls, ...attrs }, text);
 }
 
 function card(label, value, cls) {
