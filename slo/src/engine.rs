@@ -45,9 +45,12 @@ pub struct EngineOptions {
     pub interval: Duration,
     /// How far back a counter looks for the previous point of a series.
     pub counter_lookback: Duration,
-    /// At most this much history is rolled up per SLO and tick while an SLO
-    /// catches up.
+    /// History is rolled up this much per query while an SLO catches up.
     pub backfill_chunk: Duration,
+    /// Time one tick may spend catching up on history, all SLOs together
+    /// (the first chunk always runs, so every tick makes progress); the rest
+    /// waits for the next tick, so the evaluation of every SLO stays current.
+    pub backfill_budget: Duration,
     /// SLOs updated at once.
     pub concurrency: usize,
     /// Defaults for definitions.
@@ -65,6 +68,7 @@ impl Default for EngineOptions {
             interval: Duration::from_secs(5),
             counter_lookback: Duration::from_secs(600),
             backfill_chunk: Duration::from_secs(6 * 3600),
+            backfill_budget: Duration::from_secs(2),
             concurrency: 2,
             defaults: Defaults::default(),
             dir: None,
@@ -153,7 +157,8 @@ pub struct Snapshot {
 pub struct TickReport {
     /// SLOs whose rollups were updated.
     pub updated: usize,
-    /// SLOs whose update failed, or that wait for a first row to backfill from.
+    /// SLOs not updated: their update failed, or they wait to backfill (for
+    /// a first row to start from, or for the next tick's backfill budget).
     pub failed: usize,
     /// Time spent updating rollups (queries and storage).
     pub update: Duration,
@@ -213,9 +218,32 @@ impl OldestRows {
     }
 }
 
-/// Time one SLO may spend catching up on history per tick; the rest waits
-/// for the next tick, so evaluation of every SLO stays current.
-const BACKFILL_BUDGET: Duration = Duration::from_secs(2);
+/// The backfill time of one tick, shared by every SLO catching up
+/// ([`EngineOptions::backfill_budget`]).
+struct BackfillBudget {
+    deadline: Instant,
+    used: std::sync::atomic::AtomicBool,
+}
+
+impl BackfillBudget {
+    fn new(budget: Duration) -> Self {
+        Self {
+            deadline: Instant::now() + budget,
+            used: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Whether history may be read (further): before the deadline, or when
+    /// none has been read this tick.
+    fn allows(&self) -> bool {
+        !self.used.load(std::sync::atomic::Ordering::Relaxed) || Instant::now() < self.deadline
+    }
+
+    /// A chunk of history was read.
+    fn spend(&self) {
+        self.used.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 
 /// Updates kept for a database that fails, at most (about an hour of ticks
 /// for 100 SLOs at the default interval).
@@ -575,11 +603,13 @@ impl SloEngine {
         let now = self.clock.now_ns();
         let started = Instant::now();
         let runtimes = self.all_runtimes();
-        let (mut batched, rest) = self.update_batched(&runtimes, now).await;
         let oldest = OldestRows::default();
         let oldest = &oldest;
+        let budget = BackfillBudget::new(self.options.backfill_budget);
+        let budget = &budget;
+        let (mut batched, rest) = self.update_batched(&runtimes, now, oldest, budget).await;
         let results: Vec<Option<Update>> = futures::stream::iter(rest)
-            .map(|rt| async move { self.update(&rt, now, oldest).await })
+            .map(|rt| async move { self.update(&rt, now, oldest, budget).await })
             .buffer_unordered(self.options.concurrency.max(1))
             .collect()
             .await;
@@ -677,36 +707,70 @@ impl SloEngine {
         *self.snapshot.write().expect("lock") = Arc::new(snapshot);
     }
 
-    /// Brings one SLO's rollups up to `now`, or as close as the backfill
-    /// budget allows: history is read chunk by chunk.
-    async fn update(&self, rt: &Runtime, now: i64, oldest: &OldestRows) -> Option<Update> {
-        let mut st = rt.state.lock().await;
-        let b = rt.bucket_ns;
-        let lateness = duration_ns(self.options.lateness);
-        let chunk = duration_ns(self.options.backfill_chunk)
+    /// The width of a backfill query's range for bucket width `b`.
+    fn chunk_ns(&self, b: i64) -> i64 {
+        duration_ns(self.options.backfill_chunk)
             .max(b)
             .div_euclid(b)
-            * b;
-        let first = (st.watermark - lateness)
+            * b
+    }
+
+    /// The first bucket an update of an SLO in state `st` recomputes: late
+    /// data may still change the buckets since its watermark less lateness.
+    fn first_bucket(&self, st: &InstanceState, b: i64) -> i64 {
+        (st.watermark - duration_ns(self.options.lateness))
             .max(st.horizon_start)
             .div_euclid(b)
-            * b;
+            * b
+    }
+
+    /// Where reading starts for an update from `first`: None when the SLO
+    /// backfills and must wait (for the tick's budget, or for a first row).
+    /// History before the table's oldest row holds no events, so a backfill
+    /// reads from there (a new SLO over a young table costs one chunk, not a
+    /// horizon of empty ones); the update still replaces its whole range.
+    /// Over an empty table there is nothing to read yet: the backfill waits
+    /// for the first row (which may be history), so the watermark stays.
+    async fn read_from(
+        &self,
+        table: Table,
+        first: i64,
+        b: i64,
+        now: i64,
+        oldest: &OldestRows,
+        budget: &BackfillBudget,
+    ) -> Option<i64> {
+        if now - first <= self.chunk_ns(b) {
+            return Some(first);
+        }
+        if !budget.allows() {
+            return None;
+        }
+        match oldest.get(self, table).await {
+            Some(Some(t)) => Some(first.max(t.div_euclid(b) * b)),
+            Some(None) => None,
+            None => Some(first),
+        }
+    }
+
+    /// Brings one SLO's rollups up to `now`, or as close as the tick's
+    /// backfill budget allows: history is read chunk by chunk.
+    async fn update(
+        &self,
+        rt: &Runtime,
+        now: i64,
+        oldest: &OldestRows,
+        budget: &BackfillBudget,
+    ) -> Option<Update> {
+        let mut st = rt.state.lock().await;
+        let b = rt.bucket_ns;
+        let chunk = self.chunk_ns(b);
+        let first = self.first_bucket(&st, b);
         let started = Instant::now();
         let mut rows = Vec::new();
-        let mut from = first;
-        if now - first > chunk {
-            // Backfilling: history before the table's oldest row holds no
-            // events, so reading starts there (a new SLO over a young table
-            // costs one chunk, not a horizon of empty ones). The update
-            // still replaces its whole range. Over an empty table there is
-            // nothing to read yet: the backfill waits for the first row
-            // (which may be history), so the watermark stays.
-            match oldest.get(self, rt.def.sli.table).await {
-                Some(Some(t)) => from = from.max(t.div_euclid(b) * b),
-                Some(None) => return None,
-                None => {}
-            }
-        }
+        let mut from = self
+            .read_from(rt.def.sli.table, first, b, now, oldest, budget)
+            .await?;
         let mut done = None;
         while from < now {
             let to = now.min(from + chunk);
@@ -725,8 +789,11 @@ impl SloEngine {
                 }
             }
             st.last_error = None;
-            if started.elapsed() >= BACKFILL_BUDGET {
-                break;
+            if to < now {
+                budget.spend();
+                if !budget.allows() {
+                    break;
+                }
             }
             from = to;
         }
@@ -792,29 +859,27 @@ impl SloEngine {
         Ok(())
     }
 
-    /// Updates caught-up SLOs without groups on the same table, bucket width
-    /// and range with one query each `BATCH` of them: one scan instead of
-    /// one per SLO. Returns their updates; the SLOs it could not batch (or
-    /// whose batch failed) are left to [`Self::update`].
+    /// Updates the SLOs without groups on the same table, bucket width and
+    /// first bucket with one query each `BATCH` of them (per chunk of
+    /// history while they backfill together): one scan instead of one per
+    /// SLO. Returns their updates; the SLOs it could not batch (or whose
+    /// batch failed) are left to [`Self::update`].
     async fn update_batched(
         &self,
         runtimes: &[Arc<Runtime>],
         now: i64,
+        oldest: &OldestRows,
+        budget: &BackfillBudget,
     ) -> (Vec<Update>, Vec<Arc<Runtime>>) {
         const BATCH: usize = 64;
-        let lateness = duration_ns(self.options.lateness);
-        let chunk = duration_ns(self.options.backfill_chunk);
         let mut sets: BTreeMap<(&'static str, i64, i64), Vec<Arc<Runtime>>> = BTreeMap::new();
         let mut rest = Vec::new();
         for rt in runtimes {
-            let watermark = rt.state.lock().await.watermark;
-            let b = rt.bucket_ns;
-            let from = (watermark - lateness).div_euclid(b) * b;
-            let caught_up = now - from <= chunk;
             // Grouped SLOs need their own GROUP BY: `batch_query` cannot
             // share their scan.
-            if caught_up && rt.def.group_by.is_empty() && row_aggregates(&rt.def).is_some() {
-                sets.entry((rt.def.sli.table.name(), b, from))
+            if rt.def.group_by.is_empty() && row_aggregates(&rt.def).is_some() {
+                let first = self.first_bucket(&*rt.state.lock().await, rt.bucket_ns);
+                sets.entry((rt.def.sli.table.name(), rt.bucket_ns, first))
                     .or_default()
                     .push(Arc::clone(rt));
             } else {
@@ -822,58 +887,105 @@ impl SloEngine {
             }
         }
         let mut updates = Vec::new();
-        for ((_, b, from), members) in sets {
+        for ((_, b, first), members) in sets {
             for batch in members.chunks(BATCH) {
-                if batch.len() == 1 || from >= now {
+                if batch.len() == 1 {
                     rest.extend(batch.iter().cloned());
                     continue;
                 }
-                let defs: Vec<&SloDefinition> = batch.iter().map(|rt| rt.def.as_ref()).collect();
-                let range = Range {
-                    bucket_ns: b,
-                    from_ns: from,
-                    to_ns: now,
-                    lookback_ns: 0,
+                let table = batch[0].def.sli.table;
+                let Some(from) = self.read_from(table, first, b, now, oldest, budget).await else {
+                    continue;
                 };
-                let started = Instant::now();
-                let result = match batch_query(&defs, range) {
-                    Some(sql) => self.run(&sql).await,
-                    None => Err(Error::Query("the SLOs do not share one scan".into())),
-                };
-                let batches = match result {
-                    Ok(batches) => batches,
+                match self.update_batch(batch, first, from, now, budget).await {
+                    Ok(done) => updates.extend(done),
                     Err(e) => {
                         // Each SLO on its own reports its own error.
                         tracing::warn!(error = %e, slos = batch.len(), "A batched rollup query failed; updating those SLOs one by one.");
                         rest.extend(batch.iter().cloned());
-                        continue;
                     }
-                };
-                let per_slo = read_batched(&batches, batch.len());
-                let elapsed = started.elapsed() / batch.len() as u32;
-                for (rt, values) in batch.iter().zip(per_slo) {
-                    let mut st = rt.state.lock().await;
-                    let mut rows = Vec::new();
-                    let mut results = BTreeMap::new();
-                    results.insert(Vec::new(), values);
-                    apply_results(rt, &mut st, (from, now), now, results, &mut rows);
-                    st.last_error = None;
-                    st.last_update = Some(elapsed);
-                    updates.push(Update {
-                        slo: rt.def.id.clone(),
-                        state: StoredState {
-                            fingerprint: rt.fingerprint.clone(),
-                            watermark: now,
-                            horizon_start: st.horizon_start,
-                        },
-                        from: from.div_euclid(b),
-                        to: (now - 1).div_euclid(b),
-                        rows,
-                    });
                 }
             }
         }
         (updates, rest)
+    }
+
+    /// Rolls up `batch` (SLOs sharing a table, bucket width and first
+    /// bucket `first`) from `from` chunk by chunk up to `now`, or as far as
+    /// the tick's backfill budget allows. An error before any chunk is read
+    /// is returned; after that, what was read is kept.
+    async fn update_batch(
+        &self,
+        batch: &[Arc<Runtime>],
+        first: i64,
+        mut from: i64,
+        now: i64,
+        budget: &BackfillBudget,
+    ) -> Result<Vec<Update>> {
+        let b = batch[0].bucket_ns;
+        let chunk = self.chunk_ns(b);
+        let defs: Vec<&SloDefinition> = batch.iter().map(|rt| rt.def.as_ref()).collect();
+        let started = Instant::now();
+        let mut rows = vec![Vec::new(); batch.len()];
+        let mut done = None;
+        while from < now {
+            let to = now.min(from + chunk);
+            let range = Range {
+                bucket_ns: b,
+                from_ns: from,
+                to_ns: to,
+                lookback_ns: 0,
+            };
+            let sql = batch_query(&defs, range)
+                .ok_or_else(|| Error::Query("the SLOs do not share one scan".into()))?;
+            let batches = match self.run(&sql).await {
+                Ok(batches) => batches,
+                Err(e) if done.is_none() => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, slos = batch.len(), "A batched rollup query failed; the next tick goes on from here.");
+                    break;
+                }
+            };
+            for ((rt, values), rows) in batch
+                .iter()
+                .zip(read_batched(&batches, batch.len()))
+                .zip(&mut rows)
+            {
+                let mut st = rt.state.lock().await;
+                let results = BTreeMap::from([(Vec::new(), values)]);
+                apply_results(rt, &mut st, (from, to), now, results, rows);
+                st.last_error = None;
+            }
+            done = Some(to);
+            if to < now {
+                budget.spend();
+                if !budget.allows() {
+                    break;
+                }
+            }
+            from = to;
+        }
+        let Some(to) = done else {
+            return Ok(Vec::new());
+        };
+        let elapsed = started.elapsed() / batch.len() as u32;
+        let mut updates = Vec::with_capacity(batch.len());
+        for (rt, rows) in batch.iter().zip(rows) {
+            let mut st = rt.state.lock().await;
+            st.last_update = Some(elapsed);
+            updates.push(Update {
+                slo: rt.def.id.clone(),
+                state: StoredState {
+                    fingerprint: rt.fingerprint.clone(),
+                    watermark: to,
+                    horizon_start: st.horizon_start,
+                },
+                from: first.div_euclid(b),
+                to: (to - 1).div_euclid(b),
+                rows,
+            });
+        }
+        Ok(updates)
     }
 
     async fn run(&self, sql: &str) -> Result<Vec<RecordBatch>> {

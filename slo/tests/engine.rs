@@ -872,3 +872,130 @@ async fn rollups_a_failed_store_left_behind_are_stored_later() {
     let snap = engine.snapshot();
     assert_eq!(snap.slos[0].instances[0].evaluation.period.total, 3.0);
 }
+
+/// SLOs created over days of stored history: the ungrouped ones on one table
+/// backfill together (one scan per chunk for all of them), every SLO is
+/// listed from the first tick on with its progress, a tick reads no more
+/// history than its budget allows (here none beyond the first chunk), and
+/// the finished rollups count every stored event exactly.
+#[tokio::test]
+async fn slos_created_over_history_backfill_together_within_the_tick_budget() {
+    const DAY: i64 = 86_400 * SEC;
+    let memory = Arc::new(Memory::default());
+    let clock = Arc::new(ManualClock::new(T0));
+    // Five days of history: a span every 10 minutes, every 7th an error,
+    // every 5th slow, on two routes.
+    let spans: Vec<Span> = (0..5 * 144)
+        .map(|i: i64| {
+            let route = if i % 2 == 0 { "/pay" } else { "/cart" };
+            let slow = if i % 5 == 0 { 500 } else { 20 };
+            span(
+                route,
+                T0 - 5 * DAY + i * 10 * MIN,
+                slow,
+                i % 7 == 0,
+                5000 + i as u64,
+            )
+        })
+        .collect();
+    let (total, errors) = (spans.len() as f64, spans.len().div_ceil(7) as f64);
+    let good = (0..spans.len() as i64)
+        .filter(|i| i % 7 != 0 && i % 5 != 0)
+        .count() as f64;
+    let request = spans_request("shop", spans);
+    memory.push(
+        Table::Spans,
+        smolder_ingest::convert::spans(&request).unwrap().batch,
+    );
+    let source: Arc<dyn TableSource> = Arc::clone(&memory) as Arc<dyn TableSource>;
+    let query = QueryEngine::new(vec![source], QueryLimits::default()).unwrap();
+    let engine = SloEngine::new(
+        query.context().clone(),
+        Db::in_memory().unwrap(),
+        Arc::clone(&clock) as Arc<dyn smolder_common::clock::Clock>,
+        EngineOptions {
+            backfill_chunk: Duration::from_secs(86_400),
+            backfill_budget: Duration::ZERO,
+            ..EngineOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let ok = ROUTE_SLO.replace("shop-latency", "ok").replace(
+        "              groupBy: [http_route]\n              maxGroups: 2\n",
+        "",
+    );
+    let errors_slo = ok
+        .replace("name: ok", "name: errors")
+        .replace("good:", "bad:")
+        .replace(
+            "service_name = 'shop' AND status_code <> 'ERROR' AND duration_ns <= 300e6",
+            "service_name = 'shop' AND status_code = 'ERROR'",
+        );
+    for (id, yaml) in [
+        ("ok", ok.as_str()),
+        ("errors", errors_slo.as_str()),
+        ("shop-latency", ROUTE_SLO),
+    ] {
+        engine.put(id, yaml).await.unwrap();
+    }
+    let progress = |snap: &smolder_slo::engine::Snapshot, id: &str| {
+        let s = snap.slos.iter().find(|s| s.definition.id == id).unwrap();
+        assert!(s.error.is_none(), "{id}: {:?}", s.error);
+        (s.backfill.done, s.backfill.progress)
+    };
+    clock.set(T0 + MIN);
+    engine.tick().await;
+    let snap = engine.snapshot();
+    assert_eq!(
+        snap.slos.len(),
+        3,
+        "every SLO is listed from the first tick on"
+    );
+    let (ok_done, ok_progress) = progress(&snap, "ok");
+    assert!(!ok_done, "one day of five per tick");
+    assert_eq!(
+        progress(&snap, "errors"),
+        (ok_done, ok_progress),
+        "the ungrouped SLOs backfill in one scan"
+    );
+    assert_eq!(
+        progress(&snap, "shop-latency"),
+        (false, 0.0),
+        "the tick's budget was spent: the grouped SLO waits"
+    );
+    let mut ticks = 1;
+    while engine.snapshot().slos.iter().any(|s| !s.backfill.done) {
+        ticks += 1;
+        assert!(
+            ticks <= 20,
+            "backfill did not finish: {:?}",
+            engine.snapshot().slos
+        );
+        clock.set(T0 + ticks * MIN);
+        engine.tick().await;
+    }
+    assert!(
+        ticks >= 6,
+        "the budget held each tick to one chunk ({ticks} ticks)"
+    );
+    let snap = engine.snapshot();
+    let period = |id: &str| {
+        let s = snap.slos.iter().find(|s| s.definition.id == id).unwrap();
+        let mut all = Counts::default();
+        for i in &s.instances {
+            all.good += i.evaluation.period.good;
+            all.total += i.evaluation.period.total;
+        }
+        all
+    };
+    assert_eq!(period("ok"), Counts { good, total });
+    assert_eq!(
+        period("errors"),
+        Counts {
+            good: total - errors,
+            total
+        }
+    );
+    assert_eq!(period("shop-latency"), Counts { good, total });
+}

@@ -440,6 +440,8 @@ async fn start_slo_engine(
         step: config.slo_step,
         lateness: config.slo_lateness,
         interval: config.slo_interval,
+        // Catching up on history may take half of each tick, at least 2 s.
+        backfill_budget: (config.slo_interval / 2).max(Duration::from_secs(2)),
         counter_lookback: config.slo_counter_lookback,
         defaults: smolder_slo::spec::Defaults {
             max_groups: config.slo_max_groups,
