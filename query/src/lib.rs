@@ -75,6 +75,10 @@ impl Default for QueryLimits {
     }
 }
 
+/// Memory for parsed Parquet metadata (footers and page indexes), kept
+/// across queries.
+const METADATA_CACHE_BYTES: usize = 256 << 20;
+
 /// The answer to a query.
 #[derive(Debug, Clone)]
 pub struct QueryOutput {
@@ -109,6 +113,9 @@ impl QueryEngine {
             .with_default_catalog_and_schema("smolder", "public");
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(limits.memory_limit, 1.0)
+            // Parsed Parquet footers and page indexes (table.rs): room for
+            // a month of hourly files of every signal.
+            .with_metadata_cache_limit(METADATA_CACHE_BYTES)
             .build_arc()?;
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         functions::register(&ctx);

@@ -4,9 +4,11 @@
 //! * `GET /api/v1/traces?service=&route=&status=&min_duration=&from=&to=&limit=`
 //!   — traces with spans matching every given filter, newest first: one row per
 //!   trace with its first matching span's service and name, the matching
-//!   spans' count, errors and longest duration.
-//! * `GET /api/v1/traces/{trace_id}` — every span of the trace (attributes,
-//!   events, links, resource) ordered by start, and the trace's log records.
+//!   spans' count, errors and longest duration ([`search_traces`] reads the
+//!   newest stretch of the range first).
+//! * `GET /api/v1/traces/{trace_id}?from=&to=` — every span of the trace
+//!   (attributes, events, links, resource) ordered by start, and the trace's
+//!   log records; `from`/`to` narrow the lookup (default: all stored data).
 //! * `GET /api/v1/logs?q=&severity=&service=&trace_id=&from=&to=&limit=` — log
 //!   records, newest first; `q` matches the body without regard to case,
 //!   `severity` is the lowest severity shown (`INFO`, `WARN` …).
@@ -16,6 +18,7 @@
 //! numbers. `from`/`to` are RFC 3339 or Unix seconds; the default range is the
 //! last hour.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,12 +27,16 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use datafusion::arrow::array::{Array, AsArray, BooleanArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::compute::kernels::cast_utils::string_to_timestamp_nanos;
+use datafusion::arrow::datatypes::DataType;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::api::{ApiError, to_json};
-use crate::{Error, QueryEngine};
+use crate::{Error, QueryEngine, QueryOutput};
 
 /// Rows a search answers with unless asked for fewer.
 const DEFAULT_LIMIT: usize = 100;
@@ -124,22 +131,33 @@ fn now_ns() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
-/// `column BETWEEN from AND to` for the requested range (default: the last hour).
-fn range(column: &str, from: Option<&str>, to: Option<&str>) -> Result<String, ApiError> {
+const HOUR_NS: i64 = 3_600_000_000_000;
+
+/// The requested range in ns since the epoch (default: the last hour).
+fn bounds(from: Option<&str>, to: Option<&str>) -> Result<(i64, i64), ApiError> {
     let to = to
         .map(|t| parse_time("to", t))
         .transpose()?
         .unwrap_or_else(now_ns);
     let from = match from {
         Some(f) => parse_time("from", f)?,
-        None => to - 3_600_000_000_000,
+        None => to - HOUR_NS,
     };
     if from > to {
         return Err(refused("from must not be after to".into()));
     }
-    Ok(format!(
-        "{column} >= to_timestamp_nanos({from}) AND {column} <= to_timestamp_nanos({to})"
-    ))
+    Ok((from, to))
+}
+
+/// `from <= column <= to` (ns).
+fn between(column: &str, from: i64, to: i64) -> String {
+    format!("{column} >= to_timestamp_nanos({from}) AND {column} <= to_timestamp_nanos({to})")
+}
+
+/// `column BETWEEN from AND to` for the requested range (default: the last hour).
+fn range(column: &str, from: Option<&str>, to: Option<&str>) -> Result<String, ApiError> {
+    let (from, to) = bounds(from, to)?;
+    Ok(between(column, from, to))
 }
 
 fn limit(requested: Option<usize>) -> Result<usize, ApiError> {
@@ -182,41 +200,156 @@ fn severity_floor(name: &str) -> Result<i32, ApiError> {
     })
 }
 
-/// The SQL of a trace search.
-pub fn traces_sql(q: &TraceSearch) -> Result<String, ApiError> {
-    let mut filters = vec![range("start_time", q.from.as_deref(), q.to.as_deref())?];
-    if let Some(s) = non_empty(q.service.as_ref()) {
-        filters.push(format!("service_name = {}", literal(s)));
-    }
-    if let Some(r) = non_empty(q.route.as_ref()) {
-        filters.push(format!("http_route = {}", literal(r)));
-    }
-    if let Some(s) = non_empty(q.status.as_ref()) {
-        let s = s.to_ascii_uppercase();
-        if !matches!(s.as_str(), "OK" | "ERROR" | "UNSET") {
-            return Err(refused(format!(
-                "status {s:?} is not one of OK, ERROR, UNSET"
-            )));
+/// A checked trace search: its filters besides time, range and limit.
+#[derive(Debug)]
+pub struct TracePlan {
+    filters: Vec<String>,
+    from: i64,
+    to: i64,
+    limit: usize,
+}
+
+impl TracePlan {
+    /// Checks a search's parameters.
+    pub fn new(q: &TraceSearch) -> Result<Self, ApiError> {
+        let (from, to) = bounds(q.from.as_deref(), q.to.as_deref())?;
+        let mut filters = Vec::new();
+        if let Some(s) = non_empty(q.service.as_ref()) {
+            filters.push(format!("service_name = {}", literal(s)));
         }
-        filters.push(format!("status_code = {}", literal(&s)));
+        if let Some(r) = non_empty(q.route.as_ref()) {
+            filters.push(format!("http_route = {}", literal(r)));
+        }
+        if let Some(s) = non_empty(q.status.as_ref()) {
+            let s = s.to_ascii_uppercase();
+            if !matches!(s.as_str(), "OK" | "ERROR" | "UNSET") {
+                return Err(refused(format!(
+                    "status {s:?} is not one of OK, ERROR, UNSET"
+                )));
+            }
+            filters.push(format!("status_code = {}", literal(&s)));
+        }
+        if let Some(d) = non_empty(q.min_duration.as_ref()) {
+            let d: Duration = humantime::parse_duration(d)
+                .map_err(|e| refused(format!("min_duration {d:?}: {e} (e.g. 250ms, 2s)")))?;
+            filters.push(format!("duration_ns >= {}", d.as_nanos()));
+        }
+        Ok(Self {
+            filters,
+            from,
+            to,
+            limit: limit(q.limit)?,
+        })
     }
-    if let Some(d) = non_empty(q.min_duration.as_ref()) {
-        let d: Duration = humantime::parse_duration(d)
-            .map_err(|e| refused(format!("min_duration {d:?}: {e} (e.g. 250ms, 2s)")))?;
-        filters.push(format!("duration_ns >= {}", d.as_nanos()));
+
+    fn condition(&self) -> String {
+        self.filters.iter().map(|f| format!(" AND {f}")).collect()
     }
-    Ok(format!(
-        "SELECT trace_id, min(start_time) AS start_time, \
-         first_value(service_name ORDER BY start_time) AS service_name, \
-         first_value(name ORDER BY start_time) AS name, \
-         first_value(http_route ORDER BY start_time) AS http_route, \
-         count(*) AS spans, \
-         count(*) FILTER (WHERE status_code = 'ERROR') AS errors, \
-         max(duration_ns) AS max_duration_ns \
-         FROM spans WHERE {} GROUP BY trace_id ORDER BY start_time DESC LIMIT {}",
-        filters.join(" AND "),
-        limit(q.limit)?
-    ))
+
+    /// The newest `limit` traces with spans matching the filters that start
+    /// in `from ..= to`, one row each.
+    pub fn sql(&self, from: i64, to: i64, limit: usize) -> String {
+        format!(
+            "SELECT trace_id, min(start_time) AS start_time, \
+             first_value(service_name ORDER BY start_time) AS service_name, \
+             first_value(name ORDER BY start_time) AS name, \
+             first_value(http_route ORDER BY start_time) AS http_route, \
+             count(*) AS spans, \
+             count(*) FILTER (WHERE status_code = 'ERROR') AS errors, \
+             max(duration_ns) AS max_duration_ns \
+             FROM spans WHERE {}{} GROUP BY trace_id ORDER BY start_time DESC LIMIT {limit}",
+            between("start_time", from, to),
+            self.condition(),
+        )
+    }
+
+    /// Which of `ids` have a span matching the filters in `from .. before`.
+    fn earlier_sql(&self, from: i64, before: i64, ids: &[String]) -> String {
+        let ids: Vec<String> = ids.iter().map(|id| literal(id)).collect();
+        format!(
+            "SELECT DISTINCT trace_id FROM spans WHERE start_time >= to_timestamp_nanos({from}) \
+             AND start_time < to_timestamp_nanos({before}){} AND trace_id IN ({})",
+            self.condition(),
+            ids.join(", ")
+        )
+    }
+}
+
+/// The SQL of a trace search over its whole range.
+pub fn traces_sql(q: &TraceSearch) -> Result<String, ApiError> {
+    let plan = TracePlan::new(q)?;
+    Ok(plan.sql(plan.from, plan.to, plan.limit))
+}
+
+/// Runs a trace search newest first: it reads the last hour of the range,
+/// then 8, 64 … hours, until the stretch read holds `limit` traces that
+/// begin in it, so a search over 30 days reads the recent files only when
+/// they hold enough. A trace counts as beginning in the stretch when it has
+/// no matching span in the hour before it (a trace longer than an hour may
+/// be listed with only its spans in the stretch); with the whole range read
+/// the answer is exact.
+pub async fn search_traces(engine: &QueryEngine, q: &TraceSearch) -> Result<QueryOutput, ApiError> {
+    let plan = TracePlan::new(q)?;
+    let mut width = HOUR_NS;
+    loop {
+        let start = plan.to.saturating_sub(width).max(plan.from);
+        if start == plan.from {
+            return Ok(engine
+                .sql(&plan.sql(plan.from, plan.to, plan.limit))
+                .await?);
+        }
+        // Twice as many as asked for: some may turn out to begin earlier.
+        let found = engine
+            .sql(&plan.sql(start, plan.to, 2 * plan.limit))
+            .await?;
+        let ids = column_strings(&found, 0)?;
+        if ids.len() >= plan.limit {
+            let earlier = engine
+                .sql(&plan.earlier_sql((start - HOUR_NS).max(plan.from), start, &ids))
+                .await?;
+            let earlier: HashSet<String> = column_strings(&earlier, 0)?.into_iter().collect();
+            let begin_here: Vec<bool> = ids.iter().map(|id| !earlier.contains(id)).collect();
+            if begin_here.iter().filter(|b| **b).count() >= plan.limit {
+                return keep_rows(found, &begin_here, plan.limit);
+            }
+        }
+        width = width.saturating_mul(8);
+    }
+}
+
+fn arrow_error(e: datafusion::arrow::error::ArrowError) -> ApiError {
+    Error::from(datafusion::error::DataFusionError::from(e)).into()
+}
+
+/// Column `i` of every row as text.
+fn column_strings(output: &QueryOutput, i: usize) -> Result<Vec<String>, ApiError> {
+    let mut out = Vec::new();
+    for batch in &output.batches {
+        let column = cast(batch.column(i), &DataType::Utf8).map_err(arrow_error)?;
+        let column = column.as_string::<i32>();
+        out.extend((0..column.len()).map(|r| column.value(r).to_string()));
+    }
+    Ok(out)
+}
+
+/// The rows of `output` whose flag in `keep` is set, the first `limit` of them.
+fn keep_rows(output: QueryOutput, keep: &[bool], limit: usize) -> Result<QueryOutput, ApiError> {
+    let mut batches = Vec::new();
+    let (mut offset, mut left) = (0, limit);
+    for batch in &output.batches {
+        let n = batch.num_rows();
+        let mask = BooleanArray::from(keep[offset..offset + n].to_vec());
+        offset += n;
+        let kept = filter_record_batch(batch, &mask).map_err(arrow_error)?;
+        let kept = kept.slice(0, kept.num_rows().min(left));
+        left -= kept.num_rows();
+        batches.push(kept);
+    }
+    Ok(QueryOutput {
+        schema: output.schema,
+        batches,
+        truncated: false,
+    })
 }
 
 /// The SQL of a log search.
@@ -249,7 +382,7 @@ async fn traces(
     State(engine): State<Arc<QueryEngine>>,
     Query(q): Query<TraceSearch>,
 ) -> Result<Response, ApiError> {
-    let output = engine.sql(&traces_sql(&q)?).await?;
+    let output = search_traces(&engine, &q).await?;
     Ok(Json(to_json(&output)?).into_response())
 }
 

@@ -20,6 +20,7 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::{TableProvider, TableType};
@@ -186,7 +187,7 @@ impl TableProvider for SourceTable {
             if files.is_empty() {
                 continue;
             }
-            let Some((url, _)) = source.object_store() else {
+            let Some((url, store)) = source.object_store() else {
                 continue;
             };
             // Spread the files over the partitions, largest first, so that
@@ -207,7 +208,15 @@ impl TableProvider for SourceTable {
             // decoded first, the others only for the few rows that match);
             // a scan is faster without it.
             let lookup = filters.iter().any(is_id_lookup);
+            // Footers and page indexes are parsed once and kept in the
+            // session's metadata cache (files are immutable under their
+            // names): a query over a month of hourly files does not re-read
+            // 700 footers.
+            let metadata = state.runtime_env().cache_manager.get_file_metadata_cache();
             let mut parquet = ParquetSource::new(Arc::clone(&schema))
+                .with_parquet_file_reader_factory(Arc::new(CachedParquetFileReaderFactory::new(
+                    store, metadata,
+                )))
                 .with_enable_page_index(true)
                 .with_bloom_filter_on_read(true)
                 .with_pushdown_filters(lookup)

@@ -114,9 +114,15 @@ await step('slo-detail', async () => {
 await step('trace-from-slo', async () => {
   const link = page.locator('#example-traces a').first();
   const id = (await link.textContent()).trim();
+  // The link says when the trace happened, so the lookup reads those hours only.
+  const lookups = [];
+  const seen = (r) => { if (r.url().includes(`/api/v1/traces/${id}`)) lookups.push(r.url()); };
+  page.on('request', seen);
   await link.click();
-  await page.waitForURL(new RegExp(`/traces/${id}`));
+  await page.waitForURL(new RegExp(`/traces/${id}\\?at=\\d+`));
   await page.waitForSelector('#waterfall .wf-row');
+  page.off('request', seen);
+  assert.deepEqual(lookups.map((u) => new URL(u).searchParams.has('from')), [true], `one lookup, bounded in time: ${lookups}`);
   assert.ok(await page.locator('#waterfall .wf-row').count() >= 2, 'the waterfall shows the trace\'s spans');
   assert.ok(await page.locator('#waterfall .wf-bar.err').count() >= 1, 'the failing span is marked');
   // Keyboard: Enter on a span opens its attributes.

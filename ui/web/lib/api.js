@@ -39,3 +39,13 @@ export function records(answer) {
   const names = answer.columns.map((c) => c.name);
   return answer.rows.map((r) => Object.fromEntries(names.map((n, i) => [n, r[i]])));
 }
+
+/**
+ * The trace view's URL. `at` (ms, or an RFC 3339 time) is when the trace
+ * happened, if known: the lookup then reads the hours around it first
+ * instead of all stored data.
+ */
+export function traceHref(id, at) {
+  const ms = typeof at === 'string' ? Date.parse(at) : at;
+  return `/traces/${id}${Number.isFinite(ms) ? `?at=${Math.round(ms / 1000)}` : ''}`;
+}

@@ -1,7 +1,7 @@
 // Explore: ad-hoc SQL over spans, logs and metrics. Ctrl+Enter runs; the
 // query lives in the URL; results render as a virtual table (10,000 rows
 // stay responsive) and as a chart when a time column is present.
-import { api } from '/ui/lib/api.js';
+import { api, traceHref } from '/ui/lib/api.js';
 import { h, mount, errorBox, toast } from '/ui/lib/dom.js';
 import { timeChart } from '/ui/lib/chart.js';
 import { virtualTable } from '/ui/lib/vtable.js';
@@ -140,11 +140,12 @@ export async function render(main, ctx) {
       } else {
         mount(results, virtualTable(answer.columns, answer.rows, {
           label: `Query results, ${answer.row_count} rows`,
-          cell: (v, col) => cellView(v, col),
+          cell: (v, col, row) => cellView(v, col, row, answer.columns),
           // Enter on a row with a trace id opens the trace.
           onActivate: (row) => {
             const i = answer.columns.findIndex((c) => c.name === 'trace_id');
-            if (i >= 0 && row[i]) navigate(`/traces/${row[i]}`);
+            const t = answer.columns.findIndex((c) => TIME_COLUMNS.includes(c.name) && c.type.startsWith('Timestamp'));
+            if (i >= 0 && row[i]) navigate(traceHref(row[i], t >= 0 ? row[t] : undefined));
           },
         }));
       }
@@ -194,10 +195,16 @@ export async function render(main, ctx) {
   if (ctx.query.get('q')) await run();
 }
 
-function cellView(v, col) {
+/** Names of time columns that date a row's trace for the trace view's lookup. */
+const TIME_COLUMNS = ['start_time', 'time', 'end_time'];
+
+function cellView(v, col, row, columns) {
   if (v === null || v === undefined) return h('span', { class: 'muted' }, 'NULL');
   // Not a tab stop: the table is one; Enter on the active row opens it.
-  if (col.name === 'trace_id' && /^[0-9a-f]{32}$/.test(v)) return h('a', { href: `/traces/${v}`, tabindex: '-1' }, v);
+  if (col.name === 'trace_id' && /^[0-9a-f]{32}$/.test(v)) {
+    const t = columns.findIndex((c) => TIME_COLUMNS.includes(c.name) && c.type.startsWith('Timestamp'));
+    return h('a', { href: traceHref(v, t >= 0 ? row[t] : undefined), tabindex: '-1' }, v);
+  }
   if (typeof v === 'object') return JSON.stringify(v);
   return String(v);
 }

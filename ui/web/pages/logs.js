@@ -1,5 +1,5 @@
 // Log search: text, severity, service and time range; lines link to traces.
-import { api, qs, records } from '/ui/lib/api.js';
+import { api, qs, records, traceHref } from '/ui/lib/api.js';
 import { h, mount, errorBox, field } from '/ui/lib/dom.js';
 import * as fmt from '/ui/lib/format.js';
 import { navigate } from '/ui/app.js';
@@ -17,7 +17,7 @@ export function logLine(l, traceLink = true) {
     h('span', {}, h('span', { class: `badge ${severityClass(l.severity_number || 0)}` }, l.severity_text || String(l.severity_number ?? ''))),
     h('span', {}, l.service_name || ''),
     h('span', { class: 'body' }, typeof l.body === 'object' && l.body !== null ? JSON.stringify(l.body) : (l.body ?? '')),
-    h('span', {}, traceLink && l.trace_id ? h('a', { href: `/traces/${l.trace_id}`, title: `trace ${l.trace_id}` }, 'trace →') : ''));
+    h('span', {}, traceLink && l.trace_id ? h('a', { href: traceHref(l.trace_id, l.time), title: `trace ${l.trace_id}` }, 'trace →') : ''));
 }
 
 export async function render(main, ctx) {

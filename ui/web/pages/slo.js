@@ -1,6 +1,6 @@
 // SLO detail: charts over the period and the time range, the alert
 // conditions, likely causes, example bad traces, definition and history.
-import { api, qs } from '/ui/lib/api.js';
+import { api, qs, traceHref } from '/ui/lib/api.js';
 import { h, mount, table, errorBox } from '/ui/lib/dom.js';
 import { timeChart } from '/ui/lib/chart.js';
 import * as fmt from '/ui/lib/format.js';
@@ -197,7 +197,7 @@ function causesView(c) {
       h('span', { class: 'mono' }, x.attribute), h('span', { class: 'mono' }, x.value), fmt.pct(x.bad_share, 1), fmt.pct(x.total_share, 1)]))
     : h('p', { class: 'muted' }, `No attribute value is over-represented among bad events in the last ${c.window}.`);
   const traces = c.example_trace_ids.length
-    ? h('ul', { id: 'example-traces' }, c.example_trace_ids.map((t) => h('li', {}, h('a', { class: 'mono', href: `/traces/${t}` }, t))))
+    ? h('ul', { id: 'example-traces' }, c.example_trace_ids.map((t) => h('li', {}, h('a', { class: 'mono', href: traceHref(t, Date.now()) }, t))))
     : h('p', { class: 'muted' }, `No bad events in the last ${c.window}.`);
   return [hints, h('h3', {}, 'Example bad traces'), traces];
 }

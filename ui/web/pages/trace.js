@@ -1,6 +1,6 @@
 // One trace: a waterfall of its spans (click or Enter for attributes,
 // events and links) and the trace's log records.
-import { api, records } from '/ui/lib/api.js';
+import { api, qs, records } from '/ui/lib/api.js';
 import { h, mount, errorBox } from '/ui/lib/dom.js';
 import * as fmt from '/ui/lib/format.js';
 import { logLine } from '/ui/pages/logs.js';
@@ -39,7 +39,12 @@ export async function render(main, ctx) {
   mount(main, h('h1', {}, 'Trace ', h('span', { class: 'mono' }, id)), h('p', { class: 'muted' }, 'Loading…'));
   let answer;
   try {
-    answer = await api(`/api/v1/traces/${encodeURIComponent(id)}`);
+    const path = `/api/v1/traces/${encodeURIComponent(id)}`;
+    // A link that knows when the trace happened reads the hours around it;
+    // the whole store only when the trace is not there.
+    const at = Number(ctx.query.get('at'));
+    if (at > 0) answer = await api(`${path}${qs({ from: at - 3600, to: at + 3600 })}`);
+    if (!answer || !answer.spans.rows.length) answer = await api(path);
   } catch (e) {
     if (ctx.alive()) mount(main, h('h1', {}, 'Trace'), errorBox(e));
     return;

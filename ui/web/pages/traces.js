@@ -1,5 +1,5 @@
 // Trace search: by service, route, status, minimum duration and time range.
-import { api, qs, records } from '/ui/lib/api.js';
+import { api, qs, records, traceHref } from '/ui/lib/api.js';
 import { h, mount, errorBox, field, table } from '/ui/lib/dom.js';
 import * as fmt from '/ui/lib/format.js';
 import { navigate } from '/ui/app.js';
@@ -40,7 +40,7 @@ export async function render(main, ctx) {
       h('p', { class: 'muted' }, `${rows.length} traces, newest first${answer.truncated ? ' (more match; narrow the search)' : ''}`),
       table(['Start', 'Trace', 'Service', 'First span', 'Route', 'Spans', 'Errors', 'Duration'], rows.map((r) => [
         fmt.time(r.start_time),
-        h('a', { class: 'mono', href: `/traces/${r.trace_id}` }, r.trace_id),
+        h('a', { class: 'mono', href: traceHref(r.trace_id, r.start_time) }, r.trace_id),
         r.service_name, r.name, r.http_route || '',
         h('td', { class: 'num' }, String(r.spans)),
         h('td', { class: 'num' }, r.errors ? h('span', { class: 'badge bad' }, String(r.errors)) : '0'),

@@ -1,0 +1,160 @@
+//! The trace search reads the newest stretch of its range first and widens
+//! it only as needed; its answers equal the plain query over the whole range.
+
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::object_store::ObjectStore;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use smolder_common::{Table, TableSnapshot, TableSource};
+use smolder_query::search::{TraceSearch, search_traces, traces_sql};
+use smolder_query::{QueryEngine, QueryLimits, QueryOutput};
+
+const SEC: i64 = 1_000_000_000;
+const MIN: i64 = 60 * SEC;
+const HOUR: i64 = 60 * MIN;
+/// 2026-01-01T00:00:00Z, the end of every searched range.
+const TO: i64 = 1_767_225_600 * SEC;
+
+#[derive(Debug, Default)]
+struct Memory(Mutex<Vec<RecordBatch>>);
+
+impl TableSource for Memory {
+    fn snapshot(&self, table: Table) -> TableSnapshot {
+        TableSnapshot {
+            batches: if table == Table::Spans {
+                self.0.lock().unwrap().clone()
+            } else {
+                Vec::new()
+            },
+            files: Vec::new(),
+        }
+    }
+
+    fn object_store(&self) -> Option<(ObjectStoreUrl, Arc<dyn ObjectStore>)> {
+        None
+    }
+}
+
+fn text(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+/// A server span of trace `trace` on `route`, starting at `start`.
+fn span(trace: u64, n: u64, route: &str, start: i64) -> Span {
+    Span {
+        trace_id: [trace.to_be_bytes(), trace.to_be_bytes()].concat(),
+        span_id: (trace * 100 + n).to_be_bytes().to_vec(),
+        name: format!("GET {route}"),
+        kind: 2,
+        start_time_unix_nano: start as u64,
+        end_time_unix_nano: (start + 20_000_000) as u64,
+        attributes: vec![text("http.route", route)],
+        ..Default::default()
+    }
+}
+
+fn store(spans: Vec<Span>) -> QueryEngine {
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![text("service.name", "checkout")],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let memory = Memory::default();
+    memory
+        .0
+        .lock()
+        .unwrap()
+        .extend(smolder_ingest::convert::spans(&request).unwrap().batch);
+    QueryEngine::new(vec![Arc::new(memory)], QueryLimits::default()).unwrap()
+}
+
+/// (trace id, start, spans) of each row.
+fn rows(output: &QueryOutput) -> Vec<String> {
+    let mut out = Vec::new();
+    for batch in &output.batches {
+        for r in 0..batch.num_rows() {
+            let cell = |c: usize| {
+                datafusion::arrow::util::display::array_value_to_string(batch.column(c), r).unwrap()
+            };
+            out.push(format!("{} {} {}", cell(0), cell(1), cell(5)));
+        }
+    }
+    out
+}
+
+async fn both(engine: &QueryEngine, q: &TraceSearch) -> (Vec<String>, Vec<String>) {
+    let searched = rows(&search_traces(engine, q).await.unwrap());
+    let exact = rows(&engine.sql(&traces_sql(q).unwrap()).await.unwrap());
+    (searched, exact)
+}
+
+#[tokio::test]
+async fn the_newest_traces_come_from_the_newest_stretch_as_from_the_whole_range() {
+    let mut spans = Vec::new();
+    // 150 traces in the last 50 minutes, two spans each.
+    for t in 0..150u64 {
+        let start = TO - 50 * MIN + t as i64 * 20 * SEC;
+        spans.push(span(t, 0, "/pay", start));
+        spans.push(span(t, 1, "/pay", start + SEC));
+    }
+    // A trace that began 70 minutes ago (before the first stretch read)
+    // and has a span a minute ago: it is older than the 150.
+    spans.push(span(1000, 0, "/pay", TO - 70 * MIN));
+    spans.push(span(1000, 1, "/pay", TO - MIN));
+    // A route seen five times in three days: the search widens to all of it.
+    for t in 0..5u64 {
+        spans.push(span(
+            2000 + t,
+            0,
+            "/rare",
+            TO - 3 * 24 * HOUR + t as i64 * 14 * HOUR,
+        ));
+    }
+    let engine = store(spans);
+    let range = |limit: usize, route: &str| TraceSearch {
+        service: Some("checkout".into()),
+        route: Some(route.into()),
+        from: Some(((TO - 4 * 24 * HOUR) / SEC).to_string()),
+        to: Some((TO / SEC).to_string()),
+        limit: Some(limit),
+        ..Default::default()
+    };
+
+    let (searched, exact) = both(&engine, &range(100, "/pay")).await;
+    assert_eq!(searched.len(), 100);
+    assert_eq!(searched, exact);
+    assert!(
+        !searched.iter().any(|r| r.starts_with("00000000000003e8")),
+        "the trace that began before the stretch is not listed as new: {searched:?}"
+    );
+    // Every span of each listed trace is counted.
+    assert!(searched.iter().all(|r| r.ends_with(" 2")), "{searched:?}");
+
+    let (searched, exact) = both(&engine, &range(100, "/rare")).await;
+    assert_eq!(searched.len(), 5);
+    assert_eq!(searched, exact);
+
+    // More asked for than the range holds: everything, as the plain query.
+    let (searched, exact) = both(&engine, &range(1000, "/pay")).await;
+    assert_eq!(searched.len(), 151);
+    assert_eq!(searched, exact);
+}
