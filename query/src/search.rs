@@ -10,8 +10,9 @@
 //!   (attributes, events, links, resource) ordered by start, and the trace's
 //!   log records; `from`/`to` narrow the lookup (default: all stored data).
 //! * `GET /api/v1/logs?q=&severity=&service=&trace_id=&from=&to=&limit=` — log
-//!   records, newest first; `q` matches the body without regard to case,
-//!   `severity` is the lowest severity shown (`INFO`, `WARN` …).
+//!   records, newest first ([`search_logs`] reads the newest stretch of the
+//!   range first); `q` matches the body without regard to case, `severity`
+//!   is the lowest severity shown (`INFO`, `WARN` …).
 //!
 //! Answers use the SQL API's shape (`columns`, `rows`, `truncated`). Values
 //! from the query string reach SQL only as escaped string literals or parsed
@@ -282,7 +283,7 @@ pub fn traces_sql(q: &TraceSearch) -> Result<String, ApiError> {
 }
 
 /// Runs a trace search newest first: it reads the last hour of the range,
-/// then 8, 64 … hours, until the stretch read holds `limit` traces that
+/// then 8, 64 … hours ([`stretches`]), until the stretch read holds `limit` traces that
 /// begin in it, so a search over 30 days reads the recent files only when
 /// they hold enough. A trace counts as beginning in the stretch when it has
 /// no matching span in the hour before it (a trace longer than an hour may
@@ -290,9 +291,7 @@ pub fn traces_sql(q: &TraceSearch) -> Result<String, ApiError> {
 /// the answer is exact.
 pub async fn search_traces(engine: &QueryEngine, q: &TraceSearch) -> Result<QueryOutput, ApiError> {
     let plan = TracePlan::new(q)?;
-    let mut width = HOUR_NS;
-    loop {
-        let start = plan.to.saturating_sub(width).max(plan.from);
+    for start in stretches(plan.from, plan.to) {
         if start == plan.from {
             return Ok(engine
                 .sql(&plan.sql(plan.from, plan.to, plan.limit))
@@ -313,8 +312,8 @@ pub async fn search_traces(engine: &QueryEngine, q: &TraceSearch) -> Result<Quer
                 return keep_rows(found, &begin_here, plan.limit);
             }
         }
-        width = width.saturating_mul(8);
     }
+    unreachable!("the last stretch is the whole range")
 }
 
 fn arrow_error(e: datafusion::arrow::error::ArrowError) -> ApiError {
@@ -352,9 +351,9 @@ fn keep_rows(output: QueryOutput, keep: &[bool], limit: usize) -> Result<QueryOu
     })
 }
 
-/// The SQL of a log search.
-pub fn logs_sql(q: &LogSearch) -> Result<String, ApiError> {
-    let mut filters = vec![range("time", q.from.as_deref(), q.to.as_deref())?];
+/// The SQL of a log search over `from ..= to` (ns).
+fn logs_sql_between(q: &LogSearch, from: i64, to: i64) -> Result<String, ApiError> {
+    let mut filters = vec![between("time", from, to)];
     if let Some(text) = non_empty(q.q.as_ref()) {
         filters.push(format!("strpos(lower(body), lower({})) > 0", literal(text)));
     }
@@ -378,6 +377,40 @@ pub fn logs_sql(q: &LogSearch) -> Result<String, ApiError> {
     ))
 }
 
+/// The SQL of a log search over its whole range.
+pub fn logs_sql(q: &LogSearch) -> Result<String, ApiError> {
+    let (from, to) = bounds(q.from.as_deref(), q.to.as_deref())?;
+    logs_sql_between(q, from, to)
+}
+
+/// Runs a log search newest first: the last hour of the range, then 8, 64 …
+/// hours, until the stretch read holds `limit` records (then they are the
+/// newest of the whole range) or is the whole range.
+pub async fn search_logs(engine: &QueryEngine, q: &LogSearch) -> Result<QueryOutput, ApiError> {
+    let (from, to) = bounds(q.from.as_deref(), q.to.as_deref())?;
+    let wanted = limit(q.limit)?;
+    for start in stretches(from, to) {
+        let found = engine.sql(&logs_sql_between(q, start, to)?).await?;
+        let rows: usize = found.batches.iter().map(|b| b.num_rows()).sum();
+        if rows >= wanted || start == from {
+            return Ok(found);
+        }
+    }
+    unreachable!("the last stretch is the whole range")
+}
+
+/// Where the stretches a search reads begin, newest first: an hour before
+/// `to`, then 8, 64 … hours, the last one at `from`.
+fn stretches(from: i64, to: i64) -> impl Iterator<Item = i64> {
+    let mut width = Some(HOUR_NS);
+    std::iter::from_fn(move || {
+        let w = width?;
+        let start = to.saturating_sub(w).max(from);
+        width = (start > from).then(|| w.saturating_mul(8));
+        Some(start)
+    })
+}
+
 async fn traces(
     State(engine): State<Arc<QueryEngine>>,
     Query(q): Query<TraceSearch>,
@@ -390,7 +423,7 @@ async fn logs(
     State(engine): State<Arc<QueryEngine>>,
     Query(q): Query<LogSearch>,
 ) -> Result<Response, ApiError> {
-    let output = engine.sql(&logs_sql(&q)?).await?;
+    let output = search_logs(&engine, &q).await?;
     Ok(Json(to_json(&output)?).into_response())
 }
 

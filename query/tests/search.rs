@@ -1,17 +1,22 @@
-//! The trace search reads the newest stretch of its range first and widens
-//! it only as needed; its answers equal the plain query over the whole range.
+//! The trace and log searches read the newest stretch of their range first
+//! and widen it only as needed; their answers equal the plain query over the
+//! whole range.
 
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::object_store::ObjectStore;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use smolder_common::{Table, TableSnapshot, TableSource};
-use smolder_query::search::{TraceSearch, search_traces, traces_sql};
+use smolder_query::search::{
+    LogSearch, TraceSearch, logs_sql, search_logs, search_traces, traces_sql,
+};
 use smolder_query::{QueryEngine, QueryLimits, QueryOutput};
 
 const SEC: i64 = 1_000_000_000;
@@ -21,16 +26,19 @@ const HOUR: i64 = 60 * MIN;
 const TO: i64 = 1_767_225_600 * SEC;
 
 #[derive(Debug, Default)]
-struct Memory(Mutex<Vec<RecordBatch>>);
+struct Memory(Mutex<Vec<(Table, RecordBatch)>>);
 
 impl TableSource for Memory {
     fn snapshot(&self, table: Table) -> TableSnapshot {
         TableSnapshot {
-            batches: if table == Table::Spans {
-                self.0.lock().unwrap().clone()
-            } else {
-                Vec::new()
-            },
+            batches: self
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(t, _)| *t == table)
+                .map(|(_, b)| b.clone())
+                .collect(),
             files: Vec::new(),
         }
     }
@@ -64,13 +72,14 @@ fn span(trace: u64, n: u64, route: &str, start: i64) -> Span {
     }
 }
 
-fn store(spans: Vec<Span>) -> QueryEngine {
-    let request = ExportTraceServiceRequest {
+fn store(spans: Vec<Span>, logs: Vec<LogRecord>) -> QueryEngine {
+    let resource = Some(Resource {
+        attributes: vec![text("service.name", "checkout")],
+        ..Default::default()
+    });
+    let traces = ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![text("service.name", "checkout")],
-                ..Default::default()
-            }),
+            resource: resource.clone(),
             scope_spans: vec![ScopeSpans {
                 spans,
                 ..Default::default()
@@ -78,12 +87,23 @@ fn store(spans: Vec<Span>) -> QueryEngine {
             ..Default::default()
         }],
     };
+    let logs = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource,
+            scope_logs: vec![ScopeLogs {
+                log_records: logs,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
     let memory = Memory::default();
-    memory
-        .0
-        .lock()
-        .unwrap()
-        .extend(smolder_ingest::convert::spans(&request).unwrap().batch);
+    let mut tables = memory.0.lock().unwrap();
+    let spans = smolder_ingest::convert::spans(&traces).unwrap().batch;
+    tables.extend(spans.map(|b| (Table::Spans, b)));
+    let logs = smolder_ingest::convert::logs(&logs).unwrap().batch;
+    tables.extend(logs.map(|b| (Table::Logs, b)));
+    drop(tables);
     QueryEngine::new(vec![Arc::new(memory)], QueryLimits::default()).unwrap()
 }
 
@@ -129,7 +149,7 @@ async fn the_newest_traces_come_from_the_newest_stretch_as_from_the_whole_range(
             TO - 3 * 24 * HOUR + t as i64 * 14 * HOUR,
         ));
     }
-    let engine = store(spans);
+    let engine = store(spans, Vec::new());
     let range = |limit: usize, route: &str| TraceSearch {
         service: Some("checkout".into()),
         route: Some(route.into()),
@@ -157,4 +177,67 @@ async fn the_newest_traces_come_from_the_newest_stretch_as_from_the_whole_range(
     let (searched, exact) = both(&engine, &range(1000, "/pay")).await;
     assert_eq!(searched.len(), 151);
     assert_eq!(searched, exact);
+}
+
+fn log(at: i64, severity: i32, body: &str) -> LogRecord {
+    LogRecord {
+        time_unix_nano: at as u64,
+        severity_number: severity,
+        body: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(body.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+/// (time, body) of each row.
+fn log_rows(output: &QueryOutput) -> Vec<String> {
+    let mut out = Vec::new();
+    for batch in &output.batches {
+        for r in 0..batch.num_rows() {
+            let cell = |c: usize| {
+                datafusion::arrow::util::display::array_value_to_string(batch.column(c), r).unwrap()
+            };
+            out.push(format!("{} {}", cell(0), cell(4)));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_newest_log_records_come_from_the_newest_stretch_as_from_the_whole_range() {
+    let mut logs = Vec::new();
+    // A WARN every 30 s over the last two days; an ERROR "timeout" every 6 hours.
+    for i in 0..(2 * 24 * 120) {
+        logs.push(log(TO - i * 30 * SEC, 13, &format!("slow response {i}")));
+    }
+    for i in 0..8 {
+        logs.push(log(
+            TO - 5 * MIN - i * 6 * HOUR,
+            17,
+            &format!("database timeout {i}"),
+        ));
+    }
+    let engine = store(Vec::new(), logs);
+    let search = |q: Option<&str>, severity: &str, limit: usize| LogSearch {
+        q: q.map(str::to_string),
+        severity: Some(severity.into()),
+        from: Some(((TO - 3 * 24 * HOUR) / SEC).to_string()),
+        to: Some((TO / SEC).to_string()),
+        limit: Some(limit),
+        ..Default::default()
+    };
+    for (q, limit, expected) in [
+        // Found in the last hour.
+        (search(None, "WARN", 100), 100, 100),
+        // Needs 8 hours: 1,000 records at 2 a minute.
+        (search(None, "WARN", 1000), 1000, 1000),
+        // Needs the whole range: 8 in two days.
+        (search(Some("TIMEOUT"), "ERROR", 100), 100, 8),
+    ] {
+        let searched = log_rows(&search_logs(&engine, &q).await.unwrap());
+        let exact = log_rows(&engine.sql(&logs_sql(&q).unwrap()).await.unwrap());
+        assert_eq!(searched.len(), expected, "limit {limit}");
+        assert_eq!(searched, exact, "limit {limit}");
+    }
 }
