@@ -27,10 +27,9 @@ use crate::eval::{Evaluation, evaluate};
 use crate::model::{Origin, SloDefinition, duration_ns};
 use crate::persist::{Db, StoredState, Update};
 use crate::rollup::Rollup;
+use crate::rows::{self, Counter, RowConditions};
 use crate::spec::{self, Defaults, Problem};
-use crate::sql::{
-    Baseline, Range, baseline_query, batch_query, check_definition, rollup_query, row_aggregates,
-};
+use crate::sql::{Baseline, Range, baseline_query, check_definition, rollup_query, ts};
 use crate::{Error, Result};
 
 /// How the engine runs.
@@ -97,6 +96,9 @@ struct InstanceState {
 #[derive(Debug)]
 struct Runtime {
     def: Arc<SloDefinition>,
+    /// The compiled conditions of a row SLI without groups: its rollups
+    /// come from one read of the table shared with the other such SLOs.
+    rows: Option<RowConditions>,
     bucket_ns: i64,
     fingerprint: String,
     capacity: usize,
@@ -414,6 +416,7 @@ impl SloEngine {
                         next.insert(
                             id,
                             Arc::new(Runtime {
+                                rows: rt.rows.clone(),
                                 bucket_ns: rt.bucket_ns,
                                 fingerprint,
                                 capacity: capacity.max(rt.capacity),
@@ -495,8 +498,14 @@ impl SloEngine {
             }
             None => {}
         }
+        let rows = RowConditions::compile(&self.ctx, &def).unwrap_or_else(|e| {
+            // Its own query will report the problem.
+            tracing::warn!(slo = %def.id, error = %e, "The SLI's conditions do not compile; the SLO is rolled up on its own.");
+            None
+        });
         Ok(Runtime {
             def: Arc::new(def),
+            rows,
             bucket_ns,
             fingerprint,
             capacity,
@@ -859,11 +868,11 @@ impl SloEngine {
         Ok(())
     }
 
-    /// Updates the SLOs without groups on the same table, bucket width and
-    /// first bucket with one query each `BATCH` of them (per chunk of
-    /// history while they backfill together): one scan instead of one per
-    /// SLO. Returns their updates; the SLOs it could not batch (or whose
-    /// batch failed) are left to [`Self::update`].
+    /// Updates the row SLOs without groups on the same table, bucket width
+    /// and first bucket together: one read of the new rows (per chunk of
+    /// history while they backfill) for all of them, their conditions
+    /// evaluated on it. Returns their updates; the SLOs it could not update
+    /// so (or whose read failed) are left to [`Self::update`].
     async fn update_batched(
         &self,
         runtimes: &[Arc<Runtime>],
@@ -871,13 +880,10 @@ impl SloEngine {
         oldest: &OldestRows,
         budget: &BackfillBudget,
     ) -> (Vec<Update>, Vec<Arc<Runtime>>) {
-        const BATCH: usize = 64;
         let mut sets: BTreeMap<(&'static str, i64, i64), Vec<Arc<Runtime>>> = BTreeMap::new();
         let mut rest = Vec::new();
         for rt in runtimes {
-            // Grouped SLOs need their own GROUP BY: `batch_query` cannot
-            // share their scan.
-            if rt.def.group_by.is_empty() && row_aggregates(&rt.def).is_some() {
+            if rt.rows.is_some() {
                 let first = self.first_bucket(&*rt.state.lock().await, rt.bucket_ns);
                 sets.entry((rt.def.sli.table.name(), rt.bucket_ns, first))
                     .or_default()
@@ -888,29 +894,23 @@ impl SloEngine {
         }
         let mut updates = Vec::new();
         for ((_, b, first), members) in sets {
-            for batch in members.chunks(BATCH) {
-                if batch.len() == 1 {
-                    rest.extend(batch.iter().cloned());
-                    continue;
-                }
-                let table = batch[0].def.sli.table;
-                let Some(from) = self.read_from(table, first, b, now, oldest, budget).await else {
-                    continue;
-                };
-                match self.update_batch(batch, first, from, now, budget).await {
-                    Ok(done) => updates.extend(done),
-                    Err(e) => {
-                        // Each SLO on its own reports its own error.
-                        tracing::warn!(error = %e, slos = batch.len(), "A batched rollup query failed; updating those SLOs one by one.");
-                        rest.extend(batch.iter().cloned());
-                    }
+            let table = members[0].def.sli.table;
+            let Some(from) = self.read_from(table, first, b, now, oldest, budget).await else {
+                continue;
+            };
+            match self.update_batch(&members, first, from, now, budget).await {
+                Ok(done) => updates.extend(done),
+                Err(e) => {
+                    // Each SLO on its own reports its own error.
+                    tracing::warn!(error = %e, slos = members.len(), "Rolling up SLOs together failed; updating them one by one.");
+                    rest.extend(members);
                 }
             }
         }
         (updates, rest)
     }
 
-    /// Rolls up `batch` (SLOs sharing a table, bucket width and first
+    /// Rolls up `batch` (row SLOs sharing a table, bucket width and first
     /// bucket `first`) from `from` chunk by chunk up to `now`, or as far as
     /// the tick's backfill budget allows. An error before any chunk is read
     /// is returned; after that, what was read is kept.
@@ -924,33 +924,23 @@ impl SloEngine {
     ) -> Result<Vec<Update>> {
         let b = batch[0].bucket_ns;
         let chunk = self.chunk_ns(b);
-        let defs: Vec<&SloDefinition> = batch.iter().map(|rt| rt.def.as_ref()).collect();
+        let table = batch[0].def.sli.table;
+        let conditions: Vec<&RowConditions> =
+            batch.iter().filter_map(|rt| rt.rows.as_ref()).collect();
         let started = Instant::now();
         let mut rows = vec![Vec::new(); batch.len()];
         let mut done = None;
         while from < now {
             let to = now.min(from + chunk);
-            let range = Range {
-                bucket_ns: b,
-                from_ns: from,
-                to_ns: to,
-                lookback_ns: 0,
-            };
-            let sql = batch_query(&defs, range)
-                .ok_or_else(|| Error::Query("the SLOs do not share one scan".into()))?;
-            let batches = match self.run(&sql).await {
-                Ok(batches) => batches,
+            let counted = match self.count_rows(table, &conditions, b, from, to).await {
+                Ok(counted) => counted,
                 Err(e) if done.is_none() => return Err(e),
                 Err(e) => {
-                    tracing::warn!(error = %e, slos = batch.len(), "A batched rollup query failed; the next tick goes on from here.");
+                    tracing::warn!(error = %e, slos = batch.len(), "Rolling up SLOs together failed; the next tick goes on from here.");
                     break;
                 }
             };
-            for ((rt, values), rows) in batch
-                .iter()
-                .zip(read_batched(&batches, batch.len()))
-                .zip(&mut rows)
-            {
+            for ((rt, values), rows) in batch.iter().zip(counted).zip(&mut rows) {
                 let mut st = rt.state.lock().await;
                 let results = BTreeMap::from([(Vec::new(), values)]);
                 apply_results(rt, &mut st, (from, to), now, results, rows);
@@ -986,6 +976,49 @@ impl SloEngine {
             });
         }
         Ok(updates)
+    }
+
+    /// Good and total per bucket of width `b` for each of `conditions`, over
+    /// the rows of `table` in `from .. to`: one plain read of the columns
+    /// they use, the conditions evaluated batch by batch as it streams.
+    async fn count_rows(
+        &self,
+        table: Table,
+        conditions: &[&RowConditions],
+        b: i64,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<Vec<(i64, [f64; 2])>>> {
+        let time = table.time_column();
+        let mut select = vec![quote(time)];
+        select.extend(
+            rows::columns(conditions.iter().copied())
+                .iter()
+                .filter(|c| c.as_str() != time)
+                .map(|c| quote(c)),
+        );
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {time} >= {} AND {time} < {}",
+            select.join(", "),
+            table.name(),
+            ts(from),
+            ts(to)
+        );
+        let df = self
+            .ctx
+            .sql_with_options(&sql, read_only())
+            .await
+            .map_err(|e| Error::Query(e.to_string()))?;
+        let schema = Arc::clone(df.schema().inner());
+        let mut counter = Counter::new(conditions, &schema, 0, b)?;
+        let mut stream = df
+            .execute_stream()
+            .await
+            .map_err(|e| Error::Query(e.to_string()))?;
+        while let Some(batch) = stream.next().await {
+            counter.add(&batch.map_err(|e| Error::Query(e.to_string()))?)?;
+        }
+        Ok(counter.finish())
     }
 
     async fn run(&self, sql: &str) -> Result<Vec<RecordBatch>> {
@@ -1149,24 +1182,9 @@ fn read_baselines(batch: &RecordBatch, out: &mut HashMap<i64, Baseline>) {
     }
 }
 
-/// Splits the result of a batched query (`bucket`, then `good_i`, `total_i`
-/// per SLO) into each SLO's buckets.
-fn read_batched(batches: &[RecordBatch], slos: usize) -> Vec<Vec<(i64, [f64; 2])>> {
-    let mut out = vec![Vec::new(); slos];
-    for batch in batches {
-        let bucket = batch.column(0).as_primitive::<Int64Type>();
-        for (i, values) in out.iter_mut().enumerate() {
-            let good = batch.column(1 + 2 * i).as_primitive::<Float64Type>();
-            let total = batch.column(2 + 2 * i).as_primitive::<Float64Type>();
-            for row in 0..batch.num_rows() {
-                let (g, t) = (good.value(row), total.value(row));
-                if !bucket.is_null(row) && (g != 0.0 || t != 0.0) {
-                    values.push((bucket.value(row), [g, t]));
-                }
-            }
-        }
-    }
-    out
+/// A column name as a SQL identifier.
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 fn read_only() -> SQLOptions {

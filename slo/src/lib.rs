@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod model;
 pub mod persist;
 pub mod rollup;
+mod rows;
 pub mod spec;
 pub mod sql;
 pub mod table;

@@ -270,37 +270,6 @@ pub fn row_aggregates(def: &SloDefinition) -> Option<RowAggregates> {
     }
 }
 
-/// One query for several row SLOs without groups on the same table: columns
-/// `bucket`, then `good_i`, `total_i` for each SLO in order. `None` when an
-/// SLO does not qualify.
-pub fn batch_query(defs: &[&SloDefinition], range: Range) -> Option<String> {
-    let first = defs.first()?;
-    let table = first.sli.table;
-    let time = table.time_column();
-    let mut columns = String::new();
-    let mut selections = Vec::new();
-    for (i, def) in defs.iter().enumerate() {
-        if def.sli.table != table || !def.group_by.is_empty() {
-            return None;
-        }
-        let agg = row_aggregates(def)?;
-        columns.push_str(&format!(
-            ", CAST({} AS DOUBLE) AS good_{i}, CAST({} AS DOUBLE) AS total_{i}",
-            agg.good, agg.total
-        ));
-        selections.push(format!("({})", agg.selection));
-    }
-    Some(format!(
-        "SELECT CAST({time} AS BIGINT) / {} AS bucket{columns} FROM {} \
-         WHERE {time} >= {} AND {time} < {} AND ({}) GROUP BY bucket",
-        range.bucket_ns,
-        table.name(),
-        ts(range.from_ns),
-        ts(range.to_ns),
-        selections.join(" OR ")
-    ))
-}
-
 /// The rollup query of `def` for the events of `range`. Counters and
 /// histograms take `baselines` (points before the range read) as the
 /// previous point of their series.
