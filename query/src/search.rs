@@ -355,7 +355,16 @@ fn keep_rows(output: QueryOutput, keep: &[bool], limit: usize) -> Result<QueryOu
 fn logs_sql_between(q: &LogSearch, from: i64, to: i64) -> Result<String, ApiError> {
     let mut filters = vec![between("time", from, to)];
     if let Some(text) = non_empty(q.q.as_ref()) {
-        filters.push(format!("strpos(lower(body), lower({})) > 0", literal(text)));
+        // ILIKE's case-insensitive substring search does not build a
+        // lowercased copy of every body, as lower() would.
+        let pattern = text
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        filters.push(format!(
+            "body ILIKE {} ESCAPE '\\'",
+            literal(&format!("%{pattern}%"))
+        ));
     }
     if let Some(s) = non_empty(q.severity.as_ref()) {
         filters.push(format!("severity_number >= {}", severity_floor(s)?));
@@ -536,9 +545,22 @@ mod tests {
             ..Default::default()
         };
         let sql = logs_sql(&q).expect("valid");
-        assert!(sql.contains("strpos(lower(body), lower('Payment DECLINED')) > 0"));
+        assert!(
+            sql.contains("body ILIKE '%Payment DECLINED%' ESCAPE '\\'"),
+            "{sql}"
+        );
+        let wild = LogSearch {
+            q: Some(r"50%_off\".into()),
+            ..Default::default()
+        };
         assert!(sql.contains("severity_number >= 13"));
         assert!(sql.contains("trace_id = '0af7651916cd43dd8448eb211c80319c'"));
         assert!(sql.contains(&format!("LIMIT {DEFAULT_LIMIT}")));
+        // Wildcards in the text are matched as themselves.
+        let sql = logs_sql(&wild).expect("valid");
+        assert!(
+            sql.contains(r"body ILIKE '%50\%\_off\\%' ESCAPE '\'"),
+            "{sql}"
+        );
     }
 }

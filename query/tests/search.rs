@@ -218,6 +218,8 @@ async fn the_newest_log_records_come_from_the_newest_stretch_as_from_the_whole_r
             &format!("database timeout {i}"),
         ));
     }
+    logs.push(log(TO - 2 * MIN, 9, "50%_off sale"));
+    logs.push(log(TO - 3 * MIN, 9, "500 offers"));
     let engine = store(Vec::new(), logs);
     let search = |q: Option<&str>, severity: &str, limit: usize| LogSearch {
         q: q.map(str::to_string),
@@ -240,4 +242,12 @@ async fn the_newest_log_records_come_from_the_newest_stretch_as_from_the_whole_r
         assert_eq!(searched.len(), expected, "limit {limit}");
         assert_eq!(searched, exact, "limit {limit}");
     }
+    // The text is matched as written: % and _ are not wildcards.
+    let found = log_rows(
+        &search_logs(&engine, &search(Some("50%_OFF"), "INFO", 10))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].ends_with("50%_off sale"), "{found:?}");
 }
