@@ -2,7 +2,7 @@
 """SLO evaluation cost: smolder against Prometheus running Sloth's rules.
 
 Runs `smolder slo bench` (release build) for N SLOs with 30 days of minute
-rollups, then gives a real Prometheus (Debian package) the equivalent job:
+rollups (and N span SLOs' rollup updates from stored spans), then gives a real Prometheus (Debian package) the equivalent job:
 N SLOs' request and error counters, scraped every minute over the last three
 days and a bit, backfilled with `promtool tsdb create-blocks-from openmetrics`,
 and the recording and alert rules Sloth generates for each SLO (SLI error
@@ -10,7 +10,8 @@ ratios over 5m, 30m, 1h, 2h, 6h, 1d, 3d and 30d, the metadata rules, the
 page and ticket alerts). Prometheus evaluates the rule groups every
 --interval; the script reads `prometheus_rule_group_last_duration_seconds`
 and reports the sum over all groups (the work of one evaluation round) and
-the slowest group.
+the slowest group; at the end, the ratio of Prometheus's round to a whole
+smolder tick (the rollup update after a minute of new data plus evaluation).
 
 Usage: scripts/bench_slo.py [--slos 1000] [--days 3] [--interval 30s]
 """
@@ -138,7 +139,14 @@ def main():
             sys.exit(f"{tool} missing: apt-get install prometheus")
 
     print(f"== smolder ({args.slos} SLOs, 30 days of minute rollups)", flush=True)
-    subprocess.run([smolder_binary(), "slo", "bench", "--slos", str(args.slos)], check=True)
+    out = subprocess.run([smolder_binary(), "slo", "bench", "--slos", str(args.slos),
+                          "--update-slos", str(args.slos)], check=True, capture_output=True, text=True).stdout
+    print(out, end="", flush=True)
+    # A whole tick: the rollup update after a minute of new data plus the evaluation.
+    evaluation = median_ms(out, "30-day period:")
+    update = median_ms(out, "tick after 1 minute of new data:")
+    tick = evaluation + update
+    rounds = []
 
     print(f"\n== Prometheus ({args.slos} SLOs, Sloth rules, {args.days} days of 1-minute samples)", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -192,6 +200,7 @@ def main():
                 if total != last_sum:
                     rounds_seen += 1
                     last_sum = total
+                    rounds.append(total * 1e3)
                     print(
                         f"  round {rounds_seen}: {len(durations)} groups, sum of group durations "
                         f"{total * 1e3:.0f} ms, slowest group {max(durations) * 1e3:.1f} ms",
@@ -201,6 +210,19 @@ def main():
         finally:
             proc.terminate()
             proc.wait()
+    if rounds:
+        print(f"\nwhole smolder tick (update after 1 minute + evaluation): {tick:.1f} ms; "
+              f"Prometheus round: {min(rounds):.0f} – {max(rounds):.0f} ms; "
+              f"smolder {min(rounds) / tick:.0f} – {max(rounds) / tick:.0f}× cheaper", flush=True)
+
+
+def median_ms(report, label):
+    """The `median N ms` figure of the report line starting with `label`."""
+    for line in report.splitlines():
+        line = line.strip()
+        if line.startswith(label):
+            return float(line.split("median", 1)[1].split("ms", 1)[0])
+    sys.exit(f"no {label!r} line in smolder's report:\n{report}")
 
 
 if __name__ == "__main__":

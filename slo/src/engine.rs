@@ -808,17 +808,7 @@ impl SloEngine {
         }
         let to = done?;
         st.last_update = Some(started.elapsed());
-        Some(Update {
-            slo: rt.def.id.clone(),
-            state: StoredState {
-                fingerprint: rt.fingerprint.clone(),
-                watermark: to,
-                horizon_start: st.horizon_start,
-            },
-            from: first.div_euclid(b),
-            to: (to - 1).div_euclid(b),
-            rows,
-        })
+        Some(stored_update(rt, &st, first, to, rows))
     }
 
     /// Recomputes the buckets of `[from, to)` (`from` on a bucket boundary).
@@ -963,17 +953,7 @@ impl SloEngine {
         for (rt, rows) in batch.iter().zip(rows) {
             let mut st = rt.state.lock().await;
             st.last_update = Some(elapsed);
-            updates.push(Update {
-                slo: rt.def.id.clone(),
-                state: StoredState {
-                    fingerprint: rt.fingerprint.clone(),
-                    watermark: to,
-                    horizon_start: st.horizon_start,
-                },
-                from: first.div_euclid(b),
-                to: (to - 1).div_euclid(b),
-                rows,
-            });
+            updates.push(stored_update(rt, &st, first, to, rows));
         }
         Ok(updates)
     }
@@ -1179,6 +1159,29 @@ fn read_baselines(batch: &RecordBatch, out: &mut HashMap<i64, Baseline>) {
                 out.insert(point.sid, point);
             }
         }
+    }
+}
+
+/// What an update of `rt` from bucket `first` (ns) up to `to` stores: its
+/// new state, and its `rows` replacing the buckets of that range.
+fn stored_update(
+    rt: &Runtime,
+    st: &InstanceState,
+    first: i64,
+    to: i64,
+    rows: Vec<(String, i64, f64, f64)>,
+) -> Update {
+    let b = rt.bucket_ns;
+    Update {
+        slo: rt.def.id.clone(),
+        state: StoredState {
+            fingerprint: rt.fingerprint.clone(),
+            watermark: to,
+            horizon_start: st.horizon_start,
+        },
+        from: first.div_euclid(b),
+        to: (to - 1).div_euclid(b),
+        rows,
     }
 }
 
