@@ -107,23 +107,35 @@ fn store(spans: Vec<Span>, logs: Vec<LogRecord>) -> QueryEngine {
     QueryEngine::new(vec![Arc::new(memory)], QueryLimits::default()).unwrap()
 }
 
-/// (trace id, start, spans) of each row.
-fn rows(output: &QueryOutput) -> Vec<String> {
+/// The given columns of each row, as text separated by spaces.
+fn rows(output: &QueryOutput, columns: &[usize]) -> Vec<String> {
     let mut out = Vec::new();
     for batch in &output.batches {
         for r in 0..batch.num_rows() {
-            let cell = |c: usize| {
-                datafusion::arrow::util::display::array_value_to_string(batch.column(c), r).unwrap()
-            };
-            out.push(format!("{} {} {}", cell(0), cell(1), cell(5)));
+            let cells: Vec<String> = columns
+                .iter()
+                .map(|&c| {
+                    datafusion::arrow::util::display::array_value_to_string(batch.column(c), r)
+                        .unwrap()
+                })
+                .collect();
+            out.push(cells.join(" "));
         }
     }
     out
 }
 
+/// Trace id, start and spans of each trace.
+const TRACE_COLUMNS: [usize; 3] = [0, 1, 5];
+/// Time and body of each log record.
+const LOG_COLUMNS: [usize; 2] = [0, 4];
+
 async fn both(engine: &QueryEngine, q: &TraceSearch) -> (Vec<String>, Vec<String>) {
-    let searched = rows(&search_traces(engine, q).await.unwrap());
-    let exact = rows(&engine.sql(&traces_sql(q).unwrap()).await.unwrap());
+    let searched = rows(&search_traces(engine, q).await.unwrap(), &TRACE_COLUMNS);
+    let exact = rows(
+        &engine.sql(&traces_sql(q).unwrap()).await.unwrap(),
+        &TRACE_COLUMNS,
+    );
     (searched, exact)
 }
 
@@ -190,20 +202,6 @@ fn log(at: i64, severity: i32, body: &str) -> LogRecord {
     }
 }
 
-/// (time, body) of each row.
-fn log_rows(output: &QueryOutput) -> Vec<String> {
-    let mut out = Vec::new();
-    for batch in &output.batches {
-        for r in 0..batch.num_rows() {
-            let cell = |c: usize| {
-                datafusion::arrow::util::display::array_value_to_string(batch.column(c), r).unwrap()
-            };
-            out.push(format!("{} {}", cell(0), cell(4)));
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn the_newest_log_records_come_from_the_newest_stretch_as_from_the_whole_range() {
     let mut logs = Vec::new();
@@ -237,16 +235,20 @@ async fn the_newest_log_records_come_from_the_newest_stretch_as_from_the_whole_r
         // Needs the whole range: 8 in two days.
         (search(Some("TIMEOUT"), "ERROR", 100), 100, 8),
     ] {
-        let searched = log_rows(&search_logs(&engine, &q).await.unwrap());
-        let exact = log_rows(&engine.sql(&logs_sql(&q).unwrap()).await.unwrap());
+        let searched = rows(&search_logs(&engine, &q).await.unwrap(), &LOG_COLUMNS);
+        let exact = rows(
+            &engine.sql(&logs_sql(&q).unwrap()).await.unwrap(),
+            &LOG_COLUMNS,
+        );
         assert_eq!(searched.len(), expected, "limit {limit}");
         assert_eq!(searched, exact, "limit {limit}");
     }
     // The text is matched as written: % and _ are not wildcards.
-    let found = log_rows(
+    let found = rows(
         &search_logs(&engine, &search(Some("50%_OFF"), "INFO", 10))
             .await
             .unwrap(),
+        &LOG_COLUMNS,
     );
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].ends_with("50%_off sale"), "{found:?}");

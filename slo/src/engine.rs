@@ -241,9 +241,10 @@ impl BackfillBudget {
         !self.used.load(std::sync::atomic::Ordering::Relaxed) || Instant::now() < self.deadline
     }
 
-    /// A chunk of history was read.
-    fn spend(&self) {
+    /// A chunk of history was read; answers whether another may be.
+    fn spend(&self) -> bool {
         self.used.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.allows()
     }
 }
 
@@ -798,11 +799,8 @@ impl SloEngine {
                 }
             }
             st.last_error = None;
-            if to < now {
-                budget.spend();
-                if !budget.allows() {
-                    break;
-                }
+            if to < now && !budget.spend() {
+                break;
             }
             from = to;
         }
@@ -915,14 +913,24 @@ impl SloEngine {
         let b = batch[0].bucket_ns;
         let chunk = self.chunk_ns(b);
         let table = batch[0].def.sli.table;
-        let conditions: Vec<&RowConditions> =
-            batch.iter().filter_map(|rt| rt.rows.as_ref()).collect();
+        let conditions: Vec<&RowConditions> = batch
+            .iter()
+            .map(|rt| {
+                rt.rows
+                    .as_ref()
+                    .expect("only row SLOs are rolled up together")
+            })
+            .collect();
+        let columns = rows::columns(conditions.iter().copied());
         let started = Instant::now();
         let mut rows = vec![Vec::new(); batch.len()];
         let mut done = None;
         while from < now {
             let to = now.min(from + chunk);
-            let counted = match self.count_rows(table, &conditions, b, from, to).await {
+            let counted = match self
+                .count_rows(table, &columns, &conditions, b, from, to)
+                .await
+            {
                 Ok(counted) => counted,
                 Err(e) if done.is_none() => return Err(e),
                 Err(e) => {
@@ -937,11 +945,8 @@ impl SloEngine {
                 st.last_error = None;
             }
             done = Some(to);
-            if to < now {
-                budget.spend();
-                if !budget.allows() {
-                    break;
-                }
+            if to < now && !budget.spend() {
+                break;
             }
             from = to;
         }
@@ -959,11 +964,12 @@ impl SloEngine {
     }
 
     /// Good and total per bucket of width `b` for each of `conditions`, over
-    /// the rows of `table` in `from .. to`: one plain read of the columns
+    /// the rows of `table` in `from .. to`: one plain read of the `columns`
     /// they use, the conditions evaluated batch by batch as it streams.
     async fn count_rows(
         &self,
         table: Table,
+        columns: &[String],
         conditions: &[&RowConditions],
         b: i64,
         from: i64,
@@ -972,7 +978,7 @@ impl SloEngine {
         let time = table.time_column();
         let mut select = vec![quote(time)];
         select.extend(
-            rows::columns(conditions.iter().copied())
+            columns
                 .iter()
                 .filter(|c| c.as_str() != time)
                 .map(|c| quote(c)),

@@ -142,7 +142,8 @@ impl Counter {
         }
         let times = batch
             .column(self.time)
-            .as_primitive::<TimestampNanosecondType>();
+            .as_primitive_opt::<TimestampNanosecondType>()
+            .ok_or_else(|| Error::Query("the time column is not in nanoseconds".into()))?;
         let buckets: Vec<i64> = times
             .values()
             .iter()

@@ -710,11 +710,9 @@ async fn gauge_thresholds_over_timeslices_and_a_calendar_month() {
 
 /// SLOs without groups on one table share a scan once they are caught up;
 /// each still gets its own counts.
-#[tokio::test]
-async fn caught_up_slos_of_a_table_are_computed_in_one_scan() {
-    let memory = Arc::new(Memory::default());
-    let clock = Arc::new(ManualClock::new(T0));
-    let engine = engine(&memory, &clock, Duration::from_secs(120)).await;
+/// `ROUTE_SLO` without groups as `ok` (good: no error and fast), and
+/// `errors` (bad: an error).
+fn ungrouped_slos() -> (String, String) {
     let ok = ROUTE_SLO.replace("shop-latency", "ok").replace(
         "              groupBy: [http_route]\n              maxGroups: 2\n",
         "",
@@ -726,6 +724,15 @@ async fn caught_up_slos_of_a_table_are_computed_in_one_scan() {
             "service_name = 'shop' AND status_code <> 'ERROR' AND duration_ns <= 300e6",
             "service_name = 'shop' AND status_code = 'ERROR'",
         );
+    (ok, errors)
+}
+
+#[tokio::test]
+async fn caught_up_slos_of_a_table_are_computed_in_one_scan() {
+    let memory = Arc::new(Memory::default());
+    let clock = Arc::new(ManualClock::new(T0));
+    let engine = engine(&memory, &clock, Duration::from_secs(120)).await;
+    let (ok, errors) = ungrouped_slos();
     let threshold = r#"
 apiVersion: openslo/v1
 kind: SLO
@@ -921,17 +928,7 @@ async fn slos_created_over_history_backfill_together_within_the_tick_budget() {
     )
     .await
     .unwrap();
-    let ok = ROUTE_SLO.replace("shop-latency", "ok").replace(
-        "              groupBy: [http_route]\n              maxGroups: 2\n",
-        "",
-    );
-    let errors_slo = ok
-        .replace("name: ok", "name: errors")
-        .replace("good:", "bad:")
-        .replace(
-            "service_name = 'shop' AND status_code <> 'ERROR' AND duration_ns <= 300e6",
-            "service_name = 'shop' AND status_code = 'ERROR'",
-        );
+    let (ok, errors_slo) = ungrouped_slos();
     for (id, yaml) in [
         ("ok", ok.as_str()),
         ("errors", errors_slo.as_str()),
