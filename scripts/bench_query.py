@@ -20,8 +20,10 @@ Every load is bounded in requests and time.
 """
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -103,6 +105,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--spans", type=int, default=10_000_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--keep", metavar="DIR",
+                        help="load into DIR (emptied first) and keep it afterwards, to inspect the files")
     args = parser.parse_args()
     ensure_duckdb()
     import duckdb
@@ -112,7 +116,11 @@ def main():
     span_requests = max(1, args.spans // batch)
     log_requests = max(1, span_requests // 4)
     metric_requests = max(1, span_requests // 20)
-    with tempfile.TemporaryDirectory(prefix="smolder-qbench-") as data_dir:
+    if args.keep:
+        shutil.rmtree(args.keep, ignore_errors=True)
+        Path(args.keep).mkdir(parents=True)
+    with (contextlib.nullcontext(args.keep) if args.keep
+          else tempfile.TemporaryDirectory(prefix="smolder-qbench-")) as data_dir:
         proc, addrs = start_server(bin_path, data_dir, *SERVER_FLAGS)
         grpc = "http://" + addrs["otlp_grpc"]
         t0 = time.time()

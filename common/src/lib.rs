@@ -65,6 +65,13 @@ impl Table {
         }
     }
 
+    /// Whether its Parquet files carry a bloom filter on `trace_id` per row
+    /// group (spans and logs are looked up by trace; metrics' exemplar trace
+    /// ids are not).
+    pub fn has_trace_id_bloom(self) -> bool {
+        matches!(self, Table::Spans | Table::Logs)
+    }
+
     /// The Arrow schema of the table.
     pub fn schema(self) -> SchemaRef {
         match self {

@@ -9,6 +9,7 @@
 //! [`search`] answers the UI's trace and log searches with the same engine.
 
 pub mod api;
+mod bloom;
 pub mod functions;
 pub mod sandbox;
 pub mod search;
@@ -79,6 +80,12 @@ impl Default for QueryLimits {
 /// across queries.
 const METADATA_CACHE_BYTES: usize = 256 << 20;
 
+/// Memory for the `trace_id` bloom filters of Parquet files, kept across
+/// queries so that a lookup by trace id does not read them again (bloom.rs):
+/// about a byte per span or log record, so a month of ten million spans a
+/// day would not all fit; the files looked up least recently make room.
+const BLOOM_CACHE_BYTES: usize = 128 << 20;
+
 /// The answer to a query.
 #[derive(Debug, Clone)]
 pub struct QueryOutput {
@@ -124,8 +131,9 @@ impl QueryEngine {
                 ctx.register_object_store(url.as_ref(), store);
             }
         }
+        let blooms = Arc::new(bloom::BloomCache::new(BLOOM_CACHE_BYTES));
         for table in Table::ALL {
-            let provider = SourceTable::new(table, sources.clone());
+            let provider = SourceTable::new(table, sources.clone(), Arc::clone(&blooms));
             ctx.register_table(table.name(), Arc::new(provider))?;
         }
         Ok(Self { ctx, limits })

@@ -5,8 +5,10 @@
 //! Filters are pushed down as far as they go: the query's predicate prunes
 //! whole files by the time range the manifest records for each, and then, in
 //! the Parquet reader, row groups and pages by their statistics and `trace_id`
-//! lookups by bloom filter. DataFusion still applies every filter on top
-//! (they are reported "inexact"), so pruning only ever saves work.
+//! lookups by bloom filter — the filters held in memory by [`BloomCache`], so
+//! that a lookup opens only the files and row groups that may hold the trace.
+//! DataFusion still applies every filter on top (they are reported
+//! "inexact"), so pruning only ever saves work.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -20,31 +22,48 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
+use datafusion::datasource::physical_plan::parquet::{
+    CachedParquetFileReaderFactory, ParquetAccessPlan, RowGroupAccess,
+};
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::Result;
+use datafusion::execution::cache::cache_manager::FileMetadataCache;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
+use datafusion::object_store::ObjectStore;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
+use futures::{StreamExt as _, TryStreamExt as _};
 use smolder_common::{StoredFile, Table, TableSource};
+
+use crate::bloom::{BloomCache, looked_up_ids};
 
 /// One of the tables `spans`, `logs`, `metrics`.
 #[derive(Debug)]
 pub struct SourceTable {
     table: Table,
     sources: Vec<Arc<dyn TableSource>>,
+    blooms: Arc<BloomCache>,
 }
 
 impl SourceTable {
-    /// The table `table` over `sources`.
-    pub fn new(table: Table, sources: Vec<Arc<dyn TableSource>>) -> Self {
-        Self { table, sources }
+    /// The table `table` over `sources`, looking trace ids up in the filters
+    /// `blooms` holds.
+    pub(crate) fn new(
+        table: Table,
+        sources: Vec<Arc<dyn TableSource>>,
+        blooms: Arc<BloomCache>,
+    ) -> Self {
+        Self {
+            table,
+            sources,
+            blooms,
+        }
     }
 }
 
@@ -121,7 +140,51 @@ impl SourceTable {
             .filter_map(|(f, keep)| keep.then_some(f))
             .collect())
     }
+
+    /// Of `files`, those whose bloom filters say they may hold one of `ids`,
+    /// each with the row groups to read when it is not all of them.
+    async fn files_with_ids(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        metadata: &Arc<FileMetadataCache>,
+        files: Vec<StoredFile>,
+        ids: &[String],
+    ) -> Result<Vec<(StoredFile, Option<ParquetAccessPlan>)>> {
+        let checked = futures::stream::iter(files)
+            .map(|file| async move {
+                let meta = PartitionedFile::new(file.path.clone(), file.size).object_meta;
+                let blooms = self.blooms.file(store.as_ref(), &meta, metadata).await?;
+                Ok::<_, datafusion::error::DataFusionError>((file, blooms.candidates(ids)))
+            })
+            .buffered(BLOOM_READS_IN_FLIGHT)
+            .try_collect::<Vec<_>>()
+            .await?;
+        Ok(checked
+            .into_iter()
+            .filter(|(_, candidates)| candidates.iter().any(|&c| c))
+            .map(|(file, candidates)| {
+                let plan = (!candidates.iter().all(|&c| c)).then(|| {
+                    ParquetAccessPlan::new(
+                        candidates
+                            .into_iter()
+                            .map(|c| {
+                                if c {
+                                    RowGroupAccess::Scan
+                                } else {
+                                    RowGroupAccess::Skip
+                                }
+                            })
+                            .collect(),
+                    )
+                });
+                (file, plan)
+            })
+            .collect())
+    }
 }
+
+/// Files whose bloom filters a lookup reads at once when they are not in memory.
+const BLOOM_READS_IN_FLIGHT: usize = 8;
 
 /// Whether a filter looks rows up by id: `trace_id = '…'`, `span_id IN (…)`.
 fn is_id_lookup(filter: &Expr) -> bool {
@@ -177,6 +240,13 @@ impl TableProvider for SourceTable {
             })
             .transpose()?;
         let target_partitions = state.config().target_partitions().max(1);
+        // A lookup by trace id asks the bloom filters which files to open.
+        let ids = self
+            .table
+            .has_trace_id_bloom()
+            .then(|| filters.iter().find_map(looked_up_ids))
+            .flatten();
+        let metadata = state.runtime_env().cache_manager.get_file_metadata_cache();
 
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         let mut batches = Vec::new();
@@ -190,19 +260,29 @@ impl TableProvider for SourceTable {
             let Some((url, store)) = source.object_store() else {
                 continue;
             };
+            let mut files = match &ids {
+                Some(ids) => self.files_with_ids(&store, &metadata, files, ids).await?,
+                None => files.into_iter().map(|f| (f, None)).collect(),
+            };
+            if files.is_empty() {
+                continue;
+            }
             // Spread the files over the partitions, largest first, so that
             // each core reads about the same number of bytes.
-            let mut files = files;
-            files.sort_by_key(|f| std::cmp::Reverse(f.size));
+            files.sort_by_key(|(f, _)| std::cmp::Reverse(f.size));
             let n = target_partitions.min(files.len());
             let mut groups: Vec<(u64, Vec<PartitionedFile>)> = vec![(0, Vec::new()); n];
-            for file in files {
+            for (file, plan) in files {
                 let lightest = groups
                     .iter_mut()
                     .min_by_key(|(bytes, _)| *bytes)
                     .expect("at least one group");
                 lightest.0 += file.size;
-                lightest.1.push(PartitionedFile::new(file.path, file.size));
+                let mut partitioned = PartitionedFile::new(file.path, file.size);
+                if let Some(plan) = plan {
+                    partitioned = partitioned.with_extension(plan);
+                }
+                lightest.1.push(partitioned);
             }
             // A lookup by id wants late materialization (the id column is
             // decoded first, the others only for the few rows that match);
@@ -212,13 +292,14 @@ impl TableProvider for SourceTable {
             // session's metadata cache (files are immutable under their
             // names): a query over a month of hourly files does not re-read
             // 700 footers.
-            let metadata = state.runtime_env().cache_manager.get_file_metadata_cache();
             let mut parquet = ParquetSource::new(Arc::clone(&schema))
                 .with_parquet_file_reader_factory(Arc::new(CachedParquetFileReaderFactory::new(
-                    store, metadata,
+                    store,
+                    Arc::clone(&metadata),
                 )))
                 .with_enable_page_index(true)
-                .with_bloom_filter_on_read(true)
+                // Filters already consulted from memory are not read again.
+                .with_bloom_filter_on_read(ids.is_none())
                 .with_pushdown_filters(lookup)
                 .with_reorder_filters(lookup);
             if let Some(predicate) = &predicate {

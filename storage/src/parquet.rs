@@ -65,7 +65,7 @@ pub(crate) fn writer_properties(table: Table, row_group_rows: usize) -> WriterPr
             .set_column_dictionary_enabled(column.clone(), false)
             .set_column_encoding(column, encoding);
     }
-    if schema.index_of("trace_id").is_ok() && table != Table::Metrics {
+    if table.has_trace_id_bloom() {
         let column = ColumnPath::from("trace_id");
         props = props
             .set_column_bloom_filter_enabled(column.clone(), true)
