@@ -201,12 +201,16 @@ def main():
         print()
         print("| table | rows | Parquet bytes | bytes per row | OTLP protobuf bytes | Parquet / protobuf |")
         print("|---|---|---|---|---|---|")
+        totals = [0, 0, 0]
         for table in ("spans", "logs", "metrics"):
             files = [f for f in manifest["files"] if f["table"] == table]
             rows = sum(f["rows"] for f in files)
             size = sum(f["bytes"] for f in files)
             sent = loaded[table]["bytes_sent"]
+            totals = [totals[0] + rows, totals[1] + size, totals[2] + sent]
             print(f"| {table} | {rows} | {size} | {size / max(rows, 1):.1f} | {sent} | {size / sent:.1%} |")
+        rows, size, sent = totals
+        print(f"| all | {rows} | {size} | {size / max(rows, 1):.1f} | {sent} | {size / sent:.1%} |")
         print()
         print(f"{len(manifest['files'])} files after compaction")
         stop(proc)
