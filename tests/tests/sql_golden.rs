@@ -193,6 +193,15 @@ async fn ids_by_trace(engine: &QueryEngine, sql: &str) -> BTreeMap<String, Vec<S
     out
 }
 
+/// The text in `column` of the first row `sql` answers.
+async fn first_text(engine: &QueryEngine, sql: &str, column: usize) -> String {
+    engine.sql(sql).await.unwrap().batches[0]
+        .column(column)
+        .as_string::<i32>()
+        .value(0)
+        .to_string()
+}
+
 /// A lookup by trace id asks the bloom filters held in memory which files and
 /// row groups may hold the trace, and reads only those: it must find exactly
 /// the rows a full scan finds, in Parquet (many row groups per file) and in
@@ -254,28 +263,10 @@ async fn lookups_by_trace_id_find_what_a_full_scan_finds_and_open_only_their_fil
     // memory), only the row groups that may hold it are read. A trace of the
     // second hour opens no file at all.
     for (order, files) in [("", 1), ("DESC", 0)] {
-        let id = engine
-            .sql(&format!(
-                "SELECT trace_id FROM spans ORDER BY start_time {order} LIMIT 1"
-            ))
-            .await
-            .unwrap();
-        let id = id.batches[0]
-            .column(0)
-            .as_string::<i32>()
-            .value(0)
-            .to_string();
-        let analyzed = engine
-            .sql(&format!(
-                "EXPLAIN ANALYZE SELECT span_id FROM spans WHERE trace_id = '{id}'"
-            ))
-            .await
-            .unwrap();
-        let plan = analyzed.batches[0]
-            .column(1)
-            .as_string::<i32>()
-            .value(0)
-            .to_string();
+        let sql = format!("SELECT trace_id FROM spans ORDER BY start_time {order} LIMIT 1");
+        let id = first_text(&engine, &sql, 0).await;
+        let sql = format!("EXPLAIN ANALYZE SELECT span_id FROM spans WHERE trace_id = '{id}'");
+        let plan = first_text(&engine, &sql, 1).await;
         assert_eq!(plan.matches(".parquet").count(), files, "{plan}");
         if files == 1 {
             let groups: usize = plan
