@@ -54,7 +54,15 @@ impl IntoResponse for Error {
         let status = match &self {
             Error::Invalid(_) | Error::Config(_) => StatusCode::BAD_REQUEST,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Store(e) => {
+                // The detail is for the operator, not the client.
+                tracing::error!(error = %e, "The alerting database failed.");
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error; see the server log",
+                );
+            }
         };
         error(status, self.to_string())
     }
@@ -204,6 +212,12 @@ struct NewSilence {
     comment: String,
 }
 
+/// The longest a silence may last: a year (a longer one is a mistake, or
+/// an attack on the pages).
+fn max_silence() -> chrono::Duration {
+    chrono::Duration::days(366)
+}
+
 async fn add_silence(State(a): State<Arc<Alerting>>, body: axum::body::Bytes) -> Response {
     let new: NewSilence = match serde_json::from_slice(&body) {
         Ok(n) => n,
@@ -229,11 +243,34 @@ async fn add_silence(State(a): State<Arc<Alerting>>, body: axum::body::Bytes) ->
             );
         }
         (Some(e), None) => e,
-        (None, Some(d)) => {
-            starts_at + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-        }
+        (None, Some(d)) => match chrono::Duration::from_std(d)
+            .ok()
+            .filter(|d| *d <= max_silence())
+            .and_then(|d| starts_at.checked_add_signed(d))
+        {
+            Some(end) => end,
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "duration: {} is longer than a silence may last ({} days)",
+                        humantime::format_duration(d),
+                        max_silence().num_days()
+                    ),
+                );
+            }
+        },
         (None, None) => return error(StatusCode::BAD_REQUEST, "ends_at or duration is required"),
     };
+    if ends_at.signed_duration_since(starts_at) > max_silence() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "ends_at: a silence may last at most {} days",
+                max_silence().num_days()
+            ),
+        );
+    }
     let silence = Silence {
         id: new.id.unwrap_or_default(),
         matchers: new.matchers,

@@ -14,6 +14,7 @@ use datafusion::arrow::array::{Array, AsArray as _};
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::prelude::SessionContext;
 use smolder_common::Table;
+use smolder_query::QueryEngine;
 use smolder_slo::SloDefinition;
 use smolder_slo::model::{SliKind, duration_ns};
 use smolder_slo::sql::ts;
@@ -98,8 +99,43 @@ fn predicates(def: &SloDefinition, group: &BTreeMap<String, String>) -> (Table, 
 }
 
 /// Example trace ids and over-represented values among the bad events of the
-/// last `window` before `now_ns`.
+/// last `window` before `now_ns`, found on the query runtime within
+/// `timeout`. The group's keys must be the SLO's own `groupBy` expressions
+/// (they are put into the query; its values only as literals).
+#[allow(clippy::too_many_arguments)]
 pub async fn find(
+    query: &QueryEngine,
+    def: &SloDefinition,
+    group: &BTreeMap<String, String>,
+    window: Duration,
+    now_ns: i64,
+    examples: usize,
+    timeout: Duration,
+) -> Result<(Vec<String>, Vec<Hint>), String> {
+    if let Some(key) = group.keys().find(|k| !def.group_by.contains(k)) {
+        return Err(format!(
+            "group key {key:?} is not a groupBy expression of SLO {:?} (it has {:?})",
+            def.id, def.group_by
+        ));
+    }
+    let ctx = query.context().clone();
+    let (def, group) = (def.clone(), group.clone());
+    query
+        .run("causes", timeout, async move {
+            find_in(&ctx, &def, &group, window, now_ns, examples)
+                .await
+                .map_err(smolder_query::Error::Refused)
+        })
+        .await
+        .map_err(|e| match e {
+            smolder_query::Error::Timeout(t) => {
+                format!("finding causes took longer than {}", humantime::format_duration(t))
+            }
+            e => e.to_string(),
+        })
+}
+
+async fn find_in(
     ctx: &SessionContext,
     def: &SloDefinition,
     group: &BTreeMap<String, String>,
@@ -251,7 +287,10 @@ async fn run(
     sql: &str,
 ) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>, String> {
     let df = ctx.sql(sql).await.map_err(|e| format!("{e}"))?;
-    df.collect().await.map_err(|e| format!("{e}"))
+    let stream = df.execute_stream().await.map_err(|e| format!("{e}"))?;
+    smolder_query::collect_at_most(stream, usize::MAX)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use datafusion::prelude::SessionContext;
+use smolder_query::QueryEngine;
 use serde::Serialize;
 use smolder_common::clock::Clock;
 use smolder_slo::engine::Snapshot;
@@ -105,13 +105,16 @@ pub enum Error {
     /// Something was not found.
     #[error("{0}")]
     NotFound(String),
+    /// The request conflicts with what exists.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// The alerting stage.
 pub struct Alerting {
     store: Arc<Store>,
     clock: Arc<dyn Clock>,
-    ctx: SessionContext,
+    query: QueryEngine,
     deliverer: Arc<Deliverer>,
     runtime: RwLock<Arc<Runtime>>,
     inner: tokio::sync::Mutex<Inner>,
@@ -247,7 +250,7 @@ impl Alerting {
     /// invalid configuration with every problem and its field.
     pub fn new(
         store: Store,
-        ctx: SessionContext,
+        query: QueryEngine,
         clock: Arc<dyn Clock>,
         config: &AlertingConfig,
         default_external_url: String,
@@ -299,7 +302,7 @@ impl Alerting {
         Ok(Arc::new(Self {
             store,
             clock,
-            ctx,
+            query,
             deliverer,
             runtime: RwLock::new(Arc::new(runtime)),
             inner: tokio::sync::Mutex::new(Inner {
@@ -405,19 +408,20 @@ impl Alerting {
             .into_iter()
             .map(|(def, group, window, fps)| async move {
                 let started = std::time::Instant::now();
-                let found = tokio::time::timeout(
+                let found = crate::cause::find(
+                    &self.query,
+                    &def,
+                    &group,
+                    window,
+                    now,
+                    examples,
                     Duration::from_secs(2),
-                    crate::cause::find(&self.ctx, &def, &group, window, now, examples),
                 )
                 .await;
                 let found = match found {
-                    Ok(Ok(f)) => f,
-                    Ok(Err(e)) => {
-                        tracing::warn!(slo = %def.id, error = %e, "Looking for causes failed.");
-                        Default::default()
-                    }
-                    Err(_) => {
-                        tracing::warn!(slo = %def.id, "Looking for causes took over 2s; skipped.");
+                    Ok(f) => f,
+                    Err(e) => {
+                        tracing::warn!(slo = %def.id, error = %e, "Looking for causes failed; skipped.");
                         Default::default()
                     }
                 };
@@ -719,9 +723,14 @@ impl Alerting {
             s.id = new_id(self.clock.now_ns()).replacen("msg_", "sil_", 1);
         }
         s.created_at = now;
-        self.store.put_silence(&s)?;
         let mut inner = self.inner.lock().await;
-        inner.silences.retain(|x| x.id != s.id);
+        if inner.silences.iter().any(|x| x.id == s.id) {
+            return Err(Error::Conflict(format!(
+                "silence {:?} exists; expire it (DELETE /api/v1/silences/{{id}}) or leave id out",
+                s.id
+            )));
+        }
+        self.store.put_silence(&s)?;
         inner.silences.push(s.clone());
         Ok(s)
     }
@@ -768,12 +777,16 @@ impl Alerting {
         };
         let examples = self.runtime().config.examples.unwrap_or(3).max(1);
         let now = self.clock.now_ns();
-        tokio::time::timeout(
+        crate::cause::find(
+            &self.query,
+            &status.definition,
+            &group,
+            window,
+            now,
+            examples,
             Duration::from_secs(10),
-            crate::cause::find(&self.ctx, &status.definition, &group, window, now, examples),
         )
         .await
-        .map_err(|_| Error::Invalid("finding causes took longer than 10 s".into()))?
         .map_err(Error::Invalid)
     }
 

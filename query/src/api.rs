@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use datafusion::arrow::datatypes::{Field, Schema};
@@ -59,7 +60,7 @@ impl IntoResponse for ApiError {
                 _ => StatusCode::BAD_REQUEST,
             },
             Error::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
-            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Panicked(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %self.0, "SQL query failed.");
@@ -75,7 +76,19 @@ impl IntoResponse for ApiError {
 pub async fn sql(
     State(engine): State<Arc<QueryEngine>>,
     headers: HeaderMap,
-    Json(request): Json<SqlRequest>,
+    request: Result<Json<SqlRequest>, JsonRejection>,
+) -> Result<Response, Response> {
+    // A body that is not `{"sql": "…"}` gets the JSON error shape too.
+    let Json(request) = request.map_err(|r| {
+        (r.status(), Json(json!({ "error": r.body_text() }))).into_response()
+    })?;
+    answer(&engine, &headers, &request).await.map_err(IntoResponse::into_response)
+}
+
+async fn answer(
+    engine: &QueryEngine,
+    headers: &HeaderMap,
+    request: &SqlRequest,
 ) -> Result<Response, ApiError> {
     let output = engine.sql(&request.sql).await?;
     let wants_arrow = headers

@@ -10,6 +10,8 @@
 
 pub mod api;
 mod bloom;
+pub mod bounded;
+pub mod executor;
 pub mod functions;
 pub mod sandbox;
 pub mod search;
@@ -41,6 +43,10 @@ pub enum Error {
     /// The query ran longer than the configured timeout.
     #[error("the query was cancelled after the timeout of {0:?}")]
     Timeout(Duration),
+    /// The query panicked inside DataFusion (a bug there or here); the
+    /// query failed, the server goes on.
+    #[error("the query failed inside the engine: {0}")]
+    Panicked(String),
     /// The engine could not be set up (a bug or a configuration error).
     #[error("query engine: {0}")]
     Internal(String),
@@ -64,6 +70,12 @@ pub struct QueryLimits {
     pub timeout: Duration,
     /// Memory DataFusion operators may reserve (sorts, joins, aggregations).
     pub memory_limit: usize,
+    /// Size and nesting of statements and expressions.
+    pub statement: sandbox::Limits,
+    /// Output of the functions that make data out of a number.
+    pub functions: bounded::FunctionLimits,
+    /// Threads of the query runtime ([`executor`]); 0 for one per core.
+    pub threads: usize,
 }
 
 impl Default for QueryLimits {
@@ -72,6 +84,9 @@ impl Default for QueryLimits {
             max_rows: 10_000,
             timeout: Duration::from_secs(30),
             memory_limit: 1 << 30,
+            statement: sandbox::Limits::default(),
+            functions: bounded::FunctionLimits::default(),
+            threads: 0,
         }
     }
 }
@@ -102,6 +117,7 @@ pub struct QueryOutput {
 pub struct QueryEngine {
     ctx: SessionContext,
     limits: QueryLimits,
+    executor: Arc<executor::Executor>,
 }
 
 impl std::fmt::Debug for QueryEngine {
@@ -126,6 +142,7 @@ impl QueryEngine {
             .build_arc()?;
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         functions::register(&ctx);
+        bounded::register(&ctx, limits.functions);
         for source in &sources {
             if let Some((url, store)) = source.object_store() {
                 ctx.register_object_store(url.as_ref(), store);
@@ -136,7 +153,16 @@ impl QueryEngine {
             let provider = SourceTable::new(table, sources.clone(), Arc::clone(&blooms));
             ctx.register_table(table.name(), Arc::new(provider))?;
         }
-        Ok(Self { ctx, limits })
+        let threads = match limits.threads {
+            0 => std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+            n => n,
+        };
+        let executor = Arc::new(executor::Executor::new(threads)?);
+        Ok(Self {
+            ctx,
+            limits,
+            executor,
+        })
     }
 
     /// The session, for registering functions and for tests.
@@ -149,41 +175,77 @@ impl QueryEngine {
         self.limits
     }
 
+    /// Queries that panicked since start.
+    pub fn panics(&self) -> u64 {
+        self.executor.panics()
+    }
+
+    /// Runs `work` — planning and running queries on [`Self::context`] — on
+    /// the query runtime, for at most `timeout` ([`executor`]). For queries
+    /// other than the SQL API's (SLO rollups, causes, searches): they get
+    /// the same isolation, memory pool and function limits.
+    pub async fn run<T, F>(&self, what: &str, timeout: Duration, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<T>> + Send + 'static,
+    {
+        self.executor.run(what, timeout, work).await
+    }
+
+    /// Checks that `expr` is one expression without subqueries within the
+    /// statement limits (for expressions users write into definitions).
+    pub fn check_expression(&self, expr: &str) -> Result<()> {
+        sandbox::check_expression(expr, self.limits.statement)
+    }
+
     /// Runs one read-only statement.
     pub async fn sql(&self, sql: &str) -> Result<QueryOutput> {
-        sandbox::check(sql)?;
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        let max_rows = self.limits.max_rows;
-        let run = async {
-            let df = self.ctx.sql_with_options(sql, options).await?;
-            let schema = Arc::clone(df.schema().inner());
-            // Stream the result and stop one row past the limit: that row tells
-            // whether the result was cut off, and the rest is never computed.
-            let mut stream = df.execute_stream().await?;
-            let (mut batches, mut rows) = (Vec::new(), 0);
-            while let Some(batch) = stream.next().await {
-                let batch = batch?;
-                rows += batch.num_rows();
-                batches.push(batch);
-                if rows > max_rows {
-                    break;
-                }
-            }
-            Ok::<_, DataFusionError>((schema, batches))
-        };
-        let (schema, batches) = tokio::time::timeout(self.limits.timeout, run)
-            .await
-            .map_err(|_| Error::Timeout(self.limits.timeout))??;
-        let (batches, truncated) = truncate(batches, max_rows);
-        Ok(QueryOutput {
-            schema,
-            batches,
-            truncated,
+        let ctx = self.ctx.clone();
+        let limits = self.limits;
+        let sql = sql.to_string();
+        self.run("sql", limits.timeout, async move {
+            run_sql(&ctx, &sql, limits).await
         })
+        .await
     }
+}
+
+/// Plans and runs a statement of the SQL API (on the query runtime).
+async fn run_sql(ctx: &SessionContext, sql: &str, limits: QueryLimits) -> Result<QueryOutput> {
+    sandbox::check(sql, limits.statement)?;
+    let options = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    let df = ctx.sql_with_options(sql, options).await?;
+    let schema = Arc::clone(df.schema().inner());
+    let batches = collect_at_most(df.execute_stream().await?, limits.max_rows + 1).await?;
+    let (batches, truncated) = truncate(batches, limits.max_rows);
+    Ok(QueryOutput {
+        schema,
+        batches,
+        truncated,
+    })
+}
+
+/// The batches of `stream` until it ends or `rows` rows have come (the rest
+/// is never computed). Yields to the runtime between batches, so that a
+/// query past its timeout is stopped at the next batch.
+pub async fn collect_at_most(
+    mut stream: datafusion::physical_plan::SendableRecordBatchStream,
+    rows: usize,
+) -> Result<Vec<RecordBatch>> {
+    let (mut batches, mut seen) = (Vec::new(), 0);
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        seen += batch.num_rows();
+        batches.push(batch);
+        if seen >= rows {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    Ok(batches)
 }
 
 /// Keeps the first `max_rows` rows.

@@ -1,4 +1,5 @@
-//! The read-only sandbox of the SQL API.
+//! The read-only sandbox of the SQL API, and the size limits of every
+//! statement or expression that reaches the planner.
 //!
 //! Exactly one statement, and only SELECT (with WITH / VALUES / set operations),
 //! EXPLAIN of such a query, SHOW and DESCRIBE. DDL, DML, `COPY`, `CREATE EXTERNAL
@@ -6,14 +7,48 @@
 //! found. Defence in depth: the engine also runs statements with DataFusion's
 //! `SQLOptions` denying DDL, DML and statements, and registers no table function
 //! or URL table that reads files.
+//!
+//! The planner and optimizer recurse over the expression tree: a 4 KB
+//! `SELECT 1+1+…+1` is a tree 2,000 levels deep. Statements are therefore
+//! refused — before planning, with a 400 — when their text is longer than
+//! [`Limits::max_statement_bytes`] or an expression (or a chain of set
+//! operations) nests deeper than [`Limits::max_expr_depth`]. The parser
+//! itself only recurses on parentheses and prefix operators, which its own
+//! recursion limit bounds; the tree it builds from a statement within the
+//! size limit is dropped within a query thread's stack
+//! ([`crate::executor::QUERY_STACK_BYTES`]).
+
+use std::ops::ControlFlow;
 
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
-use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::ast::{Expr, Query, SetExpr, Statement, Visit, Visitor};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::Token;
 
 use crate::{Error, Result};
 
-/// Checks that `sql` is exactly one read-only statement.
-pub fn check(sql: &str) -> Result<()> {
+/// How large a statement or expression may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of SQL text.
+    pub max_statement_bytes: usize,
+    /// Nesting of expressions, subqueries and set operations.
+    pub max_expr_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_statement_bytes: 256 << 10,
+            max_expr_depth: 500,
+        }
+    }
+}
+
+/// Checks that `sql` is exactly one read-only statement within `limits`.
+pub fn check(sql: &str, limits: Limits) -> Result<()> {
+    check_size(sql, "statement", limits)?;
     let statements = DFParser::parse_sql(sql).map_err(|e| Error::Query(Box::new(e)))?;
     match statements.len() {
         0 => {
@@ -28,7 +63,141 @@ pub fn check(sql: &str) -> Result<()> {
             )));
         }
     }
-    check_statement(&statements[0])
+    check_statement(&statements[0], limits)
+}
+
+/// Checks that `expr` is one SQL expression without subqueries, within
+/// `limits` (the filters, values and groups of SLO definitions).
+pub fn check_expression(expr: &str, limits: Limits) -> Result<()> {
+    check_size(expr, "expression", limits)?;
+    let mut parser = Parser::new(&GenericDialect {})
+        .try_with_sql(expr)
+        .map_err(|e| Error::Refused(e.to_string()))?;
+    let parsed = parser
+        .parse_expr()
+        .map_err(|e| Error::Refused(e.to_string()))?;
+    if parser.peek_token().token != Token::EOF {
+        return Err(Error::Refused(format!(
+            "{expr:?} is more than one expression (unexpected {})",
+            parser.peek_token().token
+        )));
+    }
+    let mut depth = Depth::new(limits.max_expr_depth);
+    if let ControlFlow::Break(found) = parsed.visit(&mut depth) {
+        return Err(match found {
+            Found::Subquery => {
+                Error::Refused(format!("{expr:?}: subqueries are not allowed here"))
+            }
+            Found::TooDeep => too_deep(limits),
+        });
+    }
+    Ok(())
+}
+
+fn check_size(text: &str, what: &str, limits: Limits) -> Result<()> {
+    if text.len() > limits.max_statement_bytes {
+        return Err(Error::Refused(format!(
+            "the {what} is {} bytes long; at most {} are accepted",
+            text.len(),
+            limits.max_statement_bytes
+        )));
+    }
+    Ok(())
+}
+
+fn too_deep(limits: Limits) -> Error {
+    Error::Refused(format!(
+        "the statement nests more than {} levels deep (expressions, subqueries or set \
+         operations); split it or write it with IN (…) or CASE",
+        limits.max_expr_depth
+    ))
+}
+
+/// What stopped a visit.
+enum Found {
+    TooDeep,
+    /// A subquery where none may be (expressions only).
+    Subquery,
+}
+
+/// Measures nesting as it visits; stops as soon as it passes the limit, so
+/// the visit itself never recurses deeper than that.
+struct Depth {
+    depth: usize,
+    max: usize,
+    /// Whether subqueries are refused.
+    expression_only: bool,
+}
+
+impl Depth {
+    fn new(max: usize) -> Self {
+        Self {
+            depth: 0,
+            max,
+            expression_only: true,
+        }
+    }
+
+    fn enter(&mut self, levels: usize) -> ControlFlow<Found> {
+        self.depth += levels;
+        if self.depth > self.max {
+            ControlFlow::Break(Found::TooDeep)
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+}
+
+/// Nesting of set operations in a query's body, counted without recursion
+/// (a chain of 5,000 `UNION ALL` is as deep as it is long).
+fn set_operation_depth(body: &SetExpr) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(body, 0_usize)];
+    while let Some((expr, depth)) = stack.pop() {
+        deepest = deepest.max(depth);
+        if let SetExpr::SetOperation { left, right, .. } = expr {
+            stack.push((left, depth + 1));
+            stack.push((right, depth + 1));
+        }
+    }
+    deepest
+}
+
+impl Visitor for Depth {
+    type Break = Found;
+
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<Found> {
+        if self.expression_only {
+            return ControlFlow::Break(Found::Subquery);
+        }
+        let levels = 1 + set_operation_depth(&query.body);
+        self.enter(levels)?;
+        // The set operations' depth counts while inside this query only.
+        self.depth -= levels - 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _query: &Query) -> ControlFlow<Found> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<Found> {
+        if self.expression_only
+            && matches!(
+                expr,
+                Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. }
+            )
+        {
+            return ControlFlow::Break(Found::Subquery);
+        }
+        self.enter(1)
+    }
+
+    fn post_visit_expr(&mut self, _expr: &Expr) -> ControlFlow<Found> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
 }
 
 fn refuse(what: &str) -> Error {
@@ -38,24 +207,33 @@ fn refuse(what: &str) -> Error {
     ))
 }
 
-fn check_statement(statement: &DFStatement) -> Result<()> {
+fn check_statement(statement: &DFStatement, limits: Limits) -> Result<()> {
     match statement {
-        DFStatement::Statement(s) => check_sql(s),
-        DFStatement::Explain(explain) => check_statement(&explain.statement),
+        DFStatement::Statement(s) => check_sql(s, limits),
+        DFStatement::Explain(explain) => check_statement(&explain.statement, limits),
         DFStatement::CreateExternalTable(_) => Err(refuse("CREATE EXTERNAL TABLE")),
         DFStatement::CopyTo(_) => Err(refuse("COPY")),
         DFStatement::Reset(_) => Err(refuse("RESET")),
     }
 }
 
-fn check_sql(statement: &Statement) -> Result<()> {
+fn check_sql(statement: &Statement, limits: Limits) -> Result<()> {
     match statement {
         Statement::Query(_)
         | Statement::ShowTables { .. }
         | Statement::ShowColumns { .. }
         | Statement::ShowFunctions { .. }
-        | Statement::ExplainTable { .. } => Ok(()),
-        Statement::Explain { statement, .. } => check_sql(statement),
+        | Statement::ExplainTable { .. } => {
+            let mut depth = Depth {
+                expression_only: false,
+                ..Depth::new(limits.max_expr_depth)
+            };
+            match statement.visit(&mut depth) {
+                ControlFlow::Break(_) => Err(too_deep(limits)),
+                ControlFlow::Continue(()) => Ok(()),
+            }
+        }
+        Statement::Explain { statement, .. } => check_sql(statement, limits),
         other => {
             // The statement's own text up to its first space names its kind
             // ("INSERT", "CREATE", "SET" …) without echoing the whole query.
@@ -67,5 +245,81 @@ fn check_sql(statement: &Statement) -> Result<()> {
                 .join(" ");
             Err(refuse(&kind))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(term: &str, op: &str, n: usize) -> String {
+        vec![term; n].join(op)
+    }
+
+    /// Runs `f` on a thread with a query thread's stack: the trees of these
+    /// statements are deeper than a test thread's stack can drop.
+    fn on_query_stack(f: impl FnOnce() + Send + 'static) {
+        std::thread::Builder::new()
+            .stack_size(crate::executor::QUERY_STACK_BYTES)
+            .spawn(f)
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn long_operator_chains_are_refused_before_planning() {
+        on_query_stack(long_chains);
+    }
+
+    fn long_chains() {
+        let limits = Limits::default();
+        for sql in [
+            format!("SELECT {}", chain("1", "+", 2_000)),
+            format!("SELECT 1 WHERE {}", chain("true", " OR ", 2_000)),
+            format!("SELECT 1 WHERE true{}", " AND true".repeat(2_000)),
+            chain("SELECT 1", " UNION ALL ", 5_000),
+        ] {
+            let err = check(&sql, limits).unwrap_err();
+            assert!(err.to_string().contains("levels deep"), "{err}");
+        }
+    }
+
+    #[test]
+    fn statements_within_the_limits_pass() {
+        let limits = Limits::default();
+        check(&format!("SELECT {}", chain("1", "+", 400)), limits).unwrap();
+        check(&chain("SELECT 1", " UNION ALL ", 400), limits).unwrap();
+        check(
+            "SELECT (SELECT max(x) FROM (SELECT 1 AS x)) + 1 WHERE 1 IN (SELECT 1)",
+            limits,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_statement_longer_than_the_limit_is_refused_by_its_size() {
+        let limits = Limits {
+            max_statement_bytes: 100,
+            ..Limits::default()
+        };
+        let err = check(&format!("SELECT '{}'", "x".repeat(200)), limits).unwrap_err();
+        assert!(err.to_string().contains("at most 100"), "{err}");
+    }
+
+    #[test]
+    fn expressions_refuse_subqueries_and_depth() {
+        on_query_stack(expressions);
+    }
+
+    fn expressions() {
+        let limits = Limits::default();
+        check_expression("status_code = 'ERROR' AND duration_ns > 5", limits).unwrap();
+        let err = check_expression("x IN (SELECT 1)", limits).unwrap_err();
+        assert!(err.to_string().contains("subqueries"), "{err}");
+        let err = check_expression(&chain("a = 1", " OR ", 2_000), limits).unwrap_err();
+        assert!(err.to_string().contains("levels deep"), "{err}");
+        let err = check_expression("a = 1; DROP TABLE spans", limits).unwrap_err();
+        assert!(err.to_string().contains("more than one expression"), "{err}");
     }
 }

@@ -248,7 +248,12 @@ pub struct SeriesQuery {
 
 fn parse_time(s: &str) -> Result<i64, String> {
     if let Ok(secs) = s.parse::<f64>() {
-        return Ok((secs * 1e9) as i64);
+        // Timestamps are nanoseconds in an i64: years 1677 to 2262.
+        let ns = secs * 1e9;
+        if !ns.is_finite() || ns.abs() >= 9.2e18 {
+            return Err(format!("{s:?} is out of the range of a timestamp"));
+        }
+        return Ok(ns as i64);
     }
     chrono::DateTime::parse_from_rfc3339(s)
         .ok()
@@ -276,6 +281,18 @@ async fn series(
     };
     if from > to {
         return error(StatusCode::BAD_REQUEST, "from must not be after to");
+    }
+    // No chart needs more than two of the longest windows a definition may
+    // have; longer ranges only burn CPU (and overflow a timestamp).
+    let max_range = engine.options().defaults.bounds.max_window.saturating_mul(2);
+    if to.checked_sub(from).is_none_or(|r| r > duration_ns(max_range)) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "from: the range from {from} to {to} (ns) is longer than {}",
+                humantime::format_duration(max_range)
+            ),
+        );
     }
     let bucket = def.bucket_ns(engine.options().step);
     let mut step = match q

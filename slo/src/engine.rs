@@ -17,7 +17,9 @@ use std::time::{Duration, Instant, SystemTime};
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::prelude::{SQLOptions, SessionContext};
+use datafusion::prelude::SQLOptions;
+use futures::FutureExt as _;
+use smolder_query::QueryEngine;
 use futures::StreamExt as _;
 use serde::Serialize;
 use smolder_common::Table;
@@ -52,6 +54,10 @@ pub struct EngineOptions {
     pub backfill_budget: Duration,
     /// SLOs updated at once.
     pub concurrency: usize,
+    /// Time one SLO's query (a chunk of its rollups) may run; beyond it the
+    /// update stops, the SLO reports the timeout as its error and the other
+    /// SLOs go on.
+    pub query_timeout: Duration,
     /// Defaults for definitions.
     pub defaults: Defaults,
     /// The directory SLO files are loaded from (and reloaded when they
@@ -69,6 +75,7 @@ impl Default for EngineOptions {
             backfill_chunk: Duration::from_secs(6 * 3600),
             backfill_budget: Duration::from_secs(2),
             concurrency: 2,
+            query_timeout: Duration::from_secs(30),
             defaults: Defaults::default(),
             dir: None,
         }
@@ -170,7 +177,7 @@ pub struct TickReport {
 
 /// The SLO engine.
 pub struct SloEngine {
-    ctx: SessionContext,
+    query: QueryEngine,
     clock: Arc<dyn Clock>,
     options: EngineOptions,
     db: Arc<Db>,
@@ -252,22 +259,25 @@ impl BackfillBudget {
 /// for 100 SLOs at the default interval).
 const MAX_UNSAVED: usize = 50_000;
 
+/// Rows of a batch a row SLI's conditions are evaluated on at a time.
+const EVAL_SLICE_ROWS: usize = 1024;
+
 fn now_index(ns: i64, bucket_ns: i64) -> i64 {
     ns.div_euclid(bucket_ns)
 }
 
 impl SloEngine {
-    /// An engine reading telemetry through `ctx` (a session with the
+    /// An engine reading telemetry through `query` (a session with the
     /// `spans`, `logs` and `metrics` tables and smolder's functions), storing
     /// rollups in `db`. Loads the SLO directory and the API-managed SLOs.
     pub async fn new(
-        ctx: SessionContext,
+        query: QueryEngine,
         db: Db,
         clock: Arc<dyn Clock>,
         options: EngineOptions,
     ) -> Result<Arc<Self>> {
         let engine = Arc::new(Self {
-            ctx,
+            query,
             clock,
             options,
             db: Arc::new(db),
@@ -380,7 +390,24 @@ impl SloEngine {
     /// Checks a definition's SQL against the tables (see
     /// [`crate::sql::check_definition`]).
     pub async fn check(&self, def: &SloDefinition) -> Result<(), Vec<Problem>> {
-        check_definition(&self.ctx, def, self.options.step).await
+        let ctx = self.query.context().clone();
+        let (def, step) = (def.clone(), self.options.step);
+        let origin = def.id.clone();
+        // Planning runs on the query runtime like every query: the
+        // expressions are the user's.
+        self.query
+            .run("slo check", self.options.query_timeout, async move {
+                Ok(check_definition(&ctx, &def, step).await)
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Err(vec![Problem {
+                    file: "api".into(),
+                    document: 0,
+                    field: format!("SLO {origin}"),
+                    message: format!("checking the SLO failed: {e}"),
+                }])
+            })
     }
 
     /// Rebuilds the runtimes from the current definitions, keeping rollups
@@ -446,13 +473,19 @@ impl SloEngine {
     /// Buckets an SLO's ring holds: its horizon, the lateness and a chunk.
     fn capacity(&self, def: &SloDefinition, now: i64) -> usize {
         let b = def.bucket_ns(self.options.step);
-        let span = duration_ns(def.horizon(now) + self.options.lateness) + 2 * b;
+        // Saturating: definitions are bounded (spec::Bounds), but a stored
+        // one must never wrap into a negative span.
+        let span = duration_ns(def.horizon(now).saturating_add(self.options.lateness))
+            .saturating_add(b.saturating_mul(2));
         usize::try_from(span / b + 1).unwrap_or(usize::MAX)
     }
 
     fn fresh_state(&self, def: &SloDefinition, now: i64) -> InstanceState {
         let b = def.bucket_ns(self.options.step);
-        let start = (now - duration_ns(def.horizon(now))).div_euclid(b) * b;
+        let start = now
+            .saturating_sub(duration_ns(def.horizon(now)))
+            .div_euclid(b)
+            .saturating_mul(b);
         InstanceState {
             groups: BTreeMap::new(),
             watermark: start,
@@ -499,7 +532,7 @@ impl SloEngine {
             }
             None => {}
         }
-        let rows = RowConditions::compile(&self.ctx, &def).unwrap_or_else(|e| {
+        let rows = RowConditions::compile(self.query.context(), &def).unwrap_or_else(|e| {
             // Its own query will report the problem.
             tracing::warn!(slo = %def.id, error = %e, "The SLI's conditions do not compile; the SLO is rolled up on its own.");
             None
@@ -559,6 +592,13 @@ impl SloEngine {
                 "the body does not define SLO {id:?} (it defines {found:?})"
             )));
         };
+        let max_slos = self.options.defaults.bounds.max_slos;
+        let exists = self.runtimes.read().expect("lock").contains_key(id);
+        if !exists && self.runtimes.read().expect("lock").len() >= max_slos {
+            return Err(fail(format!(
+                "smolder runs at most {max_slos} SLOs (slo.max_slos); delete one first"
+            )));
+        }
         self.check(def).await?;
         self.db
             .put_api(id, yaml, self.clock.now_ns())
@@ -785,7 +825,7 @@ impl SloEngine {
         while from < now {
             let to = now.min(from + chunk);
             match self
-                .update_chunk(rt, &mut st, from, to, now, &mut rows)
+                .guarded(self.update_chunk(rt, &mut st, from, to, now, &mut rows))
                 .await
             {
                 Ok(()) => done = Some(to),
@@ -871,8 +911,11 @@ impl SloEngine {
         let mut sets: BTreeMap<(&'static str, i64, i64), Vec<Arc<Runtime>>> = BTreeMap::new();
         let mut rest = Vec::new();
         for rt in runtimes {
-            if rt.rows.is_some() {
-                let first = self.first_bucket(&*rt.state.lock().await, rt.bucket_ns);
+            let st = rt.state.lock().await;
+            // An SLO whose last update failed goes alone, so that a slow or
+            // failing condition does not hold up the others.
+            if rt.rows.is_some() && st.last_error.is_none() {
+                let first = self.first_bucket(&st, rt.bucket_ns);
                 sets.entry((rt.def.sli.table.name(), rt.bucket_ns, first))
                     .or_default()
                     .push(Arc::clone(rt));
@@ -928,7 +971,7 @@ impl SloEngine {
         while from < now {
             let to = now.min(from + chunk);
             let counted = match self
-                .count_rows(table, &columns, &conditions, b, from, to)
+                .guarded(self.count_rows(table, &columns, &conditions, b, from, to))
                 .await
             {
                 Ok(counted) => counted,
@@ -991,7 +1034,8 @@ impl SloEngine {
             ts(to)
         );
         let df = self
-            .ctx
+            .query
+            .context()
             .sql_with_options(&sql, read_only())
             .await
             .map_err(|e| Error::Query(e.to_string()))?;
@@ -1002,26 +1046,55 @@ impl SloEngine {
             .await
             .map_err(|e| Error::Query(e.to_string()))?;
         while let Some(batch) = stream.next().await {
-            counter.add(&batch.map_err(|e| Error::Query(e.to_string()))?)?;
+            let batch = batch.map_err(|e| Error::Query(e.to_string()))?;
+            // The conditions are evaluated a slice at a time, yielding in
+            // between, so that a condition slow on every row is stopped by
+            // the timeout within a slice, not after a whole batch.
+            let mut offset = 0;
+            while offset < batch.num_rows() {
+                let len = EVAL_SLICE_ROWS.min(batch.num_rows() - offset);
+                counter.add(&batch.slice(offset, len))?;
+                offset += len;
+                tokio::task::yield_now().await;
+            }
         }
         Ok(counter.finish())
     }
 
     async fn run(&self, sql: &str) -> Result<Vec<RecordBatch>> {
         let df = self
-            .ctx
+            .query
+            .context()
             .sql_with_options(sql, read_only())
             .await
             .map_err(|e| Error::Query(e.to_string()))?;
-        let mut stream = df
+        let stream = df
             .execute_stream()
             .await
             .map_err(|e| Error::Query(e.to_string()))?;
-        let mut out = Vec::new();
-        while let Some(batch) = stream.next().await {
-            out.push(batch.map_err(|e| Error::Query(e.to_string()))?);
+        smolder_query::collect_at_most(stream, usize::MAX)
+            .await
+            .map_err(|e| Error::Query(e.to_string()))
+    }
+
+    /// Runs `work` (one SLO's query) within the query timeout, a panic in
+    /// it caught: both become that SLO's error.
+    async fn guarded<T>(&self, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        let timeout = self.options.query_timeout;
+        match tokio::time::timeout(timeout, std::panic::AssertUnwindSafe(work).catch_unwind())
+            .await
+        {
+            Ok(Ok(result)) => result,
+            Ok(Err(payload)) => {
+                let message = smolder_query::executor::panic_message(payload.as_ref());
+                tracing::error!(panic = %message, "An SLO query panicked; it fails, the engine goes on.");
+                Err(Error::Query(format!("the query failed inside the engine: {message}")))
+            }
+            Err(_) => Err(Error::Query(format!(
+                "the query was stopped after the timeout of {}",
+                humantime::format_duration(timeout)
+            ))),
         }
-        Ok(out)
     }
 
     /// Evaluations of one SLO instance at each of `times` (for charts).

@@ -102,6 +102,20 @@ pub enum Period {
     },
 }
 
+impl Period {
+    /// The longest a period can be (a calendar month of 31 days and a
+    /// daylight-saving hour).
+    pub fn max_length(&self) -> Duration {
+        match self {
+            Period::Rolling { duration } => *duration,
+            Period::Calendar { unit, count, .. } => unit
+                .max_length()
+                .checked_mul(*count)
+                .unwrap_or(Duration::MAX),
+        }
+    }
+}
+
 fn serialize_tz<S: serde::Serializer>(tz: &Tz, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(tz.name())
 }
@@ -382,13 +396,8 @@ impl SloDefinition {
             .max()
             .unwrap_or_default();
         let (start, _) = self.period_bounds(now_ns);
-        let period = Duration::from_nanos(u64::try_from(now_ns - start).unwrap_or(0));
-        let max_period = match &self.period {
-            Period::Rolling { duration } => *duration,
-            // The longest calendar period of its kind.
-            Period::Calendar { unit, count, .. } => unit.max_length() * *count,
-        };
-        longest.max(period).max(max_period)
+        let period = Duration::from_nanos(u64::try_from(now_ns.saturating_sub(start)).unwrap_or(0));
+        longest.max(period).max(self.period.max_length())
     }
 }
 

@@ -8,11 +8,6 @@
 //! so a definition can only ever contribute one expression — never a second
 //! statement or a subquery that escapes the table.
 
-use datafusion::sql::sqlparser::ast::{Expr, Visit, Visitor};
-use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::parser::Parser;
-use std::ops::ControlFlow;
-
 use std::time::Duration;
 
 use datafusion::prelude::{SQLOptions, SessionContext};
@@ -110,32 +105,10 @@ const NO_RECORDED_VALUE: u32 = 1;
 
 /// Checks that `expr` is one SQL expression without subqueries.
 pub fn check_expression(expr: &str) -> Result<(), String> {
-    let mut parser = Parser::new(&GenericDialect {})
-        .try_with_sql(expr)
-        .map_err(|e| e.to_string())?;
-    let parsed = parser.parse_expr().map_err(|e| e.to_string())?;
-    if parser.peek_token().token != datafusion::sql::sqlparser::tokenizer::Token::EOF {
-        return Err(format!(
-            "{expr:?} is more than one expression (unexpected {})",
-            parser.peek_token().token
-        ));
-    }
-    struct NoSubquery;
-    impl Visitor for NoSubquery {
-        type Break = ();
-        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
-            match e {
-                Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
-                    ControlFlow::Break(())
-                }
-                _ => ControlFlow::Continue(()),
-            }
-        }
-    }
-    if parsed.visit(&mut NoSubquery).is_break() {
-        return Err(format!("{expr:?}: subqueries are not allowed in an SLI"));
-    }
-    Ok(())
+    // The same parser, depth and size limits as the SQL API's (an SLO's
+    // expressions are planned and run like any query).
+    smolder_query::sandbox::check_expression(expr, smolder_query::sandbox::Limits::default())
+        .map_err(|e| e.to_string())
 }
 
 /// Every user expression of a definition, with the field it came from.

@@ -108,7 +108,7 @@ async fn engine(
         ..EngineOptions::default()
     };
     SloEngine::new(
-        query.context().clone(),
+        query.clone(),
         Db::in_memory().unwrap(),
         Arc::clone(clock) as Arc<dyn smolder_common::clock::Clock>,
         options,
@@ -828,7 +828,7 @@ async fn rollups_a_failed_store_left_behind_are_stored_later() {
     let source: Arc<dyn TableSource> = Arc::clone(&memory) as Arc<dyn TableSource>;
     let query = QueryEngine::new(vec![source], QueryLimits::default()).unwrap();
     let engine = SloEngine::new(
-        query.context().clone(),
+        query.clone(),
         Db::open(&path).unwrap(),
         Arc::clone(&clock) as Arc<dyn smolder_common::clock::Clock>,
         EngineOptions {
@@ -917,7 +917,7 @@ async fn slos_created_over_history_backfill_together_within_the_tick_budget() {
     let source: Arc<dyn TableSource> = Arc::clone(&memory) as Arc<dyn TableSource>;
     let query = QueryEngine::new(vec![source], QueryLimits::default()).unwrap();
     let engine = SloEngine::new(
-        query.context().clone(),
+        query.clone(),
         Db::in_memory().unwrap(),
         Arc::clone(&clock) as Arc<dyn smolder_common::clock::Clock>,
         EngineOptions {

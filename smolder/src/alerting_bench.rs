@@ -275,10 +275,9 @@ async fn delivery(n: usize, groups: usize, concurrency: usize) -> anyhow::Result
         .push(webhook("hook", format!("http://{addr}/hook"), concurrency));
     let engine =
         smolder_query::QueryEngine::new(Vec::new(), smolder_query::QueryLimits::default())?;
-    let ctx = engine.context().clone();
     let alerting = smolder_alerting::Alerting::new(
         store,
-        ctx,
+        engine,
         Arc::clone(&clock),
         &config,
         "http://127.0.0.1".into(),

@@ -9,11 +9,13 @@
 mod alerting_bench;
 mod config;
 mod demo;
+mod http_layer;
 mod loadgen;
 mod serve;
 mod silence_cli;
 mod slo_bench;
 mod slo_cli;
+mod supervise;
 
 use std::time::Duration;
 

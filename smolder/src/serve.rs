@@ -27,6 +27,12 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::Config;
+use crate::{http_layer, supervise};
+
+/// Bytes of an API request body (SQL, an SLO's YAML, a silence).
+const API_MAX_BODY_BYTES: usize = 2 << 20;
+/// API requests handled at once; more wait for a slot.
+const API_CONCURRENCY: usize = 256;
 
 /// The bound addresses of a running server.
 #[derive(Debug, Clone, Copy)]
@@ -78,6 +84,9 @@ struct MetricsState {
     gauges: Arc<StorageGauges>,
     /// For the status page: where data lives and how it is kept.
     config: Arc<Config>,
+    /// Panics caught, with the query runtime's added at each scrape.
+    panics: Arc<supervise::Panics>,
+    query: Arc<QueryEngine>,
     started: std::time::Instant,
 }
 
@@ -219,25 +228,29 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
     registry.register("build_info", "Version of this smolder binary", build_info);
 
     let source: Arc<dyn TableSource> = Arc::clone(&store) as Arc<dyn TableSource>;
-    let engine = QueryEngine::new(
+    let engine = Arc::new(QueryEngine::new(
         vec![source],
         QueryLimits {
             max_rows: config.query_max_rows,
             timeout: config.query_timeout,
             memory_limit: usize::try_from(config.query_memory_limit).unwrap_or(usize::MAX),
+            ..QueryLimits::default()
         },
-    )?;
+    )?);
+    let panics = supervise::Panics::register(&mut registry);
     let slo_engine = start_slo_engine(config, &engine, &mut registry).await?;
     let alerting = start_alerting(config, &engine, addrs.http, &mut registry)?;
     let metrics_state = MetricsState {
         registry: Arc::new(registry),
+        panics: Arc::clone(&panics),
+        query: Arc::clone(&engine),
         store: Arc::clone(&store),
         ingestor: Arc::clone(&ingestor),
         gauges,
         config: Arc::new(config.clone()),
         started: std::time::Instant::now(),
     };
-    let api = api_router(Arc::new(engine), metrics_state)
+    let api = api_router(Arc::clone(&engine), metrics_state)
         .merge(smolder_slo::api::router(Arc::clone(&slo_engine)))
         .merge(smolder_alerting::api::router(Arc::clone(&alerting)))
         .merge(smolder_ui::router())
@@ -245,6 +258,16 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
             alerting: Arc::clone(&alerting),
             config: config.clone(),
         }));
+    let api = http_layer::layered(
+        api,
+        http_layer::HttpLimits {
+            // Queries stop at their own timeout; this bounds everything else.
+            timeout: config.query_timeout + Duration::from_secs(30),
+            max_body_bytes: API_MAX_BODY_BYTES,
+            concurrency: API_CONCURRENCY,
+        },
+        Arc::clone(&panics),
+    );
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     let signal = |mut rx: watch::Receiver<bool>| async move {
@@ -279,12 +302,15 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
                 .context("HTTP API server")
         }
     });
+    // Background tasks: each survives its own panics (supervise.rs).
     tasks.spawn({
-        let stop = signal(shutdown_rx.clone());
-        let alerting = Arc::clone(&alerting);
+        let (alerting, panics, rx) = (Arc::clone(&alerting), Arc::clone(&panics), shutdown_rx.clone());
         async move {
             // Group timers and the delivery of the outbox.
-            alerting.run(stop).await;
+            supervise::restarting("alerting", Duration::from_secs(1), &panics, || {
+                Arc::clone(&alerting).run(signal(rx.clone()))
+            })
+            .await;
             Ok(())
         }
     });
@@ -317,29 +343,31 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
     });
     tasks.spawn({
         let stop = signal(shutdown_rx.clone());
-        let interval = config.slo_interval;
-        let alerting = Arc::clone(&alerting);
+        let (alerting, panics) = (Arc::clone(&alerting), Arc::clone(&panics));
+        let tick_timeout = (config.slo_interval.max(config.query_timeout)) * 10;
+        let (interval, query) = (config.slo_interval, Arc::clone(&engine));
         async move {
-            // Rollup updates and evaluation of every SLO.
-            let mut tick = tokio::time::interval(interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tokio::pin!(stop);
-            loop {
-                tokio::select! {
-                    () = &mut stop => return Ok(()),
-                    _ = tick.tick() => {
-                        let report = slo_engine.tick().await;
-                        alerting.observe(slo_engine.snapshot()).await;
-                        tracing::debug!(
-                            updated = report.updated,
-                            failed = report.failed,
-                            update_ms = report.update.as_secs_f64() * 1e3,
-                            evaluate_ms = report.evaluate.as_secs_f64() * 1e3,
-                            "SLO tick."
-                        );
-                    }
+            // Rollup updates and evaluation of every SLO, on the query
+            // runtime: its queries are the users' expressions.
+            supervise::periodically("slo_tick", interval, stop, &panics, || async {
+                let engine = Arc::clone(&slo_engine);
+                let ran = query
+                    .run("slo tick", tick_timeout, async move { Ok(engine.tick().await) })
+                    .await;
+                match ran {
+                    Ok(report) => tracing::debug!(
+                        updated = report.updated,
+                        failed = report.failed,
+                        update_ms = report.update.as_secs_f64() * 1e3,
+                        evaluate_ms = report.evaluate.as_secs_f64() * 1e3,
+                        "SLO tick."
+                    ),
+                    Err(e) => tracing::error!(error = %e, "The SLO tick failed; the next one runs on time."),
                 }
-            }
+                alerting.observe(slo_engine.snapshot()).await;
+            })
+            .await;
+            Ok(())
         }
     });
     tasks.spawn({
@@ -347,15 +375,11 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
         let stop = signal(shutdown_rx);
         async move {
             // Flushes, compaction and retention, checked every second.
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tokio::pin!(stop);
-            loop {
-                tokio::select! {
-                    () = &mut stop => return Ok(()),
-                    _ = tick.tick() => store.maintain().await,
-                }
-            }
+            supervise::periodically("storage", Duration::from_secs(1), stop, &panics, || {
+                store.maintain()
+            })
+            .await;
+            Ok(())
         }
     });
 
@@ -443,15 +467,18 @@ async fn start_slo_engine(
         // Catching up on history may take half of each tick, at least 2 s.
         backfill_budget: (config.slo_interval / 2).max(Duration::from_secs(2)),
         counter_lookback: config.slo_counter_lookback,
+        // An SLO's queries get the SQL API's timeout.
+        query_timeout: config.query_timeout,
         defaults: smolder_slo::spec::Defaults {
             max_groups: config.slo_max_groups,
             min_events: config.slo_min_events,
+            ..smolder_slo::spec::Defaults::default()
         },
         dir: config.slo_dir.clone(),
         ..EngineOptions::default()
     };
     let ctx = engine.context().clone();
-    let slo_engine = SloEngine::new(ctx.clone(), db, Arc::new(SystemClock), options)
+    let slo_engine = SloEngine::new(engine.clone(), db, Arc::new(SystemClock), options)
         .await
         .context("starting the SLO engine")?;
     ctx.register_table(
@@ -482,7 +509,7 @@ fn start_alerting(
     };
     let alerting = smolder_alerting::Alerting::new(
         store,
-        engine.context().clone(),
+        engine.clone(),
         Arc::new(SystemClock),
         &config.alerting,
         format!("http://{host}"),
@@ -665,6 +692,9 @@ async fn metrics_handler(State(state): State<MetricsState>) -> impl IntoResponse
     g.files_compacted.set(load(&stats.files_compacted));
     g.files_expired.set(load(&stats.files_expired));
     g.last_flush.set(load(&stats.last_flush_ns) / 1_000_000_000);
+    let queries = state.query.panics();
+    let counted = state.panics.get("query");
+    state.panics.count("query", queries.saturating_sub(counted));
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &state.registry) {
         tracing::error!(error = %e, "Encoding metrics failed.");

@@ -208,7 +208,7 @@ async fn update(args: &BenchArgs) -> anyhow::Result<()> {
     let db = Db::open(&dir.path().join("slo.db"))?;
     clock.set(start - MIN);
     let engine = SloEngine::new(
-        query.context().clone(),
+        query.clone(),
         db,
         Arc::clone(&clock) as Arc<dyn Clock>,
         engine_options,

@@ -271,6 +271,21 @@ impl<'a> SpanView<'a> {
         if !check_id(self.parent_span_id, 8, true) {
             return Ok(Some(bad_id("span parent_span_id", self.parent_span_id, 8)));
         }
+        // Times are stored as nanoseconds in an i64 (until 2262); a span
+        // that ends before it starts has no duration to report.
+        for (what, t) in [("start", self.start), ("end", self.end)] {
+            if i64::try_from(t).is_err() {
+                return Ok(Some(format!(
+                    "span {what}_time_unix_nano {t} is past the year 2262"
+                )));
+            }
+        }
+        if self.end < self.start {
+            return Ok(Some(format!(
+                "span end_time_unix_nano {} is before start_time_unix_nano {}",
+                self.end, self.start
+            )));
+        }
         for link in links {
             let link = LinkView::read(link, &mut Vec::new(), false)?;
             if !check_id(link.trace_id, 16, false) || !check_id(link.span_id, 8, false) {

@@ -24,6 +24,8 @@ pub struct Defaults {
     pub max_groups: usize,
     /// Events a window needs before its burn rate can make a condition true.
     pub min_events: f64,
+    /// What a definition may ask for at most.
+    pub bounds: Bounds,
 }
 
 impl Default for Defaults {
@@ -31,7 +33,102 @@ impl Default for Defaults {
         Self {
             max_groups: 100,
             min_events: 0.0,
+            bounds: Bounds::default(),
         }
+    }
+}
+
+/// What one definition may ask of the engine at most. A definition beyond
+/// them is refused with the field named, so that no stored definition can
+/// make the engine allocate without bound or compute past the range of a
+/// timestamp.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bounds {
+    /// The longest period or alert window.
+    pub max_window: Duration,
+    /// The narrowest bucket (timeslice width).
+    pub min_bucket: Duration,
+    /// The most buckets a period or window may span (its length over the
+    /// bucket width).
+    pub max_buckets: u64,
+    /// The largest `maxGroups`.
+    pub max_groups: usize,
+    /// SLOs the engine runs at most (files and API together).
+    pub max_slos: usize,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Self {
+            // Two calendar years.
+            max_window: Duration::from_secs(2 * 366 * 86_400 + 7200),
+            min_bucket: Duration::from_secs(1),
+            // Two years of one-minute buckets.
+            max_buckets: 2 * 366 * 1440 + 120,
+            max_groups: 10_000,
+            max_slos: 2_000,
+        }
+    }
+}
+
+impl Bounds {
+    /// Every bound `def` passes beyond, as (field, message).
+    pub fn check(&self, def: &SloDefinition, step: Duration) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        let fmt = |d: Duration| humantime::format_duration(d).to_string();
+        let bucket = def.budgeting.bucket_width(step);
+        if bucket < self.min_bucket {
+            problems.push((
+                "spec.budgetingMethod",
+                format!(
+                    "the timeslice is {}; it must be at least {}",
+                    fmt(bucket),
+                    fmt(self.min_bucket)
+                ),
+            ));
+        }
+        let bucket = bucket.max(self.min_bucket);
+        let mut check = |field: &'static str, what: &str, length: Duration| {
+            if length > self.max_window {
+                problems.push((
+                    field,
+                    format!(
+                        "{what} is {}; at most {} is allowed",
+                        fmt(length),
+                        fmt(self.max_window)
+                    ),
+                ));
+            } else if (length.as_nanos() / bucket.as_nanos().max(1)) > u128::from(self.max_buckets)
+            {
+                problems.push((
+                    field,
+                    format!(
+                        "{what} of {} spans more than {} buckets of {}; use a wider timeslice",
+                        fmt(length),
+                        self.max_buckets,
+                        fmt(bucket)
+                    ),
+                ));
+            }
+        };
+        check("spec.timeWindow", "the period", def.period.max_length());
+        for w in &def.alert_windows {
+            check(
+                "alert windows",
+                &format!("the window of condition {:?}", w.name),
+                w.long.max(w.short),
+            );
+        }
+        if def.max_groups > self.max_groups {
+            problems.push((
+                "maxGroups",
+                format!(
+                    "{} groups asked; at most {} are allowed",
+                    def.max_groups, self.max_groups
+                ),
+            ));
+        }
+        problems
     }
 }
 
@@ -152,6 +249,19 @@ pub fn load_texts(files: &[(String, String)], defaults: Defaults, origin: &Origi
             });
             false
         }
+    });
+    slos.retain(|s| {
+        let found = defaults.bounds.check(s, Duration::from_secs(60));
+        let at = s.sli_fields.get("indicator");
+        for (field, message) in &found {
+            problems.push(Problem {
+                file: at.map(|l| l.file.clone()).unwrap_or_default(),
+                document: at.map_or(0, |l| l.document),
+                field: (*field).to_string(),
+                message: format!("SLO {}: {message}", s.id),
+            });
+        }
+        found.is_empty()
     });
     if *origin == Origin::Api {
         for slo in &mut slos {

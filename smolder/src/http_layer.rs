@@ -1,0 +1,185 @@
+//! The middleware of the API and UI listener, in one place: every route
+//! (SQL, SLOs, alerting, the UI, operations) gets the same stack, and the
+//! authentication layer will be added here.
+//!
+//! Order, outermost first — a request passes down the list, its response
+//! back up:
+//! 1. request id: `x-request-id` from the client, or a new one; echoed in
+//!    the response, so a user's report finds the log lines;
+//! 2. tracing: one span per request with its id, method and path;
+//! 3. panic → 500: a handler that panics answers a JSON 500, is logged and
+//!    counted in `smolder_task_panics_total{task="http_handler"}`, and the
+//!    connection and process go on;
+//! 4. timeout: a request that takes longer is answered 503 (queries have
+//!    their own, shorter timeout, so this catches everything else);
+//! 5. concurrency: requests beyond the limit wait for a slot (under the
+//!    timeout above), so a flood cannot start unbounded work;
+//! 6. body limit: a body longer than the limit is refused with 413 before it
+//!    is read (by its `Content-Length`) or as soon as it passes the limit.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderValue, Request, Response, StatusCode, header};
+use tower::ServiceBuilder;
+use tower::limit::ConcurrencyLimitLayer;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::supervise::Panics;
+
+/// Limits of the API listener's requests.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HttpLimits {
+    /// Time a request may take, body included.
+    pub(crate) timeout: Duration,
+    /// Bytes of a request body.
+    pub(crate) max_body_bytes: usize,
+    /// Requests handled at once.
+    pub(crate) concurrency: usize,
+}
+
+/// Request ids: the process's start time and a counter, unique across
+/// restarts and cheap.
+#[derive(Clone)]
+struct Ids(Arc<(u64, AtomicU64)>);
+
+impl MakeRequestId for Ids {
+    fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
+        let n = self.0.1.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{:x}-{n}", self.0.0))
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+/// `router` with the stack described above.
+pub(crate) fn layered(router: Router, limits: HttpLimits, panics: Arc<Panics>) -> Router {
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let ids = Ids(Arc::new((started, AtomicU64::new(0))));
+    let on_panic = move |payload: Box<dyn std::any::Any + Send>| {
+        panics.record(
+            "http_handler",
+            &smolder_query::executor::panic_message(payload.as_ref()),
+        );
+        let mut response = Response::new(axum::body::Body::from(
+            r#"{"error":"internal error; see the server log","code":"internal"}"#,
+        ));
+        *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    };
+    // The body limit is innermost, applied on its own so that its response
+    // body becomes axum's again for the layers above.
+    let router = router.layer(RequestBodyLimitLayer::new(limits.max_body_bytes));
+    router.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::x_request_id(ids))
+            .layer(
+                TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                    let id = request
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    tracing::debug_span!("request", id, method = %request.method(), path = request.uri().path())
+                }),
+            )
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(CatchPanicLayer::custom(on_panic))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::SERVICE_UNAVAILABLE,
+                limits.timeout,
+            ))
+            .layer(ConcurrencyLimitLayer::new(limits.concurrency.max(1))),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::{get, post};
+    use tower::ServiceExt as _;
+
+    fn app() -> (Router, Arc<Panics>) {
+        let panics = Arc::new(Panics::default());
+        let router = Router::new()
+            .route(
+                "/boom",
+                get(|| async {
+                    if true {
+                        panic!("a handler bug");
+                    }
+                    "unreachable"
+                }),
+            )
+            .route("/echo", post(|body: String| async move { body }))
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    "late"
+                }),
+            );
+        let limits = HttpLimits {
+            timeout: Duration::from_secs(5),
+            max_body_bytes: 100,
+            concurrency: 4,
+        };
+        (layered(router, limits, Arc::clone(&panics)), panics)
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_and_is_counted() {
+        let (app, panics) = app();
+        let request = Request::get("/boom").body(axum::body::Body::empty()).unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(response.headers().contains_key("x-request-id"));
+        assert_eq!(panics.get("http_handler"), 1);
+        // The router still serves.
+        let request = Request::post("/echo").body(axum::body::Body::from("hi")).unwrap();
+        assert_eq!(app.oneshot(request).await.unwrap().status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_refused_with_413() {
+        let (app, _) = app();
+        let request = Request::post("/echo")
+            .body(axum::body::Body::from(vec![b'x'; 101]))
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_past_the_timeout_answers_503() {
+        let (app, _) = app();
+        let request = Request::get("/slow").body(axum::body::Body::empty()).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[tokio::test]
+    async fn a_client_request_id_is_kept() {
+        let (app, _) = app();
+        let request = Request::post("/echo")
+            .header("x-request-id", "abc-123")
+            .body(axum::body::Body::from("hi"))
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.headers()["x-request-id"], "abc-123");
+    }
+}
