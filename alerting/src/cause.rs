@@ -129,7 +129,10 @@ pub async fn find(
         .await
         .map_err(|e| match e {
             smolder_query::Error::Timeout(t) => {
-                format!("finding causes took longer than {}", humantime::format_duration(t))
+                format!(
+                    "finding causes took longer than {}",
+                    humantime::format_duration(t)
+                )
             }
             e => e.to_string(),
         })

@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use smolder_query::QueryEngine;
 use serde::Serialize;
 use smolder_common::clock::Clock;
+use smolder_query::QueryEngine;
 use smolder_slo::engine::Snapshot;
 
 use crate::alert::{

@@ -79,10 +79,11 @@ pub async fn sql(
     request: Result<Json<SqlRequest>, JsonRejection>,
 ) -> Result<Response, Response> {
     // A body that is not `{"sql": "…"}` gets the JSON error shape too.
-    let Json(request) = request.map_err(|r| {
-        (r.status(), Json(json!({ "error": r.body_text() }))).into_response()
-    })?;
-    answer(&engine, &headers, &request).await.map_err(IntoResponse::into_response)
+    let Json(request) = request
+        .map_err(|r| (r.status(), Json(json!({ "error": r.body_text() }))).into_response())?;
+    answer(&engine, &headers, &request)
+        .await
+        .map_err(IntoResponse::into_response)
 }
 
 async fn answer(

@@ -150,12 +150,9 @@ fn step_ns(arg: &ColumnarValue) -> Option<Numbers> {
     if !matches!(array.data_type(), DataType::Interval(_)) {
         return Numbers::new(arg, &DataType::Int64);
     }
-    let intervals = cast(
-        &array,
-        &DataType::Interval(IntervalUnit::MonthDayNano),
-    )
-    .ok()?;
-    let intervals = intervals.as_primitive::<datafusion::arrow::datatypes::IntervalMonthDayNanoType>();
+    let intervals = cast(&array, &DataType::Interval(IntervalUnit::MonthDayNano)).ok()?;
+    let intervals =
+        intervals.as_primitive::<datafusion::arrow::datatypes::IntervalMonthDayNanoType>();
     const DAY: i64 = 86_400_000_000_000;
     let ns: datafusion::arrow::array::Int64Array = intervals
         .iter()
@@ -195,7 +192,11 @@ impl Bounded {
             Bound::Repeat => non_negative(n(0)?).saturating_mul(non_negative(n(1)?)),
             Bound::Pad => non_negative(n(1)?).saturating_mul(4),
             Bound::Replace => {
-                let (s, from, to) = (non_negative(n(0)?), non_negative(n(1)?), non_negative(n(2)?));
+                let (s, from, to) = (
+                    non_negative(n(0)?),
+                    non_negative(n(1)?),
+                    non_negative(n(2)?),
+                );
                 let matches = if from == 0 { s + 1 } else { s / from + 1 };
                 s.saturating_add(matches.saturating_mul(to))
             }
@@ -216,8 +217,8 @@ impl Bounded {
                 let (Some(start), Some(stop), Some(step)) = (start, stop, step) else {
                     return Some(0);
                 };
-                let span = u64::try_from((i128::from(stop) - i128::from(start)).abs())
-                    .unwrap_or(u64::MAX);
+                let span =
+                    u64::try_from((i128::from(stop) - i128::from(start)).abs()).unwrap_or(u64::MAX);
                 let step = step.unsigned_abs().max(1);
                 (span / step + 1).saturating_mul(8)
             }
@@ -265,7 +266,9 @@ impl Bounded {
                 }),
                 arg(1).and_then(|a| Numbers::new(a, &DataType::Int64)),
             ],
-            Bound::ArrayResize => vec![None, arg(1).and_then(|a| Numbers::new(a, &DataType::Int64))],
+            Bound::ArrayResize => {
+                vec![None, arg(1).and_then(|a| Numbers::new(a, &DataType::Int64))]
+            }
         }
     }
 

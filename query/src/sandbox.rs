@@ -85,9 +85,7 @@ pub fn check_expression(expr: &str, limits: Limits) -> Result<()> {
     let mut depth = Depth::new(limits.max_expr_depth);
     if let ControlFlow::Break(found) = parsed.visit(&mut depth) {
         return Err(match found {
-            Found::Subquery => {
-                Error::Refused(format!("{expr:?}: subqueries are not allowed here"))
-            }
+            Found::Subquery => Error::Refused(format!("{expr:?}: subqueries are not allowed here")),
             Found::TooDeep => too_deep(limits),
         });
     }
@@ -320,6 +318,9 @@ mod tests {
         let err = check_expression(&chain("a = 1", " OR ", 2_000), limits).unwrap_err();
         assert!(err.to_string().contains("levels deep"), "{err}");
         let err = check_expression("a = 1; DROP TABLE spans", limits).unwrap_err();
-        assert!(err.to_string().contains("more than one expression"), "{err}");
+        assert!(
+            err.to_string().contains("more than one expression"),
+            "{err}"
+        );
     }
 }

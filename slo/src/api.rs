@@ -284,8 +284,16 @@ async fn series(
     }
     // No chart needs more than two of the longest windows a definition may
     // have; longer ranges only burn CPU (and overflow a timestamp).
-    let max_range = engine.options().defaults.bounds.max_window.saturating_mul(2);
-    if to.checked_sub(from).is_none_or(|r| r > duration_ns(max_range)) {
+    let max_range = engine
+        .options()
+        .defaults
+        .bounds
+        .max_window
+        .saturating_mul(2);
+    if to
+        .checked_sub(from)
+        .is_none_or(|r| r > duration_ns(max_range))
+    {
         return error(
             StatusCode::BAD_REQUEST,
             format!(

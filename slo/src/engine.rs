@@ -19,11 +19,11 @@ use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::SQLOptions;
 use futures::FutureExt as _;
-use smolder_query::QueryEngine;
 use futures::StreamExt as _;
 use serde::Serialize;
 use smolder_common::Table;
 use smolder_common::clock::Clock;
+use smolder_query::QueryEngine;
 
 use crate::eval::{Evaluation, evaluate};
 use crate::model::{Origin, SloDefinition, duration_ns};
@@ -1081,14 +1081,15 @@ impl SloEngine {
     /// it caught: both become that SLO's error.
     async fn guarded<T>(&self, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
         let timeout = self.options.query_timeout;
-        match tokio::time::timeout(timeout, std::panic::AssertUnwindSafe(work).catch_unwind())
-            .await
+        match tokio::time::timeout(timeout, std::panic::AssertUnwindSafe(work).catch_unwind()).await
         {
             Ok(Ok(result)) => result,
             Ok(Err(payload)) => {
                 let message = smolder_query::executor::panic_message(payload.as_ref());
                 tracing::error!(panic = %message, "An SLO query panicked; it fails, the engine goes on.");
-                Err(Error::Query(format!("the query failed inside the engine: {message}")))
+                Err(Error::Query(format!(
+                    "the query failed inside the engine: {message}"
+                )))
             }
             Err(_) => Err(Error::Query(format!(
                 "the query was stopped after the timeout of {}",

@@ -144,13 +144,17 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_handler_answers_500_and_is_counted() {
         let (app, panics) = app();
-        let request = Request::get("/boom").body(axum::body::Body::empty()).unwrap();
+        let request = Request::get("/boom")
+            .body(axum::body::Body::empty())
+            .unwrap();
         let response = app.clone().oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(response.headers().contains_key("x-request-id"));
         assert_eq!(panics.get("http_handler"), 1);
         // The router still serves.
-        let request = Request::post("/echo").body(axum::body::Body::from("hi")).unwrap();
+        let request = Request::post("/echo")
+            .body(axum::body::Body::from("hi"))
+            .unwrap();
         assert_eq!(app.oneshot(request).await.unwrap().status(), StatusCode::OK);
     }
 
@@ -167,7 +171,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_request_past_the_timeout_answers_503() {
         let (app, _) = app();
-        let request = Request::get("/slow").body(axum::body::Body::empty()).unwrap();
+        let request = Request::get("/slow")
+            .body(axum::body::Body::empty())
+            .unwrap();
         let response = app.oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     }

@@ -304,7 +304,11 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
     });
     // Background tasks: each survives its own panics (supervise.rs).
     tasks.spawn({
-        let (alerting, panics, rx) = (Arc::clone(&alerting), Arc::clone(&panics), shutdown_rx.clone());
+        let (alerting, panics, rx) = (
+            Arc::clone(&alerting),
+            Arc::clone(&panics),
+            shutdown_rx.clone(),
+        );
         async move {
             // Group timers and the delivery of the outbox.
             supervise::restarting("alerting", Duration::from_secs(1), &panics, || {

@@ -87,8 +87,12 @@ pub(crate) async fn periodically<F, Fut>(
 
 /// Runs the long-lived task `start()` until it returns; if it panics, it
 /// is recorded and started again after `pause`.
-pub(crate) async fn restarting<F, Fut>(task: &'static str, pause: Duration, panics: &Panics, start: F)
-where
+pub(crate) async fn restarting<F, Fut>(
+    task: &'static str,
+    pause: Duration,
+    panics: &Panics,
+    start: F,
+) where
     F: Fn() -> Fut,
     Fut: Future<Output = ()>,
 {
@@ -96,7 +100,10 @@ where
         match AssertUnwindSafe(start()).catch_unwind().await {
             Ok(()) => return,
             Err(payload) => {
-                panics.record(task, &smolder_query::executor::panic_message(payload.as_ref()));
+                panics.record(
+                    task,
+                    &smolder_query::executor::panic_message(payload.as_ref()),
+                );
                 tokio::time::sleep(pause).await;
             }
         }

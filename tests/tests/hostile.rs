@@ -34,7 +34,14 @@ fn export_spans(server: &Server, service: &str, n: u64, failed_every: u64) -> Va
         .unwrap()
         .as_nanos() as i64;
     let spans = (0..n)
-        .map(|i| server_span(i + 1, now - 60_000_000_000 + i as i64, 1_000, i % failed_every == 0))
+        .map(|i| {
+            server_span(
+                i + 1,
+                now - 60_000_000_000 + i as i64,
+                1_000,
+                i % failed_every == 0,
+            )
+        })
         .collect();
     let (status, body) = http_post(
         server.otlp_http,
@@ -87,13 +94,19 @@ fn deeply_nested_statements_are_refused_with_a_400_and_the_server_stays_up() {
     ] {
         let (status, body) = server.sql_status(&sql);
         assert_eq!(status, 400, "{body}");
-        assert!(body["error"].as_str().unwrap().contains("levels deep"), "{body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("levels deep"),
+            "{body}"
+        );
     }
     // The same through an SLO's filter.
     let filter = terms("status_code = 'ERROR'", " OR ", 2_000);
     let (status, body) = put_slo(&server, "deep", &slo_with_filter("deep", &filter));
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("levels deep"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("levels deep"),
+        "{body}"
+    );
     // Within the limits the planner has room.
     assert_eq!(
         server.scalar(&format!("SELECT {}", terms("1", "+", 400))),
@@ -127,7 +140,10 @@ fn functions_that_make_data_out_of_a_number_are_bounded() {
         server.scalar("SELECT length(repeat('ab', 1000))"),
         json!(2000)
     );
-    assert_eq!(server.scalar("SELECT cardinality(range(0, 1000))"), json!(1000));
+    assert_eq!(
+        server.scalar("SELECT cardinality(range(0, 1000))"),
+        json!(1000)
+    );
     healthz(&server);
 }
 
@@ -207,7 +223,10 @@ fn an_slo_whose_filter_is_slow_on_every_row_is_stopped_by_the_timeout() {
     let stopped = wait_for_slo(&server, "slow", "the timeout as the SLO's error", |s| {
         s["error"].as_str().is_some_and(|e| e.contains("timeout"))
     });
-    assert!(stopped["error"].as_str().unwrap().contains("2s"), "{stopped:#}");
+    assert!(
+        stopped["error"].as_str().unwrap().contains("2s"),
+        "{stopped:#}"
+    );
     wait_for_slo(&server, "shop-availability", "the other SLO", |s| {
         s["backfill"]["done"] == true && s["instances"][0]["period"]["total"] == 10_000.0
     });
@@ -221,7 +240,10 @@ fn definitions_beyond_the_bounds_are_refused_with_the_field_named() {
     let (status, body) = put_slo(&server, "shop-availability", &huge);
     assert_eq!(status, 400, "{body}");
     let error = body["error"].as_str().unwrap();
-    assert!(error.contains("timeWindow") && error.contains("at most"), "{error}");
+    assert!(
+        error.contains("timeWindow") && error.contains("at most"),
+        "{error}"
+    );
     let many = availability_slo("shop").replace(
         "  budgetingMethod",
         "  maxGroups: 1000000\n  budgetingMethod",
@@ -247,7 +269,10 @@ fn a_stored_slo_with_a_huge_window_cannot_crash_loop_the_server() {
     assert!(server.is_running(), "the server runs after a restart");
     let (status, body) = http_request(server.http, "GET", "/api/v1/slos", &[], b"");
     assert_eq!(status, 200);
-    assert!(body.contains("999999w") || body.contains("timeWindow"), "the problem is reported: {body}");
+    assert!(
+        body.contains("999999w") || body.contains("timeWindow"),
+        "the problem is reported: {body}"
+    );
     assert_eq!(server.scalar("SELECT count(*) FROM spans"), json!(10));
 }
 
@@ -283,7 +308,9 @@ fn cause_lookups_take_group_keys_only_from_the_slo_definition() {
     let deep = format!(r#"{{"{}":"x"}}"#, vec!["1"; 2_500].join("+"));
     let path = format!(
         "/api/v1/slos/shop-availability/causes?group={}",
-        deep.bytes().map(|b| format!("%{b:02X}")).collect::<String>()
+        deep.bytes()
+            .map(|b| format!("%{b:02X}"))
+            .collect::<String>()
     );
     let (status, _) = http_request(server.http, "GET", &path, &[], b"");
     assert_eq!(status, 400);
