@@ -197,7 +197,7 @@ impl Bounded {
                     non_negative(n(1)?),
                     non_negative(n(2)?),
                 );
-                let matches = if from == 0 { s + 1 } else { s / from + 1 };
+                let matches = s.checked_div(from).unwrap_or(s) + 1;
                 s.saturating_add(matches.saturating_mul(to))
             }
             Bound::RegexpReplace => {
@@ -257,7 +257,7 @@ impl Bounded {
             Bound::ArrayRepeat => vec![
                 // An element's size: a list's memory per row, else a number.
                 arg(0).and_then(|a| match a {
-                    ColumnarValue::Array(a) if a.len() > 0 => Some(Numbers(Arc::new(
+                    ColumnarValue::Array(a) if !a.is_empty() => Some(Numbers(Arc::new(
                         datafusion::arrow::array::Int64Array::from(vec![
                             i64::try_from(a.get_array_memory_size() / a.len()).unwrap_or(i64::MAX),
                         ]),
