@@ -189,6 +189,19 @@ impl Server {
         body
     }
 
+    /// `PUT /api/v1/slos/{id}` with an SLO's YAML; the status and the JSON
+    /// answer (null when it is not JSON).
+    pub fn put_slo(&self, id: &str, yaml: &str) -> (u16, serde_json::Value) {
+        let (status, answer) = http_request(
+            self.http,
+            "PUT",
+            &format!("/api/v1/slos/{id}"),
+            &[("content-type", "application/yaml")],
+            yaml.as_bytes(),
+        );
+        (status, serde_json::from_str(&answer).unwrap_or_default())
+    }
+
     /// Runs a SQL query and returns the HTTP status and JSON body.
     pub fn sql_status(&self, sql: &str) -> (u16, serde_json::Value) {
         let body = serde_json::json!({ "sql": sql }).to_string();

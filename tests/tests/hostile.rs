@@ -17,18 +17,7 @@ fn healthz(server: &Server) -> Duration {
     started.elapsed()
 }
 
-fn put_slo(server: &Server, id: &str, yaml: &str) -> (u16, Value) {
-    let (status, body) = http_request(
-        server.http,
-        "PUT",
-        &format!("/api/v1/slos/{id}"),
-        &[("content-type", "application/yaml")],
-        yaml.as_bytes(),
-    );
-    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
-}
-
-fn export_spans(server: &Server, service: &str, n: u64, failed_every: u64) -> Value {
+fn export_spans(server: &Server, service: &str, n: u64, failed_every: u64) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -50,7 +39,6 @@ fn export_spans(server: &Server, service: &str, n: u64, failed_every: u64) -> Va
         &service_spans(service, spans),
     );
     assert_eq!(status, 200, "{body}");
-    json!(n)
 }
 
 fn slo(server: &Server, id: &str) -> Value {
@@ -101,7 +89,7 @@ fn deeply_nested_statements_are_refused_with_a_400_and_the_server_stays_up() {
     }
     // The same through an SLO's filter.
     let filter = terms("status_code = 'ERROR'", " OR ", 2_000);
-    let (status, body) = put_slo(&server, "deep", &slo_with_filter("deep", &filter));
+    let (status, body) = server.put_slo("deep", &slo_with_filter("deep", &filter));
     assert_eq!(status, 400, "{body}");
     assert!(
         body["error"].as_str().unwrap().contains("levels deep"),
@@ -191,9 +179,9 @@ fn an_slo_whose_filter_fails_inside_the_engine_reports_its_error_and_others_go_o
         "bad",
         "length(repeat(name, 200000)) > 0 AND status_code = 'ERROR'",
     );
-    let (status, body) = put_slo(&server, "bad", &bad);
+    let (status, body) = server.put_slo("bad", &bad);
     assert_eq!(status, 201, "{body}");
-    let (status, body) = put_slo(&server, "shop-availability", &availability_slo("shop"));
+    let (status, body) = server.put_slo("shop-availability", &availability_slo("shop"));
     assert_eq!(status, 201, "{body}");
     let failed = wait_for_slo(&server, "bad", "the SLO's error", |s| !s["error"].is_null());
     assert!(
@@ -216,9 +204,9 @@ fn an_slo_whose_filter_is_slow_on_every_row_is_stopped_by_the_timeout() {
         "slow",
         r"regexp_count(repeat(name, 300), '(\w|\d){1,200}\W') = 0",
     );
-    let (status, body) = put_slo(&server, "slow", &slow);
+    let (status, body) = server.put_slo("slow", &slow);
     assert_eq!(status, 201, "{body}");
-    let (status, body) = put_slo(&server, "shop-availability", &availability_slo("shop"));
+    let (status, body) = server.put_slo("shop-availability", &availability_slo("shop"));
     assert_eq!(status, 201, "{body}");
     let stopped = wait_for_slo(&server, "slow", "the timeout as the SLO's error", |s| {
         s["error"].as_str().is_some_and(|e| e.contains("timeout"))
@@ -237,7 +225,7 @@ fn an_slo_whose_filter_is_slow_on_every_row_is_stopped_by_the_timeout() {
 fn definitions_beyond_the_bounds_are_refused_with_the_field_named() {
     let server = Server::start(&[]);
     let huge = availability_slo("shop").replace("duration: 30d", "duration: 999999w");
-    let (status, body) = put_slo(&server, "shop-availability", &huge);
+    let (status, body) = server.put_slo("shop-availability", &huge);
     assert_eq!(status, 400, "{body}");
     let error = body["error"].as_str().unwrap();
     assert!(
@@ -248,7 +236,7 @@ fn definitions_beyond_the_bounds_are_refused_with_the_field_named() {
         "  budgetingMethod",
         "  maxGroups: 1000000\n  budgetingMethod",
     );
-    let (status, body) = put_slo(&server, "shop-availability", &many);
+    let (status, body) = server.put_slo("shop-availability", &many);
     assert_eq!(status, 400, "{body}");
     healthz(&server);
 }
@@ -287,7 +275,7 @@ fn cause_lookups_take_group_keys_only_from_the_slo_definition() {
     );
     assert_eq!(status, 200, "{body}");
     export_spans(&server, "shop", 10, 2);
-    let (status, body) = put_slo(&server, "shop-availability", &availability_slo("shop"));
+    let (status, body) = server.put_slo("shop-availability", &availability_slo("shop"));
     assert_eq!(status, 201, "{body}");
     wait_for_slo(&server, "shop-availability", "the first evaluation", |s| {
         s["backfill"]["done"] == true

@@ -218,16 +218,7 @@ fn slos_are_managed_through_the_api_and_the_directory() {
     let slos = tempfile::tempdir().unwrap();
     std::fs::write(slos.path().join("shop.yaml"), SLO).unwrap();
     let server = start(data.path(), slos.path());
-    let put = |id: &str, body: &str| {
-        let (status, answer) = http_request(
-            server.http,
-            "PUT",
-            &format!("/api/v1/slos/{id}"),
-            &[("content-type", "application/yaml")],
-            body.as_bytes(),
-        );
-        (status, serde_json::from_str::<Value>(&answer).unwrap())
-    };
+    let put = |id: &str, body: &str| server.put_slo(id, body);
 
     // A Sloth file through the API.
     let sloth = r#"
