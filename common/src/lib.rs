@@ -10,11 +10,14 @@
 //!   write-ahead log, the buffer and the Parquet files of `smolder-storage`) and
 //!   the read side (the DataFusion engine in `smolder-query`): query reads a
 //!   consistent [`TableSnapshot`] — recent batches in memory plus Parquet files
-//!   in an object store — without knowing how they were written.
+//!   in an object store — without knowing how they were written;
+//! * [`memory::MemoryBudget`] is the process-wide memory budget queries,
+//!   ingest and SLO rollups draw from.
 
 pub mod schema;
 
 pub mod clock;
+pub mod memory;
 use std::fmt;
 use std::sync::Arc;
 

@@ -17,7 +17,6 @@
 //!   INVALID_ARGUMENT, which they drop.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -53,7 +52,9 @@ impl From<IngestError> for Status {
             IngestError::Malformed(_) | IngestError::UnsupportedMediaType(_) => {
                 Status::invalid_argument(message)
             }
-            IngestError::TooLarge { .. } => Status::resource_exhausted(message),
+            IngestError::TooLarge { .. } | IngestError::TooCostly { .. } => {
+                Status::resource_exhausted(message)
+            }
             IngestError::Unavailable { retry_after, .. } => Status::with_error_details(
                 Code::Unavailable,
                 message,
@@ -76,23 +77,28 @@ impl OtlpGrpc {
         Self { ingestor }
     }
 
-    /// Serves the services on `listener` until `shutdown` completes.
-    pub async fn serve(
+    /// The three OTLP services as one HTTP/2 service, for the server's own
+    /// accept loop (which owns connection limits and, later, TLS).
+    pub fn service(
         self,
-        listener: tokio::net::TcpListener,
-        shutdown: impl Future<Output = ()> + Send,
-    ) -> Result<(), tonic::transport::Error> {
+    ) -> impl tower::Service<
+        http::Request<hyper::body::Incoming>,
+        Response = http::Response<tonic::body::Body>,
+        Error = std::convert::Infallible,
+        Future = impl Send + 'static,
+    > + Clone
+    + Send
+    + 'static {
         let rewrite: fn(http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body> =
             conform_status;
-        let incoming =
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        tonic::transport::Server::builder()
+        let routes =
+            tonic::service::Routes::new(ExportServer::<Traces>::new(Arc::clone(&self.ingestor)))
+                .add_service(ExportServer::<Metrics>::new(Arc::clone(&self.ingestor)))
+                .add_service(ExportServer::<Logs>::new(self.ingestor))
+                .prepare();
+        tower::ServiceBuilder::new()
             .layer(MapResponseLayer::new(rewrite))
-            .add_service(ExportServer::<Traces>::new(Arc::clone(&self.ingestor)))
-            .add_service(ExportServer::<Metrics>::new(Arc::clone(&self.ingestor)))
-            .add_service(ExportServer::<Logs>::new(self.ingestor))
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await
+            .service(routes)
     }
 }
 
@@ -173,7 +179,7 @@ async fn export<S: Signal>(ingestor: &Ingestor, message: Bytes) -> Result<S::Res
         .record_bytes(table.signal(), Transport::Grpc, message.len());
     let result = async {
         ingestor.check_capacity()?;
-        let _admitted = ingestor.admit(message.len())?;
+        let _admitted = ingestor.admit_protobuf(table, &message)?;
         ingestor
             .ingest_protobuf(table, message, Transport::Grpc)
             .await

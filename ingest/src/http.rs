@@ -12,9 +12,9 @@ use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceResponse,
 };
@@ -26,7 +26,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use prost::Message;
 use smolder_common::Table;
+use smolder_common::memory::{Consumer, Reservation};
 
+use crate::convert::cost;
 use crate::decompress::{DecompressError, Encoding, decompress};
 use crate::json;
 use crate::pipeline::{ExportRequest, ExportResult, IngestError, Ingestor};
@@ -140,7 +142,11 @@ async fn receive(
     })?;
     ingestor.check_capacity()?;
     let limit = ingestor.limits().max_request_bytes;
-    let raw = read_body(body, limit).await?;
+    // The body's memory is taken from the budget as it arrives (all of it
+    // up front when its length is announced), so that slow or stalled
+    // uploads cannot hold more than the budget between them.
+    let mut reading = Reservation::empty(ingestor.budget(), Consumer::Ingest);
+    let raw = read_body(ingestor, headers, body, limit, &mut reading).await?;
     ingestor
         .metrics()
         .record_bytes(table.signal(), format.transport(), raw.len());
@@ -148,30 +154,64 @@ async fn receive(
         DecompressError::TooLarge { limit } => IngestError::TooLarge { limit },
         corrupt => IngestError::Malformed(corrupt.to_string()),
     })?;
-    let _admitted = ingestor.admit(body.len())?;
     match format {
         Format::Protobuf => {
+            let _admitted = ingestor.admit_protobuf(table, &body)?;
+            drop(reading);
             ingestor
                 .ingest_protobuf(table, body, format.transport())
                 .await
         }
         Format::Json => {
+            let mut admitted = ingestor.admit(cost::json_body(&body))?;
+            drop(reading);
             let request = decode_json(table, &body)?;
+            admitted.grow(cost::replication(&request))?;
             ingestor.ingest(&request, format.transport()).await
         }
     }
 }
 
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, IngestError> {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(IngestError::TooLarge { limit })
+/// Reads a body of at most `limit` bytes, each chunk taken from the memory
+/// budget into `reading` before it is kept.
+async fn read_body(
+    ingestor: &Ingestor,
+    headers: &HeaderMap,
+    mut body: Body,
+    limit: usize,
+    reading: &mut Reservation,
+) -> Result<Bytes, IngestError> {
+    let overloaded = |e: smolder_common::memory::Exhausted| IngestError::Unavailable {
+        message: format!("the server is overloaded: {e}; retry later"),
+        retry_after: ingestor.limits().retry_after,
+    };
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(length) = announced {
+        if length > limit {
+            return Err(IngestError::TooLarge { limit });
         }
-        Err(e) => Err(IngestError::Malformed(format!(
-            "reading the request body: {e}"
-        ))),
+        reading.grow(length).map_err(overloaded)?;
     }
+    let mut data = BytesMut::with_capacity(announced.unwrap_or(0));
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| IngestError::Malformed(format!("reading the request body: {e}")))?;
+        let Ok(chunk) = frame.into_data() else {
+            continue;
+        };
+        let total = data.len().saturating_add(chunk.len());
+        if total > limit {
+            return Err(IngestError::TooLarge { limit });
+        }
+        if total > reading.bytes() {
+            reading.grow(total - reading.bytes()).map_err(overloaded)?;
+        }
+        data.extend_from_slice(&chunk);
+    }
+    Ok(data.freeze())
 }
 
 fn decode_json(table: Table, body: &[u8]) -> Result<ExportRequest, IngestError> {
@@ -253,7 +293,7 @@ pub struct RpcStatus {
 fn error_response(format: Format, e: &IngestError) -> Response {
     let (status, code) = match e {
         IngestError::Malformed(_) => (StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument),
-        IngestError::TooLarge { .. } => (
+        IngestError::TooLarge { .. } | IngestError::TooCostly { .. } => (
             StatusCode::PAYLOAD_TOO_LARGE,
             tonic::Code::ResourceExhausted,
         ),

@@ -14,6 +14,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use prost::Message;
 use smolder_common::Table;
+use smolder_common::memory::{Consumer, MemoryBudget, Reservation};
 use smolder_storage::wal::Record;
 use smolder_storage::{Store, StoreError, TimeWindow, format_time};
 
@@ -136,6 +137,19 @@ pub enum IngestError {
         /// The cap in bytes.
         limit: usize,
     },
+    /// The body would take more memory once decoded than all requests in
+    /// flight may (413 / RESOURCE_EXHAUSTED): retrying cannot help.
+    #[error(
+        "the request would take about {cost} bytes of memory once decoded (see \
+         convert::cost), more than the {limit} bytes all requests in flight may use; send \
+         smaller batches"
+    )]
+    TooCostly {
+        /// The estimate in bytes.
+        cost: usize,
+        /// The in-flight budget in bytes.
+        limit: usize,
+    },
     /// The media type or content encoding is not supported (415).
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -157,7 +171,7 @@ impl IngestError {
     pub fn outcome(&self) -> Outcome {
         match self {
             Self::Malformed(_) => Outcome::Malformed,
-            Self::TooLarge { .. } => Outcome::TooLarge,
+            Self::TooLarge { .. } | Self::TooCostly { .. } => Outcome::TooLarge,
             Self::UnsupportedMediaType(_) => Outcome::UnsupportedMediaType,
             Self::Unavailable { .. } => Outcome::Backpressure,
             Self::Internal(_) => Outcome::Internal,
@@ -188,40 +202,65 @@ impl Default for IngestLimits {
     }
 }
 
-/// Bytes of requests admitted for decoding and conversion, released when the
-/// [`Admitted`] guard is dropped.
+/// Estimated bytes of requests admitted for decoding and conversion,
+/// released when the [`Admitted`] guard is dropped.
 #[derive(Debug, Default)]
 struct InFlight {
     bytes: AtomicUsize,
 }
 
-/// A request's share of the in-flight budget; dropping it gives the share back.
+impl InFlight {
+    /// Takes `bytes` from a budget of `limit`, unless that would exceed it.
+    fn take(&self, bytes: usize, limit: usize) -> bool {
+        self.bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|total| *total <= limit)
+            })
+            .is_ok()
+    }
+}
+
+/// A request's share of the in-flight budget and of the process's memory
+/// budget; dropping it gives both back.
 #[derive(Debug)]
 #[must_use = "the budget is released when the guard is dropped"]
 pub struct Admitted<'a> {
-    in_flight: &'a InFlight,
+    ingestor: &'a Ingestor,
     bytes: usize,
+    memory: Reservation,
+}
+
+impl Admitted<'_> {
+    /// Takes `bytes` more (what decoding showed the request needs besides
+    /// the first estimate), or refuses like [`Ingestor::admit`].
+    pub fn grow(&mut self, bytes: usize) -> Result<(), IngestError> {
+        let ingestor = self.ingestor;
+        let total = self.bytes.saturating_add(bytes);
+        if total > ingestor.limits.max_inflight_bytes {
+            return Err(IngestError::TooCostly {
+                cost: total,
+                limit: ingestor.limits.max_inflight_bytes,
+            });
+        }
+        if !ingestor
+            .in_flight
+            .take(bytes, ingestor.limits.max_inflight_bytes)
+        {
+            return Err(ingestor.busy());
+        }
+        self.bytes = total;
+        self.memory.grow(bytes).map_err(|e| {
+            ingestor.unavailable(format!("the server is overloaded: {e}; retry later"))
+        })
+    }
 }
 
 impl Drop for Admitted<'_> {
     fn drop(&mut self) {
-        self.in_flight.bytes.fetch_sub(self.bytes, Ordering::AcqRel);
-    }
-}
-
-impl InFlight {
-    /// Takes `bytes` from a budget of `limit`, unless that would exceed it
-    /// while other requests are in flight.
-    fn admit(&self, bytes: usize, limit: usize) -> Option<Admitted<'_>> {
-        self.bytes
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                (used == 0 || used.saturating_add(bytes) <= limit).then(|| used + bytes)
-            })
-            .ok()
-            .map(|_| Admitted {
-                in_flight: self,
-                bytes,
-            })
+        self.ingestor
+            .in_flight
+            .bytes
+            .fetch_sub(self.bytes, Ordering::AcqRel);
     }
 }
 
@@ -232,17 +271,43 @@ pub struct Ingestor {
     metrics: IngestMetrics,
     limits: IngestLimits,
     in_flight: InFlight,
+    budget: Arc<MemoryBudget>,
 }
 
 impl Ingestor {
-    /// An ingestor appending to `store`.
+    /// An ingestor appending to `store`, bounded by its own limits only.
     pub fn new(store: Arc<Store>, metrics: IngestMetrics, limits: IngestLimits) -> Self {
+        Self::with_budget(store, metrics, limits, MemoryBudget::unlimited())
+    }
+
+    /// An ingestor whose requests also draw from the process's memory
+    /// `budget`: bodies as they are read, then their decoded estimate.
+    pub fn with_budget(
+        store: Arc<Store>,
+        metrics: IngestMetrics,
+        limits: IngestLimits,
+        budget: Arc<MemoryBudget>,
+    ) -> Self {
         Self {
             store,
             metrics,
             limits,
             in_flight: InFlight::default(),
+            budget,
         }
+    }
+
+    /// The memory budget bodies are read into.
+    pub fn budget(&self) -> &Arc<MemoryBudget> {
+        &self.budget
+    }
+
+    fn busy(&self) -> IngestError {
+        self.unavailable(format!(
+            "the server is overloaded: {} bytes of requests are already being processed; \
+             retry later",
+            self.limits.max_inflight_bytes
+        ))
     }
 
     /// The limits receivers enforce.
@@ -274,19 +339,31 @@ impl Ingestor {
         Ok(())
     }
 
-    /// Admits a request of `bytes` (decompressed) for decoding and conversion,
-    /// or refuses it as "unavailable" when the in-flight budget is spent, so
-    /// that the memory of work in progress stays bounded under any load.
-    pub fn admit(&self, bytes: usize) -> Result<Admitted<'_>, IngestError> {
-        self.in_flight
-            .admit(bytes, self.limits.max_inflight_bytes)
-            .ok_or_else(|| {
-                self.unavailable(format!(
-                    "the server is overloaded: {} bytes of requests are already being processed; \
-                     retry later",
-                    self.limits.max_inflight_bytes
-                ))
-            })
+    /// Admits a request whose decoding and conversion are estimated to take
+    /// `cost` bytes ([`convert::cost`]), or refuses it: as too costly when it
+    /// alone exceeds the in-flight budget, as "unavailable" (retry later)
+    /// when the in-flight budget or the process's memory budget is spent —
+    /// so that the memory of work in progress stays bounded under any load.
+    pub fn admit(&self, cost: usize) -> Result<Admitted<'_>, IngestError> {
+        let mut admitted = Admitted {
+            ingestor: self,
+            bytes: 0,
+            memory: Reservation::empty(&self.budget, Consumer::Ingest),
+        };
+        admitted.grow(cost)?;
+        Ok(admitted)
+    }
+
+    /// Admits an export given as (decompressed) protobuf bytes by the
+    /// estimate of its decoded size; malformed bytes are refused here.
+    pub fn admit_protobuf(&self, table: Table, body: &[u8]) -> Result<Admitted<'_>, IngestError> {
+        let cost = convert::cost::protobuf(table, body).map_err(|e| {
+            IngestError::Malformed(format!(
+                "invalid OTLP protobuf {} request: {e}",
+                table.signal()
+            ))
+        })?;
+        self.admit(cost)
     }
 
     /// Bytes of requests admitted and not yet finished.
@@ -484,20 +561,13 @@ mod admission_tests {
     use super::*;
 
     #[test]
-    fn the_in_flight_budget_refuses_work_beyond_it_and_is_given_back() {
+    fn the_in_flight_budget_refuses_work_beyond_it() {
         let budget = InFlight::default();
-        let first = budget.admit(60, 100).unwrap();
-        assert!(budget.admit(50, 100).is_none(), "60 + 50 exceeds 100");
-        let second = budget.admit(40, 100).unwrap();
-        drop(first);
-        assert_eq!(budget.bytes.load(Ordering::Acquire), 40);
-        drop(second);
-        assert_eq!(budget.bytes.load(Ordering::Acquire), 0);
-        // Alone, a request larger than the budget still runs; nothing joins it.
-        let big = budget.admit(500, 100).unwrap();
-        assert!(budget.admit(1, 100).is_none());
-        drop(big);
-        assert!(budget.admit(1, 100).is_some());
+        assert!(budget.take(60, 100));
+        assert!(!budget.take(50, 100), "60 + 50 exceeds 100");
+        assert!(budget.take(40, 100));
+        assert!(!budget.take(500, 100));
+        assert_eq!(budget.bytes.load(Ordering::Acquire), 100);
     }
 
     #[tokio::test]
@@ -534,5 +604,43 @@ mod admission_tests {
         drop(held);
         assert_eq!(ingestor.in_flight_bytes(), 0);
         assert!(ingestor.admit(300).is_ok());
+        // A request that alone exceeds the budget cannot succeed by retrying.
+        match ingestor.admit(1001) {
+            Err(e @ IngestError::TooCostly { .. }) => {
+                assert!(e.to_string().contains("send smaller batches"), "{e}");
+            }
+            other => panic!("expected TooCostly, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_draw_from_the_process_memory_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(
+            dir.path(),
+            smolder_storage::StoreOptions::default(),
+            Arc::new(smolder_storage::SystemClock),
+        )
+        .await
+        .unwrap();
+        let budget = MemoryBudget::new(1000);
+        let ingestor = Ingestor::with_budget(
+            Arc::new(store),
+            IngestMetrics::new(&mut prometheus_client::registry::Registry::default()),
+            IngestLimits::default(),
+            Arc::clone(&budget),
+        );
+        let _query = budget.reserve(Consumer::Query, 900).unwrap();
+        let mut held = ingestor.admit(100).unwrap();
+        assert_eq!(budget.used_by(Consumer::Ingest), 100);
+        match held.grow(1) {
+            Err(IngestError::Unavailable { message, .. }) => {
+                assert!(message.contains("memory budget"), "{message}");
+            }
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+        drop(held);
+        assert_eq!(budget.used_by(Consumer::Ingest), 0);
+        assert_eq!(ingestor.in_flight_bytes(), 0);
     }
 }

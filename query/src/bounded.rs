@@ -20,7 +20,7 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::compute::kernels::length::length;
 use datafusion::arrow::compute::{cast, cast_with_options};
 use datafusion::arrow::datatypes::{DataType, FieldRef, Int64Type, IntervalUnit, TimeUnit};
-use datafusion::common::{Result, exec_err};
+use datafusion::common::{Result, exec_datafusion_err, exec_err};
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::sort_properties::{ExprProperties, SortProperties};
 use datafusion::logical_expr::udf_eq::UdfEq;
@@ -29,6 +29,7 @@ use datafusion::logical_expr::{
     ScalarUDFImpl, Signature,
 };
 use datafusion::prelude::SessionContext;
+use smolder_common::memory::{Consumer, MemoryBudget};
 
 /// How much one call of a bounded function may produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,13 +84,16 @@ const BOUNDED: [(&str, Bound); 9] = [
 ];
 
 /// Replaces the session's unbounded functions by bounded ones.
-pub fn register(ctx: &SessionContext, limits: FunctionLimits) {
+/// While it runs, a call holds its output's bound in `budget`, so that
+/// concurrent calls cannot together outgrow the process's memory budget.
+pub fn register(ctx: &SessionContext, limits: FunctionLimits, budget: &Arc<MemoryBudget>) {
     for (name, bound) in BOUNDED {
         if let Some(inner) = ctx.state().scalar_functions().get(name) {
             ctx.register_udf(ScalarUDF::new_from_impl(Bounded {
                 inner: Arc::clone(inner.inner()).into(),
                 bound,
                 limits,
+                budget: Budget(Arc::clone(budget)),
             }));
         }
     }
@@ -100,6 +104,25 @@ struct Bounded {
     inner: UdfEq<Arc<dyn ScalarUDFImpl>>,
     bound: Bound,
     limits: FunctionLimits,
+    budget: Budget,
+}
+
+/// The budget, compared by identity (functions are compared and hashed).
+#[derive(Debug)]
+struct Budget(Arc<MemoryBudget>);
+
+impl PartialEq for Budget {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Budget {}
+
+impl std::hash::Hash for Budget {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.0).hash(state);
+    }
 }
 
 /// An argument's values as numbers (row by row; a scalar stands for every
@@ -272,7 +295,8 @@ impl Bounded {
         }
     }
 
-    fn check(&self, args: &ScalarFunctionArgs) -> Result<()> {
+    /// The most the call can produce, in bytes, or an error beyond the limits.
+    fn check(&self, args: &ScalarFunctionArgs) -> Result<u64> {
         let sizes = self.sizes(&args.args);
         let all_scalar = args
             .args
@@ -302,7 +326,7 @@ impl Bounded {
                 );
             }
         }
-        Ok(())
+        Ok(total)
     }
 }
 
@@ -332,7 +356,15 @@ impl ScalarUDFImpl for Bounded {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        self.check(&args)?;
+        let bound = self.check(&args)?;
+        let _held = self
+            .budget
+            .0
+            .reserve(
+                Consumer::Query,
+                usize::try_from(bound).unwrap_or(usize::MAX),
+            )
+            .map_err(|e| exec_datafusion_err!("{}(): {e}; try later", self.inner.name()))?;
         self.inner.invoke_with_args(args)
     }
 

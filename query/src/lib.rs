@@ -13,6 +13,7 @@ mod bloom;
 pub mod bounded;
 pub mod executor;
 pub mod functions;
+mod pool;
 pub mod sandbox;
 pub mod search;
 mod table;
@@ -26,6 +27,7 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures::StreamExt as _;
+use smolder_common::memory::MemoryBudget;
 use smolder_common::{Table, TableSource};
 
 pub use table::SourceTable;
@@ -118,6 +120,7 @@ pub struct QueryEngine {
     ctx: SessionContext,
     limits: QueryLimits,
     executor: Arc<executor::Executor>,
+    budget: Arc<MemoryBudget>,
 }
 
 impl std::fmt::Debug for QueryEngine {
@@ -129,20 +132,34 @@ impl std::fmt::Debug for QueryEngine {
 }
 
 impl QueryEngine {
-    /// An engine whose tables read from `sources` (their union).
+    /// An engine whose tables read from `sources` (their union), with no
+    /// process-wide memory budget beyond its own limits (tools and tests).
     pub fn new(sources: Vec<Arc<dyn TableSource>>, limits: QueryLimits) -> Result<Self> {
+        Self::with_budget(sources, limits, MemoryBudget::unlimited())
+    }
+
+    /// An engine whose queries also draw from the process's memory `budget`
+    /// (operators through the pool, bounded functions while they run).
+    pub fn with_budget(
+        sources: Vec<Arc<dyn TableSource>>,
+        limits: QueryLimits,
+        budget: Arc<MemoryBudget>,
+    ) -> Result<Self> {
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("smolder", "public");
         let runtime = RuntimeEnvBuilder::new()
-            .with_memory_limit(limits.memory_limit, 1.0)
+            .with_memory_pool(Arc::new(pool::BudgetPool::new(
+                limits.memory_limit,
+                Arc::clone(&budget),
+            )))
             // Parsed Parquet footers and page indexes (table.rs): room for
             // a month of hourly files of every signal.
             .with_metadata_cache_limit(METADATA_CACHE_BYTES)
             .build_arc()?;
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         functions::register(&ctx);
-        bounded::register(&ctx, limits.functions);
+        bounded::register(&ctx, limits.functions, &budget);
         for source in &sources {
             if let Some((url, store)) = source.object_store() {
                 ctx.register_object_store(url.as_ref(), store);
@@ -162,6 +179,7 @@ impl QueryEngine {
             ctx,
             limits,
             executor,
+            budget,
         })
     }
 
@@ -173,6 +191,12 @@ impl QueryEngine {
     /// The configured limits.
     pub fn limits(&self) -> QueryLimits {
         self.limits
+    }
+
+    /// The memory budget queries draw from, shared with the rest of the
+    /// process (the SLO engine takes its rollups' share from it).
+    pub fn budget(&self) -> &Arc<MemoryBudget> {
+        &self.budget
     }
 
     /// Queries that panicked since start.

@@ -33,6 +33,7 @@ use crate::rows::{self, Counter, RowConditions};
 use crate::spec::{self, Defaults, Problem};
 use crate::sql::{Baseline, Range, baseline_query, check_definition, rollup_query, ts};
 use crate::{Error, Result};
+use smolder_common::memory::{Consumer, Reservation};
 
 /// How the engine runs.
 #[derive(Debug, Clone)]
@@ -98,6 +99,68 @@ struct InstanceState {
     /// Counters and histograms: the last point of each cumulative series
     /// before the range the next update reads, by series hash.
     baselines: HashMap<i64, Baseline>,
+    /// The share of the process's memory budget the groups' rollups hold
+    /// (shared with the copy a reload keeps).
+    memory: Arc<std::sync::Mutex<Reservation>>,
+    /// Updates that failed in a row; each doubles the wait before the next.
+    failures: u32,
+    /// No update before this time (ns) after a failure.
+    retry_at: i64,
+}
+
+/// Memory a group holds besides its rollup: its key, the map's entry.
+const GROUP_OVERHEAD_BYTES: usize = 128;
+
+/// The longest wait between retries of an SLO whose updates keep failing.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(300);
+
+impl InstanceState {
+    /// Bytes the groups' rollups hold.
+    fn bytes(&self) -> usize {
+        self.groups
+            .iter()
+            .map(|(key, r)| {
+                r.bytes() + GROUP_OVERHEAD_BYTES + key.iter().map(String::len).sum::<usize>()
+            })
+            .sum()
+    }
+
+    /// Takes what the groups now hold from the memory budget. Beyond the
+    /// budget the rollups are dropped (they are recomputed from the stored
+    /// telemetry once memory allows) and the SLO reports why.
+    fn account(&mut self) -> Result<()> {
+        let bytes = self.bytes();
+        let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = memory.resize(bytes) {
+            let groups = self.groups.len();
+            self.groups.clear();
+            self.baselines.clear();
+            self.watermark = self.horizon_start;
+            let _ = memory.resize(0);
+            return Err(Error::Resources(format!(
+                "the rollups of {groups} groups need {bytes} bytes and {e}; they are \
+                 recomputed when memory allows"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Records a failed update and when to try again: after one tick, then
+    /// twice as long after each further failure, at most [`MAX_RETRY_WAIT`].
+    fn failed(&mut self, message: String, now: i64, interval: Duration) {
+        self.failures = self.failures.saturating_add(1);
+        let wait = interval
+            .saturating_mul(1 << self.failures.min(16))
+            .min(MAX_RETRY_WAIT);
+        self.retry_at = now.saturating_add(duration_ns(wait));
+        self.last_error = Some(message);
+    }
+
+    fn succeeded(&mut self) {
+        self.failures = 0;
+        self.retry_at = i64::MIN;
+        self.last_error = None;
+    }
 }
 
 #[derive(Debug)]
@@ -494,6 +557,12 @@ impl SloEngine {
             last_error: None,
             last_update: None,
             baselines: HashMap::new(),
+            memory: Arc::new(std::sync::Mutex::new(Reservation::empty(
+                self.query.budget(),
+                Consumer::Slo,
+            ))),
+            failures: 0,
+            retry_at: i64::MIN,
         }
     }
 
@@ -524,7 +593,15 @@ impl SloEngine {
                 }
                 state.watermark = stored.watermark.max(state.horizon_start);
                 state.horizon_start = stored.horizon_start.max(state.horizon_start);
-                tracing::info!(slo = %def.id, groups = loaded, "Loaded stored rollups.");
+                match state.account() {
+                    Ok(()) => {
+                        tracing::info!(slo = %def.id, groups = loaded, "Loaded stored rollups.");
+                    }
+                    Err(e) => {
+                        tracing::warn!(slo = %def.id, error = %e, "The SLO's stored rollups do not fit the memory budget.");
+                        state.failed(e.to_string(), now, self.options.interval);
+                    }
+                }
             }
             Some(_) => {
                 tracing::info!(slo = %def.id, "The SLO's indicator changed; recomputing its rollups from history.");
@@ -813,6 +890,10 @@ impl SloEngine {
         budget: &BackfillBudget,
     ) -> Option<Update> {
         let mut st = rt.state.lock().await;
+        if st.retry_at > now {
+            // It failed recently: wait out its back-off.
+            return None;
+        }
         let b = rt.bucket_ns;
         let chunk = self.chunk_ns(b);
         let first = self.first_bucket(&st, b);
@@ -834,11 +915,11 @@ impl SloEngine {
                     if st.last_error.as_deref() != Some(message.as_str()) {
                         tracing::warn!(slo = %rt.def.id, error = %message, "Computing the SLO's rollups failed.");
                     }
-                    st.last_error = Some(message);
+                    st.failed(message, now, self.options.interval);
                     break;
                 }
             }
-            st.last_error = None;
+            st.succeeded();
             if to < now && !budget.spend() {
                 break;
             }
@@ -893,7 +974,7 @@ impl SloEngine {
             st.baselines.retain(|_, b| b.time >= oldest);
         }
         apply_results(rt, st, (from, to), now, results, rows);
-        Ok(())
+        st.account()
     }
 
     /// Updates the row SLOs without groups on the same table, bucket width
@@ -985,7 +1066,10 @@ impl SloEngine {
                 let mut st = rt.state.lock().await;
                 let results = BTreeMap::from([(Vec::new(), values)]);
                 apply_results(rt, &mut st, (from, to), now, results, rows);
-                st.last_error = None;
+                match st.account() {
+                    Ok(()) => st.succeeded(),
+                    Err(e) => st.failed(e.to_string(), now, self.options.interval),
+                }
             }
             done = Some(to);
             if to < now && !budget.spend() {

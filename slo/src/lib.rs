@@ -41,6 +41,9 @@ pub enum Error {
     /// The request conflicts with how the SLO is managed.
     #[error("{0}")]
     Conflict(String),
+    /// The SLO's rollups do not fit the process's memory budget.
+    #[error("{0}")]
+    Resources(String),
 }
 
 /// `Result` with this crate's [`Error`].

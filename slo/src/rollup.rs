@@ -1,28 +1,68 @@
-//! Rollups of one SLO instance: good and total per time bucket, over a ring
-//! that covers the SLO's horizon (its period or longest alert window).
+//! Rollups of one SLO instance: good and total per time bucket, over a window
+//! of buckets that covers the SLO's horizon (its period or longest alert
+//! window).
 //!
 //! Sums over any window are exact (plain additions of the stored counts) and
 //! cheap whatever the window's length: buckets are grouped in blocks of
 //! [`BLOCK`] whose sums are kept, so a 30-day window of minute buckets adds
 //! about 720 block sums and at most 2 × 60 buckets instead of 43,200.
+//!
+//! Blocks are allocated as data arrives and freed when they hold nothing or
+//! fall out of the horizon: an SLO grouped by a key with many values holds
+//! memory for the buckets its groups actually saw, not a full period's ring
+//! per group (a 30-day ring of minute buckets is 675 KiB; one block is
+//! under 1 KiB). [`Rollup::bytes`] says what an instance holds, so the engine
+//! can account its SLOs against the process's memory budget.
+
+use std::collections::BTreeMap;
 
 use crate::model::Budgeting;
 
 /// Buckets per block.
 pub const BLOCK: usize = 60;
 
+/// `BLOCK` as a bucket index offset.
+const BLOCK_I: i64 = BLOCK as i64;
+
+/// The buckets of one block and their sum in budget units.
+#[derive(Debug, Clone)]
+struct Block {
+    raw: [[f64; 2]; BLOCK],
+    units: [f64; 2],
+}
+
+impl Block {
+    const EMPTY: Block = Block {
+        raw: [[0.0; 2]; BLOCK],
+        units: [0.0; 2],
+    };
+
+    fn is_empty(&self) -> bool {
+        self.raw.iter().all(|v| *v == [0.0; 2])
+    }
+
+    fn recompute(&mut self, budgeting: &Budgeting) {
+        let mut sum = [0.0; 2];
+        for raw in &self.raw {
+            let [g, t] = budgeting.units(raw[0], raw[1]);
+            sum[0] += g;
+            sum[1] += t;
+        }
+        self.units = sum;
+    }
+}
+
 /// Good and total of one SLO instance per bucket.
 #[derive(Debug, Clone)]
 pub struct Rollup {
     budgeting: Budgeting,
-    /// Buckets the ring holds (a multiple of `BLOCK`).
+    /// Buckets held: `head - capacity + 1 ..= head` (a multiple of `BLOCK`).
     capacity: usize,
-    /// The newest bucket index the ring has reached (absolute: time / width).
+    /// The newest bucket index the rollup has reached (absolute: time / width).
     head: i64,
-    /// Raw good and total per bucket, at `index mod capacity`.
-    raw: Vec<[f64; 2]>,
-    /// Per block, the sum of the buckets' units (see [`Budgeting::units`]).
-    blocks: Vec<[f64; 2]>,
+    /// The blocks holding a non-zero bucket, by absolute block number
+    /// (`index.div_euclid(BLOCK)`); no bucket outside the window is kept.
+    blocks: BTreeMap<i64, Box<Block>>,
 }
 
 /// Good and total over a window, in budget units (events or slices).
@@ -47,15 +87,15 @@ impl Counts {
 }
 
 impl Rollup {
-    /// An empty ring of at least `buckets` buckets, starting at bucket `head`.
+    /// An empty rollup of at least `buckets` buckets, its head at `head`.
+    /// Nothing is allocated until a bucket is written.
     pub fn new(budgeting: Budgeting, buckets: usize, head: i64) -> Self {
-        let capacity = buckets.max(1).div_ceil(BLOCK) * BLOCK;
+        let capacity = buckets.max(1).div_ceil(BLOCK).saturating_mul(BLOCK);
         Self {
             budgeting,
             capacity,
             head,
-            raw: vec![[0.0; 2]; capacity],
-            blocks: vec![[0.0; 2]; capacity / BLOCK],
+            blocks: BTreeMap::new(),
         }
     }
 
@@ -66,49 +106,54 @@ impl Rollup {
 
     /// The oldest bucket index still held.
     pub fn oldest(&self) -> i64 {
-        self.head - self.capacity as i64 + 1
+        let capacity = i64::try_from(self.capacity).unwrap_or(i64::MAX);
+        self.head.saturating_sub(capacity - 1)
     }
 
-    fn slot(&self, index: i64) -> usize {
-        index.rem_euclid(self.capacity as i64) as usize
+    /// Bytes the allocated blocks take (approximately: the map's own nodes
+    /// are counted as one pointer per block).
+    pub fn bytes(&self) -> usize {
+        self.blocks.len() * (std::mem::size_of::<Block>() + 3 * std::mem::size_of::<usize>())
     }
 
-    /// Moves the head forward to `index`, clearing the buckets that fall out.
+    /// Moves the head forward to `index`, forgetting the buckets that fall out.
     pub fn advance(&mut self, index: i64) {
         if index <= self.head {
             return;
         }
-        let cap = self.capacity as i64;
-        if index - self.head >= cap {
-            self.raw.fill([0.0; 2]);
-            self.blocks.fill([0.0; 2]);
-        } else {
-            let mut touched = Vec::new();
-            for i in self.head + 1..=index {
-                let slot = self.slot(i);
-                self.raw[slot] = [0.0; 2];
-                if touched.last() != Some(&(slot / BLOCK)) {
-                    touched.push(slot / BLOCK);
+        self.head = index;
+        let oldest = self.oldest();
+        let first_kept = oldest.div_euclid(BLOCK_I);
+        // Whole blocks older than the window go at once.
+        self.blocks = self.blocks.split_off(&first_kept);
+        // The block the window now starts in loses its older buckets.
+        if let Some(block) = self.blocks.get_mut(&first_kept) {
+            let start = first_kept * BLOCK_I;
+            let cut = usize::try_from(oldest - start).unwrap_or(0).min(BLOCK);
+            if cut > 0 {
+                block.raw[..cut].fill([0.0; 2]);
+                if block.is_empty() {
+                    self.blocks.remove(&first_kept);
+                } else {
+                    block.recompute(&self.budgeting);
                 }
             }
-            for block in touched {
-                self.recompute_block(block);
-            }
         }
-        self.head = index;
     }
 
-    /// Raw good and total of a bucket (zero outside the ring).
+    /// Raw good and total of a bucket (zero outside the window).
     pub fn get(&self, index: i64) -> [f64; 2] {
         if index > self.head || index < self.oldest() {
             return [0.0; 2];
         }
-        self.raw[self.slot(index)]
+        self.blocks
+            .get(&index.div_euclid(BLOCK_I))
+            .map_or([0.0; 2], |b| b.raw[index.rem_euclid(BLOCK_I) as usize])
     }
 
     /// Replaces the buckets `from..=to` with `values` (absent ones become
-    /// zero). Buckets older than the ring are ignored; the head moves to `to`
-    /// if it is newer. Returns whether anything changed.
+    /// zero). Buckets older than the window are ignored; the head moves to
+    /// `to` if it is newer. Returns whether anything changed.
     pub fn replace(&mut self, from: i64, to: i64, values: &[(i64, [f64; 2])]) -> bool {
         self.advance(to);
         let from = from.max(self.oldest());
@@ -116,67 +161,91 @@ impl Rollup {
             return false;
         }
         let mut changed = false;
-        let mut touched: Vec<usize> = Vec::new();
-        let mut write = |this: &mut Self, index: i64, value: [f64; 2]| {
-            let slot = this.slot(index);
-            if this.raw[slot] != value {
-                this.raw[slot] = value;
-                changed = true;
-                if touched.last() != Some(&(slot / BLOCK)) {
-                    touched.push(slot / BLOCK);
-                }
-            }
-        };
+        let mut touched: Vec<i64> = Vec::new();
         let mut given = values.iter().filter(|(i, _)| (from..=to).contains(i));
         let mut next = given.next();
-        for index in from..=to {
-            let value = match next {
-                Some(&(i, v)) if i == index => {
-                    next = given.next();
-                    v
+        let mut block_no = from.div_euclid(BLOCK_I);
+        while block_no <= to.div_euclid(BLOCK_I) {
+            let start = block_no * BLOCK_I;
+            let (lo, hi) = (from.max(start), to.min(start.saturating_add(BLOCK_I - 1)));
+            // Values for this block, in order.
+            let mut here: Vec<(usize, [f64; 2])> = Vec::new();
+            while let Some(&(i, v)) = next {
+                if i > hi {
+                    break;
                 }
-                _ => [0.0; 2],
+                if v != [0.0; 2] {
+                    here.push(((i - start) as usize, v));
+                }
+                next = given.next();
+            }
+            let block = match self.blocks.get_mut(&block_no) {
+                Some(block) => Some(block),
+                None if here.is_empty() => None,
+                None => Some(
+                    self.blocks
+                        .entry(block_no)
+                        .or_insert_with(|| Box::new(Block::EMPTY)),
+                ),
             };
-            write(self, index, value);
+            if let Some(block) = block {
+                let mut values = here.into_iter().peekable();
+                let mut dirty = false;
+                for offset in (lo - start) as usize..=(hi - start) as usize {
+                    let value = match values.peek() {
+                        Some(&(o, v)) if o == offset => {
+                            values.next();
+                            v
+                        }
+                        _ => [0.0; 2],
+                    };
+                    if block.raw[offset] != value {
+                        block.raw[offset] = value;
+                        dirty = true;
+                    }
+                }
+                if dirty {
+                    changed = true;
+                    touched.push(block_no);
+                }
+            }
+            block_no += 1;
         }
-        touched.sort_unstable();
-        touched.dedup();
-        for block in touched {
-            self.recompute_block(block);
+        for block_no in touched {
+            if let Some(block) = self.blocks.get_mut(&block_no) {
+                if block.is_empty() {
+                    self.blocks.remove(&block_no);
+                } else {
+                    block.recompute(&self.budgeting);
+                }
+            }
         }
         changed
     }
 
-    fn recompute_block(&mut self, block: usize) {
-        let mut sum = [0.0; 2];
-        for raw in &self.raw[block * BLOCK..(block + 1) * BLOCK] {
-            let [g, t] = self.budgeting.units(raw[0], raw[1]);
-            sum[0] += g;
-            sum[1] += t;
-        }
-        self.blocks[block] = sum;
-    }
-
-    /// Units over the buckets `from..=to` (clamped to the ring).
+    /// Units over the buckets `from..=to` (clamped to the window).
     pub fn sum(&self, from: i64, to: i64) -> Counts {
         let from = from.max(self.oldest());
         let to = to.min(self.head);
         let mut sum = [0.0; 2];
-        let mut add = |u: [f64; 2]| {
-            sum[0] += u[0];
-            sum[1] += u[1];
-        };
-        let mut i = from;
-        while i <= to {
-            let block_start = i - i.rem_euclid(BLOCK as i64);
-            let block_end = block_start + BLOCK as i64 - 1;
-            if i == block_start && block_end <= to {
-                add(self.blocks[self.slot(i) / BLOCK]);
-                i = block_end + 1;
+        if from > to {
+            return Counts::default();
+        }
+        for (&block_no, block) in self
+            .blocks
+            .range(from.div_euclid(BLOCK_I)..=to.div_euclid(BLOCK_I))
+        {
+            let start = block_no * BLOCK_I;
+            let (lo, hi) = (from.max(start), to.min(start.saturating_add(BLOCK_I - 1)));
+            if lo == start && hi == start.saturating_add(BLOCK_I - 1) {
+                sum[0] += block.units[0];
+                sum[1] += block.units[1];
             } else {
-                let [g, t] = self.raw[self.slot(i)];
-                add(self.budgeting.units(g, t));
-                i += 1;
+                for raw in &block.raw[(lo - start) as usize..=(hi - start) as usize] {
+                    let [g, t] = self.budgeting.units(raw[0], raw[1]);
+                    sum[0] += g;
+                    sum[1] += t;
+                }
             }
         }
         Counts {
@@ -187,9 +256,16 @@ impl Rollup {
 
     /// Every non-empty bucket, oldest first.
     pub fn buckets(&self) -> impl Iterator<Item = (i64, [f64; 2])> + '_ {
-        (self.oldest()..=self.head)
-            .map(|i| (i, self.get(i)))
-            .filter(|(_, v)| v[0] != 0.0 || v[1] != 0.0)
+        let (oldest, head) = (self.oldest(), self.head);
+        self.blocks.iter().flat_map(move |(&block_no, block)| {
+            let start = block_no * BLOCK_I;
+            block
+                .raw
+                .iter()
+                .enumerate()
+                .map(move |(offset, v)| (start + offset as i64, *v))
+                .filter(move |(i, v)| (oldest..=head).contains(i) && *v != [0.0; 2])
+        })
     }
 }
 
@@ -243,5 +319,46 @@ mod tests {
             }
         );
         assert!(!r.replace(3, 9, &[(5, [0.0, 1.0])]), "nothing changed");
+    }
+
+    #[test]
+    fn memory_is_held_only_for_blocks_with_data() {
+        // A 30-day window of minute buckets: nothing allocated up front.
+        let mut r = occ(43_200);
+        assert_eq!(r.bytes(), 0);
+        r.replace(0, 0, &[(0, [1.0, 1.0])]);
+        let one_block = r.bytes();
+        assert!(one_block > 0 && one_block < 2048, "{one_block}");
+        // Writing zeros over the only bucket frees its block.
+        r.replace(0, 0, &[]);
+        assert_eq!(r.bytes(), 0);
+        // Data far apart hold two blocks, not the ring between them.
+        r.replace(10, 10, &[(10, [1.0, 1.0])]);
+        r.replace(40_000, 40_000, &[(40_000, [1.0, 2.0])]);
+        assert_eq!(r.bytes(), 2 * one_block);
+        assert_eq!(r.sum(0, 40_000).total, 3.0);
+        // Moving past the window frees everything.
+        r.advance(200_000);
+        assert_eq!(r.bytes(), 0);
+    }
+
+    #[test]
+    fn the_block_the_window_starts_in_keeps_only_its_newer_buckets() {
+        let mut r = occ(120);
+        let values: Vec<(i64, [f64; 2])> = (0..120).map(|i| (i, [1.0, 1.0])).collect();
+        r.replace(0, 119, &values);
+        r.advance(130);
+        assert_eq!(r.oldest(), 11);
+        assert_eq!(r.sum(-100, 200).total, 109.0, "buckets 11..=119");
+        assert_eq!(r.buckets().count(), 109);
+        assert_eq!(r.get(10), [0.0; 2]);
+        assert_eq!(r.get(11), [1.0; 2]);
+    }
+
+    #[test]
+    fn huge_windows_do_not_overflow() {
+        let mut r = occ(usize::MAX);
+        r.replace(i64::MAX - 5, i64::MAX - 5, &[(i64::MAX - 5, [1.0, 1.0])]);
+        assert_eq!(r.sum(i64::MIN, i64::MAX).total, 1.0);
     }
 }

@@ -51,8 +51,9 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "SMOLDER_BUFFER_LIMIT", value_name = "BYTES")]
     pub(crate) buffer_limit: Option<ByteSize>,
 
-    /// Decompressed bytes of OTLP requests decoded and converted at once; more
-    /// load gets 503 / UNAVAILABLE with a retry delay [default: 256 MiB]
+    /// Memory OTLP requests being decoded and converted may take at once, by
+    /// the estimate of their decoded size; more load gets 503 / UNAVAILABLE
+    /// with a retry delay, a single larger request 413 [default: 256 MiB]
     #[arg(long, env = "SMOLDER_MAX_INFLIGHT_BYTES", value_name = "BYTES")]
     pub(crate) max_inflight_bytes: Option<ByteSize>,
 
@@ -114,6 +115,22 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "SMOLDER_QUERY_MEMORY_LIMIT", value_name = "BYTES")]
     pub(crate) query_memory_limit: Option<ByteSize>,
 
+    /// Memory queries, OTLP requests and SLO rollups may hold together;
+    /// beyond it requests get 503 / UNAVAILABLE or a query error, never an
+    /// out-of-memory crash [default: 2 GiB]
+    #[arg(long, env = "SMOLDER_MEMORY_BUDGET", value_name = "BYTES")]
+    pub(crate) memory_budget: Option<ByteSize>,
+
+    /// Connections each listener keeps open at most; more are closed as
+    /// they arrive [default: 4096]
+    #[arg(long, env = "SMOLDER_MAX_CONNECTIONS", value_name = "CONNECTIONS")]
+    pub(crate) max_connections: Option<usize>,
+
+    /// A connection with nothing read or written for this long is closed
+    /// [default: 2m]
+    #[arg(long, env = "SMOLDER_IDLE_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) idle_timeout: Option<Duration>,
+
     /// Log format: `text` or `json` [default: text]
     #[arg(long, env = "SMOLDER_LOG_FORMAT", value_name = "FORMAT")]
     pub(crate) log_format: Option<LogFormat>,
@@ -174,6 +191,9 @@ pub(crate) struct FileConfig {
     /// Listener addresses.
     #[serde(default)]
     pub(crate) listen: ListenSection,
+    /// Limits of the whole server.
+    #[serde(default)]
+    pub(crate) server: ServerSection,
     /// OTLP ingest limits.
     #[serde(default)]
     pub(crate) ingest: IngestSection,
@@ -234,6 +254,24 @@ pub(crate) struct ListenSection {
     pub(crate) otlp_http: Option<SocketAddr>,
     /// HTTP API.
     pub(crate) http: Option<SocketAddr>,
+}
+
+/// `[server]`: limits of the whole server.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ServerSection {
+    /// Memory budget of queries, OTLP requests and SLO rollups.
+    pub(crate) memory_budget: Option<ByteSize>,
+    /// Connections per listener.
+    pub(crate) max_connections: Option<usize>,
+    /// Idle connection timeout.
+    #[serde(default, with = "humantime_serde")]
+    pub(crate) idle_timeout: Option<Duration>,
+    /// Time to send a request's headers.
+    #[serde(default, with = "humantime_serde")]
+    pub(crate) header_timeout: Option<Duration>,
+    /// Concurrent HTTP/2 streams per connection.
+    pub(crate) max_streams: Option<u32>,
 }
 
 /// `[ingest]`: OTLP ingest limits.
@@ -343,6 +381,16 @@ pub(crate) struct Config {
     pub(crate) max_inflight_bytes: u64,
     /// Retry delay under backpressure.
     pub(crate) retry_after: Duration,
+    /// Process-wide memory budget, in bytes.
+    pub(crate) memory_budget: u64,
+    /// Connections per listener.
+    pub(crate) max_connections: usize,
+    /// Idle connection timeout.
+    pub(crate) idle_timeout: Duration,
+    /// Time to send a request's headers (HTTP/1).
+    pub(crate) header_timeout: Duration,
+    /// Concurrent HTTP/2 streams per connection.
+    pub(crate) max_streams: u32,
     /// Whether the WAL is kept.
     pub(crate) wal_enabled: bool,
     /// WAL fsync policy.
@@ -383,6 +431,18 @@ pub(crate) struct Config {
     pub(crate) slo_counter_lookback: Duration,
 }
 
+impl Config {
+    /// The limits every listener applies (listen.rs).
+    pub(crate) fn listener_limits(&self) -> crate::listen::ListenerLimits {
+        crate::listen::ListenerLimits {
+            max_connections: self.max_connections,
+            idle_timeout: self.idle_timeout,
+            header_timeout: self.header_timeout,
+            max_streams: self.max_streams,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -396,6 +456,11 @@ impl Default for Config {
             buffer_limit: 1 << 30,
             max_inflight_bytes: 256 << 20,
             retry_after: Duration::from_secs(1),
+            memory_budget: 2 << 30,
+            max_connections: 4096,
+            idle_timeout: Duration::from_secs(120),
+            header_timeout: Duration::from_secs(10),
+            max_streams: 256,
             wal_enabled: true,
             wal_sync: SyncPolicy::Always,
             flush_interval: Duration::from_secs(60),
@@ -481,6 +546,20 @@ impl Config {
                 .retry_after
                 .or(file.ingest.retry_after)
                 .unwrap_or(d.retry_after),
+            memory_budget: args
+                .memory_budget
+                .or(file.server.memory_budget)
+                .map_or(d.memory_budget, |b| b.as_u64()),
+            max_connections: args
+                .max_connections
+                .or(file.server.max_connections)
+                .unwrap_or(d.max_connections),
+            idle_timeout: args
+                .idle_timeout
+                .or(file.server.idle_timeout)
+                .unwrap_or(d.idle_timeout),
+            header_timeout: file.server.header_timeout.unwrap_or(d.header_timeout),
+            max_streams: file.server.max_streams.unwrap_or(d.max_streams),
             wal_enabled: args
                 .wal_enabled
                 .or(file.wal.enabled)
@@ -563,6 +642,27 @@ impl Config {
         );
         anyhow::ensure!(self.query_max_rows > 0, "query.max_rows must be positive");
         anyhow::ensure!(
+            self.memory_budget >= self.max_inflight_bytes,
+            "server.memory_budget ({}) must be at least ingest.max_inflight_bytes ({})",
+            ByteSize(self.memory_budget),
+            ByteSize(self.max_inflight_bytes)
+        );
+        anyhow::ensure!(
+            (1..=1 << 20).contains(&self.max_connections),
+            "server.max_connections must be between 1 and 1048576"
+        );
+        anyhow::ensure!(
+            self.idle_timeout > self.query_timeout + Duration::from_secs(30),
+            "server.idle_timeout ({}) must be longer than query.timeout + 30s, the longest an \
+             API request may take",
+            humantime::format_duration(self.idle_timeout)
+        );
+        anyhow::ensure!(
+            !self.header_timeout.is_zero(),
+            "server.header_timeout must be positive"
+        );
+        anyhow::ensure!(self.max_streams > 0, "server.max_streams must be positive");
+        anyhow::ensure!(
             !self.flush_interval.is_zero(),
             "storage.flush_interval must be positive"
         );
@@ -643,6 +743,10 @@ mod tests {
                 && file.query.memory_limit.is_some()
         );
         assert!(file.log.format.is_some());
+        let server = &file.server;
+        assert!(server.memory_budget.is_some() && server.max_connections.is_some());
+        assert!(server.idle_timeout.is_some() && server.header_timeout.is_some());
+        assert!(server.max_streams.is_some());
         let slo = &file.slo;
         assert!(slo.interval.is_some() && slo.step.is_some() && slo.lateness.is_some());
         assert!(slo.min_events.is_some() && slo.max_groups.is_some());
@@ -669,5 +773,25 @@ mod tests {
         assert!(format!("{err:#}").contains("bufer_limit"), "{err:#}");
         let err = FileConfig::parse("[query]\ntimeout = \"soon\"\n").unwrap_err();
         assert!(format!("{err:#}").contains("timeout"), "{err:#}");
+    }
+
+    #[test]
+    fn limits_that_contradict_each_other_are_refused_with_their_names() {
+        let file = FileConfig::parse("[server]\nmemory_budget = \"1 MiB\"\n").unwrap();
+        let err = Config::merge(&ServeArgs::default(), &file)
+            .validate()
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("server.memory_budget"),
+            "{err:#}"
+        );
+        let file = FileConfig::parse("[server]\nidle_timeout = \"10s\"\n").unwrap();
+        let err = Config::merge(&ServeArgs::default(), &file)
+            .validate()
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("server.idle_timeout"),
+            "{err:#}"
+        );
     }
 }

@@ -10,6 +10,7 @@ mod alerting_bench;
 mod config;
 mod demo;
 mod http_layer;
+mod listen;
 mod loadgen;
 mod serve;
 mod silence_cli;

@@ -17,6 +17,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use smolder_common::memory::{Consumer, MemoryBudget};
 use smolder_common::{Table, TableSource};
 use smolder_ingest::{IngestLimits, IngestMetrics, Ingestor, OtlpGrpc};
 use smolder_query::{QueryEngine, QueryLimits};
@@ -27,7 +28,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::Config;
-use crate::{http_layer, supervise};
+use crate::{http_layer, listen, supervise};
 
 /// Bytes of an API request body (SQL, an SLO's YAML, a silence).
 const API_MAX_BODY_BYTES: usize = 2 << 20;
@@ -60,12 +61,19 @@ struct TableLabel {
 }
 
 /// Gauges read at scrape time.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ConsumerLabel {
+    consumer: &'static str,
+}
+
 #[derive(Debug, Default)]
 struct StorageGauges {
     bytes: Gauge,
     limit: Gauge,
     rows: Family<TableLabel, Gauge>,
     inflight: Gauge,
+    memory_budget: Gauge,
+    memory_used: Family<ConsumerLabel, Gauge>,
     files: Family<TableLabel, Gauge>,
     file_bytes: Family<TableLabel, Gauge>,
     persisted_through: Gauge,
@@ -108,6 +116,7 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
     };
 
     let mut registry = Registry::with_prefix("smolder");
+    let budget = MemoryBudget::new(usize::try_from(config.memory_budget).unwrap_or(usize::MAX));
     let limits = IngestLimits {
         max_request_bytes: usize::try_from(config.max_request_size).unwrap_or(usize::MAX),
         retry_after: config.retry_after,
@@ -139,10 +148,11 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
     let store = Arc::new(store);
-    let ingestor = Ingestor::new(
+    let ingestor = Ingestor::with_budget(
         Arc::clone(&store),
         IngestMetrics::new(&mut registry),
         limits,
+        Arc::clone(&budget),
     );
     let replayed = ingestor
         .replay(&records)
@@ -177,6 +187,16 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
         "ingest_inflight_bytes",
         "Decompressed bytes of OTLP requests being decoded and converted",
         gauges.inflight.clone(),
+    );
+    registry.register(
+        "memory_budget_bytes",
+        "The process-wide memory budget queries, OTLP requests and SLO rollups draw from",
+        gauges.memory_budget.clone(),
+    );
+    registry.register(
+        "memory_reserved_bytes",
+        "Bytes of the memory budget held, by consumer",
+        gauges.memory_used.clone(),
     );
     registry.register(
         "storage_files",
@@ -228,7 +248,7 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
     registry.register("build_info", "Version of this smolder binary", build_info);
 
     let source: Arc<dyn TableSource> = Arc::clone(&store) as Arc<dyn TableSource>;
-    let engine = Arc::new(QueryEngine::new(
+    let engine = Arc::new(QueryEngine::with_budget(
         vec![source],
         QueryLimits {
             max_rows: config.query_max_rows,
@@ -236,7 +256,9 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
             memory_limit: usize::try_from(config.query_memory_limit).unwrap_or(usize::MAX),
             ..QueryLimits::default()
         },
+        Arc::clone(&budget),
     )?);
+    let listeners = listen::ListenerMetrics::new(&mut registry);
     let panics = supervise::Panics::register(&mut registry);
     let slo_engine = start_slo_engine(config, &engine, &mut registry).await?;
     let alerting = start_alerting(config, &engine, addrs.http, &mut registry)?;
@@ -274,32 +296,48 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
         let _ = rx.wait_for(|stop| *stop).await;
     };
     let mut tasks = JoinSet::new();
-    let grpc = OtlpGrpc::new(Arc::clone(&ingestor));
+    // The three listeners, each with its connection limits (listen.rs).
+    let listener_limits = config.listener_limits();
     tasks.spawn({
-        let stop = signal(shutdown_rx.clone());
+        let serving = listen::serve(
+            "otlp_grpc",
+            grpc_listener,
+            OtlpGrpc::new(Arc::clone(&ingestor)).service(),
+            listener_limits,
+            listeners.clone(),
+            shutdown_rx.clone(),
+        );
         async move {
-            grpc.serve(grpc_listener, stop)
-                .await
-                .context("OTLP/gRPC server")
-        }
-    });
-    let otlp_http = smolder_ingest::http::router(Arc::clone(&ingestor));
-    tasks.spawn({
-        let stop = signal(shutdown_rx.clone());
-        async move {
-            axum::serve(otlp_http_listener, otlp_http)
-                .with_graceful_shutdown(stop)
-                .await
-                .context("OTLP/HTTP server")
+            serving.await;
+            Ok(())
         }
     });
     tasks.spawn({
-        let stop = signal(shutdown_rx.clone());
+        let serving = listen::serve(
+            "otlp_http",
+            otlp_http_listener,
+            smolder_ingest::http::router(Arc::clone(&ingestor)),
+            listener_limits,
+            listeners.clone(),
+            shutdown_rx.clone(),
+        );
         async move {
-            axum::serve(http_listener, api)
-                .with_graceful_shutdown(stop)
-                .await
-                .context("HTTP API server")
+            serving.await;
+            Ok(())
+        }
+    });
+    tasks.spawn({
+        let serving = listen::serve(
+            "http",
+            http_listener,
+            api,
+            listener_limits,
+            listeners,
+            shutdown_rx.clone(),
+        );
+        async move {
+            serving.await;
+            Ok(())
         }
     });
     // Background tasks: each survives its own panics (supervise.rs).
@@ -674,6 +712,16 @@ async fn metrics_handler(State(state): State<MetricsState>) -> impl IntoResponse
     g.bytes.set(buffer.used() as i64);
     g.limit.set(buffer.limit() as i64);
     g.inflight.set(state.ingestor.in_flight_bytes() as i64);
+    let budget = state.query.budget();
+    g.memory_budget
+        .set(i64::try_from(budget.limit()).unwrap_or(i64::MAX));
+    for consumer in Consumer::ALL {
+        g.memory_used
+            .get_or_create(&ConsumerLabel {
+                consumer: consumer.name(),
+            })
+            .set(i64::try_from(budget.used_by(consumer)).unwrap_or(i64::MAX));
+    }
     let manifest = state.store.current();
     for table in Table::ALL {
         let label = TableLabel {

@@ -11,6 +11,7 @@
 //! same attributes for every span.
 
 mod attributes;
+pub mod cost;
 mod logs;
 mod metrics;
 mod spans;

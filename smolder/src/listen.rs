@@ -1,0 +1,358 @@
+//! The accept loop every listener runs (OTLP/gRPC, OTLP/HTTP, the API),
+//! with the limits a server facing untrusted clients needs.
+//!
+//! `axum::serve` and tonic's server accept every connection and keep it as
+//! long as the client likes: 20,000 idle connections exhaust the process's
+//! file descriptors, and a client that sends half a body and stalls holds
+//! its buffers forever. Here each listener
+//!
+//! * caps its open connections ([`ListenerLimits::max_connections`]):
+//!   beyond the cap a new connection is accepted and closed at once (the
+//!   ones already open keep being served) and counted in
+//!   `smolder_connections_refused_total`;
+//! * closes a connection on which nothing was read or written for
+//!   [`ListenerLimits::idle_timeout`] — idle keep-alive connections, and
+//!   clients stalled in the middle of a request;
+//! * gives a client [`ListenerLimits::header_timeout`] to send a request's
+//!   headers (HTTP/1; slowloris);
+//! * bounds HTTP/2: concurrent streams per connection, the header list,
+//!   reset streams not yet accepted (the "rapid reset" attack), and pings
+//!   that close a connection whose peer is gone;
+//! * survives accept errors (out of file descriptors): it logs, waits a
+//!   moment and goes on.
+//!
+//! Bodies are bounded where they are read (the API's body limit, the OTLP
+//! receivers' size cap and memory budget), requests by the API's timeout.
+//! Transport security will be added here, for every listener at once.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+
+/// Limits of one listener.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ListenerLimits {
+    /// Connections open at once; more are closed as they arrive.
+    pub(crate) max_connections: usize,
+    /// A connection with no bytes read or written for this long is closed.
+    pub(crate) idle_timeout: Duration,
+    /// Time to send a request's headers (HTTP/1).
+    pub(crate) header_timeout: Duration,
+    /// Concurrent HTTP/2 streams per connection.
+    pub(crate) max_streams: u32,
+}
+
+/// Bytes of request headers accepted (HTTP/1 read buffer, HTTP/2 header
+/// list): far above any real client's, far below what would hurt.
+const MAX_HEADER_BYTES: usize = 64 << 10;
+
+/// HTTP/2 streams a client may reset before the server has accepted them.
+const MAX_PENDING_RESETS: usize = 32;
+
+/// How long a stopping listener waits for its connections' requests.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Pause after an accept error (e.g. no file descriptor left) before the
+/// next accept, so that the loop does not spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ListenerLabel {
+    listener: &'static str,
+}
+
+/// Connection counters of every listener.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ListenerMetrics {
+    open: Family<ListenerLabel, Gauge>,
+    accepted: Family<ListenerLabel, Counter>,
+    refused: Family<ListenerLabel, Counter>,
+    idle_closed: Family<ListenerLabel, Counter>,
+}
+
+impl ListenerMetrics {
+    /// Counters registered in `registry`.
+    pub(crate) fn new(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        registry.register(
+            "connections_open",
+            "Connections open, per listener",
+            m.open.clone(),
+        );
+        registry.register(
+            "connections_accepted",
+            "Connections accepted, per listener",
+            m.accepted.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections closed on arrival because the listener had max_connections open",
+            m.refused.clone(),
+        );
+        registry.register(
+            "connections_idle_closed",
+            "Connections closed after idle_timeout without traffic",
+            m.idle_closed.clone(),
+        );
+        m
+    }
+}
+
+/// Serves `service` on `listener` until `stop` turns true, then lets open
+/// connections finish their requests (bounded by the caller).
+pub(crate) async fn serve<S, B>(
+    name: &'static str,
+    listener: TcpListener,
+    service: S,
+    limits: ListenerLimits,
+    metrics: ListenerMetrics,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let label = ListenerLabel { listener: name };
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(MAX_HEADER_BYTES);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_streams)
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        .max_pending_accept_reset_streams(MAX_PENDING_RESETS)
+        .keep_alive_interval(limits.idle_timeout / 2)
+        .keep_alive_timeout(Duration::from_secs(20));
+    let builder = Arc::new(builder);
+    let mut last_error_log: Option<Instant> = None;
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                        tracing::warn!(listener = name, error = %e, "Accepting a connection failed; going on.");
+                        last_error_log = Some(Instant::now());
+                    }
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    continue;
+                }
+            },
+            () = stopped(&mut stop) => break,
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            metrics.refused.get_or_create(&label).inc();
+            drop(stream);
+            continue;
+        };
+        metrics.accepted.get_or_create(&label).inc();
+        let _ = stream.set_nodelay(true);
+        let (builder, service, metrics, label, stop) = (
+            Arc::clone(&builder),
+            service.clone(),
+            metrics.clone(),
+            label.clone(),
+            stop.clone(),
+        );
+        tokio::spawn(async move {
+            metrics.open.get_or_create(&label).inc();
+            connection(
+                &builder, stream, peer, service, limits, &metrics, &label, stop,
+            )
+            .await;
+            metrics.open.get_or_create(&label).dec();
+            drop(slot);
+        });
+    }
+    // Let open connections finish their requests (each was told to close),
+    // for a while: what they acknowledge must reach storage before it stops.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(SHUTDOWN_GRACE, slots.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            listener = name,
+            open = limits.max_connections - slots.available_permits(),
+            "Connections still open after the shutdown grace period; closing them."
+        );
+    }
+}
+
+/// Serves one connection until it ends, idles out or the server stops.
+#[allow(clippy::too_many_arguments)]
+async fn connection<S, B>(
+    builder: &auto::Builder<TokioExecutor>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    service: S,
+    limits: ListenerLimits,
+    metrics: &ListenerMetrics,
+    label: &ListenerLabel,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let activity = Activity::new();
+    let io = TokioIo::new(Tracked {
+        inner: stream,
+        activity: Arc::clone(&activity),
+    });
+    let conn = builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));
+    tokio::pin!(conn);
+    let mut closing = false;
+    let check = (limits.idle_timeout / 4).max(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(listener = label.listener, %peer, error = %e, "Connection ended with an error.");
+                }
+                return;
+            }
+            () = stopped(&mut stop), if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            () = tokio::time::sleep(check) => {
+                if activity.idle() < limits.idle_timeout {
+                    continue;
+                }
+                if closing {
+                    // Asked to close and still silent: the peer is stalled
+                    // in the middle of a request. Drop it.
+                    metrics.idle_closed.get_or_create(label).inc();
+                    return;
+                }
+                tracing::debug!(listener = label.listener, %peer, "Closing an idle connection.");
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+                activity.touch();
+            }
+        }
+    }
+}
+
+/// Completes once `stop` turns true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// When a connection last read or wrote a byte.
+#[derive(Debug)]
+struct Activity {
+    start: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        })
+    }
+
+    fn touch(&self) {
+        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(now, Ordering::Relaxed);
+    }
+
+    fn idle(&self) -> Duration {
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        self.start.elapsed().saturating_sub(last)
+    }
+}
+
+/// A stream that records its activity.
+struct Tracked {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        poll
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        poll
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        poll
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
