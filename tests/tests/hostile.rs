@@ -376,3 +376,103 @@ fn metrics_count_panics_caught_by_task() {
     assert_eq!(status, 200);
     assert!(body.contains("smolder_task_panics_total"), "{body}");
 }
+
+/// A varint as protobuf writes it.
+fn varint(mut n: usize, out: &mut Vec<u8>) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// A length-delimited field `number` holding `body`.
+fn field(number: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![(number << 3) | 2];
+    varint(body.len(), &mut out);
+    out.extend_from_slice(body);
+    out
+}
+
+#[test]
+fn requests_are_admitted_by_their_decoded_size_not_their_bytes() {
+    let server = Server::start(&["--max-inflight-bytes", "32MiB"]);
+    export_spans(&server, "before", 10, 1000);
+    // 400,000 empty log records: 800 KB on the wire, about 100 MB once
+    // decoded (it was 4.8 GB of RSS for 10 million before admission by
+    // decoded size).
+    let records: Vec<u8> = [0x12u8, 0x00].repeat(400_000);
+    let body = field(1, &field(2, &records));
+    let (status, answer) = http_post(
+        server.otlp_http,
+        "/v1/logs",
+        "application/x-protobuf",
+        &body,
+    );
+    assert_eq!(status, 413, "{answer}");
+    assert!(answer.contains("send smaller batches"), "{answer}");
+    // The same as JSON: refused once decoding shows the rows it makes.
+    let json_records = vec!["{}"; 400_000].join(",");
+    let json_body =
+        format!(r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{json_records}]}}]}}]}}"#);
+    let (status, answer) = http_post(
+        server.otlp_http,
+        "/v1/logs",
+        "application/json",
+        json_body.as_bytes(),
+    );
+    assert_eq!(status, 413, "{answer}");
+    assert!(healthz(&server) < Duration::from_secs(5));
+    // A normal export still goes through, and nothing acknowledged is lost.
+    export_spans(&server, "after", 10, 1000);
+    assert_eq!(
+        server.wait_for_scalar("SELECT count(*) FROM spans", &json!(20)),
+        json!(20)
+    );
+    let metrics = http_request(server.http, "GET", "/metrics", &[], b"").1;
+    assert!(
+        metrics.contains("smolder_memory_budget_bytes"),
+        "the budget is exported"
+    );
+}
+
+#[test]
+fn a_listener_at_its_connection_cap_closes_new_connections_and_serves_the_others() {
+    use std::io::Read;
+    let server = Server::start(&["--max-connections", "4"]);
+    let held: Vec<std::net::TcpStream> = (0..4)
+        .map(|_| std::net::TcpStream::connect(server.otlp_http).unwrap())
+        .collect();
+    // Let the accept loop take the four.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut extra = std::net::TcpStream::connect(server.otlp_http).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let closed = matches!(extra.read(&mut buf), Ok(0) | Err(_));
+    assert!(closed, "a fifth connection is closed on arrival");
+    // Other listeners are not affected.
+    assert!(healthz(&server) < Duration::from_secs(5));
+    let metrics = http_request(server.http, "GET", "/metrics", &[], b"").1;
+    assert!(
+        metrics.contains("smolder_connections_refused_total{listener=\"otlp_http\"} 1"),
+        "{metrics}"
+    );
+    // Once the held connections go, exports are served again.
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _) = http_request(server.http, "GET", "/healthz", &[], b"");
+        assert_eq!(status, 200);
+        let sent = std::panic::catch_unwind(|| export_spans(&server, "back", 5, 1000));
+        if sent.is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "exports resume after the cap frees"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
