@@ -14,6 +14,7 @@ minute. Exit status 1 when the server stopped answering.
 
 import argparse
 import json
+import socket
 import threading
 import time
 import urllib.error
@@ -68,6 +69,14 @@ spec:
 {extra}""".encode(), {"content-type": "application/yaml"})
     group = json.dumps({chain("1", "+", 2500): "x"})
     inject = json.dumps({"CAST((SELECT max(body) FROM logs) AS INT)": "x"})
+    # ExportLogsServiceRequest{resource_logs{scope_logs{2,000,000 empty log_records}}}
+    def field(number, body):
+        n, head = len(body), bytes([(number << 3) | 2])
+        while n >= 0x80:
+            head += bytes([(n & 0x7F) | 0x80])
+            n >>= 7
+        return head + bytes([n]) + body
+    empty_logs = field(1, field(2, b"\x12\x00" * 2_000_000))
     return [
         ("SQL 1+1+… 2,000 terms", sql("SELECT " + chain("1", "+", 2000))),
         ("SQL OR chain 2,000", sql("SELECT 1 WHERE " + chain("true", " OR ", 2000))),
@@ -92,7 +101,22 @@ spec:
             {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "name": "x",
              "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1"}]}]}]}).encode(),
             {"content-type": "application/json"})),
+        ("2e6 empty log records", (f"{otlp}/v1/logs", "POST", empty_logs,
+                                   {"content-type": "application/x-protobuf"})),
     ]
+
+
+def idle_connections(otlp, n):
+    """Opens `n` connections to the OTLP/HTTP port and holds them; returns
+    them (the caller closes them)."""
+    u = urllib.parse.urlparse(otlp)
+    held = []
+    for _ in range(n):
+        try:
+            held.append(socket.create_connection((u.hostname, u.port), timeout=5))
+        except OSError:
+            break
+    return held
 
 
 def main():
@@ -122,6 +146,14 @@ def main():
         print(f"{name:28} {status!s:>4} {took:6.2f}s  {text.strip()[:110]}")
         if status is None:
             down = True
+    # More idle connections than a listener keeps (run the server with
+    # --max-connections below 1,000 to see them refused), while the API and
+    # an export must still answer.
+    held = idle_connections(args.otlp, 1000)
+    status, text, took = request(f"{args.api}/healthz")
+    print(f"{'1,000 idle connections':28} {status!s:>4} {took:6.2f}s  /healthz while held ({len(held)} opened)")
+    for c in held:
+        c.close()
     time.sleep(5)  # a few SLO ticks over what was stored
     stop.set()
     prober.join()
