@@ -14,6 +14,69 @@ use serde::{Deserialize, Serialize};
 
 use crate::matchers::Matchers;
 
+/// The `[alerting]` part of `smolder config defaults`: the section's options
+/// with their defaults, commented out (the section is a tree of routes and
+/// lists of receivers; an example says more than empty lists would).
+pub const EXAMPLE: &str = r#"# Alerting (README, "Alerting"): receivers, the routing tree, inhibition,
+# maintenance windows, scaling targets and delivery. Without a route, alerts
+# are evaluated and listed (GET /api/v1/alerts) but not sent. This section is
+# re-read on SIGHUP and POST /-/reload; a file with problems is refused with
+# the field named and the running configuration stays.
+#
+# [alerting]
+# external_url = "https://smolder.example.com"   # links in alerts
+# keep_firing_for = "0s"                          # against flapping
+# examples = 3                                    # example traces per alert
+#
+# [alerting.route]
+# receiver = "team-chat"
+# group_by = ["slo", "slo_group", "severity"]
+# group_wait = "0s"
+# group_interval = "30s"
+# repeat_interval = "4h"
+# [[alerting.route.routes]]
+# matchers = ['severity="page"']
+# receiver = "pagerduty"
+# continue = true
+#
+# [[alerting.receivers]]
+# name = "team-chat"
+# type = "slack"          # webhook, alertmanager, slack, mattermost, teams,
+#                         # discord, google_chat, pagerduty, email
+# url = "https://hooks.slack.com/services/…"
+# [[alerting.receivers]]
+# name = "pagerduty"
+# type = "pagerduty"
+# routing_key = "…"
+#
+# [[alerting.inhibit_rules]]          # this one is the default
+# source_matchers = ['severity="page"']
+# target_matchers = ['severity="ticket"']
+# equal = ["slo", "slo_group"]
+#
+# [[alerting.maintenance_windows]]
+# name = "saturday deploys"
+# matchers = ['service="checkout"']
+# weekdays = ["sat"]
+# start = "02:00"
+# duration = "2h"
+# time_zone = "Europe/Berlin"
+#
+# [[alerting.scaling]]
+# name = "checkout-hpa"
+# url = "https://scaler.example.com/hook"
+# secret = "whsec_…"
+# matchers = ['slo="checkout-availability"']
+# scale_down_below = 0.8
+# cooldown = "5m"
+#
+# [alerting.delivery]
+# initial_backoff = "1s"
+# max_backoff = "1m"
+# max_retry_age = "6h"
+# timeout = "10s"
+"#;
+
 /// `[alerting]`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -273,14 +336,7 @@ pub struct DeliveryConfig {
 }
 
 /// A configuration problem: the field and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct ConfigProblem {
-    /// Path of the field, e.g. `alerting.receivers[2].url`.
-    pub field: String,
-    /// What is wrong.
-    pub message: String,
-}
+pub use smolder_common::config::Problem as ConfigProblem;
 
 impl DeliveryConfig {
     /// First retry delay.

@@ -17,6 +17,7 @@
 pub mod schema;
 
 pub mod clock;
+pub mod config;
 pub mod memory;
 use std::fmt;
 use std::sync::Arc;

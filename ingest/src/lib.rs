@@ -13,6 +13,7 @@
 //! buffer), which the query engine reads through `smolder_common::TableSource`.
 //! Ingest never depends on query.
 
+mod config;
 pub mod convert;
 pub mod decompress;
 pub mod grpc;
@@ -21,6 +22,7 @@ pub mod json;
 pub mod pipeline;
 pub mod telemetry;
 
+pub use config::IngestConfig;
 pub use grpc::OtlpGrpc;
 pub use pipeline::{ExportRequest, ExportResult, IngestError, IngestLimits, Ingestor};
 pub use telemetry::{IngestMetrics, IngestTotals, Transport};

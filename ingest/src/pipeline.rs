@@ -194,11 +194,7 @@ pub struct IngestLimits {
 
 impl Default for IngestLimits {
     fn default() -> Self {
-        Self {
-            max_request_bytes: 64 << 20,
-            retry_after: Duration::from_secs(1),
-            max_inflight_bytes: 256 << 20,
-        }
+        crate::IngestConfig::default().limits()
     }
 }
 

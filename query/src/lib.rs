@@ -11,6 +11,7 @@
 pub mod api;
 mod bloom;
 pub mod bounded;
+mod config;
 pub mod executor;
 pub mod functions;
 mod pool;
@@ -30,6 +31,7 @@ use futures::StreamExt as _;
 use smolder_common::memory::MemoryBudget;
 use smolder_common::{Table, TableSource};
 
+pub use config::QueryConfig;
 pub use table::SourceTable;
 
 /// Errors of the query engine.
@@ -82,14 +84,7 @@ pub struct QueryLimits {
 
 impl Default for QueryLimits {
     fn default() -> Self {
-        Self {
-            max_rows: 10_000,
-            timeout: Duration::from_secs(30),
-            memory_limit: 1 << 30,
-            statement: sandbox::Limits::default(),
-            functions: bounded::FunctionLimits::default(),
-            threads: 0,
-        }
+        QueryConfig::default().limits()
     }
 }
 

@@ -68,18 +68,8 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        Self {
-            step: Duration::from_secs(60),
-            lateness: Duration::from_secs(120),
-            interval: Duration::from_secs(5),
-            counter_lookback: Duration::from_secs(600),
-            backfill_chunk: Duration::from_secs(6 * 3600),
-            backfill_budget: Duration::from_secs(2),
-            concurrency: 2,
-            query_timeout: Duration::from_secs(30),
-            defaults: Defaults::default(),
-            dir: None,
-        }
+        let config = crate::SloConfig::default();
+        config.engine_options(Duration::from_secs(30))
     }
 }
 

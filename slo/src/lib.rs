@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod calendar;
+mod config;
 pub mod engine;
 pub mod eval;
 pub mod metrics;
@@ -23,6 +24,7 @@ pub mod spec;
 pub mod sql;
 pub mod table;
 
+pub use config::SloConfig;
 pub use engine::{EngineOptions, SloEngine};
 pub use model::SloDefinition;
 

@@ -24,7 +24,7 @@ use smolder_alerting::config::{AlertingConfig, ReceiverConfig, Route};
 use smolder_alerting::notification::{Notification, new_id};
 use smolder_common::clock::{Clock, SystemClock};
 
-use crate::config::Config;
+use crate::config::{Config, Layers};
 
 /// `smolder alerting …`
 #[derive(Debug, Clone, Args)]
@@ -161,17 +161,18 @@ async fn latency(incidents: usize) -> anyhow::Result<()> {
     alerting
         .receivers
         .push(webhook("hook", format!("http://{sink_addr}/hook"), 8));
-    let config = Config {
+    let loopback = "127.0.0.1:0".parse()?;
+    let mut config = Config {
         data_dir: dir.path().join("data"),
-        otlp_grpc_addr: "127.0.0.1:0".parse()?,
-        otlp_http_addr: "127.0.0.1:0".parse()?,
-        http_addr: "127.0.0.1:0".parse()?,
-        slo_dir: Some(slo_dir),
-        slo_interval: Duration::from_secs(1),
         alerting,
         ..Config::default()
     };
-    let running = crate::serve::start(&config).await?;
+    config.listen.otlp_grpc = loopback;
+    config.listen.otlp_http = loopback;
+    config.listen.http = loopback;
+    config.slo.dir = Some(slo_dir);
+    config.slo.interval = Duration::from_secs(1);
+    let running = crate::serve::start(&config, &Layers::default()).await?;
     let otlp = format!("http://{}/v1/traces", running.addrs.otlp_http);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(running.run_until(

@@ -1,178 +1,45 @@
-//! Configuration of `smolder serve` and `smolder demo`.
+//! Configuration of `smolder serve` and `smolder demo`: the crates' sections
+//! put together and layered.
 //!
-//! Every option can be set in a TOML file (`--config`), by an environment
-//! variable, or by a flag; flags win over environment variables, which win over
-//! the file, which wins over the defaults. `smolder.example.toml` at the
-//! repository root lists every option with its default (a test keeps it in step
-//! with this file).
+//! Each crate declares its section once (`smolder_common::config`): the
+//! option's documentation, type and default on one field. This module only
+//! lists the sections ([`SECTIONS`]) and layers, from weakest to strongest:
+//!
+//! 1. the defaults ([`Config::default`]);
+//! 2. the TOML file given with `--config`;
+//! 3. environment variables and
+//! 4. flags: every option of every section (`[alerting]` aside, whose
+//!    structure does not fit a flag) gets a flag and an environment variable
+//!    named from its key — `slo.interval` is `--slo-interval` and
+//!    `SMOLDER_SLO_INTERVAL` — derived here, not declared.
+//!
+//! Values from the environment and flags are turned into the type of the
+//! option's default and then read by the same serde code as the file, so an
+//! option parses the same way wherever it comes from and a bad value is named
+//! by its key and its source. Then every section is validated, all problems
+//! reported at once. `smolder config defaults` prints the documented defaults
+//! (`smolder.example.toml` is that output; a test keeps them equal) and
+//! `smolder config check FILE` validates a file without starting anything.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use bytesize::ByteSize;
-use clap::Args;
-use serde::Deserialize;
-use smolder_storage::SyncPolicy;
-
-/// Server options given on the command line or in the environment.
-#[derive(Debug, Clone, Default, Args)]
-pub(crate) struct ServeArgs {
-    /// TOML configuration file; flags and environment variables override it.
-    #[arg(long, env = "SMOLDER_CONFIG", value_name = "FILE")]
-    pub(crate) config: Option<PathBuf>,
-
-    /// Data directory; holds the write-ahead log (`wal/`) and the Parquet
-    /// files with their manifest (`parquet/`) [default: smolder-data]
-    #[arg(long, env = "SMOLDER_DATA_DIR", value_name = "DIR")]
-    pub(crate) data_dir: Option<PathBuf>,
-
-    /// Address of the OTLP/gRPC receiver; port 0 picks a free port
-    /// [default: 0.0.0.0:4317]
-    #[arg(long, env = "SMOLDER_OTLP_GRPC_ADDR", value_name = "ADDR")]
-    pub(crate) otlp_grpc_addr: Option<SocketAddr>,
-
-    /// Address of the OTLP/HTTP receiver [default: 0.0.0.0:4318]
-    #[arg(long, env = "SMOLDER_OTLP_HTTP_ADDR", value_name = "ADDR")]
-    pub(crate) otlp_http_addr: Option<SocketAddr>,
-
-    /// Address of the HTTP API (SQL, metrics, health) [default: 127.0.0.1:8080]
-    #[arg(long, env = "SMOLDER_HTTP_ADDR", value_name = "ADDR")]
-    pub(crate) http_addr: Option<SocketAddr>,
-
-    /// Largest accepted OTLP request body after decompression; larger requests
-    /// get 413 / RESOURCE_EXHAUSTED [default: 64 MiB]
-    #[arg(long, env = "SMOLDER_MAX_REQUEST_SIZE", value_name = "BYTES")]
-    pub(crate) max_request_size: Option<ByteSize>,
-
-    /// Memory for buffered telemetry (Arrow data); when it is full, exports get
-    /// 503 / UNAVAILABLE with a retry delay [default: 1 GiB]
-    #[arg(long, env = "SMOLDER_BUFFER_LIMIT", value_name = "BYTES")]
-    pub(crate) buffer_limit: Option<ByteSize>,
-
-    /// Memory OTLP requests being decoded and converted may take at once, by
-    /// the estimate of their decoded size; more load gets 503 / UNAVAILABLE
-    /// with a retry delay, a single larger request 413 [default: 256 MiB]
-    #[arg(long, env = "SMOLDER_MAX_INFLIGHT_BYTES", value_name = "BYTES")]
-    pub(crate) max_inflight_bytes: Option<ByteSize>,
-
-    /// When the write-ahead log is forced to disk: "always" (fsync before each
-    /// acknowledgement, shared by concurrent requests), an interval such as
-    /// "100ms" (acknowledge once written, fsync periodically), or "off"
-    /// [default: always]
-    #[arg(long, env = "SMOLDER_WAL_SYNC", value_name = "POLICY")]
-    pub(crate) wal_sync: Option<SyncPolicy>,
-
-    /// Keep a write-ahead log; with `false`, data not yet flushed to Parquet
-    /// is lost on a crash [default: true]
-    #[arg(long, env = "SMOLDER_WAL_ENABLED", value_name = "BOOL")]
-    pub(crate) wal_enabled: Option<bool>,
-
-    /// Flush the in-memory buffer to Parquet at least this often (and
-    /// whenever it is half full) [default: 1m]
-    #[arg(long, env = "SMOLDER_FLUSH_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub(crate) flush_interval: Option<Duration>,
-
-    /// Small Parquet files of an hour are merged up to this size
-    /// [default: 256 MiB]
-    #[arg(long, env = "SMOLDER_COMPACTION_TARGET_SIZE", value_name = "BYTES")]
-    pub(crate) compaction_target_size: Option<ByteSize>,
-
-    /// How long spans are kept; older hours are deleted and older spans are
-    /// rejected at ingest [default: 7d]
-    #[arg(long, env = "SMOLDER_RETENTION_TRACES", value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub(crate) retention_traces: Option<Duration>,
-
-    /// How long log records are kept [default: 7d]
-    #[arg(long, env = "SMOLDER_RETENTION_LOGS", value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub(crate) retention_logs: Option<Duration>,
-
-    /// How long metric points are kept [default: 30d]
-    #[arg(long, env = "SMOLDER_RETENTION_METRICS", value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub(crate) retention_metrics: Option<Duration>,
-
-    /// Items timestamped further than this in the future are rejected as
-    /// partial success [default: 1h]
-    #[arg(long, env = "SMOLDER_MAX_FUTURE", value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub(crate) max_future: Option<Duration>,
-
-    /// Retry delay suggested to clients under backpressure [default: 1s]
-    #[arg(long, env = "SMOLDER_RETRY_AFTER", value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub(crate) retry_after: Option<Duration>,
-
-    /// Most rows a SQL query returns; the answer says when it was truncated
-    /// [default: 10000]
-    #[arg(long, env = "SMOLDER_QUERY_MAX_ROWS", value_name = "ROWS")]
-    pub(crate) query_max_rows: Option<usize>,
-
-    /// Time a SQL query may run before it is cancelled [default: 30s]
-    #[arg(long, env = "SMOLDER_QUERY_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub(crate) query_timeout: Option<Duration>,
-
-    /// Memory a SQL query's operators may use (sorts, joins, aggregations)
-    /// [default: 1 GiB]
-    #[arg(long, env = "SMOLDER_QUERY_MEMORY_LIMIT", value_name = "BYTES")]
-    pub(crate) query_memory_limit: Option<ByteSize>,
-
-    /// Memory queries, OTLP requests and SLO rollups may hold together;
-    /// beyond it requests get 503 / UNAVAILABLE or a query error, never an
-    /// out-of-memory crash [default: 2 GiB]
-    #[arg(long, env = "SMOLDER_MEMORY_BUDGET", value_name = "BYTES")]
-    pub(crate) memory_budget: Option<ByteSize>,
-
-    /// Connections each listener keeps open at most; more are closed as
-    /// they arrive [default: 4096]
-    #[arg(long, env = "SMOLDER_MAX_CONNECTIONS", value_name = "CONNECTIONS")]
-    pub(crate) max_connections: Option<usize>,
-
-    /// A connection with nothing read or written for this long is closed
-    /// [default: 2m]
-    #[arg(long, env = "SMOLDER_IDLE_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub(crate) idle_timeout: Option<Duration>,
-
-    /// Log format: `text` or `json` [default: text]
-    #[arg(long, env = "SMOLDER_LOG_FORMAT", value_name = "FORMAT")]
-    pub(crate) log_format: Option<LogFormat>,
-
-    /// Directory of SLO definitions (OpenSLO or Sloth YAML), reloaded when a
-    /// file changes [default: none]
-    #[arg(long, env = "SMOLDER_SLO_DIR", value_name = "DIR")]
-    pub(crate) slo_dir: Option<PathBuf>,
-
-    /// Time between SLO evaluations (rollup update + evaluation); down to 1s
-    /// [default: 10s]
-    #[arg(long, env = "SMOLDER_SLO_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub(crate) slo_interval: Option<Duration>,
-
-    /// Width of an SLO rollup bucket [default: 1m]
-    #[arg(long, env = "SMOLDER_SLO_STEP", value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub(crate) slo_step: Option<Duration>,
-
-    /// How late telemetry may arrive and still count in its SLO bucket
-    /// [default: 2m]
-    #[arg(long, env = "SMOLDER_SLO_LATENESS", value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub(crate) slo_lateness: Option<Duration>,
-
-    /// Low-traffic guard: events a window needs before its burn rate can fire
-    /// an alert condition; SLOs override it with the annotation
-    /// `smolder.dev/min-events` [default: 0]
-    #[arg(long, env = "SMOLDER_SLO_MIN_EVENTS", value_name = "EVENTS")]
-    pub(crate) slo_min_events: Option<f64>,
-
-    /// Groups tracked per SLO at most (`groupBy`); SLOs override it with
-    /// `maxGroups` [default: 100]
-    #[arg(long, env = "SMOLDER_SLO_MAX_GROUPS", value_name = "GROUPS")]
-    pub(crate) slo_max_groups: Option<usize>,
-
-    /// How far back a counter SLI looks for the previous point of a series;
-    /// longer than the exporters' interval [default: 10m]
-    #[arg(long, env = "SMOLDER_SLO_COUNTER_LOOKBACK", value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub(crate) slo_counter_lookback: Option<Duration>,
-}
+use clap::parser::ValueSource;
+use clap::{Arg, ArgMatches, Args};
+use serde::{Deserialize, Serialize};
+use smolder_alerting::AlertingConfig;
+use smolder_common::config::{Field, Problem, Problems, Section};
+use smolder_ingest::IngestConfig;
+use smolder_query::QueryConfig;
+use smolder_slo::SloConfig;
+use smolder_storage::{RetentionConfig, StorageConfig, WalConfig};
 
 /// How log lines are written.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum LogFormat {
     /// Human-readable lines.
@@ -182,527 +49,615 @@ pub(crate) enum LogFormat {
     Json,
 }
 
-/// The configuration file. Every field is optional; see `smolder.example.toml`.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct FileConfig {
-    /// Data directory.
-    pub(crate) data_dir: Option<PathBuf>,
-    /// Listener addresses.
-    #[serde(default)]
-    pub(crate) listen: ListenSection,
+smolder_common::config_section! {
+    /// Listener addresses. Port 0 picks a free port; the address taken is
+    /// printed as `listening NAME=ADDR`.
+    pub(crate) struct ListenConfig {
+        /// OTLP/gRPC receiver.
+        pub(crate) otlp_grpc: SocketAddr = SocketAddr::from(([0, 0, 0, 0], 4317)),
+        /// OTLP/HTTP receiver, protobuf and JSON.
+        pub(crate) otlp_http: SocketAddr = SocketAddr::from(([0, 0, 0, 0], 4318)),
+        /// HTTP API and web UI: /api/v1/…, /metrics, /healthz, /readyz.
+        pub(crate) http: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8080)),
+    }
+    validate(self, problems) {}
+}
+
+smolder_common::config_section! {
     /// Limits of the whole server.
-    #[serde(default)]
-    pub(crate) server: ServerSection,
-    /// OTLP ingest limits.
-    #[serde(default)]
-    pub(crate) ingest: IngestSection,
-    /// Write-ahead log.
-    #[serde(default)]
-    pub(crate) wal: WalSection,
-    /// Parquet storage.
-    #[serde(default)]
-    pub(crate) storage: StorageSection,
-    /// Retention per signal.
-    #[serde(default)]
-    pub(crate) retention: RetentionSection,
-    /// SQL engine limits.
-    #[serde(default)]
-    pub(crate) query: QuerySection,
-    /// Logging.
-    #[serde(default)]
-    pub(crate) log: LogSection,
-    #[serde(default)]
-    pub(crate) slo: SloSection,
-    /// Alerting: receivers, routes, inhibition, maintenance windows,
-    /// scaling targets, delivery. Reloaded on SIGHUP and `POST /-/reload`.
-    #[serde(default)]
-    pub(crate) alerting: smolder_alerting::AlertingConfig,
+    pub(crate) struct ServerConfig {
+        /// Memory queries, OTLP requests (by their decoded size, and their
+        /// bodies as they arrive) and SLO rollups may hold together. Beyond it
+        /// requests get 503 / UNAVAILABLE, queries "resources exhausted", an
+        /// SLO an error: never an out-of-memory crash. The in-memory buffer
+        /// (ingest.buffer_limit), caches with caps of their own and the binary
+        /// come on top.
+        pub(crate) memory_budget: ByteSize = ByteSize::gib(2),
+        /// Connections each listener keeps open at most; more are closed as
+        /// they arrive.
+        pub(crate) max_connections: usize = 4096,
+        /// A connection with nothing read or written for this long is closed;
+        /// longer than query.timeout + 30s.
+        #[serde(with = "humantime_serde")]
+        pub(crate) idle_timeout: Duration = Duration::from_secs(120),
+        /// Time a client has to send a request's headers (HTTP/1).
+        #[serde(with = "humantime_serde")]
+        pub(crate) header_timeout: Duration = Duration::from_secs(10),
+        /// Concurrent HTTP/2 streams per connection (gRPC calls in flight).
+        pub(crate) max_streams: u32 = 256,
+    }
+    validate(self, problems) {
+        problems.check(
+            (1..=1 << 20).contains(&self.max_connections),
+            "max_connections",
+            "must be between 1 and 1048576",
+        );
+        problems.check(!self.header_timeout.is_zero(), "header_timeout", "must be positive");
+        problems.check(self.max_streams > 0, "max_streams", "must be positive");
+    }
 }
 
-/// `[slo]`: the SLO engine.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct SloSection {
-    /// Directory of SLO definitions.
-    pub(crate) dir: Option<PathBuf>,
-    /// Time between evaluations.
-    #[serde(default, with = "humantime_serde")]
-    pub(crate) interval: Option<Duration>,
-    /// Rollup bucket width.
-    #[serde(default, with = "humantime_serde")]
-    pub(crate) step: Option<Duration>,
-    /// Allowed lateness of telemetry.
-    #[serde(default, with = "humantime_serde")]
-    pub(crate) lateness: Option<Duration>,
-    /// Low-traffic guard.
-    pub(crate) min_events: Option<f64>,
-    /// Groups per SLO.
-    pub(crate) max_groups: Option<usize>,
-    /// Counter lookback.
-    #[serde(default, with = "humantime_serde")]
-    pub(crate) counter_lookback: Option<Duration>,
+smolder_common::config_section! {
+    /// Logging. The level comes from RUST_LOG (default: info).
+    pub(crate) struct LogConfig {
+        /// "text" or "json".
+        pub(crate) format: LogFormat = LogFormat::Text,
+    }
+    validate(self, problems) {}
 }
 
-/// `[listen]`: listener addresses.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ListenSection {
-    /// OTLP/gRPC receiver.
-    pub(crate) otlp_grpc: Option<SocketAddr>,
-    /// OTLP/HTTP receiver.
-    pub(crate) otlp_http: Option<SocketAddr>,
-    /// HTTP API.
-    pub(crate) http: Option<SocketAddr>,
+smolder_common::config_section! {
+    /// smolder's configuration.
+    pub(crate) struct Config {
+        /// Data directory; holds the write-ahead log in wal/ and the Parquet
+        /// files with their manifest in parquet/.
+        pub(crate) data_dir: PathBuf = PathBuf::from("smolder-data"),
+        /// `[listen]`.
+        pub(crate) listen: ListenConfig = ListenConfig::default(),
+        /// `[server]`.
+        pub(crate) server: ServerConfig = ServerConfig::default(),
+        /// `[ingest]`.
+        pub(crate) ingest: IngestConfig = IngestConfig::default(),
+        /// `[wal]`.
+        pub(crate) wal: WalConfig = WalConfig::default(),
+        /// `[storage]`.
+        pub(crate) storage: StorageConfig = StorageConfig::default(),
+        /// `[retention]`.
+        pub(crate) retention: RetentionConfig = RetentionConfig::default(),
+        /// `[query]`.
+        pub(crate) query: QueryConfig = QueryConfig::default(),
+        /// `[log]`.
+        pub(crate) log: LogConfig = LogConfig::default(),
+        /// `[slo]`.
+        pub(crate) slo: SloConfig = SloConfig::default(),
+        /// `[alerting]`: receivers, routes, inhibition, maintenance windows,
+        /// scaling targets, delivery. Reloaded on SIGHUP and `POST /-/reload`.
+        pub(crate) alerting: AlertingConfig = AlertingConfig::default(),
+    }
+    validate(self, problems) {
+        section(&self.listen, "listen", problems);
+        section(&self.server, "server", problems);
+        section(&self.ingest, "ingest", problems);
+        section(&self.wal, "wal", problems);
+        section(&self.storage, "storage", problems);
+        section(&self.retention, "retention", problems);
+        section(&self.query, "query", problems);
+        section(&self.log, "log", problems);
+        section(&self.slo, "slo", problems);
+        if let Err(found) = self.alerting.validate() {
+            problems.extend(found);
+        }
+        // Relations between sections.
+        problems.check(
+            self.server.memory_budget >= self.ingest.max_inflight_bytes,
+            "server.memory_budget",
+            format!(
+                "must be at least ingest.max_inflight_bytes ({})",
+                self.ingest.max_inflight_bytes
+            ),
+        );
+        problems.check(
+            self.server.idle_timeout > self.query.timeout + Duration::from_secs(30),
+            "server.idle_timeout",
+            format!(
+                "must be longer than query.timeout + 30s ({}), the longest an API request may take",
+                humantime::format_duration(self.query.timeout + Duration::from_secs(30))
+            ),
+        );
+    }
 }
 
-/// `[server]`: limits of the whole server.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ServerSection {
-    /// Memory budget of queries, OTLP requests and SLO rollups.
-    pub(crate) memory_budget: Option<ByteSize>,
-    /// Connections per listener.
-    pub(crate) max_connections: Option<usize>,
-    /// Idle connection timeout.
-    #[serde(default, with = "humantime_serde")]
-    pub(crate) idle_timeout: Option<Duration>,
-    /// Time to send a request's headers.
-    #[serde(default, with = "humantime_serde")]
-    pub(crate) header_timeout: Option<Duration>,
-    /// Concurrent HTTP/2 streams per connection.
-    pub(crate) max_streams: Option<u32>,
+fn section<S: Section>(section: &S, key: &str, problems: &mut Problems) {
+    let mut found = Problems::new(key);
+    section.validate(&mut found);
+    problems.extend(found.into_vec());
 }
 
-/// `[ingest]`: OTLP ingest limits.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct IngestSection {
-    /// Largest request body after decompression.
-    pub(crate) max_request_size: Option<ByteSize>,
-    /// Memory for buffered telemetry.
-    pub(crate) buffer_limit: Option<ByteSize>,
-    /// Bytes of requests being decoded and converted at once.
-    pub(crate) max_inflight_bytes: Option<ByteSize>,
-    /// Retry delay suggested under backpressure.
-    #[serde(default, with = "humantime_serde")]
-    pub(crate) retry_after: Option<Duration>,
-    /// How far in the future items may be.
-    #[serde(default, with = "humantime_serde")]
-    pub(crate) max_future: Option<Duration>,
+/// A section of the file as the layering and `config defaults` see it.
+#[derive(Debug, Clone, Copy)]
+struct SectionInfo {
+    /// Key in the file; empty for the top level.
+    key: &'static str,
+    doc: &'static [&'static str],
+    fields: &'static [Field],
+    /// Flag name of an option: `{}` is the option's key with dashes. Kept to
+    /// the names flags had before the sections were declared by the crates.
+    flag: &'static str,
 }
 
-/// `[storage]`: Parquet files.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct StorageSection {
-    /// Longest time between flushes of the buffer.
-    #[serde(default, with = "humantime_serde")]
-    pub(crate) flush_interval: Option<Duration>,
-    /// Size small files are merged up to.
-    pub(crate) compaction_target_size: Option<ByteSize>,
+const fn info<S: Section>(key: &'static str, flag: &'static str) -> SectionInfo {
+    SectionInfo {
+        key,
+        doc: S::DOC,
+        fields: S::FIELDS,
+        flag,
+    }
 }
 
-/// `[retention]`: how long each signal is kept.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RetentionSection {
-    /// Spans.
-    #[serde(default, with = "humantime_serde")]
-    pub(crate) traces: Option<Duration>,
-    /// Log records.
-    #[serde(default, with = "humantime_serde")]
-    pub(crate) logs: Option<Duration>,
-    /// Metric points.
-    #[serde(default, with = "humantime_serde")]
-    pub(crate) metrics: Option<Duration>,
+/// The sections with options that take flags, in the order of the file.
+/// (`[alerting]` is a tree of routes and lists of receivers: file only.)
+const SECTIONS: &[SectionInfo] = &[
+    info::<Config>("", "{}"),
+    info::<ListenConfig>("listen", "{}-addr"),
+    info::<ServerConfig>("server", "{}"),
+    info::<IngestConfig>("ingest", "{}"),
+    info::<WalConfig>("wal", "wal-{}"),
+    info::<StorageConfig>("storage", "{}"),
+    info::<RetentionConfig>("retention", "retention-{}"),
+    info::<QueryConfig>("query", "query-{}"),
+    info::<LogConfig>("log", "log-{}"),
+    info::<SloConfig>("slo", "slo-{}"),
+];
+
+/// One option as flags and the environment see it.
+#[derive(Debug)]
+struct Opt {
+    /// `slo.interval`.
+    key: String,
+    /// `slo-interval`.
+    flag: String,
+    /// `SMOLDER_SLO_INTERVAL`.
+    env: String,
+    help: String,
+    value_name: &'static str,
+    /// The default, which gives the type a flag's text is read as.
+    default: Option<toml::Value>,
 }
 
-/// `[wal]`: write-ahead log.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct WalSection {
-    /// Whether to keep a log at all.
-    pub(crate) enabled: Option<bool>,
-    /// `always`, `off` or an fsync interval.
-    #[serde(default, deserialize_with = "deserialize_sync_policy")]
-    pub(crate) sync: Option<SyncPolicy>,
+/// Every option that takes a flag.
+static OPTIONS: LazyLock<Vec<Opt>> = LazyLock::new(|| {
+    let defaults = default_table();
+    let mut options = Vec::new();
+    for section in SECTIONS {
+        let table = if section.key.is_empty() {
+            &defaults
+        } else {
+            defaults[section.key]
+                .as_table()
+                .expect("a section is a table")
+        };
+        for field in section.fields {
+            let default = table.get(field.name).cloned();
+            if matches!(default, Some(toml::Value::Table(_))) {
+                continue; // a section, listed on its own
+            }
+            let flag = section.flag.replace("{}", &field.name.replace('_', "-"));
+            let env = format!("SMOLDER_{}", flag.to_uppercase().replace('-', "_"));
+            let key = if section.key.is_empty() {
+                field.name.to_string()
+            } else {
+                format!("{}.{}", section.key, field.name)
+            };
+            let help = match &default {
+                Some(v) => format!("{} [default: {}]", field.summary(), show(v)),
+                None => field.summary(),
+            };
+            options.push(Opt {
+                value_name: value_name(field.name, default.as_ref()),
+                key,
+                flag,
+                env,
+                help,
+                default,
+            });
+        }
+    }
+    options
+});
+
+/// The defaults as a TOML table.
+fn default_table() -> toml::Table {
+    toml::Table::try_from(Config::default()).expect("the defaults serialize")
 }
 
-fn deserialize_sync_policy<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<SyncPolicy>, D::Error> {
-    Option::<String>::deserialize(deserializer)?
-        .map(|s| s.parse().map_err(serde::de::Error::custom))
-        .transpose()
+fn show(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }
 
-/// `[query]`: SQL engine limits.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct QuerySection {
-    /// Most rows returned.
-    pub(crate) max_rows: Option<usize>,
-    /// Time a query may run.
-    #[serde(default, with = "humantime_serde")]
-    pub(crate) timeout: Option<Duration>,
-    /// Memory a query may use.
-    pub(crate) memory_limit: Option<ByteSize>,
+fn value_name(name: &str, default: Option<&toml::Value>) -> &'static str {
+    match default {
+        _ if name.ends_with("dir") => "DIR",
+        Some(toml::Value::Integer(_)) => "N",
+        Some(toml::Value::Float(_)) => "NUMBER",
+        Some(toml::Value::Boolean(_)) => "BOOL",
+        Some(toml::Value::String(s)) if humantime::parse_duration(s).is_ok() => "DURATION",
+        Some(toml::Value::String(s)) if s.parse::<SocketAddr>().is_ok() => "ADDR",
+        Some(toml::Value::String(s)) if s.parse::<ByteSize>().is_ok() => "BYTES",
+        _ => "VALUE",
+    }
 }
 
-/// `[log]`: logging.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct LogSection {
-    /// `text` or `json`.
-    pub(crate) format: Option<LogFormat>,
-}
-
-/// The resolved configuration the server runs with.
+/// An option set by a flag or an environment variable.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Config {
-    /// The configuration file, re-read on reload.
-    pub(crate) config_path: Option<PathBuf>,
-    /// The `[alerting]` section.
-    pub(crate) alerting: smolder_alerting::AlertingConfig,
-    /// Data directory.
-    pub(crate) data_dir: PathBuf,
-    /// OTLP/gRPC listener.
-    pub(crate) otlp_grpc_addr: SocketAddr,
-    /// OTLP/HTTP listener.
-    pub(crate) otlp_http_addr: SocketAddr,
-    /// API listener.
-    pub(crate) http_addr: SocketAddr,
-    /// Request body cap after decompression, in bytes.
-    pub(crate) max_request_size: u64,
-    /// Buffer memory limit, in bytes.
-    pub(crate) buffer_limit: u64,
-    /// In-flight request budget, in decompressed bytes.
-    pub(crate) max_inflight_bytes: u64,
-    /// Retry delay under backpressure.
-    pub(crate) retry_after: Duration,
-    /// Process-wide memory budget, in bytes.
-    pub(crate) memory_budget: u64,
-    /// Connections per listener.
-    pub(crate) max_connections: usize,
-    /// Idle connection timeout.
-    pub(crate) idle_timeout: Duration,
-    /// Time to send a request's headers (HTTP/1).
-    pub(crate) header_timeout: Duration,
-    /// Concurrent HTTP/2 streams per connection.
-    pub(crate) max_streams: u32,
-    /// Whether the WAL is kept.
-    pub(crate) wal_enabled: bool,
-    /// WAL fsync policy.
-    pub(crate) wal_sync: SyncPolicy,
-    /// Longest time between flushes.
-    pub(crate) flush_interval: Duration,
-    /// Compaction output size, in bytes.
-    pub(crate) compaction_target_size: u64,
-    /// Retention of spans.
-    pub(crate) retention_traces: Duration,
-    /// Retention of logs.
-    pub(crate) retention_logs: Duration,
-    /// Retention of metrics.
-    pub(crate) retention_metrics: Duration,
-    /// How far in the future items may be.
-    pub(crate) max_future: Duration,
-    /// SQL row limit.
-    pub(crate) query_max_rows: usize,
-    /// SQL timeout.
-    pub(crate) query_timeout: Duration,
-    /// SQL memory limit, in bytes.
-    pub(crate) query_memory_limit: u64,
-    /// Log format.
-    pub(crate) log_format: LogFormat,
-    /// SLO directory.
-    pub(crate) slo_dir: Option<PathBuf>,
-    /// SLO evaluation interval.
-    pub(crate) slo_interval: Duration,
-    /// SLO rollup bucket width.
-    pub(crate) slo_step: Duration,
-    /// Allowed lateness for SLO rollups.
-    pub(crate) slo_lateness: Duration,
-    /// Low-traffic guard.
-    pub(crate) slo_min_events: f64,
-    /// Groups per SLO.
-    pub(crate) slo_max_groups: usize,
-    /// Counter lookback.
-    pub(crate) slo_counter_lookback: Duration,
+struct Override {
+    key: String,
+    value: String,
+    /// `--slo-interval` or `SMOLDER_SLO_INTERVAL`.
+    source: String,
+}
+
+/// The options given as flags or environment variables; a flag wins over its
+/// variable.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Overrides(Vec<Override>);
+
+impl Overrides {
+    /// Whether a flag or an environment variable sets `key`.
+    pub(crate) fn sets(&self, key: &str) -> bool {
+        self.0.iter().any(|o| o.key == key)
+    }
+
+    /// Sets an option as a flag would (tests, the demo).
+    #[cfg(test)]
+    fn flag(mut self, key: &str, value: &str) -> Self {
+        self.0.push(Override {
+            key: key.into(),
+            value: value.into(),
+            source: format!("--{key}"),
+        });
+        self
+    }
+}
+
+impl clap::FromArgMatches for Overrides {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut overrides = Self::default();
+        overrides.update_from_arg_matches(matches)?;
+        Ok(overrides)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        for option in OPTIONS.iter() {
+            let Some(value) = matches.get_one::<String>(&option.key) else {
+                continue;
+            };
+            let source = match matches.value_source(&option.key) {
+                Some(ValueSource::EnvVariable) => option.env.clone(),
+                _ => format!("--{}", option.flag),
+            };
+            self.0.retain(|o| o.key != option.key);
+            self.0.push(Override {
+                key: option.key.clone(),
+                value: value.clone(),
+                source,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Args for Overrides {
+    fn augment_args(mut cmd: clap::Command) -> clap::Command {
+        for option in OPTIONS.iter() {
+            cmd = cmd.arg(
+                Arg::new(option.key.as_str())
+                    .long(option.flag.as_str())
+                    .env(option.env.as_str())
+                    .value_name(option.value_name)
+                    .help(option.help.as_str())
+                    .hide_env_values(true),
+            );
+        }
+        cmd
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+/// Server options given on the command line or in the environment.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// TOML configuration file; flags and environment variables override it.
+    /// `smolder config defaults` prints every option with its default.
+    #[arg(long, env = "SMOLDER_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub(crate) overrides: Overrides,
+}
+
+/// The configuration's layers, kept so that a reload can layer a changed
+/// file under the same flags again.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Layers {
+    /// The file, re-read on reload.
+    pub(crate) file: Option<PathBuf>,
+    overrides: Overrides,
+}
+
+impl Layers {
+    /// The layers of `smolder serve`'s arguments.
+    pub(crate) fn of(args: &ServeArgs) -> Self {
+        Self {
+            file: args.config.clone(),
+            overrides: args.overrides.clone(),
+        }
+    }
+
+    /// Reads the file, layers the flags over it and validates the result.
+    pub(crate) fn resolve(&self) -> anyhow::Result<Config> {
+        let file = match &self.file {
+            Some(path) => Some((path.as_path(), read_file(path)?)),
+            None => None,
+        };
+        let config = layer(file, &self.overrides)?;
+        check(&config, self.file.as_deref())?;
+        Ok(config)
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<toml::Table> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading configuration file {}", path.display()))?;
+    text.parse::<toml::Table>()
+        .with_context(|| format!("in configuration file {}", path.display()))
+}
+
+/// Puts the flags over the file (over the defaults) and reads the result.
+fn layer(file: Option<(&Path, toml::Table)>, overrides: &Overrides) -> anyhow::Result<Config> {
+    let (path, mut table) = match file {
+        Some((path, table)) => (Some(path), table),
+        None => (None, toml::Table::new()),
+    };
+    for o in &overrides.0 {
+        let option = OPTIONS
+            .iter()
+            .find(|opt| opt.key == o.key)
+            .with_context(|| format!("{}: no option {}", o.source, o.key))?;
+        let value = typed(&o.value, option.default.as_ref())
+            .with_context(|| format!("{} ({}): {:?}", o.key, o.source, o.value))?;
+        set(&mut table, &o.key, value);
+    }
+    let value = toml::Value::Table(table);
+    serde_path_to_error::deserialize::<_, Config>(value).map_err(|e| {
+        let key = e.path().to_string();
+        let source = overrides
+            .0
+            .iter()
+            .rev()
+            .find(|o| o.key == key)
+            .map(|o| o.source.clone())
+            .or_else(|| path.map(|p| p.display().to_string()))
+            .unwrap_or_else(|| "defaults".into());
+        anyhow::anyhow!("{key} ({source}): {}", e.inner())
+    })
+}
+
+/// Reads a flag's text as the type of the option's default, so that serde
+/// sees what it would see in a file.
+fn typed(text: &str, default: Option<&toml::Value>) -> anyhow::Result<toml::Value> {
+    Ok(match default {
+        Some(toml::Value::Integer(_)) => toml::Value::Integer(
+            text.trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("expected a whole number"))?,
+        ),
+        Some(toml::Value::Float(_)) => toml::Value::Float(
+            text.trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("expected a number"))?,
+        ),
+        Some(toml::Value::Boolean(_)) => toml::Value::Boolean(
+            text.trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("expected true or false"))?,
+        ),
+        _ => toml::Value::String(text.to_string()),
+    })
+}
+
+fn set(table: &mut toml::Table, key: &str, value: toml::Value) {
+    match key.split_once('.') {
+        None => {
+            table.insert(key.to_string(), value);
+        }
+        Some((section, rest)) => {
+            let entry = table
+                .entry(section.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(inner) = entry {
+                set(inner, rest, value);
+            } else {
+                // The file has a scalar where a section belongs: replace it,
+                // the file's own error would be no clearer.
+                let mut inner = toml::Table::new();
+                set(&mut inner, rest, value);
+                *entry = toml::Value::Table(inner);
+            }
+        }
+    }
+}
+
+/// Validates every section; the error lists every problem with its field.
+fn check(config: &Config, file: Option<&Path>) -> anyhow::Result<()> {
+    let problems = config.problems();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let place = file.map_or_else(String::new, |p| format!(" (file {})", p.display()));
+    let list: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
+    anyhow::bail!(
+        "the configuration{place} has {} problem{}:\n{}",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" },
+        list.join("\n")
+    )
 }
 
 impl Config {
+    /// Every problem of every section.
+    pub(crate) fn problems(&self) -> Vec<Problem> {
+        let mut problems = Problems::new("");
+        self.validate(&mut problems);
+        problems.into_vec()
+    }
+
+    /// Resolves `smolder serve`'s arguments.
+    pub(crate) fn resolve(args: &ServeArgs) -> anyhow::Result<Self> {
+        Layers::of(args).resolve()
+    }
+
     /// The limits every listener applies (listen.rs).
     pub(crate) fn listener_limits(&self) -> crate::listen::ListenerLimits {
         crate::listen::ListenerLimits {
-            max_connections: self.max_connections,
-            idle_timeout: self.idle_timeout,
-            header_timeout: self.header_timeout,
-            max_streams: self.max_streams,
+            max_connections: self.server.max_connections,
+            idle_timeout: self.server.idle_timeout,
+            header_timeout: self.server.header_timeout,
+            max_streams: self.server.max_streams,
         }
     }
-}
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            config_path: None,
-            alerting: smolder_alerting::AlertingConfig::default(),
-            data_dir: PathBuf::from("smolder-data"),
-            otlp_grpc_addr: "0.0.0.0:4317".parse().expect("valid address"),
-            otlp_http_addr: "0.0.0.0:4318".parse().expect("valid address"),
-            http_addr: "127.0.0.1:8080".parse().expect("valid address"),
-            max_request_size: 64 << 20,
-            buffer_limit: 1 << 30,
-            max_inflight_bytes: 256 << 20,
-            retry_after: Duration::from_secs(1),
-            memory_budget: 2 << 30,
-            max_connections: 4096,
-            idle_timeout: Duration::from_secs(120),
-            header_timeout: Duration::from_secs(10),
-            max_streams: 256,
-            wal_enabled: true,
-            wal_sync: SyncPolicy::Always,
-            flush_interval: Duration::from_secs(60),
-            compaction_target_size: 256 << 20,
-            retention_traces: Duration::from_secs(7 * 86_400),
-            retention_logs: Duration::from_secs(7 * 86_400),
-            retention_metrics: Duration::from_secs(30 * 86_400),
-            max_future: Duration::from_secs(3600),
-            query_max_rows: 10_000,
-            query_timeout: Duration::from_secs(30),
-            query_memory_limit: 1 << 30,
-            log_format: LogFormat::Text,
-            slo_dir: None,
-            slo_interval: Duration::from_secs(10),
-            slo_step: Duration::from_secs(60),
-            slo_lateness: Duration::from_secs(120),
-            slo_min_events: 0.0,
-            slo_max_groups: 100,
-            slo_counter_lookback: Duration::from_secs(600),
-        }
-    }
-}
-
-impl FileConfig {
-    /// Reads and parses a configuration file.
-    pub(crate) fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading configuration file {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("in configuration file {}", path.display()))
-    }
-
-    /// Parses configuration text; errors name the offending key.
-    pub(crate) fn parse(text: &str) -> anyhow::Result<Self> {
-        Ok(toml::from_str(text)?)
-    }
-}
-
-impl Config {
-    /// Resolves flags and environment (`args`) over the file over the defaults.
-    pub(crate) fn resolve(args: &ServeArgs) -> anyhow::Result<Self> {
-        let file = match &args.config {
-            Some(path) => FileConfig::load(path)?,
-            None => FileConfig::default(),
+    /// The keys whose values differ between `self` and `other`, outside
+    /// `[alerting]` (which a reload applies); these need a restart.
+    pub(crate) fn changed_outside_alerting(&self, other: &Self) -> Vec<String> {
+        let (Ok(a), Ok(b)) = (toml::Table::try_from(self), toml::Table::try_from(other)) else {
+            return vec!["(configuration)".into()];
         };
-        let mut config = Self::merge(args, &file);
-        config.config_path.clone_from(&args.config);
-        config.validate()?;
-        Ok(config)
-    }
-
-    fn merge(args: &ServeArgs, file: &FileConfig) -> Self {
-        let d = Self::default();
-        Self {
-            config_path: None,
-            alerting: file.alerting.clone(),
-            data_dir: args
-                .data_dir
-                .clone()
-                .or_else(|| file.data_dir.clone())
-                .unwrap_or(d.data_dir),
-            otlp_grpc_addr: args
-                .otlp_grpc_addr
-                .or(file.listen.otlp_grpc)
-                .unwrap_or(d.otlp_grpc_addr),
-            otlp_http_addr: args
-                .otlp_http_addr
-                .or(file.listen.otlp_http)
-                .unwrap_or(d.otlp_http_addr),
-            http_addr: args.http_addr.or(file.listen.http).unwrap_or(d.http_addr),
-            max_request_size: args
-                .max_request_size
-                .or(file.ingest.max_request_size)
-                .map_or(d.max_request_size, |b| b.as_u64()),
-            buffer_limit: args
-                .buffer_limit
-                .or(file.ingest.buffer_limit)
-                .map_or(d.buffer_limit, |b| b.as_u64()),
-            max_inflight_bytes: args
-                .max_inflight_bytes
-                .or(file.ingest.max_inflight_bytes)
-                .map_or(d.max_inflight_bytes, |b| b.as_u64()),
-            retry_after: args
-                .retry_after
-                .or(file.ingest.retry_after)
-                .unwrap_or(d.retry_after),
-            memory_budget: args
-                .memory_budget
-                .or(file.server.memory_budget)
-                .map_or(d.memory_budget, |b| b.as_u64()),
-            max_connections: args
-                .max_connections
-                .or(file.server.max_connections)
-                .unwrap_or(d.max_connections),
-            idle_timeout: args
-                .idle_timeout
-                .or(file.server.idle_timeout)
-                .unwrap_or(d.idle_timeout),
-            header_timeout: file.server.header_timeout.unwrap_or(d.header_timeout),
-            max_streams: file.server.max_streams.unwrap_or(d.max_streams),
-            wal_enabled: args
-                .wal_enabled
-                .or(file.wal.enabled)
-                .unwrap_or(d.wal_enabled),
-            wal_sync: args.wal_sync.or(file.wal.sync).unwrap_or(d.wal_sync),
-            flush_interval: args
-                .flush_interval
-                .or(file.storage.flush_interval)
-                .unwrap_or(d.flush_interval),
-            compaction_target_size: args
-                .compaction_target_size
-                .or(file.storage.compaction_target_size)
-                .map_or(d.compaction_target_size, |b| b.as_u64()),
-            retention_traces: args
-                .retention_traces
-                .or(file.retention.traces)
-                .unwrap_or(d.retention_traces),
-            retention_logs: args
-                .retention_logs
-                .or(file.retention.logs)
-                .unwrap_or(d.retention_logs),
-            retention_metrics: args
-                .retention_metrics
-                .or(file.retention.metrics)
-                .unwrap_or(d.retention_metrics),
-            max_future: args
-                .max_future
-                .or(file.ingest.max_future)
-                .unwrap_or(d.max_future),
-            query_max_rows: args
-                .query_max_rows
-                .or(file.query.max_rows)
-                .unwrap_or(d.query_max_rows),
-            query_timeout: args
-                .query_timeout
-                .or(file.query.timeout)
-                .unwrap_or(d.query_timeout),
-            query_memory_limit: args
-                .query_memory_limit
-                .or(file.query.memory_limit)
-                .map_or(d.query_memory_limit, |b| b.as_u64()),
-            log_format: args.log_format.or(file.log.format).unwrap_or(d.log_format),
-            slo_dir: args.slo_dir.clone().or_else(|| file.slo.dir.clone()),
-            slo_interval: args
-                .slo_interval
-                .or(file.slo.interval)
-                .unwrap_or(d.slo_interval),
-            slo_step: args.slo_step.or(file.slo.step).unwrap_or(d.slo_step),
-            slo_lateness: args
-                .slo_lateness
-                .or(file.slo.lateness)
-                .unwrap_or(d.slo_lateness),
-            slo_min_events: args
-                .slo_min_events
-                .or(file.slo.min_events)
-                .unwrap_or(d.slo_min_events),
-            slo_max_groups: args
-                .slo_max_groups
-                .or(file.slo.max_groups)
-                .unwrap_or(d.slo_max_groups),
-            slo_counter_lookback: args
-                .slo_counter_lookback
-                .or(file.slo.counter_lookback)
-                .unwrap_or(d.slo_counter_lookback),
-        }
-    }
-
-    fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            self.max_request_size > 0,
-            "ingest.max_request_size must be positive"
-        );
-        anyhow::ensure!(
-            self.buffer_limit > 0,
-            "ingest.buffer_limit must be positive"
-        );
-        anyhow::ensure!(
-            self.max_inflight_bytes > 0,
-            "ingest.max_inflight_bytes must be positive"
-        );
-        anyhow::ensure!(self.query_max_rows > 0, "query.max_rows must be positive");
-        anyhow::ensure!(
-            self.memory_budget >= self.max_inflight_bytes,
-            "server.memory_budget ({}) must be at least ingest.max_inflight_bytes ({})",
-            ByteSize(self.memory_budget),
-            ByteSize(self.max_inflight_bytes)
-        );
-        anyhow::ensure!(
-            (1..=1 << 20).contains(&self.max_connections),
-            "server.max_connections must be between 1 and 1048576"
-        );
-        anyhow::ensure!(
-            self.idle_timeout > self.query_timeout + Duration::from_secs(30),
-            "server.idle_timeout ({}) must be longer than query.timeout + 30s, the longest an \
-             API request may take",
-            humantime::format_duration(self.idle_timeout)
-        );
-        anyhow::ensure!(
-            !self.header_timeout.is_zero(),
-            "server.header_timeout must be positive"
-        );
-        anyhow::ensure!(self.max_streams > 0, "server.max_streams must be positive");
-        anyhow::ensure!(
-            !self.flush_interval.is_zero(),
-            "storage.flush_interval must be positive"
-        );
-        for (name, retention) in [
-            ("retention.traces", self.retention_traces),
-            ("retention.logs", self.retention_logs),
-            ("retention.metrics", self.retention_metrics),
-        ] {
-            anyhow::ensure!(
-                retention >= Duration::from_secs(3600),
-                "{name} must be at least 1h (data is deleted by the hour)"
-            );
-        }
-        anyhow::ensure!(
-            !self.query_timeout.is_zero(),
-            "query.timeout must be positive"
-        );
-        anyhow::ensure!(
-            self.slo_interval >= Duration::from_secs(1),
-            "slo.interval must be at least 1s"
-        );
-        anyhow::ensure!(
-            self.slo_step >= Duration::from_secs(1) && self.slo_step.subsec_nanos() == 0,
-            "slo.step must be whole seconds, at least 1s"
-        );
-        anyhow::ensure!(
-            self.slo_min_events >= 0.0,
-            "slo.min_events must not be negative"
-        );
-        anyhow::ensure!(self.slo_max_groups > 0, "slo.max_groups must be positive");
-        check_alerting(&self.alerting)
+        let mut changed = Vec::new();
+        diff("", &a, &b, &mut changed);
+        changed.retain(|k| k != "alerting" && !k.starts_with("alerting."));
+        changed
     }
 }
 
-/// Checks the `[alerting]` section; the error lists every problem with its
-/// field.
-fn check_alerting(alerting: &smolder_alerting::AlertingConfig) -> anyhow::Result<()> {
-    match alerting.validate() {
-        Ok(()) => Ok(()),
-        Err(problems) => Err(smolder_alerting::Error::Config(problems).into()),
+fn diff(prefix: &str, a: &toml::Table, b: &toml::Table, out: &mut Vec<String>) {
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    for key in keys {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match (a.get(key), b.get(key)) {
+            (Some(toml::Value::Table(x)), Some(toml::Value::Table(y))) => diff(&path, x, y, out),
+            (x, y) if x != y => out.push(path),
+            _ => {}
+        }
+    }
+}
+
+/// `smolder config defaults`: every option with its documentation and
+/// default, as a TOML file (`smolder.example.toml`).
+pub(crate) fn defaults_file() -> String {
+    let defaults = default_table();
+    let mut out = String::from(
+        "# smolder configuration — every option with its default.\n\
+         # Generated by `smolder config defaults`; check a file with\n\
+         # `smolder config check FILE`.\n\
+         # Precedence: command-line flags > environment variables > this file > defaults.\n\
+         # Every option outside [alerting] has a flag and an environment variable,\n\
+         # named on the line above it.\n",
+    );
+    for section in SECTIONS {
+        let table = if section.key.is_empty() {
+            &defaults
+        } else {
+            out.push_str(&format!("\n[{}]\n", section.key));
+            comment(&mut out, section.doc);
+            defaults[section.key]
+                .as_table()
+                .expect("a section is a table")
+        };
+        for field in section.fields {
+            let value = table.get(field.name);
+            if matches!(value, Some(toml::Value::Table(_))) {
+                continue;
+            }
+            out.push('\n');
+            comment(&mut out, field.doc);
+            let flag = section.flag.replace("{}", &field.name.replace('_', "-"));
+            let env = format!("SMOLDER_{}", flag.to_uppercase().replace('-', "_"));
+            out.push_str(&format!("# --{flag}, {env}\n"));
+            match value {
+                Some(v) => out.push_str(&format!("{} = {v}\n", field.name)),
+                None => out.push_str(&format!("# {} = (unset)\n", field.name)),
+            }
+        }
+    }
+    out.push('\n');
+    out.push_str(smolder_alerting::config::EXAMPLE);
+    out
+}
+
+fn comment(out: &mut String, doc: &[&str]) {
+    for line in doc {
+        out.push('#');
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+}
+
+/// `smolder config`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ConfigArgs {
+    #[command(subcommand)]
+    command: ConfigCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ConfigCommand {
+    /// Print every option with its documentation and default, as a
+    /// configuration file.
+    Defaults,
+    /// Check a configuration file (with the flags and environment variables
+    /// given) without starting a server: every problem is listed with its
+    /// field; exit status 1 when there is one.
+    Check {
+        /// The file.
+        file: PathBuf,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+}
+
+/// Runs `smolder config`; returns the exit status.
+pub(crate) fn run(args: ConfigArgs) -> i32 {
+    match args.command {
+        ConfigCommand::Defaults => {
+            print!("{}", defaults_file());
+            0
+        }
+        ConfigCommand::Check { file, overrides } => {
+            let layers = Layers {
+                file: Some(file.clone()),
+                overrides,
+            };
+            match layers.resolve() {
+                Ok(_) => {
+                    println!("{}: ok", file.display());
+                    0
+                }
+                Err(e) => {
+                    eprintln!("{e:#}");
+                    1
+                }
+            }
+        }
     }
 }
 
@@ -710,88 +665,141 @@ fn check_alerting(alerting: &smolder_alerting::AlertingConfig) -> anyhow::Result
 mod tests {
     use super::*;
 
-    #[test]
-    fn example_config_parses_and_states_the_defaults() {
-        let text = include_str!("../../smolder.example.toml");
-        let file = FileConfig::parse(text).unwrap();
-        assert_eq!(
-            Config::merge(&ServeArgs::default(), &file),
-            Config::default()
-        );
-        // Every option is present in the example, not left to the default.
-        assert!(file.data_dir.is_some());
-        assert!(
-            file.listen.otlp_grpc.is_some()
-                && file.listen.otlp_http.is_some()
-                && file.listen.http.is_some()
-        );
-        assert!(file.ingest.max_request_size.is_some() && file.ingest.buffer_limit.is_some());
-        assert!(file.ingest.retry_after.is_some() && file.ingest.max_inflight_bytes.is_some());
-        assert!(file.wal.sync.is_some() && file.wal.enabled.is_some());
-        assert!(file.ingest.max_future.is_some());
-        assert!(
-            file.storage.flush_interval.is_some() && file.storage.compaction_target_size.is_some()
-        );
-        assert!(
-            file.retention.traces.is_some()
-                && file.retention.logs.is_some()
-                && file.retention.metrics.is_some()
-        );
-        assert!(
-            file.query.max_rows.is_some()
-                && file.query.timeout.is_some()
-                && file.query.memory_limit.is_some()
-        );
-        assert!(file.log.format.is_some());
-        let server = &file.server;
-        assert!(server.memory_budget.is_some() && server.max_connections.is_some());
-        assert!(server.idle_timeout.is_some() && server.header_timeout.is_some());
-        assert!(server.max_streams.is_some());
-        let slo = &file.slo;
-        assert!(slo.interval.is_some() && slo.step.is_some() && slo.lateness.is_some());
-        assert!(slo.min_events.is_some() && slo.max_groups.is_some());
-        assert!(slo.counter_lookback.is_some());
+    fn parse(text: &str) -> anyhow::Result<Config> {
+        layer(
+            Some((Path::new("test.toml"), text.parse()?)),
+            &Overrides::default(),
+        )
     }
 
     #[test]
-    fn flags_win_over_the_file() {
-        let file =
-            FileConfig::parse("[listen]\nhttp = \"127.0.0.1:9000\"\n[query]\nmax_rows = 5\n")
-                .unwrap();
-        let args = ServeArgs {
-            query_max_rows: Some(7),
-            ..Default::default()
-        };
-        let config = Config::merge(&args, &file);
-        assert_eq!(config.http_addr.port(), 9000);
-        assert_eq!(config.query_max_rows, 7);
+    fn the_example_file_is_what_config_defaults_prints() {
+        let example = include_str!("../../smolder.example.toml");
+        assert!(
+            example == defaults_file(),
+            "smolder.example.toml is out of date: run `cargo run -- config defaults > smolder.example.toml`"
+        );
+        assert_eq!(parse(example).unwrap(), Config::default());
     }
 
     #[test]
-    fn unknown_keys_are_refused_with_their_name() {
-        let err = FileConfig::parse("[ingest]\nbufer_limit = \"1GiB\"\n").unwrap_err();
+    fn every_option_of_every_section_has_a_flag_and_documentation() {
+        let defaults = default_table();
+        let sections: Vec<&str> = SECTIONS.iter().map(|s| s.key).collect();
+        for (key, value) in &defaults {
+            if let toml::Value::Table(_) = value {
+                assert!(
+                    sections.contains(&key.as_str()) || key == "alerting",
+                    "section {key} is missing from SECTIONS"
+                );
+            }
+        }
+        for section in SECTIONS.iter().filter(|s| !s.key.is_empty()) {
+            let table = defaults[section.key].as_table().unwrap();
+            let fields: Vec<&str> = section.fields.iter().map(|f| f.name).collect();
+            for key in table.keys() {
+                assert!(fields.contains(&key.as_str()), "{}.{key}", section.key);
+            }
+            for field in section.fields {
+                assert!(
+                    !field.summary().is_empty(),
+                    "{}.{}",
+                    section.key,
+                    field.name
+                );
+                let key = format!("{}.{}", section.key, field.name);
+                assert!(OPTIONS.iter().any(|o| o.key == key), "no flag for {key}");
+            }
+        }
+        // The flags that scripts use keep their names.
+        for flag in [
+            "data-dir",
+            "otlp-grpc-addr",
+            "otlp-http-addr",
+            "http-addr",
+            "max-request-size",
+            "buffer-limit",
+            "wal-sync",
+            "flush-interval",
+            "retention-traces",
+            "query-timeout",
+            "slo-interval",
+            "memory-budget",
+            "idle-timeout",
+            "log-format",
+        ] {
+            assert!(OPTIONS.iter().any(|o| o.flag == flag), "--{flag}");
+        }
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_are_read_like_it() {
+        let file: toml::Table = "[listen]\nhttp = \"127.0.0.1:9000\"\n[query]\nmax_rows = 5\n"
+            .parse()
+            .unwrap();
+        let overrides = Overrides::default()
+            .flag("query.max_rows", "7")
+            .flag("slo.interval", "3s")
+            .flag("wal.enabled", "false")
+            .flag("server.memory_budget", "3 GiB");
+        let config = layer(Some((Path::new("f.toml"), file)), &overrides).unwrap();
+        assert_eq!(config.listen.http.port(), 9000);
+        assert_eq!(config.query.max_rows, 7);
+        assert_eq!(config.slo.interval, Duration::from_secs(3));
+        assert!(!config.wal.enabled);
+        assert_eq!(config.server.memory_budget, ByteSize::gib(3));
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_their_key_and_source() {
+        let err = parse("[ingest]\nbufer_limit = \"1GiB\"\n").unwrap_err();
         assert!(format!("{err:#}").contains("bufer_limit"), "{err:#}");
-        let err = FileConfig::parse("[query]\ntimeout = \"soon\"\n").unwrap_err();
-        assert!(format!("{err:#}").contains("timeout"), "{err:#}");
+        let err = parse("[query]\ntimeout = \"soon\"\n").unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("query.timeout") && text.contains("test.toml"),
+            "{text}"
+        );
+        let err = layer(None, &Overrides::default().flag("slo.step", "often")).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("slo.step") && text.contains("--slo.step"),
+            "{text}"
+        );
+        let err = layer(None, &Overrides::default().flag("query.max_rows", "many")).unwrap_err();
+        assert!(format!("{err:#}").contains("query.max_rows"), "{err:#}");
     }
 
     #[test]
-    fn limits_that_contradict_each_other_are_refused_with_their_names() {
-        let file = FileConfig::parse("[server]\nmemory_budget = \"1 MiB\"\n").unwrap();
-        let err = Config::merge(&ServeArgs::default(), &file)
-            .validate()
-            .unwrap_err();
-        assert!(
-            format!("{err:#}").contains("server.memory_budget"),
-            "{err:#}"
+    fn every_problem_is_reported_at_once_with_its_field() {
+        let config = parse(
+            "[server]\nmemory_budget = \"1 MiB\"\nidle_timeout = \"10s\"\n\
+             [retention]\nlogs = \"10m\"\n[slo]\ninterval = \"100ms\"\n\
+             [[alerting.receivers]]\nname = \"x\"\ntype = \"webhook\"\nurl = \"ftp://x\"\n",
+        )
+        .unwrap();
+        let fields: Vec<String> = config.problems().into_iter().map(|p| p.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "retention.logs",
+                "slo.interval",
+                "alerting.receivers[0].url",
+                "server.memory_budget",
+                "server.idle_timeout",
+            ]
         );
-        let file = FileConfig::parse("[server]\nidle_timeout = \"10s\"\n").unwrap();
-        let err = Config::merge(&ServeArgs::default(), &file)
-            .validate()
-            .unwrap_err();
-        assert!(
-            format!("{err:#}").contains("server.idle_timeout"),
-            "{err:#}"
+    }
+
+    #[test]
+    fn a_reload_names_the_options_that_need_a_restart() {
+        let running = Config::default();
+        let mut changed = running.clone();
+        changed.query.timeout = Duration::from_secs(5);
+        changed.alerting.examples = Some(1);
+        assert_eq!(
+            running.changed_outside_alerting(&changed),
+            ["query.timeout"]
         );
     }
 }

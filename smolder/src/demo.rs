@@ -10,7 +10,7 @@ use clap::Args;
 use prost::Message;
 use smolder_sample_data::Generator;
 
-use crate::config::{Config, ServeArgs};
+use crate::config::{Config, Layers, ServeArgs};
 use crate::serve;
 
 /// Options of `smolder demo`.
@@ -70,7 +70,7 @@ const SAMPLE_SLOS: [(&str, &str); 4] = [
 /// Writes the sample SLOs into `<data dir>/demo-slos` (unless an SLO
 /// directory is configured) and returns the directory to load.
 fn sample_slo_dir(config: &Config) -> anyhow::Result<std::path::PathBuf> {
-    if let Some(dir) = &config.slo_dir {
+    if let Some(dir) = &config.slo.dir {
         return Ok(dir.clone());
     }
     let dir = config.data_dir.join("demo-slos");
@@ -135,9 +135,8 @@ fn inbox_alerting(inbox: std::net::SocketAddr) -> anyhow::Result<smolder_alertin
 }
 
 /// Runs the demo until Ctrl-C / SIGTERM or the configured duration.
-pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let mut config = Config::resolve(&args.serve)?;
-    config.slo_dir = Some(sample_slo_dir(&config)?);
+pub(crate) async fn run(args: DemoArgs, mut config: Config) -> anyhow::Result<()> {
+    config.slo.dir = Some(sample_slo_dir(&config)?);
     let inbox = if config.alerting.receivers.is_empty() {
         let addr = start_inbox().await?;
         config.alerting = inbox_alerting(addr)?;
@@ -146,10 +145,10 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         None
     };
     // Burn rates move within seconds of an incident.
-    if args.serve.slo_interval.is_none() {
-        config.slo_interval = Duration::from_secs(2);
+    if !args.serve.overrides.sets("slo.interval") {
+        config.slo.interval = Duration::from_secs(2);
     }
-    let running = serve::start(&config).await?;
+    let running = serve::start(&config, &Layers::of(&args.serve)).await?;
     let addrs = running.addrs;
     let api = format!("http://{}", addrs.http);
     println!();

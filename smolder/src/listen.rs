@@ -16,8 +16,7 @@
 //! * gives a client [`ListenerLimits::header_timeout`] to send a request's
 //!   headers (HTTP/1; slowloris);
 //! * bounds HTTP/2: concurrent streams per connection, the header list,
-//!   reset streams not yet accepted (the "rapid reset" attack), and pings
-//!   that close a connection whose peer is gone;
+//!   and reset streams not yet accepted (the "rapid reset" attack);
 //! * survives accept errors (out of file descriptors): it logs, waits a
 //!   moment and goes on.
 //!
@@ -146,9 +145,9 @@ pub(crate) async fn serve<S, B>(
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_streams)
         .max_header_list_size(MAX_HEADER_BYTES as u32)
-        .max_pending_accept_reset_streams(MAX_PENDING_RESETS)
-        .keep_alive_interval(limits.idle_timeout / 2)
-        .keep_alive_timeout(Duration::from_secs(20));
+        // No server pings: their answers would count as traffic and keep
+        // idle connections open; the idle timeout finds dead peers instead.
+        .max_pending_accept_reset_streams(MAX_PENDING_RESETS);
     let builder = Arc::new(builder);
     let mut last_error_log: Option<Instant> = None;
     loop {

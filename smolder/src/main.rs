@@ -23,7 +23,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{Config, LogFormat, ServeArgs};
+use crate::config::{Config, Layers, LogFormat, ServeArgs};
 
 /// Ingest allocates and frees many small objects per request (decoded protobuf
 /// messages, Arrow builders) across threads; glibc's allocator spent close to
@@ -55,6 +55,8 @@ enum Command {
     Slo(slo_cli::SloArgs),
     /// Add, list and expire silences of a running server.
     Silence(silence_cli::SilenceArgs),
+    /// Print the documented defaults, or check a configuration file.
+    Config(config::ConfigArgs),
     /// Measure the alerting stage (alert latency, delivery throughput).
     Alerting(alerting_bench::AlertingArgs),
 }
@@ -79,17 +81,18 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let config = Config::resolve(&args)?;
-            init_logging(config.log_format);
-            let running = serve::start(&config).await?;
+            init_logging(config.log.format);
+            let running = serve::start(&config, &Layers::of(&args)).await?;
             running
                 .run_until(serve::shutdown_signal(), Duration::from_secs(10))
                 .await
         }
         Command::Demo(args) => {
-            let format = args.serve.log_format.unwrap_or_default();
-            init_logging(format);
-            demo::run(args).await
+            let config = Config::resolve(&args.serve)?;
+            init_logging(config.log.format);
+            demo::run(args, config).await
         }
+        Command::Config(args) => std::process::exit(config::run(args)),
         Command::Loadgen(args) => {
             init_logging(LogFormat::Text);
             loadgen::run(args).await

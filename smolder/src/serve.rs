@@ -19,15 +19,15 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use smolder_common::memory::{Consumer, MemoryBudget};
 use smolder_common::{Table, TableSource};
-use smolder_ingest::{IngestLimits, IngestMetrics, Ingestor, OtlpGrpc};
-use smolder_query::{QueryEngine, QueryLimits};
-use smolder_slo::{EngineOptions, SloEngine};
-use smolder_storage::{CompactionOptions, Store, StoreOptions, SystemClock, WalOptions};
+use smolder_ingest::{IngestMetrics, Ingestor, OtlpGrpc};
+use smolder_query::QueryEngine;
+use smolder_slo::SloEngine;
+use smolder_storage::{CompactionOptions, Store, StoreOptions, SystemClock};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::config::Config;
+use crate::config::{Config, Layers};
 use crate::{http_layer, listen, supervise};
 
 /// Bytes of an API request body (SQL, an SLO's YAML, a silence).
@@ -100,15 +100,15 @@ struct MetricsState {
 
 /// Binds the listeners, prints `listening <name>=<addr>` for each on stdout, and
 /// starts serving.
-pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
+pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Running> {
     let bind = |addr: SocketAddr, what: &'static str| async move {
         TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding the {what} listener to {addr}"))
     };
-    let grpc_listener = bind(config.otlp_grpc_addr, "OTLP/gRPC").await?;
-    let otlp_http_listener = bind(config.otlp_http_addr, "OTLP/HTTP").await?;
-    let http_listener = bind(config.http_addr, "HTTP API").await?;
+    let grpc_listener = bind(config.listen.otlp_grpc, "OTLP/gRPC").await?;
+    let otlp_http_listener = bind(config.listen.otlp_http, "OTLP/HTTP").await?;
+    let http_listener = bind(config.listen.http, "HTTP API").await?;
     let addrs = Addrs {
         otlp_grpc: grpc_listener.local_addr()?,
         otlp_http: otlp_http_listener.local_addr()?,
@@ -116,32 +116,23 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
     };
 
     let mut registry = Registry::with_prefix("smolder");
-    let budget = MemoryBudget::new(usize::try_from(config.memory_budget).unwrap_or(usize::MAX));
-    let limits = IngestLimits {
-        max_request_bytes: usize::try_from(config.max_request_size).unwrap_or(usize::MAX),
-        retry_after: config.retry_after,
-        max_inflight_bytes: usize::try_from(config.max_inflight_bytes).unwrap_or(usize::MAX),
-    };
+    let budget = MemoryBudget::new(
+        usize::try_from(config.server.memory_budget.as_u64()).unwrap_or(usize::MAX),
+    );
+    let limits = config.ingest.limits();
     let options = StoreOptions {
-        buffer_limit: usize::try_from(config.buffer_limit).unwrap_or(usize::MAX),
-        wal: config.wal_enabled.then_some(WalOptions {
-            sync: config.wal_sync,
-            ..WalOptions::default()
-        }),
-        flush_interval: config.flush_interval,
-        retention: [
-            config.retention_traces,
-            config.retention_logs,
-            config.retention_metrics,
-        ],
-        max_future: config.max_future,
+        buffer_limit: usize::try_from(config.ingest.buffer_limit.as_u64()).unwrap_or(usize::MAX),
+        wal: config.wal.options(),
+        flush_interval: config.storage.flush_interval,
+        retention: config.retention.by_table(),
+        max_future: config.ingest.max_future,
         compaction: CompactionOptions {
-            target_file_bytes: config.compaction_target_size,
+            target_file_bytes: config.storage.compaction_target_size.as_u64(),
             ..CompactionOptions::default()
         },
         // Files replaced by compaction or retention outlive any query that
         // may still read them.
-        deletion_delay: (config.query_timeout * 2).max(Duration::from_secs(120)),
+        deletion_delay: (config.query.timeout * 2).max(Duration::from_secs(120)),
         ..StoreOptions::default()
     };
     let (store, records) = Store::open(&config.data_dir, options, Arc::new(SystemClock))
@@ -250,12 +241,7 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
     let source: Arc<dyn TableSource> = Arc::clone(&store) as Arc<dyn TableSource>;
     let engine = Arc::new(QueryEngine::with_budget(
         vec![source],
-        QueryLimits {
-            max_rows: config.query_max_rows,
-            timeout: config.query_timeout,
-            memory_limit: usize::try_from(config.query_memory_limit).unwrap_or(usize::MAX),
-            ..QueryLimits::default()
-        },
+        config.query.limits(),
         Arc::clone(&budget),
     )?);
     let listeners = listen::ListenerMetrics::new(&mut registry);
@@ -272,19 +258,21 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
         config: Arc::new(config.clone()),
         started: std::time::Instant::now(),
     };
+    let reload = ReloadState {
+        alerting: Arc::clone(&alerting),
+        running: Arc::new(config.clone()),
+        layers: layers.clone(),
+    };
     let api = api_router(Arc::clone(&engine), metrics_state)
         .merge(smolder_slo::api::router(Arc::clone(&slo_engine)))
         .merge(smolder_alerting::api::router(Arc::clone(&alerting)))
         .merge(smolder_ui::router())
-        .merge(reload_router(ReloadState {
-            alerting: Arc::clone(&alerting),
-            config: config.clone(),
-        }));
+        .merge(reload_router(reload.clone()));
     let api = http_layer::layered(
         api,
         http_layer::HttpLimits {
             // Queries stop at their own timeout; this bounds everything else.
-            timeout: config.query_timeout + Duration::from_secs(30),
+            timeout: config.query.timeout + Duration::from_secs(30),
             max_body_bytes: API_MAX_BODY_BYTES,
             concurrency: API_CONCURRENCY,
         },
@@ -359,10 +347,7 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
     #[cfg(unix)]
     tasks.spawn({
         let stop = signal(shutdown_rx.clone());
-        let reload = ReloadState {
-            alerting: Arc::clone(&alerting),
-            config: config.clone(),
-        };
+        let reload = reload.clone();
         async move {
             // SIGHUP re-reads the configuration file's [alerting] section.
             let Ok(mut hup) =
@@ -386,8 +371,8 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
     tasks.spawn({
         let stop = signal(shutdown_rx.clone());
         let (alerting, panics) = (Arc::clone(&alerting), Arc::clone(&panics));
-        let tick_timeout = (config.slo_interval.max(config.query_timeout)) * 10;
-        let (interval, query) = (config.slo_interval, Arc::clone(&engine));
+        let tick_timeout = (config.slo.interval.max(config.query.timeout)) * 10;
+        let (interval, query) = (config.slo.interval, Arc::clone(&engine));
         async move {
             // Rollup updates and evaluation of every SLO, on the query
             // runtime: its queries are the users' expressions.
@@ -433,7 +418,7 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
         otlp_grpc = %addrs.otlp_grpc,
         otlp_http = %addrs.otlp_http,
         http = %addrs.http,
-        buffer_limit = config.buffer_limit,
+        buffer_limit = %config.ingest.buffer_limit,
         "smolder is serving."
     );
     Ok(Running {
@@ -502,23 +487,8 @@ async fn start_slo_engine(
     let db_path = config.data_dir.join("slo.db");
     let db = smolder_slo::persist::Db::open(&db_path)
         .with_context(|| format!("opening the SLO database {}", db_path.display()))?;
-    let options = EngineOptions {
-        step: config.slo_step,
-        lateness: config.slo_lateness,
-        interval: config.slo_interval,
-        // Catching up on history may take half of each tick, at least 2 s.
-        backfill_budget: (config.slo_interval / 2).max(Duration::from_secs(2)),
-        counter_lookback: config.slo_counter_lookback,
-        // An SLO's queries get the SQL API's timeout.
-        query_timeout: config.query_timeout,
-        defaults: smolder_slo::spec::Defaults {
-            max_groups: config.slo_max_groups,
-            min_events: config.slo_min_events,
-            ..smolder_slo::spec::Defaults::default()
-        },
-        dir: config.slo_dir.clone(),
-        ..EngineOptions::default()
-    };
+    // An SLO's queries get the SQL API's timeout.
+    let options = config.slo.engine_options(config.query.timeout);
     let ctx = engine.context().clone();
     let slo_engine = SloEngine::new(engine.clone(), db, Arc::new(SystemClock), options)
         .await
@@ -566,19 +536,33 @@ fn start_alerting(
 #[derive(Clone)]
 struct ReloadState {
     alerting: Arc<smolder_alerting::Alerting>,
-    config: Config,
+    /// The configuration the server started with.
+    running: Arc<Config>,
+    /// The file and the flags, layered again at each reload.
+    layers: Layers,
 }
 
 impl ReloadState {
-    /// Re-reads the configuration file and applies its `[alerting]` section;
-    /// a file with problems is refused and the running configuration stays.
-    fn reload(&self) -> anyhow::Result<()> {
-        let Some(path) = &self.config.config_path else {
+    /// Re-reads the configuration file under the same flags, validates every
+    /// section and applies `[alerting]`; returns the other options that
+    /// changed, which take effect at the next start. A configuration with
+    /// problems is refused and the running one stays.
+    fn reload(&self) -> anyhow::Result<Vec<String>> {
+        if self.layers.file.is_none() {
             anyhow::bail!("smolder was started without --config; there is nothing to reload");
-        };
-        let file = crate::config::FileConfig::load(path)?;
-        self.alerting.reload(&file.alerting)?;
-        Ok(())
+        }
+        let new = self.layers.resolve()?;
+        self.alerting.reload(&new.alerting)?;
+        let restart = self.running.changed_outside_alerting(&new);
+        if restart.is_empty() {
+            tracing::info!("Configuration reloaded.");
+        } else {
+            tracing::warn!(
+                options = %restart.join(", "),
+                "Configuration reloaded; [alerting] is applied, the other changed options take effect at the next start."
+            );
+        }
+        Ok(restart)
     }
 }
 
@@ -590,7 +574,16 @@ fn reload_router(state: ReloadState) -> Router {
             "/-/reload",
             post(|State(state): State<ReloadState>| async move {
                 match tokio::task::spawn_blocking(move || state.reload()).await {
-                    Ok(Ok(())) => (StatusCode::OK, "reloaded\n".to_string()),
+                    Ok(Ok(restart)) if restart.is_empty() => {
+                        (StatusCode::OK, "reloaded\n".to_string())
+                    }
+                    Ok(Ok(restart)) => (
+                        StatusCode::OK,
+                        format!(
+                            "reloaded [alerting]; these changed options take effect at the next start: {}\n",
+                            restart.join(", ")
+                        ),
+                    ),
                     Ok(Err(e)) => (StatusCode::BAD_REQUEST, format!("{e:#}\n")),
                     Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
                 }

@@ -19,6 +19,7 @@
 
 pub mod buffer;
 pub mod catalog;
+mod config;
 pub mod clock {
     //! Re-exported from `smolder_common::clock`, where the SLO engine shares it.
     pub use smolder_common::clock::*;
@@ -38,6 +39,7 @@ use smolder_common::Table;
 
 pub use buffer::{Buffer, BufferFull};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{RetentionConfig, StorageConfig, WalConfig};
 pub use store::{
     CompactionOptions, MaintenanceReport, Store, StoreError, StoreOptions, StoreStats,
 };

@@ -83,6 +83,29 @@ impl std::str::FromStr for SyncPolicy {
     }
 }
 
+impl std::fmt::Display for SyncPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Always => f.write_str("always"),
+            Self::Never => f.write_str("off"),
+            Self::Interval(every) => write!(f, "{}", humantime::format_duration(*every)),
+        }
+    }
+}
+
+impl serde::Serialize for SyncPolicy {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SyncPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// A WAL failure.
 #[derive(Debug, thiserror::Error)]
 pub enum WalError {

@@ -129,8 +129,12 @@ impl Server {
         let _ = self.child.wait();
     }
 
-    /// Starts the server again on the same data directory (on new ports).
+    /// Starts the server again on the same data directory (on new ports),
+    /// stopping it first (SIGTERM) if it is still running.
     pub fn restart(&mut self) {
+        if self.is_running() {
+            self.stop();
+        }
         let (child, [otlp_grpc, otlp_http, http]) =
             spawn(&self.data_dir, &self.extra, &self.env, None);
         self.child = child;
@@ -253,7 +257,11 @@ fn spawn(
         },
         |a| a.map(|a| a.to_string()),
     );
-    let mut child = Command::new(smolder_bin())
+    // The server dies with the thread that started it even when the test
+    // process is killed (a timeout, ^C) and cannot run its destructors.
+    let mut child = Command::new("setpriv")
+        .args(["--pdeathsig", "KILL", "--"])
+        .arg(smolder_bin())
         .arg("serve")
         .args(["--otlp-grpc-addr", &grpc])
         .args(["--otlp-http-addr", &otlp_http])

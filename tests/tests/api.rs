@@ -193,3 +193,85 @@ fn environment_variables_override_the_file_and_bad_files_name_the_key() {
         json!(4)
     );
 }
+
+#[test]
+fn config_defaults_print_the_example_and_config_check_lists_every_problem() {
+    let out = Command::new(smolder_bin())
+        .args(["config", "defaults"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let example = std::fs::read_to_string(repo_root().join("smolder.example.toml")).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), example);
+
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "[query]\ntimeout = \"10s\"\n").unwrap();
+    let out = Command::new(smolder_bin())
+        .args(["config", "check", good.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[slo]\ninterval = \"10ms\"\nmax_groups = 0\n[retention]\ntraces = \"5m\"\n",
+    )
+    .unwrap();
+    let out = Command::new(smolder_bin())
+        .args(["config", "check", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for problem in [
+        "3 problems",
+        "retention.traces: must be at least 1h",
+        "slo.interval: must be at least 1s",
+        "slo.max_groups: must be positive",
+    ] {
+        assert!(err.contains(problem), "{problem} missing from:\n{err}");
+    }
+    // Flags are checked with the file, and named when they are wrong.
+    let out = Command::new(smolder_bin())
+        .args([
+            "config",
+            "check",
+            good.to_str().unwrap(),
+            "--slo-step",
+            "soon",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("slo.step (--slo-step)"), "{err}");
+}
+
+#[test]
+fn a_reload_validates_every_section_and_names_the_options_that_need_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("smolder.toml");
+    std::fs::write(&file, "[query]\ntimeout = \"20s\"\n").unwrap();
+    let server = Server::start(&["--config", file.to_str().unwrap()]);
+    let reload = || http_request(server.http, "POST", "/-/reload", &[], b"");
+
+    let (status, body) = reload();
+    assert_eq!((status, body.trim()), (200, "reloaded"));
+
+    std::fs::write(&file, "[query]\ntimeout = \"5s\"\n[slo]\nmax_groups = 7\n").unwrap();
+    let (status, body) = reload();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("query.timeout") && body.contains("slo.max_groups"),
+        "{body}"
+    );
+
+    std::fs::write(&file, "[slo]\ninterval = \"1ms\"\n").unwrap();
+    let (status, body) = reload();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("slo.interval: must be at least 1s"), "{body}");
+    assert_eq!(server.scalar("SELECT 1"), json!(1), "the server runs on");
+}

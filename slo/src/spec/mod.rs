@@ -30,11 +30,7 @@ pub struct Defaults {
 
 impl Default for Defaults {
     fn default() -> Self {
-        Self {
-            max_groups: 100,
-            min_events: 0.0,
-            bounds: Bounds::default(),
-        }
+        crate::SloConfig::default().defaults()
     }
 }
 

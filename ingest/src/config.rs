@@ -1,0 +1,55 @@
+//! `[ingest]`: limits of the OTLP receivers (see `smolder_common::config`).
+
+use std::time::Duration;
+
+use bytesize::ByteSize;
+
+use crate::pipeline::IngestLimits;
+
+smolder_common::config_section! {
+    /// OTLP ingest.
+    pub struct IngestConfig {
+        /// Largest OTLP request body after decompression; larger gets 413 /
+        /// RESOURCE_EXHAUSTED.
+        pub max_request_size: ByteSize = ByteSize::mib(64),
+        /// Memory for buffered telemetry (Arrow data). When full, exports get
+        /// 503 + Retry-After / UNAVAILABLE + RetryInfo: backpressure, never an
+        /// out-of-memory crash.
+        pub buffer_limit: ByteSize = ByteSize::gib(1),
+        /// Memory of requests being decoded and converted at once, by the
+        /// estimate of their decoded size (items, attributes, resources copied
+        /// into every row; not their compressed bytes). More concurrent load
+        /// gets 503 / UNAVAILABLE; a single request estimated above it gets
+        /// 413 / RESOURCE_EXHAUSTED (send smaller batches).
+        pub max_inflight_bytes: ByteSize = ByteSize::mib(256),
+        /// Retry delay suggested to clients under backpressure.
+        #[serde(with = "humantime_serde")]
+        pub retry_after: Duration = Duration::from_secs(1),
+        /// Items timestamped further than this in the future are rejected as
+        /// partial success. Items older than their table's retention are too.
+        #[serde(with = "humantime_serde")]
+        pub max_future: Duration = Duration::from_secs(3600),
+    }
+    validate(self, problems) {
+        for (field, bytes) in [
+            ("max_request_size", self.max_request_size),
+            ("buffer_limit", self.buffer_limit),
+            ("max_inflight_bytes", self.max_inflight_bytes),
+        ] {
+            problems.check(bytes.as_u64() > 0, field, "must be positive");
+        }
+    }
+}
+
+impl IngestConfig {
+    /// The receivers' limits.
+    pub fn limits(&self) -> IngestLimits {
+        IngestLimits {
+            max_request_bytes: usize::try_from(self.max_request_size.as_u64())
+                .unwrap_or(usize::MAX),
+            retry_after: self.retry_after,
+            max_inflight_bytes: usize::try_from(self.max_inflight_bytes.as_u64())
+                .unwrap_or(usize::MAX),
+        }
+    }
+}
