@@ -13,20 +13,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::matchers::Matchers;
+use smolder_common::config::{Problems, Section as _};
 
-/// The `[alerting]` part of `smolder config defaults`: the section's options
-/// with their defaults, commented out (the section is a tree of routes and
-/// lists of receivers; an example says more than empty lists would).
-pub const EXAMPLE: &str = r#"# Alerting (README, "Alerting"): receivers, the routing tree, inhibition,
-# maintenance windows, scaling targets and delivery. Without a route, alerts
-# are evaluated and listed (GET /api/v1/alerts) but not sent. This section is
-# re-read on SIGHUP and POST /-/reload; a file with problems is refused with
-# the field named and the running configuration stays.
-#
-# [alerting]
-# external_url = "https://smolder.example.com"   # links in alerts
-# keep_firing_for = "0s"                          # against flapping
-# examples = 3                                    # example traces per alert
+/// The end of `smolder config defaults`: examples of the routing tree,
+/// receivers and the other lists of `[alerting]`, commented out (an example
+/// says more than empty lists would).
+pub const EXAMPLE: &str = r#"# Examples of the lists above (uncomment and adapt):
 #
 # [alerting.route]
 # receiver = "team-chat"
@@ -69,42 +61,47 @@ pub const EXAMPLE: &str = r#"# Alerting (README, "Alerting"): receivers, the rou
 # matchers = ['slo="checkout-availability"']
 # scale_down_below = 0.8
 # cooldown = "5m"
-#
-# [alerting.delivery]
-# initial_backoff = "1s"
-# max_backoff = "1m"
-# max_retry_age = "6h"
-# timeout = "10s"
 "#;
 
-/// `[alerting]`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AlertingConfig {
-    /// Base URL of smolder's web UI, for links in alerts (default: the HTTP
-    /// API's address).
-    pub external_url: Option<String>,
-    /// How long an alert keeps firing after its condition stops holding, so
-    /// a flapping burn rate does not resolve and re-fire (default 0s).
-    #[serde(with = "humantime_serde")]
-    pub keep_firing_for: Option<Duration>,
-    /// The routing tree; without it every alert goes nowhere (alerts are
-    /// still evaluated and listed).
-    pub route: Option<Route>,
-    /// Receivers, referenced by name from routes.
-    pub receivers: Vec<ReceiverConfig>,
-    /// Inhibition rules; absent: a firing `page` alert inhibits the `ticket`
-    /// alerts of the same SLO instance. An empty list turns inhibition off.
-    pub inhibit_rules: Option<Vec<InhibitRule>>,
-    /// Recurring silences.
-    pub maintenance_windows: Vec<MaintenanceWindow>,
-    /// Autoscaler webhooks.
-    pub scaling: Vec<ScalingTarget>,
-    /// Retries, timeouts and the dead-letter age.
-    pub delivery: DeliveryConfig,
-    /// How many example bad traces an alert carries (default 3; 0 turns the
-    /// examples and the cause hints off).
-    pub examples: Option<usize>,
+smolder_common::config_section! {
+    /// Alerting (README, "Alerting"): receivers, the routing tree,
+    /// inhibition, maintenance windows, scaling targets and delivery. Without
+    /// a route, alerts are evaluated and listed (GET /api/v1/alerts) but not
+    /// sent. This section is re-read on SIGHUP and POST /-/reload; a file with
+    /// problems is refused with the field named and the running configuration
+    /// stays.
+    pub struct AlertingConfig {
+        /// Base URL of smolder's web UI, for links in alerts (unset: the HTTP
+        /// API's address).
+        pub external_url: Option<String> = None,
+        /// How long an alert keeps firing after its condition stops holding,
+        /// so a flapping burn rate does not resolve and re-fire.
+        #[serde(with = "humantime_serde")]
+        pub keep_firing_for: Duration = Duration::ZERO,
+        /// How many example bad traces an alert carries (0 turns the examples
+        /// and the cause hints off).
+        pub examples: usize = 3,
+        /// The routing tree; without it every alert goes nowhere (alerts are
+        /// still evaluated and listed).
+        pub route: Option<Route> = None,
+        /// Receivers, referenced by name from routes.
+        pub receivers: Vec<ReceiverConfig> = Vec::new(),
+        /// Inhibition rules; unset: a firing `page` alert inhibits the
+        /// `ticket` alerts of the same SLO instance. An empty list turns
+        /// inhibition off.
+        pub inhibit_rules: Option<Vec<InhibitRule>> = None,
+        /// Recurring silences.
+        pub maintenance_windows: Vec<MaintenanceWindow> = Vec::new(),
+        /// Autoscaler webhooks.
+        pub scaling: Vec<ScalingTarget> = Vec::new(),
+        /// Retries, timeouts and the dead-letter age.
+        pub delivery: DeliveryConfig = DeliveryConfig::default(),
+    }
+    validate(self, problems) {
+        if let Err(found) = self.check() {
+            problems.extend(found);
+        }
+    }
 }
 
 /// A node of the routing tree. The root matches every alert; a child takes an
@@ -316,46 +313,34 @@ pub struct ScalingOverride {
     pub cooldown: Option<Duration>,
 }
 
-/// `[alerting.delivery]`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DeliveryConfig {
-    /// First retry delay (default 1s); doubles with each attempt, with jitter.
-    #[serde(with = "humantime_serde")]
-    pub initial_backoff: Option<Duration>,
-    /// Longest retry delay (default 1m).
-    #[serde(with = "humantime_serde")]
-    pub max_backoff: Option<Duration>,
-    /// After this long without success a notification is dead-lettered
-    /// (default 6h).
-    #[serde(with = "humantime_serde")]
-    pub max_retry_age: Option<Duration>,
-    /// Timeout of one attempt (default 10s).
-    #[serde(with = "humantime_serde")]
-    pub timeout: Option<Duration>,
+smolder_common::config_section! {
+    /// Delivery of notifications: retries, timeouts and the dead-letter age.
+    pub struct DeliveryConfig {
+        /// First retry delay; doubles with each attempt, with jitter.
+        #[serde(with = "humantime_serde")]
+        pub initial_backoff: Duration = Duration::from_secs(1),
+        /// Longest retry delay.
+        #[serde(with = "humantime_serde")]
+        pub max_backoff: Duration = Duration::from_secs(60),
+        /// After this long without success a notification is dead-lettered.
+        #[serde(with = "humantime_serde")]
+        pub max_retry_age: Duration = Duration::from_secs(6 * 3600),
+        /// Timeout of one attempt (a receiver's `timeout` overrides it).
+        #[serde(with = "humantime_serde")]
+        pub timeout: Duration = Duration::from_secs(10),
+    }
+    validate(self, problems) {
+        problems.check(
+            self.max_backoff >= self.initial_backoff,
+            "max_backoff",
+            "must not be shorter than initial_backoff",
+        );
+        problems.check(!self.timeout.is_zero(), "timeout", "must be longer than 0s");
+    }
 }
 
 /// A configuration problem: the field and what is wrong with it.
 pub use smolder_common::config::Problem as ConfigProblem;
-
-impl DeliveryConfig {
-    /// First retry delay.
-    pub fn initial_backoff(&self) -> Duration {
-        self.initial_backoff.unwrap_or(Duration::from_secs(1))
-    }
-    /// Longest retry delay.
-    pub fn max_backoff(&self) -> Duration {
-        self.max_backoff.unwrap_or(Duration::from_secs(60))
-    }
-    /// Age after which a notification is dead-lettered.
-    pub fn max_retry_age(&self) -> Duration {
-        self.max_retry_age.unwrap_or(Duration::from_secs(6 * 3600))
-    }
-    /// Timeout of one attempt.
-    pub fn timeout(&self) -> Duration {
-        self.timeout.unwrap_or(Duration::from_secs(10))
-    }
-}
 
 impl ScalingTarget {
     /// `scale_down_below` and `cooldown` for one SLO.
@@ -380,7 +365,7 @@ pub fn scaling_receiver(target: &str) -> String {
 
 impl AlertingConfig {
     /// Checks what TOML's types cannot; every problem names its field.
-    pub fn validate(&self) -> Result<(), Vec<ConfigProblem>> {
+    pub fn check(&self) -> Result<(), Vec<ConfigProblem>> {
         let mut problems = Vec::new();
         let mut p =
             |field: String, message: String| problems.push(ConfigProblem { field, message });
@@ -486,19 +471,9 @@ impl AlertingConfig {
         {
             p("alerting.external_url".into(), e);
         }
-        let d = &self.delivery;
-        if d.max_backoff() < d.initial_backoff() {
-            p(
-                "alerting.delivery.max_backoff".into(),
-                "must not be shorter than initial_backoff".into(),
-            );
-        }
-        if d.timeout().is_zero() {
-            p(
-                "alerting.delivery.timeout".into(),
-                "must be longer than 0s".into(),
-            );
-        }
+        let mut delivery = Problems::new("alerting.delivery");
+        self.delivery.validate(&mut delivery);
+        problems.extend(delivery.into_vec());
         if problems.is_empty() {
             Ok(())
         } else {
@@ -729,7 +704,7 @@ mod tests {
             channel = "#x"
             "##,
         );
-        let problems = c.validate().unwrap_err();
+        let problems = c.check().unwrap_err();
         let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
         assert!(
             text.contains(

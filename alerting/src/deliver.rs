@@ -292,11 +292,11 @@ impl Deliverer {
                 let delay = retry_after.unwrap_or_else(|| backoff(&delivery, attempts));
                 let next_at = now + i64::try_from(delay.as_nanos()).unwrap_or(i64::MAX / 2);
                 let age_limit = n.created_at
-                    + i64::try_from(delivery.max_retry_age().as_nanos()).unwrap_or(i64::MAX / 2);
+                    + i64::try_from(delivery.max_retry_age.as_nanos()).unwrap_or(i64::MAX / 2);
                 if next_at > age_limit {
                     let error = format!(
                         "{error} (gave up: no success within max_retry_age {})",
-                        humantime::format_duration(delivery.max_retry_age())
+                        humantime::format_duration(delivery.max_retry_age)
                     );
                     (DeliveryState::Dead, status, Some(error), now)
                 } else {
@@ -353,14 +353,14 @@ impl Deliverer {
 /// capped at `max_backoff`, with jitter.
 pub fn backoff(d: &DeliveryConfig, attempts: u32) -> Duration {
     ExponentialBuilder::default()
-        .with_min_delay(d.initial_backoff())
-        .with_max_delay(d.max_backoff())
+        .with_min_delay(d.initial_backoff)
+        .with_max_delay(d.max_backoff)
         .with_factor(2.0)
         .with_jitter()
         .without_max_times()
         .build()
         .nth(attempts.saturating_sub(1) as usize)
-        .unwrap_or_else(|| d.max_backoff())
+        .unwrap_or(d.max_backoff)
 }
 
 #[cfg(test)]
@@ -370,8 +370,8 @@ mod tests {
     #[test]
     fn backoff_grows_and_is_capped() {
         let d = DeliveryConfig {
-            initial_backoff: Some(Duration::from_millis(100)),
-            max_backoff: Some(Duration::from_secs(2)),
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
             ..Default::default()
         };
         let first = backoff(&d, 1);

@@ -142,7 +142,7 @@ fn compile(
     client: &reqwest::Client,
     default_external_url: &str,
 ) -> Result<Runtime, Vec<ConfigProblem>> {
-    config.validate()?;
+    config.check()?;
     let problem = |field: &str, message: String| {
         vec![ConfigProblem {
             field: field.to_string(),
@@ -231,7 +231,7 @@ fn compile(
         scaling,
         receivers,
         options: LifecycleOptions {
-            keep_firing_for: config.keep_firing_for.unwrap_or_default(),
+            keep_firing_for: config.keep_firing_for,
             external_url: config
                 .external_url
                 .clone()
@@ -403,7 +403,7 @@ impl Alerting {
     /// Example traces and hints for each looked-up SLO instance; the
     /// queries run concurrently, each for 2 s at most.
     async fn find_causes(&self, rt: &Runtime, lookups: Vec<CauseLookup>, now: i64) -> FoundCauses {
-        let examples = rt.config.examples.unwrap_or(3);
+        let examples = rt.config.examples;
         let lookups = lookups
             .into_iter()
             .map(|(def, group, window, fps)| async move {
@@ -775,7 +775,7 @@ impl Alerting {
                 .map(|i| i.group.clone())
                 .unwrap_or_default(),
         };
-        let examples = self.runtime().config.examples.unwrap_or(3).max(1);
+        let examples = self.runtime().config.examples.max(1);
         let now = self.clock.now_ns();
         crate::cause::find(
             &self.query,
@@ -874,7 +874,7 @@ fn cause_lookups(
     inner: &Inner,
     step: &crate::alert::Step,
 ) -> Vec<CauseLookup> {
-    if rt.config.examples == Some(0) {
+    if rt.config.examples == 0 {
         return Vec::new();
     }
     let mut instances: BTreeMap<String, CauseLookup> = BTreeMap::new();

@@ -195,9 +195,9 @@ async fn retries_stop_after_max_retry_age_and_the_notification_is_dead_lettered(
         ..Default::default()
     };
     let delivery = DeliveryConfig {
-        initial_backoff: Some(Duration::from_millis(100)),
-        max_backoff: Some(Duration::from_millis(400)),
-        max_retry_age: Some(Duration::from_secs(2)),
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_millis(400),
+        max_retry_age: Duration::from_secs(2),
         ..Default::default()
     };
     let (sink, store, _) = deliver_to(

@@ -32,6 +32,7 @@ use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches, Args};
 use serde::{Deserialize, Serialize};
 use smolder_alerting::AlertingConfig;
+use smolder_alerting::config::DeliveryConfig;
 use smolder_common::config::{Field, Problem, Problems, Section};
 use smolder_ingest::IngestConfig;
 use smolder_query::QueryConfig;
@@ -144,9 +145,7 @@ smolder_common::config_section! {
         section(&self.query, "query", problems);
         section(&self.log, "log", problems);
         section(&self.slo, "slo", problems);
-        if let Err(found) = self.alerting.validate() {
-            problems.extend(found);
-        }
+        section(&self.alerting, "alerting", problems);
         // Relations between sections.
         problems.check(
             self.server.memory_budget >= self.ingest.max_inflight_bytes,
@@ -182,10 +181,11 @@ struct SectionInfo {
     fields: &'static [Field],
     /// Flag name of an option: `{}` is the option's key with dashes. Kept to
     /// the names flags had before the sections were declared by the crates.
-    flag: &'static str,
+    /// `None`: the section is set in the file only.
+    flag: Option<&'static str>,
 }
 
-const fn info<S: Section>(key: &'static str, flag: &'static str) -> SectionInfo {
+const fn info<S: Section>(key: &'static str, flag: Option<&'static str>) -> SectionInfo {
     SectionInfo {
         key,
         doc: S::DOC,
@@ -194,19 +194,21 @@ const fn info<S: Section>(key: &'static str, flag: &'static str) -> SectionInfo 
     }
 }
 
-/// The sections with options that take flags, in the order of the file.
-/// (`[alerting]` is a tree of routes and lists of receivers: file only.)
+/// The sections, in the order of the file. (`[alerting]` is a tree of routes
+/// and lists of receivers: file only.)
 const SECTIONS: &[SectionInfo] = &[
-    info::<Config>("", "{}"),
-    info::<ListenConfig>("listen", "{}-addr"),
-    info::<ServerConfig>("server", "{}"),
-    info::<IngestConfig>("ingest", "{}"),
-    info::<WalConfig>("wal", "wal-{}"),
-    info::<StorageConfig>("storage", "{}"),
-    info::<RetentionConfig>("retention", "retention-{}"),
-    info::<QueryConfig>("query", "query-{}"),
-    info::<LogConfig>("log", "log-{}"),
-    info::<SloConfig>("slo", "slo-{}"),
+    info::<Config>("", Some("{}")),
+    info::<ListenConfig>("listen", Some("{}-addr")),
+    info::<ServerConfig>("server", Some("{}")),
+    info::<IngestConfig>("ingest", Some("{}")),
+    info::<WalConfig>("wal", Some("wal-{}")),
+    info::<StorageConfig>("storage", Some("{}")),
+    info::<RetentionConfig>("retention", Some("retention-{}")),
+    info::<QueryConfig>("query", Some("query-{}")),
+    info::<LogConfig>("log", Some("log-{}")),
+    info::<SloConfig>("slo", Some("slo-{}")),
+    info::<AlertingConfig>("alerting", None),
+    info::<DeliveryConfig>("alerting.delivery", None),
 ];
 
 /// One option as flags and the environment see it.
@@ -229,19 +231,16 @@ static OPTIONS: LazyLock<Vec<Opt>> = LazyLock::new(|| {
     let defaults = default_table();
     let mut options = Vec::new();
     for section in SECTIONS {
-        let table = if section.key.is_empty() {
-            &defaults
-        } else {
-            defaults[section.key]
-                .as_table()
-                .expect("a section is a table")
+        let Some(pattern) = section.flag else {
+            continue;
         };
+        let table = section_table(&defaults, section.key);
         for field in section.fields {
             let default = table.get(field.name).cloned();
             if matches!(default, Some(toml::Value::Table(_))) {
                 continue; // a section, listed on its own
             }
-            let flag = section.flag.replace("{}", &field.name.replace('_', "-"));
+            let flag = pattern.replace("{}", &field.name.replace('_', "-"));
             let env = format!("SMOLDER_{}", flag.to_uppercase().replace('-', "_"));
             let key = if section.key.is_empty() {
                 field.name.to_string()
@@ -264,6 +263,17 @@ static OPTIONS: LazyLock<Vec<Opt>> = LazyLock::new(|| {
     }
     options
 });
+
+/// The table of the section `key` (`a.b` for a nested one; empty for the
+/// top level).
+fn section_table<'a>(root: &'a toml::Table, key: &str) -> &'a toml::Table {
+    if key.is_empty() {
+        return root;
+    }
+    key.split('.').fold(root, |table, part| {
+        table[part].as_table().expect("a section is a table")
+    })
+}
 
 /// The defaults as a TOML table.
 fn default_table() -> toml::Table {
@@ -574,26 +584,27 @@ pub(crate) fn defaults_file() -> String {
          # named on the line above it.\n",
     );
     for section in SECTIONS {
-        let table = if section.key.is_empty() {
-            &defaults
-        } else {
+        let table = section_table(&defaults, section.key);
+        if !section.key.is_empty() {
             out.push_str(&format!("\n[{}]\n", section.key));
             comment(&mut out, section.doc);
-            defaults[section.key]
-                .as_table()
-                .expect("a section is a table")
-        };
+        }
         for field in section.fields {
             let value = table.get(field.name);
             if matches!(value, Some(toml::Value::Table(_))) {
-                continue;
+                continue; // a section of its own
             }
             out.push('\n');
             comment(&mut out, field.doc);
-            let flag = section.flag.replace("{}", &field.name.replace('_', "-"));
-            let env = format!("SMOLDER_{}", flag.to_uppercase().replace('-', "_"));
-            out.push_str(&format!("# --{flag}, {env}\n"));
+            if let Some(pattern) = section.flag {
+                let flag = pattern.replace("{}", &field.name.replace('_', "-"));
+                let env = format!("SMOLDER_{}", flag.to_uppercase().replace('-', "_"));
+                out.push_str(&format!("# --{flag}, {env}\n"));
+            }
             match value {
+                Some(toml::Value::Array(a)) if a.is_empty() => {
+                    out.push_str(&format!("# {}: none (examples below)\n", field.name));
+                }
                 Some(v) => out.push_str(&format!("{} = {v}\n", field.name)),
                 None => out.push_str(&format!("# {} = (unset)\n", field.name)),
             }
@@ -694,7 +705,10 @@ mod tests {
                 );
             }
         }
-        for section in SECTIONS.iter().filter(|s| !s.key.is_empty()) {
+        for section in SECTIONS
+            .iter()
+            .filter(|s| s.flag.is_some() && !s.key.is_empty())
+        {
             let table = defaults[section.key].as_table().unwrap();
             let fields: Vec<&str> = section.fields.iter().map(|f| f.name).collect();
             for key in table.keys() {
@@ -796,7 +810,7 @@ mod tests {
         let running = Config::default();
         let mut changed = running.clone();
         changed.query.timeout = Duration::from_secs(5);
-        changed.alerting.examples = Some(1);
+        changed.alerting.examples = 1;
         assert_eq!(
             running.changed_outside_alerting(&changed),
             ["query.timeout"]

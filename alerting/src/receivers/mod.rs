@@ -83,7 +83,7 @@ impl Receiver {
             .map(|n| RateLimiter::direct(Quota::per_second(n)));
         Ok(Self {
             concurrency: Arc::new(Semaphore::new(config.max_concurrency.unwrap_or(4).max(1))),
-            timeout: config.timeout.unwrap_or_else(|| delivery.timeout()),
+            timeout: config.timeout.unwrap_or(delivery.timeout),
             config,
             client,
             signer,
