@@ -181,7 +181,12 @@ impl Server {
         format!("http://{}", self.http)
     }
 
-    /// Whether the process is still running.
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the server process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }

@@ -476,3 +476,189 @@ fn a_listener_at_its_connection_cap_closes_new_connections_and_serves_the_others
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// A memory cgroup of its own (v1 or v2), removed when dropped.
+struct MemoryCgroup {
+    dir: std::path::PathBuf,
+    /// `memory.limit_in_bytes` (v1) or `memory.max` (v2).
+    limit_file: &'static str,
+    /// The peak usage's file, when the version has one.
+    peak_file: &'static str,
+}
+
+impl MemoryCgroup {
+    /// Creates a child of this process's memory cgroup; fails with what to
+    /// do when cgroups cannot be written here.
+    fn create(name: &str) -> Self {
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let v1 = own.lines().find_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            controllers
+                .split(',')
+                .any(|c| c == "memory")
+                .then(|| format!("/sys/fs/cgroup/memory{path}"))
+        });
+        let (base, limit_file, peak_file) = match v1 {
+            Some(base) => (base, "memory.limit_in_bytes", "memory.max_usage_in_bytes"),
+            None => {
+                let path = own
+                    .lines()
+                    .find_map(|l| l.strip_prefix("0::"))
+                    .expect("a cgroup v1 memory controller or a cgroup v2 hierarchy");
+                (format!("/sys/fs/cgroup{path}"), "memory.max", "memory.peak")
+            }
+        };
+        let dir = std::path::Path::new(&base.trim_end_matches('/').to_string())
+            .join(format!("{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| {
+            panic!(
+                "creating the memory cgroup {} failed ({e}): this test needs a writable \
+                 memory cgroup; run the suite as root (scripts/test.sh does)",
+                dir.display()
+            )
+        });
+        Self {
+            dir,
+            limit_file,
+            peak_file,
+        }
+    }
+
+    /// Limits the memory charged to the group (and swap, when it has a
+    /// limit of its own, so the limit cannot be evaded by swapping).
+    fn limit(&self, bytes: u64) {
+        std::fs::write(self.dir.join(self.limit_file), bytes.to_string()).unwrap();
+        for swap in ["memory.memsw.limit_in_bytes", "memory.swap.max"] {
+            let path = self.dir.join(swap);
+            if path.exists() {
+                let value = if swap == "memory.swap.max" {
+                    "0".to_string()
+                } else {
+                    bytes.to_string()
+                };
+                let _ = std::fs::write(path, value);
+            }
+        }
+    }
+
+    /// Moves a process into the group: what it allocates from now on is
+    /// charged to it.
+    fn enter(&self, pid: u32) {
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string()).unwrap();
+    }
+
+    /// The most the group held, when the kernel says.
+    fn peak(&self) -> Option<u64> {
+        std::fs::read_to_string(self.dir.join(self.peak_file))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for MemoryCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// The hostile corpus in a memory cgroup that allows the server little more
+/// than its configured budgets: an allocation they do not cover would get
+/// the server killed by the kernel, so surviving the corpus shows that every
+/// request below draws from them (the memory it held at rest stays charged
+/// to the group it started in).
+#[test]
+fn the_hostile_corpus_runs_in_a_memory_cgroup_a_little_above_the_budgets() {
+    const MIB: u64 = 1 << 20;
+    let cgroup = MemoryCgroup::create("smolder-hostile");
+    let mut server = Server::start(&[
+        "--memory-budget",
+        "256MiB",
+        "--max-inflight-bytes",
+        "64MiB",
+        "--buffer-limit",
+        "64MiB",
+        "--query-memory-limit",
+        "128MiB",
+    ]);
+    // At rest: the runtimes' threads started, a query and an export done.
+    export_spans(&server, "before", 50, 10);
+    assert_eq!(
+        server.wait_for_scalar("SELECT count(*) FROM spans", &json!(50)),
+        json!(50)
+    );
+    // The memory budget and the buffer, plus 256 MiB for what neither
+    // covers: the allocator's slack, page cache of the WAL, Parquet writers.
+    let limit = 256 * MIB + 64 * MIB + 256 * MIB;
+    cgroup.limit(limit);
+    cgroup.enter(server.pid());
+
+    let sql = |q: &str| server.sql_status(q);
+    // Function outputs the budget must cover.
+    for q in [
+        "SELECT length(lpad('x', 2147483647))",
+        "SELECT cardinality(range(0, 1500000000))",
+        "SELECT length(repeat('x', 1000000000))",
+    ] {
+        assert_eq!(sql(q).0, 400, "{q}");
+    }
+    // Operators beyond the query memory limit: an error, not an abort.
+    let (status, body) =
+        sql("SELECT cardinality(array_agg(v)) FROM generate_series(1, 40000000) t(v)");
+    assert_ne!(status, 200, "{body}");
+    assert!(body["error"].is_string(), "{body}");
+    // Concurrent queries and exports.
+    std::thread::scope(|scope| {
+        for _ in 0..3 {
+            scope.spawn(|| {
+                let (status, _) = sql("SELECT length(repeat('x', 1000000000))");
+                assert_eq!(status, 400);
+                let (status, body) = sql(
+                    "SELECT count(DISTINCT v % 1000003) FROM generate_series(1, 5000000) t(v)",
+                );
+                assert!(status == 200 || body["error"].is_string(), "{body}");
+            });
+        }
+        scope.spawn(|| export_spans(&server, "during", 200, 10));
+    });
+    // Bodies that decode to far more than their bytes.
+    let records: Vec<u8> = [0x12u8, 0x00].repeat(2_000_000);
+    let body = field(1, &field(2, &records));
+    let (status, answer) = http_post(
+        server.otlp_http,
+        "/v1/logs",
+        "application/x-protobuf",
+        &body,
+    );
+    assert_eq!(status, 413, "{answer}");
+    let json_records = vec!["{}"; 400_000].join(",");
+    let json_body =
+        format!(r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{json_records}]}}]}}]}}"#);
+    let (status, answer) = http_post(
+        server.otlp_http,
+        "/v1/logs",
+        "application/json",
+        json_body.as_bytes(),
+    );
+    assert_eq!(status, 413, "{answer}");
+
+    assert!(
+        server.is_running(),
+        "the server survived the corpus within {} MiB (peak {:?} bytes)",
+        limit / MIB,
+        cgroup.peak()
+    );
+    healthz(&server);
+    assert_eq!(
+        server.wait_for_scalar("SELECT count(*) FROM spans", &json!(250)),
+        json!(250),
+        "every acknowledged span is there"
+    );
+    eprintln!(
+        "peak memory charged during the corpus: {:?} MiB of {} MiB",
+        cgroup.peak().map(|p| p / MIB),
+        limit / MIB
+    );
+}
