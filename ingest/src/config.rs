@@ -29,6 +29,11 @@ smolder_common::config_section! {
         /// partial success. Items older than their table's retention are too.
         #[serde(with = "humantime_serde")]
         pub max_future: Duration = Duration::from_secs(3600),
+        /// Time an OTLP/HTTP request body may take to arrive; a slower one
+        /// gets 408 (a client trickling a body holds a connection and
+        /// memory meanwhile).
+        #[serde(with = "humantime_serde")]
+        pub body_timeout: Duration = Duration::from_secs(60),
     }
     validate(self, problems) {
         for (field, bytes) in [
@@ -38,6 +43,7 @@ smolder_common::config_section! {
         ] {
             problems.check(bytes.as_u64() > 0, field, "must be positive");
         }
+        problems.check(!self.body_timeout.is_zero(), "body_timeout", "must be positive");
     }
 }
 
@@ -50,6 +56,7 @@ impl IngestConfig {
             retry_after: self.retry_after,
             max_inflight_bytes: usize::try_from(self.max_inflight_bytes.as_u64())
                 .unwrap_or(usize::MAX),
+            body_timeout: self.body_timeout,
         }
     }
 }

@@ -61,6 +61,7 @@ impl From<IngestError> for Status {
                 ErrorDetails::with_retry_info(Some(retry_after)),
             ),
             IngestError::Internal(_) => Status::internal(message),
+            IngestError::SlowBody { .. } => Status::deadline_exceeded(message),
         }
     }
 }

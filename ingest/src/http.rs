@@ -196,7 +196,12 @@ async fn read_body(
         reading.grow(length).map_err(overloaded)?;
     }
     let mut data = BytesMut::with_capacity(announced.unwrap_or(0));
-    while let Some(frame) = body.frame().await {
+    let timeout = ingestor.limits().body_timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
+    while let Some(frame) = tokio::time::timeout_at(deadline, body.frame())
+        .await
+        .map_err(|_| IngestError::SlowBody { timeout })?
+    {
         let frame =
             frame.map_err(|e| IngestError::Malformed(format!("reading the request body: {e}")))?;
         let Ok(chunk) = frame.into_data() else {
@@ -305,6 +310,9 @@ fn error_response(format: Format, e: &IngestError) -> Response {
             (StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable)
         }
         IngestError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, tonic::Code::Internal),
+        IngestError::SlowBody { .. } => {
+            (StatusCode::REQUEST_TIMEOUT, tonic::Code::DeadlineExceeded)
+        }
     };
     let message = e.to_string();
     let body = match format {

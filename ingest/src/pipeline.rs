@@ -164,6 +164,16 @@ pub enum IngestError {
     /// A bug or an unexpected failure (500 / INTERNAL).
     #[error("internal error: {0}")]
     Internal(String),
+    /// The body did not arrive within the body timeout (408): a client
+    /// that trickles a body holds a connection and memory.
+    #[error(
+        "the request body did not arrive within {}; send it faster or in smaller batches",
+        humantime::format_duration(*timeout)
+    )]
+    SlowBody {
+        /// The body timeout.
+        timeout: Duration,
+    },
 }
 
 impl IngestError {
@@ -175,6 +185,7 @@ impl IngestError {
             Self::UnsupportedMediaType(_) => Outcome::UnsupportedMediaType,
             Self::Unavailable { .. } => Outcome::Backpressure,
             Self::Internal(_) => Outcome::Internal,
+            Self::SlowBody { .. } => Outcome::Timeout,
         }
     }
 }
@@ -190,6 +201,8 @@ pub struct IngestLimits {
     /// more is refused as "unavailable". A single request larger than this is
     /// still admitted when nothing else is in flight.
     pub max_inflight_bytes: usize,
+    /// Time an OTLP/HTTP body may take to arrive.
+    pub body_timeout: Duration,
 }
 
 impl Default for IngestLimits {

@@ -41,6 +41,8 @@ pub enum Outcome {
     Backpressure,
     /// An internal error (500 / INTERNAL).
     Internal,
+    /// The body did not arrive in time (408).
+    Timeout,
 }
 
 /// Why items were rejected.
@@ -81,6 +83,7 @@ impl Outcome {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Backpressure => "backpressure",
             Self::Internal => "internal",
+            Self::Timeout => "timeout",
         }
     }
 }

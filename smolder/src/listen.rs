@@ -254,10 +254,10 @@ async fn connection<S, B>(
                 if closing {
                     // Asked to close and still silent: the peer is stalled
                     // in the middle of a request. Drop it.
-                    metrics.idle_closed.get_or_create(label).inc();
                     return;
                 }
                 tracing::debug!(listener = label.listener, %peer, "Closing an idle connection.");
+                metrics.idle_closed.get_or_create(label).inc();
                 conn.as_mut().graceful_shutdown();
                 closing = true;
                 activity.touch();
@@ -353,5 +353,145 @@ impl AsyncWrite for Tracked {
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Serves a one-route app on a loopback port with `limits`.
+    async fn listener(
+        limits: ListenerLimits,
+    ) -> (SocketAddr, ListenerMetrics, watch::Sender<bool>) {
+        let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let metrics = ListenerMetrics::default();
+        let (stop, stopped) = watch::channel(false);
+        // Reads the whole body before it answers, as the OTLP receivers do.
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::any(|_: axum::body::Bytes| async { "ok" }),
+        );
+        tokio::spawn(serve("test", socket, app, limits, metrics.clone(), stopped));
+        (addr, metrics, stop)
+    }
+
+    fn limits(idle: Duration, header: Duration) -> ListenerLimits {
+        ListenerLimits {
+            max_connections: 8,
+            idle_timeout: idle,
+            header_timeout: header,
+            max_streams: 3,
+        }
+    }
+
+    /// Reads until the server closes the connection; returns what it sent.
+    async fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+        let mut seen = Vec::new();
+        tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut seen))
+            .await
+            .expect("the server closes the connection")
+            .ok();
+        seen
+    }
+
+    fn idle_closed(metrics: &ListenerMetrics) -> u64 {
+        metrics
+            .idle_closed
+            .get_or_create(&ListenerLabel { listener: "test" })
+            .get()
+    }
+
+    #[tokio::test]
+    async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+        let idle = Duration::from_millis(300);
+        let (addr, metrics, _stop) = listener(limits(idle, Duration::from_secs(30))).await;
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let answered = Instant::now();
+        let seen = read_to_close(&mut client).await;
+        assert!(
+            String::from_utf8_lossy(&seen).ends_with("ok"),
+            "answered first"
+        );
+        assert!(answered.elapsed() >= idle, "kept open while not idle");
+        assert_eq!(idle_closed(&metrics), 1);
+    }
+
+    #[tokio::test]
+    async fn a_client_stalled_in_the_middle_of_a_body_is_dropped() {
+        let idle = Duration::from_millis(300);
+        let (addr, metrics, _stop) = listener(limits(idle, Duration::from_secs(30))).await;
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\nten bytes.")
+            .await
+            .unwrap();
+        let stalled = Instant::now();
+        let seen = read_to_close(&mut client).await;
+        assert!(seen.is_empty(), "no answer to a request never completed");
+        assert!(stalled.elapsed() >= idle);
+        assert_eq!(idle_closed(&metrics), 1);
+    }
+
+    #[tokio::test]
+    async fn headers_sent_too_slowly_are_cut_at_the_header_timeout() {
+        let header = Duration::from_millis(300);
+        let (addr, _, _stop) = listener(limits(Duration::from_secs(600), header)).await;
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n")
+            .await
+            .unwrap();
+        let started = Instant::now();
+        read_to_close(&mut client).await;
+        assert!(started.elapsed() >= header);
+        // Well before the idle timeout closes anything.
+        assert!(started.elapsed() < Duration::from_secs(600));
+    }
+
+    #[tokio::test]
+    async fn http2_advertises_the_stream_and_header_limits() {
+        let (addr, _, _stop) =
+            listener(limits(Duration::from_secs(600), Duration::from_secs(30))).await;
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        // Connection preface and an empty SETTINGS frame.
+        client
+            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+            .await
+            .unwrap();
+        // The server's first frame is its SETTINGS: 9-byte header, then
+        // 6-byte (identifier, value) pairs.
+        let mut header = [0u8; 9];
+        client.read_exact(&mut header).await.unwrap();
+        assert_eq!(header[3], 0x4, "a SETTINGS frame");
+        let len =
+            usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]);
+        let mut payload = vec![0u8; len];
+        client.read_exact(&mut payload).await.unwrap();
+        let settings: std::collections::HashMap<u16, u32> = payload
+            .chunks_exact(6)
+            .map(|c| {
+                (
+                    u16::from_be_bytes([c[0], c[1]]),
+                    u32::from_be_bytes([c[2], c[3], c[4], c[5]]),
+                )
+            })
+            .collect();
+        assert_eq!(
+            settings.get(&0x3),
+            Some(&3),
+            "SETTINGS_MAX_CONCURRENT_STREAMS"
+        );
+        assert_eq!(
+            settings.get(&0x6),
+            Some(&(MAX_HEADER_BYTES as u32)),
+            "SETTINGS_MAX_HEADER_LIST_SIZE"
+        );
     }
 }

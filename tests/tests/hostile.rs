@@ -615,9 +615,8 @@ fn the_hostile_corpus_runs_in_a_memory_cgroup_a_little_above_the_budgets() {
             scope.spawn(|| {
                 let (status, _) = sql("SELECT length(repeat('x', 1000000000))");
                 assert_eq!(status, 400);
-                let (status, body) = sql(
-                    "SELECT count(DISTINCT v % 1000003) FROM generate_series(1, 5000000) t(v)",
-                );
+                let (status, body) =
+                    sql("SELECT count(DISTINCT v % 1000003) FROM generate_series(1, 5000000) t(v)");
                 assert!(status == 200 || body["error"].is_string(), "{body}");
             });
         }
@@ -660,5 +659,33 @@ fn the_hostile_corpus_runs_in_a_memory_cgroup_a_little_above_the_budgets() {
         "peak memory charged during the corpus: {:?} MiB of {} MiB",
         cgroup.peak().map(|p| p / MIB),
         limit / MIB
+    );
+}
+
+#[test]
+fn a_body_that_trickles_in_gets_408_at_the_body_timeout() {
+    use std::io::{Read, Write};
+    let server = Server::start(&["--body-timeout", "1s"]);
+    let mut client = std::net::TcpStream::connect(server.otlp_http).unwrap();
+    client
+        .write_all(
+            b"POST /v1/traces HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+              content-length: 1000\r\n\r\n{\"resourceSpans\"",
+        )
+        .unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = String::new();
+    let _ = client.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("did not arrive within 1s"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(60));
+    healthz(&server);
+    export_spans(&server, "after", 5, 1000);
+    assert_eq!(
+        server.wait_for_scalar("SELECT count(*) FROM spans", &json!(5)),
+        json!(5)
     );
 }
