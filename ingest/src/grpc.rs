@@ -17,6 +17,7 @@
 //!   INVALID_ARGUMENT, which they drop.
 
 use std::convert::Infallible;
+use std::future::Future as _;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -92,14 +93,93 @@ impl OtlpGrpc {
     + 'static {
         let rewrite: fn(http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body> =
             conform_status;
+        let ingestor_for_bodies = Arc::clone(&self.ingestor);
         let routes =
             tonic::service::Routes::new(ExportServer::<Traces>::new(Arc::clone(&self.ingestor)))
                 .add_service(ExportServer::<Metrics>::new(Arc::clone(&self.ingestor)))
                 .add_service(ExportServer::<Logs>::new(self.ingestor))
                 .prepare();
+        let ingestor = ingestor_for_bodies;
         tower::ServiceBuilder::new()
             .layer(MapResponseLayer::new(rewrite))
+            .map_request(move |request: http::Request<hyper::body::Incoming>| {
+                request.map(|body| GuardedBody::new(body, &ingestor))
+            })
             .service(routes)
+    }
+}
+
+/// A request body taken from the memory budget as it arrives (tonic buffers
+/// a whole message before the handler sees it, so without this a slow or
+/// large upload would hold memory nobody counted) and that must arrive
+/// within the body timeout (a client trickling a message holds a stream and
+/// that memory). Either failure ends the call with the status the handler
+/// would give: UNAVAILABLE with a retry delay, DEADLINE_EXCEEDED.
+struct GuardedBody {
+    inner: hyper::body::Incoming,
+    reservation: smolder_common::memory::Reservation,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    timeout: std::time::Duration,
+    retry_after: std::time::Duration,
+}
+
+impl GuardedBody {
+    fn new(inner: hyper::body::Incoming, ingestor: &Ingestor) -> Self {
+        let limits = ingestor.limits();
+        Self {
+            inner,
+            reservation: smolder_common::memory::Reservation::empty(
+                ingestor.budget(),
+                smolder_common::memory::Consumer::Ingest,
+            ),
+            deadline: Box::pin(tokio::time::sleep(limits.body_timeout)),
+            timeout: limits.body_timeout,
+            retry_after: limits.retry_after,
+        }
+    }
+}
+
+impl http_body::Body for GuardedBody {
+    type Data = Bytes;
+    type Error = StdError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, StdError>>> {
+        let this = self.get_mut();
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let bytes = frame.data_ref().map_or(0, Bytes::len);
+                if let Err(e) = this.reservation.grow(bytes) {
+                    let status = Status::from(IngestError::Unavailable {
+                        message: format!("the server is overloaded: {e}; retry later"),
+                        retry_after: this.retry_after,
+                    });
+                    return Poll::Ready(Some(Err(Box::new(status))));
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                if this.deadline.as_mut().poll(cx).is_ready() {
+                    let status = Status::from(IngestError::SlowBody {
+                        timeout: this.timeout,
+                    });
+                    return Poll::Ready(Some(Err(Box::new(status))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -303,3 +303,27 @@ async fn corrupt_compressed_frames_get_invalid_argument() {
     );
     assert_still_serving(&mut server).await;
 }
+
+/// A message is taken from the memory budget as it arrives, before tonic
+/// has buffered all of it: one larger than what the budget has left is
+/// refused as overload (UNAVAILABLE with RetryInfo), not buffered first.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_beyond_the_memory_budget_is_refused_while_it_arrives() {
+    let mut server = Server::start(&[
+        "--memory-budget",
+        "24MiB",
+        "--max-inflight-bytes",
+        "16MiB",
+        "--max-request-size",
+        "64MiB",
+    ]);
+    let err = traces_client(&server)
+        .await
+        .export(huge_request(40 << 20))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert!(err.message().contains("overloaded"), "{}", err.message());
+    assert!(err.get_details_retry_info().is_some(), "{err:?}");
+    assert_still_serving(&mut server).await;
+}
