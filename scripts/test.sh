@@ -74,6 +74,14 @@ fi
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
+# No dependency declared and unused (cargo-machete, from the crate registry).
+if ! command -v cargo-machete >/dev/null 2>&1; then
+  log "installing cargo-machete"
+  cargo install --locked cargo-machete@0.9.2
+fi
+log "cargo machete"
+cargo machete
+
 # One build of the workspace (debug profile): the binary the end-to-end tests
 # run, and every test target.
 log "building"
