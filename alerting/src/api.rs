@@ -20,13 +20,14 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use smolder_common::http::{ApiError, Path, Query};
 
 use crate::manager::{Alerting, Error, instance_key};
 use crate::render::rfc3339;
@@ -45,26 +46,21 @@ pub fn router(alerting: Arc<Alerting>) -> Router {
         .with_state(alerting)
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Invalid(_) | Error::Config(_) => ApiError::invalid(e.to_string()),
+            Error::NotFound(_) => ApiError::not_found(e.to_string()),
+            Error::Conflict(_) => ApiError::conflict(e.to_string()),
+            // The detail is for the operator, not the client.
+            Error::Store(e) => ApiError::internal("The alerting database", e),
+        }
+    }
 }
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let status = match &self {
-            Error::Invalid(_) | Error::Config(_) => StatusCode::BAD_REQUEST,
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::Conflict(_) => StatusCode::CONFLICT,
-            Error::Store(e) => {
-                // The detail is for the operator, not the client.
-                tracing::error!(error = %e, "The alerting database failed.");
-                return error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal error; see the server log",
-                );
-            }
-        };
-        error(status, self.to_string())
+        ApiError::from(self).into_response()
     }
 }
 
@@ -141,10 +137,10 @@ async fn notifications(
     if let Some(s) = &q.state
         && !["pending", "delivered", "failed", "dead"].contains(&s.as_str())
     {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("state: {s:?} is not one of pending, delivered, failed, dead"),
-        );
+        return ApiError::invalid(format!(
+            "state: {s:?} is not one of pending, delivered, failed, dead"
+        ))
+        .into_response();
     }
     match a.store().deliveries(
         q.receiver.as_deref(),
@@ -222,25 +218,17 @@ async fn add_silence(State(a): State<Arc<Alerting>>, body: axum::body::Bytes) ->
     let new: NewSilence = match serde_json::from_slice(&body) {
         Ok(n) => n,
         Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("the silence is not valid JSON: {e}"),
-            );
+            return ApiError::invalid(format!("the silence is not valid JSON: {e}"))
+                .into_response();
         }
     };
     if new.created_by.trim().is_empty() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "created_by: say who creates the silence",
-        );
+        return ApiError::invalid("created_by: say who creates the silence").into_response();
     }
     let starts_at = new.starts_at.unwrap_or_else(Utc::now);
     let ends_at = match (new.ends_at, new.duration) {
         (Some(_), Some(_)) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "give ends_at or duration, not both",
-            );
+            return ApiError::invalid("give ends_at or duration, not both").into_response();
         }
         (Some(e), None) => e,
         (None, Some(d)) => match chrono::Duration::from_std(d)
@@ -250,26 +238,24 @@ async fn add_silence(State(a): State<Arc<Alerting>>, body: axum::body::Bytes) ->
         {
             Some(end) => end,
             None => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "duration: {} is longer than a silence may last ({} days)",
-                        humantime::format_duration(d),
-                        max_silence().num_days()
-                    ),
-                );
+                return ApiError::invalid(format!(
+                    "duration: {} is longer than a silence may last ({} days)",
+                    humantime::format_duration(d),
+                    max_silence().num_days()
+                ))
+                .into_response();
             }
         },
-        (None, None) => return error(StatusCode::BAD_REQUEST, "ends_at or duration is required"),
+        (None, None) => {
+            return ApiError::invalid("ends_at or duration is required").into_response();
+        }
     };
     if ends_at.signed_duration_since(starts_at) > max_silence() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "ends_at: a silence may last at most {} days",
-                max_silence().num_days()
-            ),
-        );
+        return ApiError::invalid(format!(
+            "ends_at: a silence may last at most {} days",
+            max_silence().num_days()
+        ))
+        .into_response();
     }
     let silence = Silence {
         id: new.id.unwrap_or_default(),
@@ -313,19 +299,14 @@ async fn causes(
     {
         Ok(w) => w.unwrap_or(Duration::from_secs(3600)),
         Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("window: {e} (e.g. 5m, 1h)"),
-            );
+            return ApiError::invalid(format!("window: {e} (e.g. 5m, 1h)")).into_response();
         }
     };
     let group = match q.group.as_deref().map(serde_json::from_str).transpose() {
         Ok(g) => g,
         Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("group is not a JSON object of strings: {e}"),
-            );
+            return ApiError::invalid(format!("group is not a JSON object of strings: {e}"))
+                .into_response();
         }
     };
     match a.causes(&id, group, window).await {
@@ -342,10 +323,10 @@ async fn causes(
 
 async fn scaling(State(a): State<Arc<Alerting>>, Path(slo): Path<String>) -> Response {
     let Some(snapshot) = a.snapshot().await else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "no SLO evaluation yet");
+        return ApiError::unavailable("no SLO evaluation yet").into_response();
     };
     let Some(status) = snapshot.slos.iter().find(|s| s.definition.id == slo) else {
-        return error(StatusCode::NOT_FOUND, format!("no SLO {slo:?}"));
+        return ApiError::not_found(format!("no SLO {slo:?}")).into_response();
     };
     let alerts = a.alerts().await;
     let states = a.scaling_state(&slo).await;

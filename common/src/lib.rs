@@ -18,6 +18,7 @@ pub mod schema;
 
 pub mod clock;
 pub mod config;
+pub mod http;
 pub mod memory;
 use std::fmt;
 use std::sync::Arc;

@@ -10,8 +10,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::arrow::ipc::writer::StreamWriter;
@@ -20,6 +19,8 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+use smolder_common::http::ErrorCode;
 
 use crate::{Error, QueryEngine, QueryOutput};
 
@@ -34,41 +35,20 @@ pub struct SqlRequest {
     pub sql: String,
 }
 
-/// Errors of the SQL API, as HTTP responses.
-#[derive(Debug)]
-pub struct ApiError(Error);
-
-impl ApiError {
-    /// The error answered.
-    pub fn error(&self) -> &Error {
-        &self.0
-    }
-}
+/// Errors of every API, as HTTP responses (smolder_common::http).
+pub use smolder_common::http::ApiError;
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
-        Self(e)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = match &self.0 {
-            Error::Refused(_) => StatusCode::BAD_REQUEST,
-            Error::Query(e) => match e.as_ref() {
-                DataFusionError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-                _ => StatusCode::BAD_REQUEST,
-            },
-            Error::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
-            Error::Panicked(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(error = %self.0, "SQL query failed.");
-            "internal error; see the server log".to_string()
-        } else {
-            self.0.to_string()
-        };
-        (status, Json(json!({ "error": message }))).into_response()
+        match e {
+            Error::Refused(m) => ApiError::invalid(m),
+            Error::Query(e) if matches!(e.as_ref(), DataFusionError::Internal(_)) => {
+                ApiError::internal("A query", e)
+            }
+            Error::Query(e) => ApiError::invalid(e.to_string()),
+            e @ Error::Timeout(_) => ApiError::new(ErrorCode::Timeout, e.to_string()),
+            e @ (Error::Panicked(_) | Error::Internal(_)) => ApiError::internal("A query", e),
+        }
     }
 }
 
@@ -76,14 +56,10 @@ impl IntoResponse for ApiError {
 pub async fn sql(
     State(engine): State<Arc<QueryEngine>>,
     headers: HeaderMap,
-    request: Result<Json<SqlRequest>, JsonRejection>,
-) -> Result<Response, Response> {
-    // A body that is not `{"sql": "…"}` gets the JSON error shape too.
-    let Json(request) = request
-        .map_err(|r| (r.status(), Json(json!({ "error": r.body_text() }))).into_response())?;
-    answer(&engine, &headers, &request)
-        .await
-        .map_err(IntoResponse::into_response)
+    // A body that is not `{"sql": "…"}` gets the same error shape.
+    smolder_common::http::Json(request): smolder_common::http::Json<SqlRequest>,
+) -> Result<Response, ApiError> {
+    answer(&engine, &headers, &request).await
 }
 
 async fn answer(
@@ -114,7 +90,7 @@ async fn answer(
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError(Error::Internal(e.to_string()))
+    ApiError::internal("Encoding an answer", e)
 }
 
 fn to_arrow_ipc(output: &QueryOutput) -> Result<Vec<u8>, ApiError> {

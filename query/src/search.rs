@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use datafusion::arrow::array::{Array, AsArray, BooleanArray};
@@ -35,6 +35,7 @@ use datafusion::arrow::compute::kernels::cast_utils::string_to_timestamp_nanos;
 use datafusion::arrow::datatypes::DataType;
 use serde::Deserialize;
 use serde_json::json;
+use smolder_common::http::{Path, Query};
 
 use crate::api::{ApiError, to_json};
 use crate::{Error, QueryEngine, QueryOutput};
@@ -501,7 +502,7 @@ mod tests {
 
     #[test]
     fn bad_parameters_are_named() {
-        let message = |r: Result<String, ApiError>| r.expect_err("refused").error().to_string();
+        let message = |r: Result<String, ApiError>| r.expect_err("refused").message().to_string();
         let status = TraceSearch {
             status: Some("BROKEN".into()),
             ..Default::default()

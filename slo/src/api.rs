@@ -18,14 +18,15 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use smolder_common::http::{ApiError, Path, Query};
 
-use crate::engine::{GroupKey, InstanceStatus, SloEngine, SloStatus};
+use crate::engine::{GroupKey, InstanceStatus, PutError, SloEngine, SloStatus};
 use crate::eval::{Evaluation, window_name};
 use crate::model::{Period, SloDefinition, duration_ns};
 
@@ -39,10 +40,6 @@ pub fn router(engine: Arc<SloEngine>) -> Router {
         .route("/api/v1/slos/{id}", get(one).put(put).delete(delete))
         .route("/api/v1/slos/{id}/series", get(series))
         .with_state(engine)
-}
-
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
 fn rfc3339(ns: i64) -> String {
@@ -165,10 +162,13 @@ async fn list(State(engine): State<Arc<SloEngine>>, Query(q): Query<ListQuery>) 
     .into_response()
 }
 
-async fn one(State(engine): State<Arc<SloEngine>>, Path(id): Path<String>) -> Response {
+async fn one(
+    State(engine): State<Arc<SloEngine>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let snap = engine.snapshot();
     let Some(s) = snap.slos.iter().find(|s| s.definition.id == id) else {
-        return error(StatusCode::NOT_FOUND, format!("no SLO {id:?}"));
+        return Err(ApiError::not_found(format!("no SLO {id:?}")));
     };
     let mut body = summary(s);
     body["definition"] = json!(s.definition);
@@ -176,7 +176,7 @@ async fn one(State(engine): State<Arc<SloEngine>>, Path(id): Path<String>) -> Re
     body["dropped_group_rows"] = json!(s.dropped_group_rows);
     body["last_update_ms"] = json!(s.last_update_ms);
     body["evaluated_at"] = json!(rfc3339(snap.at_ns));
-    Json(body).into_response()
+    Ok(Json(body).into_response())
 }
 
 async fn put(
@@ -195,21 +195,15 @@ async fn put(
             };
             (status, Json(json!({ "id": def.id, "definition": def }))).into_response()
         }
-        Err(problems) => {
-            let conflict = problems
-                .iter()
-                .any(|p| p.message.contains("defined in the SLO directory"));
-            let status = if conflict {
-                StatusCode::CONFLICT
-            } else {
-                StatusCode::BAD_REQUEST
-            };
+        Err(PutError::Invalid(problems)) => {
             let messages: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            (
-                status,
-                Json(json!({ "error": messages.join("; "), "problems": problems })),
-            )
+            ApiError::invalid(messages.join("; "))
+                .with_detail("problems", json!(problems))
                 .into_response()
+        }
+        Err(PutError::Conflict(message)) => ApiError::conflict(message).into_response(),
+        Err(PutError::Storage(message)) => {
+            ApiError::internal("Storing an SLO", message).into_response()
         }
     }
 }
@@ -220,15 +214,9 @@ async fn delete(State(engine): State<Arc<SloEngine>>, Path(id): Path<String>) ->
             engine.evaluate_now().await;
             StatusCode::NO_CONTENT.into_response()
         }
-        Ok(false) => error(StatusCode::NOT_FOUND, format!("no API-managed SLO {id:?}")),
-        Err(crate::Error::Conflict(m)) => error(StatusCode::CONFLICT, m),
-        Err(e) => {
-            tracing::error!(error = %e, "Deleting an SLO failed.");
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error; see the server log",
-            )
-        }
+        Ok(false) => ApiError::not_found(format!("no API-managed SLO {id:?}")).into_response(),
+        Err(crate::Error::Conflict(m)) => ApiError::conflict(m).into_response(),
+        Err(e) => ApiError::internal("Deleting an SLO", e).into_response(),
     }
 }
 
@@ -265,22 +253,22 @@ async fn series(
     State(engine): State<Arc<SloEngine>>,
     Path(id): Path<String>,
     Query(q): Query<SeriesQuery>,
-) -> Response {
+) -> Result<Response, ApiError> {
     let snap = engine.snapshot();
     let Some(s) = snap.slos.iter().find(|s| s.definition.id == id) else {
-        return error(StatusCode::NOT_FOUND, format!("no SLO {id:?}"));
+        return Err(ApiError::not_found(format!("no SLO {id:?}")));
     };
     let def = &s.definition;
     let to = match q.to.as_deref().map(parse_time).transpose() {
         Ok(t) => t.unwrap_or(snap.at_ns),
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("to: {e}")),
+        Err(e) => return Err(ApiError::invalid(format!("to: {e}"))),
     };
     let from = match q.from.as_deref().map(parse_time).transpose() {
         Ok(f) => f.unwrap_or_else(|| def.period_bounds(to).0),
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("from: {e}")),
+        Err(e) => return Err(ApiError::invalid(format!("from: {e}"))),
     };
     if from > to {
-        return error(StatusCode::BAD_REQUEST, "from must not be after to");
+        return Err(ApiError::invalid("from must not be after to"));
     }
     // No chart needs more than two of the longest windows a definition may
     // have; longer ranges only burn CPU (and overflow a timestamp).
@@ -294,13 +282,10 @@ async fn series(
         .checked_sub(from)
         .is_none_or(|r| r > duration_ns(max_range))
     {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "from: the range from {from} to {to} (ns) is longer than {}",
-                humantime::format_duration(max_range)
-            ),
-        );
+        return Err(ApiError::invalid(format!(
+            "from: the range from {from} to {to} (ns) is longer than {}",
+            humantime::format_duration(max_range)
+        )));
     }
     let bucket = def.bucket_ns(engine.options().step);
     let mut step = match q
@@ -310,7 +295,7 @@ async fn series(
         .transpose()
     {
         Ok(s) => s.map_or_else(|| (to - from) / 500, duration_ns),
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("step: {e}")),
+        Err(e) => return Err(ApiError::invalid(format!("step: {e}"))),
     };
     step = step.max(bucket).max((to - from) / MAX_POINTS + 1).max(1);
     let group: GroupKey = match q.group.as_deref() {
@@ -322,18 +307,17 @@ async fn series(
                 match key {
                     Some(k) => k,
                     None => {
-                        return error(
-                            StatusCode::BAD_REQUEST,
-                            format!("group must give a value for each of {:?}", def.group_by),
-                        );
+                        return Err(ApiError::invalid(format!(
+                            "group must give a value for each of {:?}",
+                            def.group_by
+                        )));
                     }
                 }
             }
             Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!("group is not a JSON object: {e}"),
-                );
+                return Err(ApiError::invalid(format!(
+                    "group is not a JSON object: {e}"
+                )));
             }
         },
     };
@@ -358,10 +342,9 @@ async fn series(
     }
     times.reverse();
     let Some(evals) = engine.series(&id, &group, &times).await else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("SLO {id:?} has no group {group:?}"),
-        );
+        return Err(ApiError::not_found(format!(
+            "SLO {id:?} has no group {group:?}"
+        )));
     };
     let mut burn: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for e in &evals {
@@ -369,7 +352,7 @@ async fn series(
             burn.entry(w.clone()).or_default().push(*r);
         }
     }
-    Json(json!({
+    Ok(Json(json!({
         "slo": id,
         "group": def.group_by.iter().cloned().zip(group).collect::<BTreeMap<_, _>>(),
         "step_seconds": Duration::from_nanos(step as u64).as_secs_f64(),
@@ -378,5 +361,5 @@ async fn series(
         "error_budget_remaining": evals.iter().map(|e| e.error_budget_remaining).collect::<Vec<_>>(),
         "burn_rates": burn,
     }))
-    .into_response()
+    .into_response())
 }

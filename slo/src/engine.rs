@@ -73,6 +73,17 @@ impl Default for EngineOptions {
     }
 }
 
+/// Why [`SloEngine::put`] refused a definition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PutError {
+    /// The definition has problems, each with its field.
+    Invalid(Vec<Problem>),
+    /// The SLO is defined in the SLO directory; it is changed there.
+    Conflict(String),
+    /// Storing the definition failed.
+    Storage(String),
+}
+
 /// A group's values, in the order of the SLO's `group_by`.
 pub type GroupKey = Vec<String>;
 
@@ -617,18 +628,14 @@ impl SloEngine {
     /// Creates or replaces an API-managed SLO from its YAML (OpenSLO or
     /// Sloth), which must define the SLO `id`; other SLOs in it are ignored.
     /// Returns the definition and whether it was created (not replaced).
-    pub async fn put(
-        &self,
-        id: &str,
-        yaml: &str,
-    ) -> Result<(Arc<SloDefinition>, bool), Vec<Problem>> {
+    pub async fn put(&self, id: &str, yaml: &str) -> Result<(Arc<SloDefinition>, bool), PutError> {
         let fail = |message: String| {
-            vec![Problem {
+            PutError::Invalid(vec![Problem {
                 file: "api".into(),
                 document: 0,
                 field: String::new(),
                 message,
-            }]
+            }])
         };
         if let Some(f) = self
             .file_defs
@@ -641,7 +648,7 @@ impl SloEngine {
                 Origin::File(file) => file.clone(),
                 Origin::Api => String::new(),
             };
-            return Err(fail(format!(
+            return Err(PutError::Conflict(format!(
                 "SLO {id:?} is defined in the SLO directory ({file}); change it there"
             )));
         }
@@ -651,7 +658,7 @@ impl SloEngine {
             &Origin::Api,
         );
         if !loaded.problems.is_empty() {
-            return Err(loaded.problems);
+            return Err(PutError::Invalid(loaded.problems));
         }
         let Some(def) = loaded.slos.iter().find(|d| d.id == id) else {
             let found: Vec<&str> = loaded.slos.iter().map(|d| d.id.as_str()).collect();
@@ -666,10 +673,10 @@ impl SloEngine {
                 "smolder runs at most {max_slos} SLOs (slo.max_slos); delete one first"
             )));
         }
-        self.check(def).await?;
+        self.check(def).await.map_err(PutError::Invalid)?;
         self.db
             .put_api(id, yaml, self.clock.now_ns())
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| PutError::Storage(e.to_string()))?;
         let created = {
             let mut api = self.api_defs.write().expect("lock");
             let before = api.len();
@@ -678,7 +685,8 @@ impl SloEngine {
             api.push(def.clone());
             created
         };
-        self.rebuild().map_err(|e| fail(e.to_string()))?;
+        self.rebuild()
+            .map_err(|e| PutError::Storage(e.to_string()))?;
         let def = Arc::clone(&self.runtimes.read().expect("lock")[id].def);
         Ok((def, created))
     }

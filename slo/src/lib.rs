@@ -25,7 +25,7 @@ pub mod sql;
 pub mod table;
 
 pub use config::SloConfig;
-pub use engine::{EngineOptions, SloEngine};
+pub use engine::{EngineOptions, PutError, SloEngine};
 pub use model::SloDefinition;
 
 /// Errors of the SLO engine.

@@ -551,7 +551,10 @@ async fn bad_sql_is_refused_when_the_slo_is_created() {
     let clock = Arc::new(ManualClock::new(T0));
     let engine = engine(&memory, &clock, Duration::from_secs(120)).await;
     let yaml = ROUTE_SLO.replace("duration_ns <= 300e6", "no_such_column <= 300e6");
-    let problems = engine.put("shop-latency", &yaml).await.unwrap_err();
+    let Err(smolder_slo::PutError::Invalid(problems)) = engine.put("shop-latency", &yaml).await
+    else {
+        panic!("refused as invalid")
+    };
     let text = problems[0].to_string();
     assert!(text.contains("no_such_column"), "{text}");
     // The problem names the document and the field of the expression.
@@ -564,7 +567,10 @@ async fn bad_sql_is_refused_when_the_slo_is_created() {
         "service_name = 'shop'\"\n              groupBy",
         "service_name = 'shop') OR (true\"\n              groupBy",
     );
-    let problems = engine.put("shop-latency", &yaml).await.unwrap_err();
+    let Err(smolder_slo::PutError::Invalid(problems)) = engine.put("shop-latency", &yaml).await
+    else {
+        panic!("refused as invalid")
+    };
     assert!(
         problems[0].message.contains("more than one expression"),
         "{problems:?}"

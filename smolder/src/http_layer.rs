@@ -16,6 +16,11 @@
 //!    timeout above), so a flood cannot start unbounded work;
 //! 6. body limit: a body longer than the limit is refused with 413 before it
 //!    is read (by its `Content-Length`) or as soon as it passes the limit.
+//!
+//! Between tracing and the panic layer, [`json_errors`] gives the error
+//! answers of the layers below (timeout, body limit) and of the router (no
+//! such route, wrong method) under `/api/` and `/-/` the JSON shape of every
+//! API error (smolder_common::http::ApiError): `{"error", "code"}`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +37,9 @@ use tower_http::request_id::{
 };
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+
+use axum::response::IntoResponse as _;
+use smolder_common::http::{ApiError, ErrorCode};
 
 use crate::supervise::Panics;
 
@@ -58,6 +66,46 @@ impl MakeRequestId for Ids {
             .ok()
             .map(RequestId::new)
     }
+}
+
+/// Error answers under `/api/` and `/-/` that are not JSON yet (from a
+/// layer or the router) in the shape of [`ApiError`].
+async fn json_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = request.uri().path();
+    let api = path.starts_with("/api/") || path.starts_with("/-/");
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !api || is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // These answers are a line of text at most.
+    let text = axum::body::to_bytes(body, 64 << 10)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        text
+    };
+    let mut answer = ApiError::new(ErrorCode::of_status(status), message)
+        .with_status(status)
+        .into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    answer
 }
 
 /// `router` with the stack described above.
@@ -98,6 +146,7 @@ pub(crate) fn layered(router: Router, limits: HttpLimits, panics: Arc<Panics>) -
                 }),
             )
             .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(axum::middleware::from_fn(json_errors))
             .layer(CatchPanicLayer::custom(on_panic))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -166,6 +215,48 @@ mod tests {
             .unwrap();
         let response = app.oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    async fn json_body(response: Response<axum::body::Body>) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn errors_of_layers_and_the_router_under_api_are_json_with_a_code() {
+        let panics = Arc::new(Panics::default());
+        let router = Router::new().route("/api/v1/echo", post(|body: String| async move { body }));
+        let limits = HttpLimits {
+            timeout: Duration::from_secs(5),
+            max_body_bytes: 100,
+            concurrency: 4,
+        };
+        let app = layered(router, limits, panics);
+        let request = Request::post("/api/v1/echo")
+            .body(axum::body::Body::from(vec![b'x'; 101]))
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(response.headers().contains_key("x-request-id"));
+        assert_eq!(json_body(response).await["code"], "too_large");
+        let request = Request::get("/api/v1/nothing")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let body = json_body(response).await;
+        assert_eq!(
+            (body["code"].as_str(), body["error"].as_str()),
+            (Some("not_found"), Some("not found"))
+        );
+        let request = Request::get("/api/v1/echo")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(json_body(response).await["code"], "invalid_argument");
     }
 
     #[tokio::test(start_paused = true)]

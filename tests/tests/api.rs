@@ -275,3 +275,55 @@ fn a_reload_validates_every_section_and_names_the_options_that_need_a_restart() 
     assert!(body.contains("slo.interval: must be at least 1s"), "{body}");
     assert_eq!(server.scalar("SELECT 1"), json!(1), "the server runs on");
 }
+
+#[test]
+fn every_api_error_is_json_with_a_stable_code() {
+    let server = Server::start(&[]);
+    let cases: [(&str, &str, &[u8], u16, &str); 7] = [
+        (
+            "POST",
+            "/api/v1/sql",
+            b"{\"query\": 1}",
+            422,
+            "invalid_argument",
+        ),
+        (
+            "POST",
+            "/api/v1/sql",
+            b"{\"sql\": \"SELEC 1\"}",
+            400,
+            "invalid_argument",
+        ),
+        (
+            "GET",
+            "/api/v1/traces?limit=many",
+            b"",
+            400,
+            "invalid_argument",
+        ),
+        ("GET", "/api/v1/slos/nope", b"", 404, "not_found"),
+        (
+            "GET",
+            "/api/v1/slos/nope/series?from=x",
+            b"",
+            404,
+            "not_found",
+        ),
+        ("DELETE", "/api/v1/silences/nope", b"", 404, "not_found"),
+        ("GET", "/api/v1/no-such-endpoint", b"", 404, "not_found"),
+    ];
+    for (method, path, body, status, code) in cases {
+        let (got, text) = http_request(
+            server.http,
+            method,
+            path,
+            &[("content-type", "application/json")],
+            body,
+        );
+        assert_eq!(got, status, "{method} {path}: {text}");
+        let answer: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"));
+        assert_eq!(answer["code"], json!(code), "{method} {path}: {text}");
+        assert!(answer["error"].as_str().is_some_and(|e| !e.is_empty()));
+    }
+}
