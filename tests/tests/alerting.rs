@@ -659,20 +659,21 @@ fn silences_and_inhibition_suppress_notifications() {
     }
 }
 
-/// The receiver is down (503) for two minutes, then rate-limits (429 with
-/// Retry-After), then recovers: every notification arrives, accepted once per
-/// idempotency key, in order within its group. With `restart`, smolder is
-/// killed during the outage and started again.
+/// The receiver is down (503) for its first 24 attempts, then rate-limits
+/// (429 with Retry-After) twice, then recovers: every notification arrives,
+/// accepted once per idempotency key, in order within its group. With
+/// `restart`, smolder is killed during the outage and started again. The
+/// outage is counted in attempts, not in seconds, so it lasts as long as the
+/// retries need and no longer.
 fn outage(restart: bool) {
-    let started = Instant::now();
+    const DOWN: usize = 24;
+    const LIMITED: usize = 2;
+    let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let policy: Policy = Arc::new(move |_| {
-        let t = started.elapsed();
-        if t < Duration::from_secs(120) {
-            (503, None)
-        } else if t < Duration::from_secs(135) {
-            (429, Some(2))
-        } else {
-            (200, None)
+        match attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+            n if n < DOWN => (503, None),
+            n if n < DOWN + LIMITED => (429, Some(1)),
+            _ => (200, None),
         }
     });
     let sink = Sink::start(policy);
@@ -680,7 +681,7 @@ fn outage(restart: bool) {
     let toml = format!(
         "[alerting.route]\nreceiver = \"hook\"\ngroup_interval = \"1s\"\n\
          [[alerting.receivers]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nsecret = \"{SECRET}\"\n\
-         [alerting.delivery]\ninitial_backoff = \"500ms\"\nmax_backoff = \"5s\"\nmax_retry_age = \"15m\"\n",
+         [alerting.delivery]\ninitial_backoff = \"200ms\"\nmax_backoff = \"1s\"\nmax_retry_age = \"15m\"\n",
         sink.url("/hook")
     );
     let mut server = start(
