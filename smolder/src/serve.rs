@@ -349,7 +349,7 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
         let stop = signal(shutdown_rx.clone());
         let reload = reload.clone();
         async move {
-            // SIGHUP re-reads the configuration file's [alerting] section.
+            // SIGHUP re-reads the configuration (see ReloadState::reload).
             let Ok(mut hup) =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             else {

@@ -669,13 +669,14 @@ fn outage(restart: bool) {
     const DOWN: usize = 24;
     const LIMITED: usize = 2;
     let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let policy: Policy = Arc::new(move |_| {
-        match attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
-            n if n < DOWN => (503, None),
-            n if n < DOWN + LIMITED => (429, Some(1)),
-            _ => (200, None),
-        }
-    });
+    let policy: Policy =
+        Arc::new(
+            move |_| match attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                n if n < DOWN => (503, None),
+                n if n < DOWN + LIMITED => (429, Some(1)),
+                _ => (200, None),
+            },
+        );
     let sink = Sink::start(policy);
     let dir = tempfile::tempdir().unwrap();
     let toml = format!(
