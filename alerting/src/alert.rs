@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use smolder_slo::engine::{InstanceStatus, SloStatus, Snapshot};
 use smolder_slo::eval::ConditionStatus;
-use smolder_slo::model::{AlertWindow, duration_ns};
+use smolder_slo::model::{AlertWindow, Window, duration_ns};
 
 /// Label or annotation names and values.
 pub type Labels = BTreeMap<String, String>;
@@ -141,13 +141,7 @@ pub fn fingerprint(labels: &Labels) -> String {
 }
 
 /// The `slo_group` label of a grouped SLO instance: `k=v,k2=v2`.
-pub fn group_label(group: &BTreeMap<String, String>) -> String {
-    group
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
+pub use smolder_slo::model::group_label;
 
 /// Labels every alert carries, beyond those of the SLO.
 pub const RESERVED_LABELS: [&str; 9] = [
@@ -184,10 +178,10 @@ fn alert_labels(
         ("alertname", "SLOBurnRate".to_string()),
         ("slo", def.id.clone()),
         ("service", def.service.clone()),
-        ("severity", window.severity.clone()),
+        ("severity", window.severity.to_string()),
         ("condition", window.name.clone()),
-        ("long_window", c.long_window.clone()),
-        ("short_window", c.short_window.clone()),
+        ("long_window", c.long_window.to_string()),
+        ("short_window", c.short_window.to_string()),
         ("window", format!("{}/{}", c.long_window, c.short_window)),
     ];
     for (k, v) in fixed {
@@ -436,12 +430,7 @@ fn annotate(
     } else {
         format!(" [{}]", group_label(&instance.group))
     };
-    let long = alert.labels.get("long_window").cloned().unwrap_or_default();
-    let short = alert
-        .labels
-        .get("short_window")
-        .cloned()
-        .unwrap_or_default();
+    let (long, short) = (Window(window.long), Window(window.short));
     let summary = match alert.state {
         State::Resolved => format!(
             "{name}{group}: the {long}/{short} burn rate is back under {:.3}×",

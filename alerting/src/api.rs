@@ -32,6 +32,7 @@ use smolder_common::http::{ApiError, Path, Query};
 use crate::manager::{Alerting, Error, instance_key};
 use crate::render::rfc3339;
 use crate::silence::Silence;
+use smolder_slo::model::{Severity, Window};
 
 /// The routes, with the alerting stage as state.
 pub fn router(alerting: Arc<Alerting>) -> Router {
@@ -330,17 +331,17 @@ async fn scaling(State(a): State<Arc<Alerting>>, Path(slo): Path<String>) -> Res
     };
     let alerts = a.alerts().await;
     let states = a.scaling_state(&slo).await;
-    let mut max_rates: BTreeMap<String, f64> = BTreeMap::new();
+    let mut max_rates: BTreeMap<Window, f64> = BTreeMap::new();
     let mut instances = Vec::new();
     let mut worst = 0.0_f64;
     let mut firing_any = false;
     for inst in &status.instances {
         let e = &inst.evaluation;
         for (w, r) in &e.burn_rates {
-            let m = max_rates.entry(w.clone()).or_insert(0.0);
+            let m = max_rates.entry(*w).or_insert(0.0);
             *m = m.max(*r);
         }
-        let (burn, window) = crate::scaling::deciding_burn_rate(inst, "page");
+        let (burn, window) = crate::scaling::deciding_burn_rate(inst, &Severity::page());
         worst = worst.max(burn);
         let firing: Vec<&str> = alerts
             .iter()

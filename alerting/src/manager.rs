@@ -11,6 +11,7 @@ use serde::Serialize;
 use smolder_common::clock::Clock;
 use smolder_query::QueryEngine;
 use smolder_slo::engine::Snapshot;
+use smolder_slo::model::{InstanceKey, Severity};
 
 use crate::alert::{
     Alert, Lifecycle, LifecycleOptions, State, Transition, group_label, set_cause_annotations,
@@ -86,7 +87,7 @@ struct Inner {
     /// Resolved alerts kept until every group that held them flushed.
     resolved: HashMap<String, Alert>,
     silences: Vec<Silence>,
-    scaling: HashMap<(String, String), ScalingState>,
+    scaling: HashMap<(String, InstanceKey), ScalingState>,
     snapshot: Option<Arc<Snapshot>>,
 }
 
@@ -297,7 +298,13 @@ impl Alerting {
         let scaling = store
             .scalings()?
             .into_iter()
-            .map(|(t, i, s)| ((t, i), s))
+            .filter_map(|(t, i, s)| match InstanceKey::parse(&i) {
+                Some(key) => Some(((t, key), s)),
+                None => {
+                    tracing::warn!(instance = %i, "Ignoring a stored scaling state of an unreadable instance.");
+                    None
+                }
+            })
             .collect();
         Ok(Arc::new(Self {
             store,
@@ -544,7 +551,10 @@ impl Alerting {
         }
         let mut out = Vec::new();
         for (target, matchers) in &rt.scaling {
-            let severity = target.severity.as_deref().unwrap_or("page");
+            let severity = target
+                .severity
+                .as_deref()
+                .map_or_else(Severity::page, Severity::from);
             for status in &snapshot.slos {
                 let def = &status.definition;
                 for instance in &status.instances {
@@ -552,7 +562,9 @@ impl Alerting {
                     let firing = inner.lifecycle.active.values().find(|a| {
                         a.slo == def.id
                             && a.state == State::Firing
-                            && a.labels.get("severity").is_some_and(|s| s == severity)
+                            && a.labels
+                                .get("severity")
+                                .is_some_and(|s| s == severity.as_str())
                             && instance
                                 .group
                                 .iter()
@@ -563,7 +575,7 @@ impl Alerting {
                     if firing.is_none() && !state.as_ref().is_some_and(|s| s.scaled_up) {
                         continue;
                     }
-                    let (burn, window) = crate::scaling::deciding_burn_rate(instance, severity);
+                    let (burn, window) = crate::scaling::deciding_burn_rate(instance, &severity);
                     let (next, request) = crate::scaling::step(
                         target,
                         &def.id,
@@ -571,11 +583,11 @@ impl Alerting {
                         state.as_ref(),
                         firing,
                         burn,
-                        &window,
+                        window,
                         now,
                     );
                     if state.as_ref() != Some(&next) {
-                        if let Err(e) = self.store.put_scaling(&key.0, &key.1, &next) {
+                        if let Err(e) = self.store.put_scaling(&key.0, &key.1.to_string(), &next) {
                             tracing::error!(error = %e, "Saving scaling state failed.");
                         }
                         inner.scaling.insert(key.clone(), next);
@@ -588,7 +600,7 @@ impl Alerting {
                                 thread: id.clone(),
                                 id,
                                 receiver: scaling_receiver(&target.name),
-                                group_key: key.1.clone(),
+                                group_key: key.1.to_string(),
                                 group_labels: instance.group.clone(),
                                 status: req.action.clone(),
                                 alerts: Vec::new(),
@@ -796,13 +808,12 @@ impl Alerting {
     }
 
     /// Scaling state of every target for an SLO's instances.
-    pub async fn scaling_state(&self, slo: &str) -> Vec<(String, String, ScalingState)> {
+    pub async fn scaling_state(&self, slo: &str) -> Vec<(String, InstanceKey, ScalingState)> {
         let inner = self.inner.lock().await;
-        let prefix = format!("{slo}{{");
         let mut out: Vec<_> = inner
             .scaling
             .iter()
-            .filter(|((_, inst), _)| inst.starts_with(&prefix))
+            .filter(|((_, inst), _)| inst.slo() == slo)
             .map(|((t, i), s)| (t.clone(), i.clone(), s.clone()))
             .collect();
         out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
@@ -891,11 +902,13 @@ fn cause_lookups(
             .iter()
             .filter_map(|g| alert.labels.get(g).map(|v| (g.clone(), v.clone())))
             .collect();
-        let window = alert
-            .labels
-            .get("short_window")
-            .and_then(|w| humantime::parse_duration(w).ok())
-            .unwrap_or(Duration::from_secs(300));
+        // The short window of the condition that fired.
+        let window = status
+            .definition
+            .alert_windows
+            .iter()
+            .find(|w| alert.labels.get("condition") == Some(&w.name))
+            .map_or(Duration::from_secs(300), |w| w.short);
         let key = format!("{}|{}", alert.slo, group_label(&group));
         let entry = instances
             .entry(key)
@@ -925,8 +938,8 @@ fn apply_causes(inner: &mut Inner, step: &mut crate::alert::Step, found: FoundCa
 }
 
 /// Key of an SLO instance: `slo{k=v,…}`.
-pub fn instance_key(slo: &str, group: &BTreeMap<String, String>) -> String {
-    format!("{slo}{{{}}}", group_label(group))
+pub fn instance_key(slo: &str, group: &BTreeMap<String, String>) -> InstanceKey {
+    InstanceKey::new(slo, group)
 }
 
 struct Suppressor {

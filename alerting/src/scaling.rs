@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use smolder_slo::engine::InstanceStatus;
-use smolder_slo::model::duration_ns;
+use smolder_slo::model::{Severity, Window, duration_ns};
 
 use crate::alert::{Alert, Labels};
 use crate::config::ScalingTarget;
@@ -16,15 +16,13 @@ use crate::store::ScalingState;
 /// The burn rate that decides scaling back, and its window: the short window
 /// of the first condition of `severity` (the fastest page by default), or of
 /// the first condition.
-pub fn deciding_burn_rate(instance: &InstanceStatus, severity: &str) -> (f64, String) {
+pub fn deciding_burn_rate(instance: &InstanceStatus, severity: &Severity) -> (f64, Option<Window>) {
     let conds = &instance.evaluation.conditions;
     conds
         .iter()
-        .find(|c| c.severity == severity)
+        .find(|c| &c.severity == severity)
         .or(conds.first())
-        .map_or((0.0, String::new()), |c| {
-            (c.short_burn_rate, c.short_window.clone())
-        })
+        .map_or((0.0, None), |c| (c.short_burn_rate, Some(c.short_window)))
 }
 
 /// One step of a target for one SLO instance.
@@ -36,7 +34,7 @@ pub fn step(
     state: Option<&ScalingState>,
     firing: Option<&Alert>,
     burn_rate: f64,
-    window: &str,
+    window: Option<Window>,
     now: i64,
 ) -> (ScalingState, Option<ScalingRequest>) {
     let (below, cooldown) = target.settings_for(slo);
@@ -48,7 +46,7 @@ pub fn step(
         slo: slo.to_string(),
         group: group.clone(),
         burn_rate,
-        window: window.to_string(),
+        window: window.map(|w| w.to_string()).unwrap_or_default(),
         alert: firing.map(|a| a.fingerprint.clone()),
         reason,
     };
@@ -71,7 +69,8 @@ pub fn step(
         s.scaled_up = false;
         s.low_since = None;
         let reason = format!(
-            "burn rate over {window} stayed under {below} for {}",
+            "burn rate over {} stayed under {below} for {}",
+            window.map(|w| w.to_string()).unwrap_or_default(),
             humantime::format_duration(Duration::from_nanos(
                 u64::try_from(now - low_since).unwrap_or(0)
             ))
@@ -115,7 +114,7 @@ mod tests {
                 Some(state),
                 firing,
                 burn,
-                "5m",
+                Some(Window(Duration::from_secs(300))),
                 (secs * 1e9) as i64,
             )
         };

@@ -12,8 +12,8 @@ use smolder_alerting::route::CompiledRoute;
 use smolder_alerting::store::NflogEntry;
 use smolder_slo::SloDefinition;
 use smolder_slo::engine::{Backfill, InstanceStatus, SloStatus, Snapshot};
-use smolder_slo::eval::{ConditionStatus, Evaluation, window_name};
-use smolder_slo::model::Origin;
+use smolder_slo::eval::{AlertState, ConditionStatus, Evaluation};
+use smolder_slo::model::{Origin, Window};
 use smolder_slo::rollup::Counts;
 use smolder_slo::spec::{Defaults, load_texts};
 
@@ -39,8 +39,8 @@ fn snapshot(def: &Arc<SloDefinition>, met: &[bool]) -> Snapshot {
         .map(|(w, &m)| ConditionStatus {
             name: w.name.clone(),
             severity: w.severity.clone(),
-            long_window: window_name(w.long),
-            short_window: window_name(w.short),
+            long_window: Window(w.long),
+            short_window: Window(w.short),
             factor: w.factor,
             long_burn_rate: if m { 20.0 } else { 0.5 },
             short_burn_rate: if m { 25.0 } else { 0.4 },
@@ -67,7 +67,7 @@ fn snapshot(def: &Arc<SloDefinition>, met: &[bool]) -> Snapshot {
                     window_events: BTreeMap::new(),
                     conditions,
                     time_to_exhaustion_seconds: Some(0.0),
-                    alert_state: String::new(),
+                    alert_state: AlertState::Ok,
                 },
             }],
             backfill: Backfill {

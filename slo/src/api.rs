@@ -28,7 +28,7 @@ use smolder_common::http::{ApiError, Path, Query};
 
 use crate::engine::{GroupKey, InstanceStatus, PutError, SloEngine, SloStatus};
 use crate::eval::{Evaluation, window_name};
-use crate::model::{Period, SloDefinition, duration_ns};
+use crate::model::{Period, SloDefinition, Window, duration_ns};
 
 /// Most points a series answer holds.
 pub const MAX_POINTS: i64 = 2000;
@@ -68,11 +68,11 @@ fn period_json(p: &Period) -> Value {
 
 /// The burn-rate threshold of each alert window: the lowest factor of the
 /// conditions that use it (what the UI colours a burn rate against).
-fn thresholds(e: &Evaluation) -> BTreeMap<&str, f64> {
-    let mut out: BTreeMap<&str, f64> = BTreeMap::new();
+fn thresholds(e: &Evaluation) -> BTreeMap<Window, f64> {
+    let mut out: BTreeMap<Window, f64> = BTreeMap::new();
     for c in &e.conditions {
-        for w in [&c.long_window, &c.short_window] {
-            let t = out.entry(w.as_str()).or_insert(c.factor);
+        for w in [c.long_window, c.short_window] {
+            let t = out.entry(w).or_insert(c.factor);
             *t = t.min(c.factor);
         }
     }
@@ -346,10 +346,10 @@ async fn series(
             "SLO {id:?} has no group {group:?}"
         )));
     };
-    let mut burn: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut burn: BTreeMap<Window, Vec<f64>> = BTreeMap::new();
     for e in &evals {
         for (w, r) in &e.burn_rates {
-            burn.entry(w.clone()).or_default().push(*r);
+            burn.entry(*w).or_default().push(*r);
         }
     }
     Ok(Json(json!({

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::model::{SloDefinition, duration_ns};
+use crate::model::{Severity, SloDefinition, Window, duration_ns};
 use crate::rollup::{Counts, Rollup};
 
 /// The state of one alert condition (a pair of windows).
@@ -18,11 +18,11 @@ pub struct ConditionStatus {
     /// The condition's name.
     pub name: String,
     /// `page`, `ticket` …
-    pub severity: String,
-    /// The long window, as text (`1h`).
-    pub long_window: String,
-    /// The short window, as text (`5m`).
-    pub short_window: String,
+    pub severity: Severity,
+    /// The long window (`1h`).
+    pub long_window: Window,
+    /// The short window (`5m`).
+    pub short_window: Window,
     /// The burn rate both windows must reach.
     pub factor: f64,
     /// Burn rate over the long window.
@@ -50,29 +50,49 @@ pub struct Evaluation {
     /// 1 − bad / ((1 − objective) · total) over the period; 1 without events.
     /// Negative once the budget is overspent.
     pub error_budget_remaining: f64,
-    /// Burn rate per distinct alert window (`5m`, `1h` …).
-    pub burn_rates: BTreeMap<String, f64>,
+    /// Burn rate per distinct alert window, shortest first.
+    pub burn_rates: BTreeMap<Window, f64>,
     /// Events per alert window.
-    pub window_events: BTreeMap<String, f64>,
+    pub window_events: BTreeMap<Window, f64>,
     /// The alert conditions, in the policy's order.
     pub conditions: Vec<ConditionStatus>,
     /// At the burn rate of the shortest long window, when the budget runs out
     /// (seconds from now); 0 when it has, `None` when it does not burn.
     pub time_to_exhaustion_seconds: Option<f64>,
-    /// `page`, `ticket` … of the most severe condition met, or `ok`.
-    pub alert_state: String,
+    /// The severity of the most severe condition met, or `ok`.
+    pub alert_state: AlertState,
+}
+
+/// An instance's alert state at one instant: no condition met, or the
+/// severity of the most severe one met. Serialized as `ok` or the severity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlertState {
+    /// No condition is met.
+    Ok,
+    /// A condition of this severity is met (the first in the policy's
+    /// order, which lists the most severe first).
+    Met(Severity),
+}
+
+impl AlertState {
+    /// `ok` or the severity.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Ok => "ok",
+            Self::Met(s) => s.as_str(),
+        }
+    }
+}
+
+impl Serialize for AlertState {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 /// Window length as short text: `5m`, `1h`, `3d`.
 pub fn window_name(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0 => "0s".to_string(),
-        _ if s.is_multiple_of(86_400) => format!("{}d", s / 86_400),
-        _ if s.is_multiple_of(3600) => format!("{}h", s / 3600),
-        _ if s.is_multiple_of(60) => format!("{}m", s / 60),
-        _ => format!("{s}s"),
-    }
+    Window(d).to_string()
 }
 
 /// The error budget, 1 − objective, without the binary rounding noise of the
@@ -113,10 +133,10 @@ pub fn evaluate(def: &SloDefinition, rollup: &Rollup, bucket_ns: i64, now_ns: i6
     let mut burn_rates = BTreeMap::new();
     let mut window_events = BTreeMap::new();
     let mut window = |d: Duration| {
-        let name = window_name(d);
+        let name = Window(d);
         let counts = window_counts(rollup, bucket_ns, now_ns, d);
         let rate = burn_rate(counts, def.objective);
-        burn_rates.insert(name.clone(), rate);
+        burn_rates.insert(name, rate);
         window_events.insert(name, counts.total);
         (rate, counts.total)
     };
@@ -129,8 +149,8 @@ pub fn evaluate(def: &SloDefinition, rollup: &Rollup, bucket_ns: i64, now_ns: i6
         conditions.push(ConditionStatus {
             name: w.name.clone(),
             severity: w.severity.clone(),
-            long_window: window_name(w.long),
-            short_window: window_name(w.short),
+            long_window: Window(w.long),
+            short_window: Window(w.short),
             factor: w.factor,
             long_burn_rate: long,
             short_burn_rate: short,
@@ -144,7 +164,7 @@ pub fn evaluate(def: &SloDefinition, rollup: &Rollup, bucket_ns: i64, now_ns: i6
         .alert_windows
         .iter()
         .min_by_key(|w| w.long)
-        .and_then(|w| burn_rates.get(&window_name(w.long)).copied())
+        .and_then(|w| burn_rates.get(&Window(w.long)).copied())
         .unwrap_or(0.0);
     let period_len = (period_end - period_start) as f64 / 1e9;
     let time_to_exhaustion = if remaining <= 0.0 {
@@ -171,11 +191,11 @@ pub fn evaluate(def: &SloDefinition, rollup: &Rollup, bucket_ns: i64, now_ns: i6
 
 /// The severity of the first condition met (policies list the most severe
 /// first), or `ok`.
-fn severity_order(conditions: &[ConditionStatus]) -> String {
+fn severity_order(conditions: &[ConditionStatus]) -> AlertState {
     conditions
         .iter()
         .find(|c| c.met)
-        .map_or_else(|| "ok".to_string(), |c| c.severity.clone())
+        .map_or(AlertState::Ok, |c| AlertState::Met(c.severity.clone()))
 }
 
 #[cfg(test)]
@@ -233,10 +253,13 @@ mod tests {
             .collect();
         r.replace(values[0].0, now / MIN, &values);
         let e = evaluate(&def, &r, MIN, now);
-        assert!((e.burn_rates["1h"] - 10.0).abs() < 1e-9, "{e:?}");
+        assert!(
+            (e.burn_rates[&Window(Duration::from_secs(3600))] - 10.0).abs() < 1e-9,
+            "{e:?}"
+        );
         assert!(!e.conditions[0].met, "10x never reaches 14.4x");
         assert!(e.conditions[1].met, "but the 6x pair fires");
-        assert_eq!(e.alert_state, "page");
+        assert_eq!(e.alert_state.as_str(), "page");
     }
 
     #[test]
@@ -256,7 +279,7 @@ mod tests {
         values[last].1 = [0.0, 1.0];
         r.replace(values[0].0, now / MIN, &values);
         let e = evaluate(&def, &r, MIN, now);
-        let burn = e.burn_rates["1h"];
+        let burn = e.burn_rates[&Window(Duration::from_secs(3600))];
         assert!(
             (burn - 100.0).abs() < 1e-6,
             "one bad of 10 at 99.9%: {burn}"
@@ -275,7 +298,7 @@ mod tests {
         assert_eq!(e.error_budget_remaining, 1.0);
         assert!(e.burn_rates.values().all(|&b| b == 0.0));
         assert!(e.conditions.iter().all(|c| !c.met && c.low_traffic));
-        assert_eq!(e.alert_state, "ok");
+        assert_eq!(e.alert_state, AlertState::Ok);
         assert_eq!(e.time_to_exhaustion_seconds, None);
     }
 
@@ -287,7 +310,7 @@ mod tests {
         let now = 30 * DAY;
         r.replace(now / MIN, now / MIN, &[(now / MIN, [0.0, 10.0])]);
         let e = evaluate(&def, &r, MIN, now);
-        assert!(e.burn_rates["5m"] > 14.4);
+        assert!(e.burn_rates[&Window(Duration::from_secs(300))] > 14.4);
         assert!(e.conditions.iter().all(|c| c.low_traffic && !c.met));
         def.min_events = 10.0;
         let e = evaluate(&def, &r, MIN, now);

@@ -77,18 +77,18 @@ impl Collector for SloCollector {
                 budget.push((base(), e.error_budget_remaining));
                 for (w, r) in &e.burn_rates {
                     let mut l = base();
-                    l.push(("window", w.clone()));
+                    l.push(("window", w.to_string()));
                     burn.push((l, *r));
                 }
                 for (w, n) in &e.window_events {
                     let mut l = base();
-                    l.push(("window", w.clone()));
+                    l.push(("window", w.to_string()));
                     events.push((l, *n));
                 }
                 for c in &e.conditions {
                     let mut l = base();
                     l.push(("condition", c.name.clone()));
-                    l.push(("severity", c.severity.clone()));
+                    l.push(("severity", c.severity.to_string()));
                     conditions.push((l, f64::from(u8::from(c.met))));
                 }
             }

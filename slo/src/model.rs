@@ -288,6 +288,150 @@ impl Op {
     }
 }
 
+/// The length of an alert window. Shown and serialized as short text
+/// (`5m`, `1h`, `3d`); ordered by length, so maps keyed by windows list the
+/// shortest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Window(pub Duration);
+
+impl Window {
+    /// The window's length.
+    pub fn duration(self) -> Duration {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.0.as_secs();
+        match s {
+            0 => f.write_str("0s"),
+            _ if s.is_multiple_of(86_400) => write!(f, "{}d", s / 86_400),
+            _ if s.is_multiple_of(3600) => write!(f, "{}h", s / 3600),
+            _ if s.is_multiple_of(60) => write!(f, "{}m", s / 60),
+            _ => write!(f, "{s}s"),
+        }
+    }
+}
+
+impl Serialize for Window {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// A group as one label value: `k=v,…` in key order.
+pub fn group_label(group: &BTreeMap<String, String>) -> String {
+    group
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// One instance of an SLO: the SLO and the values of its `groupBy`
+/// expressions. Shown, and stored by alerting, as `slo{k=v,…}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InstanceKey {
+    slo: String,
+    /// `k=v,…`, in the group's key order.
+    group: String,
+}
+
+impl InstanceKey {
+    /// The key of `slo`'s instance of `group`.
+    pub fn new(slo: &str, group: &BTreeMap<String, String>) -> Self {
+        Self {
+            slo: slo.to_string(),
+            group: group_label(group),
+        }
+    }
+
+    /// Reads the stored form back; `None` when `text` is not one (SLO ids
+    /// hold no `{`).
+    pub fn parse(text: &str) -> Option<Self> {
+        let (slo, rest) = text.split_once('{')?;
+        let group = rest.strip_suffix('}')?;
+        Some(Self {
+            slo: slo.to_string(),
+            group: group.to_string(),
+        })
+    }
+
+    /// The SLO.
+    pub fn slo(&self) -> &str {
+        &self.slo
+    }
+}
+
+impl std::fmt::Display for InstanceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{{{}}}", self.slo, self.group)
+    }
+}
+
+/// How urgent an alert condition is: `page` and `ticket` (the SRE
+/// Workbook's, Sloth's) or an OpenSLO AlertCondition's own severity.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Severity(String);
+
+impl Severity {
+    /// Wakes someone up.
+    pub fn page() -> Self {
+        Self("page".into())
+    }
+
+    /// Goes to a queue.
+    pub fn ticket() -> Self {
+        Self("ticket".into())
+    }
+
+    /// Whether it pages (`page`, or `critical` as some tools call it).
+    pub fn is_page(&self) -> bool {
+        matches!(self.0.as_str(), "page" | "critical")
+    }
+
+    /// Whether it is a ticket (`ticket`, or `warning`).
+    pub fn is_ticket(&self) -> bool {
+        matches!(self.0.as_str(), "ticket" | "warning")
+    }
+
+    /// Urgency, most urgent first: 0 for pages (`page`, `critical`), 1 for
+    /// `error`, 2 for tickets (`ticket`, `warning`), 3 for anything else.
+    pub fn rank(&self) -> u8 {
+        match self.0.as_str() {
+            "page" | "critical" => 0,
+            "error" => 1,
+            "ticket" | "warning" => 2,
+            _ => 3,
+        }
+    }
+
+    /// The severity as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Severity {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for Severity {
+    fn from(s: &str) -> Self {
+        Self(s.to_string())
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// One multi-window burn-rate condition: it holds when the burn rate over
 /// both windows reaches `factor`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -295,7 +439,7 @@ pub struct AlertWindow {
     /// Name of the condition (`page-1h`, or the AlertCondition's name).
     pub name: String,
     /// `page`, `ticket` or the AlertCondition's severity.
-    pub severity: String,
+    pub severity: Severity,
     /// The long window.
     #[serde(with = "humantime_serde_compat")]
     pub long: Duration,
@@ -340,7 +484,7 @@ pub fn default_alert_windows(period: Duration) -> Vec<AlertWindow> {
             let long = Duration::from_secs(long);
             AlertWindow {
                 name: format!("{severity}-{}", humantime::format_duration(long)),
-                severity: severity.to_string(),
+                severity: Severity::from(severity),
                 long,
                 short: Duration::from_secs(short),
                 factor: share * period.as_secs_f64() / long.as_secs_f64(),
@@ -424,6 +568,46 @@ pub fn duration_ns(d: Duration) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn windows_read_as_text_and_order_by_length() {
+        let w = |s: u64| Window(Duration::from_secs(s));
+        assert_eq!(
+            [w(300), w(3600), w(86_400 * 3), w(90)].map(|w| w.to_string()),
+            ["5m", "1h", "3d", "90s"]
+        );
+        let mut sorted = vec![w(3600), w(300), w(86_400), w(1800)];
+        sorted.sort();
+        assert_eq!(sorted, [w(300), w(1800), w(3600), w(86_400)]);
+        let map: BTreeMap<Window, f64> = [(w(3600), 1.0), (w(300), 2.0)].into();
+        assert_eq!(
+            serde_json::to_string(&map).unwrap(),
+            r#"{"5m":2.0,"1h":1.0}"#
+        );
+    }
+
+    #[test]
+    fn severities_rank_pages_first() {
+        let ranks: Vec<u8> = ["ticket", "page", "critical", "error", "warning", "fyi"]
+            .map(|s| Severity::from(s).rank())
+            .to_vec();
+        assert_eq!(ranks, [2, 0, 0, 1, 2, 3]);
+        assert!(Severity::page().is_page() && Severity::ticket().is_ticket());
+    }
+
+    #[test]
+    fn instance_keys_read_back_from_their_text() {
+        let group: BTreeMap<String, String> =
+            [("route".to_string(), "/pay,now".to_string())].into();
+        let key = InstanceKey::new("checkout", &group);
+        assert_eq!(key.to_string(), "checkout{route=/pay,now}");
+        assert_eq!(InstanceKey::parse(&key.to_string()), Some(key.clone()));
+        assert_eq!(key.slo(), "checkout");
+        // An SLO whose id is a prefix of another's is told apart.
+        let other = InstanceKey::new("checkout-v2", &group);
+        assert_ne!(other.slo(), key.slo());
+        assert_eq!(InstanceKey::parse("no-braces"), None);
+    }
 
     #[test]
     fn workbook_factors_for_30_and_28_days() {

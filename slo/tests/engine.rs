@@ -26,7 +26,8 @@ use proptest::prelude::*;
 use smolder_common::clock::ManualClock;
 use smolder_common::{Table, TableSnapshot, TableSource};
 use smolder_query::{QueryEngine, QueryLimits};
-use smolder_slo::eval::{budget_remaining, burn_rate, window_name};
+use smolder_slo::eval::{budget_remaining, burn_rate};
+use smolder_slo::model::Window;
 use smolder_slo::persist::Db;
 use smolder_slo::rollup::Counts;
 use smolder_slo::{EngineOptions, SloEngine};
@@ -361,7 +362,7 @@ async fn run_counter_case(all: Vec<Series>) -> Result<(), TestCaseError> {
         .unwrap();
     for (t, e) in times.iter().zip(&evals) {
         for w in &windows {
-            let name = window_name(*w);
+            let name = Window(*w);
             let expect = reference(&arrived, *t, *w);
             prop_assert_eq!(
                 e.window_events[&name],
@@ -515,7 +516,7 @@ async fn span_slo_per_route_with_a_group_limit() {
     assert_eq!(pay.evaluation.period.total, 10.0);
     assert_eq!(pay.evaluation.period.good, 7.0);
     // 3 bad of 10 at a 10% budget: a burn rate of 3 and the budget overspent 3 times.
-    assert!((pay.evaluation.burn_rates["1h"] - 3.0).abs() < 1e-12);
+    assert!((pay.evaluation.burn_rates[&Window(Duration::from_secs(3600))] - 3.0).abs() < 1e-12);
     assert!((pay.evaluation.error_budget_remaining - (1.0 - 3.0)).abs() < 1e-12);
     let cart = slo
         .instances
@@ -708,7 +709,7 @@ async fn gauge_thresholds_over_timeslices_and_a_calendar_month() {
     );
     // 10-minute windows: 2 bad slices of 4 at a 10% budget burn at 5.
     assert!(
-        (slices.burn_rates["30m"] - 5.0).abs() < 1e-12,
+        (slices.burn_rates[&Window(Duration::from_secs(1800))] - 5.0).abs() < 1e-12,
         "{:?}",
         slices.burn_rates
     );

@@ -2,6 +2,7 @@
 //! document.
 
 use serde_json::{Value, json};
+use smolder_slo::model::Severity;
 
 use crate::notification::Notification;
 use crate::render::{AlertView, Texts, rfc3339};
@@ -93,10 +94,11 @@ pub fn alertmanager_api(n: &Notification) -> Value {
 fn severity_colour(n: &Notification) -> (&'static str, u32) {
     if n.status == "resolved" {
         ("good", 0x2e7d32)
-    } else if n
-        .firing()
-        .any(|a| a.labels.get("severity").is_some_and(|s| s == "page"))
-    {
+    } else if n.firing().any(|a| {
+        a.labels
+            .get("severity")
+            .is_some_and(|s| Severity::from(s.as_str()).is_page())
+    }) {
         ("danger", 0xc62828)
     } else {
         ("warning", 0xef6c00)
@@ -218,19 +220,16 @@ pub fn pagerduty(n: &Notification, t: &Texts, routing_key: &str) -> Value {
             "dedup_key": dedup_key,
         });
     }
+    // PagerDuty's severities, from the most urgent alert's.
     let severity = match n
         .firing()
         .filter_map(|a| a.labels.get("severity"))
-        .map(String::as_str)
-        .min_by_key(|s| match *s {
-            "page" | "critical" => 0,
-            "error" => 1,
-            "ticket" | "warning" => 2,
-            _ => 3,
-        }) {
-        Some("page" | "critical") => "critical",
-        Some("error") => "error",
-        Some("ticket" | "warning") => "warning",
+        .map(|s| Severity::from(s.as_str()).rank())
+        .min()
+    {
+        Some(0) => "critical",
+        Some(1) => "error",
+        Some(2) => "warning",
         _ => "info",
     };
     let first = n.firing().next();

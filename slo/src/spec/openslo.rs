@@ -1179,7 +1179,7 @@ fn condition(
     };
     Ok(AlertWindow {
         name: meta.name.clone(),
-        severity: c.severity,
+        severity: c.severity.into(),
         long,
         // The Workbook's short window: a twelfth of the long one.
         short: (long / 12).max(Duration::from_secs(1)),

@@ -159,8 +159,8 @@ pub(crate) fn translate(doc: &Doc, defaults: Defaults) -> Result<Vec<SloDefiniti
         let mut alert_windows = default_alert_windows(period);
         let disabled = |a: &Option<SlothAlert>| a.as_ref().is_some_and(|a| a.disable);
         alert_windows.retain(|w| {
-            !(w.severity == "page" && disabled(&slo.alerting.page_alert)
-                || w.severity == "ticket" && disabled(&slo.alerting.ticket_alert))
+            !(w.severity.is_page() && disabled(&slo.alerting.page_alert)
+                || w.severity.is_ticket() && disabled(&slo.alerting.ticket_alert))
         });
         let mut labels = file.labels.clone();
         labels.extend(slo.labels.clone());
