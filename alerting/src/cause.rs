@@ -7,6 +7,7 @@
 //! for SLIs that count rows of `spans` or `logs`. For metric SLIs, the spans
 //! of the SLO's service with status `ERROR` stand in for bad events.
 
+use smolder_common::text::sql_literal;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -61,10 +62,6 @@ fn candidates(table: Table) -> Vec<(&'static str, &'static str)> {
     c
 }
 
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
 /// The table, the predicate of all events and of bad events for an SLO
 /// instance.
 fn predicates(def: &SloDefinition, group: &BTreeMap<String, String>) -> (Table, String, String) {
@@ -82,7 +79,7 @@ fn predicates(def: &SloDefinition, group: &BTreeMap<String, String>) -> (Table, 
         }
         _ => (
             Table::Spans,
-            format!("service_name = {}", quote(&def.service)),
+            format!("service_name = {}", sql_literal(&def.service)),
             "status_code = 'ERROR'".to_string(),
         ),
     };
@@ -91,7 +88,7 @@ fn predicates(def: &SloDefinition, group: &BTreeMap<String, String>) -> (Table, 
         for (expr, value) in group {
             total.push_str(&format!(
                 " AND CAST(({expr}) AS VARCHAR) = {}",
-                quote(value)
+                sql_literal(value)
             ));
         }
     }

@@ -11,7 +11,7 @@
 
 use std::sync::LazyLock;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::SecondsFormat;
 use minijinja::{AutoEscape, Environment, context};
 use serde::Serialize;
 
@@ -87,7 +87,7 @@ pub fn check_template(source: &str) -> Result<(), String> {
 
 /// RFC 3339 time of a Unix-ns instant.
 pub fn rfc3339(ns: i64) -> String {
-    DateTime::<Utc>::from_timestamp_nanos(ns).to_rfc3339_opts(SecondsFormat::Millis, true)
+    smolder_common::text::rfc3339(ns, SecondsFormat::Millis)
 }
 
 /// An alert as templates and JSON payloads see it.

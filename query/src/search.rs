@@ -31,11 +31,11 @@ use axum::routing::get;
 use datafusion::arrow::array::{Array, AsArray, BooleanArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::compute::filter_record_batch;
-use datafusion::arrow::compute::kernels::cast_utils::string_to_timestamp_nanos;
 use datafusion::arrow::datatypes::DataType;
 use serde::Deserialize;
 use serde_json::json;
 use smolder_common::http::{Path, Query};
+use smolder_common::text::sql_literal;
 
 use crate::api::{ApiError, to_json};
 use crate::{Error, QueryEngine, QueryOutput};
@@ -110,21 +110,9 @@ fn refused(message: String) -> ApiError {
     Error::Refused(message).into()
 }
 
-/// A SQL string literal.
-fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
 /// Nanoseconds since the epoch from RFC 3339 or Unix seconds.
 fn parse_time(name: &str, s: &str) -> Result<i64, ApiError> {
-    if let Ok(secs) = s.trim().parse::<f64>() {
-        return Ok((secs * 1e9) as i64);
-    }
-    string_to_timestamp_nanos(s.trim()).map_err(|_| {
-        refused(format!(
-            "{name}: {s:?} is neither RFC 3339 nor Unix seconds"
-        ))
-    })
+    smolder_common::text::parse_time(s).map_err(|e| refused(format!("{name}: {e}")))
 }
 
 fn now_ns() -> i64 {
@@ -217,10 +205,10 @@ impl TracePlan {
         let (from, to) = bounds(q.from.as_deref(), q.to.as_deref())?;
         let mut filters = Vec::new();
         if let Some(s) = non_empty(q.service.as_ref()) {
-            filters.push(format!("service_name = {}", literal(s)));
+            filters.push(format!("service_name = {}", sql_literal(s)));
         }
         if let Some(r) = non_empty(q.route.as_ref()) {
-            filters.push(format!("http_route = {}", literal(r)));
+            filters.push(format!("http_route = {}", sql_literal(r)));
         }
         if let Some(s) = non_empty(q.status.as_ref()) {
             let s = s.to_ascii_uppercase();
@@ -229,7 +217,7 @@ impl TracePlan {
                     "status {s:?} is not one of OK, ERROR, UNSET"
                 )));
             }
-            filters.push(format!("status_code = {}", literal(&s)));
+            filters.push(format!("status_code = {}", sql_literal(&s)));
         }
         if let Some(d) = non_empty(q.min_duration.as_ref()) {
             let d: Duration = humantime::parse_duration(d)
@@ -267,7 +255,7 @@ impl TracePlan {
 
     /// Which of `ids` have a span matching the filters in `from .. before`.
     fn earlier_sql(&self, from: i64, before: i64, ids: &[String]) -> String {
-        let ids: Vec<String> = ids.iter().map(|id| literal(id)).collect();
+        let ids: Vec<String> = ids.iter().map(|id| sql_literal(id)).collect();
         format!(
             "SELECT DISTINCT trace_id FROM spans WHERE start_time >= to_timestamp_nanos({from}) \
              AND start_time < to_timestamp_nanos({before}){} AND trace_id IN ({})",
@@ -364,19 +352,19 @@ fn logs_sql_between(q: &LogSearch, from: i64, to: i64) -> Result<String, ApiErro
             .replace('_', "\\_");
         filters.push(format!(
             "body ILIKE {} ESCAPE '\\'",
-            literal(&format!("%{pattern}%"))
+            sql_literal(&format!("%{pattern}%"))
         ));
     }
     if let Some(s) = non_empty(q.severity.as_ref()) {
         filters.push(format!("severity_number >= {}", severity_floor(s)?));
     }
     if let Some(s) = non_empty(q.service.as_ref()) {
-        filters.push(format!("service_name = {}", literal(s)));
+        filters.push(format!("service_name = {}", sql_literal(s)));
     }
     if let Some(t) = non_empty(q.trace_id.as_ref()) {
         filters.push(format!(
             "trace_id = {}",
-            literal(&hex_id("trace_id", t, 32)?)
+            sql_literal(&hex_id("trace_id", t, 32)?)
         ));
     }
     Ok(format!(
@@ -442,7 +430,7 @@ async fn trace(
     Path(trace_id): Path<String>,
     Query(q): Query<TraceQuery>,
 ) -> Result<Response, ApiError> {
-    let id = literal(&hex_id("trace id", &trace_id, 32)?);
+    let id = sql_literal(&hex_id("trace id", &trace_id, 32)?);
     let time = |column: &str| -> Result<String, ApiError> {
         if q.from.is_none() && q.to.is_none() {
             return Ok(String::new());

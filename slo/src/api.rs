@@ -43,7 +43,7 @@ pub fn router(engine: Arc<SloEngine>) -> Router {
 }
 
 fn rfc3339(ns: i64) -> String {
-    chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    smolder_common::text::rfc3339(ns, chrono::SecondsFormat::Secs)
 }
 
 fn period_json(p: &Period) -> Value {
@@ -234,20 +234,7 @@ pub struct SeriesQuery {
     pub group: Option<String>,
 }
 
-fn parse_time(s: &str) -> Result<i64, String> {
-    if let Ok(secs) = s.parse::<f64>() {
-        // Timestamps are nanoseconds in an i64: years 1677 to 2262.
-        let ns = secs * 1e9;
-        if !ns.is_finite() || ns.abs() >= 9.2e18 {
-            return Err(format!("{s:?} is out of the range of a timestamp"));
-        }
-        return Ok(ns as i64);
-    }
-    chrono::DateTime::parse_from_rfc3339(s)
-        .ok()
-        .and_then(|t| t.timestamp_nanos_opt())
-        .ok_or_else(|| format!("{s:?} is neither RFC 3339 nor Unix seconds"))
-}
+use smolder_common::text::parse_time;
 
 async fn series(
     State(engine): State<Arc<SloEngine>>,

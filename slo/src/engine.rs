@@ -1348,9 +1348,7 @@ fn stored_update(
 }
 
 /// A column name as a SQL identifier.
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+use smolder_common::text::sql_ident as quote;
 
 fn read_only() -> SQLOptions {
     SQLOptions::new()
@@ -1433,8 +1431,7 @@ fn status(rt: &Runtime, st: &InstanceState, now: i64, slack_ns: i64) -> SloStatu
     });
     let span = (now - st.horizon_start).max(1) as f64;
     let caught_up = now - st.watermark <= slack_ns.max(1_000_000_000);
-    let through = chrono::DateTime::from_timestamp_nanos(st.watermark)
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let through = smolder_common::text::rfc3339(st.watermark, chrono::SecondsFormat::Secs);
     SloStatus {
         definition: Arc::clone(&rt.def),
         instances,

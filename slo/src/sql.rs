@@ -139,10 +139,9 @@ pub fn expressions(def: &SloDefinition) -> Vec<(&'static str, &str)> {
 /// A timestamp literal DataFusion folds into a constant (so files and row
 /// groups are pruned by it).
 pub fn ts(ns: i64) -> String {
-    let t = chrono::DateTime::from_timestamp_nanos(ns);
     format!(
         "TIMESTAMP '{}'",
-        t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+        smolder_common::text::rfc3339(ns, chrono::SecondsFormat::Nanos)
     )
 }
 

@@ -121,7 +121,8 @@ pub(crate) async fn serve<S, B>(
     limits: ListenerLimits,
     metrics: ListenerMetrics,
     mut stop: watch::Receiver<bool>,
-) where
+) -> anyhow::Result<()>
+where
     S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
         + Clone
         + Send
@@ -202,6 +203,7 @@ pub(crate) async fn serve<S, B>(
             "Connections still open after the shutdown grace period; closing them."
         );
     }
+    Ok(())
 }
 
 /// Serves one connection until it ends, idles out or the server stops.

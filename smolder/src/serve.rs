@@ -286,48 +286,30 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
     let mut tasks = JoinSet::new();
     // The three listeners, each with its connection limits (listen.rs).
     let listener_limits = config.listener_limits();
-    tasks.spawn({
-        let serving = listen::serve(
-            "otlp_grpc",
-            grpc_listener,
-            OtlpGrpc::new(Arc::clone(&ingestor)).service(),
-            listener_limits,
-            listeners.clone(),
-            shutdown_rx.clone(),
-        );
-        async move {
-            serving.await;
-            Ok(())
-        }
-    });
-    tasks.spawn({
-        let serving = listen::serve(
-            "otlp_http",
-            otlp_http_listener,
-            smolder_ingest::http::router(Arc::clone(&ingestor)),
-            listener_limits,
-            listeners.clone(),
-            shutdown_rx.clone(),
-        );
-        async move {
-            serving.await;
-            Ok(())
-        }
-    });
-    tasks.spawn({
-        let serving = listen::serve(
-            "http",
-            http_listener,
-            api,
-            listener_limits,
-            listeners,
-            shutdown_rx.clone(),
-        );
-        async move {
-            serving.await;
-            Ok(())
-        }
-    });
+    tasks.spawn(listen::serve(
+        "otlp_grpc",
+        grpc_listener,
+        OtlpGrpc::new(Arc::clone(&ingestor)).service(),
+        listener_limits,
+        listeners.clone(),
+        shutdown_rx.clone(),
+    ));
+    tasks.spawn(listen::serve(
+        "otlp_http",
+        otlp_http_listener,
+        smolder_ingest::http::router(Arc::clone(&ingestor)),
+        listener_limits,
+        listeners.clone(),
+        shutdown_rx.clone(),
+    ));
+    tasks.spawn(listen::serve(
+        "http",
+        http_listener,
+        api,
+        listener_limits,
+        listeners,
+        shutdown_rx.clone(),
+    ));
     // Background tasks: each survives its own panics (supervise.rs).
     tasks.spawn({
         let (alerting, panics, rx) = (

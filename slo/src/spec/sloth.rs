@@ -302,9 +302,7 @@ fn anchored(re: &str) -> String {
 }
 
 /// A SQL string literal.
-pub(crate) fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
+pub(crate) use smolder_common::text::sql_literal as quote;
 
 #[cfg(test)]
 mod tests {
