@@ -1,0 +1,135 @@
+//! Snapshots of what every receiver kind sends for one firing notification
+//! and one resolved one (insta): a change to a payload, the email's text or
+//! HTML shows up as a diff to review (`INSTA_UPDATE=always cargo test
+//! --workspace --test payloads`, then read the `.snap` files' diff).
+
+use smolder_alerting::alert::{Alert, Hint, Labels, State, Values};
+use smolder_alerting::notification::Notification;
+use smolder_alerting::receivers::payload;
+use smolder_alerting::render;
+
+/// 2023-11-14T22:13:20Z.
+const T: i64 = 1_700_000_000_000_000_000;
+const MIN: i64 = 60_000_000_000;
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The page of an availability SLO of `checkout`, firing or resolved.
+fn notification(status: &str) -> Notification {
+    let resolved = status == "resolved";
+    let alert = Alert {
+        fingerprint: "3f9a1c2b7d4e5f60".into(),
+        labels: labels(&[
+            ("alertname", "SLOBurnRate"),
+            ("slo", "checkout-availability"),
+            ("service", "checkout"),
+            ("severity", "page"),
+            ("condition", "page-1h"),
+            ("long_window", "1h"),
+            ("short_window", "5m"),
+            ("window", "1h/5m"),
+            ("team", "payments"),
+        ]),
+        annotations: labels(&[
+            (
+                "summary",
+                "Checkout availability burns its error budget 20.0× too fast (page 1h/5m)",
+            ),
+            (
+                "description",
+                "Burn rate 20.00× over 1h and 25.00× over 5m; the page-1h condition needs 14.400× over both.",
+            ),
+            ("runbook_url", "https://runbooks.example.com/checkout"),
+            (
+                "slo_url",
+                "https://smolder.example.com/slos/checkout-availability",
+            ),
+        ]),
+        state: if resolved {
+            State::Resolved
+        } else {
+            State::Firing
+        },
+        active_since: T - 5 * MIN,
+        fired_at: Some(T - 4 * MIN),
+        resolved_at: resolved.then_some(T + 30 * MIN),
+        last_met: T,
+        slo: "checkout-availability".into(),
+        values: Values {
+            long_burn_rate: 20.0,
+            short_burn_rate: 25.0,
+            factor: 14.4,
+            error_budget_remaining: 0.62,
+            sli: Some(0.9865),
+            objective: 0.999,
+            time_to_exhaustion_seconds: Some(5400.0),
+        },
+        examples: vec!["5b8efff798038103d269b633813fc60c".into()],
+        hints: vec![Hint {
+            attribute: "http_route".into(),
+            value: "/api/pay".into(),
+            bad_share: 0.92,
+            total_share: 0.18,
+        }],
+    };
+    Notification {
+        id: "018bd0f0-0000-7000-8000-000000000001".into(),
+        receiver: "team".into(),
+        group_key: "0:{severity=\"page\",slo=\"checkout-availability\"}".into(),
+        group_labels: labels(&[("slo", "checkout-availability"), ("severity", "page")]),
+        status: status.into(),
+        alerts: vec![alert],
+        created_at: if resolved { T + 30 * MIN } else { T },
+        thread: "018bd0f0-0000-7000-8000-000000000001".into(),
+        external_url: "https://smolder.example.com".into(),
+        resend_interval_ns: 60_000_000_000,
+        scaling: None,
+    }
+}
+
+#[test]
+fn every_receiver_payload_is_pinned() {
+    for status in ["firing", "resolved"] {
+        let n = notification(status);
+        let texts = render::texts(&n, None).unwrap();
+        insta::assert_json_snapshot!(format!("smolder_{status}"), payload::smolder(&n));
+        insta::assert_json_snapshot!(
+            format!("alertmanager_webhook_{status}"),
+            payload::alertmanager_webhook(&n)
+        );
+        insta::assert_json_snapshot!(
+            format!("alertmanager_api_{status}"),
+            payload::alertmanager_api(&n)
+        );
+        insta::assert_json_snapshot!(
+            format!("slack_{status}"),
+            payload::slack(&n, &texts, Some("#payments"))
+        );
+        insta::assert_json_snapshot!(format!("teams_{status}"), payload::teams(&n, &texts));
+        insta::assert_json_snapshot!(format!("discord_{status}"), payload::discord(&n, &texts));
+        insta::assert_json_snapshot!(
+            format!("google_chat_{status}"),
+            payload::google_chat(&texts)
+        );
+        insta::assert_json_snapshot!(
+            format!("pagerduty_{status}"),
+            payload::pagerduty(&n, &texts, "R0UTINGKEY")
+        );
+    }
+}
+
+#[test]
+fn the_email_is_pinned() {
+    for status in ["firing", "resolved"] {
+        let n = notification(status);
+        let texts = render::texts(&n, None).unwrap();
+        insta::assert_snapshot!(format!("email_title_{status}"), texts.title);
+        insta::assert_snapshot!(format!("email_text_{status}"), texts.text);
+        insta::assert_snapshot!(format!("email_html_{status}"), render::html(&n).unwrap());
+    }
+}
