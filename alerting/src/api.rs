@@ -209,13 +209,10 @@ struct NewSilence {
     comment: String,
 }
 
-/// The longest a silence may last: a year (a longer one is a mistake, or
-/// an attack on the pages).
-fn max_silence() -> chrono::Duration {
-    chrono::Duration::days(366)
-}
-
 async fn add_silence(State(a): State<Arc<Alerting>>, body: axum::body::Bytes) -> Response {
+    // The longest a silence may last (`[alerting] max_silence`).
+    let longest = a.max_silence();
+    let max_silence = || chrono::Duration::from_std(longest).unwrap_or(chrono::Duration::MAX);
     let new: NewSilence = match serde_json::from_slice(&body) {
         Ok(n) => n,
         Err(e) => {
@@ -240,9 +237,9 @@ async fn add_silence(State(a): State<Arc<Alerting>>, body: axum::body::Bytes) ->
             Some(end) => end,
             None => {
                 return ApiError::invalid(format!(
-                    "duration: {} is longer than a silence may last ({} days)",
+                    "duration: {} is longer than a silence may last ({}, alerting.max_silence)",
                     humantime::format_duration(d),
-                    max_silence().num_days()
+                    humantime::format_duration(longest)
                 ))
                 .into_response();
             }
@@ -253,8 +250,8 @@ async fn add_silence(State(a): State<Arc<Alerting>>, body: axum::body::Bytes) ->
     };
     if ends_at.signed_duration_since(starts_at) > max_silence() {
         return ApiError::invalid(format!(
-            "ends_at: a silence may last at most {} days",
-            max_silence().num_days()
+            "ends_at: a silence may last at most {} (alerting.max_silence)",
+            humantime::format_duration(longest)
         ))
         .into_response();
     }

@@ -94,6 +94,10 @@ smolder_common::config_section! {
         pub maintenance_windows: Vec<MaintenanceWindow> = Vec::new(),
         /// Autoscaler webhooks.
         pub scaling: Vec<ScalingTarget> = Vec::new(),
+        /// The longest a silence may last; a longer one is a mistake, or an
+        /// attack on the pages.
+        #[serde(with = "humantime_serde")]
+        pub max_silence: Duration = Duration::from_secs(366 * 86_400),
         /// Retries, timeouts and the dead-letter age.
         pub delivery: DeliveryConfig = DeliveryConfig::default(),
     }
@@ -470,6 +474,9 @@ impl AlertingConfig {
             && let Err(e) = check_url(url)
         {
             p("alerting.external_url".into(), e);
+        }
+        if self.max_silence.is_zero() {
+            p("alerting.max_silence".into(), "must be positive".into());
         }
         let mut delivery = Problems::new("alerting.delivery");
         self.delivery.validate(&mut delivery);

@@ -802,6 +802,11 @@ impl Alerting {
         .map_err(Error::Invalid)
     }
 
+    /// The longest a silence may last.
+    pub fn max_silence(&self) -> Duration {
+        self.runtime().config.max_silence
+    }
+
     /// The latest SLO snapshot seen.
     pub async fn snapshot(&self) -> Option<Arc<Snapshot>> {
         self.inner.lock().await.snapshot.clone()

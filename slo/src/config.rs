@@ -40,6 +40,9 @@ smolder_common::config_section! {
         pub max_slos: usize = Bounds::default().max_slos,
         /// The largest maxGroups an SLO may ask for.
         pub max_groups_limit: usize = Bounds::default().max_groups,
+        /// The longest period or alert window an SLO may ask for.
+        #[serde(with = "humantime_serde")]
+        pub max_window: Duration = Bounds::default().max_window,
     }
     validate(self, problems) {
         problems.check(
@@ -59,6 +62,11 @@ smolder_common::config_section! {
         );
         problems.check(self.max_groups > 0, "max_groups", "must be positive");
         problems.check(self.max_slos > 0, "max_slos", "must be positive");
+        problems.check(
+            self.max_window >= Duration::from_secs(3600),
+            "max_window",
+            "must be at least 1h",
+        );
         problems.check(
             self.max_groups_limit >= self.max_groups,
             "max_groups_limit",
@@ -94,6 +102,7 @@ impl SloConfig {
             bounds: Bounds {
                 max_slos: self.max_slos,
                 max_groups: self.max_groups_limit,
+                max_window: self.max_window,
                 ..Bounds::default()
             },
         }
