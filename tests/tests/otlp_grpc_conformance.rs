@@ -327,3 +327,34 @@ async fn a_message_beyond_the_memory_budget_is_refused_while_it_arrives() {
     assert!(err.get_details_retry_info().is_some(), "{err:?}");
     assert_still_serving(&mut server).await;
 }
+
+/// A message that is small as sent but large once decoded (400,000 empty
+/// log records: 800 KB, about 100 MB decoded) is refused by its decoded size
+/// before it is decoded, over gRPC as over HTTP.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_that_decodes_to_far_more_than_its_bytes_is_refused() {
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    let mut server = Server::start(&["--max-inflight-bytes", "32MiB"]);
+    let request = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord::default(); 400_000],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let err = LogsServiceClient::connect(server.otlp_grpc_url())
+        .await
+        .unwrap()
+        .export(request)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(
+        err.message().contains("smaller batches"),
+        "{}",
+        err.message()
+    );
+    assert_still_serving(&mut server).await;
+}
