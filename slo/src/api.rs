@@ -25,6 +25,7 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use smolder_common::http::{ApiError, Path, Query};
+use smolder_common::text::parse_time;
 
 use crate::engine::{GroupKey, InstanceStatus, PutError, SloEngine, SloStatus};
 use crate::eval::{Evaluation, window_name};
@@ -233,8 +234,6 @@ pub struct SeriesQuery {
     /// The group, as a JSON object of `group_by` expression → value.
     pub group: Option<String>,
 }
-
-use smolder_common::text::parse_time;
 
 async fn series(
     State(engine): State<Arc<SloEngine>>,
