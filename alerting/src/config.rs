@@ -13,6 +13,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::matchers::Matchers;
+use crate::receivers::config::{HttpUrl, names};
+pub use crate::receivers::config::{ReceiverConfig, Receivers};
 use smolder_common::config::{Problems, Section as _};
 
 /// The end of `smolder config defaults`: examples of the routing tree,
@@ -85,7 +87,7 @@ smolder_common::config_section! {
         /// still evaluated and listed).
         pub route: Option<Route> = None,
         /// Receivers, referenced by name from routes.
-        pub receivers: Vec<ReceiverConfig> = Vec::new(),
+        pub receivers: Receivers = Receivers::default(),
         /// Inhibition rules; unset: a firing `page` alert inhibits the
         /// `ticket` alerts of the same SLO instance. An empty list turns
         /// inhibition off.
@@ -137,113 +139,6 @@ pub struct Route {
     pub repeat_interval: Option<Duration>,
     /// Child routes.
     pub routes: Vec<Route>,
-}
-
-/// A receiver: where notifications go.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReceiverConfig {
-    /// Name referenced by routes.
-    pub name: String,
-    /// `webhook`, `alertmanager`, `slack`, `mattermost`, `teams`, `discord`,
-    /// `google_chat`, `pagerduty` or `email`.
-    #[serde(rename = "type")]
-    pub kind: ReceiverKind,
-    /// URL to POST to (every HTTP receiver; PagerDuty defaults to its Events
-    /// v2 endpoint).
-    pub url: Option<String>,
-    /// Extra HTTP headers.
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// `smolder` (default) or `alertmanager` (webhook v4) for `webhook`.
-    pub format: Option<WebhookFormat>,
-    /// A minijinja template for the request body (webhook), or for the text
-    /// of chat messages and the email body.
-    pub template: Option<String>,
-    /// Standard Webhooks secret (`whsec_…`): requests carry `webhook-id`,
-    /// `webhook-timestamp` and `webhook-signature`.
-    pub secret: Option<String>,
-    /// Send notifications when a group resolves (default true).
-    pub send_resolved: Option<bool>,
-    /// Requests in flight at once (default 4).
-    pub max_concurrency: Option<usize>,
-    /// Requests per second at most (default unlimited).
-    pub rate_limit: Option<u32>,
-    /// Timeout of one attempt (default: `delivery.timeout`).
-    #[serde(default, with = "humantime_serde")]
-    pub timeout: Option<Duration>,
-    /// PagerDuty integration key.
-    pub routing_key: Option<String>,
-    /// Slack/Mattermost channel override.
-    pub channel: Option<String>,
-    /// Alertmanager: how often firing alerts are re-sent (default 1m).
-    #[serde(default, with = "humantime_serde")]
-    pub resend_interval: Option<Duration>,
-    /// Email: SMTP server `host:port`.
-    pub smtp: Option<String>,
-    /// Email: `starttls` (default), `tls` (implicit, port 465) or `none`
-    /// (plain, only sensible on loopback).
-    pub tls: Option<SmtpTls>,
-    /// Email: PEM file of extra CA certificates to trust for the SMTP
-    /// server's TLS certificate (an internal CA), beside the system's.
-    pub ca_file: Option<std::path::PathBuf>,
-    /// Email: SMTP user name.
-    pub username: Option<String>,
-    /// Email: SMTP password.
-    pub password: Option<String>,
-    /// Email: sender address.
-    pub from: Option<String>,
-    /// Email: recipients.
-    #[serde(default)]
-    pub to: Vec<String>,
-}
-
-/// The kinds of receiver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReceiverKind {
-    /// A generic JSON webhook.
-    Webhook,
-    /// An Alertmanager's `POST /api/v2/alerts`.
-    Alertmanager,
-    /// A Slack incoming webhook.
-    Slack,
-    /// A Mattermost incoming webhook (Slack-compatible).
-    Mattermost,
-    /// A Microsoft Teams Workflows webhook (adaptive card).
-    Teams,
-    /// A Discord webhook.
-    Discord,
-    /// A Google Chat space webhook.
-    GoogleChat,
-    /// PagerDuty Events API v2.
-    Pagerduty,
-    /// Email over SMTP.
-    Email,
-}
-
-/// Body format of a `webhook` receiver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum WebhookFormat {
-    /// smolder's own format (documented in the README).
-    #[default]
-    Smolder,
-    /// Alertmanager's webhook payload, version 4.
-    Alertmanager,
-}
-
-/// How SMTP connections are secured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum SmtpTls {
-    /// Plain connection upgraded with STARTTLS (port 587).
-    #[default]
-    Starttls,
-    /// TLS from the first byte (port 465).
-    Tls,
-    /// No TLS (loopback relays and tests).
-    None,
 }
 
 /// Suppresses target alerts while a source alert fires.
@@ -373,21 +268,31 @@ impl AlertingConfig {
         let mut problems = Vec::new();
         let mut p =
             |field: String, message: String| problems.push(ConfigProblem { field, message });
-        let mut names = BTreeSet::new();
-        for (i, r) in self.receivers.iter().enumerate() {
+        let mut seen = BTreeSet::new();
+        for (i, (name, found)) in self.receivers.checked().enumerate() {
             let at = format!("alerting.receivers[{i}]");
-            if r.name.trim().is_empty() {
-                p(format!("{at}.name"), "must not be empty".into());
-            } else if !names.insert(r.name.as_str()) {
-                p(
-                    format!("{at}.name"),
-                    format!("receiver {:?} is defined twice", r.name),
-                );
+            match name {
+                Some(name) if name.trim().is_empty() => {
+                    p(format!("{at}.name"), "must not be empty".into());
+                }
+                Some(name) if !seen.insert(name) => {
+                    p(
+                        format!("{at}.name"),
+                        format!("receiver {name:?} is defined twice"),
+                    );
+                }
+                _ => {}
             }
-            for (field, message) in r.problems() {
-                p(format!("{at}.{field}"), message);
+            for (field, message) in found {
+                let field = if field.is_empty() {
+                    at.clone()
+                } else {
+                    format!("{at}.{field}")
+                };
+                p(field, message);
             }
         }
+        let names = names(&self.receivers);
         if let Some(route) = &self.route {
             if route.receiver.is_none() {
                 p(
@@ -523,156 +428,7 @@ fn check_matchers(matchers: &[String], at: &str, p: &mut impl FnMut(String, Stri
 }
 
 fn check_url(url: &str) -> Result<(), String> {
-    match reqwest::Url::parse(url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
-        Ok(u) => Err(format!(
-            "{url:?}: the scheme must be http or https, not {}",
-            u.scheme()
-        )),
-        Err(e) => Err(format!("{url:?} is not a URL: {e}")),
-    }
-}
-
-impl ReceiverConfig {
-    /// What is missing or wrong for this receiver's type: (field, message).
-    fn problems(&self) -> Vec<(String, String)> {
-        use ReceiverKind as K;
-        let mut out = Vec::new();
-        let mut need = |field: &str, present: bool| {
-            if !present {
-                out.push((
-                    field.to_string(),
-                    format!("is required for {} receivers", self.kind.name()),
-                ));
-            }
-        };
-        match self.kind {
-            K::Email => {
-                need("smtp", self.smtp.is_some());
-                need("from", self.from.is_some());
-                need("to", !self.to.is_empty());
-            }
-            K::Pagerduty => need("routing_key", self.routing_key.is_some()),
-            _ => need("url", self.url.is_some()),
-        }
-        let mut fields_for = |field: &str, present: bool, kinds: &[K]| {
-            if present && !kinds.contains(&self.kind) {
-                out.push((
-                    field.to_string(),
-                    format!("is not used by {} receivers", self.kind.name()),
-                ));
-            }
-        };
-        fields_for("format", self.format.is_some(), &[K::Webhook]);
-        fields_for("routing_key", self.routing_key.is_some(), &[K::Pagerduty]);
-        fields_for(
-            "channel",
-            self.channel.is_some(),
-            &[K::Slack, K::Mattermost],
-        );
-        fields_for(
-            "resend_interval",
-            self.resend_interval.is_some(),
-            &[K::Alertmanager],
-        );
-        fields_for("secret", self.secret.is_some(), &[K::Webhook]);
-        for (field, present) in [
-            ("smtp", self.smtp.is_some()),
-            ("tls", self.tls.is_some()),
-            ("ca_file", self.ca_file.is_some()),
-            ("username", self.username.is_some()),
-            ("password", self.password.is_some()),
-            ("from", self.from.is_some()),
-            ("to", !self.to.is_empty()),
-        ] {
-            fields_for(field, present, &[K::Email]);
-        }
-        fields_for(
-            "template",
-            self.template.is_some(),
-            &[
-                K::Webhook,
-                K::Slack,
-                K::Mattermost,
-                K::Teams,
-                K::Discord,
-                K::GoogleChat,
-                K::Email,
-            ],
-        );
-        if let Some(url) = &self.url
-            && let Err(e) = check_url(url)
-        {
-            out.push(("url".into(), e));
-        }
-        if let Some(s) = &self.secret
-            && let Err(e) = crate::sign::Signer::new(s)
-        {
-            out.push(("secret".into(), e));
-        }
-        if let Some(t) = &self.template
-            && let Err(e) = crate::render::check_template(t)
-        {
-            out.push(("template".into(), e));
-        }
-        if self.max_concurrency == Some(0) {
-            out.push(("max_concurrency".into(), "must be at least 1".into()));
-        }
-        if self.rate_limit == Some(0) {
-            out.push(("rate_limit".into(), "must be at least 1 per second".into()));
-        }
-        for (name, value) in &self.headers {
-            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                out.push((
-                    format!("headers.{name}"),
-                    "is not a valid HTTP header name".into(),
-                ));
-            } else if http::HeaderValue::from_str(value).is_err() {
-                out.push((
-                    format!("headers.{name}"),
-                    "is not a valid HTTP header value".into(),
-                ));
-            }
-        }
-        if let Some(smtp) = &self.smtp
-            && crate::receivers::email::split_host_port(smtp).is_none()
-        {
-            out.push(("smtp".into(), format!("{smtp:?} is not host:port")));
-        }
-        for (field, addr) in self
-            .from
-            .iter()
-            .map(|f| ("from", f))
-            .chain(self.to.iter().map(|t| ("to", t)))
-        {
-            if addr.parse::<lettre::message::Mailbox>().is_err() {
-                out.push((field.into(), format!("{addr:?} is not an email address")));
-            }
-        }
-        out
-    }
-
-    /// Whether resolved notifications are sent.
-    pub fn send_resolved(&self) -> bool {
-        self.send_resolved.unwrap_or(true)
-    }
-}
-
-impl ReceiverKind {
-    /// The name used in the configuration.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Webhook => "webhook",
-            Self::Alertmanager => "alertmanager",
-            Self::Slack => "slack",
-            Self::Mattermost => "mattermost",
-            Self::Teams => "teams",
-            Self::Discord => "discord",
-            Self::GoogleChat => "google_chat",
-            Self::Pagerduty => "pagerduty",
-            Self::Email => "email",
-        }
-    }
+    HttpUrl::new(url).map(drop)
 }
 
 impl Route {
@@ -732,7 +488,7 @@ mod tests {
         );
         assert!(
             text.contains(
-                &"alerting.receivers[1].channel: is not used by email receivers".to_string()
+                &"alerting.receivers[1].channel: is not a setting of email receivers".to_string()
             ),
             "{text:?}"
         );
@@ -750,12 +506,21 @@ mod tests {
     }
 
     #[test]
-    fn unknown_fields_are_refused_by_toml() {
-        let err = toml::from_str::<AlertingConfig>(
-            "[[receivers]]\nname='a'\ntype='webhook'\nurl='http://x'\nsecrt='x'",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("unknown field `secrt`"), "{err}");
+    fn unknown_fields_are_refused_with_their_path() {
+        let c = parse("[[receivers]]\nname='a'\ntype='webhook'\nurl='http://x'\nsecrt='x'");
+        let problems: Vec<String> = c
+            .check()
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            problems,
+            ["alerting.receivers[0].secrt: is not a setting of webhook receivers"]
+        );
+        let err = toml::from_str::<AlertingConfig>("[route]\nreceivr = 'x'")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `receivr`"), "{err}");
     }
 }

@@ -16,15 +16,13 @@ use smolder_slo::model::{InstanceKey, Severity};
 use crate::alert::{
     Alert, Lifecycle, LifecycleOptions, State, Transition, group_label, set_cause_annotations,
 };
-use crate::config::{
-    AlertingConfig, ConfigProblem, InhibitRule, ReceiverConfig, ReceiverKind, WebhookFormat,
-    scaling_receiver,
-};
+use crate::config::{AlertingConfig, ConfigProblem, InhibitRule, ReceiverConfig, scaling_receiver};
 use crate::deliver::Deliverer;
 use crate::dispatch::{Dispatcher, ReceiverTiming};
 use crate::matchers::Matchers;
 use crate::notification::{Notification, new_id};
-use crate::receivers::Receiver;
+use crate::receivers::config::HttpUrl;
+use crate::receivers::{self, Kind, Receiver};
 use crate::route::CompiledRoute;
 use crate::silence::{ActiveSilence, Recurring, Silence};
 use crate::store::{ScalingState, Store, StoreError};
@@ -197,28 +195,21 @@ fn compile(
     for (i, t) in config.scaling.iter().enumerate() {
         let matchers = Matchers::parse(&t.matchers)
             .map_err(|e| problem(&format!("alerting.scaling[{i}].matchers"), e))?;
+        let url =
+            HttpUrl::new(&t.url).map_err(|e| problem(&format!("alerting.scaling[{i}].url"), e))?;
         let as_receiver = ReceiverConfig {
             name: scaling_receiver(&t.name),
-            kind: ReceiverKind::Webhook,
-            url: Some(t.url.clone()),
-            headers: t.headers.clone(),
-            format: Some(WebhookFormat::Smolder),
-            template: None,
-            secret: t.secret.clone(),
-            send_resolved: None,
-            max_concurrency: Some(1),
-            rate_limit: None,
-            timeout: None,
-            routing_key: None,
-            channel: None,
-            resend_interval: None,
-            smtp: None,
-            tls: None,
-            ca_file: None,
-            username: None,
-            password: None,
-            from: None,
-            to: Vec::new(),
+            common: receivers::config::Common {
+                headers: t.headers.clone(),
+                max_concurrency: 1,
+                ..Default::default()
+            },
+            kind: Kind::Webhook(receivers::webhook::Config {
+                url,
+                format: receivers::webhook::Format::Smolder,
+                template: None,
+                secret: t.secret.clone(),
+            }),
         };
         let built = Receiver::new(as_receiver, &config.delivery, client.clone())
             .map_err(|e| problem(&format!("alerting.scaling[{i}]"), e))?;
@@ -499,7 +490,7 @@ impl Alerting {
                 }
             };
             let receiver = rt.receivers.get(&id.0);
-            let send_resolved = receiver.is_none_or(|r| r.config.send_resolved());
+            let send_resolved = receiver.is_none_or(|r| r.config.common.send_resolved);
             let resend = timing(rt, &id.0).resend_interval.unwrap_or(0);
             if let Some(f) = inner.dispatcher.flush(
                 &id,
@@ -860,8 +851,10 @@ fn timing(rt: &Runtime, receiver: &str) -> ReceiverTiming {
     let resend = rt
         .receivers
         .get(receiver)
-        .filter(|r| r.config.kind == ReceiverKind::Alertmanager)
-        .map(|r| r.config.resend_interval.unwrap_or(Duration::from_secs(60)));
+        .and_then(|r| match &r.config.kind {
+            Kind::Alertmanager(c) => Some(c.resend_interval),
+            _ => None,
+        });
     ReceiverTiming {
         resend_interval: resend.map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
     }

@@ -5,7 +5,9 @@
 
 use smolder_alerting::alert::{Alert, Hint, Labels, State, Values};
 use smolder_alerting::notification::Notification;
-use smolder_alerting::receivers::payload;
+use smolder_alerting::receivers::{
+    alertmanager, discord, google_chat, pagerduty, slack, teams, webhook,
+};
 use smolder_alerting::render;
 
 /// 2023-11-14T22:13:20Z.
@@ -97,28 +99,28 @@ fn every_receiver_payload_is_pinned() {
     for status in ["firing", "resolved"] {
         let n = notification(status);
         let texts = render::texts(&n, None).unwrap();
-        insta::assert_json_snapshot!(format!("smolder_{status}"), payload::smolder(&n));
+        insta::assert_json_snapshot!(format!("smolder_{status}"), webhook::smolder(&n));
         insta::assert_json_snapshot!(
             format!("alertmanager_webhook_{status}"),
-            payload::alertmanager_webhook(&n)
+            webhook::alertmanager_v4(&n)
         );
         insta::assert_json_snapshot!(
             format!("alertmanager_api_{status}"),
-            payload::alertmanager_api(&n)
+            alertmanager::payload(&n)
         );
         insta::assert_json_snapshot!(
             format!("slack_{status}"),
-            payload::slack(&n, &texts, Some("#payments"))
+            slack::payload(&n, &texts, Some("#payments"))
         );
-        insta::assert_json_snapshot!(format!("teams_{status}"), payload::teams(&n, &texts));
-        insta::assert_json_snapshot!(format!("discord_{status}"), payload::discord(&n, &texts));
+        insta::assert_json_snapshot!(format!("teams_{status}"), teams::payload(&n, &texts));
+        insta::assert_json_snapshot!(format!("discord_{status}"), discord::payload(&n, &texts));
         insta::assert_json_snapshot!(
             format!("google_chat_{status}"),
-            payload::google_chat(&texts)
+            google_chat::payload(&texts)
         );
         insta::assert_json_snapshot!(
             format!("pagerduty_{status}"),
-            payload::pagerduty(&n, &texts, "R0UTINGKEY")
+            pagerduty::payload(&n, &texts, "R0UTINGKEY")
         );
     }
 }

@@ -12,10 +12,79 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 
+use serde::{Deserialize, Serialize};
+
 use super::Outcome;
-use crate::config::{ReceiverConfig, SmtpTls};
+use super::config::check_template;
 use crate::notification::Notification;
 use crate::render;
+
+/// An email receiver's settings.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The SMTP server, `host:port`.
+    pub smtp: String,
+    /// Sender address.
+    pub from: String,
+    /// Recipients.
+    pub to: Vec<String>,
+    /// `starttls` (default), `tls` (implicit, port 465) or `none` (plain,
+    /// only sensible on loopback).
+    #[serde(default)]
+    pub tls: SmtpTls,
+    /// PEM file of extra CA certificates to trust for the SMTP server's TLS
+    /// certificate (an internal CA), beside the system's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// SMTP user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// SMTP password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// A minijinja template for the text body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+}
+
+/// How SMTP connections are secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No TLS (loopback relays and tests).
+    None,
+}
+
+impl Config {
+    pub(crate) fn check(&self, out: &mut Vec<(String, String)>) {
+        if split_host_port(&self.smtp).is_none() {
+            out.push(("smtp".into(), format!("{:?} is not host:port", self.smtp)));
+        }
+        if self.to.is_empty() {
+            out.push(("to".into(), "needs at least one address".into()));
+        }
+        for (field, addr) in
+            std::iter::once(("from", &self.from)).chain(self.to.iter().map(|t| ("to", t)))
+        {
+            if addr.parse::<Mailbox>().is_err() {
+                out.push((field.into(), format!("{addr:?} is not an email address")));
+            }
+        }
+        if self.username.is_some() != self.password.is_some() {
+            out.push((
+                "password".into(),
+                "username and password go together".into(),
+            ));
+        }
+        check_template(self.template.as_deref(), out);
+    }
+}
 
 /// `host:port` split; `None` when it is not that.
 pub fn split_host_port(s: &str) -> Option<(String, u16)> {
@@ -33,15 +102,15 @@ pub struct Mailer {
     from: Mailbox,
     to: Vec<Mailbox>,
     domain: String,
+    template: Option<String>,
 }
 
 impl Mailer {
     /// A mailer for an (validated) email receiver.
-    pub fn new(c: &ReceiverConfig) -> Result<Self, String> {
-        let smtp = c.smtp.as_deref().ok_or("an email receiver needs smtp")?;
+    pub fn new(c: &Config) -> Result<Self, String> {
         let (host, port) =
-            split_host_port(smtp).ok_or_else(|| format!("{smtp:?} is not host:port"))?;
-        let mode = c.tls.unwrap_or_default();
+            split_host_port(&c.smtp).ok_or_else(|| format!("{:?} is not host:port", c.smtp))?;
+        let mode = c.tls;
         let mut builder = match (&c.ca_file, mode) {
             (_, SmtpTls::None) => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host),
             (None, SmtpTls::Starttls) => {
@@ -71,12 +140,7 @@ impl Mailer {
         if let (Some(user), Some(password)) = (&c.username, &c.password) {
             builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
         }
-        let from: Mailbox = c
-            .from
-            .as_deref()
-            .ok_or("an email receiver needs from")?
-            .parse()
-            .map_err(|e| format!("from: {e}"))?;
+        let from: Mailbox = c.from.parse().map_err(|e| format!("from: {e}"))?;
         let to =
             c.to.iter()
                 .map(|t| t.parse::<Mailbox>().map_err(|e| format!("to {t:?}: {e}")))
@@ -87,12 +151,13 @@ impl Mailer {
             from,
             to,
             domain,
+            template: c.template.clone(),
         })
     }
 
     /// The mail for a notification.
-    pub fn message(&self, n: &Notification, template: Option<&str>) -> Result<Message, String> {
-        let texts = render::texts(n, template)?;
+    pub fn message(&self, n: &Notification) -> Result<Message, String> {
+        let texts = render::texts(n, self.template.as_deref())?;
         let html = render::html(n)?;
         let mut b = Message::builder()
             .from(self.from.clone())
@@ -122,13 +187,8 @@ impl Mailer {
     }
 
     /// One attempt.
-    pub async fn send(
-        &self,
-        n: &Notification,
-        template: Option<&str>,
-        timeout: Duration,
-    ) -> Outcome {
-        let msg = match self.message(n, template) {
+    pub async fn send(&self, n: &Notification, timeout: Duration) -> Outcome {
+        let msg = match self.message(n) {
             Ok(m) => m,
             Err(e) => {
                 return Outcome::Failed {

@@ -1,9 +1,22 @@
 //! Receivers: one attempt to deliver a notification, and how its result
 //! counts — delivered, worth retrying (5xx, 429, network errors), or refused
 //! (other 4xx, with the receiver's answer kept).
+//!
+//! Each kind of receiver is a module here owning its settings, their checks
+//! and its payload (`slack.rs`: [`slack::Config`], [`slack::payload`]);
+//! [`config`] reads them from the `[[alerting.receivers]]` entries and this
+//! module sends: headers, signatures, timeouts and the classification of
+//! answers are the same for every HTTP kind.
 
+pub mod alertmanager;
+pub mod config;
+pub mod discord;
 pub mod email;
-pub mod payload;
+pub mod google_chat;
+pub mod pagerduty;
+pub mod slack;
+pub mod teams;
+pub mod webhook;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -12,9 +25,12 @@ use std::time::{Duration, SystemTime};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::Semaphore;
 
-use crate::config::{DeliveryConfig, ReceiverConfig, ReceiverKind, WebhookFormat};
+use serde_json::Value;
+use smolder_slo::model::Severity;
+
+pub use self::config::{Kind, ReceiverConfig};
+use crate::config::DeliveryConfig;
 use crate::notification::Notification;
-use crate::render;
 use crate::sign::Signer;
 
 /// The result of one attempt.
@@ -72,18 +88,22 @@ impl Receiver {
         delivery: &DeliveryConfig,
         client: reqwest::Client,
     ) -> Result<Self, String> {
-        let signer = config.secret.as_deref().map(Signer::new).transpose()?;
-        let mailer = match config.kind {
-            ReceiverKind::Email => Some(email::Mailer::new(&config)?),
+        let signer = match &config.kind {
+            Kind::Webhook(w) => w.secret.as_deref().map(Signer::new).transpose()?,
+            _ => None,
+        };
+        let mailer = match &config.kind {
+            Kind::Email(e) => Some(email::Mailer::new(e)?),
             _ => None,
         };
         let limiter = config
+            .common
             .rate_limit
             .and_then(NonZeroU32::new)
             .map(|n| RateLimiter::direct(Quota::per_second(n)));
         Ok(Self {
-            concurrency: Arc::new(Semaphore::new(config.max_concurrency.unwrap_or(4).max(1))),
-            timeout: config.timeout.unwrap_or(delivery.timeout),
+            concurrency: Arc::new(Semaphore::new(config.common.max_concurrency.max(1))),
+            timeout: config.common.timeout.unwrap_or(delivery.timeout),
             config,
             client,
             signer,
@@ -99,14 +119,11 @@ impl Receiver {
 
     /// One delivery attempt.
     pub async fn send(&self, n: &Notification) -> Outcome {
+        if let Some(mailer) = &self.mailer {
+            return mailer.send(n, self.timeout).await;
+        }
         let request = match self.request(n) {
-            Ok(Some(r)) => r,
-            Ok(None) => {
-                let mailer = self.mailer.as_ref().expect("email receivers have a mailer");
-                return mailer
-                    .send(n, self.config.template.as_deref(), self.timeout)
-                    .await;
-            }
+            Ok(r) => r,
             Err(e) => {
                 return Outcome::Failed {
                     status: None,
@@ -117,43 +134,18 @@ impl Receiver {
         send_http(&self.client, request, self.timeout).await
     }
 
-    /// The HTTP request for a notification; `None` for email.
-    pub fn request(&self, n: &Notification) -> Result<Option<HttpRequest>, String> {
-        use ReceiverKind as K;
-        let c = &self.config;
-        let texts = || render::texts(n, c.template.as_deref());
-        let (url, body) = match c.kind {
-            K::Email => return Ok(None),
-            K::Webhook => {
-                let body = match (&c.template, c.format.unwrap_or_default()) {
-                    (Some(t), _) if n.scaling.is_none() => render::custom(n, t)?.into_bytes(),
-                    (_, WebhookFormat::Alertmanager) if n.scaling.is_none() => {
-                        json_bytes(&payload::alertmanager_webhook(n))
-                    }
-                    _ => json_bytes(&payload::smolder(n)),
-                };
-                (self.url()?, body)
-            }
-            K::Alertmanager => {
-                let base = self.url()?;
-                let url = format!("{}/api/v2/alerts", base.trim_end_matches('/'));
-                (url, json_bytes(&payload::alertmanager_api(n)))
-            }
-            K::Slack | K::Mattermost => (
-                self.url()?,
-                json_bytes(&payload::slack(n, &texts()?, c.channel.as_deref())),
-            ),
-            K::Teams => (self.url()?, json_bytes(&payload::teams(n, &texts()?))),
-            K::Discord => (self.url()?, json_bytes(&payload::discord(n, &texts()?))),
-            K::GoogleChat => (self.url()?, json_bytes(&payload::google_chat(&texts()?))),
-            K::Pagerduty => {
-                let url = c
-                    .url
-                    .clone()
-                    .unwrap_or_else(|| "https://events.pagerduty.com/v2/enqueue".to_string());
-                let key = c.routing_key.as_deref().unwrap_or_default();
-                (url, json_bytes(&payload::pagerduty(n, &texts()?, key)))
-            }
+    /// The HTTP request for a notification (an error for email, which
+    /// sends mail).
+    pub fn request(&self, n: &Notification) -> Result<HttpRequest, String> {
+        let (url, body) = match &self.config.kind {
+            Kind::Email(_) => return Err("email receivers send mail, not HTTP requests".into()),
+            Kind::Webhook(c) => c.request(n)?,
+            Kind::Alertmanager(c) => c.request(n),
+            Kind::Slack(c) | Kind::Mattermost(c) => c.request(n)?,
+            Kind::Teams(c) => c.request(n, teams::payload)?,
+            Kind::Discord(c) => c.request(n, discord::payload)?,
+            Kind::GoogleChat(c) => c.request(n, |_, t| google_chat::payload(t))?,
+            Kind::Pagerduty(c) => c.request(n)?,
         };
         let mut headers = vec![
             ("content-type".to_string(), "application/json".to_string()),
@@ -174,23 +166,41 @@ impl Receiver {
                 signer.sign(&n.id, ts, &body),
             ));
         }
-        for (k, v) in &c.headers {
+        for (k, v) in &self.config.common.headers {
             headers.retain(|(name, _)| !name.eq_ignore_ascii_case(k));
             headers.push((k.clone(), v.clone()));
         }
-        Ok(Some(HttpRequest { url, headers, body }))
-    }
-
-    fn url(&self) -> Result<String, String> {
-        self.config
-            .url
-            .clone()
-            .ok_or_else(|| "the receiver has no url".to_string())
+        Ok(HttpRequest { url, headers, body })
     }
 }
 
-fn json_bytes(v: &serde_json::Value) -> Vec<u8> {
+/// Serializes a payload.
+pub(crate) fn json_bytes(v: &Value) -> Vec<u8> {
     serde_json::to_vec(v).expect("JSON values serialize")
+}
+
+/// The attachment colour of a notification: (Slack name, RGB).
+pub(crate) fn severity_colour(n: &Notification) -> (&'static str, u32) {
+    if n.status == "resolved" {
+        ("good", 0x2e7d32)
+    } else if n.firing().any(|a| {
+        a.labels
+            .get("severity")
+            .is_some_and(|s| Severity::from(s.as_str()).is_page())
+    }) {
+        ("danger", 0xc62828)
+    } else {
+        ("warning", 0xef6c00)
+    }
+}
+
+pub(crate) fn truncate(s: &str, max_chars: usize) -> String {
+    if s.chars().count() <= max_chars {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max_chars.saturating_sub(1)).collect();
+    out.push('…');
+    out
 }
 
 /// An HTTP request a receiver makes.

@@ -1,0 +1,41 @@
+//! `type = "discord"`: `content` and one embed per alert (at most 10).
+//! Settings: [`super::config::ChatConfig`].
+
+use serde_json::{Value, json};
+
+use super::{severity_colour, truncate};
+use crate::notification::Notification;
+use crate::render::{AlertView, Texts};
+
+/// Discord webhook: `content` and one embed per alert (at most 10).
+pub fn payload(n: &Notification, t: &Texts) -> Value {
+    let colour = severity_colour(n).1;
+    let embeds: Vec<Value> = n
+        .alerts
+        .iter()
+        .take(10)
+        .map(|a| {
+            let v = AlertView::of(a);
+            let mut e = json!({
+                "title": truncate(a.annotations.get("summary").map_or("", String::as_str), 256),
+                "description": truncate(a.annotations.get("description").map_or("", String::as_str), 4096),
+                "color": if v.status == "resolved" { 0x2e7d32 } else { colour },
+                "timestamp": if v.ends_at.is_empty() { v.starts_at.clone() } else { v.ends_at.clone() },
+                "fields": [
+                    {"name": "SLO", "value": a.slo, "inline": true},
+                    {"name": "Severity", "value": a.labels.get("severity").cloned().unwrap_or_default(), "inline": true},
+                    {"name": "Window", "value": a.labels.get("window").cloned().unwrap_or_default(), "inline": true},
+                ],
+            });
+            if let Some(url) = a.annotations.get("slo_url") {
+                e["url"] = json!(url);
+            }
+            e
+        })
+        .collect();
+    json!({
+        "content": truncate(&t.title, 2000),
+        "embeds": embeds,
+        "allowed_mentions": {"parse": []},
+    })
+}

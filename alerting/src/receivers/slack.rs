@@ -1,0 +1,64 @@
+//! `type = "slack"` and `type = "mattermost"` (Slack-compatible): an
+//! incoming webhook message with `text` as the fallback and `blocks`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::config::{HttpUrl, check_template};
+use super::{json_bytes, severity_colour, truncate};
+use crate::notification::Notification;
+use crate::render::{self, Texts};
+
+/// A Slack (or Mattermost) webhook's settings.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The incoming webhook's URL.
+    pub url: HttpUrl,
+    /// Channel override.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// A minijinja template for the message text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+}
+
+impl Config {
+    pub(crate) fn check(&self, out: &mut Vec<(String, String)>) {
+        check_template(self.template.as_deref(), out);
+    }
+
+    pub(crate) fn request(&self, n: &Notification) -> Result<(String, Vec<u8>), String> {
+        let texts = render::texts(n, self.template.as_deref())?;
+        let body = payload(n, &texts, self.channel.as_deref());
+        Ok((self.url.to_string(), json_bytes(&body)))
+    }
+}
+
+/// Slack (and Mattermost) incoming webhook: `text` as the fallback and
+/// `blocks` for the message.
+pub fn payload(n: &Notification, t: &Texts, channel: Option<&str>) -> Value {
+    let mut blocks = vec![json!({
+        "type": "header",
+        "text": {"type": "plain_text", "text": truncate(&t.title, 150)},
+    })];
+    blocks.push(json!({
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": truncate(&t.text, 3000)},
+    }));
+    if let Some(url) = n.alerts.first().and_then(|a| a.annotations.get("slo_url")) {
+        blocks.push(json!({
+            "type": "actions",
+            "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Open the SLO"}, "url": url}],
+        }));
+    }
+    let mut body = json!({
+        "text": format!("{}\n{}", t.title, t.text),
+        "blocks": blocks,
+        "attachments": [{"color": severity_colour(n).0, "fallback": t.title}],
+    });
+    if let Some(c) = channel {
+        body["channel"] = json!(c);
+    }
+    body
+}
