@@ -1,0 +1,102 @@
+//! Scaling targets driven by the alerts: a scale-up request while a fast
+//! burn fires, a scale-down once the burn rate stayed low for the cooldown
+//! (the state machine is [`crate::scaling`]); requests go through the outbox
+//! as signed webhooks.
+
+use smolder_slo::engine::Snapshot;
+use smolder_slo::model::{InstanceKey, Severity};
+
+use super::runtime::Runtime;
+use super::{Alerting, Inner, instance_key};
+use crate::alert::State;
+use crate::config::scaling_receiver;
+use crate::notification::{Notification, new_id};
+use crate::store::ScalingState;
+
+impl Alerting {
+    pub(super) fn scale(&self, rt: &Runtime, inner: &mut Inner, snapshot: &Snapshot, now: i64) {
+        if rt.scaling.is_empty() {
+            return;
+        }
+        let mut out = Vec::new();
+        for (target, matchers) in &rt.scaling {
+            let severity = target
+                .severity
+                .as_deref()
+                .map_or_else(Severity::page, Severity::from);
+            for status in &snapshot.slos {
+                let def = &status.definition;
+                for instance in &status.instances {
+                    let key = (target.name.clone(), instance_key(&def.id, &instance.group));
+                    let firing = inner.lifecycle.active.values().find(|a| {
+                        a.slo == def.id
+                            && a.state == State::Firing
+                            && a.labels
+                                .get("severity")
+                                .is_some_and(|s| s == severity.as_str())
+                            && instance
+                                .group
+                                .iter()
+                                .all(|(k, v)| a.labels.get(k) == Some(v))
+                            && matchers.matches(&a.labels)
+                    });
+                    let state = inner.scaling.get(&key).cloned();
+                    if firing.is_none() && !state.as_ref().is_some_and(|s| s.scaled_up) {
+                        continue;
+                    }
+                    let (burn, window) = crate::scaling::deciding_burn_rate(instance, &severity);
+                    let (next, request) = crate::scaling::step(
+                        target,
+                        &def.id,
+                        &instance.group,
+                        state.as_ref(),
+                        firing,
+                        burn,
+                        window,
+                        now,
+                    );
+                    if state.as_ref() != Some(&next) {
+                        if let Err(e) = self.store.put_scaling(&key.0, &key.1.to_string(), &next) {
+                            tracing::error!(error = %e, "Saving scaling state failed.");
+                        }
+                        inner.scaling.insert(key.clone(), next);
+                    }
+                    if let Some(req) = request {
+                        tracing::info!(target = %target.name, slo = %def.id, action = %req.action, "Scaling request.");
+                        let id = new_id(now);
+                        out.push((
+                            Notification {
+                                thread: id.clone(),
+                                id,
+                                receiver: scaling_receiver(&target.name),
+                                group_key: key.1.to_string(),
+                                group_labels: instance.group.clone(),
+                                status: req.action.clone(),
+                                alerts: Vec::new(),
+                                created_at: now,
+                                external_url: rt.options.external_url.clone(),
+                                resend_interval_ns: 0,
+                                scaling: Some(req),
+                            },
+                            None,
+                        ));
+                    }
+                }
+            }
+        }
+        self.enqueue(out);
+    }
+
+    /// Scaling state of every target for an SLO's instances.
+    pub async fn scaling_state(&self, slo: &str) -> Vec<(String, InstanceKey, ScalingState)> {
+        let inner = self.inner.lock().await;
+        let mut out: Vec<_> = inner
+            .scaling
+            .iter()
+            .filter(|((_, inst), _)| inst.slo() == slo)
+            .map(|((t, i), s)| (t.clone(), i.clone(), s.clone()))
+            .collect();
+        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        out
+    }
+}
