@@ -22,6 +22,7 @@ use crate::config::DeliveryConfig;
 use crate::notification::Notification;
 use crate::receivers::{Outcome, Receiver};
 use crate::store::{AttemptRecord, DeliveryState, Store};
+use smolder_common::sync::lock;
 
 #[derive(Debug)]
 struct Item {
@@ -110,10 +111,6 @@ impl std::fmt::Debug for Deliverer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Deliverer").finish_non_exhaustive()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Deliverer {

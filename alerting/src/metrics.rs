@@ -14,6 +14,8 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
+use smolder_common::sync::lock;
+
 use crate::Alerting;
 
 /// The collector of the alerting stage's metrics.
@@ -49,13 +51,7 @@ impl Collector for AlertingCollector {
                 ConstGauge::new(n as i64).encode(m.encode_family(&[("state", state)])?)?;
             }
         }
-        let attempts = a
-            .deliverer()
-            .stats
-            .attempts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
+        let attempts = lock(&a.deliverer().stats.attempts).clone();
         let mut m = encoder.encode_descriptor(
             "notification_attempts",
             "Delivery attempts by receiver and outcome",

@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::alert::{Alert, Transition};
 use crate::notification::Notification;
 use crate::silence::Silence;
+use smolder_common::sync::lock;
 
 /// Errors of the alerting database.
 #[derive(Debug, thiserror::Error)]
@@ -231,9 +232,7 @@ impl Store {
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.conn)
     }
 
     /// Alerts saved by [`Store::save_alerts`] and not deleted.

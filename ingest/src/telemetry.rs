@@ -5,13 +5,14 @@
 //! updated once per request, never per item.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use smolder_common::sync::lock;
 
 /// How an export arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -193,7 +194,7 @@ impl IngestMetrics {
     fn lock_totals(&self) -> std::sync::MutexGuard<'_, IngestTotals> {
         // The totals stay consistent even if a holder panicked: each update
         // is a single addition.
-        self.totals.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.totals)
     }
 
     /// Records a received request body of `bytes` bytes.

@@ -21,6 +21,7 @@ use datafusion::logical_expr::{Expr, Operator};
 use datafusion::object_store::path::Path;
 use datafusion::object_store::{ObjectMeta, ObjectStore};
 use datafusion::parquet::bloom_filter::Sbbf;
+use smolder_common::sync::lock;
 
 /// The column the filters are on.
 pub(crate) const ID_COLUMN: &str = "trace_id";
@@ -64,7 +65,7 @@ struct State {
 
 impl std::fmt::Debug for BloomCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = self.state.lock().expect("bloom cache lock");
+        let state = lock(&self.state);
         f.debug_struct("BloomCache")
             .field("budget", &self.budget)
             .field("files", &state.files.len())
@@ -121,7 +122,7 @@ impl BloomCache {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().expect("bloom cache lock")
+        lock(&self.state)
     }
 }
 

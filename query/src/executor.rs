@@ -24,6 +24,7 @@ use futures::FutureExt as _;
 use tokio::runtime::{Handle, Runtime};
 
 use crate::{Error, Result};
+use smolder_common::sync::lock;
 
 /// Stack of each query thread: room for the planner's recursion on any
 /// statement the sandbox admits (see [`crate::sandbox`]).
@@ -100,12 +101,7 @@ impl Executor {
 
 impl Drop for Executor {
     fn drop(&mut self) {
-        if let Some(runtime) = self
-            .runtime
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
+        if let Some(runtime) = lock(&self.runtime).take() {
             runtime.shutdown_background();
         }
     }

@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OptionalExtension as _, params};
 
 use crate::{Error, Result};
+use smolder_common::sync::lock;
 
 /// What the engine remembers of an SLO between runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,7 +93,7 @@ impl Db {
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.conn)
     }
 
     /// The stored state of an SLO.

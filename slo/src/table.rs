@@ -81,12 +81,12 @@ impl TableProvider for RollupTable {
         let batch = RecordBatch::try_new(
             schema(),
             vec![
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.0))),
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.1))),
-                Arc::new(utc(rows.iter().map(|r| r.2).collect())),
-                Arc::new(utc(rows.iter().map(|r| r.2 + r.3).collect())),
-                Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.4))),
-                Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.5))),
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.slo))),
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.group))),
+                Arc::new(utc(rows.iter().map(|r| r.start_ns).collect())),
+                Arc::new(utc(rows.iter().map(|r| r.start_ns + r.width_ns).collect())),
+                Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.good))),
+                Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.total))),
             ],
         )?;
         let exec: Arc<dyn ExecutionPlan> =

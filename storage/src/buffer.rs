@@ -17,6 +17,7 @@ use std::sync::{Arc, RwLock};
 
 use datafusion::arrow::record_batch::RecordBatch;
 use smolder_common::Table;
+use smolder_common::sync::{read, write};
 
 /// The buffer has no room for a batch.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
@@ -125,31 +126,20 @@ impl Buffer {
     fn publish(&self, table: Table, seq: u64, batch: RecordBatch) {
         let t = self.table(table);
         t.rows.fetch_add(batch.num_rows(), Ordering::Relaxed);
-        t.batches
-            .write()
-            .expect("buffer lock poisoned")
-            .push(Buffered {
-                seq,
-                batch: Arc::new(batch),
-            });
+        write(&t.batches).push(Buffered {
+            seq,
+            batch: Arc::new(batch),
+        });
     }
 
     /// The batches of `table` now held, oldest first.
     pub fn batches(&self, table: Table) -> Vec<Buffered> {
-        self.table(table)
-            .batches
-            .read()
-            .expect("buffer lock poisoned")
-            .clone()
+        read(&self.table(table).batches).clone()
     }
 
     /// The rows of `table` now held, for queries.
     pub fn snapshot(&self, table: Table) -> Vec<RecordBatch> {
-        let batches = self
-            .table(table)
-            .batches
-            .read()
-            .expect("buffer lock poisoned");
+        let batches = read(&self.table(table).batches);
         batches
             .iter()
             .map(|b| RecordBatch::clone(&b.batch))
@@ -162,7 +152,7 @@ impl Buffer {
     pub fn remove_first(&self, table: Table, n: usize) {
         let t = self.table(table);
         let removed: Vec<Buffered> = {
-            let mut batches = t.batches.write().expect("buffer lock poisoned");
+            let mut batches = write(&t.batches);
             let n = n.min(batches.len());
             batches.drain(..n).collect()
         };

@@ -47,6 +47,7 @@ use crate::clock::Clock;
 use crate::parquet::{encode, file_path, sort_and_split, sort_key, time_range, writer_properties};
 use crate::wal::{Record, Wal, WalError, WalOptions};
 use crate::{HOUR_NS, TimeWindow};
+use smolder_common::sync::{lock, read, write};
 
 /// When small files of an hour are merged.
 #[derive(Debug, Clone, Copy)]
@@ -325,7 +326,7 @@ impl Store {
 
     /// The current manifest.
     pub fn current(&self) -> Arc<Manifest> {
-        Arc::clone(&self.manifest.read().expect("manifest lock poisoned"))
+        Arc::clone(&read(&self.manifest))
     }
 
     /// Whether exports are written to a write-ahead log (and so need their
@@ -382,7 +383,7 @@ impl Store {
         let used = self.buffer.used();
         used > 0
             && (used >= self.buffer.limit() / 2
-                || self.last_flush.lock().expect("lock").elapsed() >= self.options.flush_interval)
+                || lock(&self.last_flush).elapsed() >= self.options.flush_interval)
     }
 
     /// Writes everything buffered to Parquet, records the files in the
@@ -413,7 +414,7 @@ impl Store {
             (next - 1, Table::ALL.map(|t| self.buffer.batches(t)))
         };
         if sealed.iter().all(Vec::is_empty) {
-            *self.last_flush.lock().expect("lock") = Instant::now();
+            *lock(&self.last_flush) = Instant::now();
             return Ok(MaintenanceReport::default());
         }
 
@@ -440,8 +441,8 @@ impl Store {
             return Err(e);
         }
         {
-            let _view = self.view.write().expect("view lock poisoned");
-            *self.manifest.write().expect("manifest lock poisoned") = Arc::new(manifest);
+            let _view = write(&self.view);
+            *write(&self.manifest) = Arc::new(manifest);
             for table in Table::ALL {
                 self.buffer
                     .remove_first(table, sealed[table as usize].len());
@@ -449,7 +450,7 @@ impl Store {
         }
         // Only a successful flush resets the clock: a failed one is retried
         // at the next round.
-        *self.last_flush.lock().expect("lock") = Instant::now();
+        *lock(&self.last_flush) = Instant::now();
         self.stats.flushes.fetch_add(1, Ordering::Relaxed);
         self.stats.last_flush_ns.store(
             u64::try_from(self.clock.now_ns()).unwrap_or(0),
@@ -587,14 +588,11 @@ impl Store {
     async fn install(&self, manifest: Manifest, dropped: Vec<String>) -> Result<(), StoreError> {
         self.put_durable(MANIFEST_PATH, manifest.to_json()).await?;
         {
-            let _view = self.view.write().expect("view lock poisoned");
-            *self.manifest.write().expect("manifest lock poisoned") = Arc::new(manifest);
+            let _view = write(&self.view);
+            *write(&self.manifest) = Arc::new(manifest);
         }
         let at = Instant::now() + self.options.deletion_delay;
-        self.garbage
-            .lock()
-            .expect("garbage lock poisoned")
-            .extend(dropped.into_iter().map(|p| (at, p)));
+        lock(&self.garbage).extend(dropped.into_iter().map(|p| (at, p)));
         Ok(())
     }
 
@@ -796,7 +794,7 @@ impl Store {
     pub async fn collect_garbage(&self, all: bool) {
         let now = Instant::now();
         let due: Vec<String> = {
-            let mut garbage = self.garbage.lock().expect("garbage lock poisoned");
+            let mut garbage = lock(&self.garbage);
             let (due, keep) = garbage
                 .drain(..)
                 .partition::<Vec<_>, _>(|(at, _)| all || *at <= now);
@@ -859,7 +857,7 @@ fn chunks(batches: &[Buffered], bytes: usize) -> Vec<&[Buffered]> {
 
 impl TableSource for Store {
     fn snapshot(&self, table: Table) -> TableSnapshot {
-        let _view = self.view.read().expect("view lock poisoned");
+        let _view = read(&self.view);
         TableSnapshot {
             batches: self.buffer.snapshot(table),
             files: self

@@ -23,6 +23,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use smolder_common::clock::Clock;
+use smolder_common::sync::{read, write};
 use smolder_query::QueryEngine;
 use smolder_slo::engine::Snapshot;
 use smolder_slo::model::InstanceKey;
@@ -95,10 +96,6 @@ pub fn install_crypto_provider() {
     ONCE.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
-}
-
-fn lock_read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Alerting {
@@ -187,10 +184,7 @@ impl Alerting {
             compile(config, &self.client, &self.default_external_url).map_err(Error::Config)?;
         self.deliverer
             .configure(runtime.receivers.clone(), config.delivery.clone());
-        *self
-            .runtime
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(runtime);
+        *write(&self.runtime) = Arc::new(runtime);
         tracing::info!("Alerting configuration reloaded.");
         Ok(())
     }
@@ -206,7 +200,7 @@ impl Alerting {
     }
 
     fn runtime(&self) -> Arc<Runtime> {
-        Arc::clone(&lock_read(&self.runtime))
+        Arc::clone(&read(&self.runtime))
     }
 
     /// Steps everything with a new SLO snapshot: alert states, causes,

@@ -1,0 +1,107 @@
+//! What the engine keeps per SLO: its compiled definition ([`Runtime`]) and
+//! its rollups with their watermark, baselines, memory share and failure
+//! back-off ([`InstanceState`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use smolder_common::sync::lock;
+
+use smolder_common::memory::Reservation;
+
+use super::GroupKey;
+use crate::model::{SloDefinition, duration_ns};
+use crate::rollup::Rollup;
+use crate::rows::RowConditions;
+use crate::sql::Baseline;
+use crate::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub(super) struct InstanceState {
+    pub(super) groups: BTreeMap<GroupKey, Rollup>,
+    /// Events before this time have been rolled up.
+    pub(super) watermark: i64,
+    pub(super) horizon_start: i64,
+    /// Rows of groups beyond the limit, ignored.
+    pub(super) dropped_groups: u64,
+    pub(super) last_error: Option<String>,
+    pub(super) last_update: Option<Duration>,
+    /// Counters and histograms: the last point of each cumulative series
+    /// before the range the next update reads, by series hash.
+    pub(super) baselines: HashMap<i64, Baseline>,
+    /// The share of the process's memory budget the groups' rollups hold
+    /// (shared with the copy a reload keeps).
+    pub(super) memory: Arc<std::sync::Mutex<Reservation>>,
+    /// Updates that failed in a row; each doubles the wait before the next.
+    pub(super) failures: u32,
+    /// No update before this time (ns) after a failure.
+    pub(super) retry_at: i64,
+}
+
+/// Memory a group holds besides its rollup: its key, the map's entry.
+pub(super) const GROUP_OVERHEAD_BYTES: usize = 128;
+
+/// The longest wait between retries of an SLO whose updates keep failing.
+pub(super) const MAX_RETRY_WAIT: Duration = Duration::from_secs(300);
+
+impl InstanceState {
+    /// Bytes the groups' rollups hold.
+    pub(super) fn bytes(&self) -> usize {
+        self.groups
+            .iter()
+            .map(|(key, r)| {
+                r.bytes() + GROUP_OVERHEAD_BYTES + key.iter().map(String::len).sum::<usize>()
+            })
+            .sum()
+    }
+
+    /// Takes what the groups now hold from the memory budget. Beyond the
+    /// budget the rollups are dropped (they are recomputed from the stored
+    /// telemetry once memory allows) and the SLO reports why.
+    pub(super) fn account(&mut self) -> Result<()> {
+        let bytes = self.bytes();
+        let mut memory = lock(&self.memory);
+        if let Err(e) = memory.resize(bytes) {
+            let groups = self.groups.len();
+            self.groups.clear();
+            self.baselines.clear();
+            self.watermark = self.horizon_start;
+            let _ = memory.resize(0);
+            return Err(Error::Resources(format!(
+                "the rollups of {groups} groups need {bytes} bytes and {e}; they are \
+                 recomputed when memory allows"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Records a failed update and when to try again: after one tick, then
+    /// twice as long after each further failure, at most [`MAX_RETRY_WAIT`].
+    pub(super) fn failed(&mut self, message: String, now: i64, interval: Duration) {
+        self.failures = self.failures.saturating_add(1);
+        let wait = interval
+            .saturating_mul(1 << self.failures.min(16))
+            .min(MAX_RETRY_WAIT);
+        self.retry_at = now.saturating_add(duration_ns(wait));
+        self.last_error = Some(message);
+    }
+
+    pub(super) fn succeeded(&mut self) {
+        self.failures = 0;
+        self.retry_at = i64::MIN;
+        self.last_error = None;
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct Runtime {
+    pub(super) def: Arc<SloDefinition>,
+    /// The compiled conditions of a row SLI without groups: its rollups
+    /// come from one read of the table shared with the other such SLOs.
+    pub(super) rows: Option<RowConditions>,
+    pub(super) bucket_ns: i64,
+    pub(super) fingerprint: String,
+    pub(super) capacity: usize,
+    pub(super) state: tokio::sync::Mutex<InstanceState>,
+}
