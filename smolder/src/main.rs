@@ -7,11 +7,13 @@
 //! flags, environment, config file, logging, signals.
 
 mod alerting_bench;
+mod components;
 mod config;
 mod demo;
 mod http_layer;
 mod listen;
 mod loadgen;
+mod ops;
 mod serve;
 mod silence_cli;
 mod slo_bench;

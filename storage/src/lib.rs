@@ -20,6 +20,7 @@
 pub mod buffer;
 pub mod catalog;
 mod config;
+pub mod metrics;
 pub mod clock {
     //! Re-exported from `smolder_common::clock`, where the SLO engine shares it.
     pub use smolder_common::clock::*;

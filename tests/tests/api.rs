@@ -104,6 +104,11 @@ fn health_and_metrics_endpoints() {
         "smolder_buffer_bytes",
         "smolder_buffer_limit_bytes 1073741824",
         "smolder_ingest_inflight_bytes 0",
+        "smolder_buffer_rows{table=\"spans\"} 0",
+        "# TYPE smolder_storage_flushes counter",
+        "smolder_storage_flushes_total 0",
+        "smolder_storage_files_expired_total 0",
+        "smolder_memory_reserved_bytes{consumer=\"query\"}",
         "smolder_build_info",
         "# EOF",
     ] {

@@ -1,0 +1,165 @@
+//! Storage on `/metrics`, read from the store at each scrape (like the SLO
+//! and alerting collectors), so a scrape costs nothing between scrapes and
+//! the figures cannot drift from the store's own:
+//!
+//! * `smolder_buffer_bytes`, `smolder_buffer_limit_bytes`,
+//!   `smolder_buffer_rows{table}` — the in-memory buffer
+//! * `smolder_storage_files{table}`, `smolder_storage_file_bytes{table}` —
+//!   Parquet files in the manifest
+//! * `smolder_storage_persisted_through` — the last write-ahead-log record in
+//!   Parquet
+//! * `smolder_storage_flushes_total`, `smolder_storage_failures_total`,
+//!   `smolder_storage_files_compacted_total`,
+//!   `smolder_storage_files_expired_total` — counters since start
+//! * `smolder_storage_last_flush_timestamp_seconds`
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use smolder_common::Table;
+
+use crate::Store;
+
+/// The collector of a store's metrics.
+#[derive(Debug)]
+pub struct StorageCollector {
+    store: Weak<Store>,
+}
+
+impl StorageCollector {
+    /// A collector for `store`.
+    pub fn new(store: &Arc<Store>) -> Self {
+        Self {
+            store: Arc::downgrade(store),
+        }
+    }
+}
+
+type Labels = Vec<(&'static str, &'static str)>;
+
+fn gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: &[(Labels, i64)],
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in samples {
+        ConstGauge::new(*value).encode(metric.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+fn single(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: i64,
+) -> Result<(), std::fmt::Error> {
+    let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    ConstGauge::new(value).encode(metric)
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: &AtomicU64,
+) -> Result<(), std::fmt::Error> {
+    let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    ConstCounter::new(value.load(Ordering::Relaxed)).encode(metric)
+}
+
+fn per_table(value: impl Fn(Table) -> i64) -> Vec<(Labels, i64)> {
+    Table::ALL
+        .iter()
+        .map(|&t| (vec![("table", t.name())], value(t)))
+        .collect()
+}
+
+fn int(v: impl TryInto<i64>) -> i64 {
+    v.try_into().unwrap_or(i64::MAX)
+}
+
+impl Collector for StorageCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(store) = self.store.upgrade() else {
+            return Ok(());
+        };
+        let buffer = store.buffer();
+        let manifest = store.current();
+        let stats = store.stats();
+        let e = &mut encoder;
+        single(
+            e,
+            "buffer_bytes",
+            "Arrow memory held by the in-memory buffer",
+            int(buffer.used()),
+        )?;
+        single(
+            e,
+            "buffer_limit_bytes",
+            "Configured limit of the in-memory buffer",
+            int(buffer.limit()),
+        )?;
+        gauge(
+            e,
+            "buffer_rows",
+            "Rows held in the in-memory buffer, by table",
+            &per_table(|t| int(buffer.rows(t))),
+        )?;
+        gauge(
+            e,
+            "storage_files",
+            "Parquet files listed in the manifest, by table",
+            &per_table(|t| int(manifest.files_of(t).count())),
+        )?;
+        gauge(
+            e,
+            "storage_file_bytes",
+            "Bytes of Parquet files listed in the manifest, by table",
+            &per_table(|t| int(manifest.files_of(t).map(|f| f.bytes).sum::<u64>())),
+        )?;
+        single(
+            e,
+            "storage_persisted_through",
+            "Sequence number of the last write-ahead-log record persisted to Parquet",
+            int(manifest.persisted_through),
+        )?;
+        counter(
+            e,
+            "storage_flushes",
+            "Flushes of the buffer to Parquet since start",
+            &stats.flushes,
+        )?;
+        counter(
+            e,
+            "storage_failures",
+            "Failed flushes, compactions and retention passes since start",
+            &stats.failures,
+        )?;
+        counter(
+            e,
+            "storage_files_compacted",
+            "Files merged away by compaction since start",
+            &stats.files_compacted,
+        )?;
+        counter(
+            e,
+            "storage_files_expired",
+            "Files deleted by retention since start",
+            &stats.files_expired,
+        )?;
+        single(
+            e,
+            "storage_last_flush_timestamp_seconds",
+            "Time of the last successful flush (Unix seconds)",
+            int(stats.last_flush_ns.load(Ordering::Relaxed)) / 1_000_000_000,
+        )
+    }
+}
