@@ -100,7 +100,7 @@ fn predicates(def: &SloDefinition, group: &BTreeMap<String, String>) -> (Table, 
 /// `timeout`. The group's keys must be the SLO's own `groupBy` expressions
 /// (they are put into the query; its values only as literals).
 #[allow(clippy::too_many_arguments)]
-pub async fn find(
+pub(crate) async fn find(
     query: &QueryEngine,
     def: &SloDefinition,
     group: &BTreeMap<String, String>,

@@ -13,20 +13,20 @@
 
 pub mod alert;
 pub mod api;
-pub mod cause;
+mod cause;
 pub mod config;
 pub mod deliver;
 pub mod dispatch;
 pub mod manager;
-pub mod matchers;
+mod matchers;
 pub mod metrics;
 pub mod notification;
 pub mod receivers;
 pub mod render;
 pub mod route;
-pub mod scaling;
-pub mod sign;
-pub mod silence;
+mod scaling;
+mod sign;
+mod silence;
 pub mod store;
 
 pub use config::AlertingConfig;

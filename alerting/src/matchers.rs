@@ -10,12 +10,12 @@ use promql_parser::parser::{self, Expr};
 
 /// A conjunction of label matchers.
 #[derive(Debug, Clone, Default)]
-pub struct Matchers(Vec<Matcher>);
+pub(crate) struct Matchers(Vec<Matcher>);
 
 impl Matchers {
     /// Parses matchers, each written `name op "value"`; `{a="b", c!="d"}` is
     /// accepted too.
-    pub fn parse(items: &[String]) -> Result<Self, String> {
+    pub(crate) fn parse(items: &[String]) -> Result<Self, String> {
         let mut out = Vec::new();
         for item in items {
             let inner = item.trim();
@@ -47,20 +47,15 @@ impl Matchers {
     }
 
     /// Whether every matcher matches; a missing label is the empty string.
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+    pub(crate) fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.0
             .iter()
             .all(|m| m.is_match(labels.get(&m.name).map_or("", String::as_str)))
     }
 
-    /// Whether there are no matchers (matches everything).
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// Whether at least one matcher does not match an empty label set — a
     /// silence must not silence every alert by accident.
-    pub fn is_selective(&self) -> bool {
+    pub(crate) fn is_selective(&self) -> bool {
         self.0.iter().any(|m| !m.is_match(""))
     }
 }

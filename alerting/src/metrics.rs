@@ -9,11 +9,8 @@
 use std::sync::{Arc, Weak};
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
-use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
-
+use prometheus_client::encoding::DescriptorEncoder;
+use smolder_common::metrics::{counters, gauge, gauges};
 use smolder_common::sync::lock;
 
 use crate::Alerting;
@@ -41,35 +38,31 @@ impl Collector for AlertingCollector {
         // Scrapes do not wait behind an evaluation: while one runs, the
         // alert counts are left out of that scrape rather than made up.
         if let Some(counts) = a.alert_counts() {
-            let mut m = encoder.encode_descriptor(
-                "alerts",
-                "Active alerts by state",
-                None,
-                MetricType::Gauge,
-            )?;
-            for (state, n) in counts {
-                ConstGauge::new(n as i64).encode(m.encode_family(&[("state", state)])?)?;
-            }
+            let samples: Vec<_> = counts
+                .into_iter()
+                .map(|(state, n)| ([("state", state)], n as i64))
+                .collect();
+            gauges(&mut encoder, "alerts", "Active alerts by state", &samples)?;
         }
         let attempts = lock(&a.deliverer().stats.attempts).clone();
-        let mut m = encoder.encode_descriptor(
+        let samples: Vec<_> = attempts
+            .iter()
+            .map(|((receiver, outcome), n)| {
+                ([("receiver", receiver.as_str()), ("outcome", *outcome)], *n)
+            })
+            .collect();
+        counters(
+            &mut encoder,
             "notification_attempts",
             "Delivery attempts by receiver and outcome",
-            None,
-            MetricType::Counter,
+            &samples,
         )?;
-        for ((receiver, outcome), n) in attempts {
-            ConstCounter::new(n).encode(
-                m.encode_family(&[("receiver", receiver.as_str()), ("outcome", outcome)])?,
-            )?;
-        }
-        let m = encoder.encode_descriptor(
+        gauge(
+            &mut encoder,
             "notifications_pending",
             "Notifications in the outbox waiting for delivery",
-            None,
-            MetricType::Gauge,
+            a.deliverer().pending() as i64,
         )?;
-        ConstGauge::new(a.deliverer().pending() as i64).encode(m)?;
         Ok(())
     }
 }

@@ -16,7 +16,10 @@ use crate::store::ScalingState;
 /// The burn rate that decides scaling back, and its window: the short window
 /// of the first condition of `severity` (the fastest page by default), or of
 /// the first condition.
-pub fn deciding_burn_rate(instance: &InstanceStatus, severity: &Severity) -> (f64, Option<Window>) {
+pub(crate) fn deciding_burn_rate(
+    instance: &InstanceStatus,
+    severity: &Severity,
+) -> (f64, Option<Window>) {
     let conds = &instance.evaluation.conditions;
     conds
         .iter()
@@ -27,7 +30,7 @@ pub fn deciding_burn_rate(instance: &InstanceStatus, severity: &Severity) -> (f6
 
 /// One step of a target for one SLO instance.
 #[allow(clippy::too_many_arguments)]
-pub fn step(
+pub(crate) fn step(
     target: &ScalingTarget,
     slo: &str,
     group: &Labels,

@@ -10,7 +10,7 @@ use sha2::Sha256;
 
 /// Signs request bodies with one secret.
 #[derive(Clone)]
-pub struct Signer {
+pub(crate) struct Signer {
     key: Vec<u8>,
 }
 
@@ -22,7 +22,7 @@ impl std::fmt::Debug for Signer {
 
 impl Signer {
     /// A signer for a `whsec_…` secret.
-    pub fn new(secret: &str) -> Result<Self, String> {
+    pub(crate) fn new(secret: &str) -> Result<Self, String> {
         let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
         let key = STANDARD
             .decode(encoded)
@@ -34,7 +34,7 @@ impl Signer {
     }
 
     /// The `webhook-signature` header value for a message.
-    pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
+    pub(crate) fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
         mac.update(id.as_bytes());
         mac.update(b".");

@@ -43,7 +43,7 @@ impl Silence {
 
 /// An active silence, ready to match.
 #[derive(Debug, Clone)]
-pub struct ActiveSilence {
+pub(crate) struct ActiveSilence {
     /// The silence's id (or `maintenance/<name>`).
     pub id: String,
     matchers: Matchers,
@@ -51,21 +51,21 @@ pub struct ActiveSilence {
 
 impl ActiveSilence {
     /// Compiles a silence; `None` when its matchers no longer parse.
-    pub fn new(id: String, matchers: &[String]) -> Option<Self> {
+    pub(crate) fn new(id: String, matchers: &[String]) -> Option<Self> {
         Matchers::parse(matchers)
             .ok()
             .map(|matchers| Self { id, matchers })
     }
 
     /// Whether it silences an alert with these labels.
-    pub fn matches(&self, labels: &Labels) -> bool {
+    pub(crate) fn matches(&self, labels: &Labels) -> bool {
         self.matchers.matches(labels)
     }
 }
 
 /// A problem with a maintenance window's fields.
 #[derive(Debug)]
-pub struct FieldError {
+pub(crate) struct FieldError {
     /// The field.
     pub field: &'static str,
     /// What is wrong.
@@ -74,7 +74,7 @@ pub struct FieldError {
 
 /// A compiled maintenance window.
 #[derive(Debug, Clone)]
-pub struct Recurring {
+pub(crate) struct Recurring {
     /// Its name.
     pub name: String,
     weekdays: Vec<Weekday>,
@@ -86,7 +86,7 @@ pub struct Recurring {
 
 impl Recurring {
     /// Compiles a maintenance window from the configuration.
-    pub fn from_config(w: &MaintenanceWindow) -> Result<Self, FieldError> {
+    pub(crate) fn from_config(w: &MaintenanceWindow) -> Result<Self, FieldError> {
         let err = |field, message: String| FieldError { field, message };
         if w.name.trim().is_empty() {
             return Err(err("name", "must not be empty".into()));
@@ -134,7 +134,7 @@ impl Recurring {
     }
 
     /// The window containing `now`, if any: (start, end).
-    pub fn window_at(
+    pub(crate) fn window_at(
         &self,
         now: chrono::DateTime<Utc>,
     ) -> Option<(chrono::DateTime<Utc>, chrono::DateTime<Utc>)> {
@@ -162,7 +162,7 @@ impl Recurring {
     }
 
     /// The window as an active silence, when `now` is inside it.
-    pub fn active(&self, now: chrono::DateTime<Utc>) -> Option<ActiveSilence> {
+    pub(crate) fn active(&self, now: chrono::DateTime<Utc>) -> Option<ActiveSilence> {
         self.window_at(now)?;
         ActiveSilence::new(format!("maintenance/{}", self.name), &self.matchers)
     }

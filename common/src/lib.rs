@@ -20,6 +20,7 @@ pub mod clock;
 pub mod config;
 pub mod http;
 pub mod memory;
+pub mod metrics;
 pub mod sync;
 pub mod text;
 use std::fmt;

@@ -7,7 +7,7 @@ use flate2::read::{DeflateDecoder, MultiGzDecoder, ZlibDecoder};
 
 /// A `Content-Encoding` / `grpc-encoding` this server accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
+pub(crate) enum Encoding {
     /// No compression.
     Identity,
     /// gzip (RFC 1952), the encoding every OTLP exporter supports.
@@ -20,7 +20,7 @@ pub enum Encoding {
 
 impl Encoding {
     /// Parses a `Content-Encoding` header value; `None` when unsupported.
-    pub fn from_header(value: Option<&str>) -> Option<Self> {
+    pub(crate) fn from_header(value: Option<&str>) -> Option<Self> {
         match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
             None | Some("") | Some("identity") => Some(Self::Identity),
             Some("gzip") | Some("x-gzip") => Some(Self::Gzip),
@@ -33,7 +33,7 @@ impl Encoding {
 
 /// Why a body could not be decompressed.
 #[derive(Debug, thiserror::Error)]
-pub enum DecompressError {
+pub(crate) enum DecompressError {
     /// The decompressed body would exceed the cap.
     #[error("the decompressed request body exceeds the limit of {limit} bytes")]
     TooLarge {
@@ -52,7 +52,7 @@ pub enum DecompressError {
 
 /// Decompresses `body` declared as `encoding`, failing as soon as the output
 /// would exceed `limit` bytes.
-pub fn decompress(
+pub(crate) fn decompress(
     encoding: Encoding,
     body: bytes::Bytes,
     limit: usize,

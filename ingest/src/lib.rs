@@ -15,12 +15,12 @@
 
 mod config;
 pub mod convert;
-pub mod decompress;
-pub mod grpc;
+mod decompress;
+mod grpc;
 pub mod http;
 pub mod json;
-pub mod pipeline;
-pub mod telemetry;
+mod pipeline;
+mod telemetry;
 
 pub use config::IngestConfig;
 pub use grpc::OtlpGrpc;

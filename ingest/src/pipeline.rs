@@ -11,7 +11,6 @@ use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use prost::Message;
 use smolder_common::Table;
 use smolder_common::memory::{Consumer, MemoryBudget, Reservation};
@@ -100,14 +99,7 @@ impl ExportRequest {
                 .iter()
                 .flat_map(|r| &r.scope_metrics)
                 .flat_map(|s| &s.metrics)
-                .map(|m| match &m.data {
-                    Some(Data::Gauge(g)) => g.data_points.len(),
-                    Some(Data::Sum(s)) => s.data_points.len(),
-                    Some(Data::Histogram(h)) => h.data_points.len(),
-                    Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
-                    Some(Data::Summary(s)) => s.data_points.len(),
-                    None => 0,
-                })
+                .map(crate::convert::cost::data_points)
                 .sum(),
         };
         n as u64
@@ -589,7 +581,7 @@ mod admission_tests {
         let (store, _) = Store::open(
             dir.path(),
             smolder_storage::StoreOptions::default(),
-            Arc::new(smolder_storage::SystemClock),
+            Arc::new(smolder_common::clock::SystemClock),
         )
         .await
         .unwrap();
@@ -628,7 +620,7 @@ mod admission_tests {
         let (store, _) = Store::open(
             dir.path(),
             smolder_storage::StoreOptions::default(),
-            Arc::new(smolder_storage::SystemClock),
+            Arc::new(smolder_common::clock::SystemClock),
         )
         .await
         .unwrap();

@@ -86,7 +86,7 @@ const BOUNDED: [(&str, Bound); 9] = [
 /// Replaces the session's unbounded functions by bounded ones.
 /// While it runs, a call holds its output's bound in `budget`, so that
 /// concurrent calls cannot together outgrow the process's memory budget.
-pub fn register(ctx: &SessionContext, limits: FunctionLimits, budget: &Arc<MemoryBudget>) {
+pub(crate) fn register(ctx: &SessionContext, limits: FunctionLimits, budget: &Arc<MemoryBudget>) {
     for (name, bound) in BOUNDED {
         if let Some(inner) = ctx.state().scalar_functions().get(name) {
             ctx.register_udf(ScalarUDF::new_from_impl(Bounded {

@@ -50,7 +50,7 @@ use datafusion::logical_expr::{
 use datafusion::prelude::SessionContext;
 
 /// Registers every function of this module.
-pub fn register(ctx: &SessionContext) {
+pub(crate) fn register(ctx: &SessionContext) {
     ctx.register_udaf(AggregateUDF::from(CounterIncrease::default()));
     ctx.register_udaf(AggregateUDF::from(HistogramSum::default()));
     for kind in [

@@ -10,10 +10,10 @@
 
 pub mod api;
 mod bloom;
-pub mod bounded;
+mod bounded;
 mod config;
 pub mod executor;
-pub mod functions;
+mod functions;
 mod pool;
 pub mod sandbox;
 pub mod search;

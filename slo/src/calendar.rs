@@ -9,7 +9,7 @@ use crate::model::CalendarUnit;
 
 /// The calendar period (start, end) in Unix nanoseconds that contains
 /// `now_ns`, for periods of `count` units starting at `start` (local time).
-pub fn period_containing(
+pub(crate) fn period_containing(
     unit: CalendarUnit,
     count: u32,
     start: NaiveDateTime,

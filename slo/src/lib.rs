@@ -11,7 +11,7 @@
 //! `slo_rollups`, and [`metrics`] as Prometheus gauges.
 
 pub mod api;
-pub mod calendar;
+mod calendar;
 mod config;
 pub mod engine;
 pub mod eval;

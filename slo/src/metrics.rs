@@ -14,9 +14,8 @@
 use std::sync::{Arc, Weak};
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
-use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::encoding::DescriptorEncoder;
+use smolder_common::metrics::gauges;
 
 use crate::SloEngine;
 
@@ -33,21 +32,6 @@ impl SloCollector {
             engine: Arc::downgrade(engine),
         }
     }
-}
-
-type Labels = Vec<(&'static str, String)>;
-
-fn gauge(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    samples: &[(Labels, f64)],
-) -> Result<(), std::fmt::Error> {
-    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    for (labels, value) in samples {
-        ConstGauge::new(*value).encode(metric.encode_family(labels)?)?;
-    }
-    Ok(())
 }
 
 impl Collector for SloCollector {
@@ -93,43 +77,43 @@ impl Collector for SloCollector {
                 }
             }
         }
-        gauge(
+        gauges(
             &mut encoder,
             "slo_objective",
             "Target fraction of good events of each SLO",
             &objective,
         )?;
-        gauge(
+        gauges(
             &mut encoder,
             "slo_sli",
             "Fraction of good events over the SLO's period",
             &sli,
         )?;
-        gauge(
+        gauges(
             &mut encoder,
             "slo_error_budget_remaining",
             "Share of the error budget left over the period (negative when overspent)",
             &budget,
         )?;
-        gauge(
+        gauges(
             &mut encoder,
             "slo_burn_rate",
             "Error-budget burn rate per alert window",
             &burn,
         )?;
-        gauge(
+        gauges(
             &mut encoder,
             "slo_events",
             "Events per alert window",
             &events,
         )?;
-        gauge(
+        gauges(
             &mut encoder,
             "slo_alert_condition",
             "1 while both windows of a burn-rate condition reach its factor",
             &conditions,
         )?;
-        gauge(
+        gauges(
             &mut encoder,
             "slo_backfill_progress",
             "Share of the SLO's history rolled up (1 when caught up)",

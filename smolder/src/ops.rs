@@ -10,12 +10,11 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
-use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Registry;
 use smolder_common::Table;
 use smolder_common::memory::Consumer;
+use smolder_common::metrics::{gauge, gauges};
 use smolder_ingest::Ingestor;
 use smolder_query::QueryEngine;
 use smolder_storage::Store;
@@ -60,34 +59,11 @@ impl std::fmt::Debug for ProcessCollector {
     }
 }
 
-fn gauge(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    samples: &[(Vec<(&'static str, &'static str)>, i64)],
-) -> Result<(), std::fmt::Error> {
-    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    for (labels, value) in samples {
-        ConstGauge::new(*value).encode(metric.encode_family(labels)?)?;
-    }
-    Ok(())
-}
-
-fn single(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    value: i64,
-) -> Result<(), std::fmt::Error> {
-    let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    ConstGauge::new(value).encode(metric)
-}
-
 impl Collector for ProcessCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let int = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
         if let Some(ingestor) = self.ingestor.upgrade() {
-            single(
+            gauge(
                 &mut encoder,
                 "ingest_inflight_bytes",
                 "Decompressed bytes of OTLP requests being decoded and converted",
@@ -96,7 +72,7 @@ impl Collector for ProcessCollector {
         }
         if let Some(query) = self.query.upgrade() {
             let budget = query.budget();
-            single(
+            gauge(
                 &mut encoder,
                 "memory_budget_bytes",
                 "The process-wide memory budget queries, OTLP requests and SLO rollups draw from",
@@ -104,9 +80,9 @@ impl Collector for ProcessCollector {
             )?;
             let used: Vec<_> = Consumer::ALL
                 .iter()
-                .map(|&c| (vec![("consumer", c.name())], int(budget.used_by(c))))
+                .map(|&c| ([("consumer", c.name())], int(budget.used_by(c))))
                 .collect();
-            gauge(
+            gauges(
                 &mut encoder,
                 "memory_reserved_bytes",
                 "Bytes of the memory budget held, by consumer",

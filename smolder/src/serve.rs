@@ -18,11 +18,12 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use smolder_common::TableSource;
+use smolder_common::clock::SystemClock;
 use smolder_common::memory::MemoryBudget;
 use smolder_ingest::{IngestMetrics, Ingestor, OtlpGrpc};
 use smolder_query::QueryEngine;
 use smolder_slo::SloEngine;
-use smolder_storage::{CompactionOptions, Store, StoreOptions, SystemClock};
+use smolder_storage::{CompactionOptions, Store, StoreOptions};
 use tokio::net::TcpListener;
 
 use crate::components::{Components, Drain, Stop, stopped};

@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 use smolder_common::{StoredFile, Table};
 
 /// Version of the manifest format.
-pub const MANIFEST_VERSION: u32 = 1;
+pub(crate) const MANIFEST_VERSION: u32 = 1;
 
 /// Path of the manifest in the object store.
-pub const MANIFEST_PATH: &str = "manifest.json";
+pub(crate) const MANIFEST_PATH: &str = "manifest.json";
 
 /// One Parquet file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

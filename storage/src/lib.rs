@@ -17,14 +17,10 @@
 //! [`smolder_common::TableSnapshot`] (buffered batches plus files) through
 //! [`smolder_common::TableSource`].
 
-pub mod buffer;
-pub mod catalog;
+mod buffer;
+mod catalog;
 mod config;
 pub mod metrics;
-pub mod clock {
-    //! Re-exported from `smolder_common::clock`, where the SLO engine shares it.
-    pub use smolder_common::clock::*;
-}
 mod parquet;
 mod store;
 #[cfg(test)]
@@ -39,7 +35,6 @@ use datafusion::arrow::record_batch::RecordBatch;
 use smolder_common::Table;
 
 pub use buffer::{Buffer, BufferFull};
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{RetentionConfig, StorageConfig, WalConfig};
 pub use store::{
     CompactionOptions, MaintenanceReport, Store, StoreError, StoreOptions, StoreStats,

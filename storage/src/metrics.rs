@@ -13,15 +13,13 @@
 //!   `smolder_storage_files_expired_total` — counters since start
 //! * `smolder_storage_last_flush_timestamp_seconds`
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
-use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::encoding::DescriptorEncoder;
 use smolder_common::Table;
+use smolder_common::metrics::{counter, gauge, gauges};
 
 use crate::Store;
 
@@ -40,45 +38,12 @@ impl StorageCollector {
     }
 }
 
-type Labels = Vec<(&'static str, &'static str)>;
-
-fn gauge(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    samples: &[(Labels, i64)],
-) -> Result<(), std::fmt::Error> {
-    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    for (labels, value) in samples {
-        ConstGauge::new(*value).encode(metric.encode_family(labels)?)?;
-    }
-    Ok(())
-}
-
-fn single(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    value: i64,
-) -> Result<(), std::fmt::Error> {
-    let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    ConstGauge::new(value).encode(metric)
-}
-
-fn counter(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    value: &AtomicU64,
-) -> Result<(), std::fmt::Error> {
-    let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-    ConstCounter::new(value.load(Ordering::Relaxed)).encode(metric)
-}
+type Labels = [(&'static str, &'static str); 1];
 
 fn per_table(value: impl Fn(Table) -> i64) -> Vec<(Labels, i64)> {
     Table::ALL
         .iter()
-        .map(|&t| (vec![("table", t.name())], value(t)))
+        .map(|&t| ([("table", t.name())], value(t)))
         .collect()
 }
 
@@ -95,37 +60,37 @@ impl Collector for StorageCollector {
         let manifest = store.current();
         let stats = store.stats();
         let e = &mut encoder;
-        single(
+        gauge(
             e,
             "buffer_bytes",
             "Arrow memory held by the in-memory buffer",
             int(buffer.used()),
         )?;
-        single(
+        gauge(
             e,
             "buffer_limit_bytes",
             "Configured limit of the in-memory buffer",
             int(buffer.limit()),
         )?;
-        gauge(
+        gauges(
             e,
             "buffer_rows",
             "Rows held in the in-memory buffer, by table",
             &per_table(|t| int(buffer.rows(t))),
         )?;
-        gauge(
+        gauges(
             e,
             "storage_files",
             "Parquet files listed in the manifest, by table",
             &per_table(|t| int(manifest.files_of(t).count())),
         )?;
-        gauge(
+        gauges(
             e,
             "storage_file_bytes",
             "Bytes of Parquet files listed in the manifest, by table",
             &per_table(|t| int(manifest.files_of(t).map(|f| f.bytes).sum::<u64>())),
         )?;
-        single(
+        gauge(
             e,
             "storage_persisted_through",
             "Sequence number of the last write-ahead-log record persisted to Parquet",
@@ -135,27 +100,27 @@ impl Collector for StorageCollector {
             e,
             "storage_flushes",
             "Flushes of the buffer to Parquet since start",
-            &stats.flushes,
+            stats.flushes.load(Ordering::Relaxed),
         )?;
         counter(
             e,
             "storage_failures",
             "Failed flushes, compactions and retention passes since start",
-            &stats.failures,
+            stats.failures.load(Ordering::Relaxed),
         )?;
         counter(
             e,
             "storage_files_compacted",
             "Files merged away by compaction since start",
-            &stats.files_compacted,
+            stats.files_compacted.load(Ordering::Relaxed),
         )?;
         counter(
             e,
             "storage_files_expired",
             "Files deleted by retention since start",
-            &stats.files_expired,
+            stats.files_expired.load(Ordering::Relaxed),
         )?;
-        single(
+        gauge(
             e,
             "storage_last_flush_timestamp_seconds",
             "Time of the last successful flush (Unix seconds)",

@@ -43,10 +43,10 @@ use smolder_common::{Table, TableSnapshot, TableSource};
 
 use crate::buffer::{Buffer, BufferFull, Buffered};
 use crate::catalog::{FileMeta, MANIFEST_PATH, Manifest};
-use crate::clock::Clock;
 use crate::parquet::{encode, file_path, sort_and_split, sort_key, time_range, writer_properties};
 use crate::wal::{Record, Wal, WalError, WalOptions};
 use crate::{HOUR_NS, TimeWindow};
+use smolder_common::clock::Clock;
 use smolder_common::sync::{lock, read, write};
 
 /// When small files of an hour are merged.
@@ -880,8 +880,8 @@ mod tests {
     use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     use super::*;
-    use crate::clock::ManualClock;
     use crate::testing::batch;
+    use smolder_common::clock::ManualClock;
 
     const DAY: i64 = 24 * HOUR_NS;
     /// 2026-11-22T00:00:00Z.

@@ -15,10 +15,11 @@ use std::sync::Arc;
 use datafusion::arrow::array::AsArray as _;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use smolder_common::TableSource;
+use smolder_common::clock::{Clock, ManualClock};
 use smolder_ingest::{ExportRequest, IngestLimits, IngestMetrics, Ingestor, Transport};
 use smolder_query::{QueryEngine, QueryLimits};
 use smolder_sample_data::Generator;
-use smolder_storage::{Clock, ManualClock, Store, StoreOptions};
+use smolder_storage::{Store, StoreOptions};
 use sqllogictest::{DBOutput, DefaultColumnType};
 
 /// 2026-11-22T10:00:00Z: the generated data covers the two hours before.

@@ -18,6 +18,7 @@
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::metrics::v1::Metric;
 use prost::Message as _;
 use smolder_common::Table;
 
@@ -228,23 +229,27 @@ fn logs(r: &ExportLogsServiceRequest, tally: &mut Tally) {
     }
 }
 
-fn metrics(r: &ExportMetricsServiceRequest, tally: &mut Tally) {
+/// Data points of a metric, whatever its type.
+pub fn data_points(m: &Metric) -> usize {
     use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+    match &m.data {
+        Some(Data::Gauge(g)) => g.data_points.len(),
+        Some(Data::Sum(s)) => s.data_points.len(),
+        Some(Data::Histogram(h)) => h.data_points.len(),
+        Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+        Some(Data::Summary(s)) => s.data_points.len(),
+        None => 0,
+    }
+}
+
+fn metrics(r: &ExportMetricsServiceRequest, tally: &mut Tally) {
     for rm in &r.resource_metrics {
         let resource = rm.resource.as_ref().map_or(0, |m| m.encoded_len());
         for sm in &rm.scope_metrics {
             let scope = sm.scope.as_ref().map_or(0, |m| m.encoded_len());
             for m in &sm.metrics {
-                let points = match &m.data {
-                    Some(Data::Gauge(g)) => g.data_points.len(),
-                    Some(Data::Sum(s)) => s.data_points.len(),
-                    Some(Data::Histogram(h)) => h.data_points.len(),
-                    Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
-                    Some(Data::Summary(s)) => s.data_points.len(),
-                    None => 0,
-                };
                 let own = m.name.len() + m.description.len() + m.unit.len();
-                tally.items(points, resource + scope + own);
+                tally.items(data_points(m), resource + scope + own);
             }
         }
     }
