@@ -55,3 +55,17 @@ pub fn payload(n: &Notification) -> Value {
             .collect(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::receivers::fixture::rendered;
+
+    #[test]
+    fn payloads_are_pinned() {
+        for status in ["firing", "resolved"] {
+            let (n, _) = rendered(status);
+            insta::assert_json_snapshot!(format!("alertmanager_api_{status}"), payload(&n));
+        }
+    }
+}

@@ -39,3 +39,17 @@ pub fn payload(n: &Notification, t: &Texts) -> Value {
         "allowed_mentions": {"parse": []},
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::receivers::fixture::rendered;
+
+    #[test]
+    fn payloads_are_pinned() {
+        for status in ["firing", "resolved"] {
+            let (n, texts) = rendered(status);
+            insta::assert_json_snapshot!(format!("discord_{status}"), payload(&n, &texts));
+        }
+    }
+}

@@ -225,3 +225,21 @@ impl Mailer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::receivers::fixture::rendered;
+
+    #[test]
+    fn the_mail_is_pinned() {
+        for status in ["firing", "resolved"] {
+            let (n, texts) = rendered(status);
+            insta::assert_snapshot!(format!("email_title_{status}"), texts.title);
+            insta::assert_snapshot!(format!("email_text_{status}"), texts.text);
+            insta::assert_snapshot!(
+                format!("email_html_{status}"),
+                crate::render::html(&n).unwrap()
+            );
+        }
+    }
+}

@@ -10,3 +10,17 @@ use crate::render::Texts;
 pub fn payload(t: &Texts) -> Value {
     json!({ "text": truncate(&format!("*{}*\n{}", t.title, t.text), 4000) })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::receivers::fixture::rendered;
+
+    #[test]
+    fn payloads_are_pinned() {
+        for status in ["firing", "resolved"] {
+            let (_, texts) = rendered(status);
+            insta::assert_json_snapshot!(format!("google_chat_{status}"), payload(&texts));
+        }
+    }
+}

@@ -12,6 +12,8 @@ pub mod alertmanager;
 pub mod config;
 pub mod discord;
 pub mod email;
+#[cfg(test)]
+mod fixture;
 pub mod google_chat;
 pub mod pagerduty;
 pub mod slack;

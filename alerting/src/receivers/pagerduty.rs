@@ -97,3 +97,20 @@ pub fn dedup_key(receiver: &str, group_key: &str) -> String {
     h.update(group_key.as_bytes());
     hex::encode(&h.finalize()[..16])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::receivers::fixture::rendered;
+
+    #[test]
+    fn payloads_are_pinned() {
+        for status in ["firing", "resolved"] {
+            let (n, texts) = rendered(status);
+            insta::assert_json_snapshot!(
+                format!("pagerduty_{status}"),
+                payload(&n, &texts, "R0UTINGKEY")
+            );
+        }
+    }
+}

@@ -62,3 +62,20 @@ pub fn payload(n: &Notification, t: &Texts, channel: Option<&str>) -> Value {
     }
     body
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::receivers::fixture::rendered;
+
+    #[test]
+    fn payloads_are_pinned() {
+        for status in ["firing", "resolved"] {
+            let (n, texts) = rendered(status);
+            insta::assert_json_snapshot!(
+                format!("slack_{status}"),
+                payload(&n, &texts, Some("#payments"))
+            );
+        }
+    }
+}

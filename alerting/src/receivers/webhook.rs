@@ -123,3 +123,21 @@ pub fn alertmanager_v4(n: &Notification) -> Value {
         }).collect::<Vec<_>>(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::receivers::fixture::rendered;
+
+    #[test]
+    fn payloads_are_pinned() {
+        for status in ["firing", "resolved"] {
+            let (n, _) = rendered(status);
+            insta::assert_json_snapshot!(format!("smolder_{status}"), smolder(&n));
+            insta::assert_json_snapshot!(
+                format!("alertmanager_webhook_{status}"),
+                alertmanager_v4(&n)
+            );
+        }
+    }
+}

@@ -1,14 +1,10 @@
-//! Snapshots of what every receiver kind sends for one firing notification
-//! and one resolved one (insta): a change to a payload, the email's text or
-//! HTML shows up as a diff to review (`INSTA_UPDATE=always cargo test
-//! --workspace --test payloads`, then read the `.snap` files' diff).
+//! The notification every receiver kind's snapshot tests render: the page
+//! of an availability SLO of `checkout`, firing or resolved. A change to a
+//! payload shows up as a diff of the kind's `.snap` files to review
+//! (`INSTA_UPDATE=always cargo test --workspace --lib`, then read the diff).
 
-use smolder_alerting::alert::{Alert, Hint, Labels, State, Values};
-use smolder_alerting::notification::Notification;
-use smolder_alerting::receivers::{
-    alertmanager, discord, google_chat, pagerduty, slack, teams, webhook,
-};
-use smolder_alerting::render;
+use crate::alert::{Alert, Hint, Labels, State, Values};
+use crate::notification::Notification;
 
 /// 2023-11-14T22:13:20Z.
 const T: i64 = 1_700_000_000_000_000_000;
@@ -22,7 +18,7 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
 }
 
 /// The page of an availability SLO of `checkout`, firing or resolved.
-fn notification(status: &str) -> Notification {
+pub(crate) fn notification(status: &str) -> Notification {
     let resolved = status == "resolved";
     let alert = Alert {
         fingerprint: "3f9a1c2b7d4e5f60".into(),
@@ -94,44 +90,9 @@ fn notification(status: &str) -> Notification {
     }
 }
 
-#[test]
-fn every_receiver_payload_is_pinned() {
-    for status in ["firing", "resolved"] {
-        let n = notification(status);
-        let texts = render::texts(&n, None).unwrap();
-        insta::assert_json_snapshot!(format!("smolder_{status}"), webhook::smolder(&n));
-        insta::assert_json_snapshot!(
-            format!("alertmanager_webhook_{status}"),
-            webhook::alertmanager_v4(&n)
-        );
-        insta::assert_json_snapshot!(
-            format!("alertmanager_api_{status}"),
-            alertmanager::payload(&n)
-        );
-        insta::assert_json_snapshot!(
-            format!("slack_{status}"),
-            slack::payload(&n, &texts, Some("#payments"))
-        );
-        insta::assert_json_snapshot!(format!("teams_{status}"), teams::payload(&n, &texts));
-        insta::assert_json_snapshot!(format!("discord_{status}"), discord::payload(&n, &texts));
-        insta::assert_json_snapshot!(
-            format!("google_chat_{status}"),
-            google_chat::payload(&texts)
-        );
-        insta::assert_json_snapshot!(
-            format!("pagerduty_{status}"),
-            pagerduty::payload(&n, &texts, "R0UTINGKEY")
-        );
-    }
-}
-
-#[test]
-fn the_email_is_pinned() {
-    for status in ["firing", "resolved"] {
-        let n = notification(status);
-        let texts = render::texts(&n, None).unwrap();
-        insta::assert_snapshot!(format!("email_title_{status}"), texts.title);
-        insta::assert_snapshot!(format!("email_text_{status}"), texts.text);
-        insta::assert_snapshot!(format!("email_html_{status}"), render::html(&n).unwrap());
-    }
+/// The notification and its rendered texts.
+pub(crate) fn rendered(status: &str) -> (Notification, crate::render::Texts) {
+    let n = notification(status);
+    let texts = crate::render::texts(&n, None).expect("the default templates render");
+    (n, texts)
 }
