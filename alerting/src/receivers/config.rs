@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_value::{Value, ValueDeserializer};
 
-use super::{alertmanager, email, pagerduty, slack, webhook};
+use super::{alertmanager, discord, email, google_chat, pagerduty, slack, teams, webhook};
 use crate::notification::Notification;
 use crate::render::Texts;
 
@@ -84,11 +84,11 @@ pub enum Kind {
     /// A Mattermost incoming webhook (Slack-compatible).
     Mattermost(slack::Config),
     /// A Microsoft Teams Workflows webhook (adaptive card).
-    Teams(ChatConfig),
+    Teams(teams::Config),
     /// A Discord webhook.
-    Discord(ChatConfig),
+    Discord(discord::Config),
     /// A Google Chat space webhook.
-    GoogleChat(ChatConfig),
+    GoogleChat(google_chat::Config),
     /// PagerDuty Events API v2.
     Pagerduty(pagerduty::Config),
     /// Email over SMTP.

@@ -1,7 +1,9 @@
 //! `type = "discord"`: `content` and one embed per alert (at most 10).
-//! Settings: [`super::config::ChatConfig`].
 
 use serde_json::{Value, json};
+
+/// Its settings: a URL and a text template, like the other plain chat kinds.
+pub use super::config::ChatConfig as Config;
 
 use super::{severity_colour, truncate};
 use crate::notification::Notification;

@@ -1,7 +1,9 @@
 //! `type = "google_chat"`: a Google Chat space webhook text message.
-//! Settings: [`super::config::ChatConfig`].
 
 use serde_json::{Value, json};
+
+/// Its settings: a URL and a text template, like the other plain chat kinds.
+pub use super::config::ChatConfig as Config;
 
 use super::truncate;
 use crate::render::Texts;

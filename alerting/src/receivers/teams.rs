@@ -1,7 +1,10 @@
 //! `type = "teams"`: a Microsoft Teams Workflows webhook message with an
-//! adaptive card. Settings: [`super::config::ChatConfig`].
+//! adaptive card.
 
 use serde_json::{Value, json};
+
+/// Its settings: a URL and a text template, like the other plain chat kinds.
+pub use super::config::ChatConfig as Config;
 
 use crate::notification::Notification;
 use crate::render::Texts;
