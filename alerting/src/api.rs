@@ -209,7 +209,14 @@ struct NewSilence {
     comment: String,
 }
 
-async fn add_silence(State(a): State<Arc<Alerting>>, body: axum::body::Bytes) -> Response {
+async fn add_silence(
+    State(a): State<Arc<Alerting>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(e) = smolder_common::http::require_media_type(&headers, &["application/json"]) {
+        return e.into_response();
+    }
     // The longest a silence may last (`[alerting] max_silence`).
     let longest = a.max_silence();
     let max_silence = || chrono::Duration::from_std(longest).unwrap_or(chrono::Duration::MAX);

@@ -13,8 +13,8 @@ use std::fmt;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -25,6 +25,9 @@ use serde::de::DeserializeOwned;
 pub enum ErrorCode {
     /// A parameter, body or statement is wrong (400).
     InvalidArgument,
+    /// The request may not be made from where it comes (403): a foreign
+    /// `Host` or a cross-origin browser request.
+    Forbidden,
     /// The thing named does not exist (404).
     NotFound,
     /// The request contradicts what exists (409), e.g. an id taken.
@@ -46,6 +49,7 @@ impl ErrorCode {
     pub fn status(self) -> StatusCode {
         match self {
             Self::InvalidArgument => StatusCode::BAD_REQUEST,
+            Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict => StatusCode::CONFLICT,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -60,6 +64,7 @@ impl ErrorCode {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::InvalidArgument => "invalid_argument",
+            Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::Conflict => "conflict",
             Self::TooLarge => "too_large",
@@ -73,6 +78,7 @@ impl ErrorCode {
     /// The code of an error status (400 for statuses without one).
     pub fn of_status(status: StatusCode) -> Self {
         match status {
+            StatusCode::FORBIDDEN => Self::Forbidden,
             StatusCode::NOT_FOUND => Self::NotFound,
             StatusCode::CONFLICT => Self::Conflict,
             StatusCode::PAYLOAD_TOO_LARGE => Self::TooLarge,
@@ -115,6 +121,11 @@ impl ApiError {
     /// 400: a parameter, body or statement is wrong; say which.
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidArgument, message)
+    }
+
+    /// 403.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Forbidden, message)
     }
 
     /// 404.
@@ -196,6 +207,34 @@ impl From<PathRejection> for ApiError {
     fn from(r: PathRejection) -> Self {
         Self::new(ErrorCode::of_status(r.status()), r.body_text()).with_status(r.status())
     }
+}
+
+/// Checks that a request body is of one of the media types an endpoint
+/// declares (parameters such as `charset` aside): a mutation reads only what
+/// it declares, so a browser's cross-site "simple" request (`text/plain`, a
+/// form) is refused before it is read (415).
+pub fn require_media_type(headers: &HeaderMap, accepted: &[&str]) -> Result<(), ApiError> {
+    let given = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        });
+    if given.as_deref().is_some_and(|t| accepted.contains(&t)) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ErrorCode::UnsupportedMediaType,
+        format!(
+            "send the body with Content-Type: {}{}",
+            accepted.join(" or "),
+            given.map(|t| format!(" (not {t})")).unwrap_or_default()
+        ),
+    ))
 }
 
 /// `axum::Json` whose rejection is an [`ApiError`].

@@ -180,11 +180,23 @@ async fn one(
     Ok(Json(body).into_response())
 }
 
+/// What `PUT /api/v1/slos/{id}` reads: YAML (JSON is YAML too).
+const SLO_MEDIA_TYPES: [&str; 4] = [
+    "application/yaml",
+    "application/x-yaml",
+    "text/yaml",
+    "application/json",
+];
+
 async fn put(
     State(engine): State<Arc<SloEngine>>,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
     body: String,
 ) -> Response {
+    if let Err(e) = smolder_common::http::require_media_type(&headers, &SLO_MEDIA_TYPES) {
+        return e.into_response();
+    }
     match engine.put(&id, &body).await {
         Ok((def, created)) => {
             // Show the new SLO (and its backfill) right away.

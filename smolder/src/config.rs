@@ -86,6 +86,13 @@ smolder_common::config_section! {
         pub(crate) header_timeout: Duration = Duration::from_secs(10),
         /// Concurrent HTTP/2 streams per connection (gRPC calls in flight).
         pub(crate) max_streams: u32 = 256,
+        /// Names the API and UI answer to besides IP addresses, localhost and
+        /// the host of alerting.external_url (against DNS rebinding); `*`
+        /// answers to any name.
+        pub(crate) allowed_hosts: Vec<String> = Vec::new(),
+        /// Origins (`https://grafana.example.com`) whose pages may call the
+        /// API from a browser (CORS); none by default.
+        pub(crate) cors_origins: Vec<String> = Vec::new(),
     }
     validate(self, problems) {
         problems.check(
@@ -95,6 +102,19 @@ smolder_common::config_section! {
         );
         problems.check(!self.header_timeout.is_zero(), "header_timeout", "must be positive");
         problems.check(self.max_streams > 0, "max_streams", "must be positive");
+        for (i, origin) in self.cors_origins.iter().enumerate() {
+            let ok = reqwest::Url::parse(origin).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some()
+                    && u.path() == "/"
+                    && !origin.ends_with('/')
+            });
+            problems.check(
+                ok,
+                &format!("cors_origins[{i}]"),
+                "must be an origin: scheme://host[:port], no path",
+            );
+        }
     }
 }
 
@@ -293,6 +313,7 @@ fn value_name(name: &str, default: Option<&toml::Value>) -> &'static str {
         Some(toml::Value::Integer(_)) => "N",
         Some(toml::Value::Float(_)) => "NUMBER",
         Some(toml::Value::Boolean(_)) => "BOOL",
+        Some(toml::Value::Array(_)) => "LIST",
         Some(toml::Value::String(s)) if humantime::parse_duration(s).is_ok() => "DURATION",
         Some(toml::Value::String(s)) if s.parse::<SocketAddr>().is_ok() => "ADDR",
         Some(toml::Value::String(s)) if s.parse::<ByteSize>().is_ok() => "BYTES",
@@ -476,6 +497,14 @@ fn typed(text: &str, default: Option<&toml::Value>) -> anyhow::Result<toml::Valu
             text.trim()
                 .parse()
                 .map_err(|_| anyhow::anyhow!("expected true or false"))?,
+        ),
+        // A list: comma-separated.
+        Some(toml::Value::Array(_)) => toml::Value::Array(
+            text.split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(|v| toml::Value::String(v.to_string()))
+                .collect(),
         ),
         _ => toml::Value::String(text.to_string()),
     })

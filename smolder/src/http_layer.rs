@@ -17,6 +17,10 @@
 //! 6. body limit: a body longer than the limit is refused with 413 before it
 //!    is read (by its `Content-Length`) or as soon as it passes the limit.
 //!
+//! Between the JSON errors and the panic layer, the browser guard
+//! (browser.rs) refuses foreign `Host` names and cross-origin state changes;
+//! CORS, when configured, sits right below the request id.
+//!
 //! Between tracing and the panic layer, [`json_errors`] gives the error
 //! answers of the layers below (timeout, body limit) and of the router (no
 //! such route, wrong method) under `/api/` and `/-/` the JSON shape of every
@@ -41,6 +45,7 @@ use tower_http::trace::TraceLayer;
 use axum::response::IntoResponse as _;
 use smolder_common::http::{ApiError, ErrorCode};
 
+use crate::browser::{BrowserPolicy, guard};
 use crate::supervise::Panics;
 
 /// Limits of the API listener's requests.
@@ -109,7 +114,28 @@ async fn json_errors(
 }
 
 /// `router` with the stack described above.
-pub(crate) fn layered(router: Router, limits: HttpLimits, panics: Arc<Panics>) -> Router {
+pub(crate) fn layered(
+    router: Router,
+    limits: HttpLimits,
+    browser: Arc<BrowserPolicy>,
+    panics: Arc<Panics>,
+) -> Router {
+    let cors = (!browser.cors_origins().is_empty()).then(|| {
+        let origins: Vec<HeaderValue> = browser
+            .cors_origins()
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([
+                axum::http::Method::GET,
+                axum::http::Method::POST,
+                axum::http::Method::PUT,
+                axum::http::Method::DELETE,
+            ])
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+    });
     let started = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -146,7 +172,9 @@ pub(crate) fn layered(router: Router, limits: HttpLimits, panics: Arc<Panics>) -
                 }),
             )
             .layer(PropagateRequestIdLayer::x_request_id())
+            .option_layer(cors)
             .layer(axum::middleware::from_fn(json_errors))
+            .layer(axum::middleware::from_fn_with_state(browser, guard))
             .layer(CatchPanicLayer::custom(on_panic))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -187,7 +215,11 @@ mod tests {
             max_body_bytes: 100,
             concurrency: 4,
         };
-        (layered(router, limits, Arc::clone(&panics)), panics)
+        let browser = Arc::new(BrowserPolicy::default());
+        (
+            layered(router, limits, browser, Arc::clone(&panics)),
+            panics,
+        )
     }
 
     #[tokio::test]
@@ -233,7 +265,7 @@ mod tests {
             max_body_bytes: 100,
             concurrency: 4,
         };
-        let app = layered(router, limits, panics);
+        let app = layered(router, limits, Arc::new(BrowserPolicy::default()), panics);
         let request = Request::post("/api/v1/echo")
             .body(axum::body::Body::from(vec![b'x'; 101]))
             .unwrap();

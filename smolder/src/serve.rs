@@ -26,6 +26,7 @@ use smolder_slo::SloEngine;
 use smolder_storage::{CompactionOptions, Store, StoreOptions};
 use tokio::net::TcpListener;
 
+use crate::browser::BrowserPolicy;
 use crate::components::{Components, Drain, Stop, stopped};
 use crate::config::{Config, Layers};
 use crate::{http_layer, listen, ops, supervise};
@@ -158,6 +159,11 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
             max_body_bytes: API_MAX_BODY_BYTES,
             concurrency: API_CONCURRENCY,
         },
+        Arc::new(BrowserPolicy::new(
+            &config.server.allowed_hosts,
+            &config.server.cors_origins,
+            config.alerting.external_url.as_deref(),
+        )),
         Arc::clone(&panics),
     );
 

@@ -70,8 +70,9 @@ fn raw_post(server: &Server, body: &str) -> Vec<u8> {
     let mut s = std::net::TcpStream::connect(server.http).unwrap();
     write!(
         s,
-        "POST /api/v1/sql HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\n\
+        "POST /api/v1/sql HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ncontent-type: application/json\r\n\
          accept: application/vnd.apache.arrow.stream\r\ncontent-length: {}\r\n\r\n{body}",
+        server.http,
         body.len()
     )
     .unwrap();
@@ -331,4 +332,76 @@ fn every_api_error_is_json_with_a_stable_code() {
         assert_eq!(answer["code"], json!(code), "{method} {path}: {text}");
         assert!(answer["error"].as_str().is_some_and(|e| !e.is_empty()));
     }
+}
+
+#[test]
+fn a_browser_on_another_origin_or_name_cannot_change_anything() {
+    let server = Server::start(&[]);
+    let silence = br#"{"matchers":["slo=~\".+\""],"duration":"720h","created_by":"evil"}"#;
+    let origin = format!("http://{}", server.http);
+    // What `fetch(api + '/api/v1/silences', {method: 'POST', mode: 'no-cors',
+    // headers: {'Content-Type': 'text/plain'}, body})` from another page sends.
+    let no_cors = [
+        ("content-type", "text/plain;charset=UTF-8"),
+        ("origin", "https://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-mode", "no-cors"),
+    ];
+    let (status, body) = http_request(server.http, "POST", "/api/v1/silences", &no_cors, silence);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("\"code\":\"forbidden\""), "{body}");
+    // The same with the right type but from the other origin.
+    let json_from_evil = [
+        ("content-type", "application/json"),
+        ("origin", "https://evil.example"),
+    ];
+    for (method, path, body) in [
+        ("POST", "/api/v1/silences", &silence[..]),
+        ("POST", "/-/reload", b""),
+        ("DELETE", "/api/v1/slos/x", b""),
+        ("PUT", "/api/v1/slos/x", b"{}"),
+        ("POST", "/api/v1/sql", b"{\"sql\": \"SELECT 1\"}"),
+    ] {
+        let (status, answer) = http_request(server.http, method, path, &json_from_evil, body);
+        assert_eq!(status, 403, "{method} {path}: {answer}");
+    }
+    // DNS rebinding: a name that is not the server's.
+    let (status, body) = http_request(
+        server.http,
+        "GET",
+        "/api/v1/slos",
+        &[("host", "evil.example:8080")],
+        b"",
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("allowed_hosts"), "{body}");
+    // A script (no Origin) must still send the declared type.
+    let (status, body) = http_request(
+        server.http,
+        "POST",
+        "/api/v1/silences",
+        &[("content-type", "text/plain")],
+        silence,
+    );
+    assert_eq!(status, 415, "{body}");
+    assert!(body.contains("application/json"), "{body}");
+    let (status, body) = http_request(
+        server.http,
+        "PUT",
+        "/api/v1/slos/x",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        b"a=b",
+    );
+    assert_eq!(status, 415, "{body}");
+    // Nothing was silenced; the UI's own same-origin requests still work.
+    let (_, list) = http_request(server.http, "GET", "/api/v1/silences", &[], b"");
+    assert!(list.contains("\"silences\":[]"), "{list}");
+    let (status, body) = http_request(
+        server.http,
+        "POST",
+        "/api/v1/sql",
+        &[("content-type", "application/json"), ("origin", &origin)],
+        b"{\"sql\": \"SELECT 1 AS one\"}",
+    );
+    assert_eq!(status, 200, "{body}");
 }
