@@ -65,6 +65,47 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env
 });
 
+/// The auto-escaping of templates whose output is a JSON document (a
+/// webhook's `template`).
+fn json_escape() -> AutoEscape {
+    AutoEscape::Custom(std::borrow::Cow::Borrowed("json"))
+}
+
+/// Writes a value into a JSON template. Values come from telemetry (span
+/// status messages, attribute values, log bodies in cause hints and
+/// annotations), so none may change the document's structure: a string is
+/// written as the escaped contents of a JSON string (the template supplies
+/// the quotes: `"text": "{{ title }}"`), numbers and booleans as themselves,
+/// lists and maps as JSON, nothing for an undefined value; `|tojson` and
+/// `|safe` output is written as it is.
+fn json_formatter(
+    out: &mut minijinja::Output<'_>,
+    state: &mut minijinja::State<'_, '_>,
+    value: &minijinja::Value,
+) -> Result<(), minijinja::Error> {
+    use minijinja::value::ValueKind;
+    if *state.auto_escape() != json_escape() || value.is_safe() {
+        return minijinja::escape_formatter(out, state, value);
+    }
+    let io = |e: std::fmt::Error| {
+        minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "writing the template")
+            .with_source(e)
+    };
+    let text = match value.kind() {
+        ValueKind::Undefined | ValueKind::None => String::new(),
+        ValueKind::Bool | ValueKind::Number => value.to_string(),
+        ValueKind::String => {
+            let quoted =
+                serde_json::to_string(value.as_str().unwrap_or_default()).unwrap_or_default();
+            quoted[1..quoted.len() - 1].to_string()
+        }
+        _ => serde_json::to_string(value).map_err(|e| {
+            minijinja::Error::new(minijinja::ErrorKind::BadSerialization, e.to_string())
+        })?,
+    };
+    out.write_str(&text).map_err(io)
+}
+
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_auto_escape_callback(|name| {
@@ -201,9 +242,19 @@ pub fn html(n: &Notification) -> Result<String, String> {
         .map_err(|e| format!("rendering the HTML: {e:#}"))
 }
 
-/// Renders a receiver's body template.
+/// Renders a receiver's JSON body template (a webhook's `template`): values
+/// are JSON-escaped (see `json_formatter`), and a body that is not valid JSON
+/// is an error rather than a request.
 pub fn custom(n: &Notification, source: &str) -> Result<String, String> {
-    render_custom(source, &ctx(n))
+    let mut env = environment();
+    env.set_auto_escape_callback(|_| json_escape());
+    env.set_formatter(json_formatter);
+    let body = env
+        .render_str(source, ctx(n))
+        .map_err(|e| format!("rendering the receiver's template: {e:#}"))?;
+    serde_json::from_str::<serde::de::IgnoredAny>(&body)
+        .map_err(|e| format!("the receiver's template rendered invalid JSON ({e}): {body}"))?;
+    Ok(body)
 }
 
 fn render_custom(source: &str, ctx: &minijinja::Value) -> Result<String, String> {

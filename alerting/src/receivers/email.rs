@@ -96,6 +96,14 @@ pub fn split_host_port(s: &str) -> Option<(String, u16)> {
     Some((host.to_string(), port.parse().ok()?))
 }
 
+/// A header value on one line: control characters (a newline in a group
+/// value from telemetry) become spaces, so nothing can add a header.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 /// Sends mails for one receiver.
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
@@ -161,7 +169,7 @@ impl Mailer {
         let html = render::html(n)?;
         let mut b = Message::builder()
             .from(self.from.clone())
-            .subject(texts.title)
+            .subject(one_line(&texts.title))
             .message_id(Some(format!("<{}@{}>", n.id, self.domain)));
         if n.thread != n.id {
             let root = format!("<{}@{}>", n.thread, self.domain);
@@ -229,6 +237,30 @@ impl Mailer {
 #[cfg(test)]
 mod tests {
     use crate::receivers::fixture::rendered;
+
+    #[tokio::test]
+    async fn telemetry_in_the_title_cannot_add_a_header() {
+        let (mut n, _) = rendered("firing");
+        n.group_labels
+            .insert("slo".into(), "x\r\nBcc: evil@example.com\r\n".into());
+        let config: super::Config = toml::from_str(
+            "smtp = '127.0.0.1:25'\nfrom = 'smolder@example.com'\nto = ['sre@example.com']\ntls = 'none'",
+        )
+        .unwrap();
+        let mail = super::Mailer::new(&config).unwrap().message(&n).unwrap();
+        let text = String::from_utf8_lossy(&mail.formatted()).to_string();
+        let head = text.split("\r\n\r\n").next().unwrap();
+        assert!(
+            head.contains("Subject: [FIRING:1] x  Bcc: evil@example.com"),
+            "{head}"
+        );
+        assert!(
+            !head
+                .lines()
+                .any(|l| l.to_ascii_lowercase().starts_with("bcc:")),
+            "{head}"
+        );
+    }
 
     #[test]
     fn the_mail_is_pinned() {

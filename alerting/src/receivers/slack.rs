@@ -37,6 +37,15 @@ impl Config {
 
 /// Slack (and Mattermost) incoming webhook: `text` as the fallback and
 /// `blocks` for the message.
+/// Text for Slack's markup: `&`, `<` and `>` escaped as Slack documents, so
+/// a value from telemetry cannot become a link or a mention (`<!channel>`).
+/// Plain URLs are still linked by Slack.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 pub fn payload(n: &Notification, t: &Texts, channel: Option<&str>) -> Value {
     let mut blocks = vec![json!({
         "type": "header",
@@ -44,7 +53,7 @@ pub fn payload(n: &Notification, t: &Texts, channel: Option<&str>) -> Value {
     })];
     blocks.push(json!({
         "type": "section",
-        "text": {"type": "mrkdwn", "text": truncate(&t.text, 3000)},
+        "text": {"type": "mrkdwn", "text": truncate(&escape(&t.text), 3000)},
     }));
     if let Some(url) = n.alerts.first().and_then(|a| a.annotations.get("slo_url")) {
         blocks.push(json!({
@@ -53,7 +62,7 @@ pub fn payload(n: &Notification, t: &Texts, channel: Option<&str>) -> Value {
         }));
     }
     let mut body = json!({
-        "text": format!("{}\n{}", t.title, t.text),
+        "text": escape(&format!("{}\n{}", t.title, t.text)),
         "blocks": blocks,
         "attachments": [{"color": severity_colour(n).0, "fallback": t.title}],
     });
@@ -67,6 +76,23 @@ pub fn payload(n: &Notification, t: &Texts, channel: Option<&str>) -> Value {
 mod tests {
     use super::*;
     use crate::receivers::fixture::rendered;
+
+    #[test]
+    fn telemetry_cannot_mention_or_link_in_slack_markup() {
+        let (mut n, _) = rendered("firing");
+        n.alerts[0].annotations.insert(
+            "summary".into(),
+            "<!channel> <https://evil.example|click> & more".into(),
+        );
+        let texts = crate::render::texts(&n, None).unwrap();
+        let body = payload(&n, &texts, None);
+        let text = body["blocks"][1]["text"]["text"].as_str().unwrap();
+        assert!(
+            text.contains("&lt;!channel&gt; &lt;https://evil.example|click&gt; &amp; more"),
+            "{text}"
+        );
+        assert!(!body["text"].as_str().unwrap().contains("<!channel>"));
+    }
 
     #[test]
     fn payloads_are_pinned() {

@@ -129,6 +129,46 @@ mod tests {
     use super::*;
     use crate::receivers::fixture::rendered;
 
+    fn templated(template: &str) -> Config {
+        Config {
+            url: HttpUrl::new("http://127.0.0.1:1/hook").unwrap(),
+            format: Format::Smolder,
+            template: Some(template.into()),
+            secret: None,
+        }
+    }
+
+    #[test]
+    fn a_json_template_stays_valid_json_whatever_the_telemetry_says() {
+        let (mut n, _) = rendered("firing");
+        let evil = "boom\", \"injected\": true, \"x\": \"";
+        n.alerts[0]
+            .annotations
+            .insert("summary".into(), evil.into());
+        n.alerts[0].hints[0].value = "back\\slash\n</script>\u{1}".into();
+        let config = templated(
+            r#"{"text": "{{ alerts[0].annotations.summary }}", "hint": "{{ alerts[0].hints[0].value }}",
+                "firing": {{ firing|length }}, "labels": {{ common_labels }}, "raw": {{ status|tojson }}}"#,
+        );
+        let (_, body) = config.request(&n).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["text"], evil);
+        assert_eq!(v["hint"], "back\\slash\n</script>\u{1}");
+        assert!(v.get("injected").is_none(), "{v}");
+        assert_eq!(v["firing"], 1);
+        assert_eq!(v["labels"]["slo"], "checkout-availability");
+        assert_eq!(v["raw"], "firing");
+    }
+
+    #[test]
+    fn a_template_that_renders_invalid_json_is_an_error_not_a_request() {
+        let (n, _) = rendered("firing");
+        let err = templated("{\"text\": {{ alerts[0].annotations.summary }}}")
+            .request(&n)
+            .unwrap_err();
+        assert!(err.contains("invalid JSON"), "{err}");
+    }
+
     #[test]
     fn payloads_are_pinned() {
         for status in ["firing", "resolved"] {
