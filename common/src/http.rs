@@ -25,6 +25,10 @@ use serde::de::DeserializeOwned;
 pub enum ErrorCode {
     /// A parameter, body or statement is wrong (400).
     InvalidArgument,
+    /// No valid credentials (401).
+    Unauthenticated,
+    /// Valid credentials without the permission (403).
+    PermissionDenied,
     /// The request may not be made from where it comes (403): a foreign
     /// `Host` or a cross-origin browser request.
     Forbidden,
@@ -49,7 +53,8 @@ impl ErrorCode {
     pub fn status(self) -> StatusCode {
         match self {
             Self::InvalidArgument => StatusCode::BAD_REQUEST,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::PermissionDenied | Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict => StatusCode::CONFLICT,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -64,6 +69,8 @@ impl ErrorCode {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::InvalidArgument => "invalid_argument",
+            Self::Unauthenticated => "unauthenticated",
+            Self::PermissionDenied => "permission_denied",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::Conflict => "conflict",
@@ -78,6 +85,7 @@ impl ErrorCode {
     /// The code of an error status (400 for statuses without one).
     pub fn of_status(status: StatusCode) -> Self {
         match status {
+            StatusCode::UNAUTHORIZED => Self::Unauthenticated,
             StatusCode::FORBIDDEN => Self::Forbidden,
             StatusCode::NOT_FOUND => Self::NotFound,
             StatusCode::CONFLICT => Self::Conflict,

@@ -86,6 +86,10 @@ smolder_common::config_section! {
         pub(crate) header_timeout: Duration = Duration::from_secs(10),
         /// Concurrent HTTP/2 streams per connection (gRPC calls in flight).
         pub(crate) max_streams: u32 = 256,
+        /// Whether requests need a token (README, "Authentication"): `auto`
+        /// (required unless every listener is on loopback), `required` or
+        /// `disabled` (logged as a warning).
+        pub(crate) auth: crate::auth::AuthMode = crate::auth::AuthMode::Auto,
         /// Names the API and UI answer to besides IP addresses, localhost and
         /// the host of alerting.external_url (against DNS rebinding); `*`
         /// answers to any name.

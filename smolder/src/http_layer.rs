@@ -18,7 +18,8 @@
 //!    is read (by its `Content-Length`) or as soon as it passes the limit.
 //!
 //! Between the JSON errors and the panic layer, the browser guard
-//! (browser.rs) refuses foreign `Host` names and cross-origin state changes;
+//! (browser.rs) refuses foreign `Host` names and cross-origin state changes,
+//! then authentication (auth/mod.rs) asks for a token with the route's scope;
 //! CORS, when configured, sits right below the request id.
 //!
 //! Between tracing and the panic layer, [`json_errors`] gives the error
@@ -45,6 +46,7 @@ use tower_http::trace::TraceLayer;
 use axum::response::IntoResponse as _;
 use smolder_common::http::{ApiError, ErrorCode};
 
+use crate::auth::{Auth, api_guard};
 use crate::browser::{BrowserPolicy, guard};
 use crate::supervise::Panics;
 
@@ -118,6 +120,7 @@ pub(crate) fn layered(
     router: Router,
     limits: HttpLimits,
     browser: Arc<BrowserPolicy>,
+    auth: Arc<Auth>,
     panics: Arc<Panics>,
 ) -> Router {
     let cors = (!browser.cors_origins().is_empty()).then(|| {
@@ -175,6 +178,7 @@ pub(crate) fn layered(
             .option_layer(cors)
             .layer(axum::middleware::from_fn(json_errors))
             .layer(axum::middleware::from_fn_with_state(browser, guard))
+            .layer(axum::middleware::from_fn_with_state(auth, api_guard))
             .layer(CatchPanicLayer::custom(on_panic))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -189,6 +193,14 @@ mod tests {
     use super::*;
     use axum::routing::{get, post};
     use tower::ServiceExt as _;
+
+    /// Authentication off, as on a loopback-only server.
+    fn open_auth() -> Arc<Auth> {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::auth::TokenStore::open(dir.path()).unwrap();
+        std::mem::forget(dir);
+        Arc::new(Auth::new(Arc::new(store), false))
+    }
 
     fn app() -> (Router, Arc<Panics>) {
         let panics = Arc::new(Panics::default());
@@ -217,7 +229,7 @@ mod tests {
         };
         let browser = Arc::new(BrowserPolicy::default());
         (
-            layered(router, limits, browser, Arc::clone(&panics)),
+            layered(router, limits, browser, open_auth(), Arc::clone(&panics)),
             panics,
         )
     }
@@ -265,7 +277,13 @@ mod tests {
             max_body_bytes: 100,
             concurrency: 4,
         };
-        let app = layered(router, limits, Arc::new(BrowserPolicy::default()), panics);
+        let app = layered(
+            router,
+            limits,
+            Arc::new(BrowserPolicy::default()),
+            open_auth(),
+            panics,
+        );
         let request = Request::post("/api/v1/echo")
             .body(axum::body::Body::from(vec![b'x'; 101]))
             .unwrap();

@@ -1,4 +1,4 @@
-//! The `smolder` binary: `serve`, `demo`, `loadgen`, `slo` and `silence`.
+//! The `smolder` binary: `serve`, `demo`, `loadgen`, `slo`, `silence`, `token`.
 //!
 //! It wires the library crates together — ingest (OTLP receivers), storage
 //! (WAL, Parquet), query (DataFusion, SQL API), slo (the SLO engine) and
@@ -7,6 +7,7 @@
 //! flags, environment, config file, logging, signals.
 
 mod alerting_bench;
+mod auth;
 mod browser;
 mod components;
 mod config;
@@ -62,6 +63,8 @@ enum Command {
     Config(config::ConfigArgs),
     /// Measure the alerting stage (alert latency, delivery throughput).
     Alerting(alerting_bench::AlertingArgs),
+    /// Create, list and revoke API tokens in a data directory.
+    Token(auth::cli::TokenArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -113,5 +116,6 @@ async fn main() -> anyhow::Result<()> {
             init_logging(LogFormat::Text);
             silence_cli::run(args).await
         }
+        Command::Token(args) => auth::cli::run(args),
     }
 }

@@ -26,6 +26,7 @@ use smolder_slo::SloEngine;
 use smolder_storage::{CompactionOptions, Store, StoreOptions};
 use tokio::net::TcpListener;
 
+use crate::auth::{Auth, AuthMode, GrpcGuard, TokenStore, ingest_guard};
 use crate::browser::BrowserPolicy;
 use crate::components::{Components, Drain, Stop, stopped};
 use crate::config::{Config, Layers};
@@ -129,6 +130,7 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
     let panics = supervise::Panics::register(&mut registry);
     let slo_engine = start_slo_engine(config, &engine, &mut registry).await?;
     let alerting = start_alerting(config, &engine, addrs.http, &mut registry)?;
+    let auth = Arc::new(start_auth(config)?);
     let reload = ReloadState {
         alerting: Arc::clone(&alerting),
         running: Arc::new(config.clone()),
@@ -150,6 +152,7 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
         .merge(smolder_slo::api::router(Arc::clone(&slo_engine)))
         .merge(smolder_alerting::api::router(Arc::clone(&alerting)))
         .merge(smolder_ui::router())
+        .merge(crate::auth::api::router(Arc::clone(auth.store())))
         .merge(reload_router(reload.clone()));
     let api = http_layer::layered(
         api,
@@ -164,6 +167,7 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
             &config.server.cors_origins,
             config.alerting.external_url.as_deref(),
         )),
+        Arc::clone(&auth),
         Arc::clone(&panics),
     );
 
@@ -216,6 +220,20 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
             Ok(())
         }
     });
+    components.start("tokens", Drain::Grace, {
+        let store = Arc::clone(auth.store());
+        let panics = Arc::clone(&panics);
+        move |stop| async move {
+            // Tokens made or revoked by `smolder token` beside the server.
+            supervise::periodically("tokens", Duration::from_secs(1), stopped(stop), &panics, || async {
+                if let Err(e) = store.refresh() {
+                    tracing::warn!(error = %e, "Re-reading the tokens failed; the last ones stay.");
+                }
+            })
+            .await;
+            Ok(())
+        }
+    });
     #[cfg(unix)]
     components.start("sighup", Drain::Grace, |stop| {
         reload_on_sighup(reload, stop)
@@ -223,7 +241,10 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
     let limits = config.listener_limits();
     components.start("otlp_grpc", Drain::Grace, {
         let (service, metrics) = (
-            OtlpGrpc::new(Arc::clone(&ingestor)).service(),
+            GrpcGuard::new(
+                OtlpGrpc::new(Arc::clone(&ingestor)).service(),
+                Arc::clone(&auth),
+            ),
             listener_metrics.clone(),
         );
         move |stop| {
@@ -239,7 +260,9 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
     });
     components.start("otlp_http", Drain::Grace, {
         let (service, metrics) = (
-            smolder_ingest::http::router(Arc::clone(&ingestor)),
+            smolder_ingest::http::router(Arc::clone(&ingestor)).layer(
+                axum::middleware::from_fn_with_state(Arc::clone(&auth), ingest_guard),
+            ),
             listener_metrics.clone(),
         );
         move |stop| {
@@ -311,6 +334,51 @@ async fn open_store(
         .await
         .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
     Ok((Arc::new(store), records))
+}
+
+/// The token store in the data directory and whether tokens are asked for:
+/// `[server] auth`, where `auto` means required unless every listener is on
+/// loopback.
+fn start_auth(config: &Config) -> anyhow::Result<Auth> {
+    let store = TokenStore::open(&config.data_dir)
+        .with_context(|| format!("opening the tokens in {}", config.data_dir.display()))?;
+    let listeners = [
+        config.listen.otlp_grpc,
+        config.listen.otlp_http,
+        config.listen.http,
+    ];
+    let required = auth_required(config.server.auth, &listeners);
+    if config.server.auth == AuthMode::Disabled {
+        tracing::warn!(
+            "Authentication is disabled (--auth disabled): anyone who reaches a listener can send, read and change everything."
+        );
+    }
+    if required {
+        tracing::info!("Every request needs a token (smolder token create).");
+    }
+    Ok(Auth::new(Arc::new(store), required))
+}
+
+/// Whether tokens are asked for: `auto` means unless every listener is on
+/// loopback.
+fn auth_required(mode: AuthMode, listeners: &[SocketAddr]) -> bool {
+    match mode {
+        AuthMode::Required => true,
+        AuthMode::Disabled => false,
+        AuthMode::Auto => !listeners.iter().all(|a| a.ip().is_loopback()),
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn tokens_are_required_by_default_once_a_listener_leaves_loopback() {
+    let local: SocketAddr = "127.0.0.1:4317".parse().unwrap();
+    let v6: SocketAddr = "[::1]:8080".parse().unwrap();
+    let open: SocketAddr = "0.0.0.0:4318".parse().unwrap();
+    assert!(!auth_required(AuthMode::Auto, &[local, v6]));
+    assert!(auth_required(AuthMode::Auto, &[local, open, v6]));
+    assert!(auth_required(AuthMode::Required, &[local]));
+    assert!(!auth_required(AuthMode::Disabled, &[open]));
 }
 
 /// `smolder_build_info{version}`.

@@ -1,0 +1,278 @@
+//! Authentication: who is calling, and whether they may.
+//!
+//! Every listener asks for a token when authentication is on (`[server]
+//! auth`: `required`, or `auto` — the default — when any listener is not on
+//! loopback; the demo and a loopback-only server need none): OTLP takes
+//! `Authorization: Bearer <token>` over HTTP and the `authorization`
+//! metadata over gRPC (what the Collector's `bearertokenauth` and
+//! `OTEL_EXPORTER_OTLP_HEADERS` send) and needs the `ingest` scope; the API
+//! needs `read` to read (a SQL query is a read), `write` to change SLOs,
+//! silences or reload, and `admin` for tokens. `/healthz`, `/readyz` and the
+//! UI's pages and assets are open (the pages' API calls are not). A missing
+//! or bad token is 401 / `UNAUTHENTICATED`, a token without the scope 403 /
+//! `PERMISSION_DENIED`.
+//!
+//! Tokens belong to a tenant; keeping each tenant's data apart is the next
+//! step (README, "Authentication").
+
+pub(crate) mod api;
+pub(crate) mod cli;
+mod tokens;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse as _, Response};
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use smolder_common::clock::{Clock, SystemClock};
+use smolder_common::http::{ApiError, ErrorCode};
+
+pub(crate) use self::tokens::{Rejected, Scope, TokenInfo, TokenStore, parse_scopes};
+
+/// `[server] auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum AuthMode {
+    /// Required unless every listener is on loopback.
+    #[default]
+    Auto,
+    /// Every request needs a token.
+    Required,
+    /// No tokens (say it explicitly; logged as a warning).
+    Disabled,
+}
+
+/// Why a request is not let through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Denied {
+    /// No valid token: 401 / UNAUTHENTICATED.
+    Unauthenticated(Rejected),
+    /// A valid token without the scope: 403 / PERMISSION_DENIED.
+    Forbidden(Scope),
+}
+
+impl Denied {
+    fn message(self) -> String {
+        match self {
+            Self::Unauthenticated(r) => r.message().to_string(),
+            Self::Forbidden(scope) => format!("the token lacks the {scope} scope"),
+        }
+    }
+
+    fn http(self) -> Response {
+        let (code, status) = match self {
+            Self::Unauthenticated(_) => (ErrorCode::Unauthenticated, StatusCode::UNAUTHORIZED),
+            Self::Forbidden(_) => (ErrorCode::PermissionDenied, StatusCode::FORBIDDEN),
+        };
+        let mut response = ApiError::new(code, self.message())
+            .with_status(status)
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+
+    fn grpc(self) -> tonic::Status {
+        match self {
+            Self::Unauthenticated(_) => tonic::Status::unauthenticated(self.message()),
+            Self::Forbidden(_) => tonic::Status::permission_denied(self.message()),
+        }
+    }
+}
+
+/// The tokens and whether they are asked for.
+pub(crate) struct Auth {
+    required: bool,
+    store: Arc<TokenStore>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("required", &self.required)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Auth {
+    /// Authentication over `store`; `required` says whether tokens are asked
+    /// for (see [`AuthMode`]).
+    pub(crate) fn new(store: Arc<TokenStore>, required: bool) -> Self {
+        Self {
+            required,
+            store,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The token store.
+    pub(crate) fn store(&self) -> &Arc<TokenStore> {
+        &self.store
+    }
+
+    /// Checks a request's token for `scope`; `Ok(None)` when authentication
+    /// is off.
+    pub(crate) fn check(
+        &self,
+        headers: &HeaderMap,
+        scope: Scope,
+    ) -> Result<Option<TokenInfo>, Denied> {
+        if !self.required {
+            return Ok(None);
+        }
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (kind, token) = v.trim().split_once(' ')?;
+                kind.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .ok_or(Denied::Unauthenticated(Rejected::Missing))?;
+        let token = self
+            .store
+            .verify(presented, self.clock.now_ns())
+            .map_err(Denied::Unauthenticated)?;
+        if token.allows(scope) {
+            Ok(Some(token))
+        } else {
+            Err(Denied::Forbidden(scope))
+        }
+    }
+}
+
+/// The scope a request to the API listener needs; `None` for the open
+/// routes (health checks, the UI's pages and assets).
+fn api_scope(method: &Method, path: &str) -> Option<Scope> {
+    let api = path.starts_with("/api/") || path.starts_with("/-/") || path == "/metrics";
+    if !api {
+        return None;
+    }
+    if path == "/api/v1/tokens" || path.starts_with("/api/v1/tokens/") {
+        return Some(Scope::Admin);
+    }
+    match *method {
+        Method::GET | Method::HEAD | Method::OPTIONS => Some(Scope::Read),
+        // A query changes nothing.
+        Method::POST if path == "/api/v1/sql" => Some(Scope::Read),
+        _ => Some(Scope::Write),
+    }
+}
+
+/// Middleware of the API listener: the token's scope for the route; the
+/// token (when there is one) goes to the handlers as an extension.
+pub(crate) async fn api_guard(
+    State(auth): State<Arc<Auth>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some(scope) = api_scope(request.method(), request.uri().path()) else {
+        return next.run(request).await;
+    };
+    match auth.check(request.headers(), scope) {
+        Ok(token) => {
+            if let Some(token) = token {
+                request.extensions_mut().insert(token);
+            }
+            next.run(request).await
+        }
+        Err(denied) => denied.http(),
+    }
+}
+
+/// Middleware of the OTLP/HTTP listener: the `ingest` scope.
+pub(crate) async fn ingest_guard(
+    State(auth): State<Arc<Auth>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match auth.check(request.headers(), Scope::Ingest) {
+        Ok(_) => next.run(request).await,
+        Err(denied) => denied.http(),
+    }
+}
+
+/// The OTLP/gRPC services behind the `ingest` scope: a call without a valid
+/// token is answered `UNAUTHENTICATED` (`PERMISSION_DENIED` without the
+/// scope) before its message is read.
+#[derive(Clone)]
+pub(crate) struct GrpcGuard<S> {
+    inner: S,
+    auth: Arc<Auth>,
+}
+
+impl<S> GrpcGuard<S> {
+    pub(crate) fn new(inner: S, auth: Arc<Auth>) -> Self {
+        Self { inner, auth }
+    }
+}
+
+impl<S, B> tower::Service<http::Request<B>> for GrpcGuard<S>
+where
+    S: tower::Service<
+            http::Request<B>,
+            Response = http::Response<tonic::body::Body>,
+            Error = Infallible,
+        > + Send,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        match self.auth.check(request.headers(), Scope::Ingest) {
+            Ok(_) => Box::pin(self.inner.call(request)),
+            Err(denied) => {
+                let response = denied.grpc().into_http();
+                Box::pin(async move { Ok(response) })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_need_the_scope_of_what_they_do() {
+        let get = Method::GET;
+        let post = Method::POST;
+        assert_eq!(api_scope(&get, "/healthz"), None);
+        assert_eq!(api_scope(&get, "/readyz"), None);
+        assert_eq!(api_scope(&get, "/ui/app.js"), None);
+        assert_eq!(api_scope(&get, "/slos/checkout"), None);
+        assert_eq!(api_scope(&get, "/metrics"), Some(Scope::Read));
+        assert_eq!(api_scope(&get, "/api/v1/slos"), Some(Scope::Read));
+        assert_eq!(api_scope(&post, "/api/v1/sql"), Some(Scope::Read));
+        assert_eq!(api_scope(&post, "/api/v1/silences"), Some(Scope::Write));
+        assert_eq!(
+            api_scope(&Method::PUT, "/api/v1/slos/x"),
+            Some(Scope::Write)
+        );
+        assert_eq!(
+            api_scope(&Method::DELETE, "/api/v1/slos/x"),
+            Some(Scope::Write)
+        );
+        assert_eq!(api_scope(&post, "/-/reload"), Some(Scope::Write));
+        assert_eq!(api_scope(&get, "/api/v1/tokens"), Some(Scope::Admin));
+        assert_eq!(
+            api_scope(&Method::DELETE, "/api/v1/tokens/ab"),
+            Some(Scope::Admin)
+        );
+    }
+}
