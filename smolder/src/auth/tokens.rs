@@ -151,9 +151,11 @@ impl Rejected {
 /// The table and an in-memory copy of it.
 pub(crate) struct TokenStore {
     conn: Mutex<Connection>,
-    /// By id: the secret's hash and the token.
-    cache: RwLock<Arc<HashMap<String, ([u8; 32], TokenInfo)>>>,
+    cache: RwLock<Arc<ById>>,
 }
+
+/// By id: the secret's hash and the token.
+type ById = HashMap<String, ([u8; 32], TokenInfo)>;
 
 impl fmt::Debug for TokenStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
