@@ -78,6 +78,10 @@ pub(crate) struct LoadgenArgs {
     /// cost then counts against the load.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub(crate) history: Option<Duration>,
+    /// An API token with the ingest scope, sent as `Authorization: Bearer`
+    /// (gRPC metadata or HTTP header).
+    #[arg(long, env = "SMOLDER_TOKEN")]
+    pub(crate) token: Option<String>,
     /// Resend a request the server refused as retryable (UNAVAILABLE, 503,
     /// 429, a lost connection) after a backoff, as OTLP exporters do, until
     /// it is accepted or --duration is over.
@@ -519,18 +523,21 @@ enum Sender {
     Grpc {
         client: tonic::client::Grpc<tonic::transport::Channel>,
         path: &'static str,
+        authorization: Option<tonic::metadata::AsciiMetadataValue>,
     },
     Http {
         client: reqwest::Client,
         url: String,
         content_type: &'static str,
         encoding: Option<&'static str>,
+        authorization: Option<String>,
     },
 }
 
 impl Sender {
     async fn connect(args: &LoadgenArgs) -> anyhow::Result<Self> {
         let base = args.endpoint.trim_end_matches('/');
+        let bearer = args.token.as_ref().map(|t| format!("Bearer {}", t.trim()));
         Ok(match args.protocol {
             Protocol::Grpc => {
                 let channel = tonic::transport::Endpoint::from_shared(base.to_string())
@@ -549,6 +556,11 @@ impl Sender {
                 Self::Grpc {
                     client,
                     path: args.signal.grpc_path(),
+                    authorization: bearer
+                        .as_deref()
+                        .map(str::parse)
+                        .transpose()
+                        .context("--token is not a valid header value")?,
                 }
             }
             Protocol::HttpProtobuf | Protocol::HttpJson => Self::Http {
@@ -567,22 +579,30 @@ impl Sender {
                     Compression::Gzip => Some("gzip"),
                     Compression::Zstd => Some("zstd"),
                 },
+                authorization: bearer,
             },
         })
     }
 
     async fn send(&self, body: Bytes) -> Answer {
         match self {
-            Self::Grpc { client, path } => {
+            Self::Grpc {
+                client,
+                path,
+                authorization,
+            } => {
                 let mut client = client.clone();
                 if let Err(e) = client.ready().await {
                     return Answer::failed(format!("grpc connection: {e}"), true);
                 }
                 let path = http::uri::PathAndQuery::from_static(path);
-                match client
-                    .unary(tonic::Request::new(body), path, RawCodec)
-                    .await
-                {
+                let mut request = tonic::Request::new(body);
+                if let Some(value) = authorization {
+                    request
+                        .metadata_mut()
+                        .insert("authorization", value.clone());
+                }
+                match client.unary(request, path, RawCodec).await {
                     Ok(response) => Answer::Ok {
                         rejected: response.into_inner().rejected(),
                     },
@@ -597,11 +617,15 @@ impl Sender {
                 url,
                 content_type,
                 encoding,
+                authorization,
             } => {
                 let mut request = client
                     .post(url)
                     .header("content-type", *content_type)
                     .body(body);
+                if let Some(value) = authorization {
+                    request = request.header("authorization", value);
+                }
                 if let Some(encoding) = encoding {
                     request = request.header("content-encoding", *encoding);
                 }
