@@ -408,3 +408,21 @@ pub fn python(name: &str) -> PathBuf {
     );
     python
 }
+
+/// `smolder token create --data-dir DIR --tenant T --scope S`: the token, which
+/// the command prints alone on its last line.
+pub fn create_token(data_dir: &std::path::Path, tenant: &str, scope: &str) -> String {
+    let out = std::process::Command::new(smolder_bin())
+        .args(["token", "create", "--data-dir"])
+        .arg(data_dir)
+        .args(["--tenant", tenant, "--scope", scope])
+        .output()
+        .expect("running smolder token create");
+    assert!(out.status.success(), "smolder token create: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}

@@ -7,7 +7,14 @@ use std::process::Command;
 use serde_json::{Value, json};
 use smolder_tests::{Server, python};
 
-fn export(server: &Server, venv: &str, protocol: &str, run_id: &str) -> Value {
+/// Runs tests/python/export.py with `env` set: its status, stdout and stderr.
+fn run_export(
+    server: &Server,
+    venv: &str,
+    protocol: &str,
+    run_id: &str,
+    env: &[(&str, &str)],
+) -> (bool, String, String) {
     let endpoint = match protocol {
         "grpc" => server.otlp_grpc_url(),
         _ => server.otlp_http_url(),
@@ -23,19 +30,24 @@ fn export(server: &Server, venv: &str, protocol: &str, run_id: &str) -> Value {
             "--run-id",
             run_id,
         ])
+        .envs(env.iter().copied())
         .output()
         .expect("running tests/python/export.py");
-    assert!(
+    (
         out.status.success(),
-        "export.py --protocol {protocol} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+fn export(server: &Server, venv: &str, protocol: &str, run_id: &str) -> Value {
+    let (ok, stdout, stderr) = run_export(server, venv, protocol, run_id, &[]);
+    assert!(ok, "export.py --protocol {protocol} failed:\n{stderr}");
     assert!(
         !stderr.contains("Failed to export"),
         "exporter reported a failure:\n{stderr}"
     );
-    serde_json::from_slice(&out.stdout).expect("export.py prints JSON")
+    serde_json::from_str(&stdout).expect("export.py prints JSON")
 }
 
 fn check(protocol: &str, venv: &str) {
@@ -170,4 +182,43 @@ fn python_sdk_http_protobuf_exporter() {
 #[test]
 fn python_sdk_http_json_exporter() {
     check("http/json", ".venv-otel-json");
+}
+
+#[test]
+fn python_sdk_exporters_send_the_token_of_otel_exporter_otlp_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = smolder_tests::create_token(dir.path(), "default", "ingest");
+    let mut server = Server::start_in(dir.path(), &["--auth", "required"]);
+    let header = format!("Authorization=Bearer {token}");
+    for (protocol, run) in [("grpc", "tok-grpc"), ("http/protobuf", "tok-http")] {
+        let (ok, _, stderr) = run_export(
+            &server,
+            ".venv-otel",
+            protocol,
+            run,
+            &[("OTEL_EXPORTER_OTLP_HEADERS", &header)],
+        );
+        assert!(
+            ok && !stderr.contains("Failed to export"),
+            "{protocol}: {stderr}"
+        );
+    }
+    // Without the header every export is refused.
+    let (_, _, stderr) = run_export(&server, ".venv-otel", "grpc", "no-token", &[]);
+    assert!(stderr.contains("Failed to export"), "{stderr}");
+    // Read back on a loopback server without tokens, over the same data.
+    server.stop();
+    let server = Server::start_in(dir.path(), &[]);
+    for service in ["pysdk-tok-grpc", "pysdk-tok-http"] {
+        let sql = format!("SELECT count(*) FROM spans WHERE service_name = '{service}'");
+        assert_eq!(
+            server.wait_for_scalar(&sql, &json!(2)),
+            json!(2),
+            "{service}"
+        );
+    }
+    assert_eq!(
+        server.scalar("SELECT count(*) FROM spans WHERE service_name = 'pysdk-no-token'"),
+        json!(0)
+    );
 }
