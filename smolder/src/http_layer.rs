@@ -19,7 +19,8 @@
 //!
 //! Between the JSON errors and the panic layer, the browser guard
 //! (browser.rs) refuses foreign `Host` names and cross-origin state changes,
-//! then authentication (auth/mod.rs) asks for a token with the route's scope;
+//! then authentication (auth/mod.rs) asks for a token with the route's scope
+//! and the audit log (audit.rs) records every change that succeeded;
 //! CORS, when configured, sits right below the request id.
 //!
 //! Between tracing and the panic layer, [`json_errors`] gives the error
@@ -46,6 +47,7 @@ use tower_http::trace::TraceLayer;
 use axum::response::IntoResponse as _;
 use smolder_common::http::{ApiError, ErrorCode};
 
+use crate::audit::{AuditLog, record_changes};
 use crate::auth::{Auth, api_guard};
 use crate::browser::{BrowserPolicy, guard};
 use crate::supervise::Panics;
@@ -115,14 +117,28 @@ async fn json_errors(
     answer
 }
 
+/// Who may do what, and the record of what they did.
+pub(crate) struct Guards {
+    /// Names and origins browsers may use (browser.rs).
+    pub(crate) browser: Arc<BrowserPolicy>,
+    /// Tokens (auth/mod.rs).
+    pub(crate) auth: Arc<Auth>,
+    /// The audit log of changes (audit.rs).
+    pub(crate) audit: Arc<AuditLog>,
+}
+
 /// `router` with the stack described above.
 pub(crate) fn layered(
     router: Router,
     limits: HttpLimits,
-    browser: Arc<BrowserPolicy>,
-    auth: Arc<Auth>,
+    guards: Guards,
     panics: Arc<Panics>,
 ) -> Router {
+    let Guards {
+        browser,
+        auth,
+        audit,
+    } = guards;
     let cors = (!browser.cors_origins().is_empty()).then(|| {
         let origins: Vec<HeaderValue> = browser
             .cors_origins()
@@ -179,6 +195,7 @@ pub(crate) fn layered(
             .layer(axum::middleware::from_fn(json_errors))
             .layer(axum::middleware::from_fn_with_state(browser, guard))
             .layer(axum::middleware::from_fn_with_state(auth, api_guard))
+            .layer(axum::middleware::from_fn_with_state(audit, record_changes))
             .layer(CatchPanicLayer::custom(on_panic))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -195,11 +212,16 @@ mod tests {
     use tower::ServiceExt as _;
 
     /// Authentication off, as on a loopback-only server.
-    fn open_auth() -> Arc<Auth> {
+    fn open_guards() -> Guards {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::auth::TokenStore::open(dir.path()).unwrap();
+        let audit = AuditLog::open(dir.path()).unwrap();
         std::mem::forget(dir);
-        Arc::new(Auth::new(Arc::new(store), false))
+        Guards {
+            browser: Arc::new(BrowserPolicy::default()),
+            auth: Arc::new(Auth::new(Arc::new(store), false)),
+            audit: Arc::new(audit),
+        }
     }
 
     fn app() -> (Router, Arc<Panics>) {
@@ -227,9 +249,8 @@ mod tests {
             max_body_bytes: 100,
             concurrency: 4,
         };
-        let browser = Arc::new(BrowserPolicy::default());
         (
-            layered(router, limits, browser, open_auth(), Arc::clone(&panics)),
+            layered(router, limits, open_guards(), Arc::clone(&panics)),
             panics,
         )
     }
@@ -277,13 +298,7 @@ mod tests {
             max_body_bytes: 100,
             concurrency: 4,
         };
-        let app = layered(
-            router,
-            limits,
-            Arc::new(BrowserPolicy::default()),
-            open_auth(),
-            panics,
-        );
+        let app = layered(router, limits, open_guards(), panics);
         let request = Request::post("/api/v1/echo")
             .body(axum::body::Body::from(vec![b'x'; 101]))
             .unwrap();

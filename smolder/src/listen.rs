@@ -229,6 +229,11 @@ async fn connection<S, B>(
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let activity = Activity::new();
+    // Handlers (the audit log) see who is calling.
+    let service = tower::ServiceExt::map_request(service, move |mut r: http::Request<_>| {
+        r.extensions_mut().insert(crate::audit::Peer(peer));
+        r
+    });
     let io = TokioIo::new(Tracked {
         inner: stream,
         activity: Arc::clone(&activity),

@@ -7,6 +7,7 @@
 //! flags, environment, config file, logging, signals.
 
 mod alerting_bench;
+mod audit;
 mod auth;
 mod browser;
 mod components;

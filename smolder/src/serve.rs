@@ -26,10 +26,12 @@ use smolder_slo::SloEngine;
 use smolder_storage::{CompactionOptions, Store, StoreOptions};
 use tokio::net::TcpListener;
 
+use crate::audit::AuditLog;
 use crate::auth::{Auth, AuthMode, GrpcGuard, TokenStore, ingest_guard};
 use crate::browser::BrowserPolicy;
 use crate::components::{Components, Drain, Stop, stopped};
 use crate::config::{Config, Layers};
+use crate::http_layer::Guards;
 use crate::{http_layer, listen, ops, supervise};
 
 /// Bytes of an API request body (SQL, an SLO's YAML, a silence).
@@ -131,7 +133,12 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
     let slo_engine = start_slo_engine(config, &engine, &mut registry).await?;
     let alerting = start_alerting(config, &engine, addrs.http, &mut registry)?;
     let auth = Arc::new(start_auth(config)?);
+    let audit = Arc::new(
+        AuditLog::open(&config.data_dir)
+            .with_context(|| format!("opening the audit log in {}", config.data_dir.display()))?,
+    );
     let reload = ReloadState {
+        audit: Arc::clone(&audit),
         alerting: Arc::clone(&alerting),
         running: Arc::new(config.clone()),
         layers: layers.clone(),
@@ -153,6 +160,7 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
         .merge(smolder_alerting::api::router(Arc::clone(&alerting)))
         .merge(smolder_ui::router())
         .merge(crate::auth::api::router(Arc::clone(auth.store())))
+        .merge(crate::audit::router(Arc::clone(&audit)))
         .merge(reload_router(reload.clone()));
     let api = http_layer::layered(
         api,
@@ -162,12 +170,15 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
             max_body_bytes: API_MAX_BODY_BYTES,
             concurrency: API_CONCURRENCY,
         },
-        Arc::new(BrowserPolicy::new(
-            &config.server.allowed_hosts,
-            &config.server.cors_origins,
-            config.alerting.external_url.as_deref(),
-        )),
-        Arc::clone(&auth),
+        Guards {
+            browser: Arc::new(BrowserPolicy::new(
+                &config.server.allowed_hosts,
+                &config.server.cors_origins,
+                config.alerting.external_url.as_deref(),
+            )),
+            auth: Arc::clone(&auth),
+            audit,
+        },
         Arc::clone(&panics),
     );
 
@@ -435,7 +446,10 @@ async fn reload_on_sighup(reload: ReloadState, stop: Stop) -> anyhow::Result<()>
         tokio::select! {
             () = &mut stop => return Ok(()),
             _ = hup.recv() => {
-                if let Err(e) = reload.reload() {
+                let result = reload.reload();
+                let status = if result.is_ok() { 200 } else { 400 };
+                reload.audit.record("local", "default", "reload (SIGHUP)", Some(status), "local");
+                if let Err(e) = result {
                     tracing::error!("Configuration reload refused: {e:#}");
                 }
             }
@@ -501,6 +515,9 @@ fn start_alerting(
 /// What a configuration reload needs.
 #[derive(Clone)]
 struct ReloadState {
+    /// Where SIGHUP reloads are recorded (API reloads are recorded by the
+    /// listener's middleware).
+    audit: Arc<AuditLog>,
     alerting: Arc<smolder_alerting::Alerting>,
     /// The configuration the server started with.
     running: Arc<Config>,

@@ -215,6 +215,62 @@ fn every_route_answers_each_caller_by_the_scope_of_its_token() {
     );
     assert_eq!(status, 204);
     assert_eq!(get(&reader), 401, "a revoked token is refused at once");
+
+    // Every change is in the audit log with who made it; reads and refused
+    // attempts are not.
+    let (status, audit) = http_request(
+        server.http,
+        "GET",
+        "/api/v1/audit?limit=1000",
+        &[("authorization", &admin)],
+        b"",
+    );
+    assert_eq!(status, 200, "{audit}");
+    let audit: serde_json::Value = serde_json::from_str(&audit).unwrap();
+    let entries = audit["entries"].as_array().unwrap();
+    let actions: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| (e["actor"].as_str().unwrap(), e["action"].as_str().unwrap()))
+        .collect();
+    let writer = id_of(callers[6].1.as_ref().unwrap());
+    let admin_id = id_of(callers[7].1.as_ref().unwrap());
+    for want in [
+        (writer, "POST /api/v1/silences"),
+        (admin_id, "POST /api/v1/silences"),
+        (admin_id, "POST /api/v1/tokens"),
+        (admin_id, "DELETE /api/v1/tokens/".to_string().as_str()),
+    ] {
+        assert!(
+            actions
+                .iter()
+                .any(|(a, act)| *a == want.0 && act.starts_with(want.1)),
+            "{want:?} not in {actions:?}"
+        );
+    }
+    assert!(
+        actions
+            .iter()
+            .any(|(a, act)| *a == "local" && act.starts_with("token revoke"))
+    );
+    assert!(
+        !actions
+            .iter()
+            .any(|(_, act)| act.contains("/api/v1/sql") || act.starts_with("GET"))
+    );
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|(_, act)| *act == "POST /api/v1/silences")
+            .count(),
+        2,
+        "only the write and admin tokens made silences: {actions:?}"
+    );
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["remote"].as_str().unwrap().starts_with("127.0.0.1:")
+                || e["actor"] == "local")
+    );
 }
 
 #[test]

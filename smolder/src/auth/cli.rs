@@ -50,6 +50,7 @@ enum TokenCommand {
 /// Runs the command.
 pub(crate) fn run(args: TokenArgs) -> anyhow::Result<()> {
     let store = TokenStore::open(&args.data_dir)?;
+    let audit = crate::audit::AuditLog::open(&args.data_dir)?;
     let now = SystemClock.now_ns();
     match args.command {
         TokenCommand::Create {
@@ -60,6 +61,13 @@ pub(crate) fn run(args: TokenArgs) -> anyhow::Result<()> {
             let scopes = parse_scopes(&scope).map_err(anyhow::Error::msg)?;
             let (info, token) = store.create(&tenant, &scopes, expires, now)?;
             let scopes: Vec<String> = info.scopes.iter().map(ToString::to_string).collect();
+            audit.record(
+                "local",
+                &info.tenant,
+                &format!("token create {} ({})", info.id, scopes.join(",")),
+                None,
+                "local",
+            );
             println!(
                 "Token {} for tenant {} with {}{}; keep it now, it is not shown again:",
                 info.id,
@@ -95,6 +103,13 @@ pub(crate) fn run(args: TokenArgs) -> anyhow::Result<()> {
         }
         TokenCommand::Revoke { id } => {
             anyhow::ensure!(store.revoke(&id, now)?, "no active token {id}");
+            audit.record(
+                "local",
+                "default",
+                &format!("token revoke {id}"),
+                None,
+                "local",
+            );
             println!("revoked {id}");
         }
     }

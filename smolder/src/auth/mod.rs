@@ -157,7 +157,7 @@ fn api_scope(method: &Method, path: &str) -> Option<Scope> {
     if !api {
         return None;
     }
-    if path == "/api/v1/tokens" || path.starts_with("/api/v1/tokens/") {
+    if path == "/api/v1/tokens" || path.starts_with("/api/v1/tokens/") || path == "/api/v1/audit" {
         return Some(Scope::Admin);
     }
     match *method {
@@ -270,6 +270,7 @@ mod tests {
         );
         assert_eq!(api_scope(&post, "/-/reload"), Some(Scope::Write));
         assert_eq!(api_scope(&get, "/api/v1/tokens"), Some(Scope::Admin));
+        assert_eq!(api_scope(&get, "/api/v1/audit"), Some(Scope::Admin));
         assert_eq!(
             api_scope(&Method::DELETE, "/api/v1/tokens/ab"),
             Some(Scope::Admin)

@@ -1,0 +1,226 @@
+//! The audit log: every change made to a server — who (token id and tenant,
+//! or `local` for the CLI and signals), what (method and path: SLO put and
+//! delete, silences, tokens, reloads), when, from where and with what result.
+//!
+//! It is written by one middleware of the API listener for every state
+//! change that succeeded (so no handler can forget it), by `smolder token`
+//! and by SIGHUP reloads, into `audit.db` in the data directory (SQLite, so
+//! the CLI writes beside a running server). Admins read it at
+//! `GET /api/v1/audit?limit=`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse as _, Response};
+use axum::routing::get;
+use rusqlite::{Connection, params};
+use serde::{Deserialize, Serialize};
+use smolder_common::clock::{Clock as _, SystemClock};
+use smolder_common::http::{ApiError, Query};
+use smolder_common::sync::lock;
+
+use crate::auth::TokenInfo;
+
+/// The address a request came from (set per connection by the listener).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer(pub(crate) SocketAddr);
+
+/// One change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct Entry {
+    /// When (RFC 3339).
+    pub(crate) at: String,
+    /// The token's id, or `local` (the CLI, a signal), or `anonymous` when
+    /// authentication is off.
+    pub(crate) actor: String,
+    /// The token's tenant.
+    pub(crate) tenant: String,
+    /// `PUT /api/v1/slos/checkout`, `token create`, `reload (SIGHUP)`.
+    pub(crate) action: String,
+    /// The HTTP status, when it was a request.
+    pub(crate) status: Option<u16>,
+    /// The client's address.
+    pub(crate) remote: String,
+}
+
+/// The log.
+pub(crate) struct AuditLog {
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog").finish_non_exhaustive()
+    }
+}
+
+impl AuditLog {
+    /// Opens (creating) `audit.db` in `data_dir`.
+    pub(crate) fn open(data_dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(data_dir)?;
+        let conn = Connection::open(data_dir.join("audit.db"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS audit (
+                at INTEGER NOT NULL,
+                actor TEXT NOT NULL,
+                tenant TEXT NOT NULL,
+                action TEXT NOT NULL,
+                status INTEGER,
+                remote TEXT NOT NULL
+            )",
+        )?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// Records a change; a failure to write is logged (the change happened).
+    pub(crate) fn record(
+        &self,
+        actor: &str,
+        tenant: &str,
+        action: &str,
+        status: Option<u16>,
+        remote: &str,
+    ) {
+        let result = lock(&self.conn).execute(
+            "INSERT INTO audit (at, actor, tenant, action, status, remote) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![SystemClock.now_ns(), actor, tenant, action, status, remote],
+        );
+        match result {
+            Ok(_) => {
+                tracing::info!(
+                    actor,
+                    tenant,
+                    action,
+                    status,
+                    remote,
+                    "Audit: a change was made."
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, actor, action, "Writing the audit log failed.");
+            }
+        }
+    }
+
+    /// The newest `limit` entries, newest first.
+    pub(crate) fn recent(&self, limit: usize) -> anyhow::Result<Vec<Entry>> {
+        let conn = lock(&self.conn);
+        let mut stmt = conn.prepare(
+            "SELECT at, actor, tenant, action, status, remote FROM audit ORDER BY at DESC, rowid DESC LIMIT ?1",
+        )?;
+        let rows = stmt
+            .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                Ok(Entry {
+                    at: smolder_common::text::rfc3339(
+                        r.get::<_, i64>(0)?,
+                        chrono::SecondsFormat::Millis,
+                    ),
+                    actor: r.get(1)?,
+                    tenant: r.get(2)?,
+                    action: r.get(3)?,
+                    status: r.get::<_, Option<u16>>(4)?,
+                    remote: r.get(5)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+}
+
+/// Middleware of the API listener (inside authentication, so the token is
+/// known): records every state change that succeeded.
+pub(crate) async fn record_changes(
+    State(log): State<Arc<AuditLog>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) {
+        return next.run(request).await;
+    }
+    let action = format!("{} {}", request.method(), request.uri().path());
+    // A query changes nothing.
+    if action == "POST /api/v1/sql" {
+        return next.run(request).await;
+    }
+    let (actor, tenant) = match request.extensions().get::<TokenInfo>() {
+        Some(t) => (t.id.clone(), t.tenant.clone()),
+        None => ("anonymous".to_string(), "default".to_string()),
+    };
+    let remote = request
+        .extensions()
+        .get::<Peer>()
+        .map_or_else(|| "unknown".to_string(), |p| p.0.to_string());
+    let response = next.run(request).await;
+    let status = response.status();
+    if status.is_success() {
+        log.record(&actor, &tenant, &action, Some(status.as_u16()), &remote);
+    }
+    response
+}
+
+#[derive(Debug, Deserialize)]
+struct Params {
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+fn default_limit() -> usize {
+    100
+}
+
+/// `GET /api/v1/audit?limit=` (the `admin` scope).
+pub(crate) fn router(log: Arc<AuditLog>) -> Router {
+    Router::new()
+        .route(
+            "/api/v1/audit",
+            get(
+                |State(log): State<Arc<AuditLog>>, Query(p): Query<Params>| async move {
+                    match log.recent(p.limit.min(10_000)) {
+                        Ok(entries) => {
+                            axum::Json(serde_json::json!({ "entries": entries })).into_response()
+                        }
+                        Err(e) => ApiError::internal("reading the audit log", e).into_response(),
+                    }
+                },
+            ),
+        )
+        .with_state(log)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_come_back_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path()).unwrap();
+        log.record("local", "default", "token create abc", None, "local");
+        log.record(
+            "abc",
+            "team-a",
+            "PUT /api/v1/slos/x",
+            Some(201),
+            "127.0.0.1:5000",
+        );
+        let entries = log.recent(10).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].action, "PUT /api/v1/slos/x");
+        assert_eq!(entries[0].tenant, "team-a");
+        assert_eq!(entries[1].status, None);
+        assert_eq!(log.recent(1).unwrap().len(), 1);
+    }
+}
