@@ -183,8 +183,9 @@ pub struct ScalingTarget {
     pub name: String,
     /// URL the signed scaling webhook is POSTed to.
     pub url: String,
-    /// Standard Webhooks secret (`whsec_…`).
-    pub secret: Option<String>,
+    /// Standard Webhooks secret (`whsec_…`); a string, `{ file = … }` or
+    /// `{ env = … }`.
+    pub secret: Option<smolder_common::secret::Secret>,
     /// Extra HTTP headers.
     pub headers: BTreeMap<String, String>,
     /// Which SLOs' alerts drive this target (label matchers; all SLOs when
@@ -349,7 +350,7 @@ impl AlertingConfig {
                 p(format!("{at}.url"), e);
             }
             if let Some(s) = &t.secret
-                && let Err(e) = crate::sign::Signer::new(s)
+                && let Err(e) = crate::sign::Signer::new(s.expose())
             {
                 p(format!("{at}.secret"), e);
             }

@@ -15,6 +15,7 @@
 //!   ingest and SLO rollups draw from.
 
 pub mod schema;
+pub mod secret;
 
 pub mod clock;
 pub mod config;

@@ -608,6 +608,30 @@ mod tests {
     }
 
     #[test]
+    fn secrets_come_from_files_and_never_show() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("pd-key");
+        std::fs::write(&key, "R0UTINGKEY\n").unwrap();
+        let text = format!(
+            "name = 'pd'\ntype = 'pagerduty'\nrouting_key = {{ file = {:?} }}",
+            key.display().to_string()
+        );
+        let r: ReceiverConfig = toml::from_str(&text).unwrap();
+        assert!(matches!(&r.kind, Kind::Pagerduty(p) if p.routing_key.expose() == "R0UTINGKEY"));
+        assert!(!format!("{r:?}").contains("R0UTINGKEY"));
+        assert!(!toml::to_string(&r).unwrap().contains("R0UTINGKEY"));
+        let found = problems(
+            "[[receivers]]\nname = 'm'\ntype = 'email'\nsmtp = 'h:25'\nfrom = 'a@b.c'\nto = ['d@e.f']\n\
+             username = 'u'\npassword = { file = '/nonexistent/pw' }",
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("password: reading the secret from /nonexistent/pw"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
     fn a_receiver_reads_back_what_it_writes() {
         let text = "name = 'mail'\ntype = 'email'\nsmtp = 'mx:587'\nfrom = 'smolder@example.com'\n\
                     to = ['sre@example.com']\nsend_resolved = false\ntimeout = '5s'";

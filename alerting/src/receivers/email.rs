@@ -13,6 +13,7 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 
 use serde::{Deserialize, Serialize};
+use smolder_common::secret::Secret;
 
 use super::Outcome;
 use super::config::check_template;
@@ -42,7 +43,7 @@ pub struct Config {
     pub username: Option<String>,
     /// SMTP password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// A minijinja template for the text body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<String>,
@@ -146,7 +147,10 @@ impl Mailer {
         }
         .port(port);
         if let (Some(user), Some(password)) = (&c.username, &c.password) {
-            builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+            builder = builder.credentials(Credentials::new(
+                user.clone(),
+                password.expose().to_string(),
+            ));
         }
         let from: Mailbox = c.from.parse().map_err(|e| format!("from: {e}"))?;
         let to =

@@ -91,7 +91,11 @@ impl Receiver {
         client: reqwest::Client,
     ) -> Result<Self, String> {
         let signer = match &config.kind {
-            Kind::Webhook(w) => w.secret.as_deref().map(Signer::new).transpose()?,
+            Kind::Webhook(w) => w
+                .secret
+                .as_ref()
+                .map(|s| Signer::new(s.expose()))
+                .transpose()?,
             _ => None,
         };
         let mailer = match &config.kind {

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use smolder_common::secret::Secret;
 use smolder_slo::model::Severity;
 
 use super::config::HttpUrl;
@@ -16,7 +17,7 @@ use crate::render::{self, Texts, rfc3339};
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The integration's routing key.
-    pub routing_key: String,
+    pub routing_key: Secret,
     /// The Events API endpoint.
     #[serde(default = "default_url")]
     pub url: HttpUrl,
@@ -29,7 +30,7 @@ fn default_url() -> HttpUrl {
 impl Config {
     pub(crate) fn request(&self, n: &Notification) -> Result<(String, Vec<u8>), String> {
         let texts = render::texts(n, None)?;
-        let body = payload(n, &texts, &self.routing_key);
+        let body = payload(n, &texts, self.routing_key.expose());
         Ok((self.url.to_string(), json_bytes(&body)))
     }
 }

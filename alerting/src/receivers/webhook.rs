@@ -6,6 +6,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use smolder_common::secret::Secret;
+
 use super::config::{HttpUrl, check_template};
 use super::json_bytes;
 use crate::notification::Notification;
@@ -26,7 +28,7 @@ pub struct Config {
     /// Standard Webhooks secret (`whsec_…`): requests carry `webhook-id`,
     /// `webhook-timestamp` and `webhook-signature`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
 }
 
 /// Body format of a webhook.
@@ -43,7 +45,7 @@ pub enum Format {
 impl Config {
     pub(crate) fn check(&self, out: &mut Vec<(String, String)>) {
         if let Some(s) = &self.secret
-            && let Err(e) = crate::sign::Signer::new(s)
+            && let Err(e) = crate::sign::Signer::new(s.expose())
         {
             out.push(("secret".into(), e));
         }
