@@ -254,5 +254,28 @@ await step('time-range-and-keyboard', async () => {
   assert.notEqual(outline, 'none', 'focus is visible');
 });
 
+await step('cross-origin-pages-cannot-change-anything', async () => {
+  // The same server under another name is another origin: a page there is
+  // what a hostile page in the SRE's browser would be. Its requests reach the
+  // server (both are local), and must change nothing.
+  const elsewhere = BASE.replace('127.0.0.1', 'localhost');
+  assert.notEqual(elsewhere, BASE, 'SMOLDER_URL names 127.0.0.1');
+  const other = await context.newPage();
+  await other.goto(`${elsewhere}/healthz`);
+  const silence = JSON.stringify({ matchers: ['slo=~".+"'], duration: '720h', created_by: 'cross-origin' });
+  const sent = await other.evaluate(async ({ target, body }) => {
+    const attempts = [
+      fetch(`${target}/api/v1/silences`, { method: 'POST', mode: 'no-cors', headers: { 'Content-Type': 'text/plain' }, body }),
+      fetch(`${target}/api/v1/silences`, { method: 'POST', mode: 'no-cors', body: new URLSearchParams({ body }) }),
+      fetch(`${target}/-/reload`, { method: 'POST', mode: 'no-cors' }),
+    ];
+    return (await Promise.allSettled(attempts)).map((r) => r.status);
+  }, { target: BASE, body: silence });
+  await other.close();
+  assert.deepEqual(sent, ['fulfilled', 'fulfilled', 'fulfilled'], 'the requests were sent');
+  const answer = await page.evaluate(async () => (await fetch('/api/v1/silences')).json());
+  assert.ok(!JSON.stringify(answer).includes('cross-origin'), `a page of another origin created a silence: ${JSON.stringify(answer)}`);
+});
+
 await browser.close();
 console.log(`\n${results.length} UI checks passed; screenshots in ${ARTIFACTS}`);
