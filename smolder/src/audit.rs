@@ -3,7 +3,9 @@
 //! delete, silences, tokens, reloads), when, from where and with what result.
 //!
 //! It is written by one middleware of the API listener for every state
-//! change that succeeded (so no handler can forget it), by `smolder token`
+//! change that succeeded — and for every one cut off before its answer (a
+//! timeout, a client that left), which may have taken effect — so no handler
+//! can forget it, by `smolder token`
 //! and by SIGHUP reloads, into `audit.db` in the data directory (SQLite, so
 //! the CLI writes beside a running server). Admins read it at
 //! `GET /api/v1/audit?limit=`.
@@ -163,12 +165,46 @@ pub(crate) async fn record_changes(
         .extensions()
         .get::<Peer>()
         .map_or_else(|| "unknown".to_string(), |p| p.0.to_string());
+    // A request cut off (by the timeout, or a client that left) may still
+    // have changed something: the guard records that it got no answer.
+    let mut pending = Pending {
+        log: Arc::clone(&log),
+        entry: Some((actor, tenant, action, remote)),
+    };
     let response = next.run(request).await;
     let status = response.status();
-    if status.is_success() {
-        log.record(&actor, &tenant, &action, Some(status.as_u16()), &remote);
+    if let Some((actor, tenant, action, remote)) = pending.entry.take()
+        && status.is_success()
+    {
+        // SQLite waits for the CLI's writes: not on an async worker.
+        let _ = tokio::task::spawn_blocking(move || {
+            log.record(&actor, &tenant, &action, Some(status.as_u16()), &remote);
+        })
+        .await;
     }
     response
+}
+
+/// A change whose answer is not known yet: (actor, tenant, action, remote).
+struct Pending {
+    log: Arc<AuditLog>,
+    entry: Option<(String, String, String, String)>,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let Some((actor, tenant, action, remote)) = self.entry.take() else {
+            return;
+        };
+        let log = Arc::clone(&self.log);
+        let action =
+            format!("{action} (no answer: timed out or the client left; it may have taken effect)");
+        let record = move || log.record(&actor, &tenant, &action, None, &remote);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(record)),
+            Err(_) => record(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

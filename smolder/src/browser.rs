@@ -48,9 +48,10 @@ impl BrowserPolicy {
         cors_origins: &[String],
         external_url: Option<&str>,
     ) -> Self {
+        // A name given with a port matches the name (the port is not checked).
         let mut hosts: Vec<String> = allowed_hosts
             .iter()
-            .map(|h| h.to_ascii_lowercase())
+            .map(|h| host_of(h.trim()).to_ascii_lowercase())
             .collect();
         if let Some(host) = external_url
             .and_then(|u| reqwest::Url::parse(u).ok())
@@ -131,13 +132,19 @@ pub(crate) async fn guard(
     request: Request,
     next: Next,
 ) -> Response {
-    let authority = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| request.uri().authority().map(ToString::to_string))
-        .unwrap_or_default();
+    let authority = match request.headers().get(header::HOST) {
+        Some(value) => match value.to_str() {
+            Ok(text) => text.to_string(),
+            Err(_) => {
+                return ApiError::forbidden("the Host header is not readable text").into_response();
+            }
+        },
+        None => request
+            .uri()
+            .authority()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+    };
     if !policy.host_allowed(&authority) {
         return ApiError::forbidden(format!(
             "this server does not answer to the name {:?}; add it to [server] allowed_hosts",

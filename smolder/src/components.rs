@@ -2,8 +2,8 @@
 //! reverse order.
 //!
 //! `serve::start` lists the components: the storage maintenance first, then
-//! the SLO ticks, alerting and the configuration reload, and the three
-//! listeners last. Stopping walks the list backwards, so the listeners stop
+//! the SLO ticks, alerting, the re-reading of tokens and the configuration
+//! reload on SIGHUP, and the three listeners last. Stopping walks the list backwards, so the listeners stop
 //! accepting (and drain what is in flight) before anything they feed stops,
 //! and the store — stopped last — persists the buffer once nothing can write
 //! to it any more. Each component has its own stop signal; a component that

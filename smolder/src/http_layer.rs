@@ -1,6 +1,6 @@
 //! The middleware of the API and UI listener, in one place: every route
-//! (SQL, SLOs, alerting, the UI, operations) gets the same stack, and the
-//! authentication layer will be added here.
+//! (SQL, SLOs, alerting, tokens, the audit log, the UI, operations) gets the
+//! same stack.
 //!
 //! Order, outermost first — a request passes down the list, its response
 //! back up:

@@ -237,8 +237,14 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
         move |stop| async move {
             // Tokens made or revoked by `smolder token` beside the server.
             supervise::periodically("tokens", Duration::from_secs(1), stopped(stop), &panics, || async {
-                if let Err(e) = store.refresh() {
-                    tracing::warn!(error = %e, "Re-reading the tokens failed; the last ones stay.");
+                // SQLite may wait for the CLI's write: not on an async worker.
+                let store = Arc::clone(&store);
+                match tokio::task::spawn_blocking(move || store.refresh()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "Re-reading the tokens failed; the last ones stay.");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "Re-reading the tokens failed."),
                 }
             })
             .await;
@@ -438,6 +444,9 @@ async fn maintain_storage(
 #[cfg(unix)]
 async fn reload_on_sighup(reload: ReloadState, stop: Stop) -> anyhow::Result<()> {
     let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        // Without SIGHUP the server goes on (POST /-/reload still works).
+        tracing::warn!("SIGHUP cannot be handled here; reload with POST /-/reload.");
+        stopped(stop).await;
         return Ok(());
     };
     let stop = stopped(stop);

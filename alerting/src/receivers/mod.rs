@@ -231,7 +231,8 @@ pub async fn send_http(client: &reqwest::Client, r: HttpRequest, timeout: Durati
         Err(e) => {
             return Outcome::Retry {
                 status: None,
-                error: error_chain(&e),
+                // Without the URL: for chat webhooks the URL is the credential.
+                error: error_chain(&e.without_url()),
                 retry_after: None,
             };
         }

@@ -347,9 +347,8 @@ mod tests {
             Err(Rejected::Expired)
         );
         // Another secret of the same id, a malformed one, an unknown id.
-        let (prefix, _) = token.rsplit_once('_').unwrap();
         assert_eq!(
-            store.verify(&format!("{prefix}_AAAA"), NOW),
+            store.verify(&format!("smd_{}_AAAA", info.id), NOW),
             Err(Rejected::Invalid)
         );
         assert_eq!(store.verify("Bearer x", NOW), Err(Rejected::Invalid));
@@ -373,7 +372,11 @@ mod tests {
         assert_eq!(server.verify(&token, NOW), Err(Rejected::Invalid));
         server.refresh().unwrap();
         assert!(server.verify(&token, NOW).unwrap().allows(Scope::Write));
-        let secret = token.rsplit_once('_').unwrap().1;
+        let secret = token
+            .strip_prefix("smd_")
+            .and_then(|t| t.split_once('_'))
+            .unwrap()
+            .1;
         let db = std::fs::read(dir.path().join("auth.db")).unwrap();
         let wal = std::fs::read(dir.path().join("auth.db-wal")).unwrap_or_default();
         for bytes in [db, wal] {
