@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """What authentication costs gRPC ingest: spans per server CPU-second with
 every export carrying an ingest token (`--auth required`) against none
-(`--auth disabled`), in pairs of runs one right after the other (the machine
-is noisy; the median of the pairs' ratios is the figure).
+(`--auth disabled`), in pairs of runs one right after the other, alternating which goes first,
+after a warm-up run (the machine is noisy; the median of the pairs' ratios is
+the figure).
 
 Each run: a release `smolder serve` on loopback with a fresh data directory,
 `smolder loadgen` over gRPC (batches of 512 spans, --concurrency connections)
@@ -66,10 +67,18 @@ def main():
     print()
     print("| pair | tokens: items/s | none: items/s | tokens: per CPU-s | none: per CPU-s | ratio (per CPU-s) |")
     print("|---|---|---|---|---|---|")
+    # The first runs after a build or another benchmark are slower (caches,
+    # clocks): one warm-up run is thrown away, and the pairs alternate which
+    # mode runs first.
+    run(bin_path, args, "disabled")
     ratios = []
     for pair in range(args.pairs):
-        with_tokens = run(bin_path, args, "required")
-        without = run(bin_path, args, "disabled")
+        if pair % 2 == 0:
+            with_tokens = run(bin_path, args, "required")
+            without = run(bin_path, args, "disabled")
+        else:
+            without = run(bin_path, args, "disabled")
+            with_tokens = run(bin_path, args, "required")
         ratios.append(with_tokens[1] / without[1])
         print(f"| {pair + 1} | {with_tokens[0]:.0f} | {without[0]:.0f} | {with_tokens[1]:.0f} | {without[1]:.0f} | "
               f"{ratios[-1]:.1%} |", flush=True)
