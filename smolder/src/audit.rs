@@ -29,6 +29,18 @@ use smolder_common::sync::lock;
 
 use crate::auth::TokenInfo;
 
+/// Opens (creating) the SQLite database `name` in `data_dir` for use beside
+/// other processes (the CLI writes while the server runs): WAL journal, a
+/// wait of up to 5 s for a writer, and `schema` applied.
+pub(crate) fn open_db(data_dir: &Path, name: &str, schema: &str) -> anyhow::Result<Connection> {
+    std::fs::create_dir_all(data_dir)?;
+    let conn = Connection::open(data_dir.join(name))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.execute_batch(schema)?;
+    Ok(conn)
+}
+
 /// The address a request came from (set per connection by the listener).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Peer(pub(crate) SocketAddr);
@@ -65,11 +77,9 @@ impl std::fmt::Debug for AuditLog {
 impl AuditLog {
     /// Opens (creating) `audit.db` in `data_dir`.
     pub(crate) fn open(data_dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(data_dir)?;
-        let conn = Connection::open(data_dir.join("audit.db"))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        conn.execute_batch(
+        let conn = open_db(
+            data_dir,
+            "audit.db",
             "CREATE TABLE IF NOT EXISTS audit (
                 at INTEGER NOT NULL,
                 actor TEXT NOT NULL,

@@ -172,11 +172,9 @@ fn hash(secret: &str) -> [u8; 32] {
 impl TokenStore {
     /// Opens (creating) `auth.db` in `data_dir`.
     pub(crate) fn open(data_dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(data_dir)?;
-        let conn = Connection::open(data_dir.join("auth.db"))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        conn.execute_batch(
+        let conn = crate::audit::open_db(
+            data_dir,
+            "auth.db",
             "CREATE TABLE IF NOT EXISTS tokens (
                 id TEXT PRIMARY KEY,
                 hash BLOB NOT NULL,
