@@ -41,6 +41,11 @@ pub(crate) fn open_db(data_dir: &Path, name: &str, schema: &str) -> anyhow::Resu
     Ok(conn)
 }
 
+/// What a handler adds to its change's audit entry (the id of what it
+/// made), put in its response's extensions.
+#[derive(Debug, Clone)]
+pub(crate) struct Detail(pub(crate) String);
+
 /// The address a request came from (set per connection by the listener).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Peer(pub(crate) SocketAddr);
@@ -183,9 +188,12 @@ pub(crate) async fn record_changes(
     };
     let response = next.run(request).await;
     let status = response.status();
-    if let Some((actor, tenant, action, remote)) = pending.entry.take()
+    if let Some((actor, tenant, mut action, remote)) = pending.entry.take()
         && status.is_success()
     {
+        if let Some(Detail(detail)) = response.extensions().get::<Detail>() {
+            action = format!("{action} ({detail})");
+        }
         // SQLite waits for the CLI's writes: not on an async worker.
         let _ = tokio::task::spawn_blocking(move || {
             log.record(&actor, &tenant, &action, Some(status.as_u16()), &remote);

@@ -237,7 +237,7 @@ fn every_route_answers_each_caller_by_the_scope_of_its_token() {
     for want in [
         (writer, "POST /api/v1/silences"),
         (admin_id, "POST /api/v1/silences"),
-        (admin_id, "POST /api/v1/tokens"),
+        (admin_id, "POST /api/v1/tokens (token "),
         (admin_id, "DELETE /api/v1/tokens/".to_string().as_str()),
     ] {
         assert!(

@@ -66,11 +66,14 @@ async fn create(State(store): State<Arc<TokenStore>>, Json(new): Json<NewToken>)
     match store.create(&new.tenant, &scopes, new.expires, now()) {
         Ok((info, token)) => {
             tracing::info!(id = %info.id, tenant = %info.tenant, scopes = ?info.scopes, "Token created.");
-            (
+            let detail = crate::audit::Detail(format!("token {} for {}", info.id, info.tenant));
+            let mut response = (
                 StatusCode::CREATED,
                 axum::Json(json!({ "token": token, "info": info })),
             )
-                .into_response()
+                .into_response();
+            response.extensions_mut().insert(detail);
+            response
         }
         Err(e) => ApiError::invalid(e.to_string()).into_response(),
     }
