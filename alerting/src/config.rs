@@ -186,8 +186,9 @@ pub struct ScalingTarget {
     /// Standard Webhooks secret (`whsec_…`); a string, `{ file = … }` or
     /// `{ env = … }`.
     pub secret: Option<smolder_common::secret::Secret>,
-    /// Extra HTTP headers.
-    pub headers: BTreeMap<String, String>,
+    /// Extra HTTP headers; values are secrets (a string, `{ file = … }` or
+    /// `{ env = … }`).
+    pub headers: BTreeMap<String, smolder_common::secret::Secret>,
     /// Which SLOs' alerts drive this target (label matchers; all SLOs when
     /// empty).
     pub matchers: Vec<String>,

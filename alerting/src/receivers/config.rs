@@ -21,6 +21,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_value::{Value, ValueDeserializer};
+use smolder_common::secret::Secret;
 
 use super::{alertmanager, discord, email, google_chat, pagerduty, slack, teams, webhook};
 use crate::notification::Notification;
@@ -43,9 +44,10 @@ pub struct ReceiverConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Common {
-    /// Extra HTTP headers (HTTP receivers).
+    /// Extra HTTP headers (HTTP receivers); values are secrets (an
+    /// `Authorization` header is one), so a file or env works too.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Secret>,
     /// Send notifications when a group resolves.
     pub send_resolved: bool,
     /// Requests in flight at once.
@@ -181,7 +183,7 @@ impl ReceiverConfig {
                     format!("headers.{name}"),
                     "is not a valid HTTP header name".into(),
                 ));
-            } else if http::HeaderValue::from_str(value).is_err() {
+            } else if http::HeaderValue::from_str(value.expose()).is_err() {
                 out.push((
                     format!("headers.{name}"),
                     "is not a valid HTTP header value".into(),
@@ -613,13 +615,18 @@ mod tests {
         let key = dir.path().join("pd-key");
         std::fs::write(&key, "R0UTINGKEY\n").unwrap();
         let text = format!(
-            "name = 'pd'\ntype = 'pagerduty'\nrouting_key = {{ file = {:?} }}",
+            "name = 'pd'\ntype = 'pagerduty'\nrouting_key = {{ file = {:?} }}\n\
+             headers = {{ Authorization = 'Bearer H3ADERSECRET' }}",
             key.display().to_string()
         );
         let r: ReceiverConfig = toml::from_str(&text).unwrap();
         assert!(matches!(&r.kind, Kind::Pagerduty(p) if p.routing_key.expose() == "R0UTINGKEY"));
-        assert!(!format!("{r:?}").contains("R0UTINGKEY"));
-        assert!(!toml::to_string(&r).unwrap().contains("R0UTINGKEY"));
+        for shown in [format!("{r:?}"), toml::to_string(&r).unwrap()] {
+            assert!(
+                !shown.contains("R0UTINGKEY") && !shown.contains("H3ADERSECRET"),
+                "{shown}"
+            );
+        }
         let found = problems(
             "[[receivers]]\nname = 'm'\ntype = 'email'\nsmtp = 'h:25'\nfrom = 'a@b.c'\nto = ['d@e.f']\n\
              username = 'u'\npassword = { file = '/nonexistent/pw' }",

@@ -174,7 +174,7 @@ impl Receiver {
         }
         for (k, v) in &self.config.common.headers {
             headers.retain(|(name, _)| !name.eq_ignore_ascii_case(k));
-            headers.push((k.clone(), v.clone()));
+            headers.push((k.clone(), v.expose().to_string()));
         }
         Ok(HttpRequest { url, headers, body })
     }
