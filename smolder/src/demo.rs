@@ -134,6 +134,23 @@ fn inbox_alerting(inbox: std::net::SocketAddr) -> anyhow::Result<smolder_alertin
     toml::from_str(&text).context("the demo's alerting configuration")
 }
 
+/// The demo is a showcase on this machine: listeners left at their default
+/// (OTLP on every interface) listen on loopback instead, on the same ports, so
+/// the demo needs no token (`[server] auth = "auto"`) and exposes nothing.
+/// An address given explicitly is kept.
+fn local_listeners(config: &mut Config) {
+    let defaults = crate::config::ListenConfig::default();
+    for (addr, default) in [
+        (&mut config.listen.otlp_grpc, defaults.otlp_grpc),
+        (&mut config.listen.otlp_http, defaults.otlp_http),
+        (&mut config.listen.http, defaults.http),
+    ] {
+        if *addr == default {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+    }
+}
+
 /// Runs the demo until Ctrl-C / SIGTERM or the configured duration.
 pub(crate) async fn run(args: DemoArgs, mut config: Config) -> anyhow::Result<()> {
     config.slo.dir = Some(sample_slo_dir(&config)?);
@@ -144,6 +161,7 @@ pub(crate) async fn run(args: DemoArgs, mut config: Config) -> anyhow::Result<()
     } else {
         None
     };
+    local_listeners(&mut config);
     // Burn rates move within seconds of an incident.
     if !args.serve.overrides.sets("slo.interval") {
         config.slo.interval = Duration::from_secs(2);
@@ -251,5 +269,20 @@ async fn drive(args: DemoArgs, otlp_http: std::net::SocketAddr) {
             }
         }
         generator.set_clock(unix_nanos());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_listens_on_loopback_unless_told_otherwise() {
+        let mut config = Config::default();
+        config.listen.otlp_http = "10.0.0.5:4318".parse().unwrap();
+        local_listeners(&mut config);
+        assert_eq!(config.listen.otlp_grpc.to_string(), "127.0.0.1:4317");
+        assert_eq!(config.listen.otlp_http.to_string(), "10.0.0.5:4318");
+        assert_eq!(config.listen.http.to_string(), "127.0.0.1:8080");
     }
 }
