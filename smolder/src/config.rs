@@ -141,6 +141,8 @@ smolder_common::config_section! {
         pub(crate) listen: ListenConfig = ListenConfig::default(),
         /// `[server]`.
         pub(crate) server: ServerConfig = ServerConfig::default(),
+        /// `[tls]`.
+        pub(crate) tls: crate::tls::TlsConfig = crate::tls::TlsConfig::default(),
         /// `[ingest]`.
         pub(crate) ingest: IngestConfig = IngestConfig::default(),
         /// `[wal]`.
@@ -162,6 +164,7 @@ smolder_common::config_section! {
     validate(self, problems) {
         section(&self.listen, "listen", problems);
         section(&self.server, "server", problems);
+        section(&self.tls, "tls", problems);
         section(&self.ingest, "ingest", problems);
         section(&self.wal, "wal", problems);
         section(&self.storage, "storage", problems);
@@ -224,6 +227,7 @@ const SECTIONS: &[SectionInfo] = &[
     info::<Config>("", Some("{}")),
     info::<ListenConfig>("listen", Some("{}-addr")),
     info::<ServerConfig>("server", Some("{}")),
+    info::<crate::tls::TlsConfig>("tls", Some("tls-{}")),
     info::<IngestConfig>("ingest", Some("{}")),
     info::<WalConfig>("wal", Some("wal-{}")),
     info::<StorageConfig>("storage", Some("{}")),

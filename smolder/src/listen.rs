@@ -22,7 +22,12 @@
 //!
 //! Bodies are bounded where they are read (the API's body limit, the OTLP
 //! receivers' size cap and memory budget), requests by the API's timeout.
-//! Transport security will be added here, for every listener at once.
+//!
+//! With TLS configured (tls.rs) each connection's handshake runs here too,
+//! within the header timeout, before HTTP sees a byte: every listener gets
+//! the same transport security, and a client that opens a connection and
+//! never completes its handshake holds a slot no longer than one that never
+//! sends its headers.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -42,6 +47,8 @@ use prometheus_client::registry::Registry;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
+
+use crate::tls::Tls;
 
 /// Limits of one listener.
 #[derive(Debug, Clone, Copy)]
@@ -82,6 +89,7 @@ pub(crate) struct ListenerMetrics {
     accepted: Family<ListenerLabel, Counter>,
     refused: Family<ListenerLabel, Counter>,
     idle_closed: Family<ListenerLabel, Counter>,
+    handshake_failed: Family<ListenerLabel, Counter>,
 }
 
 impl ListenerMetrics {
@@ -108,15 +116,23 @@ impl ListenerMetrics {
             "Connections closed after idle_timeout without traffic",
             m.idle_closed.clone(),
         );
+        registry.register(
+            "tls_handshakes_failed",
+            "TLS handshakes that failed or timed out (bad or missing client certificates, plain-text clients, scanners)",
+            m.handshake_failed.clone(),
+        );
         m
     }
 }
 
-/// Serves `service` on `listener` until `stop` turns true, then lets open
-/// connections finish their requests (bounded by the caller).
+/// Serves `service` on `listener` (over TLS when `tls` is given) until
+/// `stop` turns true, then lets open connections finish their requests
+/// (bounded by the caller).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn serve<S, B>(
     name: &'static str,
     listener: TcpListener,
+    tls: Option<Arc<Tls>>,
     service: S,
     limits: ListenerLimits,
     metrics: ListenerMetrics,
@@ -173,19 +189,47 @@ where
         };
         metrics.accepted.get_or_create(&label).inc();
         let _ = stream.set_nodelay(true);
-        let (builder, service, metrics, label, stop) = (
+        let (builder, service, metrics, label, stop, tls) = (
             Arc::clone(&builder),
             service.clone(),
             metrics.clone(),
             label.clone(),
             stop.clone(),
+            tls.clone(),
         );
         tokio::spawn(async move {
             metrics.open.get_or_create(&label).inc();
-            connection(
-                &builder, stream, peer, service, limits, &metrics, &label, stop,
-            )
-            .await;
+            let activity = Activity::new();
+            let stream = Tracked {
+                inner: stream,
+                activity: Arc::clone(&activity),
+            };
+            let connected = Connection {
+                builder: &builder,
+                peer,
+                activity,
+                limits,
+                metrics: &metrics,
+                label: &label,
+            };
+            match tls {
+                None => connected.serve(stream, service, stop).await,
+                Some(tls) => {
+                    let handshake =
+                        tokio::time::timeout(limits.header_timeout, handshake(&tls, stream));
+                    match handshake.await {
+                        Ok(Ok(stream)) => connected.serve(stream, service, stop).await,
+                        Ok(Err(e)) => {
+                            metrics.handshake_failed.get_or_create(&label).inc();
+                            tracing::debug!(listener = name, %peer, error = %e, "TLS handshake failed.");
+                        }
+                        Err(_) => {
+                            metrics.handshake_failed.get_or_create(&label).inc();
+                            tracing::debug!(listener = name, %peer, "TLS handshake timed out.");
+                        }
+                    }
+                }
+            }
             metrics.open.get_or_create(&label).dec();
             drop(slot);
         });
@@ -206,68 +250,106 @@ where
     Ok(())
 }
 
-/// Serves one connection until it ends, idles out or the server stops.
-#[allow(clippy::too_many_arguments)]
-async fn connection<S, B>(
-    builder: &auto::Builder<TokioExecutor>,
-    stream: TcpStream,
+/// The first byte of a TLS connection: a handshake record.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// The answer to a plain-text HTTP request on a TLS listener.
+const PLAIN_TEXT_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
+content-type: text/plain; charset=utf-8\r\nconnection: close\r\ncontent-length: 66\r\n\r\n\
+This port speaks TLS: use https:// (gRPC: a TLS channel) instead.\n";
+
+/// Completes the TLS handshake of a new connection. A client that speaks
+/// plain-text HTTP to a TLS port (a common mistake in an exporter's
+/// endpoint) gets a 400 saying so instead of an unreadable TLS alert.
+async fn handshake(
+    tls: &Tls,
+    mut stream: Tracked,
+) -> std::io::Result<tokio_rustls::server::TlsStream<Tracked>> {
+    let mut first = [0u8; 1];
+    let n = stream.inner.peek(&mut first).await?;
+    if n == 1 && first[0] != TLS_HANDSHAKE_RECORD && first[0].is_ascii_uppercase() {
+        use tokio::io::AsyncWriteExt as _;
+        stream.write_all(PLAIN_TEXT_ANSWER).await?;
+        stream.shutdown().await?;
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "plain-text HTTP on a TLS listener",
+        ));
+    }
+    tls.acceptor().accept(stream).await
+}
+
+/// One accepted connection.
+struct Connection<'a> {
+    builder: &'a auto::Builder<TokioExecutor>,
     peer: SocketAddr,
-    service: S,
+    /// Its bytes read and written (below TLS).
+    activity: Arc<Activity>,
     limits: ListenerLimits,
-    metrics: &ListenerMetrics,
-    label: &ListenerLabel,
-    mut stop: watch::Receiver<bool>,
-) where
-    S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let activity = Activity::new();
-    // Handlers (the audit log) see who is calling.
-    let service = tower::ServiceExt::map_request(service, move |mut r: http::Request<_>| {
-        r.extensions_mut().insert(crate::audit::Peer(peer));
-        r
-    });
-    let io = TokioIo::new(Tracked {
-        inner: stream,
-        activity: Arc::clone(&activity),
-    });
-    let conn = builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));
-    tokio::pin!(conn);
-    let mut closing = false;
-    let check = (limits.idle_timeout / 4).max(Duration::from_millis(100));
-    loop {
-        tokio::select! {
-            result = conn.as_mut() => {
-                if let Err(e) = result {
-                    tracing::debug!(listener = label.listener, %peer, error = %e, "Connection ended with an error.");
-                }
-                return;
-            }
-            () = stopped(&mut stop), if !closing => {
-                conn.as_mut().graceful_shutdown();
-                closing = true;
-            }
-            () = tokio::time::sleep(check) => {
-                if activity.idle() < limits.idle_timeout {
-                    continue;
-                }
-                if closing {
-                    // Asked to close and still silent: the peer is stalled
-                    // in the middle of a request. Drop it.
+    metrics: &'a ListenerMetrics,
+    label: &'a ListenerLabel,
+}
+
+impl Connection<'_> {
+    /// Serves the connection until it ends, idles out or the server stops.
+    async fn serve<I, S, B>(self, io: I, service: S, mut stop: watch::Receiver<bool>)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let Self {
+            builder,
+            peer,
+            activity,
+            limits,
+            metrics,
+            label,
+        } = self;
+        // Handlers (the audit log) see who is calling.
+        let service = tower::ServiceExt::map_request(service, move |mut r: http::Request<_>| {
+            r.extensions_mut().insert(crate::audit::Peer(peer));
+            r
+        });
+        let io = TokioIo::new(io);
+        let conn = builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));
+        tokio::pin!(conn);
+        let mut closing = false;
+        let check = (limits.idle_timeout / 4).max(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(listener = label.listener, %peer, error = %e, "Connection ended with an error.");
+                    }
                     return;
                 }
-                tracing::debug!(listener = label.listener, %peer, "Closing an idle connection.");
-                metrics.idle_closed.get_or_create(label).inc();
-                conn.as_mut().graceful_shutdown();
-                closing = true;
-                activity.touch();
+                () = stopped(&mut stop), if !closing => {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+                () = tokio::time::sleep(check) => {
+                    if activity.idle() < limits.idle_timeout {
+                        continue;
+                    }
+                    if closing {
+                        // Asked to close and still silent: the peer is stalled
+                        // in the middle of a request. Drop it.
+                        return;
+                    }
+                    tracing::debug!(listener = label.listener, %peer, "Closing an idle connection.");
+                    metrics.idle_closed.get_or_create(label).inc();
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                    activity.touch();
+                }
             }
         }
     }
@@ -381,7 +463,15 @@ mod tests {
             "/",
             axum::routing::any(|_: axum::body::Bytes| async { "ok" }),
         );
-        tokio::spawn(serve("test", socket, app, limits, metrics.clone(), stopped));
+        tokio::spawn(serve(
+            "test",
+            socket,
+            None,
+            app,
+            limits,
+            metrics.clone(),
+            stopped,
+        ));
         (addr, metrics, stop)
     }
 

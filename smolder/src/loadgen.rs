@@ -80,8 +80,11 @@ pub(crate) struct LoadgenArgs {
     pub(crate) history: Option<Duration>,
     /// An API token with the ingest scope, sent as `Authorization: Bearer`
     /// (gRPC metadata or HTTP header).
-    #[arg(long, env = "SMOLDER_TOKEN")]
+    #[arg(long, env = "SMOLDER_TOKEN", hide_env_values = true)]
     pub(crate) token: Option<String>,
+    /// Certificates for an `https://` endpoint.
+    #[command(flatten)]
+    pub(crate) tls: crate::client::ClientTls,
     /// Resend a request the server refused as retryable (UNAVAILABLE, 503,
     /// 429, a lost connection) after a backoff, as OTLP exporters do, until
     /// it is accepted or --duration is over.
@@ -283,7 +286,7 @@ enum Bodies {
     Pool(Vec<Arc<Body>>),
     /// Request n is generated when it is sent, at `start + n * step`.
     History {
-        args: LoadgenArgs,
+        args: Box<LoadgenArgs>,
         start: u64,
         step: u64,
     },
@@ -326,7 +329,7 @@ pub(crate) async fn execute(args: &LoadgenArgs) -> anyhow::Result<Report> {
             let history = history.as_nanos() as u64;
             let step = history / requests.max(1);
             let bodies = Bodies::History {
-                args: args.clone(),
+                args: Box::new(args.clone()),
                 start: now.saturating_sub(history),
                 step,
             };
@@ -540,9 +543,13 @@ impl Sender {
         let bearer = args.token.as_ref().map(|t| format!("Bearer {}", t.trim()));
         Ok(match args.protocol {
             Protocol::Grpc => {
-                let channel = tonic::transport::Endpoint::from_shared(base.to_string())
+                let mut endpoint = tonic::transport::Endpoint::from_shared(base.to_string())
                     .context("invalid --endpoint")?
-                    .tcp_nodelay(true)
+                    .tcp_nodelay(true);
+                if base.starts_with("https://") {
+                    endpoint = endpoint.tls_config(args.tls.tonic()?)?;
+                }
+                let channel = endpoint
                     .connect()
                     .await
                     .with_context(|| format!("connecting to {base}"))?;
@@ -564,9 +571,13 @@ impl Sender {
                 }
             }
             Protocol::HttpProtobuf | Protocol::HttpJson => Self::Http {
-                client: reqwest::Client::builder()
-                    .pool_max_idle_per_host(1)
-                    .tcp_nodelay(true)
+                client: args
+                    .tls
+                    .reqwest(
+                        reqwest::Client::builder()
+                            .pool_max_idle_per_host(1)
+                            .tcp_nodelay(true),
+                    )?
                     .build()?,
                 url: format!("{base}/v1/{}", args.signal.path()),
                 content_type: if args.protocol == Protocol::HttpJson {

@@ -10,6 +10,7 @@ mod alerting_bench;
 mod audit;
 mod auth;
 mod browser;
+mod client;
 mod components;
 mod config;
 mod demo;
@@ -22,6 +23,7 @@ mod silence_cli;
 mod slo_bench;
 mod slo_cli;
 mod supervise;
+mod tls;
 
 use std::time::Duration;
 

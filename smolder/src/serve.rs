@@ -88,6 +88,18 @@ impl Listeners {
 /// Binds the listeners, prints `listening <name>=<addr>` for each on stdout, and
 /// starts serving.
 pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Running> {
+    let tls = crate::tls::Tls::load(&config.tls).context("loading the TLS files")?;
+    if let Some(tls) = &tls {
+        tracing::info!(
+            mutual = tls.mutual(),
+            "TLS on every listener{}.",
+            if tls.mutual() {
+                ", with client certificates"
+            } else {
+                ""
+            }
+        );
+    }
     let (listeners, addrs) = Listeners::bind(config).await?;
     let mut registry = Registry::with_prefix("smolder");
     let budget = MemoryBudget::new(
@@ -131,8 +143,9 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
     let listener_metrics = listen::ListenerMetrics::new(&mut registry);
     let panics = supervise::Panics::register(&mut registry);
     let slo_engine = start_slo_engine(config, &engine, &mut registry).await?;
-    let alerting = start_alerting(config, &engine, addrs.http, &mut registry)?;
-    let auth = Arc::new(start_auth(config)?);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let alerting = start_alerting(config, &engine, scheme, addrs.http, &mut registry)?;
+    let auth = Arc::new(start_auth(config, tls.is_some())?);
     let audit = Arc::new(
         AuditLog::open(&config.data_dir)
             .with_context(|| format!("opening the audit log in {}", config.data_dir.display()))?,
@@ -251,12 +264,21 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
             Ok(())
         }
     });
+    if let Some(tls) = &tls {
+        let tls = Arc::clone(tls);
+        components.start("tls", Drain::Grace, |stop| async move {
+            // Certificates renewed on disk are used without a restart.
+            tls.watch(stop).await;
+            Ok(())
+        });
+    }
     #[cfg(unix)]
     components.start("sighup", Drain::Grace, |stop| {
         reload_on_sighup(reload, stop)
     });
     let limits = config.listener_limits();
     components.start("otlp_grpc", Drain::Grace, {
+        let tls = tls.clone();
         let (service, metrics) = (
             GrpcGuard::new(
                 OtlpGrpc::new(Arc::clone(&ingestor)).service(),
@@ -268,6 +290,7 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
             listen::serve(
                 "otlp_grpc",
                 listeners.otlp_grpc,
+                tls,
                 service,
                 limits,
                 metrics,
@@ -276,6 +299,7 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
         }
     });
     components.start("otlp_http", Drain::Grace, {
+        let tls = tls.clone();
         let (service, metrics) = (
             smolder_ingest::http::router(Arc::clone(&ingestor)).layer(
                 axum::middleware::from_fn_with_state(Arc::clone(&auth), ingest_guard),
@@ -286,6 +310,7 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
             listen::serve(
                 "otlp_http",
                 listeners.otlp_http,
+                tls,
                 service,
                 limits,
                 metrics,
@@ -294,7 +319,15 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
         }
     });
     components.start("http", Drain::Grace, move |stop| {
-        listen::serve("http", listeners.http, api, limits, listener_metrics, stop)
+        listen::serve(
+            "http",
+            listeners.http,
+            tls,
+            api,
+            limits,
+            listener_metrics,
+            stop,
+        )
     });
 
     // Scripts and tests find the ports from these lines.
@@ -305,6 +338,7 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
         otlp_grpc = %addrs.otlp_grpc,
         otlp_http = %addrs.otlp_http,
         http = %addrs.http,
+        tls = scheme == "https",
         buffer_limit = %config.ingest.buffer_limit,
         "smolder is serving."
     );
@@ -356,7 +390,7 @@ async fn open_store(
 /// The token store in the data directory and whether tokens are asked for:
 /// `[server] auth`, where `auto` means required unless every listener is on
 /// loopback.
-fn start_auth(config: &Config) -> anyhow::Result<Auth> {
+fn start_auth(config: &Config, tls: bool) -> anyhow::Result<Auth> {
     let store = TokenStore::open(&config.data_dir)
         .with_context(|| format!("opening the tokens in {}", config.data_dir.display()))?;
     let listeners = [
@@ -372,6 +406,11 @@ fn start_auth(config: &Config) -> anyhow::Result<Auth> {
     }
     if required {
         tracing::info!("Every request needs a token (smolder token create).");
+        if !tls && !listeners.iter().all(|a| a.ip().is_loopback()) {
+            tracing::warn!(
+                "Tokens travel in plain text: a listener is not on loopback and TLS is off (--tls-cert, --tls-key)."
+            );
+        }
     }
     Ok(Auth::new(Arc::new(store), required))
 }
@@ -497,6 +536,7 @@ async fn start_slo_engine(
 fn start_alerting(
     config: &Config,
     engine: &QueryEngine,
+    scheme: &str,
     http: SocketAddr,
     registry: &mut Registry,
 ) -> anyhow::Result<Arc<smolder_alerting::Alerting>> {
@@ -513,7 +553,7 @@ fn start_alerting(
         engine.clone(),
         Arc::new(SystemClock),
         &config.alerting,
-        format!("http://{host}"),
+        format!("{scheme}://{host}"),
     )?;
     registry.register_collector(Box::new(smolder_alerting::metrics::AlertingCollector::new(
         &alerting,

@@ -12,14 +12,8 @@ use serde_json::{Value, json};
 pub(crate) struct SilenceArgs {
     #[command(subcommand)]
     command: SilenceCommand,
-    /// The server's HTTP API.
-    #[arg(
-        long,
-        global = true,
-        env = "SMOLDER_SERVER",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    server: String,
+    #[command(flatten)]
+    api: crate::client::ApiArgs,
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -67,9 +61,9 @@ async fn answer(resp: reqwest::Response) -> anyhow::Result<Value> {
 
 /// Runs `smolder silence …`.
 pub(crate) async fn run(args: SilenceArgs) -> anyhow::Result<()> {
-    let client = reqwest::Client::new();
-    let base = args.server.trim_end_matches('/');
-    let url = format!("{base}/api/v1/silences");
+    let client = args.api.client()?;
+    let base = args.api.server.trim_end_matches('/');
+    let url = args.api.url("/api/v1/silences");
     match args.command {
         SilenceCommand::Add {
             matchers,

@@ -33,9 +33,8 @@ enum SloCommand {
         /// The files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// The server's HTTP API.
-        #[arg(long, env = "SMOLDER_SERVER", default_value = "http://127.0.0.1:8080")]
-        server: String,
+        #[command(flatten)]
+        api: crate::client::ApiArgs,
         /// Return once the SLOs are created, without waiting for the backfill.
         #[arg(long)]
         no_wait: bool,
@@ -96,15 +95,19 @@ pub(crate) async fn run(args: SloArgs) -> anyhow::Result<i32> {
         }
         SloCommand::Apply {
             files,
-            server,
+            api,
             no_wait,
-        } => apply(&read(&files)?, server.trim_end_matches('/'), no_wait).await,
+        } => apply(&read(&files)?, &api, no_wait).await,
         SloCommand::Bench(args) => crate::slo_bench::run(args).await.map(|()| 0),
     }
 }
 
-async fn apply(files: &[(String, String)], server: &str, no_wait: bool) -> anyhow::Result<i32> {
-    let client = reqwest::Client::new();
+async fn apply(
+    files: &[(String, String)],
+    api: &crate::client::ApiArgs,
+    no_wait: bool,
+) -> anyhow::Result<i32> {
+    let client = api.client()?;
     let mut ids = Vec::new();
     for (file, text) in files {
         let loaded = spec::load_texts(
@@ -119,7 +122,7 @@ async fn apply(files: &[(String, String)], server: &str, no_wait: bool) -> anyho
             return Ok(1);
         }
         for slo in &loaded.slos {
-            let url = format!("{server}/api/v1/slos/{}", slo.id);
+            let url = api.url(&format!("/api/v1/slos/{}", slo.id));
             let response = client
                 .put(&url)
                 .header("content-type", "application/yaml")
@@ -172,7 +175,7 @@ async fn apply(files: &[(String, String)], server: &str, no_wait: bool) -> anyho
             if bar.is_finished() {
                 continue;
             }
-            let url = format!("{server}/api/v1/slos/{id}");
+            let url = api.url(&format!("/api/v1/slos/{id}"));
             let body = client.get(&url).send().await?.text().await?;
             let v: serde_json::Value = serde_json::from_str(&body)
                 .with_context(|| format!("GET {url}: not JSON: {body}"))?;

@@ -3,6 +3,10 @@ OpenTelemetry Python SDK, through one exporter, and prints what it sent as JSON.
 
 Usage: export.py --protocol grpc|http/protobuf|http/json --endpoint URL --run-id ID
 
+An https:// endpoint is reached over TLS, configured the standard way: the
+OTEL_EXPORTER_OTLP_CERTIFICATE, OTEL_EXPORTER_OTLP_CLIENT_KEY and
+OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE environment variables.
+
 The Rust end-to-end test (tests/tests/python_sdk.rs) runs this script and then
 checks through smolder's SQL API that exactly this telemetry arrived.
 """
@@ -30,7 +34,12 @@ def exporters(protocol, endpoint):
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
         from grpc import Compression
 
-        kw = dict(endpoint=endpoint, insecure=True, compression=Compression.Gzip)
+        kw = dict(endpoint=endpoint, compression=Compression.Gzip)
+        if endpoint.startswith("http://"):
+            kw["insecure"] = True
+        # With https:// the exporter checks the server against
+        # OTEL_EXPORTER_OTLP_CERTIFICATE and presents OTEL_EXPORTER_OTLP_CLIENT_KEY
+        # and OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE, as the specification says.
         return OTLPSpanExporter(**kw), OTLPMetricExporter(**kw), OTLPLogExporter(**kw)
     if protocol == "http/protobuf":
         from opentelemetry.exporter.otlp.proto.http import Compression
