@@ -9,8 +9,9 @@
 //! * [`TableSource`] is the boundary between the write side (ingest, the
 //!   write-ahead log, the buffer and the Parquet files of `smolder-storage`) and
 //!   the read side (the DataFusion engine in `smolder-query`): query reads a
-//!   consistent [`TableSnapshot`] — recent batches in memory plus Parquet files
-//!   in an object store — without knowing how they were written;
+//!   consistent [`TableSnapshot`] of one [`Tenant`]'s data — recent batches in
+//!   memory plus Parquet files in an object store — without knowing how they
+//!   were written;
 //! * [`memory::MemoryBudget`] is the process-wide memory budget queries,
 //!   ingest and SLO rollups draw from.
 
@@ -23,9 +24,11 @@ pub mod http;
 pub mod memory;
 pub mod metrics;
 pub mod sync;
+pub mod tenant;
 pub mod text;
 use std::fmt;
 use std::sync::Arc;
+pub use tenant::Tenant;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -125,8 +128,9 @@ pub struct TableSnapshot {
 
 /// Read access to the stored data of each table.
 pub trait TableSource: Send + Sync + fmt::Debug {
-    /// A consistent snapshot of what is currently stored for `table`.
-    fn snapshot(&self, table: Table) -> TableSnapshot;
+    /// A consistent snapshot of what is currently stored for `table` by
+    /// `tenant` — and nothing of any other tenant's.
+    fn snapshot(&self, tenant: &Tenant, table: Table) -> TableSnapshot;
 
     /// The object store holding the snapshot's files, and the URL the query
     /// engine registers it under; `None` when the source has no files.
@@ -134,8 +138,8 @@ pub trait TableSource: Send + Sync + fmt::Debug {
 }
 
 impl<T: TableSource + ?Sized> TableSource for Arc<T> {
-    fn snapshot(&self, table: Table) -> TableSnapshot {
-        (**self).snapshot(table)
+    fn snapshot(&self, tenant: &Tenant, table: Table) -> TableSnapshot {
+        (**self).snapshot(tenant, table)
     }
 
     fn object_store(&self) -> Option<(ObjectStoreUrl, Arc<dyn ObjectStore>)> {

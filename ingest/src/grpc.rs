@@ -34,7 +34,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
-use smolder_common::Table;
+use smolder_common::{Table, Tenant};
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder};
 use tonic::codegen::{BoxFuture, StdError};
 use tonic::server::NamedService;
@@ -252,7 +252,11 @@ impl Signal for Logs {
 }
 
 /// Handles one decompressed `Export` message.
-async fn export<S: Signal>(ingestor: &Ingestor, message: Bytes) -> Result<S::Response, Status> {
+async fn export<S: Signal>(
+    ingestor: &Ingestor,
+    tenant: &Tenant,
+    message: Bytes,
+) -> Result<S::Response, Status> {
     let started = Instant::now();
     let table = S::TABLE;
     ingestor
@@ -262,7 +266,7 @@ async fn export<S: Signal>(ingestor: &Ingestor, message: Bytes) -> Result<S::Res
         ingestor.check_capacity()?;
         let _admitted = ingestor.admit_protobuf(table, &message)?;
         ingestor
-            .ingest_protobuf(table, message, Transport::Grpc)
+            .ingest_protobuf(tenant, table, message, Transport::Grpc)
             .await
     }
     .await;
@@ -332,7 +336,14 @@ where
             let method = tower::service_fn(move |message: Request<Bytes>| {
                 let ingestor = Arc::clone(&ingestor);
                 async move {
-                    export::<S>(&ingestor, message.into_inner())
+                    // Set by the binary's authentication layer from the
+                    // caller's token; without one, the default tenant.
+                    let tenant = message
+                        .extensions()
+                        .get::<Tenant>()
+                        .cloned()
+                        .unwrap_or_default();
+                    export::<S>(&ingestor, &tenant, message.into_inner())
                         .await
                         .map(Response::new)
                 }

@@ -25,8 +25,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
 use prost::Message;
-use smolder_common::Table;
 use smolder_common::memory::{Consumer, Reservation};
+use smolder_common::{Table, Tenant};
 
 use crate::convert::cost;
 use crate::decompress::{DecompressError, Encoding, decompress};
@@ -45,16 +45,31 @@ pub fn router(ingestor: Arc<Ingestor>) -> Router {
         .with_state(ingestor)
 }
 
-async fn traces(State(i): State<Arc<Ingestor>>, headers: HeaderMap, body: Body) -> Response {
-    export(i, Table::Spans, headers, body).await
+async fn traces(
+    State(i): State<Arc<Ingestor>>,
+    tenant: Tenant,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    export(i, tenant, Table::Spans, headers, body).await
 }
 
-async fn logs(State(i): State<Arc<Ingestor>>, headers: HeaderMap, body: Body) -> Response {
-    export(i, Table::Logs, headers, body).await
+async fn logs(
+    State(i): State<Arc<Ingestor>>,
+    tenant: Tenant,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    export(i, tenant, Table::Logs, headers, body).await
 }
 
-async fn metrics(State(i): State<Arc<Ingestor>>, headers: HeaderMap, body: Body) -> Response {
-    export(i, Table::Metrics, headers, body).await
+async fn metrics(
+    State(i): State<Arc<Ingestor>>,
+    tenant: Tenant,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    export(i, tenant, Table::Metrics, headers, body).await
 }
 
 /// The body formats OTLP/HTTP defines.
@@ -102,14 +117,20 @@ impl Format {
     }
 }
 
-async fn export(ingestor: Arc<Ingestor>, table: Table, headers: HeaderMap, body: Body) -> Response {
+async fn export(
+    ingestor: Arc<Ingestor>,
+    tenant: Tenant,
+    table: Table,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let started = Instant::now();
     let format = match Format::from_content_type(&headers) {
         Ok(f) => f,
         // Unknown media type: answer in JSON, the more readable of the two.
         Err(e) => return error_response(Format::Json, &e),
     };
-    let result = receive(&ingestor, table, format, &headers, body).await;
+    let result = receive(&ingestor, &tenant, table, format, &headers, body).await;
     ingestor.record(table, format.transport(), started, &result);
     match result {
         Ok(r) => success_response(format, table, &r),
@@ -126,6 +147,7 @@ async fn export(ingestor: Arc<Ingestor>, table: Table, headers: HeaderMap, body:
 
 async fn receive(
     ingestor: &Ingestor,
+    tenant: &Tenant,
     table: Table,
     format: Format,
     headers: &HeaderMap,
@@ -159,7 +181,7 @@ async fn receive(
             let _admitted = ingestor.admit_protobuf(table, &body)?;
             drop(reading);
             ingestor
-                .ingest_protobuf(table, body, format.transport())
+                .ingest_protobuf(tenant, table, body, format.transport())
                 .await
         }
         Format::Json => {
@@ -167,7 +189,7 @@ async fn receive(
             drop(reading);
             let request = decode_json(table, &body)?;
             admitted.grow(cost::replication(&request))?;
-            ingestor.ingest(&request, format.transport()).await
+            ingestor.ingest(tenant, &request, format.transport()).await
         }
     }
 }

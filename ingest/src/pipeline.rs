@@ -12,8 +12,8 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
-use smolder_common::Table;
 use smolder_common::memory::{Consumer, MemoryBudget, Reservation};
+use smolder_common::{Table, Tenant};
 use smolder_storage::wal::Record;
 use smolder_storage::{Store, StoreError, TimeWindow, format_time};
 
@@ -389,17 +389,19 @@ impl Ingestor {
     /// Converts, logs and buffers an export given as protobuf bytes.
     pub async fn ingest_protobuf(
         &self,
+        tenant: &Tenant,
         table: Table,
         body: Bytes,
         transport: Transport,
     ) -> Result<ExportResult, IngestError> {
         let converted = self.convert_protobuf(table, &body)?;
-        self.store(table, converted, body, transport).await
+        self.store(tenant, table, converted, body, transport).await
     }
 
     /// Converts, logs and buffers a decoded export.
     pub async fn ingest(
         &self,
+        tenant: &Tenant,
         request: &ExportRequest,
         transport: Transport,
     ) -> Result<ExportResult, IngestError> {
@@ -410,7 +412,7 @@ impl Ingestor {
         } else {
             Bytes::new()
         };
-        self.store(request.table(), converted, record, transport)
+        self.store(tenant, request.table(), converted, record, transport)
             .await
     }
 
@@ -438,7 +440,8 @@ impl Ingestor {
                 .map_err(|e| IngestError::Internal(format!("filtering WAL record: {e}")))?;
             if let Some(batch) = kept.batch {
                 items += batch.num_rows() as u64;
-                self.store.replay(record.table, record.seq, batch);
+                self.store
+                    .replay(&record.tenant, record.table, record.seq, batch);
             }
         }
         Ok(items)
@@ -449,6 +452,7 @@ impl Ingestor {
     /// them.
     async fn store(
         &self,
+        tenant: &Tenant,
         table: Table,
         converted: Converted,
         record: Bytes,
@@ -489,7 +493,8 @@ impl Ingestor {
             }
             accepted -= kept.too_old + kept.too_new;
             if let Some(batch) = kept.batch {
-                self.append(table, window, record, batch, offered).await?;
+                self.append(tenant, table, window, record, batch, offered)
+                    .await?;
             }
         }
         let rejected = offered - accepted;
@@ -511,6 +516,7 @@ impl Ingestor {
 
     async fn append(
         &self,
+        tenant: &Tenant,
         table: Table,
         window: TimeWindow,
         record: Bytes,
@@ -519,7 +525,7 @@ impl Ingestor {
     ) -> Result<u64, IngestError> {
         let signal = table.signal();
         self.store
-            .append(table, window, record, batch)
+            .append(tenant, table, window, record, batch)
             .await
             .map_err(|e| match e {
                 StoreError::BufferFull(full) => {

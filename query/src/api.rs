@@ -20,6 +20,7 @@ use datafusion::error::DataFusionError;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use smolder_common::Tenant;
 use smolder_common::http::ErrorCode;
 
 use crate::{Error, QueryEngine, QueryOutput};
@@ -55,11 +56,12 @@ impl From<Error> for ApiError {
 /// The handler of `POST /api/v1/sql`; state is the engine.
 pub async fn sql(
     State(engine): State<Arc<QueryEngine>>,
+    tenant: Tenant,
     headers: HeaderMap,
     // A body that is not `{"sql": "…"}` gets the same error shape.
     smolder_common::http::Json(request): smolder_common::http::Json<SqlRequest>,
 ) -> Result<Response, ApiError> {
-    answer(&engine, &headers, &request).await
+    answer(&engine.for_tenant(&tenant)?, &headers, &request).await
 }
 
 async fn answer(

@@ -4,7 +4,14 @@
 //! `spans`, `logs` and `metrics` read stored data through
 //! [`smolder_common::TableSource`] — batches still in memory and Parquet files
 //! — so a query sees an export as soon as it is acknowledged, and data thirty
-//! days old alike. [`api`] exposes it as the read-only
+//! days old alike.
+//!
+//! Each tenant has a session of its own ([`QueryEngine::for_tenant`]), whose
+//! tables are bound to that tenant's data when they are registered: there is
+//! no table, catalog entry, function or plan node through which one tenant's
+//! query could reach another's rows, whatever SQL it writes (joins, unions,
+//! subqueries, `information_schema`, EXPLAIN). The sessions share the runtime,
+//! the memory pool, the caches and the query threads. [`api`] exposes it as the read-only
 //! `POST /api/v1/sql` endpoint; [`sandbox`] decides what "read-only" admits;
 //! [`search`] answers the UI's trace and log searches with the same engine.
 
@@ -19,17 +26,19 @@ pub mod sandbox;
 pub mod search;
 mod table;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures::StreamExt as _;
 use smolder_common::memory::MemoryBudget;
-use smolder_common::{Table, TableSource};
+use smolder_common::sync::{lock, read, write};
+use smolder_common::{Table, TableSource, Tenant};
 
 pub use config::QueryConfig;
 pub use table::SourceTable;
@@ -109,19 +118,65 @@ pub struct QueryOutput {
     pub truncated: bool,
 }
 
-/// A DataFusion session over smolder's tables.
-#[derive(Clone)]
-pub struct QueryEngine {
-    ctx: SessionContext,
+/// Tables a tenant's session gets besides the telemetry tables (the SLO
+/// engine's `slo_rollups`), each bound to that tenant.
+pub trait TenantTables: Send + Sync {
+    /// Registers the tables of `tenant` in its session.
+    fn register(&self, tenant: &Tenant, ctx: &SessionContext) -> datafusion::error::Result<()>;
+}
+
+/// What the tenants' sessions share.
+struct Shared {
+    sources: Vec<Arc<dyn TableSource>>,
+    runtime: Arc<RuntimeEnv>,
+    blooms: Arc<bloom::BloomCache>,
     limits: QueryLimits,
     executor: Arc<executor::Executor>,
     budget: Arc<MemoryBudget>,
+    sessions: Mutex<HashMap<Tenant, SessionContext>>,
+    extra: RwLock<Vec<Arc<dyn TenantTables>>>,
+}
+
+impl Shared {
+    /// A new session of `tenant`: its telemetry tables, the functions, and
+    /// the extra tables.
+    fn session(&self, tenant: &Tenant) -> Result<SessionContext> {
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("smolder", "public");
+        let ctx = SessionContext::new_with_config_rt(config, Arc::clone(&self.runtime));
+        functions::register(&ctx);
+        bounded::register(&ctx, self.limits.functions, &self.budget);
+        for table in Table::ALL {
+            let provider = SourceTable::new(
+                tenant.clone(),
+                table,
+                self.sources.clone(),
+                Arc::clone(&self.blooms),
+            );
+            ctx.register_table(table.name(), Arc::new(provider))?;
+        }
+        for extra in read(&self.extra).iter() {
+            extra.register(tenant, &ctx)?;
+        }
+        Ok(ctx)
+    }
+}
+
+/// A DataFusion session over one tenant's tables (see the module
+/// documentation); [`QueryEngine::for_tenant`] gives another tenant's.
+#[derive(Clone)]
+pub struct QueryEngine {
+    tenant: Tenant,
+    ctx: SessionContext,
+    shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for QueryEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QueryEngine")
-            .field("limits", &self.limits)
+            .field("tenant", &self.tenant)
+            .field("limits", &self.shared.limits)
             .finish_non_exhaustive()
     }
 }
@@ -134,15 +189,13 @@ impl QueryEngine {
     }
 
     /// An engine whose queries also draw from the process's memory `budget`
-    /// (operators through the pool, bounded functions while they run).
+    /// (operators through the pool, bounded functions while they run). It
+    /// is the default tenant's; [`Self::for_tenant`] gives the others'.
     pub fn with_budget(
         sources: Vec<Arc<dyn TableSource>>,
         limits: QueryLimits,
         budget: Arc<MemoryBudget>,
     ) -> Result<Self> {
-        let config = SessionConfig::new()
-            .with_information_schema(true)
-            .with_default_catalog_and_schema("smolder", "public");
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(pool::BudgetPool::new(
                 limits.memory_limit,
@@ -152,51 +205,94 @@ impl QueryEngine {
             // a month of hourly files of every signal.
             .with_metadata_cache_limit(METADATA_CACHE_BYTES)
             .build_arc()?;
-        let ctx = SessionContext::new_with_config_rt(config, runtime);
-        functions::register(&ctx);
-        bounded::register(&ctx, limits.functions, &budget);
+        // The object stores live in the shared runtime: registered once.
         for source in &sources {
             if let Some((url, store)) = source.object_store() {
-                ctx.register_object_store(url.as_ref(), store);
+                runtime.register_object_store(url.as_ref(), store);
             }
-        }
-        let blooms = Arc::new(bloom::BloomCache::new(BLOOM_CACHE_BYTES));
-        for table in Table::ALL {
-            let provider = SourceTable::new(table, sources.clone(), Arc::clone(&blooms));
-            ctx.register_table(table.name(), Arc::new(provider))?;
         }
         let threads = match limits.threads {
             0 => std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
             n => n,
         };
-        let executor = Arc::new(executor::Executor::new(threads)?);
-        Ok(Self {
-            ctx,
+        let shared = Arc::new(Shared {
+            sources,
+            runtime,
+            blooms: Arc::new(bloom::BloomCache::new(BLOOM_CACHE_BYTES)),
             limits,
-            executor,
+            executor: Arc::new(executor::Executor::new(threads)?),
             budget,
+            sessions: Mutex::new(HashMap::new()),
+            extra: RwLock::new(Vec::new()),
+        });
+        let tenant = Tenant::default_tenant();
+        let ctx = shared.session(&tenant)?;
+        lock(&shared.sessions).insert(tenant.clone(), ctx.clone());
+        Ok(Self {
+            tenant,
+            ctx,
+            shared,
         })
     }
 
-    /// The session, for registering functions and for tests.
+    /// The same engine over `tenant`'s data (its session is made on first
+    /// use and kept).
+    pub fn for_tenant(&self, tenant: &Tenant) -> Result<Self> {
+        if tenant == &self.tenant {
+            return Ok(self.clone());
+        }
+        let mut sessions = lock(&self.shared.sessions);
+        let ctx = match sessions.get(tenant) {
+            Some(ctx) => ctx.clone(),
+            None => {
+                let ctx = self.shared.session(tenant)?;
+                sessions.insert(tenant.clone(), ctx.clone());
+                ctx
+            }
+        };
+        Ok(Self {
+            tenant: tenant.clone(),
+            ctx,
+            shared: Arc::clone(&self.shared),
+        })
+    }
+
+    /// Whose data this engine reads.
+    pub fn tenant(&self) -> &Tenant {
+        &self.tenant
+    }
+
+    /// Adds tables to every tenant's session, now and to come.
+    pub fn add_tables(&self, tables: Arc<dyn TenantTables>) -> Result<()> {
+        // The sessions' lock first, as `for_tenant` takes it: no session is
+        // made between the two steps without the new tables.
+        let sessions = lock(&self.shared.sessions);
+        for (tenant, ctx) in sessions.iter() {
+            tables.register(tenant, ctx)?;
+        }
+        write(&self.shared.extra).push(tables);
+        Ok(())
+    }
+
+    /// This tenant's session, for planning queries (on [`Self::run`]).
     pub fn context(&self) -> &SessionContext {
         &self.ctx
     }
 
     /// The configured limits.
     pub fn limits(&self) -> QueryLimits {
-        self.limits
+        self.shared.limits
     }
 
     /// The memory budget queries draw from, shared with the rest of the
     /// process (the SLO engine takes its rollups' share from it).
     pub fn budget(&self) -> &Arc<MemoryBudget> {
-        &self.budget
+        &self.shared.budget
     }
 
     /// Queries that panicked since start.
     pub fn panics(&self) -> u64 {
-        self.executor.panics()
+        self.shared.executor.panics()
     }
 
     /// Runs `work` — planning and running queries on [`Self::context`] — on
@@ -208,19 +304,19 @@ impl QueryEngine {
         T: Send + 'static,
         F: std::future::Future<Output = Result<T>> + Send + 'static,
     {
-        self.executor.run(what, timeout, work).await
+        self.shared.executor.run(what, timeout, work).await
     }
 
     /// Checks that `expr` is one expression without subqueries within the
     /// statement limits (for expressions users write into definitions).
     pub fn check_expression(&self, expr: &str) -> Result<()> {
-        sandbox::check_expression(expr, self.limits.statement)
+        sandbox::check_expression(expr, self.shared.limits.statement)
     }
 
     /// Runs one read-only statement.
     pub async fn sql(&self, sql: &str) -> Result<QueryOutput> {
         let ctx = self.ctx.clone();
-        let limits = self.limits;
+        let limits = self.shared.limits;
         let sql = sql.to_string();
         self.run("sql", limits.timeout, async move {
             run_sql(&ctx, &sql, limits).await

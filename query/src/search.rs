@@ -34,6 +34,7 @@ use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::DataType;
 use serde::Deserialize;
 use serde_json::json;
+use smolder_common::Tenant;
 use smolder_common::http::{Path, Query};
 use smolder_common::text::sql_literal;
 
@@ -411,25 +412,29 @@ fn stretches(from: i64, to: i64) -> impl Iterator<Item = i64> {
 
 async fn traces(
     State(engine): State<Arc<QueryEngine>>,
+    tenant: Tenant,
     Query(q): Query<TraceSearch>,
 ) -> Result<Response, ApiError> {
-    let output = search_traces(&engine, &q).await?;
+    let output = search_traces(&engine.for_tenant(&tenant)?, &q).await?;
     Ok(Json(to_json(&output)?).into_response())
 }
 
 async fn logs(
     State(engine): State<Arc<QueryEngine>>,
+    tenant: Tenant,
     Query(q): Query<LogSearch>,
 ) -> Result<Response, ApiError> {
-    let output = search_logs(&engine, &q).await?;
+    let output = search_logs(&engine.for_tenant(&tenant)?, &q).await?;
     Ok(Json(to_json(&output)?).into_response())
 }
 
 async fn trace(
     State(engine): State<Arc<QueryEngine>>,
+    tenant: Tenant,
     Path(trace_id): Path<String>,
     Query(q): Query<TraceQuery>,
 ) -> Result<Response, ApiError> {
+    let engine = engine.for_tenant(&tenant)?;
     let id = sql_literal(&hex_id("trace id", &trace_id, 32)?);
     let time = |column: &str| -> Result<String, ApiError> {
         if q.from.is_none() && q.to.is_none() {

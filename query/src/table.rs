@@ -1,6 +1,8 @@
 //! The `TableProvider` of each telemetry table: the union of what every
 //! [`TableSource`] holds — batches in memory and Parquet files — snapshotted
-//! when the query is planned.
+//! when the query is planned. A provider belongs to one tenant and asks the
+//! sources for that tenant's data only: no filter a query could remove or
+//! get around, the other tenants' rows are never in the plan.
 //!
 //! Filters are pushed down as far as they go: the query's predicate prunes
 //! whole files by the time range the manifest records for each, and then, in
@@ -39,27 +41,30 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 use futures::{StreamExt as _, TryStreamExt as _};
-use smolder_common::{StoredFile, Table, TableSource};
+use smolder_common::{StoredFile, Table, TableSource, Tenant};
 
 use crate::bloom::{BloomCache, looked_up_ids};
 
 /// One of the tables `spans`, `logs`, `metrics`.
 #[derive(Debug)]
 pub struct SourceTable {
+    tenant: Tenant,
     table: Table,
     sources: Vec<Arc<dyn TableSource>>,
     blooms: Arc<BloomCache>,
 }
 
 impl SourceTable {
-    /// The table `table` over `sources`, looking trace ids up in the filters
-    /// `blooms` holds.
+    /// `tenant`'s table `table` over `sources`, looking trace ids up in the
+    /// filters `blooms` holds.
     pub(crate) fn new(
+        tenant: Tenant,
         table: Table,
         sources: Vec<Arc<dyn TableSource>>,
         blooms: Arc<BloomCache>,
     ) -> Self {
         Self {
+            tenant,
             table,
             sources,
             blooms,
@@ -251,7 +256,7 @@ impl TableProvider for SourceTable {
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         let mut batches = Vec::new();
         for source in &self.sources {
-            let snapshot = source.snapshot(self.table);
+            let snapshot = source.snapshot(&self.tenant, self.table);
             batches.extend(snapshot.batches);
             let files = self.prune(snapshot.files, predicate.as_ref())?;
             if files.is_empty() {

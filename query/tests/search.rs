@@ -29,7 +29,7 @@ const TO: i64 = 1_767_225_600 * SEC;
 struct Memory(Mutex<Vec<(Table, RecordBatch)>>);
 
 impl TableSource for Memory {
-    fn snapshot(&self, table: Table) -> TableSnapshot {
+    fn snapshot(&self, _tenant: &smolder_common::Tenant, table: Table) -> TableSnapshot {
         TableSnapshot {
             batches: self
                 .0

@@ -13,7 +13,7 @@ use smolder_query::{Error, QueryEngine, QueryLimits};
 struct Empty;
 
 impl TableSource for Empty {
-    fn snapshot(&self, _table: Table) -> TableSnapshot {
+    fn snapshot(&self, _tenant: &smolder_common::Tenant, _table: Table) -> TableSnapshot {
         TableSnapshot::default()
     }
 

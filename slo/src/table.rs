@@ -9,7 +9,8 @@
 //! | `good` | Float64 | good events (or, for counters, increments) in the bucket |
 //! | `total` | Float64 | all events in the bucket |
 //!
-//! Only buckets with events are listed.
+//! Only buckets with events are listed. SLOs are the default tenant's (they
+//! are not kept per tenant yet): another tenant's `slo_rollups` is empty.
 
 use std::sync::{Arc, LazyLock};
 
@@ -24,20 +25,42 @@ use datafusion::error::Result;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
+use datafusion::prelude::SessionContext;
+use smolder_common::Tenant;
+
 use crate::SloEngine;
 
-/// The `slo_rollups` table of an engine.
+/// The `slo_rollups` table of an engine, as one tenant sees it.
 #[derive(Debug)]
 pub struct RollupTable {
     engine: std::sync::Weak<SloEngine>,
+    tenant: Tenant,
 }
 
 impl RollupTable {
-    /// The table over `engine`'s rollups.
-    pub fn new(engine: &Arc<SloEngine>) -> Self {
+    /// The table over `engine`'s rollups, for `tenant`.
+    pub fn new(engine: &Arc<SloEngine>, tenant: Tenant) -> Self {
         Self {
             engine: Arc::downgrade(engine),
+            tenant,
         }
+    }
+}
+
+/// `slo_rollups` in every tenant's query session.
+#[derive(Debug)]
+pub struct RollupTables(pub std::sync::Weak<SloEngine>);
+
+impl smolder_query::TenantTables for RollupTables {
+    fn register(&self, tenant: &Tenant, ctx: &SessionContext) -> Result<()> {
+        ctx.register_table(
+            "slo_rollups",
+            Arc::new(RollupTable {
+                engine: std::sync::Weak::clone(&self.0),
+                tenant: tenant.clone(),
+            }),
+        )?;
+        Ok(())
     }
 }
 
@@ -74,8 +97,8 @@ impl TableProvider for RollupTable {
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let rows = match self.engine.upgrade() {
-            Some(engine) => engine.rollup_rows().await,
-            None => Vec::new(),
+            Some(engine) if self.tenant.is_default() => engine.rollup_rows().await,
+            _ => Vec::new(),
         };
         let utc = |v: Vec<i64>| TimestampNanosecondArray::from(v).with_timezone("UTC");
         let batch = RecordBatch::try_new(

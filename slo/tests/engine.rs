@@ -57,7 +57,7 @@ impl Memory {
 }
 
 impl TableSource for Memory {
-    fn snapshot(&self, table: Table) -> TableSnapshot {
+    fn snapshot(&self, _tenant: &smolder_common::Tenant, table: Table) -> TableSnapshot {
         TableSnapshot {
             batches: self
                 .tables

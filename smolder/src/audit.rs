@@ -23,6 +23,7 @@ use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
+use smolder_common::Tenant;
 use smolder_common::clock::{Clock as _, SystemClock};
 use smolder_common::http::{ApiError, Query};
 use smolder_common::sync::lock;
@@ -129,14 +130,21 @@ impl AuditLog {
         }
     }
 
-    /// The newest `limit` entries, newest first.
-    pub(crate) fn recent(&self, limit: usize) -> anyhow::Result<Vec<Entry>> {
+    /// The newest `limit` entries, newest first: of `tenant` only, or of
+    /// every tenant.
+    pub(crate) fn recent(
+        &self,
+        limit: usize,
+        tenant: Option<&Tenant>,
+    ) -> anyhow::Result<Vec<Entry>> {
         let conn = lock(&self.conn);
         let mut stmt = conn.prepare(
-            "SELECT at, actor, tenant, action, status, remote FROM audit ORDER BY at DESC, rowid DESC LIMIT ?1",
+            "SELECT at, actor, tenant, action, status, remote FROM audit \
+             WHERE ?2 IS NULL OR tenant = ?2 ORDER BY at DESC, rowid DESC LIMIT ?1",
         )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+            .query_map(params![limit, tenant.map(Tenant::as_str)], |r| {
                 Ok(Entry {
                     at: smolder_common::text::rfc3339(
                         r.get::<_, i64>(0)?,
@@ -173,8 +181,8 @@ pub(crate) async fn record_changes(
         return next.run(request).await;
     }
     let (actor, tenant) = match request.extensions().get::<TokenInfo>() {
-        Some(t) => (t.id.clone(), t.tenant.clone()),
-        None => ("anonymous".to_string(), "default".to_string()),
+        Some(t) => (t.id.clone(), t.tenant.to_string()),
+        None => ("anonymous".to_string(), Tenant::DEFAULT.to_string()),
     };
     let remote = request
         .extensions()
@@ -235,14 +243,16 @@ fn default_limit() -> usize {
     100
 }
 
-/// `GET /api/v1/audit?limit=` (the `admin` scope).
+/// `GET /api/v1/audit?limit=` (the `admin` scope): a tenant's admins see
+/// its entries, the default tenant's (the operator's) every entry.
 pub(crate) fn router(log: Arc<AuditLog>) -> Router {
     Router::new()
         .route(
             "/api/v1/audit",
             get(
-                |State(log): State<Arc<AuditLog>>, Query(p): Query<Params>| async move {
-                    match log.recent(p.limit.min(10_000)) {
+                |State(log): State<Arc<AuditLog>>, caller: Tenant, Query(p): Query<Params>| async move {
+                    let only = (!caller.is_default()).then_some(&caller);
+                    match log.recent(p.limit.min(10_000), only) {
                         Ok(entries) => {
                             axum::Json(serde_json::json!({ "entries": entries })).into_response()
                         }
@@ -270,11 +280,15 @@ mod tests {
             Some(201),
             "127.0.0.1:5000",
         );
-        let entries = log.recent(10).unwrap();
+        let entries = log.recent(10, None).unwrap();
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].action, "PUT /api/v1/slos/x");
         assert_eq!(entries[0].tenant, "team-a");
         assert_eq!(entries[1].status, None);
-        assert_eq!(log.recent(1).unwrap().len(), 1);
+        assert_eq!(log.recent(1, None).unwrap().len(), 1);
+        let team_a = Tenant::parse("team-a").unwrap();
+        let theirs = log.recent(10, Some(&team_a)).unwrap();
+        assert_eq!(theirs.len(), 1, "a tenant sees its own entries only");
+        assert_eq!(theirs[0].tenant, "team-a");
     }
 }

@@ -517,14 +517,12 @@ async fn start_slo_engine(
         .with_context(|| format!("opening the SLO database {}", db_path.display()))?;
     // An SLO's queries get the SQL API's timeout.
     let options = config.slo.engine_options(config.query.timeout);
-    let ctx = engine.context().clone();
     let slo_engine = SloEngine::new(engine.clone(), db, Arc::new(SystemClock), options)
         .await
         .context("starting the SLO engine")?;
-    ctx.register_table(
-        "slo_rollups",
-        Arc::new(smolder_slo::table::RollupTable::new(&slo_engine)),
-    )?;
+    engine.add_tables(Arc::new(smolder_slo::table::RollupTables(Arc::downgrade(
+        &slo_engine,
+    ))))?;
     registry.register_collector(Box::new(smolder_slo::metrics::SloCollector::new(
         &slo_engine,
     )));

@@ -186,7 +186,13 @@ async fn update(args: &BenchArgs) -> anyhow::Result<()> {
         if let Some(batch) = converted.batch {
             spans += batch.num_rows();
             store
-                .append(Table::Spans, window, Bytes::new(), batch)
+                .append(
+                    &smolder_common::Tenant::default(),
+                    Table::Spans,
+                    window,
+                    Bytes::new(),
+                    batch,
+                )
                 .await?;
         }
         if minute % 10 == 9 {

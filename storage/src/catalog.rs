@@ -6,12 +6,17 @@
 //! pass. A file exists for queries exactly when the manifest lists it: a file
 //! written by a flush that crashed before its manifest was put is an orphan and
 //! is deleted at the next start, and its rows come back from the log instead.
+//!
+//! Each file is one tenant's (format 2; the files of a format-1 manifest,
+//! written before tenants existed, are the default tenant's).
 
 use serde::{Deserialize, Serialize};
-use smolder_common::{StoredFile, Table};
+use smolder_common::{StoredFile, Table, Tenant};
 
 /// Version of the manifest format.
-pub(crate) const MANIFEST_VERSION: u32 = 1;
+pub(crate) const MANIFEST_VERSION: u32 = 2;
+/// The format before tenants, still read.
+const MANIFEST_VERSION_1: u32 = 1;
 
 /// Path of the manifest in the object store.
 pub(crate) const MANIFEST_PATH: &str = "manifest.json";
@@ -19,6 +24,9 @@ pub(crate) const MANIFEST_PATH: &str = "manifest.json";
 /// One Parquet file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileMeta {
+    /// Whose rows the file holds.
+    #[serde(default)]
+    pub tenant: Tenant,
     /// Table name (`spans`, `logs`, `metrics`).
     pub table: String,
     /// Path in the object store.
@@ -82,7 +90,11 @@ impl Default for Manifest {
 impl Manifest {
     /// Parses a manifest, refusing versions this build does not know.
     pub fn parse(bytes: &[u8]) -> Result<Self, String> {
-        let manifest: Self = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        let mut manifest: Self = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if manifest.version == MANIFEST_VERSION_1 {
+            // Its files have no tenant and were read as the default's.
+            manifest.version = MANIFEST_VERSION;
+        }
         if manifest.version != MANIFEST_VERSION {
             return Err(format!(
                 "manifest version {} is not supported (this build reads version {MANIFEST_VERSION})",
@@ -97,9 +109,18 @@ impl Manifest {
         serde_json::to_vec_pretty(self).expect("a manifest serializes")
     }
 
-    /// The files of `table`.
+    /// The files of `table`, of every tenant.
     pub fn files_of(&self, table: Table) -> impl Iterator<Item = &FileMeta> {
         self.files.iter().filter(move |f| f.table == table.name())
+    }
+
+    /// The files of `table` that hold `tenant`'s rows.
+    pub fn files_of_tenant<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        table: Table,
+    ) -> impl Iterator<Item = &'a FileMeta> {
+        self.files_of(table).filter(move |f| &f.tenant == tenant)
     }
 }
 
@@ -112,6 +133,7 @@ mod tests {
         let manifest = Manifest {
             persisted_through: 42,
             files: vec![FileMeta {
+                tenant: Tenant::parse("acme").unwrap(),
                 table: "spans".into(),
                 path: "spans/date=2026-11-22/hour=10/000000000001-0a0b0c0d.parquet".into(),
                 partition: 0,
@@ -129,11 +151,25 @@ mod tests {
         assert_eq!(parsed.files[0].table(), Some(Table::Spans));
         let future = String::from_utf8(manifest.to_json())
             .unwrap()
-            .replace("\"version\": 1", "\"version\": 9");
+            .replace("\"version\": 2", "\"version\": 9");
         assert!(
             Manifest::parse(future.as_bytes())
                 .unwrap_err()
                 .contains("version 9")
         );
+    }
+
+    #[test]
+    fn a_manifest_from_before_tenants_is_the_default_tenants() {
+        let old = r#"{"version": 1, "persisted_through": 3, "next_file_id": 2, "files": [
+            {"table": "logs", "path": "logs/date=2026-11-22/hour=10/000000000001-00000001.parquet",
+             "partition": 0, "min_time": 1, "max_time": 2, "rows": 3, "bytes": 4}]}"#;
+        let manifest = Manifest::parse(old.as_bytes()).unwrap();
+        assert_eq!(manifest.version, MANIFEST_VERSION);
+        assert!(manifest.files[0].tenant.is_default());
+        let default = Tenant::default();
+        assert_eq!(manifest.files_of_tenant(&default, Table::Logs).count(), 1);
+        let acme = Tenant::parse("acme").unwrap();
+        assert_eq!(manifest.files_of_tenant(&acme, Table::Logs).count(), 0);
     }
 }

@@ -23,7 +23,7 @@ use datafusion::parquet::errors::ParquetError;
 use datafusion::parquet::file::metadata::SortingColumn;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::schema::types::ColumnPath;
-use smolder_common::Table;
+use smolder_common::{Table, Tenant};
 
 use crate::partition_of;
 
@@ -168,13 +168,20 @@ pub(crate) fn encode(
     Ok(out)
 }
 
-/// The object-store path of a new file: Hive-style `date=` and `hour=`
-/// folders under the table, so external tools can read them too.
-pub(crate) fn file_path(table: Table, partition: i64, file_id: u64, nonce: u32) -> String {
+/// The object-store path of a new file: the tenant's own prefix, then
+/// Hive-style `date=` and `hour=` folders under the table, so external tools
+/// can read them too.
+pub(crate) fn file_path(
+    tenant: &Tenant,
+    table: Table,
+    partition: i64,
+    file_id: u64,
+    nonce: u32,
+) -> String {
     let start = chrono::DateTime::from_timestamp(partition.div_euclid(1_000_000_000), 0)
         .unwrap_or_default();
     format!(
-        "{}/date={}/hour={}/{file_id:012}-{nonce:08x}.parquet",
+        "tenant={tenant}/{}/date={}/hour={}/{file_id:012}-{nonce:08x}.parquet",
         table.name(),
         start.format("%Y-%m-%d"),
         start.format("%H"),
@@ -232,10 +239,11 @@ mod tests {
     }
 
     #[test]
-    fn paths_name_the_table_date_and_hour() {
+    fn paths_name_the_tenant_table_date_and_hour() {
+        let acme = Tenant::parse("acme").unwrap();
         assert_eq!(
-            file_path(Table::Logs, 1_763_805_600_000_000_000, 7, 0xab),
-            "logs/date=2025-11-22/hour=10/000000000007-000000ab.parquet"
+            file_path(&acme, Table::Logs, 1_763_805_600_000_000_000, 7, 0xab),
+            "tenant=acme/logs/date=2025-11-22/hour=10/000000000007-000000ab.parquet"
         );
     }
 }

@@ -10,6 +10,12 @@
 //!   files and drops the batches they replace, so a query sees each row once.
 //! * `maintenance` (async): flush, compaction and retention run one at a time,
 //!   each a read-modify-write of the manifest.
+//!
+//! Tenants are kept apart at every step: a buffered batch, a log record and
+//! a Parquet file each belong to one tenant (files under `tenant=<name>/`),
+//! a flush or compaction never puts two tenants' rows in one file, and a
+//! query's [`TableSource::snapshot`] holds its tenant's batches and files
+//! only.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
@@ -39,7 +45,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::prelude::SessionContext;
 use futures::{StreamExt as _, TryStreamExt as _};
-use smolder_common::{Table, TableSnapshot, TableSource};
+use smolder_common::{Table, TableSnapshot, TableSource, Tenant};
 
 use crate::buffer::{Buffer, BufferFull, Buffered};
 use crate::catalog::{FileMeta, MANIFEST_PATH, Manifest};
@@ -78,6 +84,8 @@ impl Default for CompactionOptions {
 pub struct StoreOptions {
     /// Bytes of Arrow data the memory buffer holds at most.
     pub buffer_limit: usize,
+    /// Bytes of the buffer one tenant may hold at most (`None`: all of it).
+    pub tenant_buffer_limit: Option<usize>,
     /// The write-ahead log; `None` keeps unflushed data in memory only.
     pub wal: Option<WalOptions>,
     /// The buffer is flushed to Parquet at least this often (and sooner when
@@ -104,6 +112,7 @@ impl Default for StoreOptions {
         let day = Duration::from_secs(86_400);
         Self {
             buffer_limit: 1 << 30,
+            tenant_buffer_limit: None,
             wal: Some(WalOptions::default()),
             flush_interval: Duration::from_secs(60),
             retention: [7 * day, 7 * day, 30 * day],
@@ -272,7 +281,10 @@ impl Store {
         let session = SessionContext::new();
         session.register_object_store(url.as_ref(), Arc::clone(&object_store));
         let store = Self {
-            buffer: Buffer::new(options.buffer_limit),
+            buffer: Buffer::with_tenant_limit(
+                options.buffer_limit,
+                options.tenant_buffer_limit.unwrap_or(options.buffer_limit),
+            ),
             next_seq: AtomicU64::new(manifest.persisted_through + 1),
             manifest: RwLock::new(Arc::new(manifest)),
             options,
@@ -293,7 +305,8 @@ impl Store {
         Ok((store, records))
     }
 
-    /// Deletes files under the table folders that the manifest does not list.
+    /// Deletes Parquet files that the manifest does not list (under the
+    /// tenants' folders, and the table folders of the layout before tenants).
     async fn delete_orphans(&self) -> Result<(), StoreError> {
         let listed: HashSet<String> = self
             .current()
@@ -301,14 +314,12 @@ impl Store {
             .iter()
             .map(|f| f.path.clone())
             .collect();
-        for table in Table::ALL {
-            let prefix = ObjectPath::from(table.name());
-            let found: Vec<_> = self.object_store.list(Some(&prefix)).try_collect().await?;
-            for meta in found {
-                if !listed.contains(meta.location.as_ref()) {
-                    tracing::info!(path = %meta.location, "Deleting a file no manifest lists (left by an interrupted flush or compaction).");
-                    self.object_store.delete(&meta.location).await?;
-                }
+        let found: Vec<_> = self.object_store.list(None).try_collect().await?;
+        for meta in found {
+            let path = meta.location.as_ref();
+            if path.ends_with(".parquet") && !listed.contains(path) {
+                tracing::info!(path = %meta.location, "Deleting a file no manifest lists (left by an interrupted flush or compaction).");
+                self.object_store.delete(&meta.location).await?;
             }
         }
         Ok(())
@@ -356,15 +367,16 @@ impl Store {
     /// makes `batch` visible. Returns the record's sequence number.
     pub async fn append(
         &self,
+        tenant: &Tenant,
         table: Table,
         window: TimeWindow,
         record: Bytes,
         batch: RecordBatch,
     ) -> Result<u64, StoreError> {
         let _gate = self.gate.read().await;
-        let reservation = self.buffer.reserve(table, batch)?;
+        let reservation = self.buffer.reserve(tenant, table, batch)?;
         let seq = match &self.wal {
-            Some(wal) => wal.append(table, window, record).await?,
+            Some(wal) => wal.append(tenant, table, window, record).await?,
             None => self.next_seq.fetch_add(1, Ordering::Relaxed),
         };
         reservation.commit(seq);
@@ -373,8 +385,8 @@ impl Store {
 
     /// Puts a replayed log record's rows back in the buffer, whatever its
     /// limit: they were acknowledged.
-    pub fn replay(&self, table: Table, seq: u64, batch: RecordBatch) {
-        self.buffer.append_unchecked(table, seq, batch);
+    pub fn replay(&self, tenant: &Tenant, table: Table, seq: u64, batch: RecordBatch) {
+        self.buffer.append_unchecked(tenant, table, seq, batch);
     }
 
     /// Whether a flush is due: the buffer is half full, or holds data older
@@ -422,12 +434,14 @@ impl Store {
         let mut written: Vec<FileMeta> = Vec::new();
         let mut report = MaintenanceReport::default();
         for table in Table::ALL {
-            for chunk in chunks(&sealed[table as usize], self.options.flush_chunk_bytes) {
-                match self.write_chunk(table, chunk, &mut manifest).await {
-                    Ok(files) => written.extend(files),
-                    Err(e) => {
-                        self.delete_now(paths_of(&written)).await;
-                        return Err(e);
+            for (tenant, batches) in by_tenant(&sealed[table as usize]) {
+                for chunk in chunks(&batches, self.options.flush_chunk_bytes) {
+                    match self.write_chunk(&tenant, table, chunk, &mut manifest).await {
+                        Ok(files) => written.extend(files),
+                        Err(e) => {
+                            self.delete_now(paths_of(&written)).await;
+                            return Err(e);
+                        }
                     }
                 }
             }
@@ -486,6 +500,7 @@ impl Store {
     /// Sorts, splits by hour and writes one chunk of buffered batches.
     async fn write_chunk(
         &self,
+        tenant: &Tenant,
         table: Table,
         chunk: &[Buffered],
         manifest: &mut Manifest,
@@ -509,13 +524,14 @@ impl Store {
         .map_err(|e| StoreError::Manifest(format!("flush task failed: {e}")))??;
         let mut files = Vec::new();
         for (partition, min_time, max_time, rows, bytes) in encoded {
-            let path = self.new_path(table, partition, manifest);
+            let path = self.new_path(tenant, table, partition, manifest);
             let size = bytes.len() as u64;
             if let Err(e) = self.put_durable(&path, bytes).await {
                 self.delete_now(paths_of(&files)).await;
                 return Err(e);
             }
             files.push(FileMeta {
+                tenant: tenant.clone(),
                 table: table.name().to_string(),
                 path,
                 partition,
@@ -528,10 +544,16 @@ impl Store {
         Ok(files)
     }
 
-    fn new_path(&self, table: Table, partition: i64, manifest: &mut Manifest) -> String {
+    fn new_path(
+        &self,
+        tenant: &Tenant,
+        table: Table,
+        partition: i64,
+        manifest: &mut Manifest,
+    ) -> String {
         let id = manifest.next_file_id;
         manifest.next_file_id += 1;
-        file_path(table, partition, id, rand::random())
+        file_path(tenant, table, partition, id, rand::random())
     }
 
     /// Puts an object and, on a local store, forces it and its folders to
@@ -607,11 +629,12 @@ impl Store {
         let options = self.options.compaction;
         let now = self.clock.now_ns();
         let settle = i64::try_from(options.settle.as_nanos()).unwrap_or(i64::MAX);
-        let mut groups: BTreeMap<(String, i64), Vec<FileMeta>> = BTreeMap::new();
+        // Files of one tenant, table and hour are merged, never two tenants'.
+        let mut groups: BTreeMap<(Tenant, String, i64), Vec<FileMeta>> = BTreeMap::new();
         for file in &self.current().files {
             if file.bytes < options.target_file_bytes {
                 groups
-                    .entry((file.table.clone(), file.partition))
+                    .entry((file.tenant.clone(), file.table.clone(), file.partition))
                     .or_default()
                     .push(file.clone());
             }
@@ -620,7 +643,7 @@ impl Store {
         // Bounded work per round, so a flush never waits long behind a
         // backlog of merges; the rest follows at the next rounds.
         let started = Instant::now();
-        for ((table_name, partition), mut files) in groups {
+        for ((tenant, table_name, partition), mut files) in groups {
             if started.elapsed() > Duration::from_secs(2) {
                 break;
             }
@@ -645,8 +668,8 @@ impl Store {
                 continue;
             }
             let mut manifest = Manifest::clone(&self.current());
-            let path = self.new_path(table, partition, &mut manifest);
-            let merged = match self.merge(table, partition, &picked, path).await {
+            let path = self.new_path(&tenant, table, partition, &mut manifest);
+            let merged = match self.merge(&tenant, table, partition, &picked, path).await {
                 Ok(merged) => merged,
                 Err(e) => {
                     tracing::warn!(table = %table_name, partition, error = %e, "Compacting files failed.");
@@ -676,6 +699,7 @@ impl Store {
     /// per file whatever their size.
     async fn merge(
         &self,
+        tenant: &Tenant,
         table: Table,
         partition: i64,
         files: &[FileMeta],
@@ -745,6 +769,7 @@ impl Store {
             )));
         }
         Ok(FileMeta {
+            tenant: tenant.clone(),
             table: table.name().to_string(),
             path,
             partition,
@@ -837,6 +862,15 @@ fn paths_of(files: &[FileMeta]) -> Vec<String> {
     files.iter().map(|f| f.path.clone()).collect()
 }
 
+/// The batches of each tenant, in their order.
+fn by_tenant(batches: &[Buffered]) -> BTreeMap<Tenant, Vec<Buffered>> {
+    let mut out: BTreeMap<Tenant, Vec<Buffered>> = BTreeMap::new();
+    for b in batches {
+        out.entry(b.tenant.clone()).or_default().push(b.clone());
+    }
+    out
+}
+
 /// Consecutive runs of batches holding about `bytes` of Arrow memory each.
 fn chunks(batches: &[Buffered], bytes: usize) -> Vec<&[Buffered]> {
     let mut out = Vec::new();
@@ -856,13 +890,13 @@ fn chunks(batches: &[Buffered], bytes: usize) -> Vec<&[Buffered]> {
 }
 
 impl TableSource for Store {
-    fn snapshot(&self, table: Table) -> TableSnapshot {
+    fn snapshot(&self, tenant: &Tenant, table: Table) -> TableSnapshot {
         let _view = read(&self.view);
         TableSnapshot {
-            batches: self.buffer.snapshot(table),
+            batches: self.buffer.snapshot(tenant, table),
             files: self
                 .current()
-                .files_of(table)
+                .files_of_tenant(tenant, table)
                 .map(FileMeta::stored)
                 .collect(),
         }
@@ -901,9 +935,20 @@ mod tests {
     }
 
     async fn append(store: &Store, table: Table, service: &str, times: &[i64]) -> u64 {
+        append_for(store, &Tenant::default(), table, service, times).await
+    }
+
+    async fn append_for(
+        store: &Store,
+        tenant: &Tenant,
+        table: Table,
+        service: &str,
+        times: &[i64],
+    ) -> u64 {
         let window = store.window(table);
         store
             .append(
+                tenant,
                 table,
                 window,
                 Bytes::from_static(b"export"),
@@ -945,13 +990,22 @@ mod tests {
         assert!(replay.is_empty());
         append(&store, Table::Spans, "checkout", &[NOW + 10, NOW - HOUR_NS]).await;
         append(&store, Table::Logs, "checkout", &[NOW - 5]).await;
-        assert_eq!(rows(&store.snapshot(Table::Spans)), (2, 0));
+        assert_eq!(
+            rows(&store.snapshot(&Tenant::default(), Table::Spans)),
+            (2, 0)
+        );
 
         let report = store.flush().await.unwrap();
         assert_eq!(report.rows_flushed, 3);
         assert_eq!(report.files_written, 3, "two hours of spans, one of logs");
-        assert_eq!(rows(&store.snapshot(Table::Spans)), (0, 2));
-        assert_eq!(rows(&store.snapshot(Table::Logs)), (0, 1));
+        assert_eq!(
+            rows(&store.snapshot(&Tenant::default(), Table::Spans)),
+            (0, 2)
+        );
+        assert_eq!(
+            rows(&store.snapshot(&Tenant::default(), Table::Logs)),
+            (0, 1)
+        );
         assert_eq!(store.buffer().used(), 0);
         assert_eq!(parquet_files(dir.path()).len(), 3);
         assert_eq!(store.current().persisted_through, 2);
@@ -962,7 +1016,10 @@ mod tests {
         drop(store);
         let (store, replay) = open(dir.path(), &clock).await;
         assert_eq!(replay.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![3]);
-        assert_eq!(rows(&store.snapshot(Table::Spans)), (0, 2));
+        assert_eq!(
+            rows(&store.snapshot(&Tenant::default(), Table::Spans)),
+            (0, 2)
+        );
         // An empty flush changes nothing.
         assert_eq!(store.flush().await.unwrap(), MaintenanceReport::default());
     }
@@ -975,15 +1032,25 @@ mod tests {
         append(&store, Table::Spans, "a", &[NOW]).await;
         store.flush().await.unwrap();
         drop(store);
-        // A flush that crashed after writing its file, before the manifest.
-        let orphan = dir
-            .path()
-            .join("parquet/spans/date=2026-11-22/hour=00/000000000099-00000000.parquet");
+        // A flush that crashed after writing its file, before the manifest
+        // (and one of the layout before tenants).
+        let orphan = dir.path().join(
+            "parquet/tenant=default/spans/date=2026-11-22/hour=00/000000000099-00000000.parquet",
+        );
         std::fs::write(&orphan, b"half a file").unwrap();
+        let old = dir
+            .path()
+            .join("parquet/spans/date=2026-11-22/hour=00/000000000098-00000000.parquet");
+        std::fs::create_dir_all(old.parent().unwrap()).unwrap();
+        std::fs::write(&old, b"half a file").unwrap();
         let (store, _) = open(dir.path(), &clock).await;
         assert!(!orphan.exists());
+        assert!(!old.exists());
         assert_eq!(parquet_files(dir.path()).len(), 1);
-        assert_eq!(rows(&store.snapshot(Table::Spans)), (0, 1));
+        assert_eq!(
+            rows(&store.snapshot(&Tenant::default(), Table::Spans)),
+            (0, 1)
+        );
     }
 
     #[tokio::test]
@@ -1009,8 +1076,14 @@ mod tests {
         clock.advance(HOUR_NS);
         let report = store.enforce_retention().await.unwrap();
         assert_eq!(report.files_expired, 1);
-        assert_eq!(rows(&store.snapshot(Table::Spans)), (0, 1));
-        assert_eq!(rows(&store.snapshot(Table::Metrics)), (0, 1));
+        assert_eq!(
+            rows(&store.snapshot(&Tenant::default(), Table::Spans)),
+            (0, 1)
+        );
+        assert_eq!(
+            rows(&store.snapshot(&Tenant::default(), Table::Metrics)),
+            (0, 1)
+        );
         store.collect_garbage(false).await;
         assert_eq!(parquet_files(dir.path()).len(), 2);
         assert!(
@@ -1039,7 +1112,10 @@ mod tests {
         let report = store.compact().await.unwrap();
         assert_eq!(report.files_compacted, 3);
         assert_eq!(store.stored_files(Table::Logs), 1);
-        assert_eq!(rows(&store.snapshot(Table::Logs)), (0, 6));
+        assert_eq!(
+            rows(&store.snapshot(&Tenant::default(), Table::Logs)),
+            (0, 6)
+        );
         store.collect_garbage(false).await;
         let files = parquet_files(dir.path());
         assert_eq!(files.len(), 1);
@@ -1084,7 +1160,10 @@ mod tests {
         assert_eq!(append(&store, Table::Spans, "a", &[NOW]).await, 1);
         assert_eq!(append(&store, Table::Spans, "a", &[NOW]).await, 2);
         store.flush().await.unwrap();
-        assert_eq!(rows(&store.snapshot(Table::Spans)), (0, 2));
+        assert_eq!(
+            rows(&store.snapshot(&Tenant::default(), Table::Spans)),
+            (0, 2)
+        );
         assert!(!dir.path().join("wal").exists());
     }
 
@@ -1092,6 +1171,7 @@ mod tests {
     fn chunks_group_batches_by_size() {
         let b = |n| Buffered {
             seq: 0,
+            tenant: Tenant::default(),
             batch: Arc::new(batch(Table::Logs, "a", &vec![0; n])),
         };
         let batches = vec![b(10), b(10), b(10)];
@@ -1100,5 +1180,54 @@ mod tests {
         assert_eq!(chunks(&batches, usize::MAX).len(), 1);
         assert_eq!(chunks(&batches, 1).len(), 3);
         assert!(chunks(&[], 1).is_empty());
+    }
+
+    #[tokio::test]
+    async fn tenants_rows_stay_apart_in_the_buffer_the_files_compaction_and_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(NOW));
+        let acme = Tenant::parse("acme").unwrap();
+        let other = Tenant::parse("other").unwrap();
+        {
+            let (store, _) = open(dir.path(), &clock).await;
+            for _ in 0..2 {
+                append_for(&store, &acme, Table::Spans, "a", &[NOW - 10, NOW - 9]).await;
+                append_for(&store, &other, Table::Spans, "o", &[NOW - 8]).await;
+                store.flush().await.unwrap();
+            }
+            assert_eq!(rows(&store.snapshot(&acme, Table::Spans)), (0, 4));
+            assert_eq!(rows(&store.snapshot(&other, Table::Spans)), (0, 2));
+            assert_eq!(
+                rows(&store.snapshot(&Tenant::default(), Table::Spans)),
+                (0, 0)
+            );
+            // Settled hours are compacted per tenant: two files each.
+            clock.advance(3 * HOUR_NS);
+            let report = store.compact().await.unwrap();
+            assert_eq!(report.files_compacted, 4);
+            assert_eq!(report.files_written, 2);
+            for file in &store.current().files {
+                assert!(
+                    file.path
+                        .starts_with(&format!("tenant={}/spans/", file.tenant)),
+                    "{file:?}"
+                );
+            }
+            assert_eq!(rows(&store.snapshot(&acme, Table::Spans)), (0, 4));
+            assert_eq!(rows(&store.snapshot(&other, Table::Spans)), (0, 2));
+            // Unflushed rows come back to their tenant after a restart.
+            append_for(&store, &other, Table::Logs, "o", &[NOW]).await;
+        }
+        let (store, records) = open(dir.path(), &clock).await;
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].tenant, other);
+        let _ = store;
+        let files = parquet_files(dir.path());
+        assert!(
+            files
+                .iter()
+                .all(|p| p.to_string_lossy().contains("/parquet/tenant=")),
+            "{files:?}"
+        );
     }
 }

@@ -16,8 +16,11 @@
 //!
 //! ```text
 //! u32 LE payload length | u32 LE CRC-32 of the rest | u64 LE sequence | u8 table
-//!   | i64 LE not_before | i64 LE not_after | payload
+//!   | i64 LE not_before | i64 LE not_after | u8 tenant length | tenant | payload
 //! ```
+//!
+//! (Format 2, `SMOLWAL2`, had no tenant: its records are read as the default
+//! tenant's, so a log written before tenants existed replays unchanged.)
 //!
 //! Once the records up to some sequence number are durable in Parquet, the
 //! persister calls [`Wal::rotate`] and then [`Wal::truncate`]: whole segments
@@ -42,14 +45,18 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use smolder_common::Table;
+use smolder_common::{Table, Tenant};
 use tokio::sync::oneshot;
 
 use crate::TimeWindow;
 
 /// The first bytes of every segment.
-pub const MAGIC: &[u8; 8] = b"SMOLWAL2";
-const HEADER: usize = 4 + 4 + 8 + 1 + 8 + 8;
+pub const MAGIC: &[u8; 8] = b"SMOLWAL3";
+/// Segments of format 2: records without a tenant.
+const MAGIC_V2: &[u8; 8] = b"SMOLWAL2";
+/// A record's fixed header (format 2 ends after the time window).
+const HEADER_V2: usize = 4 + 4 + 8 + 1 + 8 + 8;
+const HEADER: usize = HEADER_V2 + 1;
 
 /// When appended records are forced to stable storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +145,8 @@ pub enum WalError {
 pub struct Record {
     /// Its sequence number, increasing by one per record.
     pub seq: u64,
+    /// The tenant whose export it was.
+    pub tenant: Tenant,
     /// The table its items belong to.
     pub table: Table,
     /// The time window the export's items were accepted in.
@@ -147,6 +156,7 @@ pub struct Record {
 }
 
 struct Append {
+    tenant: Tenant,
     table: Table,
     window: TimeWindow,
     payload: Bytes,
@@ -256,6 +266,7 @@ impl Wal {
     /// it is stored as the sync policy asks; returns its sequence number.
     pub async fn append(
         &self,
+        tenant: &Tenant,
         table: Table,
         window: TimeWindow,
         payload: Bytes,
@@ -263,6 +274,7 @@ impl Wal {
         let (done, result) = oneshot::channel();
         self.commands
             .send(Command::Append(Append {
+                tenant: tenant.clone(),
                 table,
                 window,
                 payload,
@@ -349,13 +361,15 @@ fn read_segment(path: &Path, is_last: bool, out: &mut Vec<Record>) -> Result<(),
                 .into(),
         ));
     }
-    if &data[..MAGIC.len()] != MAGIC {
-        return Err(corrupt("not a smolder WAL segment (bad magic)".into()));
-    }
+    let with_tenant = match &data[..MAGIC.len()] {
+        m if m == MAGIC => true,
+        m if m == MAGIC_V2 => false,
+        _ => return Err(corrupt("not a smolder WAL segment (bad magic)".into())),
+    };
     let data = Bytes::from(data);
     let mut offset = MAGIC.len();
     while offset < data.len() {
-        match parse_record(&data, offset) {
+        match parse_record(&data, offset, with_tenant) {
             Ok((record, end)) => {
                 // Numbers run without gaps inside a segment, and increase
                 // from one segment to the next.
@@ -402,9 +416,14 @@ struct BadRecord {
     may_be_torn: bool,
 }
 
-fn parse_record(data: &Bytes, offset: usize) -> Result<(Record, usize), BadRecord> {
+fn parse_record(
+    data: &Bytes,
+    offset: usize,
+    with_tenant: bool,
+) -> Result<(Record, usize), BadRecord> {
     let rest = &data[offset..];
-    if rest.len() < HEADER {
+    let header = if with_tenant { HEADER } else { HEADER_V2 };
+    if rest.len() < header {
         return Err(BadRecord {
             message: format!("{} bytes left, less than a record header", rest.len()),
             may_be_torn: true,
@@ -412,7 +431,13 @@ fn parse_record(data: &Bytes, offset: usize) -> Result<(Record, usize), BadRecor
     }
     let len = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
     let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
-    let end = offset + HEADER + len;
+    let tenant_len = if with_tenant {
+        usize::from(rest[HEADER_V2])
+    } else {
+        0
+    };
+    let body = offset + header + tenant_len;
+    let end = body + len;
     if end > data.len() {
         return Err(BadRecord {
             message: format!("record of {len} bytes runs past the end of the file"),
@@ -441,12 +466,22 @@ fn parse_record(data: &Bytes, offset: usize) -> Result<(Record, usize), BadRecor
             });
         }
     };
+    let tenant = if with_tenant {
+        let name = std::str::from_utf8(&data[offset + HEADER..body]).unwrap_or_default();
+        Tenant::parse(name).map_err(|e| BadRecord {
+            message: e,
+            may_be_torn: false,
+        })?
+    } else {
+        Tenant::default_tenant()
+    };
     Ok((
         Record {
             seq,
+            tenant,
             table,
             window,
-            payload: data.slice(offset + HEADER..end),
+            payload: data.slice(body..end),
         },
         end,
     ))
@@ -575,6 +610,10 @@ impl Writer {
             buf.push(table_code(append.table));
             buf.extend_from_slice(&append.window.not_before.to_le_bytes());
             buf.extend_from_slice(&append.window.not_after.to_le_bytes());
+            let tenant = append.tenant.as_str().as_bytes();
+            // At most 64 bytes: Tenant::parse saw to it.
+            buf.push(u8::try_from(tenant.len()).expect("a tenant name fits a byte"));
+            buf.extend_from_slice(tenant);
             buf.extend_from_slice(&append.payload);
             let crc = crc32(&buf[start + 8..]);
             buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
@@ -688,7 +727,7 @@ mod tests {
         for i in 0..n {
             let payload = Bytes::from(format!("export {i}"));
             seqs.push(
-                wal.append(Table::Spans, TimeWindow::ANY, payload)
+                wal.append(&Tenant::default(), Table::Spans, TimeWindow::ANY, payload)
                     .await
                     .unwrap(),
             );
@@ -711,9 +750,14 @@ mod tests {
         let (wal, replay) = Wal::open(dir.path(), options(64 << 20), 0).unwrap();
         assert!(replay.is_empty());
         assert_eq!(append_n(&wal, 3).await, vec![1, 2, 3]);
-        wal.append(Table::Metrics, TimeWindow::ANY, Bytes::from_static(b"m"))
-            .await
-            .unwrap();
+        wal.append(
+            &Tenant::default(),
+            Table::Metrics,
+            TimeWindow::ANY,
+            Bytes::from_static(b"m"),
+        )
+        .await
+        .unwrap();
         drop(wal);
         let (wal, replay) = Wal::open(dir.path(), options(64 << 20), 0).unwrap();
         let seqs: Vec<_> = replay.iter().map(|r| r.seq).collect();
@@ -733,9 +777,14 @@ mod tests {
             .map(|i| {
                 let wal = std::sync::Arc::clone(&wal);
                 tokio::spawn(async move {
-                    wal.append(Table::Logs, TimeWindow::ANY, Bytes::from(format!("{i}")))
-                        .await
-                        .unwrap()
+                    wal.append(
+                        &Tenant::default(),
+                        Table::Logs,
+                        TimeWindow::ANY,
+                        Bytes::from(format!("{i}")),
+                    )
+                    .await
+                    .unwrap()
                 })
             })
             .collect();
@@ -834,9 +883,14 @@ mod tests {
             not_before: -5,
             not_after: 77,
         };
-        wal.append(Table::Logs, window, Bytes::from_static(b"4"))
-            .await
-            .unwrap();
+        wal.append(
+            &Tenant::default(),
+            Table::Logs,
+            window,
+            Bytes::from_static(b"4"),
+        )
+        .await
+        .unwrap();
         append_n(&wal, 1).await;
         assert_eq!(segments(dir.path()).len(), 2);
         assert_eq!(
@@ -891,5 +945,45 @@ mod tests {
             replay.iter().map(|r| r.seq).collect::<Vec<_>>(),
             vec![11, 12]
         );
+    }
+
+    #[tokio::test]
+    async fn records_keep_their_tenant_and_a_log_from_before_tenants_is_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let acme = Tenant::parse("acme").unwrap();
+        let (wal, _) = Wal::open(dir.path(), options(64 << 20), 0).unwrap();
+        wal.append(
+            &acme,
+            Table::Logs,
+            TimeWindow::ANY,
+            Bytes::from_static(b"a"),
+        )
+        .await
+        .unwrap();
+        drop(wal);
+        let (_, replay) = Wal::open(dir.path(), options(64 << 20), 0).unwrap();
+        assert_eq!(replay[0].tenant, acme);
+        assert_eq!(replay[0].payload, Bytes::from_static(b"a"));
+
+        // A format-2 segment, written by hand: no tenant byte.
+        let old = tempfile::tempdir().unwrap();
+        let mut record = Vec::new();
+        record.extend_from_slice(&1u32.to_le_bytes());
+        record.extend_from_slice(&[0; 4]);
+        record.extend_from_slice(&7u64.to_le_bytes());
+        record.push(table_code(Table::Spans));
+        record.extend_from_slice(&i64::MIN.to_le_bytes());
+        record.extend_from_slice(&i64::MAX.to_le_bytes());
+        record.push(b'x');
+        let crc = crc32(&record[8..]);
+        record[4..8].copy_from_slice(&crc.to_le_bytes());
+        let mut segment = MAGIC_V2.to_vec();
+        segment.extend(record);
+        std::fs::write(old.path().join("00000000000000000007.wal"), segment).unwrap();
+        let (_, replay) = Wal::open(old.path(), options(64 << 20), 0).unwrap();
+        assert_eq!(replay.len(), 1);
+        assert_eq!(replay[0].seq, 7);
+        assert!(replay[0].tenant.is_default());
+        assert_eq!(replay[0].payload, Bytes::from_static(b"x"));
     }
 }

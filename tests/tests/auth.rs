@@ -74,7 +74,7 @@ fn every_route_answers_each_caller_by_the_scope_of_its_token() {
         ),
         (
             "admin",
-            Some(create(dir.path(), "team-b", "admin", None)),
+            Some(create(dir.path(), "default", "admin", None)),
             Some(Needs::Admin),
         ),
     ];
@@ -199,7 +199,7 @@ fn every_route_answers_each_caller_by_the_scope_of_its_token() {
         http_request(
             server.http,
             "GET",
-            "/api/v1/slos",
+            "/api/v1/traces?limit=1",
             &[("authorization", auth)],
             b"",
         )

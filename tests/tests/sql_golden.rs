@@ -117,7 +117,14 @@ async fn engine_with(
             ExportRequest::Logs(telemetry.logs),
             ExportRequest::Metrics(generator.metrics()),
         ] {
-            let result = ingestor.ingest(&request, Transport::Grpc).await.unwrap();
+            let result = ingestor
+                .ingest(
+                    &smolder_common::Tenant::default(),
+                    &request,
+                    Transport::Grpc,
+                )
+                .await
+                .unwrap();
             assert_eq!(result.rejected, 0, "{}", result.message);
         }
         if minute == 59 {
@@ -126,7 +133,10 @@ async fn engine_with(
     }
     assert!(
         !store
-            .snapshot(smolder_common::Table::Spans)
+            .snapshot(
+                &smolder_common::Tenant::default(),
+                smolder_common::Table::Spans
+            )
             .files
             .is_empty()
     );

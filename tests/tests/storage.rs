@@ -271,7 +271,7 @@ async fn backfilled_and_out_of_order_data_is_kept_and_bad_times_are_refused() {
         );
     }
     // Wait for a flush so the old days are read from their own partitions.
-    let spans_dir = server.data_dir().join("parquet/spans");
+    let spans_dir = server.data_dir().join("parquet/tenant=default/spans");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !spans_dir.exists() {
         assert!(Instant::now() < deadline, "nothing was flushed");

@@ -4,6 +4,10 @@
 //! * `POST /api/v1/tokens` — `{"tenant", "scopes": ["ingest", …], "expires":
 //!   "30d"}`; 201 with the token, shown this once
 //! * `DELETE /api/v1/tokens/{id}` — revoke
+//!
+//! An admin of a tenant manages that tenant's tokens; the default tenant's
+//! admins (the operator's) manage every tenant's. Another tenant's token is
+//! answered as if it did not exist.
 
 use std::sync::Arc;
 
@@ -14,10 +18,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use serde::Deserialize;
 use serde_json::json;
+use smolder_common::Tenant;
 use smolder_common::clock::{Clock as _, SystemClock};
-use smolder_common::http::{ApiError, Json, Path};
+use smolder_common::http::{ApiError, ErrorCode, Json, Path};
 
 use super::TokenStore;
+
+/// Whether a caller of tenant `caller` manages the tokens of `tenant`.
+fn manages(caller: &Tenant, tenant: &Tenant) -> bool {
+    caller.is_default() || caller == tenant
+}
 
 /// The routes.
 pub(crate) fn router(store: Arc<TokenStore>) -> Router {
@@ -31,11 +41,12 @@ fn now() -> i64 {
     SystemClock.now_ns()
 }
 
-async fn list(State(store): State<Arc<TokenStore>>) -> Response {
+async fn list(State(store): State<Arc<TokenStore>>, caller: Tenant) -> Response {
     let now = now();
     let tokens: Vec<_> = store
         .list()
         .into_iter()
+        .filter(|t| manages(&caller, &t.tenant))
         .map(|t| {
             let state = t.state(now);
             json!({ "token": t, "state": state })
@@ -47,18 +58,26 @@ async fn list(State(store): State<Arc<TokenStore>>) -> Response {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewToken {
-    #[serde(default = "default_tenant")]
-    tenant: String,
+    #[serde(default)]
+    tenant: Tenant,
     scopes: Vec<String>,
     #[serde(default, with = "humantime_serde")]
     expires: Option<std::time::Duration>,
 }
 
-fn default_tenant() -> String {
-    "default".into()
-}
-
-async fn create(State(store): State<Arc<TokenStore>>, Json(new): Json<NewToken>) -> Response {
+async fn create(
+    State(store): State<Arc<TokenStore>>,
+    caller: Tenant,
+    Json(new): Json<NewToken>,
+) -> Response {
+    if !manages(&caller, &new.tenant) {
+        return ApiError::new(
+            ErrorCode::PermissionDenied,
+            format!("a token of tenant {caller} makes tokens of {caller} only"),
+        )
+        .with_status(StatusCode::FORBIDDEN)
+        .into_response();
+    }
     let scopes = match super::parse_scopes(&new.scopes.join(",")) {
         Ok(s) => s,
         Err(e) => return ApiError::invalid(format!("scopes: {e}")).into_response(),
@@ -79,7 +98,18 @@ async fn create(State(store): State<Arc<TokenStore>>, Json(new): Json<NewToken>)
     }
 }
 
-async fn revoke(State(store): State<Arc<TokenStore>>, Path(id): Path<String>) -> Response {
+async fn revoke(
+    State(store): State<Arc<TokenStore>>,
+    caller: Tenant,
+    Path(id): Path<String>,
+) -> Response {
+    let theirs = store
+        .list()
+        .iter()
+        .any(|t| t.id == id && !manages(&caller, &t.tenant));
+    if theirs {
+        return ApiError::not_found(format!("no token {id}")).into_response();
+    }
     match store.revoke(&id, now()) {
         Ok(true) => {
             tracing::info!(id = %id, "Token revoked.");

@@ -30,7 +30,7 @@ enum TokenCommand {
     Create {
         /// The tenant whose data it reaches.
         #[arg(long, default_value = "default")]
-        tenant: String,
+        tenant: smolder_common::Tenant,
         /// What it may do: ingest, read, write, admin (comma-separated).
         #[arg(long)]
         scope: String,
@@ -63,7 +63,7 @@ pub(crate) fn run(args: TokenArgs) -> anyhow::Result<()> {
             let scopes: Vec<String> = info.scopes.iter().map(ToString::to_string).collect();
             audit.record(
                 "local",
-                &info.tenant,
+                info.tenant.as_str(),
                 &format!("token create {} ({})", info.id, scopes.join(",")),
                 None,
                 "local",
@@ -103,9 +103,15 @@ pub(crate) fn run(args: TokenArgs) -> anyhow::Result<()> {
         }
         TokenCommand::Revoke { id } => {
             anyhow::ensure!(store.revoke(&id, now)?, "no active token {id}");
+            let tenant = store
+                .list()
+                .into_iter()
+                .find(|t| t.id == id)
+                .map(|t| t.tenant)
+                .unwrap_or_default();
             audit.record(
                 "local",
-                "default",
+                tenant.as_str(),
                 &format!("token revoke {id}"),
                 None,
                 "local",

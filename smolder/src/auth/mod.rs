@@ -12,8 +12,13 @@
 //! or bad token is 401 / `UNAUTHENTICATED`, a token without the scope 403 /
 //! `PERMISSION_DENIED`.
 //!
-//! Tokens belong to a tenant; keeping each tenant's data apart is the next
-//! step (README, "Authentication").
+//! Tokens belong to a tenant, and every request carries its tenant (the
+//! token's; the default one without authentication) to the handlers as a
+//! [`Tenant`] extension: ingest stores the rows as that tenant's, queries
+//! and searches read that tenant's only. SLOs, alerts, silences,
+//! notifications, scaling and the server-wide routes (`/metrics`,
+//! `/api/v1/status`, `/-/reload`) are not kept per tenant yet: only the
+//! default tenant's tokens reach them ([`default_tenant_only`]).
 
 pub(crate) mod api;
 pub(crate) mod cli;
@@ -29,6 +34,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
+use smolder_common::Tenant;
 use smolder_common::clock::{Clock, SystemClock};
 use smolder_common::http::{ApiError, ErrorCode};
 
@@ -168,18 +174,51 @@ fn api_scope(method: &Method, path: &str) -> Option<Scope> {
     }
 }
 
+/// Routes whose data are not kept per tenant yet, which only the default
+/// tenant's tokens reach.
+fn default_tenant_only(path: &str) -> bool {
+    const PREFIXES: [&str; 6] = [
+        "/api/v1/slos",
+        "/api/v1/alerts",
+        "/api/v1/silences",
+        "/api/v1/notifications",
+        "/api/v1/scaling",
+        "/-/",
+    ];
+    PREFIXES.iter().any(|p| path.starts_with(p)) || path == "/metrics" || path == "/api/v1/status"
+}
+
+/// The tenant of a request with `token` (the default one without).
+fn tenant_of(token: Option<&TokenInfo>) -> Tenant {
+    token.map(|t| t.tenant.clone()).unwrap_or_default()
+}
+
 /// Middleware of the API listener: the token's scope for the route; the
-/// token (when there is one) goes to the handlers as an extension.
+/// token (when there is one) and its tenant go to the handlers as
+/// extensions.
 pub(crate) async fn api_guard(
     State(auth): State<Arc<Auth>>,
     mut request: Request,
     next: Next,
 ) -> Response {
     let Some(scope) = api_scope(request.method(), request.uri().path()) else {
+        request.extensions_mut().insert(Tenant::default());
         return next.run(request).await;
     };
     match auth.check(request.headers(), scope) {
         Ok(token) => {
+            let tenant = tenant_of(token.as_ref());
+            if !tenant.is_default() && default_tenant_only(request.uri().path()) {
+                return ApiError::new(
+                    ErrorCode::PermissionDenied,
+                    "SLOs, alerts, silences, notifications, scaling and the server's own \
+                     routes are not kept per tenant yet: only tokens of the default tenant \
+                     reach them",
+                )
+                .with_status(StatusCode::FORBIDDEN)
+                .into_response();
+            }
+            request.extensions_mut().insert(tenant);
             if let Some(token) = token {
                 request.extensions_mut().insert(token);
             }
@@ -189,14 +228,18 @@ pub(crate) async fn api_guard(
     }
 }
 
-/// Middleware of the OTLP/HTTP listener: the `ingest` scope.
+/// Middleware of the OTLP/HTTP listener: the `ingest` scope; the exports
+/// are stored as the token's tenant's.
 pub(crate) async fn ingest_guard(
     State(auth): State<Arc<Auth>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     match auth.check(request.headers(), Scope::Ingest) {
-        Ok(_) => next.run(request).await,
+        Ok(token) => {
+            request.extensions_mut().insert(tenant_of(token.as_ref()));
+            next.run(request).await
+        }
         Err(denied) => denied.http(),
     }
 }
@@ -233,9 +276,12 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         match self.auth.check(request.headers(), Scope::Ingest) {
-            Ok(_) => Box::pin(self.inner.call(request)),
+            Ok(token) => {
+                request.extensions_mut().insert(tenant_of(token.as_ref()));
+                Box::pin(self.inner.call(request))
+            }
             Err(denied) => {
                 let response = denied.grpc().into_http();
                 Box::pin(async move { Ok(response) })

@@ -22,6 +22,7 @@ use base64::Engine as _;
 use rusqlite::{Connection, OptionalExtension as _, params};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
+use smolder_common::Tenant;
 use smolder_common::sync::{lock, read, write};
 
 /// What a token may do. `admin` may do everything.
@@ -94,7 +95,7 @@ pub(crate) struct TokenInfo {
     /// The token's id (the part after `smd_`).
     pub(crate) id: String,
     /// The tenant whose data it reaches.
-    pub(crate) tenant: String,
+    pub(crate) tenant: Tenant,
     /// What it may do.
     pub(crate) scopes: BTreeSet<Scope>,
     /// When it was made (Unix ns).
@@ -216,8 +217,11 @@ impl TokenStore {
         };
         let mut cache = HashMap::with_capacity(rows.len());
         for (id, digest, tenant, scopes, created_at, expires_at, revoked_at) in rows {
-            let (Ok(digest), Ok(scopes)) = (<[u8; 32]>::try_from(digest), parse_scopes(&scopes))
-            else {
+            let (Ok(digest), Ok(scopes), Ok(tenant)) = (
+                <[u8; 32]>::try_from(digest),
+                parse_scopes(&scopes),
+                Tenant::parse(&tenant),
+            ) else {
                 tracing::warn!(token = %id, "Ignoring an unreadable token row.");
                 continue;
             };
@@ -238,19 +242,11 @@ impl TokenStore {
     /// Makes a token; returns it with the whole token text (shown once).
     pub(crate) fn create(
         &self,
-        tenant: &str,
+        tenant: &Tenant,
         scopes: &BTreeSet<Scope>,
         expires_in: Option<Duration>,
         now: i64,
     ) -> anyhow::Result<(TokenInfo, String)> {
-        anyhow::ensure!(
-            !tenant.is_empty()
-                && tenant.len() <= 64
-                && tenant
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')),
-            "a tenant name holds 1 to 64 letters, digits, '-' or '_'"
-        );
         anyhow::ensure!(!scopes.is_empty(), "a token needs at least one scope");
         let id = hex::encode(rand::random::<[u8; 6]>());
         let secret =
@@ -259,12 +255,12 @@ impl TokenStore {
             expires_in.map(|d| now.saturating_add(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)));
         lock(&self.conn).execute(
             "INSERT INTO tokens (id, hash, tenant, scopes, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![id, hash(&secret).to_vec(), tenant, scopes_text(scopes), now, expires_at],
+            params![id, hash(&secret).to_vec(), tenant.as_str(), scopes_text(scopes), now, expires_at],
         )?;
         self.refresh()?;
         let info = TokenInfo {
             id: id.clone(),
-            tenant: tenant.to_string(),
+            tenant: tenant.clone(),
             scopes: scopes.clone(),
             created_at: now,
             expires_at,
@@ -333,7 +329,12 @@ mod tests {
         let store = TokenStore::open(dir.path()).unwrap();
         let scopes = parse_scopes("ingest,read").unwrap();
         let (info, token) = store
-            .create("team-a", &scopes, Some(Duration::from_secs(60)), NOW)
+            .create(
+                &Tenant::parse("team-a").unwrap(),
+                &scopes,
+                Some(Duration::from_secs(60)),
+                NOW,
+            )
             .unwrap();
         assert!(token.starts_with("smd_") && token.len() > 50, "{token}");
         let seen = store.verify(&token, NOW + 1).unwrap();
@@ -365,7 +366,12 @@ mod tests {
         let server = TokenStore::open(dir.path()).unwrap();
         let cli = TokenStore::open(dir.path()).unwrap();
         let (_, token) = cli
-            .create("default", &parse_scopes("admin").unwrap(), None, NOW)
+            .create(
+                &Tenant::default(),
+                &parse_scopes("admin").unwrap(),
+                None,
+                NOW,
+            )
             .unwrap();
         assert_eq!(server.verify(&token, NOW), Err(Rejected::Invalid));
         server.refresh().unwrap();
@@ -389,7 +395,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = TokenStore::open(dir.path()).unwrap();
         let scopes = parse_scopes("read").unwrap();
-        assert!(store.create("a b", &scopes, None, NOW).is_err());
-        assert!(store.create("", &scopes, None, NOW).is_err());
+        assert!(
+            store
+                .create(&Tenant::default(), &BTreeSet::new(), None, NOW)
+                .is_err()
+        );
+        let (info, _) = store
+            .create(&Tenant::default(), &scopes, None, NOW)
+            .unwrap();
+        assert!(info.tenant.is_default());
     }
 }

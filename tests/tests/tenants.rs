@@ -1,0 +1,247 @@
+//! Tenants kept apart, tried as an attacker with a token of another tenant
+//! would: two tenants export through `smolder loadgen` with their own
+//! tokens; each one's SQL — plain, joined, unioned, in subqueries, through
+//! `information_schema`, EXPLAIN, file paths as tables — its searches and
+//! its token administration reach its own data only, before and after the
+//! rows are flushed to Parquet under each tenant's own prefix.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use smolder_tests::{Server, create_token, http_request, smolder_bin};
+
+/// Sends `requests` requests of 10 spans as the tenant of `token`.
+fn export(server: &Server, token: &str, requests: u64, seed: u64) {
+    let out = Command::new(smolder_bin())
+        .args(["loadgen", "--endpoint"])
+        .arg(server.otlp_grpc_url())
+        .args(["--token", token, "--batch-size", "10", "--json"])
+        .args([
+            "--requests",
+            &requests.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
+        .args(["--pool", &requests.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["items_acknowledged"],
+        json!(requests * 10),
+        "{report}"
+    );
+}
+
+/// A SQL query with `token`: its status and answer.
+fn sql(server: &Server, token: &str, sql: &str) -> (u16, Value) {
+    let bearer = format!("Bearer {token}");
+    let (status, body) = http_request(
+        server.http,
+        "POST",
+        "/api/v1/sql",
+        &[
+            ("content-type", "application/json"),
+            ("authorization", &bearer),
+        ],
+        json!({ "sql": sql }).to_string().as_bytes(),
+    );
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+fn scalar(server: &Server, token: &str, query: &str) -> Value {
+    let (status, answer) = sql(server, token, query);
+    assert_eq!(status, 200, "{query}: {answer}");
+    answer["rows"][0][0].clone()
+}
+
+fn get(server: &Server, token: &str, path: &str) -> (u16, String) {
+    let bearer = format!("Bearer {token}");
+    http_request(server.http, "GET", path, &[("authorization", &bearer)], b"")
+}
+
+/// What one tenant may see, checked with its token.
+fn sees_only_its_own(server: &Server, token: &str, spans: i64, other: &str, other_trace: &str) {
+    let count = |q: &str| scalar(server, token, q);
+    assert_eq!(count("SELECT count(*) FROM spans"), json!(spans));
+    assert_eq!(
+        count("SELECT count(*) FROM smolder.public.spans"),
+        json!(spans)
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM spans a JOIN spans b ON a.span_id = b.span_id"),
+        json!(spans),
+        "a self-join"
+    );
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM (SELECT span_id FROM spans UNION ALL \
+             SELECT span_id FROM smolder.public.spans)"
+        ),
+        json!(2 * spans),
+        "a union"
+    );
+    assert_eq!(
+        count(&format!(
+            "SELECT count(*) FROM spans WHERE trace_id IN \
+             (SELECT trace_id FROM spans WHERE trace_id = '{other_trace}')"
+        )),
+        json!(0),
+        "a subquery for the other tenant's trace"
+    );
+    assert_eq!(count("SELECT count(*) FROM slo_rollups"), json!(0));
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM information_schema.tables \
+             WHERE table_schema = 'public'"
+        ),
+        json!(4),
+        "spans, logs, metrics, slo_rollups"
+    );
+    // EXPLAIN shows this tenant's files only.
+    let (status, plan) = sql(server, token, "EXPLAIN SELECT * FROM spans");
+    assert_eq!(status, 200, "{plan}");
+    let plan = plan.to_string();
+    assert!(!plan.contains(&format!("tenant={other}")), "{plan}");
+    // No file or URL can be read as a table.
+    let (status, answer) = sql(
+        server,
+        token,
+        &format!(
+            "SELECT count(*) FROM '{}/parquet/tenant={other}/spans'",
+            server.data_dir().display()
+        ),
+    );
+    assert_ne!(status, 200, "{answer}");
+    // Searches and trace lookups.
+    let (status, body) = get(
+        server,
+        token,
+        &format!("/api/v1/traces/{other_trace}?from=0&to=4000000000"),
+    );
+    let found: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    assert!(
+        status == 404 || found["spans"]["row_count"] == json!(0),
+        "{status} {body}"
+    );
+}
+
+fn wait_for_files(data_dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for tenant in ["acme", "globex"] {
+        let dir = data_dir.join(format!("parquet/tenant={tenant}/spans"));
+        while !dir.exists() {
+            assert!(Instant::now() < deadline, "no flush of {tenant}'s spans");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn a_tenant_reaches_its_own_data_only_whatever_sql_it_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let acme = create_token(dir.path(), "acme", "ingest,read");
+    let globex = create_token(dir.path(), "globex", "ingest,read");
+    let operator = create_token(dir.path(), "default", "admin");
+    let mut server = Server::start_in(dir.path(), &["--auth", "required"]);
+    export(&server, &acme, 3, 1);
+    export(&server, &globex, 5, 2);
+
+    let trace_of = |token: &str| {
+        scalar(&server, token, "SELECT trace_id FROM spans LIMIT 1")
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (acme_trace, globex_trace) = (trace_of(&acme), trace_of(&globex));
+    assert_ne!(acme_trace, globex_trace);
+    // In the buffer.
+    sees_only_its_own(&server, &acme, 30, "globex", &globex_trace);
+    sees_only_its_own(&server, &globex, 50, "acme", &acme_trace);
+    assert_eq!(
+        scalar(&server, &operator, "SELECT count(*) FROM spans"),
+        json!(0),
+        "the default tenant sent nothing"
+    );
+    // The traces search lists a tenant's own traces.
+    let (status, body) = get(
+        &server,
+        &acme,
+        "/api/v1/traces?limit=1000&from=0&to=4000000000",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&acme_trace) && !body.contains(&globex_trace));
+
+    // In Parquet, each under its own prefix, after a restart that flushes.
+    server.stop();
+    server.restart();
+    wait_for_files(dir.path());
+    sees_only_its_own(&server, &acme, 30, "globex", &globex_trace);
+    sees_only_its_own(&server, &globex, 50, "acme", &acme_trace);
+    let (_, plan) = sql(&server, &acme, "EXPLAIN SELECT * FROM spans");
+    let plan = plan.to_string();
+    assert!(
+        plan.contains("tenant=acme") && !plan.contains("tenant=globex"),
+        "{plan}"
+    );
+}
+
+#[test]
+fn routes_not_kept_per_tenant_and_other_tenants_tokens_are_out_of_reach() {
+    let dir = tempfile::tempdir().unwrap();
+    let acme_admin = create_token(dir.path(), "acme", "admin");
+    let globex = create_token(dir.path(), "globex", "read");
+    let operator = create_token(dir.path(), "default", "admin");
+    let server = Server::start_in(dir.path(), &["--auth", "required"]);
+    // SLOs, alerts and the server's own routes are the default tenant's.
+    for path in [
+        "/api/v1/slos",
+        "/api/v1/alerts",
+        "/api/v1/silences",
+        "/metrics",
+    ] {
+        let (status, body) = get(&server, &acme_admin, path);
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(body.contains("permission_denied"), "{body}");
+        assert_eq!(get(&server, &operator, path).0, 200, "{path}");
+    }
+    // A tenant's admin lists and makes its own tenant's tokens only.
+    let (_, listed) = get(&server, &acme_admin, "/api/v1/tokens");
+    assert!(
+        listed.contains("\"acme\"") && !listed.contains("globex"),
+        "{listed}"
+    );
+    let (_, all) = get(&server, &operator, "/api/v1/tokens");
+    assert!(all.contains("acme") && all.contains("globex"), "{all}");
+    let bearer = format!("Bearer {acme_admin}");
+    let headers = [
+        ("content-type", "application/json"),
+        ("authorization", bearer.as_str()),
+    ];
+    let (status, body) = http_request(
+        server.http,
+        "POST",
+        "/api/v1/tokens",
+        &headers,
+        br#"{"tenant": "globex", "scopes": ["read"]}"#,
+    );
+    assert_eq!(status, 403, "{body}");
+    // Another tenant's token is not there to revoke.
+    let globex_id = globex.split('_').nth(1).unwrap();
+    let (status, _) = http_request(
+        server.http,
+        "DELETE",
+        &format!("/api/v1/tokens/{globex_id}"),
+        &headers,
+        b"",
+    );
+    assert_eq!(status, 404);
+    assert_eq!(
+        get(&server, &globex, "/api/v1/traces?limit=1").0,
+        200,
+        "still valid"
+    );
+}
