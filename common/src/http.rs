@@ -42,6 +42,9 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// The request ran out of time (408).
     Timeout,
+    /// The caller is over a limit of its own (429), e.g. its tenant's
+    /// concurrent queries; retry later.
+    ResourceExhausted,
     /// The server cannot do it now; retry later (503).
     Unavailable,
     /// A bug or an unexpected failure (500); the detail is in the log.
@@ -60,6 +63,7 @@ impl ErrorCode {
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Timeout => StatusCode::REQUEST_TIMEOUT,
+            Self::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -77,6 +81,7 @@ impl ErrorCode {
             Self::TooLarge => "too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Timeout => "timeout",
+            Self::ResourceExhausted => "resource_exhausted",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }
@@ -92,6 +97,7 @@ impl ErrorCode {
             StatusCode::PAYLOAD_TOO_LARGE => Self::TooLarge,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
             StatusCode::REQUEST_TIMEOUT => Self::Timeout,
+            StatusCode::TOO_MANY_REQUESTS => Self::ResourceExhausted,
             StatusCode::SERVICE_UNAVAILABLE => Self::Unavailable,
             s if s.is_server_error() => Self::Internal,
             _ => Self::InvalidArgument,

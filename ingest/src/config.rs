@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use bytesize::ByteSize;
 
-use crate::pipeline::IngestLimits;
+use crate::pipeline::{IngestLimits, TenantRate};
 
 smolder_common::config_section! {
     /// OTLP ingest.
@@ -34,6 +34,18 @@ smolder_common::config_section! {
         /// memory meanwhile).
         #[serde(with = "humantime_serde")]
         pub body_timeout: Duration = Duration::from_secs(60),
+        /// Items (spans, log records, data points) per second each tenant
+        /// may send, on average; 0 for no limit. Beyond it exports get 429 +
+        /// Retry-After / RESOURCE_EXHAUSTED + RetryInfo, which exporters
+        /// retry; other tenants are not affected.
+        pub tenant_rate: f64 = 0.0,
+        /// Items a tenant may send at once above its rate (a burst); 0 for
+        /// one second of tenant_rate. A single export larger than this gets
+        /// 413 / RESOURCE_EXHAUSTED without retry: send smaller batches.
+        pub tenant_burst: u32 = 0,
+        /// Share of buffer_limit one tenant may hold (0 < share <= 1): beyond
+        /// it its exports get 503 / UNAVAILABLE while others' are buffered.
+        pub tenant_buffer_share: f64 = 1.0,
     }
     validate(self, problems) {
         for (field, bytes) in [
@@ -44,6 +56,16 @@ smolder_common::config_section! {
             problems.check(bytes.as_u64() > 0, field, "must be positive");
         }
         problems.check(!self.body_timeout.is_zero(), "body_timeout", "must be positive");
+        problems.check(
+            self.tenant_rate.is_finite() && self.tenant_rate >= 0.0,
+            "tenant_rate",
+            "must be 0 (no limit) or positive",
+        );
+        problems.check(
+            self.tenant_buffer_share > 0.0 && self.tenant_buffer_share <= 1.0,
+            "tenant_buffer_share",
+            "must be more than 0 and at most 1",
+        );
     }
 }
 
@@ -57,6 +79,19 @@ impl IngestConfig {
             max_inflight_bytes: usize::try_from(self.max_inflight_bytes.as_u64())
                 .unwrap_or(usize::MAX),
             body_timeout: self.body_timeout,
+            tenant_rate: (self.tenant_rate > 0.0).then(|| TenantRate {
+                per_second: self.tenant_rate,
+                burst: match self.tenant_burst {
+                    0 => (self.tenant_rate.ceil() as u32).max(1),
+                    n => n,
+                },
+            }),
         }
+    }
+
+    /// Bytes of the buffer one tenant may hold.
+    pub fn tenant_buffer_limit(&self) -> usize {
+        let limit = self.buffer_limit.as_u64() as f64 * self.tenant_buffer_share;
+        limit as usize
     }
 }

@@ -53,9 +53,15 @@ impl From<IngestError> for Status {
             IngestError::Malformed(_) | IngestError::UnsupportedMediaType(_) => {
                 Status::invalid_argument(message)
             }
-            IngestError::TooLarge { .. } | IngestError::TooCostly { .. } => {
-                Status::resource_exhausted(message)
-            }
+            IngestError::TooLarge { .. }
+            | IngestError::TooCostly { .. }
+            | IngestError::TooManyItems(_) => Status::resource_exhausted(message),
+            // RESOURCE_EXHAUSTED is retryable in OTLP only with RetryInfo.
+            IngestError::RateLimited { retry_after, .. } => Status::with_error_details(
+                Code::ResourceExhausted,
+                message,
+                ErrorDetails::with_retry_info(Some(retry_after)),
+            ),
             IngestError::Unavailable { retry_after, .. } => Status::with_error_details(
                 Code::Unavailable,
                 message,

@@ -320,8 +320,14 @@ pub struct RpcStatus {
 fn error_response(format: Format, e: &IngestError) -> Response {
     let (status, code) = match e {
         IngestError::Malformed(_) => (StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument),
-        IngestError::TooLarge { .. } | IngestError::TooCostly { .. } => (
+        IngestError::TooLarge { .. }
+        | IngestError::TooCostly { .. }
+        | IngestError::TooManyItems(_) => (
             StatusCode::PAYLOAD_TOO_LARGE,
+            tonic::Code::ResourceExhausted,
+        ),
+        IngestError::RateLimited { .. } => (
+            StatusCode::TOO_MANY_REQUESTS,
             tonic::Code::ResourceExhausted,
         ),
         IngestError::UnsupportedMediaType(_) => (
@@ -353,7 +359,9 @@ fn error_response(format: Format, e: &IngestError) -> Response {
         body,
     )
         .into_response();
-    if let IngestError::Unavailable { retry_after, .. } = e {
+    if let IngestError::Unavailable { retry_after, .. }
+    | IngestError::RateLimited { retry_after, .. } = e
+    {
         let seconds = retry_after.as_secs().max(1);
         response
             .headers_mut()

@@ -145,6 +145,19 @@ pub enum IngestError {
     /// The media type or content encoding is not supported (415).
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The tenant sends faster than its rate; retry later (429 /
+    /// RESOURCE_EXHAUSTED with RetryInfo, which exporters retry).
+    #[error("{message}")]
+    RateLimited {
+        /// Whose rate, and how to retry.
+        message: String,
+        /// When the client should retry.
+        retry_after: Duration,
+    },
+    /// One export holds more items than the tenant may send at once (413 /
+    /// RESOURCE_EXHAUSTED without RetryInfo): retrying cannot help.
+    #[error("{0}")]
+    TooManyItems(String),
     /// The server cannot take the request now; retry later (503 / UNAVAILABLE).
     #[error("{message}")]
     Unavailable {
@@ -173,8 +186,11 @@ impl IngestError {
     pub fn outcome(&self) -> Outcome {
         match self {
             Self::Malformed(_) => Outcome::Malformed,
-            Self::TooLarge { .. } | Self::TooCostly { .. } => Outcome::TooLarge,
+            Self::TooLarge { .. } | Self::TooCostly { .. } | Self::TooManyItems(_) => {
+                Outcome::TooLarge
+            }
             Self::UnsupportedMediaType(_) => Outcome::UnsupportedMediaType,
+            Self::RateLimited { .. } => Outcome::RateLimited,
             Self::Unavailable { .. } => Outcome::Backpressure,
             Self::Internal(_) => Outcome::Internal,
             Self::SlowBody { .. } => Outcome::Timeout,
@@ -195,6 +211,86 @@ pub struct IngestLimits {
     pub max_inflight_bytes: usize,
     /// Time an OTLP/HTTP body may take to arrive.
     pub body_timeout: Duration,
+    /// Items per second each tenant may send; `None` for no limit.
+    pub tenant_rate: Option<TenantRate>,
+}
+
+/// How fast one tenant may send.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TenantRate {
+    /// Items per second, on average.
+    pub per_second: f64,
+    /// Items at once above the average.
+    pub burst: u32,
+}
+
+/// Each tenant's rate, as a generic cell rate per tenant (governor).
+struct TenantLimiter {
+    limiter: governor::DefaultKeyedRateLimiter<Tenant>,
+    burst: u32,
+}
+
+impl std::fmt::Debug for TenantLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantLimiter")
+            .field("burst", &self.burst)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TenantLimiter {
+    fn new(rate: TenantRate) -> Self {
+        let period = Duration::from_secs_f64(1.0 / rate.per_second);
+        let burst = std::num::NonZeroU32::new(rate.burst).unwrap_or(std::num::NonZeroU32::MIN);
+        let quota = governor::Quota::with_period(period)
+            .unwrap_or_else(|| governor::Quota::per_second(std::num::NonZeroU32::MAX))
+            .allow_burst(burst);
+        Self {
+            limiter: governor::RateLimiter::keyed(quota),
+            burst: burst.get(),
+        }
+    }
+
+    /// Takes `items` from `tenant`'s allowance, or says why not.
+    fn take(&self, tenant: &Tenant, items: u64) -> Result<(), IngestError> {
+        let Some(n) = u32::try_from(items)
+            .ok()
+            .and_then(std::num::NonZeroU32::new)
+        else {
+            return if items == 0 {
+                Ok(())
+            } else {
+                Err(self.too_many(tenant, items))
+            };
+        };
+        match self.limiter.check_key_n(tenant, n) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => {
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ));
+                // Whole seconds: what Retry-After can say.
+                let retry_after = Duration::from_secs(wait.as_secs_f64().ceil().max(1.0) as u64);
+                Err(IngestError::RateLimited {
+                    message: format!(
+                        "tenant {tenant} is sending faster than its limit (ingest.tenant_rate); \
+                         retry in {}s",
+                        retry_after.as_secs()
+                    ),
+                    retry_after,
+                })
+            }
+            Err(_) => Err(self.too_many(tenant, items)),
+        }
+    }
+
+    fn too_many(&self, tenant: &Tenant, items: u64) -> IngestError {
+        IngestError::TooManyItems(format!(
+            "an export of {items} items is more than tenant {tenant} may send at once \
+             ({}, ingest.tenant_burst); send smaller batches",
+            self.burst
+        ))
+    }
 }
 
 impl Default for IngestLimits {
@@ -271,6 +367,7 @@ pub struct Ingestor {
     store: Arc<Store>,
     metrics: IngestMetrics,
     limits: IngestLimits,
+    tenant_rate: Option<TenantLimiter>,
     in_flight: InFlight,
     budget: Arc<MemoryBudget>,
 }
@@ -292,6 +389,7 @@ impl Ingestor {
         Self {
             store,
             metrics,
+            tenant_rate: limits.tenant_rate.map(TenantLimiter::new),
             limits,
             in_flight: InFlight::default(),
             budget,
@@ -460,6 +558,13 @@ impl Ingestor {
     ) -> Result<ExportResult, IngestError> {
         let signal = table.signal();
         let offered = converted.accepted + converted.rejected;
+        if let Some(limiter) = &self.tenant_rate
+            && let Err(e) = limiter.take(tenant, offered)
+        {
+            self.metrics
+                .record_rejected(signal, RejectReason::RateLimited, offered);
+            return Err(e);
+        }
         let mut accepted = converted.accepted;
         let mut reasons = converted.rejection_reasons;
         self.metrics

@@ -40,6 +40,8 @@ pub enum Outcome {
     UnsupportedMediaType,
     /// The server was overloaded (503 / UNAVAILABLE).
     Backpressure,
+    /// The tenant sent faster than its rate (429 / RESOURCE_EXHAUSTED).
+    RateLimited,
     /// An internal error (500 / INTERNAL).
     Internal,
     /// The body did not arrive in time (408).
@@ -60,6 +62,8 @@ pub enum RejectReason {
     TooOld,
     /// The item is too far in the future.
     TooNew,
+    /// The tenant sent faster than its rate; the client was asked to retry.
+    RateLimited,
 }
 
 impl Transport {
@@ -83,6 +87,7 @@ impl Outcome {
             Self::TooLarge => "too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Backpressure => "backpressure",
+            Self::RateLimited => "rate_limited",
             Self::Internal => "internal",
             Self::Timeout => "timeout",
         }
@@ -98,6 +103,7 @@ impl RejectReason {
             Self::StorageError => "storage_error",
             Self::TooOld => "too_old",
             Self::TooNew => "too_new",
+            Self::RateLimited => "rate_limited",
         }
     }
 }

@@ -48,6 +48,7 @@ impl From<Error> for ApiError {
             }
             Error::Query(e) => ApiError::invalid(e.to_string()),
             e @ Error::Timeout(_) => ApiError::new(ErrorCode::Timeout, e.to_string()),
+            e @ Error::Busy { .. } => ApiError::new(ErrorCode::ResourceExhausted, e.to_string()),
             e @ (Error::Panicked(_) | Error::Internal(_)) => ApiError::internal("A query", e),
         }
     }

@@ -16,6 +16,9 @@ smolder_common::config_section! {
         pub timeout: Duration = Duration::from_secs(30),
         /// Memory a SQL query's operators may use (sorts, joins, aggregations).
         pub memory_limit: ByteSize = ByteSize::gib(1),
+        /// SQL API queries and searches one tenant may run at once; more get
+        /// 429 (resource_exhausted) at once. 0 for no limit of its own.
+        pub tenant_concurrency: usize = 0,
     }
     validate(self, problems) {
         problems.check(self.max_rows > 0, "max_rows", "must be positive");
@@ -35,6 +38,7 @@ impl QueryConfig {
             statement: crate::sandbox::Limits::default(),
             functions: crate::bounded::FunctionLimits::default(),
             threads: 0,
+            tenant_concurrency: self.tenant_concurrency,
         }
     }
 }

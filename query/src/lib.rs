@@ -56,6 +56,17 @@ pub enum Error {
     /// The query ran longer than the configured timeout.
     #[error("the query was cancelled after the timeout of {0:?}")]
     Timeout(Duration),
+    /// The tenant already runs as many queries as it may.
+    #[error(
+        "tenant {tenant} already runs {limit} queries, as many as it may at once \
+         (query.tenant_concurrency); retry when one has finished"
+    )]
+    Busy {
+        /// Whose queries.
+        tenant: Tenant,
+        /// The limit.
+        limit: usize,
+    },
     /// The query panicked inside DataFusion (a bug there or here); the
     /// query failed, the server goes on.
     #[error("the query failed inside the engine: {0}")]
@@ -89,6 +100,8 @@ pub struct QueryLimits {
     pub functions: bounded::FunctionLimits,
     /// Threads of the query runtime ([`executor`]); 0 for one per core.
     pub threads: usize,
+    /// SQL API queries one tenant may run at once; 0 for no limit.
+    pub tenant_concurrency: usize,
 }
 
 impl Default for QueryLimits {
@@ -135,6 +148,46 @@ struct Shared {
     budget: Arc<MemoryBudget>,
     sessions: Mutex<HashMap<Tenant, SessionContext>>,
     extra: RwLock<Vec<Arc<dyn TenantTables>>>,
+    /// SQL API queries running per tenant.
+    running: Mutex<HashMap<Tenant, usize>>,
+}
+
+/// A query counted against its tenant's concurrency until dropped.
+struct Running<'a> {
+    shared: &'a Shared,
+    tenant: &'a Tenant,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let mut running = lock(&self.shared.running);
+        if let Some(n) = running.get_mut(self.tenant) {
+            *n -= 1;
+            if *n == 0 {
+                running.remove(self.tenant);
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// Counts a query of `tenant`, or refuses it over the tenant's limit.
+    fn start<'a>(&'a self, tenant: &'a Tenant) -> Result<Running<'a>> {
+        let limit = self.limits.tenant_concurrency;
+        let mut running = lock(&self.running);
+        let n = running.entry(tenant.clone()).or_insert(0);
+        if limit > 0 && *n >= limit {
+            return Err(Error::Busy {
+                tenant: tenant.clone(),
+                limit,
+            });
+        }
+        *n += 1;
+        Ok(Running {
+            shared: self,
+            tenant,
+        })
+    }
 }
 
 impl Shared {
@@ -224,6 +277,7 @@ impl QueryEngine {
             budget,
             sessions: Mutex::new(HashMap::new()),
             extra: RwLock::new(Vec::new()),
+            running: Mutex::new(HashMap::new()),
         });
         let tenant = Tenant::default_tenant();
         let ctx = shared.session(&tenant)?;
@@ -313,8 +367,10 @@ impl QueryEngine {
         sandbox::check_expression(expr, self.shared.limits.statement)
     }
 
-    /// Runs one read-only statement.
+    /// Runs one read-only statement (counted against the tenant's
+    /// concurrent queries).
     pub async fn sql(&self, sql: &str) -> Result<QueryOutput> {
+        let _running = self.shared.start(&self.tenant)?;
         let ctx = self.ctx.clone();
         let limits = self.shared.limits;
         let sql = sql.to_string();
@@ -381,4 +437,42 @@ fn truncate(batches: Vec<RecordBatch>, max_rows: usize) -> (Vec<RecordBatch>, bo
         }
     }
     (out, truncated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_tenant_at_its_concurrent_queries_is_refused_and_others_are_not() {
+        let limits = QueryLimits {
+            tenant_concurrency: 1,
+            ..QueryLimits::default()
+        };
+        let engine = QueryEngine::new(Vec::new(), limits).unwrap();
+        let acme = engine.for_tenant(&Tenant::parse("acme").unwrap()).unwrap();
+        let running = acme.shared.start(acme.tenant()).unwrap();
+        let refused = acme.sql("SELECT 1").await.unwrap_err();
+        assert!(matches!(refused, Error::Busy { limit: 1, .. }), "{refused}");
+        assert!(refused.to_string().contains("tenant acme"), "{refused}");
+        // Another tenant is not held up.
+        engine.sql("SELECT 1").await.unwrap();
+        drop(running);
+        acme.sql("SELECT 1").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn each_tenant_has_a_session_of_its_own_with_the_same_tables() {
+        let engine = QueryEngine::new(Vec::new(), QueryLimits::default()).unwrap();
+        let acme = Tenant::parse("acme").unwrap();
+        let a = engine.for_tenant(&acme).unwrap();
+        let again = engine.for_tenant(&acme).unwrap();
+        assert_eq!(a.context().session_id(), again.context().session_id());
+        assert_ne!(a.context().session_id(), engine.context().session_id());
+        let tables = a
+            .sql("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
+            .await
+            .unwrap();
+        assert_eq!(tables.batches[0].num_rows(), 1);
+    }
 }

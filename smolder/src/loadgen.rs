@@ -86,7 +86,7 @@ pub(crate) struct LoadgenArgs {
     #[command(flatten)]
     pub(crate) tls: crate::client::ClientTls,
     /// Resend a request the server refused as retryable (UNAVAILABLE, 503,
-    /// 429, a lost connection) after a backoff, as OTLP exporters do, until
+    /// 429, RESOURCE_EXHAUSTED with RetryInfo, a lost connection) after a backoff, as OTLP exporters do, until
     /// it is accepted or --duration is over.
     #[arg(long)]
     pub(crate) retry: bool,
@@ -617,10 +617,17 @@ impl Sender {
                     Ok(response) => Answer::Ok {
                         rejected: response.into_inner().rejected(),
                     },
-                    Err(status) => Answer::failed(
-                        format!("grpc {:?}", status.code()),
-                        status.code() == tonic::Code::Unavailable,
-                    ),
+                    Err(status) => {
+                        // RESOURCE_EXHAUSTED is retryable when the server
+                        // says when (RetryInfo), as OTLP specifies.
+                        let retry_info =
+                            tonic_types::StatusExt::get_details_retry_info(&status).is_some();
+                        Answer::failed(
+                            format!("grpc {:?}", status.code()),
+                            status.code() == tonic::Code::Unavailable
+                                || (status.code() == tonic::Code::ResourceExhausted && retry_info),
+                        )
+                    }
                 }
             }
             Self::Http {

@@ -368,6 +368,7 @@ async fn open_store(
 ) -> anyhow::Result<(Arc<Store>, Vec<smolder_storage::wal::Record>)> {
     let options = StoreOptions {
         buffer_limit: usize::try_from(config.ingest.buffer_limit.as_u64()).unwrap_or(usize::MAX),
+        tenant_buffer_limit: Some(config.ingest.tenant_buffer_limit()),
         wal: config.wal.options(),
         flush_interval: config.storage.flush_interval,
         retention: config.retention.by_table(),

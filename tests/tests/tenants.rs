@@ -245,3 +245,129 @@ fn routes_not_kept_per_tenant_and_other_tenants_tokens_are_out_of_reach() {
         "still valid"
     );
 }
+
+/// `smolder loadgen` as the tenant of `token`: its JSON report.
+fn loadgen(server: &Server, token: &str, protocol: &str, args: &[&str]) -> Value {
+    let endpoint = match protocol {
+        "grpc" => server.otlp_grpc_url(),
+        _ => server.otlp_http_url(),
+    };
+    let out = Command::new(smolder_bin())
+        .args(["loadgen", "--json", "--endpoint", &endpoint])
+        .args(["--protocol", protocol, "--token", token])
+        .args(args)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{out:?}"))
+}
+
+#[test]
+fn a_tenant_over_its_rate_is_throttled_while_another_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let noisy = create_token(dir.path(), "noisy", "ingest,read");
+    let quiet = create_token(dir.path(), "quiet", "ingest,read");
+    // One item a second, bursts of 200: of the noisy tenant's 8,000 items
+    // sent within seconds only the first burst gets in.
+    let server = Server::start_in(
+        dir.path(),
+        &[
+            "--auth",
+            "required",
+            "--tenant-rate",
+            "1",
+            "--tenant-burst",
+            "200",
+        ],
+    );
+    let burst = [
+        "--batch-size",
+        "100",
+        "--requests",
+        "40",
+        "--concurrency",
+        "4",
+    ];
+    let grpc = loadgen(&server, &noisy, "grpc", &burst);
+    let refused = grpc["failures"]["grpc ResourceExhausted"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(refused >= 30, "{grpc}");
+    let http = loadgen(&server, &noisy, "http-protobuf", &burst);
+    assert!(
+        http["failures"]["http 429"].as_u64().unwrap_or(0) >= 30,
+        "{http}"
+    );
+
+    // Meanwhile the other tenant's exports are all accepted.
+    let served = loadgen(
+        &server,
+        &quiet,
+        "grpc",
+        &[
+            "--batch-size",
+            "100",
+            "--requests",
+            "2",
+            "--concurrency",
+            "1",
+        ],
+    );
+    assert_eq!(served["items_acknowledged"], json!(200), "{served}");
+    assert_eq!(
+        scalar(&server, &quiet, "SELECT count(*) FROM spans"),
+        json!(200)
+    );
+    // What the noisy tenant got in is what was acknowledged, no more.
+    let acknowledged =
+        grpc["items_acknowledged"].as_u64().unwrap() + http["items_acknowledged"].as_u64().unwrap();
+    assert!(
+        acknowledged >= 200,
+        "at least the first burst: {acknowledged}"
+    );
+    assert_eq!(
+        scalar(&server, &noisy, "SELECT count(*) FROM spans"),
+        json!(acknowledged)
+    );
+
+    // The refusal says when to come back: 429 with Retry-After, and an
+    // export larger than the burst is refused outright (413).
+    let export = |spans: usize| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let spans: Vec<Value> = (0..spans)
+            .map(|i| {
+                json!({
+                    "traceId": "5b8efff798038103d269b633813fc60c",
+                    "spanId": format!("{i:016x}"),
+                    "name": "x",
+                    "startTimeUnixNano": now.to_string(),
+                    "endTimeUnixNano": now.to_string(),
+                })
+            })
+            .collect();
+        let body = json!({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}).to_string();
+        let bearer = format!("Bearer {noisy}");
+        http_request(
+            server.otlp_http,
+            "POST",
+            "/v1/traces",
+            &[
+                ("content-type", "application/json"),
+                ("authorization", &bearer),
+            ],
+            body.as_bytes(),
+        )
+    };
+    let (status, body) = export(150);
+    assert!(
+        status == 429 && body.contains("faster than its limit"),
+        "{status} {body}"
+    );
+    let (status, body) = export(201);
+    assert!(
+        status == 413 && body.contains("tenant_burst"),
+        "{status} {body}"
+    );
+}
