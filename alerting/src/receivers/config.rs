@@ -310,8 +310,8 @@ impl Serialize for Receivers {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChatConfig {
-    /// The incoming webhook's URL.
-    pub url: HttpUrl,
+    /// The incoming webhook's URL (a secret: the URL is the credential).
+    pub url: WebhookUrl,
     /// A minijinja template for the message text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<String>,
@@ -329,7 +329,69 @@ impl ChatConfig {
         payload: impl Fn(&Notification, &Texts) -> serde_json::Value,
     ) -> Result<(String, Vec<u8>), String> {
         let texts = crate::render::texts(n, self.template.as_deref())?;
-        Ok((self.url.to_string(), super::json_bytes(&payload(n, &texts))))
+        Ok((
+            self.url.expose().to_string(),
+            super::json_bytes(&payload(n, &texts)),
+        ))
+    }
+}
+
+/// The URL of a chat service's incoming webhook (Slack, Mattermost, Teams,
+/// Discord, Google Chat), whose path is the credential: anyone who has it
+/// can post to the channel. So it is a secret — given as the value, `{ file
+/// = … }` or `{ env = … }` (smolder_common::secret) — and it shows as
+/// `https://hooks.slack.com/***` wherever the configuration is printed or
+/// logged; a bad one is reported without its value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookUrl(HttpUrl);
+
+impl WebhookUrl {
+    /// Checks that `url` is an http(s) URL.
+    pub fn new(url: &str) -> Result<Self, String> {
+        match reqwest::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+                Ok(Self(HttpUrl(url.to_string())))
+            }
+            _ => Err("is not an http(s) URL (the value is not shown: it is a secret)".into()),
+        }
+    }
+
+    /// The URL, for the one place that posts to it.
+    pub fn expose(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// Scheme and host, the rest hidden.
+    fn redacted(&self) -> String {
+        match reqwest::Url::parse(self.0.as_str()) {
+            Ok(u) => format!("{}://{}/***", u.scheme(), u.host_str().unwrap_or_default()),
+            Err(_) => "***".into(),
+        }
+    }
+}
+
+impl fmt::Debug for WebhookUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Display for WebhookUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl Serialize for WebhookUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.redacted())
+    }
+}
+
+impl<'de> Deserialize<'de> for WebhookUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let secret = smolder_common::secret::Secret::deserialize(d)?;
+        Self::new(secret.expose()).map_err(serde::de::Error::custom)
     }
 }
 
@@ -560,6 +622,36 @@ mod tests {
             .flat_map(|(_, p)| p)
             .map(|(f, m)| format!("{f}: {m}"))
             .collect()
+    }
+
+    #[test]
+    fn chat_webhook_urls_are_secrets_never_shown() {
+        let url = "https://hooks.slack.com/services/T000/B000/XXXXSECRET";
+        let parsed: WebhookUrl = serde_json::from_value(serde_json::json!(url)).unwrap();
+        assert_eq!(parsed.expose(), url);
+        assert_eq!(parsed.to_string(), "https://hooks.slack.com/***");
+        assert_eq!(format!("{parsed:?}"), "https://hooks.slack.com/***");
+        assert_eq!(
+            serde_json::to_string(&parsed).unwrap(),
+            "\"https://hooks.slack.com/***\""
+        );
+        // Read from a file, and a bad one reported without its value.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("slack-url");
+        std::fs::write(&file, format!("{url}\n")).unwrap();
+        let from_file: WebhookUrl =
+            serde_json::from_value(serde_json::json!({ "file": file })).unwrap();
+        assert_eq!(from_file.expose(), url);
+        std::fs::write(&file, "ftp://hooks.example/SECRET").unwrap();
+        let bad = serde_json::from_value::<WebhookUrl>(serde_json::json!({ "file": file }))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            bad.contains("not an http(s) URL") && !bad.contains("SECRET"),
+            "{bad}"
+        );
+        let found = problems("[[receivers]]\nname = 'c'\ntype = 'slack'\nurl = 'hooks/SECRET'");
+        assert!(!found.concat().contains("SECRET"), "{found:?}");
     }
 
     #[test]

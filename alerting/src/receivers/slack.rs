@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::config::{HttpUrl, check_template};
+use super::config::{WebhookUrl, check_template};
 use super::{json_bytes, severity_colour, truncate};
 use crate::notification::Notification;
 use crate::render::{self, Texts};
@@ -13,8 +13,8 @@ use crate::render::{self, Texts};
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// The incoming webhook's URL.
-    pub url: HttpUrl,
+    /// The incoming webhook's URL (a secret: the URL is the credential).
+    pub url: WebhookUrl,
     /// Channel override.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
@@ -31,7 +31,7 @@ impl Config {
     pub(crate) fn request(&self, n: &Notification) -> Result<(String, Vec<u8>), String> {
         let texts = render::texts(n, self.template.as_deref())?;
         let body = payload(n, &texts, self.channel.as_deref());
-        Ok((self.url.to_string(), json_bytes(&body)))
+        Ok((self.url.expose().to_string(), json_bytes(&body)))
     }
 }
 
