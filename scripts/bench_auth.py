@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
-"""What authentication costs gRPC ingest: spans per server CPU-second with
-every export carrying an ingest token (`--auth required`) against none
-(`--auth disabled`), in pairs of runs one right after the other, alternating which goes first,
-after a warm-up run (the machine is noisy; the median of the pairs' ratios is
-the figure).
+"""What authentication and tenancy cost gRPC ingest: spans per server
+CPU-second with every export carrying an ingest token of tenant `acme`
+(`--auth required`: the token is checked, the tenant travels with the
+export into its own buffer, WAL records and files) against none (`--auth
+disabled`, the default tenant).
 
-Each run: a release `smolder serve` on loopback with a fresh data directory,
-`smolder loadgen` over gRPC (batches of 512 spans, --concurrency connections)
-for --duration; the server's CPU time comes from /proc/<pid>/stat (see
-bench_ingest.py, whose helpers this uses). Target (issue 18): at most 5 %
-less throughput per server CPU-second.
+The two servers run *at the same time*, each fed by its own `smolder
+loadgen`, so that both see the same machine — its clock speed, its other
+load, its caches — and the noise that made sequential runs differ by 12 %
+between two runs of the same configuration cancels out; the median over
+several rounds is the figure. Each round: two release `smolder serve` on
+loopback with fresh data directories, two loadgens over gRPC (batches of
+512 spans, --concurrency connections each) for --duration; each server's
+CPU time from /proc/<pid>/stat (bench_ingest.py's helpers). Target (issue
+18): at most 5 % less throughput per server CPU-second.
 
-Usage: scripts/bench_auth.py [--duration 8s] [--concurrency 4] [--pairs 3]
+Usage: scripts/bench_auth.py [--duration 10s] [--concurrency 2] [--rounds 5]
 """
 
 import argparse
@@ -27,63 +31,70 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ingest import binary, cpu_seconds, start_server  # noqa: E402
 
 
-def run(bin_path, args, auth):
-    with tempfile.TemporaryDirectory(prefix="smolder-bench-auth-") as data_dir:
-        token = None
-        if auth == "required":
-            out = subprocess.run(
-                [bin_path, "token", "create", "--data-dir", data_dir, "--scope", "ingest"],
-                check=True, capture_output=True, text=True,
-            )
-            token = out.stdout.strip().splitlines()[-1]
-        proc, addrs = start_server(bin_path, data_dir, "--auth", auth, "--buffer-limit", args.buffer_limit)
+def loadgen(bin_path, args, addrs, token):
+    cmd = [bin_path, "loadgen", "--endpoint", "http://" + addrs["otlp_grpc"], "--protocol", "grpc",
+           "--batch-size", "512", "--concurrency", str(args.concurrency),
+           "--duration", args.duration, "--json"]
+    if token:
+        cmd += ["--token", token]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+
+
+def round_(bin_path, args):
+    """One round: both servers under load at once; (items/s, items per CPU-s) of each."""
+    with tempfile.TemporaryDirectory(prefix="smolder-bench-auth-") as with_dir, \
+            tempfile.TemporaryDirectory(prefix="smolder-bench-noauth-") as without_dir:
+        out = subprocess.run(
+            [bin_path, "token", "create", "--data-dir", with_dir, "--tenant", "acme", "--scope", "ingest"],
+            check=True, capture_output=True, text=True,
+        )
+        token = out.stdout.strip().splitlines()[-1]
+        servers = {
+            "tokens": start_server(bin_path, with_dir, "--auth", "required", "--buffer-limit", args.buffer_limit),
+            "none": start_server(bin_path, without_dir, "--auth", "disabled", "--buffer-limit", args.buffer_limit),
+        }
         try:
-            cpu0 = cpu_seconds(proc.pid)
-            cmd = [bin_path, "loadgen", "--endpoint", "http://" + addrs["otlp_grpc"], "--protocol", "grpc",
-                   "--batch-size", "512", "--concurrency", str(args.concurrency),
-                   "--duration", args.duration, "--json"]
-            if token:
-                cmd += ["--token", token]
-            report = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
-            cpu = cpu_seconds(proc.pid) - cpu0
-            if report["requests_failed"]:
-                raise SystemExit(f"{report['requests_failed']} requests failed with auth {auth}: {report['failures']}")
-            return report["items_per_second"], report["items_acknowledged"] / cpu
+            cpu0 = {k: cpu_seconds(p.pid) for k, (p, _) in servers.items()}
+            loads = {k: loadgen(bin_path, args, addrs, token if k == "tokens" else None)
+                     for k, (_, addrs) in servers.items()}
+            reports = {k: json.loads(p.communicate()[0]) for k, p in loads.items()}
+            result = {}
+            for k, (proc, _) in servers.items():
+                report = reports[k]
+                if report["requests_failed"]:
+                    raise SystemExit(f"{report['requests_failed']} requests failed ({k}): {report['failures']}")
+                cpu = cpu_seconds(proc.pid) - cpu0[k]
+                result[k] = (report["items_per_second"], report["items_acknowledged"] / cpu)
+            return result
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            for proc, _ in servers.values():
+                proc.terminate()
+                proc.wait(timeout=30)
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--duration", default="8s")
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--duration", default="10s")
+    parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--buffer-limit", default="6GiB")
-    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     bin_path = binary()
-    print(f"# authentication cost, gRPC traces, {time.strftime('%Y-%m-%d')}, duration {args.duration}, "
-          f"concurrency {args.concurrency}, batches of 512")
+    print(f"# authentication and tenancy cost, gRPC traces, {time.strftime('%Y-%m-%d')}, "
+          f"both servers at once, duration {args.duration}, concurrency {args.concurrency} each, batches of 512")
     print()
-    print("| pair | tokens: items/s | none: items/s | tokens: per CPU-s | none: per CPU-s | ratio (per CPU-s) |")
+    print("| round | tokens: items/s | none: items/s | tokens: per CPU-s | none: per CPU-s | ratio (per CPU-s) |")
     print("|---|---|---|---|---|---|")
-    # The first runs after a build or another benchmark are slower (caches,
-    # clocks): one warm-up run is thrown away, and the pairs alternate which
-    # mode runs first.
-    run(bin_path, args, "disabled")
+    round_(bin_path, args)  # warm-up, not counted
     ratios = []
-    for pair in range(args.pairs):
-        if pair % 2 == 0:
-            with_tokens = run(bin_path, args, "required")
-            without = run(bin_path, args, "disabled")
-        else:
-            without = run(bin_path, args, "disabled")
-            with_tokens = run(bin_path, args, "required")
-        ratios.append(with_tokens[1] / without[1])
-        print(f"| {pair + 1} | {with_tokens[0]:.0f} | {without[0]:.0f} | {with_tokens[1]:.0f} | {without[1]:.0f} | "
-              f"{ratios[-1]:.1%} |", flush=True)
+    for n in range(args.rounds):
+        r = round_(bin_path, args)
+        ratios.append(r["tokens"][1] / r["none"][1])
+        print(f"| {n + 1} | {r['tokens'][0]:.0f} | {r['none'][0]:.0f} | {r['tokens'][1]:.0f} | "
+              f"{r['none'][1]:.0f} | {ratios[-1]:.1%} |", flush=True)
     print()
-    print(f"median: with tokens {statistics.median(ratios):.1%} of the throughput per server CPU-second")
+    print(f"median: with tokens {statistics.median(ratios):.1%} of the throughput per server CPU-second "
+          f"(min {min(ratios):.1%}, max {max(ratios):.1%})")
 
 
 if __name__ == "__main__":

@@ -562,13 +562,17 @@ impl Ingestor {
             && let Err(e) = limiter.take(tenant, offered)
         {
             self.metrics
-                .record_rejected(signal, RejectReason::RateLimited, offered);
+                .record_rejected(tenant, signal, RejectReason::RateLimited, offered);
             return Err(e);
         }
         let mut accepted = converted.accepted;
         let mut reasons = converted.rejection_reasons;
-        self.metrics
-            .record_rejected(signal, RejectReason::InvalidItem, converted.rejected);
+        self.metrics.record_rejected(
+            tenant,
+            signal,
+            RejectReason::InvalidItem,
+            converted.rejected,
+        );
         if let Some(batch) = converted.batch {
             let window = self.store.window(table);
             let kept = window
@@ -584,7 +588,7 @@ impl Ingestor {
                     format_time(window.not_before)
                 ));
                 self.metrics
-                    .record_rejected(signal, RejectReason::TooOld, kept.too_old);
+                    .record_rejected(tenant, signal, RejectReason::TooOld, kept.too_old);
             }
             if kept.too_new > 0 {
                 reasons.push(format!(
@@ -594,7 +598,7 @@ impl Ingestor {
                     format_time(window.not_after)
                 ));
                 self.metrics
-                    .record_rejected(signal, RejectReason::TooNew, kept.too_new);
+                    .record_rejected(tenant, signal, RejectReason::TooNew, kept.too_new);
             }
             accepted -= kept.too_old + kept.too_new;
             if let Some(batch) = kept.batch {
@@ -603,7 +607,8 @@ impl Ingestor {
             }
         }
         let rejected = offered - accepted;
-        self.metrics.record_items(signal, transport, accepted);
+        self.metrics
+            .record_items(tenant, signal, transport, accepted);
         let message = if rejected > 0 {
             format!(
                 "{rejected} of {offered} items rejected: {}",
@@ -634,13 +639,21 @@ impl Ingestor {
             .await
             .map_err(|e| match e {
                 StoreError::BufferFull(full) => {
-                    self.metrics
-                        .record_rejected(signal, RejectReason::Backpressure, offered);
+                    self.metrics.record_rejected(
+                        tenant,
+                        signal,
+                        RejectReason::Backpressure,
+                        offered,
+                    );
                     self.unavailable(format!("the server is overloaded: {full}; retry later"))
                 }
                 other => {
-                    self.metrics
-                        .record_rejected(signal, RejectReason::StorageError, offered);
+                    self.metrics.record_rejected(
+                        tenant,
+                        signal,
+                        RejectReason::StorageError,
+                        offered,
+                    );
                     self.unavailable(format!("the export was not stored: {other}; retry later"))
                 }
             })

@@ -12,6 +12,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use smolder_common::Tenant;
 use smolder_common::sync::lock;
 
 /// How an export arrived.
@@ -127,6 +128,19 @@ struct RejectLabels {
     reason: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TenantLabels {
+    tenant: String,
+    signal: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TenantRejectLabels {
+    tenant: String,
+    signal: &'static str,
+    reason: &'static str,
+}
+
 /// Totals since start, for the status page: accepted items and received
 /// bytes by signal, rejected items by signal and reason.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -148,6 +162,8 @@ pub struct IngestMetrics {
     bytes: Family<SignalTransport, Counter>,
     rejected: Family<RejectLabels, Counter>,
     duration: Family<SignalTransport, Histogram>,
+    tenant_items: Family<TenantLabels, Counter>,
+    tenant_rejected: Family<TenantRejectLabels, Counter>,
 }
 
 impl IngestMetrics {
@@ -162,6 +178,8 @@ impl IngestMetrics {
             duration: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.0001, 2.0, 16))
             }),
+            tenant_items: Family::default(),
+            tenant_rejected: Family::default(),
         };
         let otlp = registry.sub_registry_with_prefix("otlp");
         otlp.register(
@@ -188,6 +206,16 @@ impl IngestMetrics {
             "request_duration_seconds",
             "Time to handle an export request, from body received to answer",
             metrics.duration.clone(),
+        );
+        otlp.register(
+            "tenant_received_items",
+            "Items accepted, per tenant",
+            metrics.tenant_items.clone(),
+        );
+        otlp.register(
+            "tenant_rejected_items",
+            "Items rejected, per tenant and reason (rate_limited: over ingest.tenant_rate)",
+            metrics.tenant_rejected.clone(),
         );
         metrics
     }
@@ -238,8 +266,20 @@ impl IngestMetrics {
     }
 
     /// Records accepted items.
-    pub fn record_items(&self, signal: &'static str, transport: Transport, items: u64) {
+    pub fn record_items(
+        &self,
+        tenant: &Tenant,
+        signal: &'static str,
+        transport: Transport,
+        items: u64,
+    ) {
         *self.lock_totals().accepted_items.entry(signal).or_default() += items;
+        self.tenant_items
+            .get_or_create(&TenantLabels {
+                tenant: tenant.to_string(),
+                signal,
+            })
+            .inc_by(items);
         self.items
             .get_or_create(&SignalTransport {
                 signal,
@@ -249,8 +289,21 @@ impl IngestMetrics {
     }
 
     /// Records rejected items.
-    pub fn record_rejected(&self, signal: &'static str, reason: RejectReason, items: u64) {
+    pub fn record_rejected(
+        &self,
+        tenant: &Tenant,
+        signal: &'static str,
+        reason: RejectReason,
+        items: u64,
+    ) {
         if items > 0 {
+            self.tenant_rejected
+                .get_or_create(&TenantRejectLabels {
+                    tenant: tenant.to_string(),
+                    signal,
+                    reason: reason.as_str(),
+                })
+                .inc_by(items);
             *self
                 .lock_totals()
                 .rejected_items

@@ -266,6 +266,7 @@ fn a_tenant_over_its_rate_is_throttled_while_another_is_served() {
     let dir = tempfile::tempdir().unwrap();
     let noisy = create_token(dir.path(), "noisy", "ingest,read");
     let quiet = create_token(dir.path(), "quiet", "ingest,read");
+    let operator = create_token(dir.path(), "default", "read");
     // One item a second, bursts of 200: of the noisy tenant's 8,000 items
     // sent within seconds only the first burst gets in.
     let server = Server::start_in(
@@ -369,5 +370,29 @@ fn a_tenant_over_its_rate_is_throttled_while_another_is_served() {
     assert!(
         status == 413 && body.contains("tenant_burst"),
         "{status} {body}"
+    );
+
+    // The operator sees each tenant's figures in /metrics.
+    let (status, metrics) = get(&server, &operator, "/metrics");
+    assert_eq!(status, 200);
+    let value = |series: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no {series} in /metrics"))
+    };
+    assert_eq!(
+        value(r#"smolder_otlp_tenant_received_items_total{tenant="quiet",signal="traces"}"#),
+        200
+    );
+    assert_eq!(
+        value(r#"smolder_otlp_tenant_received_items_total{tenant="noisy",signal="traces"}"#),
+        acknowledged
+    );
+    assert!(
+        value(
+            r#"smolder_otlp_tenant_rejected_items_total{tenant="noisy",signal="traces",reason="rate_limited"}"#
+        ) >= 6_000
     );
 }
