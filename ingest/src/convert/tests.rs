@@ -427,6 +427,35 @@ fn spans_read_fields_in_any_order_and_skip_unknown_ones() {
     assert_eq!(reordered, expected);
 }
 
+/// Found by the `otlp_protobuf` fuzz target (fuzz/): an unknown field
+/// written as a (deprecated) protobuf group made the direct converter refuse
+/// a request that prost — and so every other OTLP receiver — accepts.
+#[test]
+fn unknown_fields_written_as_groups_are_skipped_as_prost_skips_them() {
+    use prost::Message;
+    let request = json::decode_traces(&fixture("traces.json")).unwrap();
+    let mut body = request.encode_to_vec();
+    // Field 99 as a group holding a varint, a string and a nested group.
+    body.extend([0x9a, 0x06]); // 99 << 3 | 3 (start group)
+    body.extend([0x08, 0x01]); // 1: varint 1
+    body.extend(length_delimited(2, b"x"));
+    body.extend([0x1b, 0x1c]); // 3: an empty nested group
+    body.extend([0x9c, 0x06]); // 99 << 3 | 4 (end group)
+    let decoded = ExportTraceServiceRequest::decode(body.as_slice()).expect("prost skips it");
+    assert_eq!(
+        spans_protobuf(&body).unwrap().batch,
+        spans(&decoded).unwrap().batch
+    );
+    // Groups that never end, or end with another number, are malformed
+    // (prost refuses them too).
+    let unterminated = [&request.encode_to_vec()[..], &[0x9a, 0x06, 0x08, 0x01]].concat();
+    assert!(ExportTraceServiceRequest::decode(unterminated.as_slice()).is_err());
+    assert!(spans_protobuf(&unterminated).is_err());
+    let mismatched = [&request.encode_to_vec()[..], &[0x9a, 0x06, 0xa4, 0x06]].concat();
+    assert!(ExportTraceServiceRequest::decode(mismatched.as_slice()).is_err());
+    assert!(spans_protobuf(&mismatched).is_err());
+}
+
 #[test]
 fn malformed_span_bytes_name_the_field() {
     // ExportTraceServiceRequest { resource_spans { scope_spans { spans { name: 7 } } } }

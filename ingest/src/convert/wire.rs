@@ -37,6 +37,10 @@ pub(crate) enum Field<'a> {
     Fixed64(u64),
     Bytes(&'a [u8]),
     Fixed32(u32),
+    /// A (deprecated) group, skipped: OTLP has none, but a field unknown
+    /// to this version may be one, and unknown fields are skipped whatever
+    /// their wire type (as prost does).
+    Group,
 }
 
 impl<'a> Field<'a> {
@@ -48,6 +52,7 @@ impl<'a> Field<'a> {
             Self::Fixed64(_) => "64-bit",
             Self::Bytes(_) => "length-delimited",
             Self::Fixed32(_) => "32-bit",
+            Self::Group => "group",
         };
         WireError::new(format!(
             "{message}.{field}: invalid wire type {found}, expected {want}"
@@ -184,11 +189,58 @@ impl<'a> Reader<'a> {
             5 => Field::Fixed32(u32::from_le_bytes(
                 self.take(4)?.try_into().expect("took 4 bytes"),
             )),
+            3 => {
+                self.skip_group(number, 1)?;
+                Field::Group
+            }
             other => return Err(bad_wire_type(other)),
         };
         Ok(Some((number, field)))
     }
+
+    /// Skips the fields of the group `number` up to its end tag, groups
+    /// nested in it too (at most [`MAX_GROUP_DEPTH`] deep, as prost).
+    #[cold]
+    #[inline(never)]
+    fn skip_group(&mut self, number: u32, depth: u32) -> Result<(), WireError> {
+        if depth > MAX_GROUP_DEPTH {
+            return Err(WireError::new("groups nested too deeply"));
+        }
+        loop {
+            if self.buf.is_empty() {
+                return Err(WireError::new("a group without its end tag"));
+            }
+            let key = self.varint()?;
+            let inner = match u32::try_from(key >> 3) {
+                Ok(n @ 1..=0x1fff_ffff) => n,
+                _ => return Err(bad_field_number(key)),
+            };
+            match key & 7 {
+                0 => {
+                    self.varint()?;
+                }
+                1 => {
+                    self.take(8)?;
+                }
+                2 => {
+                    let len = usize::try_from(self.varint()?)
+                        .map_err(|_| WireError::new("length does not fit in memory"))?;
+                    self.take(len)?;
+                }
+                5 => {
+                    self.take(4)?;
+                }
+                3 => self.skip_group(inner, depth + 1)?,
+                4 if inner == number => return Ok(()),
+                4 => return Err(WireError::new("a group's end tag does not match its start")),
+                other => return Err(bad_wire_type(other)),
+            }
+        }
+    }
 }
+
+/// Groups nested deeper are refused (prost's recursion limit).
+const MAX_GROUP_DEPTH: u32 = 100;
 
 #[cold]
 #[inline(never)]
@@ -206,7 +258,7 @@ fn bad_field_number(key: u64) -> WireError {
 #[inline(never)]
 fn bad_wire_type(wire_type: u64) -> WireError {
     match wire_type {
-        3 | 4 => WireError::new("protobuf groups are not supported"),
+        4 => WireError::new("an end-group tag without its group"),
         other => WireError::new(format!("invalid wire type {other}")),
     }
 }
@@ -353,7 +405,7 @@ mod tests {
             key_value(&[0x0b])
                 .unwrap_err()
                 .to_string()
-                .contains("groups")
+                .contains("a group without its end tag")
         );
         assert!(
             key_value(&[0x80])

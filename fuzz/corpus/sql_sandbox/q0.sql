@@ -1,0 +1,1 @@
+SELECT service_name, count(*) FROM spans WHERE start_time > now() - INTERVAL '1 hour' GROUP BY 1 ORDER BY 2 DESC LIMIT 10

@@ -1,0 +1,1 @@
+SELECT a.trace_id FROM spans a JOIN logs b ON a.trace_id = b.trace_id WHERE a.status_code = 'ERROR' UNION ALL SELECT trace_id FROM logs

@@ -1,0 +1,1 @@
+WITH x AS (SELECT approx_percentile_cont(duration_ns, 0.99) p FROM spans) SELECT * FROM x

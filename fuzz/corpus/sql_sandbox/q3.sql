@@ -1,0 +1,1 @@
+EXPLAIN SELECT * FROM metrics WHERE name = 'http.server.duration' AND attributes['route'] = '/pay'

@@ -1,0 +1,1 @@
+SELECT (SELECT count(*) FROM slo_rollups), date_bin(INTERVAL '1 minute', time) FROM logs
