@@ -1,0 +1,1 @@
+SELECT a.ta.ta.ta.ta.tatu[s_3OIs_3O$.ta.ta.ta.tatu[a/tt.ata.tatu[s_3O$.ta.ta.ta.tatu[s_a.ta.ta.ta.ta.tatu[s_3OIa/tt.ata.t3OIa/tt.ata.tatu[s_4O$sscins.tatu[s_3OIa/tt.ata.[s_0]as
