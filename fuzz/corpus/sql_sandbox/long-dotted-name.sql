@@ -1,0 +1,1 @@
+SELECT a.ta.stautta.stautta.sttt.sttta.s.st.statu[s_66].ta.ttta.s.st.statu[s_66].ta.stautta.stautta.ststautta.stautta.sttt.sttta.s.st.stat[66s]u_!=ECT0a.ta.staut=#atitEas
