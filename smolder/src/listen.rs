@@ -125,6 +125,44 @@ impl ListenerMetrics {
     }
 }
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a listener serves: a cloneable tower service of hyper requests.
+pub(crate) trait HttpService<B>:
+    tower::Service<
+        http::Request<hyper::body::Incoming>,
+        Response = http::Response<B>,
+        Future: Send + 'static,
+        Error: Into<BoxError>,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S, B> HttpService<B> for S where
+    S: tower::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<B>,
+            Future: Send + 'static,
+            Error: Into<BoxError>,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
+/// The body of its responses.
+pub(crate) trait ResponseBody:
+    http_body::Body<Data: Send, Error: Into<BoxError>> + Send + 'static
+{
+}
+
+impl<B> ResponseBody for B where
+    B: http_body::Body<Data: Send, Error: Into<BoxError>> + Send + 'static
+{
+}
+
 /// Serves `service` on `listener` (over TLS when `tls` is given) until
 /// `stop` turns true, then lets open connections finish their requests
 /// (bounded by the caller).
@@ -139,15 +177,8 @@ pub(crate) async fn serve<S, B>(
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()>
 where
-    S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: HttpService<B>,
+    B: ResponseBody,
 {
     let label = ListenerLabel { listener: name };
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -295,15 +326,8 @@ impl Connection<'_> {
     async fn serve<I, S, B>(self, io: I, service: S, mut stop: watch::Receiver<bool>)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
-            + Clone
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-        B: http_body::Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        S: HttpService<B>,
+        B: ResponseBody,
     {
         let Self {
             builder,
