@@ -1,0 +1,1 @@
+SET ''=in(((((WITH E( SELECT a.ta.stautta.stauttta.sttt.sttta.s.st.statu[s_66].ta.stautta.stauta.s.st.statu[s_66].ta.stautta.stautta.sttt.sttta.s.st..staut=#atitEas
