@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
+use smolder_common::Tenant;
 use smolder_slo::engine::{InstanceStatus, SloStatus, Snapshot};
 use smolder_slo::eval::ConditionStatus;
 use smolder_slo::model::{AlertWindow, Window, duration_ns};
@@ -109,6 +110,13 @@ pub struct Alert {
     pub hints: Vec<Hint>,
 }
 
+impl Alert {
+    /// Whose SLO raised it.
+    pub fn tenant(&self) -> Tenant {
+        tenant_of(&self.labels)
+    }
+}
+
 /// A change of state, for the history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transition {
@@ -143,8 +151,25 @@ pub fn fingerprint(labels: &Labels) -> String {
 /// The `slo_group` label of a grouped SLO instance: `k=v,k2=v2`.
 pub use smolder_slo::model::group_label;
 
-/// Labels every alert carries, beyond those of the SLO.
-pub const RESERVED_LABELS: [&str; 9] = [
+/// The label naming the tenant of another tenant's SLO's alert. The default
+/// tenant's alerts carry none, so their identities (fingerprints, group
+/// keys) and what receivers get are as before tenants; a route matches them
+/// with `tenant=""`.
+pub const TENANT_LABEL: &str = "tenant";
+
+/// The tenant of an alert with these labels.
+pub fn tenant_of(labels: &Labels) -> Tenant {
+    labels
+        .get(TENANT_LABEL)
+        .and_then(|t| Tenant::parse(t).ok())
+        .unwrap_or_default()
+}
+
+/// Labels every alert carries (`tenant`: those of other tenants than the
+/// default one), beyond those of the SLO; an SLO's own labels cannot set
+/// them (so no SLO can pass for another tenant's).
+pub const RESERVED_LABELS: [&str; 10] = [
+    TENANT_LABEL,
     "alertname",
     "slo",
     "service",
@@ -189,6 +214,9 @@ fn alert_labels(
     }
     if !instance.group.is_empty() {
         labels.insert("slo_group".to_string(), group_label(&instance.group));
+    }
+    if !def.tenant.is_default() {
+        labels.insert(TENANT_LABEL.to_string(), def.tenant.to_string());
     }
     labels
 }
@@ -246,7 +274,7 @@ impl Lifecycle {
         let mut known_slos = std::collections::HashSet::new();
         for status in &snapshot.slos {
             let def = &status.definition;
-            known_slos.insert(def.id.as_str());
+            known_slos.insert((&def.tenant, def.id.as_str()));
             // Without a complete rollup (backfill in progress) or after a
             // failed update the numbers are partial or stale: leave the
             // alerts of this SLO as they are.
@@ -361,7 +389,7 @@ impl Lifecycle {
             alert.resolved_at = Some(now);
             alert.annotations.insert(
                 "description".to_string(),
-                if known_slos.contains(alert.slo.as_str()) {
+                if known_slos.contains(&(&alert.tenant(), alert.slo.as_str())) {
                     "The SLO no longer has this alert condition or group.".to_string()
                 } else {
                     "The SLO was deleted.".to_string()

@@ -13,6 +13,9 @@
 //!   the window (default 1h) for the group (JSON object; default the worst).
 //! * `GET /api/v1/scaling/{slo}` — burn rates as JSON for KEDA's
 //!   `metrics-api` scaler, with the scaling targets' state.
+//!
+//! A request sees and changes its tenant's alerts, history, notifications,
+//! silences and scaling only; a silence silences its tenant's alerts only.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,6 +30,7 @@ use axum::routing::{delete, get};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use smolder_common::Tenant;
 use smolder_common::http::{ApiError, Path, Query};
 
 use crate::manager::{Alerting, Error, instance_key};
@@ -74,8 +78,12 @@ struct AlertsQuery {
     brief: bool,
 }
 
-async fn alerts(State(a): State<Arc<Alerting>>, Query(q): Query<AlertsQuery>) -> Response {
-    let alerts = a.alerts().await;
+async fn alerts(
+    State(a): State<Arc<Alerting>>,
+    tenant: Tenant,
+    Query(q): Query<AlertsQuery>,
+) -> Response {
+    let alerts = a.alerts(&tenant).await;
     if q.brief {
         let brief: Vec<Value> = alerts
             .iter()
@@ -100,8 +108,16 @@ struct HistoryQuery {
     limit: Option<usize>,
 }
 
-async fn history(State(a): State<Arc<Alerting>>, Query(q): Query<HistoryQuery>) -> Response {
-    match a.history(q.slo.as_deref(), q.limit.unwrap_or(200).min(10_000)) {
+async fn history(
+    State(a): State<Arc<Alerting>>,
+    tenant: Tenant,
+    Query(q): Query<HistoryQuery>,
+) -> Response {
+    match a.history(
+        &tenant,
+        q.slo.as_deref(),
+        q.limit.unwrap_or(200).min(10_000),
+    ) {
         Ok(h) => {
             let items: Vec<Value> = h
                 .into_iter()
@@ -133,6 +149,7 @@ struct NotificationsQuery {
 
 async fn notifications(
     State(a): State<Arc<Alerting>>,
+    tenant: Tenant,
     Query(q): Query<NotificationsQuery>,
 ) -> Response {
     if let Some(s) = &q.state
@@ -144,6 +161,7 @@ async fn notifications(
         .into_response();
     }
     match a.store().deliveries(
+        &tenant,
         q.receiver.as_deref(),
         q.state.as_deref(),
         q.slo.as_deref(),
@@ -177,9 +195,9 @@ async fn notifications(
     }
 }
 
-async fn silences(State(a): State<Arc<Alerting>>) -> Response {
+async fn silences(State(a): State<Arc<Alerting>>, tenant: Tenant) -> Response {
     let items: Vec<Value> = a
-        .silences()
+        .silences(&tenant)
         .await
         .into_iter()
         .map(|(s, status)| {
@@ -211,6 +229,7 @@ struct NewSilence {
 
 async fn add_silence(
     State(a): State<Arc<Alerting>>,
+    tenant: Tenant,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
@@ -270,6 +289,7 @@ async fn add_silence(
         created_by: new.created_by,
         comment: new.comment,
         created_at: Utc::now(),
+        tenant,
     };
     match a.add_silence(silence).await {
         Ok(s) => (StatusCode::CREATED, Json(s)).into_response(),
@@ -277,8 +297,12 @@ async fn add_silence(
     }
 }
 
-async fn expire_silence(State(a): State<Arc<Alerting>>, Path(id): Path<String>) -> Response {
-    match a.expire_silence(&id).await {
+async fn expire_silence(
+    State(a): State<Arc<Alerting>>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> Response {
+    match a.expire_silence(&tenant, &id).await {
         Ok(s) => Json(s).into_response(),
         Err(e) => e.into_response(),
     }
@@ -293,6 +317,7 @@ struct CausesQuery {
 
 async fn causes(
     State(a): State<Arc<Alerting>>,
+    tenant: Tenant,
     Path(id): Path<String>,
     Query(q): Query<CausesQuery>,
 ) -> Response {
@@ -314,7 +339,7 @@ async fn causes(
                 .into_response();
         }
     };
-    match a.causes(&id, group, window).await {
+    match a.causes(&tenant, &id, group, window).await {
         Ok((examples, hints)) => Json(json!({
             "slo": id,
             "window": humantime::format_duration(window).to_string(),
@@ -326,15 +351,23 @@ async fn causes(
     }
 }
 
-async fn scaling(State(a): State<Arc<Alerting>>, Path(slo): Path<String>) -> Response {
+async fn scaling(
+    State(a): State<Arc<Alerting>>,
+    tenant: Tenant,
+    Path(slo): Path<String>,
+) -> Response {
     let Some(snapshot) = a.snapshot().await else {
         return ApiError::unavailable("no SLO evaluation yet").into_response();
     };
-    let Some(status) = snapshot.slos.iter().find(|s| s.definition.id == slo) else {
+    let found = snapshot
+        .slos
+        .iter()
+        .find(|s| s.definition.id == slo && s.definition.tenant == tenant);
+    let Some(status) = found else {
         return ApiError::not_found(format!("no SLO {slo:?}")).into_response();
     };
-    let alerts = a.alerts().await;
-    let states = a.scaling_state(&slo).await;
+    let alerts = a.alerts(&tenant).await;
+    let states = a.scaling_state(&tenant, &slo).await;
     let mut max_rates: BTreeMap<Window, f64> = BTreeMap::new();
     let mut instances = Vec::new();
     let mut worst = 0.0_f64;
@@ -360,7 +393,7 @@ async fn scaling(State(a): State<Arc<Alerting>>, Path(slo): Path<String>) -> Res
             .map(|s| s.alert.labels.get("condition").map_or("", String::as_str))
             .collect();
         firing_any |= !firing.is_empty();
-        let key = instance_key(&slo, &inst.group);
+        let key = instance_key(&tenant, &slo, &inst.group);
         let targets: BTreeMap<&str, Value> = states
             .iter()
             .filter(|(_, i, _)| *i == key)

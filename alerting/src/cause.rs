@@ -115,6 +115,8 @@ pub(crate) async fn find(
             def.id, def.group_by
         ));
     }
+    // The SLO's tenant's data only, whoever asks.
+    let query = query.for_tenant(&def.tenant).map_err(|e| e.to_string())?;
     let ctx = query.context().clone();
     let (def, group) = (def.clone(), group.clone());
     query

@@ -2,6 +2,7 @@
 //! scaling request), as written to the outbox before it is sent.
 
 use serde::{Deserialize, Serialize};
+use smolder_common::Tenant;
 
 use crate::alert::{Alert, Labels};
 
@@ -34,6 +35,9 @@ pub struct Notification {
     /// Set for scaling webhooks.
     #[serde(default)]
     pub scaling: Option<ScalingRequest>,
+    /// Whose alerts (or scaling request) it carries: one tenant's only.
+    #[serde(default)]
+    pub tenant: Tenant,
 }
 
 /// A request to an autoscaler.

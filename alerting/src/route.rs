@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::alert::Labels;
+use crate::alert::{Labels, TENANT_LABEL};
 use crate::config::Route;
 use crate::matchers::Matchers;
 
@@ -123,15 +123,19 @@ impl CompiledRoute {
     }
 
     /// The grouping labels of an alert, and the group key
-    /// (`route-path:{labels}`).
+    /// (`route-path:{labels}`). The `tenant` label is always one of them:
+    /// a notification holds one tenant's alerts, whatever `group_by` says.
     pub fn group_of(&self, labels: &Labels) -> (Labels, String) {
-        let group: Labels = match &self.group_by {
+        let mut group: Labels = match &self.group_by {
             GroupBy::All => labels.clone(),
             GroupBy::Labels(names) => names
                 .iter()
                 .filter_map(|n| labels.get(n).map(|v| (n.clone(), v.clone())))
                 .collect(),
         };
+        if let Some(tenant) = labels.get(TENANT_LABEL) {
+            group.insert(TENANT_LABEL.to_string(), tenant.clone());
+        }
         let text = group
             .iter()
             .map(|(k, v)| format!("{k}={v:?}"))

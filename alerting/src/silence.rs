@@ -4,6 +4,7 @@
 use chrono::{Datelike, NaiveTime, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
+use smolder_common::Tenant;
 
 use crate::alert::Labels;
 use crate::config::MaintenanceWindow;
@@ -26,6 +27,10 @@ pub struct Silence {
     pub comment: String,
     /// When it was created.
     pub created_at: chrono::DateTime<Utc>,
+    /// Whose it is: it silences that tenant's alerts only, and only that
+    /// tenant sees and expires it.
+    #[serde(default)]
+    pub tenant: Tenant,
 }
 
 impl Silence {
@@ -47,19 +52,27 @@ pub(crate) struct ActiveSilence {
     /// The silence's id (or `maintenance/<name>`).
     pub id: String,
     matchers: Matchers,
+    /// A silence's tenant (its alerts only); `None` for the operator's
+    /// maintenance windows, which match on labels like routes do.
+    tenant: Option<Tenant>,
 }
 
 impl ActiveSilence {
     /// Compiles a silence; `None` when its matchers no longer parse.
-    pub(crate) fn new(id: String, matchers: &[String]) -> Option<Self> {
-        Matchers::parse(matchers)
-            .ok()
-            .map(|matchers| Self { id, matchers })
+    pub(crate) fn new(s: &Silence) -> Option<Self> {
+        Matchers::parse(&s.matchers).ok().map(|matchers| Self {
+            id: s.id.clone(),
+            matchers,
+            tenant: Some(s.tenant.clone()),
+        })
     }
 
     /// Whether it silences an alert with these labels.
     pub(crate) fn matches(&self, labels: &Labels) -> bool {
-        self.matchers.matches(labels)
+        self.tenant
+            .as_ref()
+            .is_none_or(|t| *t == crate::alert::tenant_of(labels))
+            && self.matchers.matches(labels)
     }
 }
 
@@ -164,7 +177,13 @@ impl Recurring {
     /// The window as an active silence, when `now` is inside it.
     pub(crate) fn active(&self, now: chrono::DateTime<Utc>) -> Option<ActiveSilence> {
         self.window_at(now)?;
-        ActiveSilence::new(format!("maintenance/{}", self.name), &self.matchers)
+        Matchers::parse(&self.matchers)
+            .ok()
+            .map(|matchers| ActiveSilence {
+                id: format!("maintenance/{}", self.name),
+                matchers,
+                tenant: None,
+            })
     }
 }
 

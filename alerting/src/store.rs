@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::alert::{Alert, Transition};
 use crate::notification::Notification;
 use crate::silence::Silence;
+use smolder_common::Tenant;
 use smolder_common::sync::lock;
 
 /// Errors of the alerting database.
@@ -164,7 +165,8 @@ CREATE TABLE IF NOT EXISTS alert_history (
     state_from TEXT NOT NULL,
     state_to TEXT NOT NULL,
     labels TEXT NOT NULL,
-    summary TEXT NOT NULL
+    summary TEXT NOT NULL,
+    tenant TEXT NOT NULL DEFAULT 'default'
 );
 CREATE INDEX IF NOT EXISTS alert_history_slo ON alert_history (slo, id);
 CREATE TABLE IF NOT EXISTS nflog (
@@ -190,7 +192,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_attempt_at INTEGER,
     delivered_at INTEGER,
     last_status INTEGER,
-    last_error TEXT
+    last_error TEXT,
+    tenant TEXT NOT NULL DEFAULT 'default'
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (state, seq);
 CREATE TABLE IF NOT EXISTS silences (
@@ -226,6 +229,20 @@ impl Store {
 
     fn init(conn: Connection) -> Result<Self> {
         conn.execute_batch(SCHEMA)?;
+        // Databases made before tenants existed: their rows are the default
+        // tenant's.
+        for table in ["alert_history", "outbox"] {
+            let has_tenant: bool = conn.query_row(
+                "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = 'tenant'",
+                params![table],
+                |r| r.get(0),
+            )?;
+            if !has_tenant {
+                conn.execute_batch(&format!(
+                    "ALTER TABLE {table} ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'"
+                ))?;
+            }
+        }
         Ok(Self {
             conn: Mutex::new(conn),
         })
@@ -269,8 +286,8 @@ impl Store {
                 del.execute(params![fp])?;
             }
             let mut hist = tx.prepare_cached(
-                "INSERT INTO alert_history (at, fingerprint, slo, state_from, state_to, labels, summary)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO alert_history (at, fingerprint, slo, state_from, state_to, labels, summary, tenant)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             for t in transitions {
                 hist.execute(params![
@@ -280,7 +297,8 @@ impl Store {
                     t.from,
                     t.to,
                     serde_json::to_string(&t.labels)?,
-                    t.summary
+                    t.summary,
+                    crate::alert::tenant_of(&t.labels).as_str()
                 ])?;
             }
         }
@@ -288,14 +306,19 @@ impl Store {
         Ok(())
     }
 
-    /// The latest transitions, newest first.
-    pub fn history(&self, slo: Option<&str>, limit: usize) -> Result<Vec<Transition>> {
+    /// `tenant`'s latest transitions, newest first.
+    pub fn history(
+        &self,
+        tenant: &Tenant,
+        slo: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Transition>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT at, fingerprint, slo, state_from, state_to, labels, summary FROM alert_history
-             WHERE ?1 IS NULL OR slo = ?1 ORDER BY id DESC LIMIT ?2",
+             WHERE (?1 IS NULL OR slo = ?1) AND tenant = ?3 ORDER BY id DESC LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![slo, limit as i64], |r| {
+        let rows = stmt.query_map(params![slo, limit as i64, tenant.as_str()], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
@@ -356,8 +379,8 @@ impl Store {
         let mut seqs = Vec::with_capacity(items.len());
         {
             let mut ins = tx.prepare_cached(
-                "INSERT INTO outbox (id, receiver, group_key, status, payload, slos, state, created_at, next_attempt_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7)",
+                "INSERT INTO outbox (id, receiver, group_key, status, payload, slos, state, created_at, next_attempt_at, tenant)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7, ?8)",
             )?;
             let mut log = tx.prepare_cached(
                 "INSERT OR REPLACE INTO nflog (receiver, group_key, firing, sent_at, thread) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -380,7 +403,8 @@ impl Store {
                     status,
                     serde_json::to_string(n)?,
                     serde_json::to_string(&slos)?,
-                    n.created_at
+                    n.created_at,
+                    n.tenant.as_str()
                 ])?;
                 seqs.push(tx.last_insert_rowid());
                 if let Some(e) = entry {
@@ -441,9 +465,11 @@ impl Store {
         Ok(())
     }
 
-    /// Deliveries, newest first, optionally of one receiver, state or SLO.
+    /// `tenant`'s deliveries, newest first, optionally of one receiver,
+    /// state or SLO.
     pub fn deliveries(
         &self,
+        tenant: &Tenant,
         receiver: Option<&str>,
         state: Option<&str>,
         slo: Option<&str>,
@@ -457,29 +483,33 @@ impl Store {
                     last_attempt_at, delivered_at, last_status, last_error, slos
              FROM outbox
              WHERE (?1 IS NULL OR receiver = ?1) AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR slos LIKE ?3)
+               AND tenant = ?5
              ORDER BY seq DESC LIMIT ?4",
         )?;
-        let rows = stmt.query_map(params![receiver, state, slo_pattern, limit as i64], |r| {
-            Ok((
-                Delivery {
-                    seq: r.get(0)?,
-                    id: r.get(1)?,
-                    receiver: r.get(2)?,
-                    group_key: r.get(3)?,
-                    status: r.get(4)?,
-                    state: DeliveryState::parse(&r.get::<_, String>(5)?),
-                    attempts: r.get(6)?,
-                    created_at: r.get(7)?,
-                    next_attempt_at: r.get(8)?,
-                    last_attempt_at: r.get(9)?,
-                    delivered_at: r.get(10)?,
-                    last_status: r.get(11)?,
-                    last_error: r.get(12)?,
-                    slos: Vec::new(),
-                },
-                r.get::<_, String>(13)?,
-            ))
-        })?;
+        let rows = stmt.query_map(
+            params![receiver, state, slo_pattern, limit as i64, tenant.as_str()],
+            |r| {
+                Ok((
+                    Delivery {
+                        seq: r.get(0)?,
+                        id: r.get(1)?,
+                        receiver: r.get(2)?,
+                        group_key: r.get(3)?,
+                        status: r.get(4)?,
+                        state: DeliveryState::parse(&r.get::<_, String>(5)?),
+                        attempts: r.get(6)?,
+                        created_at: r.get(7)?,
+                        next_attempt_at: r.get(8)?,
+                        last_attempt_at: r.get(9)?,
+                        delivered_at: r.get(10)?,
+                        last_status: r.get(11)?,
+                        last_error: r.get(12)?,
+                        slos: Vec::new(),
+                    },
+                    r.get::<_, String>(13)?,
+                ))
+            },
+        )?;
         let mut out = Vec::new();
         for row in rows {
             let (mut d, slos) = row?;

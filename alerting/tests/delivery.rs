@@ -74,6 +74,7 @@ fn notification(receiver: &str, group: usize, now: i64) -> Notification {
         external_url: String::new(),
         resend_interval_ns: 0,
         scaling: None,
+        tenant: Default::default(),
     }
 }
 
@@ -141,7 +142,13 @@ async fn requests_in_flight_stay_within_the_receivers_limit() {
     let max = sink.max_in_flight.load(Ordering::SeqCst);
     assert!(max <= 3, "at most 3 in flight, saw {max}");
     let rows = store
-        .deliveries(Some("hook"), Some("delivered"), None, 100)
+        .deliveries(
+            &Default::default(),
+            Some("hook"),
+            Some("delivered"),
+            None,
+            100,
+        )
         .unwrap();
     assert_eq!(rows.len(), 40);
 }
@@ -171,7 +178,9 @@ async fn requests_per_second_stay_within_the_rate_limit() {
 async fn a_notification_for_a_removed_receiver_fails_with_the_reason() {
     let (sink, store, _) = deliver_all("name = \"hook\"\ntype = \"webhook\"", 1, "gone").await;
     assert!(sink.arrivals.lock().unwrap().is_empty());
-    let rows = store.deliveries(Some("gone"), None, None, 10).unwrap();
+    let rows = store
+        .deliveries(&Default::default(), Some("gone"), None, None, 10)
+        .unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(
         rows[0].state,
@@ -210,7 +219,9 @@ async fn retries_stop_after_max_retry_age_and_the_notification_is_dead_lettered(
     .await;
     let attempts = sink.arrivals.lock().unwrap().len();
     assert!(attempts >= 2, "retried: {attempts} attempts");
-    let rows = store.deliveries(Some("hook"), None, None, 10).unwrap();
+    let rows = store
+        .deliveries(&Default::default(), Some("hook"), None, None, 10)
+        .unwrap();
     assert_eq!(rows[0].state, smolder_alerting::store::DeliveryState::Dead);
     assert_eq!(rows[0].attempts as usize, attempts);
     assert_eq!(rows[0].last_status, Some(503));

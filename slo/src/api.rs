@@ -11,6 +11,9 @@
 //! * `PUT /api/v1/slos/{id}` — create or replace an SLO from OpenSLO or Sloth
 //!   YAML (JSON is YAML too); `DELETE /api/v1/slos/{id}` — delete it. SLOs of
 //!   the SLO directory are changed there instead (409).
+//!
+//! Each request sees its tenant's SLOs only (its engine in
+//! [`SloEngines`]); another tenant's SLO is not found.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,23 +27,43 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use smolder_common::http::{ApiError, Path, Query};
+use smolder_common::Tenant;
+use smolder_common::http::{ApiError, ErrorCode, Path, Query};
 use smolder_common::text::parse_time;
 
-use crate::engine::{GroupKey, InstanceStatus, PutError, SloEngine, SloStatus};
+use crate::engine::{GroupKey, InstanceStatus, PutError, SloStatus, Snapshot};
 use crate::eval::{Evaluation, window_name};
 use crate::model::{Period, SloDefinition, Window, duration_ns};
+use crate::tenants::SloEngines;
 
 /// Most points a series answer holds.
 pub const MAX_POINTS: i64 = 2000;
 
-/// The routes, with the engine as state.
-pub fn router(engine: Arc<SloEngine>) -> Router {
+/// The routes, with every tenant's engine as state.
+pub fn router(engines: Arc<SloEngines>) -> Router {
     Router::new()
         .route("/api/v1/slos", get(list))
         .route("/api/v1/slos/{id}", get(one).put(put).delete(delete))
         .route("/api/v1/slos/{id}/series", get(series))
-        .with_state(engine)
+        .with_state(engines)
+}
+
+/// The tenant's SLOs after the last tick (none for a tenant without an
+/// engine).
+fn snapshot_of(engines: &SloEngines, tenant: &Tenant) -> Arc<Snapshot> {
+    engines.get(tenant).map_or_else(
+        || {
+            Arc::new(Snapshot {
+                at_ns: engines.default_engine().snapshot().at_ns,
+                ..Snapshot::default()
+            })
+        },
+        |e| e.snapshot(),
+    )
+}
+
+fn no_slo(id: &str) -> ApiError {
+    ApiError::not_found(format!("no SLO {id:?}"))
 }
 
 fn rfc3339(ns: i64) -> String {
@@ -138,8 +161,12 @@ pub struct ListQuery {
     pub instances: bool,
 }
 
-async fn list(State(engine): State<Arc<SloEngine>>, Query(q): Query<ListQuery>) -> Response {
-    let snap = engine.snapshot();
+async fn list(
+    State(engines): State<Arc<SloEngines>>,
+    tenant: Tenant,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let snap = snapshot_of(&engines, &tenant);
     let slos: Vec<Value> = snap
         .slos
         .iter()
@@ -164,12 +191,13 @@ async fn list(State(engine): State<Arc<SloEngine>>, Query(q): Query<ListQuery>) 
 }
 
 async fn one(
-    State(engine): State<Arc<SloEngine>>,
+    State(engines): State<Arc<SloEngines>>,
+    tenant: Tenant,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let snap = engine.snapshot();
+    let snap = snapshot_of(&engines, &tenant);
     let Some(s) = snap.slos.iter().find(|s| s.definition.id == id) else {
-        return Err(ApiError::not_found(format!("no SLO {id:?}")));
+        return Err(no_slo(&id));
     };
     let mut body = summary(s);
     body["definition"] = json!(s.definition);
@@ -189,7 +217,8 @@ const SLO_MEDIA_TYPES: [&str; 4] = [
 ];
 
 async fn put(
-    State(engine): State<Arc<SloEngine>>,
+    State(engines): State<Arc<SloEngines>>,
+    tenant: Tenant,
     Path(id): Path<String>,
     headers: axum::http::HeaderMap,
     body: String,
@@ -197,6 +226,10 @@ async fn put(
     if let Err(e) = smolder_common::http::require_media_type(&headers, &SLO_MEDIA_TYPES) {
         return e.into_response();
     }
+    let engine = match engines.get_or_create(&tenant).await {
+        Ok(engine) => engine,
+        Err(e) => return ApiError::internal("Starting a tenant's SLO engine", e).into_response(),
+    };
     match engine.put(&id, &body).await {
         Ok((def, created)) => {
             // Show the new SLO (and its backfill) right away.
@@ -215,13 +248,23 @@ async fn put(
                 .into_response()
         }
         Err(PutError::Conflict(message)) => ApiError::conflict(message).into_response(),
+        Err(PutError::Limit(message)) => {
+            ApiError::new(ErrorCode::ResourceExhausted, message).into_response()
+        }
         Err(PutError::Storage(message)) => {
             ApiError::internal("Storing an SLO", message).into_response()
         }
     }
 }
 
-async fn delete(State(engine): State<Arc<SloEngine>>, Path(id): Path<String>) -> Response {
+async fn delete(
+    State(engines): State<Arc<SloEngines>>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> Response {
+    let Some(engine) = engines.get(&tenant) else {
+        return ApiError::not_found(format!("no API-managed SLO {id:?}")).into_response();
+    };
     match engine.delete(&id) {
         Ok(true) => {
             engine.evaluate_now().await;
@@ -248,13 +291,17 @@ pub struct SeriesQuery {
 }
 
 async fn series(
-    State(engine): State<Arc<SloEngine>>,
+    State(engines): State<Arc<SloEngines>>,
+    tenant: Tenant,
     Path(id): Path<String>,
     Query(q): Query<SeriesQuery>,
 ) -> Result<Response, ApiError> {
+    let Some(engine) = engines.get(&tenant) else {
+        return Err(no_slo(&id));
+    };
     let snap = engine.snapshot();
     let Some(s) = snap.slos.iter().find(|s| s.definition.id == id) else {
-        return Err(ApiError::not_found(format!("no SLO {id:?}")));
+        return Err(no_slo(&id));
     };
     let def = &s.definition;
     let to = match q.to.as_deref().map(parse_time).transpose() {

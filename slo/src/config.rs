@@ -38,6 +38,9 @@ smolder_common::config_section! {
         /// SLOs the engine runs at most, files and API together; more are
         /// refused.
         pub max_slos: usize = Bounds::default().max_slos,
+        /// SLOs each tenant other than the default one may have (the default
+        /// tenant's, files and API together, are bounded by max_slos).
+        pub tenant_max_slos: usize = 200,
         /// The largest maxGroups an SLO may ask for.
         pub max_groups_limit: usize = Bounds::default().max_groups,
         /// The longest period or alert window an SLO may ask for.
@@ -62,6 +65,11 @@ smolder_common::config_section! {
         );
         problems.check(self.max_groups > 0, "max_groups", "must be positive");
         problems.check(self.max_slos > 0, "max_slos", "must be positive");
+        problems.check(
+            (1..=self.max_slos).contains(&self.tenant_max_slos),
+            "tenant_max_slos",
+            "must be positive and at most max_slos",
+        );
         problems.check(
             self.max_window >= Duration::from_secs(3600),
             "max_window",

@@ -233,6 +233,7 @@ mod tests {
             runbook_url: None,
             labels: Default::default(),
             notification_targets: vec![],
+            tenant: Default::default(),
             origin: Default::default(),
             sli_fields: Default::default(),
         }

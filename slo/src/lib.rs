@@ -23,10 +23,12 @@ mod rows;
 pub mod spec;
 pub mod sql;
 pub mod table;
+pub mod tenants;
 
 pub use config::SloConfig;
 pub use engine::{EngineOptions, PutError, SloEngine};
 pub use model::SloDefinition;
+pub use tenants::{Databases, SloEngines};
 
 /// Errors of the SLO engine.
 #[derive(Debug, thiserror::Error)]

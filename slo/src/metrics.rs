@@ -9,7 +9,9 @@
 //! * `smolder_slo_events{slo,group,window}` — events per alert window
 //! * `smolder_slo_backfill_progress{slo}` — 0 to 1
 //!
-//! `group` is the group's JSON text, `{}` for an SLO without groups.
+//! `group` is the group's JSON text, `{}` for an SLO without groups. The
+//! series of SLOs of tenants other than the default one carry a `tenant`
+//! label first (the default tenant's are as they were before tenants).
 
 use std::sync::{Arc, Weak};
 
@@ -17,29 +19,29 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use smolder_common::metrics::gauges;
 
-use crate::SloEngine;
+use crate::SloEngines;
 
-/// The collector of an engine's gauges.
+/// The collector of every tenant's SLO gauges.
 #[derive(Debug)]
 pub struct SloCollector {
-    engine: Weak<SloEngine>,
+    engines: Weak<SloEngines>,
 }
 
 impl SloCollector {
-    /// A collector for `engine`.
-    pub fn new(engine: &Arc<SloEngine>) -> Self {
+    /// A collector for `engines`.
+    pub fn new(engines: &Arc<SloEngines>) -> Self {
         Self {
-            engine: Arc::downgrade(engine),
+            engines: Arc::downgrade(engines),
         }
     }
 }
 
 impl Collector for SloCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let Some(engine) = self.engine.upgrade() else {
+        let Some(engines) = self.engines.upgrade() else {
             return Ok(());
         };
-        let snap = engine.snapshot();
+        let snap = engines.snapshot();
         let mut objective = Vec::new();
         let mut sli = Vec::new();
         let mut budget = Vec::new();
@@ -49,11 +51,24 @@ impl Collector for SloCollector {
         let mut progress = Vec::new();
         for s in &snap.slos {
             let id = s.definition.id.clone();
-            objective.push((vec![("slo", id.clone())], s.definition.objective));
-            progress.push((vec![("slo", id.clone())], s.backfill.progress));
+            let tenant = &s.definition.tenant;
+            let slo = || {
+                let mut l = Vec::with_capacity(5);
+                if !tenant.is_default() {
+                    l.push(("tenant", tenant.to_string()));
+                }
+                l.push(("slo", id.clone()));
+                l
+            };
+            objective.push((slo(), s.definition.objective));
+            progress.push((slo(), s.backfill.progress));
             for i in &s.instances {
                 let group = serde_json::to_string(&i.group).unwrap_or_default();
-                let base = || vec![("slo", id.clone()), ("group", group.clone())];
+                let base = || {
+                    let mut l = slo();
+                    l.push(("group", group.clone()));
+                    l
+                };
                 let e = &i.evaluation;
                 if let Some(v) = e.sli {
                     sli.push((base(), v));

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono_tz::Tz;
 use serde::Serialize;
-use smolder_common::Table;
+use smolder_common::{Table, Tenant};
 
 /// One SLO: what is measured, the objective, the period and the alert windows.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -46,6 +46,10 @@ pub struct SloDefinition {
     pub labels: BTreeMap<String, String>,
     /// OpenSLO `AlertNotificationTarget`s of the SLO's alert policies.
     pub notification_targets: Vec<NotificationTarget>,
+    /// Whose SLO it is: the engine of that tenant runs it over that tenant's
+    /// data, and its alerts carry the tenant as a label. Set by the engine
+    /// (a document cannot name another tenant).
+    pub tenant: Tenant,
     /// Where the SLO came from.
     #[serde(skip)]
     pub origin: Origin,
@@ -329,19 +333,23 @@ pub fn group_label(group: &BTreeMap<String, String>) -> String {
         .join(",")
 }
 
-/// One instance of an SLO: the SLO and the values of its `groupBy`
-/// expressions. Shown, and stored by alerting, as `slo{k=v,…}`.
+/// One instance of an SLO: its tenant, the SLO and the values of its
+/// `groupBy` expressions. Shown, and stored by alerting, as `slo{k=v,…}`
+/// for the default tenant's SLOs (as before tenants) and
+/// `tenant/slo{k=v,…}` for another's (SLO ids hold no `/`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InstanceKey {
+    tenant: Tenant,
     slo: String,
     /// `k=v,…`, in the group's key order.
     group: String,
 }
 
 impl InstanceKey {
-    /// The key of `slo`'s instance of `group`.
-    pub fn new(slo: &str, group: &BTreeMap<String, String>) -> Self {
+    /// The key of `tenant`'s SLO `slo`'s instance of `group`.
+    pub fn new(tenant: &Tenant, slo: &str, group: &BTreeMap<String, String>) -> Self {
         Self {
+            tenant: tenant.clone(),
             slo: slo.to_string(),
             group: group_label(group),
         }
@@ -352,7 +360,12 @@ impl InstanceKey {
     pub fn parse(text: &str) -> Option<Self> {
         let (slo, rest) = text.split_once('{')?;
         let group = rest.strip_suffix('}')?;
+        let (tenant, slo) = match slo.split_once('/') {
+            Some((tenant, slo)) => (Tenant::parse(tenant).ok()?, slo),
+            None => (Tenant::default(), slo),
+        };
         Some(Self {
+            tenant,
             slo: slo.to_string(),
             group: group.to_string(),
         })
@@ -362,10 +375,18 @@ impl InstanceKey {
     pub fn slo(&self) -> &str {
         &self.slo
     }
+
+    /// The SLO's tenant.
+    pub fn tenant(&self) -> &Tenant {
+        &self.tenant
+    }
 }
 
 impl std::fmt::Display for InstanceKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.tenant.is_default() {
+            write!(f, "{}/", self.tenant)?;
+        }
         write!(f, "{}{{{}}}", self.slo, self.group)
     }
 }
@@ -599,14 +620,26 @@ mod tests {
     fn instance_keys_read_back_from_their_text() {
         let group: BTreeMap<String, String> =
             [("route".to_string(), "/pay,now".to_string())].into();
-        let key = InstanceKey::new("checkout", &group);
+        let default = Tenant::default();
+        let key = InstanceKey::new(&default, "checkout", &group);
         assert_eq!(key.to_string(), "checkout{route=/pay,now}");
         assert_eq!(InstanceKey::parse(&key.to_string()), Some(key.clone()));
         assert_eq!(key.slo(), "checkout");
         // An SLO whose id is a prefix of another's is told apart.
-        let other = InstanceKey::new("checkout-v2", &group);
+        let other = InstanceKey::new(&default, "checkout-v2", &group);
         assert_ne!(other.slo(), key.slo());
         assert_eq!(InstanceKey::parse("no-braces"), None);
+        // Another tenant's SLO of the same id is another instance.
+        let acme = Tenant::parse("acme").unwrap();
+        let theirs = InstanceKey::new(&acme, "checkout", &group);
+        assert_eq!(theirs.to_string(), "acme/checkout{route=/pay,now}");
+        assert_eq!(
+            InstanceKey::parse(&theirs.to_string()),
+            Some(theirs.clone())
+        );
+        assert_ne!(theirs, key);
+        assert_eq!(theirs.tenant(), &acme);
+        assert_eq!(InstanceKey::parse("NOT A TENANT/checkout{}"), None);
     }
 
     #[test]

@@ -9,8 +9,8 @@
 //! | `good` | Float64 | good events (or, for counters, increments) in the bucket |
 //! | `total` | Float64 | all events in the bucket |
 //!
-//! Only buckets with events are listed. SLOs are the default tenant's (they
-//! are not kept per tenant yet): another tenant's `slo_rollups` is empty.
+//! Only buckets with events are listed. Each tenant's `slo_rollups` holds its
+//! own SLOs' buckets (its engine's in [`SloEngines`]), nothing else.
 
 use std::sync::{Arc, LazyLock};
 
@@ -28,20 +28,20 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use smolder_common::Tenant;
 
-use crate::SloEngine;
+use crate::SloEngines;
 
-/// The `slo_rollups` table of an engine, as one tenant sees it.
+/// The `slo_rollups` table as one tenant sees it.
 #[derive(Debug)]
 pub struct RollupTable {
-    engine: std::sync::Weak<SloEngine>,
+    engines: std::sync::Weak<SloEngines>,
     tenant: Tenant,
 }
 
 impl RollupTable {
-    /// The table over `engine`'s rollups, for `tenant`.
-    pub fn new(engine: &Arc<SloEngine>, tenant: Tenant) -> Self {
+    /// The table over `tenant`'s SLOs' rollups.
+    pub fn new(engines: &Arc<SloEngines>, tenant: Tenant) -> Self {
         Self {
-            engine: Arc::downgrade(engine),
+            engines: Arc::downgrade(engines),
             tenant,
         }
     }
@@ -49,14 +49,14 @@ impl RollupTable {
 
 /// `slo_rollups` in every tenant's query session.
 #[derive(Debug)]
-pub struct RollupTables(pub std::sync::Weak<SloEngine>);
+pub struct RollupTables(pub std::sync::Weak<SloEngines>);
 
 impl smolder_query::TenantTables for RollupTables {
     fn register(&self, tenant: &Tenant, ctx: &SessionContext) -> Result<()> {
         ctx.register_table(
             "slo_rollups",
             Arc::new(RollupTable {
-                engine: std::sync::Weak::clone(&self.0),
+                engines: std::sync::Weak::clone(&self.0),
                 tenant: tenant.clone(),
             }),
         )?;
@@ -96,9 +96,10 @@ impl TableProvider for RollupTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let rows = match self.engine.upgrade() {
-            Some(engine) if self.tenant.is_default() => engine.rollup_rows().await,
-            _ => Vec::new(),
+        let engine = self.engines.upgrade().and_then(|e| e.get(&self.tenant));
+        let rows = match engine {
+            Some(engine) => engine.rollup_rows().await,
+            None => Vec::new(),
         };
         let utc = |v: Vec<i64>| TimestampNanosecondArray::from(v).with_timezone("UTC");
         let batch = RecordBatch::try_new(

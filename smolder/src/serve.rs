@@ -22,7 +22,7 @@ use smolder_common::clock::SystemClock;
 use smolder_common::memory::MemoryBudget;
 use smolder_ingest::{IngestMetrics, Ingestor, OtlpGrpc};
 use smolder_query::QueryEngine;
-use smolder_slo::SloEngine;
+use smolder_slo::{Databases, SloEngines};
 use smolder_storage::{CompactionOptions, Store, StoreOptions};
 use tokio::net::TcpListener;
 
@@ -142,7 +142,7 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
     }));
     let listener_metrics = listen::ListenerMetrics::new(&mut registry);
     let panics = supervise::Panics::register(&mut registry);
-    let slo_engine = start_slo_engine(config, &engine, &mut registry).await?;
+    let slo_engines = start_slo_engines(config, &engine, &mut registry).await?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let alerting = start_alerting(config, &engine, scheme, addrs.http, &mut registry)?;
     let auth = Arc::new(start_auth(config, tls.is_some())?);
@@ -169,7 +169,7 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
             config: Arc::new(config.clone()),
             started: std::time::Instant::now(),
         }))
-        .merge(smolder_slo::api::router(Arc::clone(&slo_engine)))
+        .merge(smolder_slo::api::router(Arc::clone(&slo_engines)))
         .merge(smolder_alerting::api::router(Arc::clone(&alerting)))
         .merge(smolder_ui::router())
         .merge(crate::auth::api::router(Arc::clone(auth.store())))
@@ -213,9 +213,9 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
             // Rollup updates and evaluation of every SLO, on the query
             // runtime: its queries are the users' expressions.
             supervise::periodically("slo_tick", interval, stopped(stop), &panics, || async {
-                let engine = Arc::clone(&slo_engine);
+                let engines = Arc::clone(&slo_engines);
                 let ran = query
-                    .run("slo tick", tick_timeout, async move { Ok(engine.tick().await) })
+                    .run("slo tick", tick_timeout, async move { Ok(engines.tick().await) })
                     .await;
                 match ran {
                     Ok(report) => tracing::debug!(
@@ -227,7 +227,7 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
                     ),
                     Err(e) => tracing::error!(error = %e, "The SLO tick failed; the next one runs on time."),
                 }
-                alerting.observe(slo_engine.snapshot()).await;
+                alerting.observe(slo_engines.snapshot()).await;
             })
             .await;
             Ok(())
@@ -506,28 +506,35 @@ async fn reload_on_sighup(reload: ReloadState, stop: Stop) -> anyhow::Result<()>
     }
 }
 
-/// Opens the SLO engine over the query engine's tables, adds the
-/// `slo_rollups` table and the SLO gauges.
-async fn start_slo_engine(
+/// Opens every tenant's SLO engine over the query engine's tables (their
+/// databases in the data directory), adds the `slo_rollups` table and the
+/// SLO gauges.
+async fn start_slo_engines(
     config: &Config,
     engine: &QueryEngine,
     registry: &mut Registry,
-) -> anyhow::Result<Arc<SloEngine>> {
-    let db_path = config.data_dir.join("slo.db");
-    let db = smolder_slo::persist::Db::open(&db_path)
-        .with_context(|| format!("opening the SLO database {}", db_path.display()))?;
+) -> anyhow::Result<Arc<SloEngines>> {
     // An SLO's queries get the SQL API's timeout.
     let options = config.slo.engine_options(config.query.timeout);
-    let slo_engine = SloEngine::new(engine.clone(), db, Arc::new(SystemClock), options)
-        .await
-        .context("starting the SLO engine")?;
+    let engines = SloEngines::open(
+        engine.clone(),
+        Databases::Dir(config.data_dir.clone()),
+        Arc::new(SystemClock),
+        options,
+        config.slo.tenant_max_slos,
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "starting the SLO engines (databases slo.db and tenants/*/slo.db in {})",
+            config.data_dir.display()
+        )
+    })?;
     engine.add_tables(Arc::new(smolder_slo::table::RollupTables(Arc::downgrade(
-        &slo_engine,
+        &engines,
     ))))?;
-    registry.register_collector(Box::new(smolder_slo::metrics::SloCollector::new(
-        &slo_engine,
-    )));
-    Ok(slo_engine)
+    registry.register_collector(Box::new(smolder_slo::metrics::SloCollector::new(&engines)));
+    Ok(engines)
 }
 
 /// Opens the alerting stage (`alerts.db` in the data directory) with the

@@ -426,3 +426,35 @@ pub fn create_token(data_dir: &std::path::Path, tenant: &str, scope: &str) -> St
         .trim()
         .to_string()
 }
+
+/// Now, in Unix nanoseconds.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+/// `n` server spans of `service`, the first `errors` failed on route `/pay`,
+/// the rest spread over `/pay`, `/cart` and `/home`, in the last seconds.
+pub fn route_spans(service: &str, n: usize, errors: usize, seed: u64) -> Vec<u8> {
+    let start = now_ns() - 5_000_000_000;
+    let routes = ["/pay", "/cart", "/home", "/cart", "/home"];
+    let spans = (0..n)
+        .map(|i| {
+            let id = seed * 1_000_000 + i as u64 + 1;
+            let route = if i < errors {
+                "/pay"
+            } else {
+                routes[i % routes.len()]
+            };
+            let start = start + i as i64 * 1_000;
+            opentelemetry_proto::tonic::trace::v1::Span {
+                name: format!("GET {route}"),
+                attributes: vec![kv("http.route", route)],
+                ..smolder_sample_data::fixtures::server_span(id, start, 5_000_000, i < errors)
+            }
+        })
+        .collect();
+    smolder_sample_data::fixtures::service_spans(service, spans)
+}

@@ -9,24 +9,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use hmac::{KeyInit as _, Mac as _};
-use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
 use serde_json::Value;
 use smolder_tests::sink::{Policy, Received, Sink};
-use smolder_tests::{Server, http_post, http_request, kv, repo_root, smolder_bin};
+use smolder_tests::{
+    Server, http_post, http_request, now_ns, repo_root, route_spans as spans, smolder_bin,
+};
 
 const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
-}
 
 /// Checks a request's Standard Webhooks signature with the shared secret.
 fn assert_signed(r: &Received) {
@@ -55,30 +49,6 @@ fn assert_signed(r: &Received) {
 
 // ---------------------------------------------------------------------------
 // Telemetry and the server.
-
-/// `n` server spans of `service`, the first `errors` failed on route `/pay`,
-/// the rest spread over `/pay`, `/cart` and `/home`, in the last seconds.
-fn spans(service: &str, n: usize, errors: usize, seed: u64) -> Vec<u8> {
-    let start = now_ns() - 5_000_000_000;
-    let routes = ["/pay", "/cart", "/home", "/cart", "/home"];
-    let spans = (0..n)
-        .map(|i| {
-            let id = seed * 1_000_000 + i as u64 + 1;
-            let route = if i < errors {
-                "/pay"
-            } else {
-                routes[i % routes.len()]
-            };
-            let start = start + i as i64 * 1_000;
-            Span {
-                name: format!("GET {route}"),
-                attributes: vec![kv("http.route", route)],
-                ..smolder_sample_data::fixtures::server_span(id, start, 5_000_000, i < errors)
-            }
-        })
-        .collect();
-    smolder_sample_data::fixtures::service_spans(service, spans)
-}
 
 fn send(server: &Server, body: &[u8]) {
     let (status, answer) = http_post(

@@ -3,7 +3,10 @@
 //! tokens; each one's SQL — plain, joined, unioned, in subqueries, through
 //! `information_schema`, EXPLAIN, file paths as tables — its searches and
 //! its token administration reach its own data only, before and after the
-//! rows are flushed to Parquet under each tenant's own prefix.
+//! rows are flushed to Parquet under each tenant's own prefix. Each tenant's
+//! SLOs, alerts, silences, notifications and causes are its own, alerts
+//! are routed on their `tenant` label, and SLO and ingest limits hold per
+//! tenant.
 
 use std::path::Path;
 use std::process::Command;
@@ -190,23 +193,31 @@ fn a_tenant_reaches_its_own_data_only_whatever_sql_it_writes() {
 }
 
 #[test]
-fn routes_not_kept_per_tenant_and_other_tenants_tokens_are_out_of_reach() {
+fn the_servers_own_routes_and_other_tenants_tokens_are_out_of_reach() {
     let dir = tempfile::tempdir().unwrap();
     let acme_admin = create_token(dir.path(), "acme", "admin");
     let globex = create_token(dir.path(), "globex", "read");
     let operator = create_token(dir.path(), "default", "admin");
     let server = Server::start_in(dir.path(), &["--auth", "required"]);
-    // SLOs, alerts and the server's own routes are the default tenant's.
-    for path in [
-        "/api/v1/slos",
-        "/api/v1/alerts",
-        "/api/v1/silences",
-        "/metrics",
-    ] {
+    // The server's own routes are the operator's (the default tenant's).
+    for path in ["/metrics", "/api/v1/status"] {
         let (status, body) = get(&server, &acme_admin, path);
         assert_eq!(status, 403, "{path}: {body}");
         assert!(body.contains("permission_denied"), "{body}");
         assert_eq!(get(&server, &operator, path).0, 200, "{path}");
+    }
+    let bearer = format!("Bearer {acme_admin}");
+    let (status, body) = http_request(
+        server.http,
+        "POST",
+        "/-/reload",
+        &[("authorization", &bearer)],
+        b"",
+    );
+    assert_eq!(status, 403, "{body}");
+    // SLOs, alerts and silences are every tenant's own (the next test).
+    for path in ["/api/v1/slos", "/api/v1/alerts", "/api/v1/silences"] {
+        assert_eq!(get(&server, &acme_admin, path).0, 200, "{path}");
     }
     // A tenant's admin lists and makes its own tenant's tokens only.
     let (_, listed) = get(&server, &acme_admin, "/api/v1/tokens");
@@ -216,7 +227,6 @@ fn routes_not_kept_per_tenant_and_other_tenants_tokens_are_out_of_reach() {
     );
     let (_, all) = get(&server, &operator, "/api/v1/tokens");
     assert!(all.contains("acme") && all.contains("globex"), "{all}");
-    let bearer = format!("Bearer {acme_admin}");
     let headers = [
         ("content-type", "application/json"),
         ("authorization", bearer.as_str()),
@@ -394,5 +404,273 @@ fn a_tenant_over_its_rate_is_throttled_while_another_is_served() {
         value(
             r#"smolder_otlp_tenant_rejected_items_total{tenant="noisy",signal="traces",reason="rate_limited"}"#
         ) >= 6_000
+    );
+}
+
+/// A request with `token` and a JSON (or empty) body: status and answer.
+fn call(server: &Server, token: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
+    let bearer = format!("Bearer {token}");
+    let mut headers = vec![("authorization", bearer.as_str())];
+    if !body.is_empty() {
+        headers.push(("content-type", "application/json"));
+    }
+    let (status, answer) = http_request(server.http, method, path, &headers, body.as_bytes());
+    (status, serde_json::from_str(&answer).unwrap_or(Value::Null))
+}
+
+fn put_slo(server: &Server, token: &str, service: &str) -> (u16, Value) {
+    let bearer = format!("Bearer {token}");
+    let (status, answer) = http_request(
+        server.http,
+        "PUT",
+        &format!("/api/v1/slos/{service}-availability"),
+        &[
+            ("authorization", &bearer),
+            ("content-type", "application/yaml"),
+        ],
+        smolder_sample_data::fixtures::availability_slo(service).as_bytes(),
+    );
+    (status, serde_json::from_str(&answer).unwrap_or(Value::Null))
+}
+
+/// Sends `n` spans of `service`, `errors` of them failed, as `token`'s tenant.
+fn send_spans(server: &Server, token: &str, service: &str, n: usize, errors: usize, seed: u64) {
+    let bearer = format!("Bearer {token}");
+    let (status, answer) = http_request(
+        server.otlp_http,
+        "POST",
+        "/v1/traces",
+        &[
+            ("authorization", &bearer),
+            ("content-type", "application/x-protobuf"),
+        ],
+        &smolder_tests::route_spans(service, n, errors, seed),
+    );
+    assert_eq!(status, 200, "{answer}");
+}
+
+fn alerts(server: &Server, token: &str) -> Vec<Value> {
+    let (status, body) = call(server, token, "GET", "/api/v1/alerts", "");
+    assert_eq!(status, 200, "{body}");
+    body["alerts"].as_array().unwrap().clone()
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn each_tenant_has_its_own_slos_alerts_silences_and_notifications() {
+    use smolder_tests::sink::Sink;
+    let sink = Sink::ok();
+    let dir = tempfile::tempdir().unwrap();
+    let acme = create_token(dir.path(), "acme", "ingest,read,write");
+    let globex = create_token(dir.path(), "globex", "ingest,read,write");
+    let operator = create_token(dir.path(), "default", "ingest,read,write");
+    // Alerts are routed on their tenant; each tenant may have 2 SLOs.
+    let config = dir.path().join("smolder.toml");
+    let mut toml = String::from(
+        "[slo]\ntenant_max_slos = 2\n\
+         [alerting.route]\nreceiver = \"ops\"\ngroup_interval = \"1s\"\n\
+         [[alerting.route.routes]]\nmatchers = ['tenant=\"acme\"']\nreceiver = \"acme-hook\"\n\
+         [[alerting.route.routes]]\nmatchers = ['tenant=\"globex\"']\nreceiver = \"globex-hook\"\n",
+    );
+    for name in ["ops", "acme-hook", "globex-hook"] {
+        toml.push_str(&format!(
+            "[[alerting.receivers]]\nname = \"{name}\"\ntype = \"webhook\"\nurl = \"{}\"\n",
+            sink.url(&format!("/{name}"))
+        ));
+    }
+    std::fs::write(&config, toml).unwrap();
+    let mut server = Server::start_in(
+        dir.path(),
+        &[
+            "--auth",
+            "required",
+            "--config",
+            config.to_str().unwrap(),
+            "--slo-interval",
+            "1s",
+        ],
+    );
+
+    // Two tenants make an SLO of the same id; neither sees the other's.
+    let (status, made) = put_slo(&server, &acme, "shop");
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made["definition"]["tenant"], "acme");
+    let (status, made) = put_slo(&server, &globex, "shop");
+    assert_eq!(status, 201, "{made}");
+    let (_, listed) = call(&server, &operator, "GET", "/api/v1/slos", "");
+    assert_eq!(listed["slos"], json!([]), "the operator has no SLOs");
+    let (status, _) = call(
+        &server,
+        &operator,
+        "GET",
+        "/api/v1/slos/shop-availability",
+        "",
+    );
+    assert_eq!(status, 404);
+    let (status, _) = call(
+        &server,
+        &operator,
+        "DELETE",
+        "/api/v1/slos/shop-availability",
+        "",
+    );
+    assert_eq!(status, 404, "nor may it delete a tenant's SLO");
+
+    // acme's shop fails 60 of 100 requests, globex's none: only acme pages.
+    send_spans(&server, &acme, "shop", 100, 60, 1);
+    send_spans(&server, &globex, "shop", 100, 0, 2);
+    wait_until("acme's page", || {
+        alerts(&server, &acme).iter().any(|a| {
+            a["labels"]["severity"] == "page"
+                && a["state"] == "firing"
+                && a["labels"]["tenant"] == "acme"
+        })
+    });
+    let sli = |token: &str| {
+        let (_, slo) = call(&server, token, "GET", "/api/v1/slos/shop-availability", "");
+        slo["sli"].clone()
+    };
+    wait_until("globex's SLI", || sli(&globex) == json!(1.0));
+    assert_eq!(sli(&acme), json!(0.4));
+    assert_eq!(alerts(&server, &globex), Vec::<Value>::new());
+    assert_eq!(alerts(&server, &operator), Vec::<Value>::new());
+    // Each tenant's slo_rollups are its own SLO's.
+    for (token, good) in [(&acme, 40.0), (&globex, 100.0)] {
+        let (_, answer) = sql(
+            &server,
+            token,
+            "SELECT sum(good), sum(total), min(slo), max(slo) FROM slo_rollups",
+        );
+        assert_eq!(
+            answer["rows"][0],
+            json!([good, 100.0, "shop-availability", "shop-availability"])
+        );
+    }
+    // The page reached acme's receiver only, labelled with the tenant.
+    let got = sink.wait("/acme-hook", "acme's page", |r| !r.is_empty());
+    let body = got[0].json();
+    assert_eq!(body["group_labels"]["tenant"], "acme", "{body}");
+    assert!(sink.received("/globex-hook").is_empty());
+    assert!(sink.received("/ops").is_empty());
+    let (_, sent) = call(&server, &acme, "GET", "/api/v1/notifications", "");
+    assert!(
+        sent["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["receiver"] == "acme-hook"),
+        "{sent}"
+    );
+    assert!(!sent["notifications"].as_array().unwrap().is_empty());
+    for token in [&globex, &operator] {
+        let (_, none) = call(&server, token, "GET", "/api/v1/notifications", "");
+        assert_eq!(none["notifications"], json!([]));
+        let (_, none) = call(&server, token, "GET", "/api/v1/alerts/history", "");
+        assert_eq!(none["history"], json!([]));
+    }
+    let (_, history) = call(&server, &acme, "GET", "/api/v1/alerts/history", "");
+    assert!(!history["history"].as_array().unwrap().is_empty());
+
+    // Causes are looked for in the tenant's own data: acme's failed spans
+    // are examples for acme; globex's SLO of the same id has none.
+    let (status, causes) = call(
+        &server,
+        &acme,
+        "GET",
+        "/api/v1/slos/shop-availability/causes",
+        "",
+    );
+    assert_eq!(status, 200, "{causes}");
+    assert!(!causes["example_trace_ids"].as_array().unwrap().is_empty());
+    let (_, causes) = call(
+        &server,
+        &globex,
+        "GET",
+        "/api/v1/slos/shop-availability/causes",
+        "",
+    );
+    assert_eq!(causes["example_trace_ids"], json!([]), "{causes}");
+
+    // globex's silence of every shop alert silences none of acme's; acme
+    // neither sees nor expires it.
+    let silence =
+        r#"{"matchers": ["slo=\"shop-availability\""], "duration": "1h", "created_by": "x"}"#;
+    let (status, made) = call(&server, &globex, "POST", "/api/v1/silences", silence);
+    assert_eq!(status, 201, "{made}");
+    let id = made["id"].as_str().unwrap().to_string();
+    let (_, listed) = call(&server, &acme, "GET", "/api/v1/silences", "");
+    assert_eq!(listed["silences"], json!([]));
+    let (status, _) = call(
+        &server,
+        &acme,
+        "DELETE",
+        &format!("/api/v1/silences/{id}"),
+        "",
+    );
+    assert_eq!(status, 404);
+    std::thread::sleep(Duration::from_millis(1500));
+    let page = |token: &str| {
+        alerts(&server, token)
+            .into_iter()
+            .find(|a| a["labels"]["severity"] == "page")
+            .unwrap()
+    };
+    assert_eq!(page(&acme)["status"], "firing");
+    // acme's own silence does.
+    let (status, _) = call(&server, &acme, "POST", "/api/v1/silences", silence);
+    assert_eq!(status, 201);
+    assert_eq!(page(&acme)["status"], "suppressed");
+
+    // The SLO limit is per tenant: acme's third SLO is refused, while the
+    // operator, bounded by slo.max_slos only, makes more.
+    assert_eq!(put_slo(&server, &acme, "cart").0, 201);
+    let (status, refused) = put_slo(&server, &acme, "home");
+    assert_eq!(status, 429, "{refused}");
+    assert_eq!(refused["code"], "resource_exhausted", "{refused}");
+    let message = refused["error"].as_str().unwrap();
+    assert!(message.contains("slo.tenant_max_slos"), "{message}");
+    for service in ["a", "b", "c"] {
+        assert_eq!(put_slo(&server, &operator, service).0, 201);
+    }
+    // The operator's /metrics has every tenant's SLO gauges, labelled.
+    let (status, metrics) = http_request(
+        server.http,
+        "GET",
+        "/metrics",
+        &[("authorization", &format!("Bearer {operator}"))],
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains(r#"smolder_slo_objective{tenant="acme",slo="shop-availability"} 0.99"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"smolder_slo_objective{slo="a-availability"} 0.99"#));
+
+    // After a restart each tenant has its SLOs back.
+    server.restart();
+    let ids = |token: &str| {
+        let (_, listed) = call(&server, token, "GET", "/api/v1/slos", "");
+        let mut ids: Vec<String> = listed["slos"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(&acme), ["cart-availability", "shop-availability"]);
+    assert_eq!(ids(&globex), ["shop-availability"]);
+    assert_eq!(
+        ids(&operator),
+        ["a-availability", "b-availability", "c-availability"]
     );
 }

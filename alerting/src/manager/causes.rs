@@ -2,6 +2,7 @@
 //! values, looked up once per SLO instance when its alerts start firing (and
 //! on demand for the SLO page).
 
+use smolder_common::Tenant;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -132,6 +133,7 @@ impl Alerting {
     /// whether or not an alert fires). `group` defaults to the worst group.
     pub async fn causes(
         &self,
+        tenant: &Tenant,
         slo: &str,
         group: Option<BTreeMap<String, String>>,
         window: Duration,
@@ -143,7 +145,7 @@ impl Alerting {
         let status = snapshot
             .slos
             .iter()
-            .find(|s| s.definition.id == slo)
+            .find(|s| s.definition.id == slo && s.definition.tenant == *tenant)
             .ok_or_else(|| Error::NotFound(format!("no SLO {slo:?}")))?;
         let group = match group {
             Some(g) => g,

@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use smolder_common::Tenant;
 use smolder_common::clock::Clock;
 use smolder_common::sync::{read, write};
 use smolder_query::QueryEngine;
@@ -359,6 +360,6 @@ impl Alerting {
 }
 
 /// Key of an SLO instance: `slo{k=v,…}`.
-pub fn instance_key(slo: &str, group: &BTreeMap<String, String>) -> InstanceKey {
-    InstanceKey::new(slo, group)
+pub fn instance_key(tenant: &Tenant, slo: &str, group: &BTreeMap<String, String>) -> InstanceKey {
+    InstanceKey::new(tenant, slo, group)
 }

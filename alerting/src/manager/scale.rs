@@ -8,10 +8,11 @@ use smolder_slo::model::{InstanceKey, Severity};
 
 use super::runtime::Runtime;
 use super::{Alerting, Inner, instance_key};
-use crate::alert::State;
+use crate::alert::{Labels, State, TENANT_LABEL};
 use crate::config::scaling_receiver;
 use crate::notification::{Notification, new_id};
 use crate::store::ScalingState;
+use smolder_common::Tenant;
 
 impl Alerting {
     pub(super) fn scale(&self, rt: &Runtime, inner: &mut Inner, snapshot: &Snapshot, now: i64) {
@@ -27,9 +28,13 @@ impl Alerting {
             for status in &snapshot.slos {
                 let def = &status.definition;
                 for instance in &status.instances {
-                    let key = (target.name.clone(), instance_key(&def.id, &instance.group));
+                    let key = (
+                        target.name.clone(),
+                        instance_key(&def.tenant, &def.id, &instance.group),
+                    );
                     let firing = inner.lifecycle.active.values().find(|a| {
                         a.slo == def.id
+                            && a.tenant() == def.tenant
                             && a.state == State::Firing
                             && a.labels
                                 .get("severity")
@@ -70,13 +75,14 @@ impl Alerting {
                                 id,
                                 receiver: scaling_receiver(&target.name),
                                 group_key: key.1.to_string(),
-                                group_labels: instance.group.clone(),
+                                group_labels: scaling_group_labels(&def.tenant, &instance.group),
                                 status: req.action.clone(),
                                 alerts: Vec::new(),
                                 created_at: now,
                                 external_url: rt.options.external_url.clone(),
                                 resend_interval_ns: 0,
                                 scaling: Some(req),
+                                tenant: def.tenant.clone(),
                             },
                             None,
                         ));
@@ -87,16 +93,30 @@ impl Alerting {
         self.enqueue(out);
     }
 
-    /// Scaling state of every target for an SLO's instances.
-    pub async fn scaling_state(&self, slo: &str) -> Vec<(String, InstanceKey, ScalingState)> {
+    /// Scaling state of every target for `tenant`'s SLO's instances.
+    pub async fn scaling_state(
+        &self,
+        tenant: &Tenant,
+        slo: &str,
+    ) -> Vec<(String, InstanceKey, ScalingState)> {
         let inner = self.inner.lock().await;
         let mut out: Vec<_> = inner
             .scaling
             .iter()
-            .filter(|((_, inst), _)| inst.slo() == slo)
+            .filter(|((_, inst), _)| inst.slo() == slo && inst.tenant() == tenant)
             .map(|((t, i), s)| (t.clone(), i.clone(), s.clone()))
             .collect();
         out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         out
     }
+}
+
+/// The group labels of a scaling request: the instance's group, and the
+/// tenant of another tenant's SLO (as alert groups have it).
+fn scaling_group_labels(tenant: &Tenant, group: &Labels) -> Labels {
+    let mut labels = group.clone();
+    if !tenant.is_default() {
+        labels.insert(TENANT_LABEL.to_string(), tenant.to_string());
+    }
+    labels
 }

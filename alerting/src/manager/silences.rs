@@ -3,19 +3,22 @@
 
 use std::time::Duration;
 
+use smolder_common::Tenant;
+
 use super::{Alerting, Error};
 use crate::matchers::Matchers;
 use crate::notification::new_id;
 use crate::silence::Silence;
 
 impl Alerting {
-    /// Every silence, active first.
-    pub async fn silences(&self) -> Vec<(Silence, &'static str)> {
+    /// Every silence of `tenant`, active first.
+    pub async fn silences(&self, tenant: &Tenant) -> Vec<(Silence, &'static str)> {
         let now = chrono::DateTime::from_timestamp_nanos(self.clock.now_ns());
         let inner = self.inner.lock().await;
         let mut out: Vec<_> = inner
             .silences
             .iter()
+            .filter(|s| s.tenant == *tenant)
             .map(|s| (s.clone(), s.status(now)))
             .collect();
         let rank = |s: &str| match s {
@@ -31,7 +34,8 @@ impl Alerting {
         out
     }
 
-    /// Creates a silence (or replaces the one with the same id).
+    /// Creates a silence of `s.tenant`'s alerts. Ids are unique across
+    /// tenants (another tenant's id is taken, and not told whose).
     pub async fn add_silence(&self, mut s: Silence) -> Result<Silence, Error> {
         let matchers =
             Matchers::parse(&s.matchers).map_err(|e| Error::Invalid(format!("matchers: {e}")))?;
@@ -66,11 +70,15 @@ impl Alerting {
         Ok(s)
     }
 
-    /// Expires a silence now.
-    pub async fn expire_silence(&self, id: &str) -> Result<Silence, Error> {
+    /// Expires `tenant`'s silence now.
+    pub async fn expire_silence(&self, tenant: &Tenant, id: &str) -> Result<Silence, Error> {
         let now = chrono::DateTime::from_timestamp_nanos(self.clock.now_ns());
         let mut inner = self.inner.lock().await;
-        let Some(s) = inner.silences.iter_mut().find(|s| s.id == id) else {
+        let found = inner
+            .silences
+            .iter_mut()
+            .find(|s| s.id == id && s.tenant == *tenant);
+        let Some(s) = found else {
             return Err(Error::NotFound(format!("no silence {id:?}")));
         };
         if s.ends_at > now {

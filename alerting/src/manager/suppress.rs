@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::runtime::{Inhibit, Runtime};
 use super::{Alerting, Inner};
-use crate::alert::{Alert, State};
+use crate::alert::{Alert, State, TENANT_LABEL};
 use crate::silence::ActiveSilence;
 
 /// Why an alert is not notified.
@@ -28,6 +28,14 @@ impl Suppression {
 
 /// Firing sources of an inhibition rule by the values of its `equal` labels.
 type SourcesByEqual = HashMap<Vec<Option<String>>, Vec<String>>;
+
+/// The values of a rule's `equal` labels for an alert, its tenant first: an
+/// alert inhibits only alerts of its own tenant, whatever `equal` says.
+fn equal_key(equal: &[String], a: &Alert) -> Vec<Option<String>> {
+    std::iter::once(a.labels.get(TENANT_LABEL).cloned())
+        .chain(equal.iter().map(|l| a.labels.get(l).cloned()))
+        .collect()
+}
 
 pub(super) struct Suppressor {
     silences: Vec<ActiveSilence>,
@@ -51,11 +59,7 @@ impl Suppressor {
             if !rule.target.matches(&a.labels) {
                 continue;
             }
-            let key: Vec<Option<String>> = rule
-                .equal
-                .iter()
-                .map(|l| a.labels.get(l).cloned())
-                .collect();
+            let key = equal_key(&rule.equal, a);
             for fp in sources.get(&key).into_iter().flatten() {
                 if *fp != a.fingerprint && !inhibited_by.contains(fp) {
                     inhibited_by.push(fp.clone());
@@ -76,7 +80,7 @@ impl Alerting {
             .silences
             .iter()
             .filter(|s| s.status(now_utc) == "active")
-            .filter_map(|s| ActiveSilence::new(s.id.clone(), &s.matchers))
+            .filter_map(ActiveSilence::new)
             .collect();
         silences.extend(rt.maintenance.iter().filter_map(|m| m.active(now_utc)));
         let rules = rt
@@ -86,11 +90,7 @@ impl Alerting {
                 let mut sources = SourcesByEqual::new();
                 for a in inner.lifecycle.active.values() {
                     if a.state == State::Firing && rule.source.matches(&a.labels) {
-                        let key = rule
-                            .equal
-                            .iter()
-                            .map(|l| a.labels.get(l).cloned())
-                            .collect();
+                        let key = equal_key(&rule.equal, a);
                         sources.entry(key).or_default().push(a.fingerprint.clone());
                     }
                 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use serde::Serialize;
+use smolder_common::Tenant;
 use smolder_slo::engine::Snapshot;
 
 use super::suppress::Suppression;
@@ -45,8 +46,9 @@ impl Alerting {
         Some(counts)
     }
 
-    /// Active alerts (pending and firing), most severe and oldest first.
-    pub async fn alerts(&self) -> Vec<AlertStatus> {
+    /// `tenant`'s active alerts (pending and firing), most severe and
+    /// oldest first.
+    pub async fn alerts(&self, tenant: &Tenant) -> Vec<AlertStatus> {
         let rt = self.runtime();
         let now = self.clock.now_ns();
         let inner = self.inner.lock().await;
@@ -55,6 +57,7 @@ impl Alerting {
             .lifecycle
             .active
             .values()
+            .filter(|a| a.tenant() == *tenant)
             .map(|a| {
                 let suppressed = suppressor.why(a);
                 let status = match a.state {
@@ -94,9 +97,14 @@ impl Alerting {
         out
     }
 
-    /// State changes, newest first.
-    pub fn history(&self, slo: Option<&str>, limit: usize) -> Result<Vec<Transition>, Error> {
-        Ok(self.store.history(slo, limit)?)
+    /// `tenant`'s alerts' state changes, newest first.
+    pub fn history(
+        &self,
+        tenant: &Tenant,
+        slo: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Transition>, Error> {
+        Ok(self.store.history(tenant, slo, limit)?)
     }
 
     /// The latest SLO snapshot seen.

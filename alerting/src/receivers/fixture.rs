@@ -87,6 +87,7 @@ pub(crate) fn notification(status: &str) -> Notification {
         external_url: "https://smolder.example.com".into(),
         resend_interval_ns: 60_000_000_000,
         scaling: None,
+        tenant: Default::default(),
     }
 }
 

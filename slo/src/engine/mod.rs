@@ -91,6 +91,8 @@ pub enum PutError {
     Conflict(String),
     /// Storing the definition failed.
     Storage(String),
+    /// The SLO would be one more than the limit allows.
+    Limit(String),
 }
 
 /// A group's values, in the order of the SLO's `group_by`.
@@ -225,7 +227,15 @@ impl SloEngine {
         *write(&engine.api_defs) = api;
         engine.reload_dir(true).await?;
         engine.rebuild()?;
+        // The SLOs (from their stored rollups) are listed from the start,
+        // not only after the first tick.
+        engine.evaluate_now().await;
         Ok(engine)
+    }
+
+    /// Whose SLOs this engine runs.
+    pub fn tenant(&self) -> &smolder_common::Tenant {
+        self.query.tenant()
     }
 
     /// The options.

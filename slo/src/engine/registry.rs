@@ -123,6 +123,9 @@ impl SloEngine {
         for d in read(&self.file_defs).iter() {
             defs.insert(d.id.clone(), d.clone());
         }
+        for d in defs.values_mut() {
+            d.tenant = self.tenant().clone();
+        }
         let now = self.clock.now_ns();
         let old = read(&self.runtimes).clone();
         let mut next = BTreeMap::new();
@@ -306,9 +309,14 @@ impl SloEngine {
         let max_slos = self.options.defaults.bounds.max_slos;
         let exists = read(&self.runtimes).contains_key(id);
         if !exists && read(&self.runtimes).len() >= max_slos {
-            return Err(fail(format!(
-                "smolder runs at most {max_slos} SLOs (slo.max_slos); delete one first"
-            )));
+            return Err(PutError::Limit(if self.tenant().is_default() {
+                format!("smolder runs at most {max_slos} SLOs (slo.max_slos); delete one first")
+            } else {
+                format!(
+                    "tenant {} may have at most {max_slos} SLOs (slo.tenant_max_slos); delete one first",
+                    self.tenant()
+                )
+            }));
         }
         self.check(def).await.map_err(PutError::Invalid)?;
         self.db

@@ -24,7 +24,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::Value;
-use smolder_common::Table;
+use smolder_common::{Table, Tenant};
 
 use super::{Defaults, Doc, Problem, Span, parse_duration, parse_span};
 use crate::model::{
@@ -465,6 +465,7 @@ fn build_slo(
             runbook_url: annotations.get(RUNBOOK_URL).cloned(),
             labels: labels.clone(),
             notification_targets: targets.clone(),
+            tenant: Tenant::default(),
             origin: Origin::File(doc.file.clone()),
             sli_fields,
         });

@@ -19,7 +19,7 @@ use std::time::Duration;
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{self, Expr};
 use serde::Deserialize;
-use smolder_common::Table;
+use smolder_common::{Table, Tenant};
 
 use super::{Defaults, Doc, Problem};
 use crate::model::{Location, Origin, Period, Sli, SliKind, SloDefinition, default_alert_windows};
@@ -188,6 +188,7 @@ pub(crate) fn translate(doc: &Doc, defaults: Defaults) -> Result<Vec<SloDefiniti
             runbook_url: slo.alerting.annotations.get("runbook").cloned(),
             labels,
             notification_targets: Vec::new(),
+            tenant: Tenant::default(),
             origin: Origin::File(doc.file.clone()),
             sli_fields: [
                 ("bad.filter", "sli.events.error_query"),

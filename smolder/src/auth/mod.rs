@@ -15,9 +15,10 @@
 //! Tokens belong to a tenant, and every request carries its tenant (the
 //! token's; the default one without authentication) to the handlers as a
 //! [`Tenant`] extension: ingest stores the rows as that tenant's, queries
-//! and searches read that tenant's only. SLOs, alerts, silences,
-//! notifications, scaling and the server-wide routes (`/metrics`,
-//! `/api/v1/status`, `/-/reload`) are not kept per tenant yet: only the
+//! and searches read that tenant's only, and SLOs, alerts, silences,
+//! notifications and scaling are the tenant's own (each tenant's SLOs run in
+//! an engine of their own, `smolder_slo::tenants`). The server-wide routes
+//! (`/metrics`, `/api/v1/status`, `/-/reload`) are the operator's: only the
 //! default tenant's tokens reach them ([`default_tenant_only`]).
 
 pub(crate) mod api;
@@ -174,18 +175,11 @@ fn api_scope(method: &Method, path: &str) -> Option<Scope> {
     }
 }
 
-/// Routes whose data are not kept per tenant yet, which only the default
-/// tenant's tokens reach.
+/// The server's own routes — reloading its configuration, its metrics
+/// (every tenant's figures, labelled) and its status — which are the
+/// operator's: only the default tenant's tokens reach them.
 fn default_tenant_only(path: &str) -> bool {
-    const PREFIXES: [&str; 6] = [
-        "/api/v1/slos",
-        "/api/v1/alerts",
-        "/api/v1/silences",
-        "/api/v1/notifications",
-        "/api/v1/scaling",
-        "/-/",
-    ];
-    PREFIXES.iter().any(|p| path.starts_with(p)) || path == "/metrics" || path == "/api/v1/status"
+    path.starts_with("/-/") || path == "/metrics" || path == "/api/v1/status"
 }
 
 /// The tenant of a request with `token` (the default one without).
@@ -211,9 +205,8 @@ pub(crate) async fn api_guard(
             if !tenant.is_default() && default_tenant_only(request.uri().path()) {
                 return ApiError::new(
                     ErrorCode::PermissionDenied,
-                    "SLOs, alerts, silences, notifications, scaling and the server's own \
-                     routes are not kept per tenant yet: only tokens of the default tenant \
-                     reach them",
+                    "the server's own routes (/-/…, /metrics, /api/v1/status) are the \
+                     operator's: only tokens of the default tenant reach them",
                 )
                 .with_status(StatusCode::FORBIDDEN)
                 .into_response();
