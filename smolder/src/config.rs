@@ -143,6 +143,8 @@ smolder_common::config_section! {
         pub(crate) server: ServerConfig = ServerConfig::default(),
         /// `[tls]`.
         pub(crate) tls: crate::tls::TlsConfig = crate::tls::TlsConfig::default(),
+        /// `[oidc]`: signing in to the web UI.
+        pub(crate) oidc: crate::auth::oidc::OidcConfig = crate::auth::oidc::OidcConfig::default(),
         /// `[ingest]`.
         pub(crate) ingest: IngestConfig = IngestConfig::default(),
         /// `[wal]`.
@@ -165,6 +167,7 @@ smolder_common::config_section! {
         section(&self.listen, "listen", problems);
         section(&self.server, "server", problems);
         section(&self.tls, "tls", problems);
+        section(&self.oidc, "oidc", problems);
         section(&self.ingest, "ingest", problems);
         section(&self.wal, "wal", problems);
         section(&self.storage, "storage", problems);
@@ -228,6 +231,7 @@ const SECTIONS: &[SectionInfo] = &[
     info::<ListenConfig>("listen", Some("{}-addr")),
     info::<ServerConfig>("server", Some("{}")),
     info::<crate::tls::TlsConfig>("tls", Some("tls-{}")),
+    info::<crate::auth::oidc::OidcConfig>("oidc", Some("oidc-{}")),
     info::<IngestConfig>("ingest", Some("{}")),
     info::<WalConfig>("wal", Some("wal-{}")),
     info::<StorageConfig>("storage", Some("{}")),

@@ -219,7 +219,7 @@ mod tests {
         std::mem::forget(dir);
         Guards {
             browser: Arc::new(BrowserPolicy::default()),
-            auth: Arc::new(Auth::new(Arc::new(store), false)),
+            auth: Arc::new(Auth::new(Arc::new(store), false, Duration::from_secs(60))),
             audit: Arc::new(audit),
         }
     }

@@ -144,8 +144,16 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
     let panics = supervise::Panics::register(&mut registry);
     let slo_engines = start_slo_engines(config, &engine, &mut registry).await?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let alerting = start_alerting(config, &engine, scheme, addrs.http, &mut registry)?;
+    let own_url = own_url(scheme, addrs.http);
+    let alerting = start_alerting(config, &engine, own_url.clone(), &mut registry)?;
     let auth = Arc::new(start_auth(config, tls.is_some())?);
+    let oidc = crate::auth::oidc::Oidc::new(
+        &config.oidc,
+        config.alerting.external_url.as_deref().unwrap_or(&own_url),
+        Arc::new(SystemClock),
+    )
+    .context("[oidc]")?
+    .map(Arc::new);
     let audit = Arc::new(
         AuditLog::open(&config.data_dir)
             .with_context(|| format!("opening the audit log in {}", config.data_dir.display()))?,
@@ -173,6 +181,10 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
         .merge(smolder_alerting::api::router(Arc::clone(&alerting)))
         .merge(smolder_ui::router())
         .merge(crate::auth::api::router(Arc::clone(auth.store())))
+        .merge(crate::auth::signin::router(crate::auth::signin::SignIn {
+            auth: Arc::clone(&auth),
+            oidc,
+        }))
         .merge(crate::audit::router(Arc::clone(&audit)))
         .merge(reload_router(reload.clone()));
     let api = http_layer::layered(
@@ -413,7 +425,11 @@ fn start_auth(config: &Config, tls: bool) -> anyhow::Result<Auth> {
             );
         }
     }
-    Ok(Auth::new(Arc::new(store), required))
+    Ok(Auth::new(
+        Arc::new(store),
+        required,
+        config.oidc.session_ttl,
+    ))
 }
 
 /// Whether tokens are asked for: `auto` means unless every listener is on
@@ -542,29 +558,34 @@ async fn start_slo_engines(
 fn start_alerting(
     config: &Config,
     engine: &QueryEngine,
-    scheme: &str,
-    http: SocketAddr,
+    own_url: String,
     registry: &mut Registry,
 ) -> anyhow::Result<Arc<smolder_alerting::Alerting>> {
     let db_path = config.data_dir.join("alerts.db");
     let store = smolder_alerting::store::Store::open(&db_path)
         .with_context(|| format!("opening the alerting database {}", db_path.display()))?;
-    let host = if http.ip().is_unspecified() {
-        format!("127.0.0.1:{}", http.port())
-    } else {
-        http.to_string()
-    };
     let alerting = smolder_alerting::Alerting::new(
         store,
         engine.clone(),
         Arc::new(SystemClock),
         &config.alerting,
-        format!("{scheme}://{host}"),
+        own_url,
     )?;
     registry.register_collector(Box::new(smolder_alerting::metrics::AlertingCollector::new(
         &alerting,
     )));
     Ok(alerting)
+}
+
+/// The API listener's own URL, for links when alerting.external_url is
+/// not set.
+fn own_url(scheme: &str, http: SocketAddr) -> String {
+    let host = if http.ip().is_unspecified() {
+        format!("127.0.0.1:{}", http.port())
+    } else {
+        http.to_string()
+    };
+    format!("{scheme}://{host}")
 }
 
 /// What a configuration reload needs.

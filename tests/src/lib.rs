@@ -458,3 +458,25 @@ pub fn route_spans(service: &str, n: usize, errors: usize, seed: u64) -> Vec<u8>
         .collect();
     smolder_sample_data::fixtures::service_spans(service, spans)
 }
+
+/// What the browser tests need — the ui/ directory and Chromium — or a
+/// message saying how to get it.
+pub fn browser_prerequisites() -> (PathBuf, PathBuf) {
+    let ui = repo_root().join("ui");
+    assert!(
+        Command::new("node").arg("--version").output().is_ok(),
+        "Node.js is needed to drive the browser: apt-get install nodejs npm (scripts/test.sh does)"
+    );
+    assert!(
+        ui.join("node_modules/playwright-core").is_dir(),
+        "playwright-core is missing: run `npm ci` in ui/ (scripts/test.sh does)"
+    );
+    let chromium = std::env::var_os("CHROMIUM")
+        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    assert!(
+        chromium.is_file(),
+        "Chromium is missing at {}: apt-get install chromium (scripts/test.sh does)",
+        chromium.display()
+    );
+    (ui, chromium)
+}

@@ -5,13 +5,12 @@
 //! `chromium`) through every page with playwright-core (npm). Screenshots of
 //! each page are saved in `ui/e2e/artifacts/`.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prost::Message as _;
 use smolder_tests::sink::Sink;
-use smolder_tests::{Server, http_post, http_request, repo_root};
+use smolder_tests::{Server, browser_prerequisites, http_post, http_request, repo_root};
 
 fn now_ns() -> u64 {
     SystemTime::now()
@@ -30,30 +29,9 @@ fn post(server: &Server, signal: &str, body: &[u8]) {
     assert_eq!(status, 200, "{signal}: {answer}");
 }
 
-/// What the browser test needs, or a message saying how to get it.
-fn prerequisites() -> (PathBuf, PathBuf) {
-    let ui = repo_root().join("ui");
-    assert!(
-        Command::new("node").arg("--version").output().is_ok(),
-        "Node.js is needed to drive the browser: apt-get install nodejs npm (scripts/test.sh does)"
-    );
-    assert!(
-        ui.join("node_modules/playwright-core").is_dir(),
-        "playwright-core is missing: run `npm ci` in ui/ (scripts/test.sh does)"
-    );
-    let chromium = std::env::var_os("CHROMIUM")
-        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
-    assert!(
-        chromium.is_file(),
-        "Chromium is missing at {}: apt-get install chromium (scripts/test.sh does)",
-        chromium.display()
-    );
-    (ui, chromium)
-}
-
 #[test]
 fn every_page_works_in_headless_chromium() {
-    let (ui, chromium) = prerequisites();
+    let (ui, chromium) = browser_prerequisites();
     let sink = Sink::ok();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("smolder.toml");

@@ -4,6 +4,7 @@
 // any view can be linked and reloaded.
 import { durationSeconds } from '/ui/lib/format.js';
 import { errorBox, mount } from '/ui/lib/dom.js';
+import { endedMessage, loadSession, renderSignIn, showUser } from '/ui/lib/session.js';
 
 const ROUTES = [
   [/^\/(?:slos\/?)?$/, 'slos', 'slos'],
@@ -21,6 +22,10 @@ const DEFAULT_RANGE = '1h';
 const main = document.getElementById('main');
 let current = { cleanup: [], token: 0 };
 let rendered = '';
+// Who is signed in (`auth: false` without authentication).
+let session = await loadSession();
+let signInReason = '';
+showUser(document.querySelector('header.top'), session);
 
 /** The selected time range: {from, to} in ms and the URL's `range` value. */
 export function timeRange(query = new URLSearchParams(location.search)) {
@@ -92,6 +97,10 @@ async function render(moveFocus = false) {
   }
   if (!r) {
     mount(main, errorBox(`No page at ${location.pathname}`));
+    return;
+  }
+  if (session.auth && !session.user) {
+    await renderSignIn(main, signInReason || session.message);
     return;
   }
   const ctx = {
@@ -177,6 +186,15 @@ document.addEventListener('click', (e) => {
   if (url.origin !== location.origin || !route(url.pathname)) return;
   e.preventDefault();
   navigate(url.pathname + url.search + url.hash);
+});
+
+// An API call answered 401: the session ended (or there never was one).
+window.addEventListener('smolder:signin', (e) => {
+  if (session.auth && !session.user) return;
+  session = { auth: true };
+  signInReason = endedMessage() || e.detail;
+  showUser(document.querySelector('header.top'), session);
+  render();
 });
 
 // Back/forward re-render; a change of the #fragment alone does not.

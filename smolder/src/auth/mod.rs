@@ -23,11 +23,15 @@
 
 pub(crate) mod api;
 pub(crate) mod cli;
+pub(crate) mod oidc;
+pub(crate) mod session;
+pub(crate) mod signin;
 mod tokens;
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
@@ -61,20 +65,31 @@ pub(crate) enum Denied {
     Unauthenticated(Rejected),
     /// A valid token without the scope: 403 / PERMISSION_DENIED.
     Forbidden(Scope),
+    /// A session cookie that is no longer a session: 401.
+    Session(session::Ended),
+    /// A state change with a session cookie but without its CSRF token: 403.
+    Csrf,
 }
 
 impl Denied {
     fn message(self) -> String {
         match self {
             Self::Unauthenticated(r) => r.message().to_string(),
-            Self::Forbidden(scope) => format!("the token lacks the {scope} scope"),
+            Self::Forbidden(scope) => {
+                format!("the token (or signed-in role) lacks the {scope} scope")
+            }
+            Self::Session(ended) => ended.message().to_string(),
+            Self::Csrf => String::new(),
         }
     }
 
     fn http(self) -> Response {
         let (code, status) = match self {
-            Self::Unauthenticated(_) => (ErrorCode::Unauthenticated, StatusCode::UNAUTHORIZED),
+            Self::Unauthenticated(_) | Self::Session(_) => {
+                (ErrorCode::Unauthenticated, StatusCode::UNAUTHORIZED)
+            }
             Self::Forbidden(_) => (ErrorCode::PermissionDenied, StatusCode::FORBIDDEN),
+            Self::Csrf => return signin::csrf_refused(),
         };
         let mut response = ApiError::new(code, self.message())
             .with_status(status)
@@ -90,16 +105,19 @@ impl Denied {
 
     fn grpc(self) -> tonic::Status {
         match self {
-            Self::Unauthenticated(_) => tonic::Status::unauthenticated(self.message()),
-            Self::Forbidden(_) => tonic::Status::permission_denied(self.message()),
+            Self::Unauthenticated(_) | Self::Session(_) => {
+                tonic::Status::unauthenticated(self.message())
+            }
+            Self::Forbidden(_) | Self::Csrf => tonic::Status::permission_denied(self.message()),
         }
     }
 }
 
-/// The tokens and whether they are asked for.
+/// The tokens, the UI's sessions, and whether they are asked for.
 pub(crate) struct Auth {
     required: bool,
     store: Arc<TokenStore>,
+    sessions: session::Sessions,
     clock: Arc<dyn Clock>,
 }
 
@@ -113,12 +131,42 @@ impl std::fmt::Debug for Auth {
 
 impl Auth {
     /// Authentication over `store`; `required` says whether tokens are asked
-    /// for (see [`AuthMode`]).
-    pub(crate) fn new(store: Arc<TokenStore>, required: bool) -> Self {
+    /// for (see [`AuthMode`]); the UI's sessions last `session_ttl`.
+    pub(crate) fn new(store: Arc<TokenStore>, required: bool, session_ttl: Duration) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         Self {
             required,
+            sessions: session::Sessions::new(session_ttl, Arc::clone(&clock), Arc::clone(&store)),
             store,
-            clock: Arc::new(SystemClock),
+            clock,
+        }
+    }
+
+    /// Checks an API request for `scope`: its bearer token, or — without
+    /// one — its session cookie, with the CSRF token for a state change.
+    /// `Ok(None)` when authentication is off.
+    pub(crate) fn check_api(
+        &self,
+        headers: &HeaderMap,
+        method: &Method,
+        scope: Scope,
+    ) -> Result<Option<TokenInfo>, Denied> {
+        if !self.required {
+            return Ok(None);
+        }
+        let cookie = session::cookie_of(headers);
+        let (false, Some(cookie)) = (headers.contains_key(header::AUTHORIZATION), cookie) else {
+            return self.check(headers, scope);
+        };
+        let current = self.sessions.current(cookie).map_err(Denied::Session)?;
+        let changes = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+        if changes && !session::csrf_ok(headers, &current) {
+            return Err(Denied::Csrf);
+        }
+        if current.principal.allows(scope) {
+            Ok(Some(current.principal))
+        } else {
+            Err(Denied::Forbidden(scope))
         }
     }
 
@@ -199,7 +247,7 @@ pub(crate) async fn api_guard(
         request.extensions_mut().insert(Tenant::default());
         return next.run(request).await;
     };
-    match auth.check(request.headers(), scope) {
+    match auth.check_api(request.headers(), request.method(), scope) {
         Ok(token) => {
             let tenant = tenant_of(token.as_ref());
             if !tenant.is_default() && default_tenant_only(request.uri().path()) {

@@ -7,18 +7,31 @@ export class ApiError extends Error {
   }
 }
 
+// The signed-in session's CSRF token (lib/session.js sets it): every state
+// change made with the session cookie carries it.
+let csrfToken = '';
+
+export function setCsrfToken(token) {
+  csrfToken = token || '';
+}
+
 export async function api(path, { method = 'GET', body, signal } = {}) {
   const init = { method, signal, headers: { Accept: 'application/json' } };
   if (body !== undefined) {
     init.body = JSON.stringify(body);
     init.headers['Content-Type'] = 'application/json';
   }
+  if (method !== 'GET' && csrfToken) init.headers['X-CSRF-Token'] = csrfToken;
   const res = await fetch(path, init);
   const text = await res.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = null; }
   if (!res.ok) {
     const message = (data && data.error) || text || res.statusText;
+    // Not (or no longer) signed in: the shell shows the sign-in page.
+    if (res.status === 401 && !path.startsWith('/auth/')) {
+      window.dispatchEvent(new CustomEvent('smolder:signin', { detail: message }));
+    }
     throw new ApiError(`${res.status}: ${message}`, res.status);
   }
   return data;
