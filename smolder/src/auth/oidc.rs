@@ -473,7 +473,15 @@ pub(crate) struct LoginQuery {
 /// A path of this server to return to (never another site's URL).
 pub(crate) fn safe_return(path: Option<&str>) -> String {
     match path {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_string(),
+        // No `//host`, no backslash, and no whitespace or control
+        // character, which browsers drop from URLs (`/\t/host` is `//host`).
+        Some(p)
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && p.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
+            p.to_string()
+        }
         _ => "/".to_string(),
     }
 }
@@ -511,7 +519,15 @@ mod tests {
     #[test]
     fn only_paths_of_this_server_are_returned_to() {
         assert_eq!(safe_return(Some("/slos/x?range=1h")), "/slos/x?range=1h");
-        for bad in ["//evil.example", "https://evil.example", "/\\evil", ""] {
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/ /x",
+            "",
+        ] {
             assert_eq!(safe_return(Some(bad)), "/", "{bad}");
         }
         assert_eq!(safe_return(None), "/");
