@@ -153,3 +153,10 @@ mod tests {
         assert!(Tenant::default().is_default());
     }
 }
+
+/// Marks a request of one of its tenant's administrators (a token with the
+/// `admin` scope, a person with the admin role, or anyone when
+/// authentication is off): its SQL also sees the tables only they may query
+/// (the audit log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Administrator;

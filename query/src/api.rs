@@ -58,11 +58,16 @@ impl From<Error> for ApiError {
 pub async fn sql(
     State(engine): State<Arc<QueryEngine>>,
     tenant: Tenant,
+    admin: Option<axum::Extension<smolder_common::tenant::Administrator>>,
     headers: HeaderMap,
     // A body that is not `{"sql": "…"}` gets the same error shape.
     smolder_common::http::Json(request): smolder_common::http::Json<SqlRequest>,
 ) -> Result<Response, ApiError> {
-    answer(&engine.for_tenant(&tenant)?, &headers, &request).await
+    let engine = match admin {
+        Some(_) => engine.for_admin(&tenant)?,
+        None => engine.for_tenant(&tenant)?,
+    };
+    answer(&engine, &headers, &request).await
 }
 
 async fn answer(

@@ -136,6 +136,24 @@ pub struct QueryOutput {
 pub trait TenantTables: Send + Sync {
     /// Registers the tables of `tenant` in its session.
     fn register(&self, tenant: &Tenant, ctx: &SessionContext) -> datafusion::error::Result<()>;
+
+    /// Registers the tables only `tenant`'s administrators query (in the
+    /// session [`QueryEngine::for_admin`] gives); none by default.
+    fn register_admin(
+        &self,
+        _tenant: &Tenant,
+        _ctx: &SessionContext,
+    ) -> datafusion::error::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whose session: a tenant's members', or its administrators' (which also
+/// has the tables only they may query, such as the audit log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Access {
+    Member,
+    Admin,
 }
 
 /// What the tenants' sessions share.
@@ -146,7 +164,7 @@ struct Shared {
     limits: QueryLimits,
     executor: Arc<executor::Executor>,
     budget: Arc<MemoryBudget>,
-    sessions: Mutex<HashMap<Tenant, SessionContext>>,
+    sessions: Mutex<HashMap<(Tenant, Access), SessionContext>>,
     extra: RwLock<Vec<Arc<dyn TenantTables>>>,
     /// SQL API queries running per tenant.
     running: Mutex<HashMap<Tenant, usize>>,
@@ -193,7 +211,7 @@ impl Shared {
 impl Shared {
     /// A new session of `tenant`: its telemetry tables, the functions, and
     /// the extra tables.
-    fn session(&self, tenant: &Tenant) -> Result<SessionContext> {
+    fn session(&self, tenant: &Tenant, access: Access) -> Result<SessionContext> {
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("smolder", "public");
@@ -211,6 +229,9 @@ impl Shared {
         }
         for extra in read(&self.extra).iter() {
             extra.register(tenant, &ctx)?;
+            if access == Access::Admin {
+                extra.register_admin(tenant, &ctx)?;
+            }
         }
         Ok(ctx)
     }
@@ -221,6 +242,7 @@ impl Shared {
 #[derive(Clone)]
 pub struct QueryEngine {
     tenant: Tenant,
+    access: Access,
     ctx: SessionContext,
     shared: Arc<Shared>,
 }
@@ -280,10 +302,11 @@ impl QueryEngine {
             running: Mutex::new(HashMap::new()),
         });
         let tenant = Tenant::default_tenant();
-        let ctx = shared.session(&tenant)?;
-        lock(&shared.sessions).insert(tenant.clone(), ctx.clone());
+        let ctx = shared.session(&tenant, Access::Member)?;
+        lock(&shared.sessions).insert((tenant.clone(), Access::Member), ctx.clone());
         Ok(Self {
             tenant,
+            access: Access::Member,
             ctx,
             shared,
         })
@@ -292,20 +315,32 @@ impl QueryEngine {
     /// The same engine over `tenant`'s data (its session is made on first
     /// use and kept).
     pub fn for_tenant(&self, tenant: &Tenant) -> Result<Self> {
-        if tenant == &self.tenant {
+        self.with(tenant, Access::Member)
+    }
+
+    /// The engine of `tenant`'s administrators: its data, and the tables
+    /// only they may query ([`TenantTables::register_admin`]).
+    pub fn for_admin(&self, tenant: &Tenant) -> Result<Self> {
+        self.with(tenant, Access::Admin)
+    }
+
+    fn with(&self, tenant: &Tenant, access: Access) -> Result<Self> {
+        if tenant == &self.tenant && access == self.access {
             return Ok(self.clone());
         }
         let mut sessions = lock(&self.shared.sessions);
-        let ctx = match sessions.get(tenant) {
+        let key = (tenant.clone(), access);
+        let ctx = match sessions.get(&key) {
             Some(ctx) => ctx.clone(),
             None => {
-                let ctx = self.shared.session(tenant)?;
-                sessions.insert(tenant.clone(), ctx.clone());
+                let ctx = self.shared.session(tenant, access)?;
+                sessions.insert(key, ctx.clone());
                 ctx
             }
         };
         Ok(Self {
             tenant: tenant.clone(),
+            access,
             ctx,
             shared: Arc::clone(&self.shared),
         })
@@ -321,8 +356,11 @@ impl QueryEngine {
         // The sessions' lock first, as `for_tenant` takes it: no session is
         // made between the two steps without the new tables.
         let sessions = lock(&self.shared.sessions);
-        for (tenant, ctx) in sessions.iter() {
+        for ((tenant, access), ctx) in sessions.iter() {
             tables.register(tenant, ctx)?;
+            if *access == Access::Admin {
+                tables.register_admin(tenant, ctx)?;
+            }
         }
         write(&self.shared.extra).push(tables);
         Ok(())

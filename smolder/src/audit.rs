@@ -8,7 +8,8 @@
 //! can forget it, by `smolder token`
 //! and by SIGHUP reloads, into `audit.db` in the data directory (SQLite, so
 //! the CLI writes beside a running server). Admins read it at
-//! `GET /api/v1/audit?limit=`.
+//! `GET /api/v1/audit?limit=` and in SQL as the table `audit_log`
+//! ([`AuditTables`]: only in administrators' sessions).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -56,6 +57,9 @@ pub(crate) struct Peer(pub(crate) SocketAddr);
 pub(crate) struct Entry {
     /// When (RFC 3339).
     pub(crate) at: String,
+    /// When (Unix ns).
+    #[serde(skip)]
+    pub(crate) at_ns: i64,
     /// The token's id, or `local` (the CLI, a signal), or `anonymous` when
     /// authentication is off.
     pub(crate) actor: String,
@@ -145,11 +149,10 @@ impl AuditLog {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
             .query_map(params![limit, tenant.map(Tenant::as_str)], |r| {
+                let at_ns = r.get::<_, i64>(0)?;
                 Ok(Entry {
-                    at: smolder_common::text::rfc3339(
-                        r.get::<_, i64>(0)?,
-                        chrono::SecondsFormat::Millis,
-                    ),
+                    at: smolder_common::text::rfc3339(at_ns, chrono::SecondsFormat::Millis),
+                    at_ns,
                     actor: r.get(1)?,
                     tenant: r.get(2)?,
                     action: r.get(3)?,
@@ -291,5 +294,117 @@ mod tests {
         let theirs = log.recent(10, Some(&team_a)).unwrap();
         assert_eq!(theirs.len(), 1, "a tenant sees its own entries only");
         assert_eq!(theirs[0].tenant, "team-a");
+    }
+}
+
+/// The SQL table `audit_log`, in the sessions of administrators only
+/// (`QueryEngine::for_admin`): a tenant's admins see its entries, the
+/// default tenant's every entry, as `GET /api/v1/audit`. Columns: `at`
+/// (timestamp, UTC), `actor`, `tenant`, `action`, `status` (HTTP status,
+/// null for a change without an answer or a local one), `remote`.
+#[derive(Debug)]
+pub(crate) struct AuditTables(pub(crate) Arc<AuditLog>);
+
+impl smolder_query::TenantTables for AuditTables {
+    fn register(
+        &self,
+        _tenant: &Tenant,
+        _ctx: &datafusion::prelude::SessionContext,
+    ) -> datafusion::error::Result<()> {
+        Ok(())
+    }
+
+    fn register_admin(
+        &self,
+        tenant: &Tenant,
+        ctx: &datafusion::prelude::SessionContext,
+    ) -> datafusion::error::Result<()> {
+        ctx.register_table(
+            "audit_log",
+            Arc::new(AuditTable {
+                log: Arc::clone(&self.0),
+                tenant: tenant.clone(),
+            }),
+        )?;
+        Ok(())
+    }
+}
+
+/// Most entries one scan of `audit_log` reads.
+const MAX_SQL_ENTRIES: usize = 1_000_000;
+
+#[derive(Debug)]
+struct AuditTable {
+    log: Arc<AuditLog>,
+    tenant: Tenant,
+}
+
+fn audit_schema() -> datafusion::arrow::datatypes::SchemaRef {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    Arc::new(Schema::new(vec![
+        Field::new(
+            "at",
+            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("actor", DataType::Utf8, false),
+        Field::new("tenant", DataType::Utf8, false),
+        Field::new("action", DataType::Utf8, false),
+        Field::new("status", DataType::UInt16, true),
+        Field::new("remote", DataType::Utf8, false),
+    ]))
+}
+
+#[async_trait::async_trait]
+impl datafusion::datasource::TableProvider for AuditTable {
+    fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        audit_schema()
+    }
+
+    fn table_type(&self) -> datafusion::datasource::TableType {
+        datafusion::datasource::TableType::View
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn datafusion::catalog::Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[datafusion::logical_expr::Expr],
+        _limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        use datafusion::arrow::array::{StringArray, TimestampNanosecondArray, UInt16Array};
+        let log = Arc::clone(&self.log);
+        let only = (!self.tenant.is_default()).then(|| self.tenant.clone());
+        // SQLite waits for the CLI's writes: not on an async worker.
+        let entries =
+            tokio::task::spawn_blocking(move || log.recent(MAX_SQL_ENTRIES, only.as_ref()))
+                .await
+                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?
+                .map_err(|e| datafusion::error::DataFusionError::External(e.into()))?;
+        let text = |f: fn(&Entry) -> &str| {
+            Arc::new(StringArray::from_iter_values(entries.iter().map(f)))
+                as datafusion::arrow::array::ArrayRef
+        };
+        let batch = datafusion::arrow::record_batch::RecordBatch::try_new(
+            audit_schema(),
+            vec![
+                Arc::new(
+                    TimestampNanosecondArray::from_iter_values(entries.iter().map(|e| e.at_ns))
+                        .with_timezone("UTC"),
+                ),
+                text(|e| &e.actor),
+                text(|e| &e.tenant),
+                text(|e| &e.action),
+                Arc::new(UInt16Array::from_iter(entries.iter().map(|e| e.status))),
+                text(|e| &e.remote),
+            ],
+        )?;
+        let exec: Arc<dyn datafusion::physical_plan::ExecutionPlan> =
+            datafusion::datasource::memory::MemorySourceConfig::try_new_exec(
+                &[vec![batch]],
+                audit_schema(),
+                projection.cloned(),
+            )?;
+        Ok(exec)
     }
 }

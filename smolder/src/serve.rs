@@ -158,6 +158,7 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
         AuditLog::open(&config.data_dir)
             .with_context(|| format!("opening the audit log in {}", config.data_dir.display()))?,
     );
+    engine.add_tables(Arc::new(crate::audit::AuditTables(Arc::clone(&audit))))?;
     let reload = ReloadState {
         audit: Arc::clone(&audit),
         alerting: Arc::clone(&alerting),

@@ -254,6 +254,43 @@ fn the_servers_own_routes_and_other_tenants_tokens_are_out_of_reach() {
         200,
         "still valid"
     );
+    // The audit log in SQL, for admins only, each tenant's own: acme's
+    // admin sees acme's entries (its token's creation, its silence), the
+    // operator every tenant's; a read token has no such table.
+    let (status, _) = call(
+        &server,
+        &acme_admin,
+        "POST",
+        "/api/v1/silences",
+        r#"{"matchers": ["slo=\"x\""], "duration": "1h", "created_by": "a"}"#,
+    );
+    assert_eq!(status, 201);
+    let actions = |token: &str| {
+        let (status, answer) = sql(
+            &server,
+            token,
+            "SELECT tenant, action FROM audit_log ORDER BY at",
+        );
+        assert_eq!(status, 200, "{answer}");
+        answer["rows"].clone()
+    };
+    let acme_id = acme_admin.split('_').nth(1).unwrap();
+    assert_eq!(
+        actions(&acme_admin),
+        json!([
+            ["acme", format!("token create {acme_id} (admin)")],
+            ["acme", "POST /api/v1/silences"]
+        ])
+    );
+    let all = actions(&operator);
+    assert!(
+        all.as_array().unwrap().iter().any(|r| r[0] == "globex")
+            && all.as_array().unwrap().iter().any(|r| r[0] == "acme"),
+        "{all}"
+    );
+    let (status, answer) = sql(&server, &globex, "SELECT count(*) FROM audit_log");
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.to_string().contains("audit_log"), "{answer}");
 }
 
 /// `smolder loadgen` as the tenant of `token`: its JSON report.

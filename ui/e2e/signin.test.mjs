@@ -9,7 +9,8 @@
 // provider's pages (authorization code + PKCE) and sees the SLOs, the
 // session cookie is HttpOnly, Secure and SameSite=Strict; a viewer cannot
 // create a silence; erin (editor) can, but not without the CSRF token; a
-// page of another origin cannot make one with erin's cookie; erin signs out
+// page of another origin cannot make one with erin's cookie; a callback URL
+// of another browser's sign-in is refused (login CSRF); erin signs out
 // (also at the provider) and her old cookie is dead; nobody is refused;
 // an API token signs in from the same page; alice's session expires and the
 // UI asks to sign in again.
@@ -54,8 +55,8 @@ async function newPage() {
   return { context, page };
 }
 
-/** Signs `login` in from the UI's sign-in page through the provider's pages. */
-async function signIn(page, login) {
+/** From the UI's sign-in page through the provider's login and consent. */
+async function atProvider(page, login) {
   await page.goto(`${BASE}/slos`);
   await page.locator('#signin-oidc').click();
   await page.waitForURL((u) => u.href.startsWith(ISSUER));
@@ -64,6 +65,11 @@ async function signIn(page, login) {
   await page.locator('button[type=submit]').click();
   // The consent page, the first time.
   await page.locator('button[type=submit]').click();
+}
+
+/** Signs `login` in through the provider's pages. */
+async function signIn(page, login) {
+  await atProvider(page, login);
   await page.waitForURL((u) => u.href.startsWith(BASE));
 }
 
@@ -166,6 +172,24 @@ const replay = await fetch(`${BASE}/api/v1/silences`, { headers: { Cookie: `smol
 assert.equal(replay.status, 401, 'the signed-out session no longer works');
 await e.page.goto(`${BASE}/slos`);
 await e.page.locator('#signin-oidc').waitFor();
+
+step("a callback URL of someone else's sign-in does not sign this browser in");
+// The provider's answer (a valid code and state) reaches a browser without
+// the cookie that the sign-in's start set — as when an attacker hands
+// someone the callback URL of their own sign-in.
+const x = await newPage();
+await x.page.goto(`${BASE}/slos`);
+await x.page.locator('#signin-oidc').click();
+await x.page.waitForURL((u) => u.href.startsWith(ISSUER));
+assert.equal((await x.context.cookies(`${BASE}/auth/callback`)).filter((c) => c.name === 'smolder_signin').length, 1);
+await x.context.clearCookies({ name: 'smolder_signin' });
+await x.page.locator('input[name=login]').fill('erin');
+await x.page.locator('input[name=password]').fill('any password');
+await x.page.locator('button[type=submit]').click();
+await x.page.locator('button[type=submit]').click();
+await x.page.waitForURL((u) => u.href.startsWith(`${BASE}/auth/callback`));
+await x.page.locator('#message').getByText('not started in this browser').waitFor();
+assert.equal((await x.context.cookies(BASE)).filter((c) => c.name === 'smolder_session').length, 0);
 
 step('a person without a smolder role is refused');
 const n = await newPage();

@@ -260,6 +260,12 @@ pub(crate) async fn api_guard(
                 .into_response();
             }
             request.extensions_mut().insert(tenant);
+            // Without authentication everyone is; with it, admin scopes.
+            if token.as_ref().is_none_or(|t| t.allows(Scope::Admin)) {
+                request
+                    .extensions_mut()
+                    .insert(smolder_common::tenant::Administrator);
+            }
             if let Some(token) = token {
                 request.extensions_mut().insert(token);
             }

@@ -157,6 +157,10 @@ type Client = CoreClient<
 
 /// A sign-in on its way through the provider.
 struct Pending {
+    /// SHA-256 of the random value of the browser's sign-in cookie: the
+    /// answer must come back to the browser that started the sign-in, or an
+    /// attacker could hand someone a callback URL of their own sign-in.
+    browser: [u8; 32],
     verifier: PkceCodeVerifier,
     nonce: Nonce,
     return_to: String,
@@ -174,6 +178,8 @@ const MAX_PENDING: usize = 10_000;
 pub(crate) enum SignInError {
     #[error("this sign-in is unknown or took longer than 10 minutes: start again")]
     UnknownState,
+    #[error("this sign-in was not started in this browser: start again")]
+    OtherBrowser,
     #[error("the OpenID provider refused: {0}")]
     Provider(String),
     #[error("the OpenID provider could not be reached or answered wrongly: {0}")]
@@ -305,12 +311,13 @@ impl Oidc {
     }
 
     /// The provider's URL to send a browser to, for a sign-in that returns
-    /// to `return_to` (a path of the UI), in `tenant` if given.
+    /// to `return_to` (a path of the UI), in `tenant` if given; and the value
+    /// of the cookie that binds the sign-in to the browser.
     pub(crate) async fn start(
         &self,
         return_to: String,
         tenant: Option<Tenant>,
-    ) -> Result<String, SignInError> {
+    ) -> Result<(String, String), SignInError> {
         let (client, _) = self.client().await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = client
@@ -328,14 +335,21 @@ impl Oidc {
         let mut pending = lock(&self.pending);
         let oldest = now - duration_ns(PENDING_FOR);
         pending.retain(|_, p| p.started > oldest);
-        if pending.len() >= MAX_PENDING {
-            return Err(SignInError::Unreachable(
-                "too many sign-ins under way; try again in a few minutes".to_string(),
-            ));
+        // Full: the oldest sign-in goes (refusing new ones would let anyone
+        // lock everyone out by starting sign-ins).
+        if pending.len() >= MAX_PENDING
+            && let Some(first) = pending
+                .iter()
+                .min_by_key(|(_, p)| p.started)
+                .map(|(k, _)| k.clone())
+        {
+            pending.remove(&first);
         }
+        let browser = super::session::random_text();
         pending.insert(
             state.secret().clone(),
             Pending {
+                browser: super::session::key(&browser),
                 verifier,
                 nonce,
                 return_to,
@@ -343,15 +357,27 @@ impl Oidc {
                 started: now,
             },
         );
-        Ok(url.to_string())
+        Ok((url.to_string(), browser))
     }
 
-    /// Completes a sign-in from the provider's answer.
-    pub(crate) async fn finish(&self, code: &str, state: &str) -> Result<SignedIn, SignInError> {
+    /// Completes a sign-in from the provider's answer, in the browser with
+    /// the sign-in cookie `browser`.
+    pub(crate) async fn finish(
+        &self,
+        code: &str,
+        state: &str,
+        browser: Option<&str>,
+    ) -> Result<SignedIn, SignInError> {
         let pending = lock(&self.pending)
             .remove(state)
             .filter(|p| p.started > self.clock.now_ns() - duration_ns(PENDING_FOR))
             .ok_or(SignInError::UnknownState)?;
+        let same_browser = browser.is_some_and(|b| {
+            constant_time_eq::constant_time_eq_32(&super::session::key(b), &pending.browser)
+        });
+        if !same_browser {
+            return Err(SignInError::OtherBrowser);
+        }
         let (client, _) = self.client().await?;
         let http = self.http.clone();
         let call = move |r| Self::send(http.clone(), r);

@@ -113,12 +113,12 @@ impl std::fmt::Debug for Sessions {
     }
 }
 
-fn random_text() -> String {
+pub(crate) fn random_text() -> String {
     let bytes: [u8; 32] = rand::random();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn key(cookie: &str) -> [u8; 32] {
+pub(crate) fn key(cookie: &str) -> [u8; 32] {
     Sha256::digest(cookie.as_bytes()).into()
 }
 
@@ -223,13 +223,18 @@ pub(crate) fn clear_cookie() -> HeaderValue {
 
 /// The session cookie a request carries.
 pub(crate) fn cookie_of(headers: &HeaderMap) -> Option<&str> {
+    named_cookie(headers, COOKIE)
+}
+
+/// The cookie `name` a request carries.
+pub(crate) fn named_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value)
         .filter(|v| !v.is_empty())
 }

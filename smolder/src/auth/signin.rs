@@ -22,7 +22,7 @@ use serde_json::json;
 use smolder_common::http::{ApiError, ErrorCode, Query};
 
 use super::oidc::{LoginQuery, Oidc, safe_return};
-use super::session::{Holder, Sessions, clear_cookie, cookie_of, csrf_ok};
+use super::session::{Holder, Sessions, clear_cookie, cookie_of, csrf_ok, named_cookie};
 use super::{Auth, TokenStore};
 
 /// What the sign-in routes use.
@@ -98,12 +98,31 @@ async fn login(State(s): State<SignIn>, Query(q): Query<LoginQuery>) -> Response
         .start(safe_return(q.return_to.as_deref()), q.tenant)
         .await
     {
-        Ok(url) => match HeaderValue::from_str(&url) {
-            Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
+        Ok((url, browser)) => match HeaderValue::from_str(&url) {
+            Ok(location) => (
+                StatusCode::FOUND,
+                [
+                    (header::LOCATION, location),
+                    (header::SET_COOKIE, signin_cookie(&browser, 600)),
+                ],
+            )
+                .into_response(),
             Err(e) => ApiError::internal("The provider's authorization URL", e).into_response(),
         },
         Err(e) => page(StatusCode::BAD_GATEWAY, "Sign-in failed", &e.to_string()),
     }
+}
+
+/// The cookie that binds a sign-in to the browser that started it (see
+/// `oidc::Pending`): `Lax`, as the provider's redirect back is a navigation
+/// another site starts; sent to the callback only.
+const SIGNIN_COOKIE: &str = "smolder_signin";
+
+fn signin_cookie(value: &str, max_age: u32) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "{SIGNIN_COOKIE}={value}; Path=/auth/callback; HttpOnly; Secure; SameSite=Lax; Max-Age={max_age}"
+    ))
+    .expect("a cookie of base64 text is a header value")
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,7 +133,11 @@ struct CallbackQuery {
     error_description: Option<String>,
 }
 
-async fn callback(State(s): State<SignIn>, Query(q): Query<CallbackQuery>) -> Response {
+async fn callback(
+    State(s): State<SignIn>,
+    headers: HeaderMap,
+    Query(q): Query<CallbackQuery>,
+) -> Response {
     let Some(oidc) = &s.oidc else {
         return not_configured();
     };
@@ -126,7 +149,8 @@ async fn callback(State(s): State<SignIn>, Query(q): Query<CallbackQuery>) -> Re
         };
         return page(StatusCode::BAD_REQUEST, "Sign-in failed", &why);
     };
-    match oidc.finish(code, state).await {
+    let browser = named_cookie(&headers, SIGNIN_COOKIE);
+    let mut response = match oidc.finish(code, state, browser).await {
         Ok(signed) => {
             let cookie = s.sessions().start(
                 Holder::Person {
@@ -145,7 +169,12 @@ async fn callback(State(s): State<SignIn>, Query(q): Query<CallbackQuery>) -> Re
             tracing::warn!(error = %e, "An OpenID Connect sign-in failed.");
             page(StatusCode::FORBIDDEN, "Sign-in failed", &e.to_string())
         }
-    }
+    };
+    // The sign-in is over either way.
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, signin_cookie("", 0));
+    response
 }
 
 #[derive(Debug, Deserialize)]
