@@ -58,6 +58,11 @@ impl Matchers {
     pub(crate) fn is_selective(&self) -> bool {
         self.0.iter().any(|m| !m.is_match(""))
     }
+
+    /// Whether a matcher is about the label `name`.
+    pub(crate) fn names(&self, name: &str) -> bool {
+        self.0.iter().any(|m| m.name == name)
+    }
 }
 
 #[cfg(test)]

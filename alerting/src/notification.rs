@@ -59,6 +59,9 @@ pub struct ScalingRequest {
     pub alert: Option<String>,
     /// Why.
     pub reason: String,
+    /// The SLO's tenant, for another tenant's than the default one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<Tenant>,
 }
 
 impl Notification {

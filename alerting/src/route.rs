@@ -2,6 +2,13 @@
 //! root; at each node, the children are tried in order and every matching
 //! child takes the alert, stopping after the first unless it says
 //! `continue`; when no child matches, the node itself takes it.
+//!
+//! One rule more, for tenants: an alert of a tenant other than the default
+//! one (it carries a `tenant` label) is only taken by a route that — itself
+//! or a route above it — has a matcher on `tenant`. Routes written without
+//! tenants in mind (every route before they existed) never send a tenant's
+//! alerts to the operator's receivers, whatever labels the tenant's SLOs
+//! give them; routing a tenant's alerts is said explicitly.
 
 use std::time::Duration;
 
@@ -104,19 +111,26 @@ impl CompiledRoute {
 
     /// The routes that take an alert with these labels.
     pub fn routes_for<'a>(&'a self, labels: &Labels) -> Vec<&'a CompiledRoute> {
+        self.taking(labels, labels.contains_key(TENANT_LABEL), false)
+    }
+
+    /// `foreign`: the alert is another tenant's; `named`: a route above
+    /// matches on `tenant`.
+    fn taking<'a>(&'a self, labels: &Labels, foreign: bool, named: bool) -> Vec<&'a CompiledRoute> {
         if !self.matchers.matches(labels) {
             return Vec::new();
         }
+        let named = named || self.matchers.names(TENANT_LABEL);
         let mut all = Vec::new();
         for child in &self.children {
-            let taken = child.routes_for(labels);
+            let taken = child.taking(labels, foreign, named);
             let matched = !taken.is_empty();
             all.extend(taken);
             if matched && !child.continue_ {
                 break;
             }
         }
-        if all.is_empty() {
+        if all.is_empty() && (named || !foreign) {
             all.push(self);
         }
         all
@@ -213,5 +227,49 @@ mod tests {
         ]));
         assert_eq!(group, labels(&[("slo", "a")]));
         assert_eq!(key, "0.0:{slo=\"a\"}");
+    }
+
+    #[test]
+    fn another_tenants_alerts_only_take_routes_that_name_the_tenant() {
+        let cfg: crate::config::AlertingConfig = toml::from_str(
+            r#"
+            [route]
+            receiver = "operator"
+            [[route.routes]]
+            matchers = ['service="checkout"']
+            receiver = "checkout-team"
+            [[route.routes]]
+            matchers = ['tenant=~"acme|globex"']
+            receiver = "tenants"
+            [[route.routes.routes]]
+            matchers = ['tenant="acme"']
+            receiver = "acme"
+            "#,
+        )
+        .unwrap();
+        let root = CompiledRoute::compile(cfg.route.as_ref().unwrap()).unwrap();
+        let names = |l: &Labels| -> Vec<String> {
+            root.routes_for(l)
+                .iter()
+                .map(|r| r.receiver.clone())
+                .collect()
+        };
+        // The default tenant's alerts route as before.
+        assert_eq!(
+            names(&labels(&[("service", "checkout")])),
+            ["checkout-team"]
+        );
+        assert_eq!(names(&labels(&[("service", "cart")])), ["operator"]);
+        // A tenant's alert labelled like the operator's is not the
+        // operator's: only routes naming the tenant take it.
+        assert_eq!(
+            names(&labels(&[("service", "checkout"), ("tenant", "acme")])),
+            ["acme"]
+        );
+        assert_eq!(
+            names(&labels(&[("service", "checkout"), ("tenant", "globex")])),
+            ["tenants"]
+        );
+        assert!(names(&labels(&[("service", "checkout"), ("tenant", "initech")])).is_empty());
     }
 }

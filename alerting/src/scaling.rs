@@ -52,6 +52,8 @@ pub(crate) fn step(
         window: window.map(|w| w.to_string()).unwrap_or_default(),
         alert: firing.map(|a| a.fingerprint.clone()),
         reason,
+        // Set by the caller, which knows the SLO's tenant.
+        tenant: None,
     };
     if !s.scaled_up {
         if let Some(a) = firing {

@@ -25,8 +25,14 @@ impl Alerting {
                 .severity
                 .as_deref()
                 .map_or_else(Severity::page, Severity::from);
+            // Another tenant's SLOs drive a target only when its matchers
+            // say which tenants (the targets are the operator's).
+            let tenants_named = matchers.names(TENANT_LABEL);
             for status in &snapshot.slos {
                 let def = &status.definition;
+                if !def.tenant.is_default() && !tenants_named {
+                    continue;
+                }
                 for instance in &status.instances {
                     let key = (
                         target.name.clone(),
@@ -66,7 +72,8 @@ impl Alerting {
                         }
                         inner.scaling.insert(key.clone(), next);
                     }
-                    if let Some(req) = request {
+                    if let Some(mut req) = request {
+                        req.tenant = (!def.tenant.is_default()).then(|| def.tenant.clone());
                         tracing::info!(target = %target.name, slo = %def.id, action = %req.action, "Scaling request.");
                         let id = new_id(now);
                         out.push((
