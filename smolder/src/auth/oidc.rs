@@ -71,12 +71,24 @@ smolder_common::config_section! {
             "issuer and client_id are given together",
         );
         if let Some(issuer) = &self.issuer {
+            // Plain HTTP would let anyone in the path hand smolder keys of
+            // their own; only a provider on this machine may use it.
+            let loopback = |u: &reqwest::Url| {
+                u.host_str().is_some_and(|h| {
+                    h == "localhost"
+                        || h.trim_matches(['[', ']'])
+                            .parse::<std::net::IpAddr>()
+                            .is_ok_and(|a| a.is_loopback())
+                })
+            };
             problems.check(
-                reqwest::Url::parse(issuer).is_ok_and(|u| matches!(u.scheme(), "http" | "https")),
+                reqwest::Url::parse(issuer)
+                    .is_ok_and(|u| u.scheme() == "https" || (u.scheme() == "http" && loopback(&u))),
                 "issuer",
-                "must be an http(s) URL",
+                "must be an https URL (http only on loopback)",
             );
         }
+        problems.check(!self.role_prefix.is_empty(), "role_prefix", "must not be empty");
         if let Some(url) = &self.redirect_url {
             problems.check(
                 reqwest::Url::parse(url).is_ok_and(|u| u.path() == "/auth/callback"),
@@ -155,6 +167,18 @@ type Client = CoreClient<
     EndpointMaybeSet,
 >;
 
+/// What discovery found, and when (it is fetched again after
+/// [`REDISCOVER_AFTER`], so rotated signing keys are picked up).
+struct Discovered {
+    client: Arc<Client>,
+    end_session: Option<String>,
+    at: std::time::Instant,
+}
+
+/// How long the provider's metadata and keys are used before they are
+/// fetched again.
+const REDISCOVER_AFTER: Duration = Duration::from_secs(3600);
+
 /// A sign-in on its way through the provider.
 struct Pending {
     /// SHA-256 of the random value of the browser's sign-in cookie: the
@@ -213,7 +237,7 @@ pub(crate) struct Oidc {
     clock: Arc<dyn Clock>,
     /// The client and the provider's end-session endpoint, found at the
     /// first sign-in (a provider down at start does not stop smolder).
-    discovered: tokio::sync::Mutex<Option<(Arc<Client>, Option<String>)>>,
+    discovered: tokio::sync::Mutex<Option<Discovered>>,
     pending: Mutex<HashMap<String, Pending>>,
 }
 
@@ -278,14 +302,27 @@ impl Oidc {
 
     async fn client(&self) -> Result<(Arc<Client>, Option<String>), SignInError> {
         let mut discovered = self.discovered.lock().await;
-        if let Some(d) = discovered.as_ref() {
-            return Ok(d.clone());
+        if let Some(d) = discovered.as_ref()
+            && d.at.elapsed() < REDISCOVER_AFTER
+        {
+            return Ok((Arc::clone(&d.client), d.end_session.clone()));
         }
         let http = self.http.clone();
         let call = move |r| Self::send(http.clone(), r);
-        let metadata = CoreProviderMetadata::discover_async(self.issuer.clone(), &call)
-            .await
-            .map_err(|e| SignInError::Unreachable(error_chain(&e)))?;
+        let metadata = match CoreProviderMetadata::discover_async(self.issuer.clone(), &call).await
+        {
+            Ok(m) => m,
+            // The provider is away: what it said an hour ago still holds.
+            Err(e) => {
+                return match discovered.as_ref() {
+                    Some(d) => {
+                        tracing::warn!(error = %error_chain(&e), "Fetching the OpenID provider's metadata again failed; using the last.");
+                        Ok((Arc::clone(&d.client), d.end_session.clone()))
+                    }
+                    None => Err(SignInError::Unreachable(error_chain(&e))),
+                };
+            }
+        };
         // The end-session endpoint is not part of the core metadata.
         let end_session = async {
             let url = format!(
@@ -294,7 +331,13 @@ impl Oidc {
             );
             let body = self.http.get(url).send().await.ok()?.bytes().await.ok()?;
             let doc: serde_json::Value = serde_json::from_slice(&body).ok()?;
-            doc["end_session_endpoint"].as_str().map(String::from)
+            // A browser is sent there: an http(s) URL only.
+            doc["end_session_endpoint"]
+                .as_str()
+                .filter(|u| {
+                    reqwest::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+                })
+                .map(String::from)
         }
         .await;
         let client = CoreClient::from_provider_metadata(
@@ -305,9 +348,13 @@ impl Oidc {
                 .map(|s| ClientSecret::new(s.expose().to_string())),
         )
         .set_redirect_uri(self.redirect.clone());
-        let found = (Arc::new(client), end_session);
-        *discovered = Some(found.clone());
-        Ok(found)
+        let client = Arc::new(client);
+        *discovered = Some(Discovered {
+            client: Arc::clone(&client),
+            end_session: end_session.clone(),
+            at: std::time::Instant::now(),
+        });
+        Ok((client, end_session))
     }
 
     /// The provider's URL to send a browser to, for a sign-in that returns
@@ -557,6 +604,26 @@ mod tests {
             assert_eq!(safe_return(Some(bad)), "/", "{bad}");
         }
         assert_eq!(safe_return(None), "/");
+    }
+
+    #[test]
+    fn an_issuer_over_plain_http_is_refused_off_loopback() {
+        use smolder_common::config::{Problems, Section as _};
+        let problems = |issuer: &str| {
+            let config = OidcConfig {
+                issuer: Some(issuer.to_string()),
+                client_id: Some("smolder".to_string()),
+                ..OidcConfig::default()
+            };
+            let mut found = Problems::new("oidc");
+            config.validate(&mut found);
+            found.into_vec().len()
+        };
+        assert_eq!(problems("https://login.example.com/realms/sre"), 0);
+        assert_eq!(problems("http://127.0.0.1:8081"), 0);
+        assert_eq!(problems("http://[::1]:8081"), 0);
+        assert_eq!(problems("http://login.example.com"), 1);
+        assert_eq!(problems("ftp://127.0.0.1"), 1);
     }
 
     #[test]

@@ -123,8 +123,10 @@ pub(crate) fn key(cookie: &str) -> [u8; 32] {
 }
 
 impl Sessions {
-    /// Sessions lasting `ttl` (an OpenID Connect one at most as long as its
-    /// ID token said it may), checking token sessions against `tokens`.
+    /// Sessions lasting `ttl` (a token's at most until the token expires;
+    /// a person's `ttl` whatever their ID token's own expiry, as usual for
+    /// web sessions — a role taken away at the provider counts from the
+    /// next sign-in), checking token sessions against `tokens`.
     pub(crate) fn new(ttl: Duration, clock: Arc<dyn Clock>, tokens: Arc<TokenStore>) -> Self {
         Self {
             ttl,

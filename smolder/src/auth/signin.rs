@@ -196,6 +196,12 @@ async fn token(State(s): State<SignIn>, headers: HeaderMap, body: axum::body::By
     };
     let now = smolder_common::clock::Clock::now_ns(&smolder_common::clock::SystemClock);
     match s.tokens().verify(sign_in.token.trim(), now) {
+        // A token that may not read (an exporter's) is no way into the UI.
+        Ok(info) if !info.allows(super::Scope::Read) => ApiError::new(
+            ErrorCode::PermissionDenied,
+            "the token lacks the read scope the UI needs",
+        )
+        .into_response(),
         Ok(info) => {
             let cookie = s.sessions().start(
                 Holder::Token(sign_in.token.trim().to_string()),
