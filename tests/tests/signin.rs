@@ -11,7 +11,7 @@
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::process::{Command, Stdio};
 
-use smolder_tests::{Server, browser_prerequisites, create_token};
+use smolder_tests::{Server, browser_prerequisites, create_token, http_request};
 
 #[test]
 fn people_sign_in_through_a_real_openid_provider_in_a_browser() {
@@ -42,6 +42,7 @@ fn people_sign_in_through_a_real_openid_provider_in_a_browser() {
 
     let dir = tempfile::tempdir().unwrap();
     let read_token = create_token(dir.path(), "default", "read");
+    let admin_token = create_token(dir.path(), "default", "admin");
     let server = Server::start_in(
         dir.path(),
         &[
@@ -81,5 +82,23 @@ fn people_sign_in_through_a_real_openid_provider_in_a_browser() {
         "the sign-in test failed:\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+    // The editor's silence is in the audit log under her subject.
+    let (status, audit) = http_request(
+        server.http,
+        "GET",
+        "/api/v1/audit",
+        &[("authorization", &format!("Bearer {admin_token}"))],
+        b"",
+    );
+    assert_eq!(status, 200, "{audit}");
+    let audit: serde_json::Value = serde_json::from_str(&audit).unwrap();
+    assert!(
+        audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| { e["actor"] == "user:erin" && e["action"] == "POST /api/v1/silences" }),
+        "{audit:#}"
     );
 }

@@ -16,7 +16,8 @@
 //! strings): `smolder:<tenant>:<role>` or `smolder:<role>` (the default
 //! tenant), role `viewer` (read), `editor` (read and change: SLOs,
 //! silences, reload) or `admin` (also tokens and the audit log). Other
-//! values are ignored; a person without a role is not let in.
+//! values are ignored; a person without a role is not let in. A person is
+//! known to the audit log as `user:<subject>` (the provider's stable id).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -219,7 +220,12 @@ pub(crate) enum SignInError {
 /// A person who signed in.
 #[derive(Debug)]
 pub(crate) struct SignedIn {
+    /// `user:<issuer's subject>`: the subject is the one stable, unique
+    /// name of a person at the provider (a username or an email may be
+    /// changed by the person, or reused).
     pub(crate) principal: TokenInfo,
+    /// The name to show: preferred username, email or subject.
+    pub(crate) name: String,
     pub(crate) id_token: String,
     pub(crate) return_to: String,
 }
@@ -467,13 +473,14 @@ impl Oidc {
         tracing::info!(user = %name, %tenant, role = ?role, "Signed in with OpenID Connect.");
         Ok(SignedIn {
             principal: TokenInfo {
-                id: format!("user:{name}"),
+                id: format!("user:{}", claims.subject().as_str()),
                 tenant,
                 scopes: role.scopes(),
                 created_at: self.clock.now_ns(),
                 expires_at: None,
                 revoked_at: None,
             },
+            name,
             id_token: text,
             return_to: pending.return_to,
         })

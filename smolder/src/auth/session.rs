@@ -18,7 +18,7 @@
 //! every request, so revoking the token ends it.
 //!
 //! Handlers see a session's principal as a [`TokenInfo`] whose id is
-//! `user:<name>` (or the token's id), with the scopes of the person's role
+//! `user:<subject>` (or the token's id), with the scopes of the person's role
 //! in the tenant: the audit log and the tenant checks work the same for
 //! both.
 
@@ -49,6 +49,8 @@ pub(crate) enum Holder {
     /// A person signed in with OpenID Connect, with the scopes of their role.
     Person {
         principal: TokenInfo,
+        /// The name shown.
+        name: String,
         /// The ID token, sent back to the provider at sign-out.
         id_token: String,
     },
@@ -72,6 +74,8 @@ pub(crate) struct Current {
     pub(crate) expires_at: i64,
     /// The ID token of a person signed in with OpenID Connect.
     pub(crate) id_token: Option<String>,
+    /// The name shown (the token's id for a token's session).
+    pub(crate) name: String,
 }
 
 /// Why a cookie is not a session.
@@ -180,13 +184,17 @@ impl Sessions {
             }
             s.clone()
         };
-        let (principal, id_token) = match session.holder {
+        let (principal, id_token, name) = match session.holder {
             Holder::Person {
                 principal,
+                name,
                 id_token,
-            } => (principal, Some(id_token)),
+            } => (principal, Some(id_token), name),
             Holder::Token(token) => match self.tokens.verify(&token, now) {
-                Ok(info) => (info, None),
+                Ok(info) => {
+                    let name = format!("token {}", info.id);
+                    (info, None, name)
+                }
                 Err(r) => {
                     lock(&self.live).remove(&k);
                     return Err(Ended::Token(r));
@@ -198,6 +206,7 @@ impl Sessions {
             csrf: session.csrf,
             expires_at: session.expires_at,
             id_token,
+            name,
         })
     }
 

@@ -62,7 +62,8 @@ async fn session(State(s): State<SignIn>, headers: HeaderMap) -> Response {
             let p = &current.principal;
             return Json(json!({
                 "auth": true,
-                "user": p.id,
+                "user": current.name,
+                "principal": p.id,
                 "tenant": p.tenant,
                 "scopes": p.scopes,
                 "csrf_token": current.csrf,
@@ -155,6 +156,7 @@ async fn callback(
             let cookie = s.sessions().start(
                 Holder::Person {
                     principal: signed.principal,
+                    name: signed.name,
                     id_token: signed.id_token,
                 },
                 None,

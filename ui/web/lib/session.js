@@ -47,7 +47,7 @@ export function showUser(header, session) {
       alert(e.message);
     }
   });
-  const name = session.user.replace(/^user:/, '');
+  const name = session.user;
   header.append(h('div', { class: 'user' },
     h('span', { class: 'muted', title: `tenant ${session.tenant}` }, `${name} · ${session.tenant}`), ' ', out));
 }
