@@ -14,10 +14,8 @@
 // (also at the provider) and her old cookie is dead; nobody is refused;
 // an API token signs in from the same page; alice's session expires and the
 // UI asks to sign in again.
-import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { ARTIFACTS, launchChromium } from './browser.mjs';
 import assert from 'node:assert/strict';
 
 const BASE = process.env.SMOLDER_URL;
@@ -28,18 +26,8 @@ if (!BASE || !ISSUER || !READ_TOKEN) {
   console.error('Set SMOLDER_URL, ISSUER and READ_TOKEN (tests/tests/signin.rs does).');
   process.exit(2);
 }
-const ARTIFACTS = process.argv[2] || join(dirname(fileURLToPath(import.meta.url)), 'artifacts');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-mkdirSync(ARTIFACTS, { recursive: true });
 
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-}).catch((e) => {
-  console.error(`Cannot start Chromium at ${CHROMIUM}: ${e.message}\nInstall it with: apt-get install chromium`);
-  process.exit(2);
-});
+const browser = await launchChromium();
 
 const SILENCE = { matchers: ['slo="checkout-availability"'], duration: '1h', created_by: 'e2e' };
 

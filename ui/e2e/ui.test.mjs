@@ -7,10 +7,8 @@
 // (tests/tests/ui.rs sets that up). Each page must load without console
 // errors; a screenshot of each is saved in the artifacts directory
 // (default ui/e2e/artifacts). Exits non-zero on the first failed check.
-import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { ARTIFACTS, launchChromium } from './browser.mjs';
 import assert from 'node:assert/strict';
 
 const BASE = process.env.SMOLDER_URL;
@@ -18,19 +16,8 @@ if (!BASE) {
   console.error('Set SMOLDER_URL to the address of a running smolder (http://127.0.0.1:PORT).');
   process.exit(2);
 }
-const ARTIFACTS = process.argv[2] || join(dirname(fileURLToPath(import.meta.url)), 'artifacts');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-mkdirSync(ARTIFACTS, { recursive: true });
 
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  // This machine has no internet: keep Chromium from calling home.
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-}).catch((e) => {
-  console.error(`Cannot start Chromium at ${CHROMIUM}: ${e.message}\nInstall it with: apt-get install chromium`);
-  process.exit(2);
-});
+const browser = await launchChromium();
 const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
 const page = await context.newPage();
 page.setDefaultTimeout(20000);
