@@ -94,12 +94,12 @@ await signIn(a.page, 'alice');
 await a.page.locator('header .user').getByText('alice').waitFor();
 await a.page.locator('main h1').getByText('Service level objectives').waitFor();
 await a.page.screenshot({ path: join(ARTIFACTS, 'signed-in.png') });
-const [cookie] = (await a.context.cookies(BASE)).filter((c) => c.name === 'smolder_session');
+const [cookie] = (await a.context.cookies(BASE)).filter((c) => c.name === '__Host-smolder_session');
 assert.ok(cookie, 'a session cookie');
 assert.equal(cookie.httpOnly, true);
 assert.equal(cookie.secure, true);
 assert.equal(cookie.sameSite, 'Strict');
-assert.equal(await a.page.evaluate(() => document.cookie.includes('smolder_session')), false,
+assert.equal(await a.page.evaluate(() => document.cookie.includes('__Host-smolder_session')), false,
   'scripts cannot read the session cookie');
 
 const aliceEnds = Date.parse(JSON.parse((await fetchFrom(a.page, '/auth/session', {})).body).expires_at);
@@ -152,11 +152,11 @@ await e.page.goto(`${BASE}/alerts`);
 assert.equal(await silenceCount(e.page), 1, 'no silence was added');
 
 step('the editor signs out, at smolder and at the provider; the old cookie is dead');
-const [old] = (await e.context.cookies(BASE)).filter((c) => c.name === 'smolder_session');
+const [old] = (await e.context.cookies(BASE)).filter((c) => c.name === '__Host-smolder_session');
 await e.page.locator('#signout').click();
 await e.page.waitForURL((u) => u.href.startsWith(ISSUER));
 await e.page.screenshot({ path: join(ARTIFACTS, 'signed-out-at-provider.png') });
-const replay = await fetch(`${BASE}/api/v1/silences`, { headers: { Cookie: `smolder_session=${old.value}` } });
+const replay = await fetch(`${BASE}/api/v1/silences`, { headers: { Cookie: `__Host-smolder_session=${old.value}` } });
 assert.equal(replay.status, 401, 'the signed-out session no longer works');
 await e.page.goto(`${BASE}/slos`);
 await e.page.locator('#signin-oidc').waitFor();
@@ -169,21 +169,21 @@ const x = await newPage();
 await x.page.goto(`${BASE}/slos`);
 await x.page.locator('#signin-oidc').click();
 await x.page.waitForURL((u) => u.href.startsWith(ISSUER));
-assert.equal((await x.context.cookies(`${BASE}/auth/callback`)).filter((c) => c.name === 'smolder_signin').length, 1);
-await x.context.clearCookies({ name: 'smolder_signin' });
+assert.equal((await x.context.cookies(`${BASE}/auth/callback`)).filter((c) => c.name === '__Secure-smolder_signin').length, 1);
+await x.context.clearCookies({ name: '__Secure-smolder_signin' });
 await x.page.locator('input[name=login]').fill('erin');
 await x.page.locator('input[name=password]').fill('any password');
 await x.page.locator('button[type=submit]').click();
 await x.page.locator('button[type=submit]').click();
 await x.page.waitForURL((u) => u.href.startsWith(`${BASE}/auth/callback`));
 await x.page.locator('#message').getByText('not started in this browser').waitFor();
-assert.equal((await x.context.cookies(BASE)).filter((c) => c.name === 'smolder_session').length, 0);
+assert.equal((await x.context.cookies(BASE)).filter((c) => c.name === '__Host-smolder_session').length, 0);
 
 step('a person without a smolder role is refused');
 const n = await newPage();
 await signIn(n.page, 'nobody').catch(() => {});
 await n.page.locator('#message').getByText('has no smolder role').waitFor();
-assert.equal((await n.context.cookies(BASE)).filter((c) => c.name === 'smolder_session').length, 0);
+assert.equal((await n.context.cookies(BASE)).filter((c) => c.name === '__Host-smolder_session').length, 0);
 
 step('an API token signs in from the sign-in page (small setups)');
 const t = await newPage();

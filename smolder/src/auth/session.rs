@@ -34,8 +34,10 @@ use smolder_common::sync::lock;
 
 use super::tokens::{Rejected, TokenInfo, TokenStore};
 
-/// The session cookie's name.
-pub(crate) const COOKIE: &str = "smolder_session";
+/// The session cookie's name. `__Host-`: browsers take it only with
+/// `Secure`, `Path=/` and no `Domain`, so a sibling subdomain cannot plant
+/// one.
+pub(crate) const COOKIE: &str = "__Host-smolder_session";
 
 /// The header a state change made with a session cookie must carry.
 pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
@@ -228,7 +230,7 @@ impl Sessions {
 /// The `Set-Cookie` value that ends a session in the browser.
 pub(crate) fn clear_cookie() -> HeaderValue {
     HeaderValue::from_static(
-        "smolder_session=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0",
+        "__Host-smolder_session=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0",
     )
 }
 
@@ -268,10 +270,13 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(
             header::COOKIE,
-            HeaderValue::from_static("a=1; smolder_session=abc_-; b=2"),
+            HeaderValue::from_static("a=1; __Host-smolder_session=abc_-; b=2"),
         );
         assert_eq!(cookie_of(&headers), Some("abc_-"));
-        headers.insert(header::COOKIE, HeaderValue::from_static("smolder_session="));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("__Host-smolder_session="),
+        );
         assert_eq!(cookie_of(&headers), None);
     }
 }

@@ -117,7 +117,7 @@ async fn login(State(s): State<SignIn>, Query(q): Query<LoginQuery>) -> Response
 /// The cookie that binds a sign-in to the browser that started it (see
 /// `oidc::Pending`): `Lax`, as the provider's redirect back is a navigation
 /// another site starts; sent to the callback only.
-const SIGNIN_COOKIE: &str = "smolder_signin";
+const SIGNIN_COOKIE: &str = "__Secure-smolder_signin";
 
 fn signin_cookie(value: &str, max_age: u32) -> HeaderValue {
     HeaderValue::from_str(&format!(
