@@ -266,7 +266,9 @@ struct Tally {
     bytes: u64,
 }
 
-/// Runs the load and prints the report.
+/// Runs the load and prints the report; fails (after the report) when not
+/// one request was acknowledged, so a script notices a load that never
+/// arrived.
 pub(crate) async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
     anyhow::ensure!(args.batch_size > 0, "--batch-size must be at least 1");
@@ -276,6 +278,18 @@ pub(crate) async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         print_report(&report);
+    }
+    if report.requests_sent > 0 && report.requests_ok + report.requests_partial == 0 {
+        let reasons: Vec<String> = report
+            .failures
+            .iter()
+            .map(|(why, n)| format!("{n} × {why}"))
+            .collect();
+        anyhow::bail!(
+            "every one of the {} requests failed: {}",
+            report.requests_sent,
+            reasons.join(", ")
+        );
     }
     Ok(())
 }

@@ -338,3 +338,31 @@ async fn grpc_exports_need_an_ingest_token_in_the_metadata() {
     assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
     client.export(export(Some(&ingest))).await.unwrap();
 }
+
+#[test]
+fn loadgen_fails_when_not_one_request_was_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = smolder_tests::create_token(dir.path(), "default", "ingest");
+    let server = Server::start_in(dir.path(), &["--auth", "required"]);
+    let loadgen = |extra: &[&str]| {
+        Command::new(smolder_bin())
+            .args(["loadgen", "--endpoint"])
+            .arg(server.otlp_grpc_url())
+            .args(["--requests", "3", "--batch-size", "5"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // The token forgotten: every export is refused, and the exit code says so
+    // after the report.
+    let refused = loadgen(&[]);
+    assert!(!refused.status.success(), "{refused:?}");
+    let stdout = String::from_utf8_lossy(&refused.stdout);
+    assert!(stdout.contains("failed=3"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("every one of the 3 requests failed") && stderr.contains("Unauthenticated"),
+        "{stderr}"
+    );
+    assert!(loadgen(&["--token", &token]).status.success());
+}
