@@ -225,38 +225,11 @@ mod tests {
     /// rollup failed on every tick and fell back to one query per SLO.
     #[test]
     fn conditions_with_functions_the_planner_rewrites_evaluate() {
-        let yaml = r#"
-apiVersion: openslo/v1
-kind: SLO
-metadata:
-  name: pages
-spec:
-  service: frontend
-  indicator:
-    metadata:
-      name: pages-ok
-    spec:
-      ratioMetric:
-        counter: true
-        good:
-          metricSource:
-            type: smolder
-            spec:
-              table: spans
-              filter: "coalesce(status_message, '') = '' AND nvl(http_route, '/') <> '/boom'"
-        total:
-          metricSource:
-            type: smolder
-            spec:
-              table: spans
-              filter: "service_name = 'frontend'"
-  timeWindow:
-    - duration: 28d
-      isRolling: true
-  budgetingMethod: Occurrences
-  objectives:
-    - target: 0.99
-"#;
+        let yaml = smolder_sample_data::fixtures::availability_slo("frontend").replace(
+            "service_name = 'frontend' AND status_code <> 'ERROR'",
+            "coalesce(status_message, '') = '' AND nvl(http_route, '/') <> '/boom'",
+        );
+        assert!(yaml.contains("coalesce"), "the fixture's filter changed");
         let loaded = load_texts(
             &[("t".into(), yaml.into())],
             Defaults::default(),
