@@ -230,11 +230,7 @@ mod tests {
             "coalesce(status_message, '') = '' AND nvl(http_route, '/') <> '/boom'",
         );
         assert!(yaml.contains("coalesce"), "the fixture's filter changed");
-        let loaded = load_texts(
-            &[("t".into(), yaml.into())],
-            Defaults::default(),
-            &Origin::Api,
-        );
+        let loaded = load_texts(&[("t".into(), yaml)], Defaults::default(), &Origin::Api);
         assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
         let def = &loaded.slos[0];
         let conditions = RowConditions::compile(&SessionContext::new(), def)
