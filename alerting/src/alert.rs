@@ -5,10 +5,17 @@
 //! its windows both burn at or above the factor the alert becomes pending, and
 //! firing once that held for the condition's `alertAfter` (at once when it is
 //! zero). A firing alert whose condition stops holding keeps firing for
-//! `keep_firing_for`, then resolves; should it hold again within that time it
-//! simply goes on firing — no flapping.
+//! `keep_firing_for` (5 minutes by default), then resolves; should it hold
+//! again within that time it simply goes on firing.
+//!
+//! Hysteresis alone does not stop a burn rate that crosses its threshold
+//! every quarter of an hour from paging every quarter of an hour. An alert
+//! that starts firing for the `flap_count`-th time within `flap_window` is
+//! *flapping*: it says so (API, UI, notifications' alert JSON) and resolves
+//! only once its condition has not held for a whole `flap_window`, so its
+//! receivers hear of it at most `flap_count` times per window.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -108,6 +115,9 @@ pub struct Alert {
     /// Over-represented attribute values among bad events.
     #[serde(default)]
     pub hints: Vec<Hint>,
+    /// Whether it started firing too often lately (see the module's doc).
+    #[serde(default)]
+    pub flapping: bool,
 }
 
 impl Alert {
@@ -239,6 +249,10 @@ fn values(status: &SloStatus, instance: &InstanceStatus, c: &ConditionStatus) ->
 pub struct LifecycleOptions {
     /// How long an alert keeps firing after its condition stopped holding.
     pub keep_firing_for: Duration,
+    /// The window over which firings are counted for flapping.
+    pub flap_window: Duration,
+    /// Firings within `flap_window` that make an alert flapping (0: never).
+    pub flap_count: usize,
     /// Base URL of the web UI for `slo_url`.
     pub external_url: String,
 }
@@ -249,6 +263,9 @@ pub struct LifecycleOptions {
 pub struct Lifecycle {
     /// The alerts that are pending or firing.
     pub active: HashMap<String, Alert>,
+    /// When each alert started firing within the last `flap_window`, oldest
+    /// first.
+    pub firings: HashMap<String, VecDeque<i64>>,
 }
 
 /// What one step changed.
@@ -271,6 +288,7 @@ impl Lifecycle {
         let mut step = Step::default();
         let mut seen = std::collections::HashSet::new();
         let keep = duration_ns(options.keep_firing_for);
+        let flap = duration_ns(options.flap_window);
         let mut known_slos = std::collections::HashSet::new();
         for status in &snapshot.slos {
             let def = &status.definition;
@@ -309,11 +327,13 @@ impl Lifecycle {
                                 values: vals,
                                 examples: Vec::new(),
                                 hints: Vec::new(),
+                                flapping: false,
                             };
                             let for_ns = duration_ns(window.alert_after);
                             if for_ns == 0 {
                                 alert.state = State::Firing;
                                 alert.fired_at = Some(now);
+                                alert.flapping = count_firing(&mut self.firings, &fp, now, options);
                                 step.fired.push(fp.clone());
                             }
                             annotate(&mut alert, status, instance, window, options);
@@ -335,6 +355,9 @@ impl Lifecycle {
                                     alert.state = State::Firing;
                                     alert.fired_at = Some(now);
                                     step.fired.push(fp.clone());
+                                    let flapping =
+                                        count_firing(&mut self.firings, &fp, now, options);
+                                    alert.flapping = flapping;
                                 }
                                 (State::Pending, false) => {
                                     let mut gone = alert.clone();
@@ -346,7 +369,10 @@ impl Lifecycle {
                                     self.active.remove(&fp);
                                     continue;
                                 }
-                                (State::Firing, false) if now - alert.last_met >= keep => {
+                                (State::Firing, false)
+                                    if now - alert.last_met
+                                        >= if alert.flapping { keep.max(flap) } else { keep } =>
+                                {
                                     alert.state = State::Resolved;
                                     alert.resolved_at = Some(now);
                                 }
@@ -373,6 +399,13 @@ impl Lifecycle {
             .filter(|fp| !seen.contains(*fp))
             .cloned()
             .collect();
+        // Firings older than the flap window no longer count.
+        self.firings.retain(|_, at| {
+            while at.front().is_some_and(|&t| now - t >= flap) {
+                at.pop_front();
+            }
+            !at.is_empty()
+        });
         for fp in gone {
             let Some(mut alert) = self.active.remove(&fp) else {
                 continue;
@@ -401,6 +434,23 @@ impl Lifecycle {
         }
         step
     }
+}
+
+/// Records that the alert `fp` starts firing at `now`; returns whether that
+/// makes it flapping (its `flap_count`-th firing within `flap_window`).
+fn count_firing(
+    firings: &mut HashMap<String, VecDeque<i64>>,
+    fp: &str,
+    now: i64,
+    options: &LifecycleOptions,
+) -> bool {
+    let at = firings.entry(fp.to_string()).or_default();
+    let flap = duration_ns(options.flap_window);
+    while at.front().is_some_and(|&t| now - t >= flap) {
+        at.pop_front();
+    }
+    at.push_back(now);
+    options.flap_count > 0 && at.len() >= options.flap_count
 }
 
 fn transition(alert: &Alert, from: &str, now: i64) -> Transition {

@@ -77,9 +77,19 @@ smolder_common::config_section! {
         /// API's address).
         pub external_url: Option<String> = None,
         /// How long an alert keeps firing after its condition stops holding,
-        /// so a flapping burn rate does not resolve and re-fire.
+        /// so a burn rate wavering around its threshold does not resolve and
+        /// re-fire.
         #[serde(with = "humantime_serde")]
-        pub keep_firing_for: Duration = Duration::ZERO,
+        pub keep_firing_for: Duration = Duration::from_secs(300),
+        /// An alert that starts firing for the flap_count-th time within
+        /// flap_window is flapping: it is marked so, and resolves only after
+        /// its condition has not held for a whole flap_window, so its
+        /// receivers hear of it at most flap_count times per window.
+        #[serde(with = "humantime_serde")]
+        pub flap_window: Duration = Duration::from_secs(3600),
+        /// Firings within flap_window that make an alert flapping (0 turns
+        /// the detection off).
+        pub flap_count: usize = 3,
         /// How many example bad traces an alert carries (0 turns the examples
         /// and the cause hints off).
         pub examples: usize = 3,
@@ -265,6 +275,20 @@ pub fn scaling_receiver(target: &str) -> String {
 }
 
 impl AlertingConfig {
+    /// The alert lifecycle's options; links in alerts go to
+    /// `default_external_url` unless `external_url` is set.
+    pub fn lifecycle_options(&self, default_external_url: &str) -> crate::alert::LifecycleOptions {
+        crate::alert::LifecycleOptions {
+            keep_firing_for: self.keep_firing_for,
+            flap_window: self.flap_window,
+            flap_count: self.flap_count,
+            external_url: self
+                .external_url
+                .clone()
+                .unwrap_or_else(|| default_external_url.to_string()),
+        }
+    }
+
     /// Checks what TOML's types cannot; every problem names its field.
     pub fn check(&self) -> Result<(), Vec<ConfigProblem>> {
         let mut problems = Vec::new();

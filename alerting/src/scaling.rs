@@ -109,6 +109,7 @@ mod tests {
             values: Default::default(),
             examples: vec![],
             hints: vec![],
+            flapping: false,
         };
         let g = Labels::new();
         let at = |state: &ScalingState, firing: Option<&Alert>, burn: f64, secs: f64| {

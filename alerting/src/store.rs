@@ -306,6 +306,17 @@ impl Store {
         Ok(())
     }
 
+    /// When alerts started firing since `since` (Unix ns), oldest first: the
+    /// lifecycle's memory of firings, for flapping, across a restart.
+    pub fn firings_since(&self, since: i64) -> Result<Vec<(String, i64)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT fingerprint, at FROM alert_history WHERE state_to = 'firing' AND at >= ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![since], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
     /// `tenant`'s latest transitions, newest first.
     pub fn history(
         &self,

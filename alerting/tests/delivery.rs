@@ -68,6 +68,7 @@ fn notification(receiver: &str, group: usize, now: i64) -> Notification {
             values: Default::default(),
             examples: vec![],
             hints: vec![],
+            flapping: false,
         }],
         created_at: now,
         thread: String::new(),

@@ -46,6 +46,7 @@ fn snapshot(def: &Arc<SloDefinition>, met: &[bool]) -> Snapshot {
             short_burn_rate: if m { 25.0 } else { 0.4 },
             met: m,
             low_traffic: false,
+            min_events: 0.0,
         })
         .collect();
     Snapshot {
@@ -87,6 +88,7 @@ fn options(keep: Duration) -> LifecycleOptions {
     LifecycleOptions {
         keep_firing_for: keep,
         external_url: "http://smolder".to_string(),
+        ..LifecycleOptions::default()
     }
 }
 
@@ -149,6 +151,65 @@ fn pending_for_alert_after_then_firing_then_kept_then_resolved() {
         ("firing", "resolved")
     );
     assert!(lc.active.is_empty());
+}
+
+#[test]
+fn an_alert_firing_for_the_third_time_within_the_hour_is_flapping_and_holds() {
+    let def = Arc::new(definition());
+    let opts = LifecycleOptions {
+        flap_window: Duration::from_secs(3600),
+        flap_count: 3,
+        ..options(Duration::from_secs(300))
+    };
+    let mut lc = Lifecycle::default();
+    let page = [true, false, false, false];
+    let none = [false; 4];
+    let min = 60 * S;
+    let mut notified = Vec::new();
+    // The burn rate crosses the page threshold for a minute every 12
+    // minutes, for two hours.
+    for m in 0..120 {
+        let met = if m % 12 == 0 { &page } else { &none };
+        let step = lc.step(&snapshot(&def, met), m * min, &opts);
+        for t in step.transitions {
+            notified.push((m, t.to));
+        }
+    }
+    let flapping = lc.active.values().all(|a| a.flapping);
+    // Fired at 0, resolved 5 minutes after (kept for keep_firing_for), fired
+    // at 12, resolved at 17, fired at 24 — the third time: flapping, so it
+    // holds until an hour without the condition, which never comes.
+    let expect: Vec<(i64, String)> = [
+        (0, "firing"),
+        (5, "resolved"),
+        (12, "firing"),
+        (17, "resolved"),
+        (24, "firing"),
+    ]
+    .iter()
+    .map(|(m, s)| (*m, s.to_string()))
+    .collect();
+    assert_eq!(notified, expect);
+    assert!(flapping && lc.active.len() == 1, "{:?}", lc.active);
+    // Quiet for an hour: it resolves, and is no longer flapping when it
+    // fires again once the old firings are out of the window.
+    let mut m = 120;
+    let mut resolved_at = None;
+    while resolved_at.is_none() && m < 300 {
+        m += 1;
+        let step = lc.step(&snapshot(&def, &none), m * min, &opts);
+        if step.transitions.iter().any(|t| t.to == "resolved") {
+            resolved_at = Some(m);
+        }
+    }
+    assert_eq!(
+        resolved_at,
+        Some(108 + 60),
+        "an hour after the last time it held"
+    );
+    let step = lc.step(&snapshot(&def, &page), 300 * min, &opts);
+    assert_eq!(step.changed[0].state, State::Firing);
+    assert!(!step.changed[0].flapping);
 }
 
 #[test]

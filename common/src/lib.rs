@@ -137,6 +137,40 @@ pub trait TableSource: Send + Sync + fmt::Debug {
     fn object_store(&self) -> Option<(ObjectStoreUrl, Arc<dyn ObjectStore>)>;
 }
 
+/// A [`TableSource`] of batches held in memory, for every tenant alike and
+/// without files: what tests, benchmarks and simulations query when the
+/// storage layer (its log, buffer and files) is not what they are about.
+#[derive(Debug, Default)]
+pub struct BatchesInMemory {
+    tables: std::sync::Mutex<Vec<(Table, RecordBatch)>>,
+}
+
+impl BatchesInMemory {
+    /// Adds a batch to `table` (nothing for `None`, as conversions return).
+    pub fn push(&self, table: Table, batch: Option<RecordBatch>) {
+        if let Some(b) = batch {
+            sync::lock(&self.tables).push((table, b));
+        }
+    }
+}
+
+impl TableSource for BatchesInMemory {
+    fn snapshot(&self, _tenant: &Tenant, table: Table) -> TableSnapshot {
+        TableSnapshot {
+            batches: sync::lock(&self.tables)
+                .iter()
+                .filter(|(t, _)| *t == table)
+                .map(|(_, b)| b.clone())
+                .collect(),
+            files: Vec::new(),
+        }
+    }
+
+    fn object_store(&self) -> Option<(ObjectStoreUrl, Arc<dyn ObjectStore>)> {
+        None
+    }
+}
+
 impl<T: TableSource + ?Sized> TableSource for Arc<T> {
     fn snapshot(&self, tenant: &Tenant, table: Table) -> TableSnapshot {
         (**self).snapshot(tenant, table)

@@ -2,18 +2,15 @@
 //! and widen it only as needed; their answers equal the plain query over the
 //! whole range.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::object_store::ObjectStore;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use smolder_common::{Table, TableSnapshot, TableSource};
+use smolder_common::Table;
 use smolder_query::search::{
     LogSearch, TraceSearch, logs_sql, search_logs, search_traces, traces_sql,
 };
@@ -24,29 +21,6 @@ const MIN: i64 = 60 * SEC;
 const HOUR: i64 = 60 * MIN;
 /// 2026-01-01T00:00:00Z, the end of every searched range.
 const TO: i64 = 1_767_225_600 * SEC;
-
-#[derive(Debug, Default)]
-struct Memory(Mutex<Vec<(Table, RecordBatch)>>);
-
-impl TableSource for Memory {
-    fn snapshot(&self, _tenant: &smolder_common::Tenant, table: Table) -> TableSnapshot {
-        TableSnapshot {
-            batches: self
-                .0
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|(t, _)| *t == table)
-                .map(|(_, b)| b.clone())
-                .collect(),
-            files: Vec::new(),
-        }
-    }
-
-    fn object_store(&self) -> Option<(ObjectStoreUrl, Arc<dyn ObjectStore>)> {
-        None
-    }
-}
 
 fn text(key: &str, value: &str) -> KeyValue {
     KeyValue {
@@ -97,13 +71,15 @@ fn store(spans: Vec<Span>, logs: Vec<LogRecord>) -> QueryEngine {
             ..Default::default()
         }],
     };
-    let memory = Memory::default();
-    let mut tables = memory.0.lock().unwrap();
-    let spans = smolder_ingest::convert::spans(&traces).unwrap().batch;
-    tables.extend(spans.map(|b| (Table::Spans, b)));
-    let logs = smolder_ingest::convert::logs(&logs).unwrap().batch;
-    tables.extend(logs.map(|b| (Table::Logs, b)));
-    drop(tables);
+    let memory = smolder_common::BatchesInMemory::default();
+    memory.push(
+        Table::Spans,
+        smolder_ingest::convert::spans(&traces).unwrap().batch,
+    );
+    memory.push(
+        Table::Logs,
+        smolder_ingest::convert::logs(&logs).unwrap().batch,
+    );
     QueryEngine::new(vec![Arc::new(memory)], QueryLimits::default()).unwrap()
 }
 

@@ -34,6 +34,18 @@ use rand_chacha::ChaCha8Rng;
 
 pub use model::SERVICES;
 
+/// The sample SLOs (`sample-data/slos/`) by file name: one of each SLI kind
+/// over the generated telemetry, as the demo loads them.
+pub const SAMPLE_SLOS: [(&str, &str); 4] = [
+    ("checkout.yaml", include_str!("../slos/checkout.yaml")),
+    ("catalog.yaml", include_str!("../slos/catalog.yaml")),
+    ("frontend.yaml", include_str!("../slos/frontend.yaml")),
+    (
+        "payment-sloth.yaml",
+        include_str!("../slos/payment-sloth.yaml"),
+    ),
+];
+
 /// One batch of generated telemetry.
 #[derive(Debug, Clone, Default)]
 pub struct Telemetry {
@@ -100,6 +112,7 @@ impl Generator {
     /// checkout slows down.
     pub fn set_incident(&mut self, on: bool) {
         self.incident = on;
+        self.metrics.incident = on;
     }
 
     /// Whether an incident is under way.

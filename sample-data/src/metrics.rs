@@ -79,6 +79,8 @@ struct ServiceState {
 #[derive(Debug, Clone)]
 pub(crate) struct MetricState {
     services: Vec<ServiceState>,
+    /// Whether an incident is under way: memory use climbs.
+    pub(crate) incident: bool,
 }
 
 fn bounds_of(service: usize) -> &'static [f64] {
@@ -118,6 +120,7 @@ impl MetricState {
         };
         Self {
             services: vec![state; SERVICES.len()],
+            incident: false,
         }
     }
 
@@ -319,7 +322,14 @@ impl MetricState {
                 }),
             ));
         }
-        let memory = rng.random_range(90_000_000..160_000_000);
+        // 90–140 MB, and up to 160 MB during an incident (one draw either
+        // way, so the rest of the telemetry is the same).
+        let drawn: i64 = rng.random_range(90_000_000..160_000_000);
+        let memory = if self.incident {
+            drawn
+        } else {
+            90_000_000 + (drawn - 90_000_000) * 5 / 7
+        };
         out.push(metric(
             "process.memory.usage",
             "The amount of physical memory in use.",

@@ -28,6 +28,12 @@ smolder_common::config_section! {
         /// Low-traffic guard: a window with fewer events cannot make an alert
         /// condition true; per SLO: annotation smolder.dev/min-events.
         pub min_events: f64 = 0.0,
+        /// Low-traffic guard derived from each SLO's objective: a burn-rate
+        /// condition can only be met when its long window holds at least
+        /// min_bad_events / (factor × (1 − objective)) events, so that no
+        /// handful of failures pages; 0 turns it off. Per SLO: annotation
+        /// smolder.dev/min-bad-events.
+        pub min_bad_events: f64 = 5.0,
         /// Groups tracked per SLO at most, for SLOs with groupBy; per SLO:
         /// maxGroups.
         pub max_groups: usize = 100,
@@ -61,6 +67,11 @@ smolder_common::config_section! {
         problems.check(
             self.min_events.is_finite() && self.min_events >= 0.0,
             "min_events",
+            "must be a number of 0 or more",
+        );
+        problems.check(
+            self.min_bad_events.is_finite() && self.min_bad_events >= 0.0,
+            "min_bad_events",
             "must be a number of 0 or more",
         );
         problems.check(self.max_groups > 0, "max_groups", "must be positive");
@@ -107,6 +118,7 @@ impl SloConfig {
         Defaults {
             max_groups: self.max_groups,
             min_events: self.min_events,
+            min_bad_events: self.min_bad_events,
             bounds: Bounds {
                 max_slos: self.max_slos,
                 max_groups: self.max_groups_limit,

@@ -2,14 +2,24 @@
 //! and alert conditions at one instant. The math of DESIGN.md ("SLO math").
 //!
 //! Windows are whole buckets: a window of length W at time `now` covers the
-//! last ⌈W / width⌉ buckets, the one containing `now` included.
+//! last ⌈W / width⌉ buckets, the one containing `now` included. So does a
+//! rolling period; a calendar period covers the buckets that start within it.
+//!
+//! The low-traffic guard ([`guard_events`]): a burn rate over a handful of
+//! events means nothing (one failure among 40 requests burns a 99.9 % budget
+//! 25 times too fast), so a condition is only met when its long window holds
+//! enough events that reaching its factor takes at least `min_bad_events`
+//! bad events (5 by default): events ≥ min_bad_events / (factor × (1 −
+//! objective)) — 348 events in the hour for the 14.4× page of a 99.9 % SLO.
+//! The short window only confirms that the burn goes on, so it needs events,
+//! not as many.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::model::{Severity, SloDefinition, Window, duration_ns};
+use crate::model::{Period, Severity, SloDefinition, Window, duration_ns};
 use crate::rollup::{Counts, Rollup};
 
 /// The state of one alert condition (a pair of windows).
@@ -34,6 +44,9 @@ pub struct ConditionStatus {
     pub met: bool,
     /// Whether a window had fewer events than the low-traffic guard asks.
     pub low_traffic: bool,
+    /// The events the long window needs before the condition can be met
+    /// (the low-traffic guard, [`guard_events`]).
+    pub min_events: f64,
 }
 
 /// Everything known about one SLO instance at one instant.
@@ -118,18 +131,55 @@ pub fn budget_remaining(counts: Counts, objective: f64) -> f64 {
     1.0 - counts.bad() / (error_budget(objective) * counts.total)
 }
 
+/// The first bucket of the window of length `window` ending at `now_ns`
+/// (the last is the one containing `now_ns`).
+fn window_start(bucket_ns: i64, now_ns: i64, window: Duration) -> i64 {
+    let buckets = (duration_ns(window) + bucket_ns - 1) / bucket_ns;
+    now_ns.div_euclid(bucket_ns) - buckets + 1
+}
+
 /// The counts of the window of length `window` ending at `now_ns`.
 pub fn window_counts(rollup: &Rollup, bucket_ns: i64, now_ns: i64, window: Duration) -> Counts {
-    let now_index = now_ns.div_euclid(bucket_ns);
-    let buckets = (duration_ns(window) + bucket_ns - 1) / bucket_ns;
-    rollup.sum(now_index - buckets + 1, now_index)
+    rollup.sum(
+        window_start(bucket_ns, now_ns, window),
+        now_ns.div_euclid(bucket_ns),
+    )
+}
+
+/// The first bucket of the period at `now_ns`: a rolling period is a window
+/// of its length; a calendar period starts with the first bucket that starts
+/// within it.
+pub fn period_first_bucket(def: &SloDefinition, bucket_ns: i64, now_ns: i64) -> i64 {
+    match &def.period {
+        Period::Rolling { duration } => window_start(bucket_ns, now_ns, *duration),
+        Period::Calendar { .. } => {
+            let (start, _) = def.period_bounds(now_ns);
+            start.div_euclid(bucket_ns) + i64::from(start.rem_euclid(bucket_ns) != 0)
+        }
+    }
+}
+
+/// The low-traffic guard of a condition whose windows must burn at `factor`:
+/// the fewest events its long window needs, so that reaching the factor takes
+/// at least `min_bad_events` bad events — ⌈min_bad_events / (factor × (1 −
+/// objective))⌉ — and at least the SLO's `min_events`.
+pub fn guard_events(def: &SloDefinition, factor: f64) -> f64 {
+    let derived = if def.min_bad_events > 0.0 && factor > 0.0 {
+        // Less a hair, so that 5 / (1 × 0.005) is 1000, not 1001.
+        (def.min_bad_events / (factor * error_budget(def.objective)) - 1e-9).ceil()
+    } else {
+        0.0
+    };
+    derived.max(def.min_events)
 }
 
 /// Evaluates one instance at `now_ns`.
 pub fn evaluate(def: &SloDefinition, rollup: &Rollup, bucket_ns: i64, now_ns: i64) -> Evaluation {
-    let (period_start, period_end) = def.period_bounds(now_ns);
+    let (_, period_end) = def.period_bounds(now_ns);
+    let first = period_first_bucket(def, bucket_ns, now_ns);
+    let period_start = first * bucket_ns;
     let now_index = now_ns.div_euclid(bucket_ns);
-    let period = rollup.sum(period_start.div_euclid(bucket_ns), now_index);
+    let period = rollup.sum(first, now_index);
     let mut burn_rates = BTreeMap::new();
     let mut window_events = BTreeMap::new();
     let mut window = |d: Duration| {
@@ -144,7 +194,8 @@ pub fn evaluate(def: &SloDefinition, rollup: &Rollup, bucket_ns: i64, now_ns: i6
     for w in &def.alert_windows {
         let (long, long_events) = window(w.long);
         let (short, short_events) = window(w.short);
-        let low_traffic = long_events < def.min_events.max(f64::MIN_POSITIVE)
+        let min_events = guard_events(def, w.factor);
+        let low_traffic = long_events < min_events.max(f64::MIN_POSITIVE)
             || short_events < def.min_events.max(f64::MIN_POSITIVE);
         conditions.push(ConditionStatus {
             name: w.name.clone(),
@@ -156,6 +207,7 @@ pub fn evaluate(def: &SloDefinition, rollup: &Rollup, bucket_ns: i64, now_ns: i6
             short_burn_rate: short,
             met: !low_traffic && long >= w.factor && short >= w.factor,
             low_traffic,
+            min_events,
         });
     }
     let remaining = budget_remaining(period, def.objective);
@@ -201,7 +253,7 @@ fn severity_order(conditions: &[ConditionStatus]) -> AlertState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Budgeting, Period, Sli, SliKind, default_alert_windows};
+    use crate::model::{Budgeting, Sli, SliKind, default_alert_windows};
     use smolder_common::Table;
 
     const MIN: i64 = 60_000_000_000;
@@ -229,6 +281,7 @@ mod tests {
             group_by: vec![],
             max_groups: 1,
             min_events: 0.0,
+            min_bad_events: 0.0,
             alert_windows: default_alert_windows(period),
             runbook_url: None,
             labels: Default::default(),
@@ -301,6 +354,124 @@ mod tests {
         assert!(e.conditions.iter().all(|c| !c.met && c.low_traffic));
         assert_eq!(e.alert_state, AlertState::Ok);
         assert_eq!(e.time_to_exhaustion_seconds, None);
+    }
+
+    #[test]
+    fn the_derived_guard_needs_enough_events_that_a_page_takes_five_failures() {
+        let mut def = slo(0.999);
+        def.min_bad_events = 5.0;
+        // 5 / (14.4 × 0.001) = 347.2…; 5 / (1 × 0.001) = 5000 exactly.
+        assert_eq!(guard_events(&def, 14.4), 348.0);
+        assert_eq!(guard_events(&def, 1.0), 5000.0);
+        def.min_events = 6000.0;
+        assert_eq!(guard_events(&def, 1.0), 6000.0, "min_events still applies");
+        def.min_events = 0.0;
+        let now = 30 * DAY;
+        let mut r = ring();
+        // The first minute of a service: 2 failures among 40 requests burn
+        // the budget 50 times too fast, and mean nothing.
+        r.replace(now / MIN, now / MIN, &[(now / MIN, [38.0, 40.0])]);
+        let e = evaluate(&def, &r, MIN, now);
+        assert!(e.conditions[0].long_burn_rate >= 14.4);
+        assert!(
+            e.conditions.iter().all(|c| c.low_traffic && !c.met),
+            "{e:?}"
+        );
+        assert_eq!(e.conditions[0].min_events, 348.0);
+        // An hour of 7 requests a minute, one failing: enough events.
+        let values: Vec<_> = (now / MIN - 59..=now / MIN)
+            .map(|i| (i, [6.0, 7.0]))
+            .collect();
+        r.replace(values[0].0, now / MIN, &values);
+        let e = evaluate(&def, &r, MIN, now);
+        assert_eq!(e.window_events[&Window(Duration::from_secs(3600))], 420.0);
+        assert!(!e.conditions[0].low_traffic, "{:?}", e.conditions[0]);
+        assert!(e.conditions[0].met, "{:?}", e.conditions[0]);
+    }
+
+    /// A plain count of `buckets` whose start lies in `[from_ns, now's
+    /// bucket]`, in budget units.
+    fn plain(budgeting: &Budgeting, buckets: &[(i64, [f64; 2])], first: i64, last: i64) -> Counts {
+        buckets
+            .iter()
+            .filter(|(i, _)| (first..=last).contains(i))
+            .fold(Counts::default(), |c, (_, [g, t])| {
+                let [g, t] = budgeting.units(*g, *t);
+                Counts {
+                    good: c.good + g,
+                    total: c.total + t,
+                }
+            })
+    }
+
+    /// Equal counts (slice ratios summed in another order may differ in the
+    /// last bit).
+    fn same(a: Counts, b: Counts) -> bool {
+        a.total == b.total && (a.good - b.good).abs() <= 1e-9 * b.good.max(1.0)
+    }
+
+    fn methods() -> Vec<Budgeting> {
+        vec![
+            Budgeting::Occurrences,
+            Budgeting::Timeslices {
+                slice_target: 0.9,
+                slice: Duration::from_secs(60),
+            },
+            Budgeting::RatioTimeslices {
+                slice: Duration::from_secs(60),
+            },
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Over 33 days of minute buckets, a 30-day rolling period counts
+        /// exactly its 43,200 buckets, and a calendar month exactly the
+        /// buckets that start within it, for every budgeting method.
+        #[test]
+        fn periods_cover_exactly_their_length_in_buckets(
+            seed in proptest::collection::vec((0i64..33 * 1440, 0u8..20, 1u8..20), 50..400),
+            now_offset in 0i64..3 * DAY,
+            edge in 0i64..5,
+        ) {
+            let start = 1_767_225_600_000_000_000 / MIN * MIN; // 2026-01-01 UTC
+            let now = start + 30 * DAY + now_offset;
+            let now_index = now / MIN;
+            let mut buckets: Vec<(i64, [f64; 2])> = seed
+                .iter()
+                .map(|&(i, g, t)| (start / MIN + i, [f64::from(g.min(t)), f64::from(t)]))
+                .collect();
+            // Buckets right at the rolling period's edge, where it went wrong.
+            for k in 0..=edge {
+                buckets.push((now_index - 43_200 + 1 - k, [1.0, 2.0]));
+            }
+            buckets.sort_by_key(|b| b.0);
+            buckets.dedup_by_key(|b| b.0);
+            let calendar = Period::Calendar {
+                unit: crate::model::CalendarUnit::Month,
+                count: 1,
+                start: chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap(),
+                time_zone: chrono_tz::Europe::Berlin,
+            };
+            for budgeting in methods() {
+                let mut r = Rollup::new(budgeting, 34 * 1440, 0);
+                r.replace(buckets[0].0, now_index, &buckets);
+                let mut def = slo(0.99);
+                def.budgeting = budgeting;
+                let e = evaluate(&def, &r, MIN, now);
+                let expect = plain(&budgeting, &buckets, now_index - 43_200 + 1, now_index);
+                proptest::prop_assert!(same(e.period, expect), "rolling, {:?}: {:?} ≠ {:?}", budgeting, e.period, expect);
+                proptest::prop_assert_eq!(e.period_start_ns, (now_index - 43_200 + 1) * MIN);
+                def.period = calendar.clone();
+                let (from, _) = def.period_bounds(now);
+                let e = evaluate(&def, &r, MIN, now);
+                let first = from.div_euclid(MIN) + i64::from(from % MIN != 0);
+                let expect = plain(&budgeting, &buckets, first, now_index);
+                proptest::prop_assert!(same(e.period, expect), "calendar, {:?}: {:?} ≠ {:?}", budgeting, e.period, expect);
+                proptest::prop_assert_eq!(e.period_start_ns, from);
+            }
+        }
     }
 
     #[test]

@@ -8,6 +8,9 @@
 //! * `smolder_slo_alert_condition{slo,group,condition,severity}` — 1 while met
 //! * `smolder_slo_events{slo,group,window}` — events per alert window
 //! * `smolder_slo_backfill_progress{slo}` — 0 to 1
+//! * `smolder_slo_batch_fallbacks_total` — row SLOs updated one by one
+//!   instead of together with the others of their table, per tick (0 unless
+//!   something is wrong: the server logs why, once)
 //!
 //! `group` is the group's JSON text, `{}` for an SLO without groups. The
 //! series of SLOs of tenants other than the default one carry a `tenant`
@@ -133,6 +136,16 @@ impl Collector for SloCollector {
             "slo_backfill_progress",
             "Share of the SLO's history rolled up (1 when caught up)",
             &progress,
+        )?;
+        smolder_common::metrics::counter(
+            &mut encoder,
+            "slo_batch_fallbacks",
+            "Row SLOs updated one by one instead of together with the others of their table, per tick",
+            engines
+                .all()
+                .iter()
+                .map(|e| e.batch_fallbacks())
+                .sum::<u64>(),
         )
     }
 }

@@ -38,6 +38,10 @@ pub struct SloDefinition {
     /// Low-traffic guard: a window with fewer events than this cannot make an
     /// alert condition true.
     pub min_events: f64,
+    /// Low-traffic guard derived from the objective: a condition's long
+    /// window needs enough events that its burn-rate factor takes at least
+    /// this many bad events ([`crate::eval::guard_events`]); 0 turns it off.
+    pub min_bad_events: f64,
     /// The multi-window burn-rate conditions.
     pub alert_windows: Vec<AlertWindow>,
     /// Where the on-call finds what to do.

@@ -191,6 +191,8 @@ impl SloEngines {
                 failed: a.failed + r.failed,
                 update: a.update.max(r.update),
                 evaluate: a.evaluate.max(r.evaluate),
+                batched: a.batched + r.batched,
+                fallbacks: a.fallbacks + r.fallbacks,
             })
     }
 

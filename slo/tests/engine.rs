@@ -6,13 +6,9 @@
 //! ticks, then checks every alert window's counts, burn rate and the budget
 //! left against a plain computation from the generated events — exactly.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::object_store::ObjectStore;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
@@ -24,7 +20,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, status};
 use proptest::prelude::*;
 use smolder_common::clock::ManualClock;
-use smolder_common::{Table, TableSnapshot, TableSource};
+use smolder_common::{Table, TableSource};
 use smolder_query::{QueryEngine, QueryLimits};
 use smolder_slo::eval::{budget_remaining, burn_rate};
 use smolder_slo::model::Window;
@@ -37,43 +33,7 @@ const MIN: i64 = 60 * SEC;
 /// 2026-01-01T00:00:00Z.
 const T0: i64 = 1_767_225_600 * SEC;
 
-/// Batches in memory, as the storage layer would hand them to queries.
-#[derive(Debug, Default)]
-struct Memory {
-    tables: Mutex<HashMap<Table, Vec<RecordBatch>>>,
-}
-
-impl Memory {
-    fn push(&self, table: Table, batch: Option<RecordBatch>) {
-        if let Some(b) = batch {
-            self.tables
-                .lock()
-                .unwrap()
-                .entry(table)
-                .or_default()
-                .push(b);
-        }
-    }
-}
-
-impl TableSource for Memory {
-    fn snapshot(&self, _tenant: &smolder_common::Tenant, table: Table) -> TableSnapshot {
-        TableSnapshot {
-            batches: self
-                .tables
-                .lock()
-                .unwrap()
-                .get(&table)
-                .cloned()
-                .unwrap_or_default(),
-            files: Vec::new(),
-        }
-    }
-
-    fn object_store(&self) -> Option<(ObjectStoreUrl, Arc<dyn ObjectStore>)> {
-        None
-    }
-}
+type Memory = smolder_common::BatchesInMemory;
 
 fn kv(key: &str, value: &str) -> KeyValue {
     KeyValue {
@@ -440,6 +400,8 @@ metadata:
   name: shop-latency
   annotations:
     smolder.dev/min-events: "3"
+    # This SLO's tests count a handful of events.
+    smolder.dev/min-bad-events: "0"
 spec:
   service: shop
   indicator:
@@ -1002,4 +964,166 @@ async fn slos_created_over_history_backfill_together_within_the_tick_budget() {
         }
     );
     assert_eq!(period("shop-latency"), Counts { good, total });
+}
+
+/// An engine over the SLO files of `dir`, as `smolder serve` builds it.
+async fn engine_over_dir(
+    memory: &Arc<Memory>,
+    clock: &Arc<ManualClock>,
+    dir: &std::path::Path,
+) -> Arc<SloEngine> {
+    let config = smolder_slo::SloConfig {
+        dir: Some(dir.to_path_buf()),
+        ..smolder_slo::SloConfig::default()
+    };
+    let query = QueryEngine::new(
+        vec![Arc::clone(memory) as Arc<dyn TableSource>],
+        QueryLimits::default(),
+    )
+    .unwrap();
+    SloEngine::new(
+        query,
+        Db::in_memory().unwrap(),
+        Arc::clone(clock) as Arc<dyn smolder_common::clock::Clock>,
+        config.engine_options(Duration::from_secs(30)),
+    )
+    .await
+    .unwrap()
+}
+
+/// Every sample SLO counted over rows — good, bad and total filters, a
+/// latency threshold in a filter, a gauge threshold, and the grouped one
+/// without its groups — is rolled up together with the others of its table,
+/// tick after tick, with no fallback to one query per SLO.
+#[tokio::test]
+async fn every_sample_row_slo_is_rolled_up_together_with_no_fallback() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in smolder_sample_data::SAMPLE_SLOS {
+        // Groups are rolled up per SLO; without them the SLO joins the batch.
+        let text = text.replace(
+            "              groupBy: [http_route]\n              maxGroups: 20\n",
+            "",
+        );
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let memory = Arc::new(Memory::default());
+    let clock = Arc::new(ManualClock::new(T0));
+    let engine = engine_over_dir(&memory, &clock, dir.path()).await;
+    let row_slos: Vec<String> = engine
+        .snapshot()
+        .slos
+        .iter()
+        .filter(|s| {
+            matches!(
+                s.definition.sli.kind,
+                smolder_slo::model::SliKind::Rows { .. }
+                    | smolder_slo::model::SliKind::Threshold { .. }
+            )
+        })
+        .map(|s| {
+            assert!(s.definition.group_by.is_empty(), "{}", s.definition.id);
+            s.definition.id.clone()
+        })
+        .collect();
+    assert_eq!(row_slos.len(), 5, "{row_slos:?}");
+    let mut generator = smolder_sample_data::Generator::new(42, T0 as u64);
+    generator.set_incident(true);
+    for minute in 1..=4 {
+        for second in 0..60 {
+            let telemetry = generator.requests(5, SEC as u64);
+            memory.push(
+                Table::Spans,
+                smolder_ingest::convert::spans(&telemetry.traces)
+                    .unwrap()
+                    .batch,
+            );
+            memory.push(
+                Table::Logs,
+                smolder_ingest::convert::logs(&telemetry.logs)
+                    .unwrap()
+                    .batch,
+            );
+            if second % 10 == 0 {
+                memory.push(
+                    Table::Metrics,
+                    smolder_ingest::convert::metrics(&generator.metrics())
+                        .unwrap()
+                        .batch,
+                );
+            }
+        }
+        clock.set(T0 + minute * MIN + 7 * SEC);
+        let report = engine.tick().await;
+        assert_eq!(report.fallbacks, 0, "minute {minute}");
+        if minute > 1 {
+            // Caught up: every row SLO in the batched path.
+            assert_eq!(report.batched, row_slos.len(), "minute {minute}");
+        }
+        for s in &engine.snapshot().slos {
+            assert_eq!(s.error, None, "{}", s.definition.id);
+        }
+    }
+    assert_eq!(engine.batch_fallbacks(), 0);
+    let snap = engine.snapshot();
+    for id in &row_slos {
+        let s = snap.slos.iter().find(|s| &s.definition.id == id).unwrap();
+        assert!(
+            s.instances[0].evaluation.period.total > 0.0,
+            "{id} counted nothing"
+        );
+    }
+}
+
+/// When rolling up a batch fails, its SLOs are updated one by one that tick
+/// and counted as fallbacks; the failing SLO then goes alone and the others
+/// are batched again.
+#[tokio::test]
+async fn a_failing_batch_is_counted_and_its_other_slos_are_batched_again() {
+    let memory = Arc::new(Memory::default());
+    let clock = Arc::new(ManualClock::new(T0));
+    let engine = engine(&memory, &clock, Duration::from_secs(120)).await;
+    let (ok, errors) = ungrouped_slos();
+    // Integer division by zero: an error only when a row is read.
+    let failing = ok.replace("  name: ok\n", "  name: broken\n").replace(
+        "service_name = 'shop'",
+        "service_name = 'shop' AND 1 / (duration_ns - duration_ns) = 0",
+    );
+    assert_ne!(failing, ok);
+    for (id, yaml) in [
+        ("ok", ok.as_str()),
+        ("errors", errors.as_str()),
+        ("broken", failing.as_str()),
+    ] {
+        engine.put(id, yaml).await.unwrap();
+    }
+    clock.set(T0 + MIN);
+    engine.tick().await;
+    let spans: Vec<Span> = (0..10)
+        .map(|i| span("/pay", T0 + MIN + i * SEC, 20, i < 2, 2000 + i as u64))
+        .collect();
+    let converted = smolder_ingest::convert::spans(&spans_request("shop", spans)).unwrap();
+    memory.push(Table::Spans, converted.batch);
+    clock.set(T0 + 2 * MIN);
+    let report = engine.tick().await;
+    assert_eq!(report.fallbacks, 3, "the whole batch fell back");
+    assert_eq!(engine.batch_fallbacks(), 3);
+    let snap = engine.snapshot();
+    let broken = snap
+        .slos
+        .iter()
+        .find(|s| s.definition.id == "broken")
+        .unwrap();
+    assert!(
+        broken.error.as_deref().unwrap_or("").contains("zero"),
+        "{:?}",
+        broken.error
+    );
+    clock.set(T0 + 3 * MIN);
+    let report = engine.tick().await;
+    assert_eq!(
+        (report.batched, report.fallbacks),
+        (2, 0),
+        "the others are batched again"
+    );
+    assert_eq!(engine.batch_fallbacks(), 3);
 }

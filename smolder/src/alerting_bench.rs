@@ -261,6 +261,7 @@ fn sample_alert(i: usize) -> Alert {
         values: Default::default(),
         examples: vec![],
         hints: vec![],
+        flapping: false,
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use clap::Args;
 use prost::Message;
-use smolder_sample_data::Generator;
+use smolder_sample_data::{Generator, SAMPLE_SLOS};
 
 use crate::config::{Config, Layers, ServeArgs};
 use crate::serve;
@@ -45,27 +45,6 @@ fn unix_nanos() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
 }
-
-/// The sample SLOs (`sample-data/slos/`), one of each SLI kind, built into
-/// the binary so the demo runs from anywhere.
-const SAMPLE_SLOS: [(&str, &str); 4] = [
-    (
-        "checkout.yaml",
-        include_str!("../../sample-data/slos/checkout.yaml"),
-    ),
-    (
-        "catalog.yaml",
-        include_str!("../../sample-data/slos/catalog.yaml"),
-    ),
-    (
-        "frontend.yaml",
-        include_str!("../../sample-data/slos/frontend.yaml"),
-    ),
-    (
-        "payment-sloth.yaml",
-        include_str!("../../sample-data/slos/payment-sloth.yaml"),
-    ),
-];
 
 /// Writes the sample SLOs into `<data dir>/demo-slos` (unless an SLO
 /// directory is configured) and returns the directory to load.

@@ -80,6 +80,13 @@ fn start(dir: &Path, slos: &[(&str, String)], alerting: &str) -> Server {
     for (name, text) in slos {
         std::fs::write(slo_dir.join(name), text).unwrap();
     }
+    // These tests watch alerts resolve in real time: no hysteresis (the
+    // lifecycle's own tests cover keep_firing_for and flapping).
+    let no_hysteresis = "[alerting]\nkeep_firing_for = \"0s\"\n";
+    let alerting = match alerting.strip_prefix("[alerting]\n") {
+        Some(rest) => format!("{no_hysteresis}{rest}"),
+        None => format!("{no_hysteresis}{alerting}"),
+    };
     let config = dir.join("smolder.toml");
     std::fs::write(&config, alerting).unwrap();
     let data = dir.join("data");

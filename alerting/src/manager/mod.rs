@@ -147,6 +147,10 @@ impl Alerting {
                 }
             }
         }
+        let since = now.saturating_sub(smolder_slo::model::duration_ns(config.flap_window));
+        for (fp, at) in store.firings_since(since)? {
+            lifecycle.firings.entry(fp).or_default().push_back(at);
+        }
         let silences = store.silences()?;
         let scaling = store
             .scalings()?

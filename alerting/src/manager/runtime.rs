@@ -119,13 +119,7 @@ pub(super) fn compile(
         maintenance,
         scaling,
         receivers,
-        options: LifecycleOptions {
-            keep_firing_for: config.keep_firing_for,
-            external_url: config
-                .external_url
-                .clone()
-                .unwrap_or_else(|| default_external_url.to_string()),
-        },
+        options: config.lifecycle_options(default_external_url),
         config: config.clone(),
     })
 }

@@ -74,6 +74,7 @@ pub(crate) fn notification(status: &str) -> Notification {
             bad_share: 0.92,
             total_share: 0.18,
         }],
+        flapping: false,
     };
     Notification {
         id: "018bd0f0-0000-7000-8000-000000000001".into(),

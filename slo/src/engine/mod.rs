@@ -159,6 +159,11 @@ pub struct TickReport {
     pub update: Duration,
     /// Time spent evaluating.
     pub evaluate: Duration,
+    /// SLOs updated together with others of their table, over one read.
+    pub batched: usize,
+    /// Row SLOs without groups that had to be updated one by one (rolling
+    /// them up together failed, or their conditions did not compile).
+    pub fallbacks: usize,
 }
 
 /// The SLO engine.
@@ -174,6 +179,12 @@ pub struct SloEngine {
     problems: RwLock<Vec<Problem>>,
     dir_stamp: std::sync::Mutex<Vec<(PathBuf, SystemTime, u64)>>,
     ticks: std::sync::atomic::AtomicU64,
+    /// Row SLOs updated one by one instead of together, per tick, since
+    /// start (`smolder_slo_batch_fallbacks_total`).
+    fallbacks: std::sync::atomic::AtomicU64,
+    /// The fallbacks' errors already logged: each is logged once, not at
+    /// every tick.
+    fallback_errors: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Updates not yet stored because the database failed.
     unsaved: std::sync::Mutex<Vec<Update>>,
 }
@@ -208,6 +219,8 @@ impl SloEngine {
             problems: RwLock::new(Vec::new()),
             dir_stamp: std::sync::Mutex::new(Vec::new()),
             ticks: std::sync::atomic::AtomicU64::new(0),
+            fallbacks: std::sync::atomic::AtomicU64::new(0),
+            fallback_errors: std::sync::Mutex::new(std::collections::HashSet::new()),
             unsaved: std::sync::Mutex::new(Vec::new()),
         });
         let api_docs = engine.db.api_slos()?;
@@ -243,6 +256,30 @@ impl SloEngine {
         &self.options
     }
 
+    /// Row SLOs updated one by one instead of together since start, counted
+    /// once per tick each.
+    pub fn batch_fallbacks(&self) -> u64 {
+        self.fallbacks.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts the row SLOs (id, why) updated one by one this tick although
+    /// they could have been updated together with others, and logs each
+    /// reason the first time it is seen.
+    fn count_fallbacks(&self, fallbacks: &[(String, String)]) -> usize {
+        for (slo, reason) in fallbacks {
+            let first = {
+                let mut seen = smolder_common::sync::lock(&self.fallback_errors);
+                seen.len() < 256 && seen.insert(reason.clone())
+            };
+            if first {
+                tracing::warn!(slo = %slo, error = %reason, "An SLO is rolled up on its own instead of together with the others of its table (slower). Logged once; counted in smolder_slo_batch_fallbacks_total.");
+            }
+        }
+        self.fallbacks
+            .fetch_add(fallbacks.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        fallbacks.len()
+    }
+
     /// The result of the last tick.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         Arc::clone(&read(&self.snapshot))
@@ -267,13 +304,18 @@ impl SloEngine {
         let oldest = &oldest;
         let budget = BackfillBudget::new(self.options.backfill_budget);
         let budget = &budget;
-        let (mut batched, rest) = self.update_batched(&runtimes, now, oldest, budget).await;
+        let (mut batched, rest, fallbacks) =
+            self.update_batched(&runtimes, now, oldest, budget).await;
+        let mut report = TickReport {
+            batched: batched.len(),
+            fallbacks: self.count_fallbacks(&fallbacks),
+            ..TickReport::default()
+        };
         let results: Vec<Option<Update>> = futures::stream::iter(rest)
             .map(|rt| async move { self.update(&rt, now, oldest, budget).await })
             .buffer_unordered(self.options.concurrency.max(1))
             .collect()
             .await;
-        let mut report = TickReport::default();
         batched.extend(results.into_iter().flatten());
         let updates = batched;
         report.updated = updates.len();

@@ -150,6 +150,7 @@ impl SloEngine {
                             id,
                             Arc::new(Runtime {
                                 rows: rt.rows.clone(),
+                                rows_error: rt.rows_error.clone(),
                                 bucket_ns: rt.bucket_ns,
                                 fingerprint,
                                 capacity: capacity.max(rt.capacity),
@@ -256,14 +257,18 @@ impl SloEngine {
             }
             None => {}
         }
-        let rows = RowConditions::compile(self.query.context(), &def).unwrap_or_else(|e| {
-            // Its own query will report the problem.
-            tracing::warn!(slo = %def.id, error = %e, "The SLI's conditions do not compile; the SLO is rolled up on its own.");
-            None
-        });
+        // On an error its own query reports the problem, if there is one.
+        let (rows, rows_error) = match RowConditions::compile(self.query.context(), &def) {
+            Ok(rows) => (rows, None),
+            Err(e) => (
+                None,
+                Some(format!("the SLI's conditions do not compile: {e}")),
+            ),
+        };
         Ok(Runtime {
             def: Arc::new(def),
             rows,
+            rows_error,
             bucket_ns,
             fingerprint,
             capacity,

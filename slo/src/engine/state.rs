@@ -100,6 +100,9 @@ pub(super) struct Runtime {
     /// The compiled conditions of a row SLI without groups: its rollups
     /// come from one read of the table shared with the other such SLOs.
     pub(super) rows: Option<RowConditions>,
+    /// Why a row SLI without groups has no compiled conditions (and so is
+    /// rolled up on its own).
+    pub(super) rows_error: Option<String>,
     pub(super) bucket_ns: i64,
     pub(super) fingerprint: String,
     pub(super) capacity: usize,

@@ -137,18 +137,23 @@ impl SloEngine {
     /// Updates the row SLOs without groups on the same table, bucket width
     /// and first bucket together: one read of the new rows (per chunk of
     /// history while they backfill) for all of them, their conditions
-    /// evaluated on it. Returns their updates; the SLOs it could not update
-    /// so (or whose read failed) are left to [`Self::update`].
+    /// evaluated on it. Returns their updates, the SLOs it could not update
+    /// so (or whose read failed), left to [`Self::update`], and among those
+    /// the row SLOs that should have been updated so, with why not.
     pub(super) async fn update_batched(
         &self,
         runtimes: &[Arc<Runtime>],
         now: i64,
         oldest: &OldestRows,
         budget: &BackfillBudget,
-    ) -> (Vec<Update>, Vec<Arc<Runtime>>) {
+    ) -> (Vec<Update>, Vec<Arc<Runtime>>, Vec<(String, String)>) {
         let mut sets: BTreeMap<(&'static str, i64, i64), Vec<Arc<Runtime>>> = BTreeMap::new();
         let mut rest = Vec::new();
+        let mut fallbacks = Vec::new();
         for rt in runtimes {
+            if let Some(e) = &rt.rows_error {
+                fallbacks.push((rt.def.id.clone(), e.clone()));
+            }
             let st = rt.state.lock().await;
             // An SLO whose last update failed goes alone, so that a slow or
             // failing condition does not hold up the others.
@@ -171,12 +176,13 @@ impl SloEngine {
                 Ok(done) => updates.extend(done),
                 Err(e) => {
                     // Each SLO on its own reports its own error.
-                    tracing::warn!(error = %e, slos = members.len(), "Rolling up SLOs together failed; updating them one by one.");
+                    let reason = format!("rolling up SLOs together failed: {e}");
+                    fallbacks.extend(members.iter().map(|rt| (rt.def.id.clone(), reason.clone())));
                     rest.extend(members);
                 }
             }
         }
-        (updates, rest)
+        (updates, rest, fallbacks)
     }
 
     /// Rolls up `batch` (row SLOs sharing a table, bucket width and first

@@ -34,6 +34,9 @@ use crate::model::{
 
 /// Annotation: the low-traffic guard (events per window).
 pub const MIN_EVENTS: &str = "smolder.dev/min-events";
+/// Annotation: the low-traffic guard derived from the objective (bad events
+/// a condition's factor takes at the least over its long window).
+pub const MIN_BAD_EVENTS: &str = "smolder.dev/min-bad-events";
 /// Annotation: the runbook of the SLO, linked from its alerts.
 pub const RUNBOOK_URL: &str = "smolder.dev/runbook-url";
 
@@ -382,19 +385,21 @@ fn build_slo(
         }
     };
     let annotations = &named.metadata.annotations;
-    let min_events = match annotations.get(MIN_EVENTS) {
-        None => defaults.min_events,
+    let mut events_annotation = |name: &str, default: f64| match annotations.get(name) {
+        None => default,
         Some(v) => match v.trim().parse::<f64>() {
-            Ok(n) if n >= 0.0 => n,
+            Ok(n) if n.is_finite() && n >= 0.0 => n,
             _ => {
                 problems.push(doc.problem(
-                    format!("metadata.annotations.{MIN_EVENTS}"),
+                    format!("metadata.annotations.{name}"),
                     format!("{v:?} is not a number of events"),
                 ));
                 0.0
             }
         },
     };
+    let min_events = events_annotation(MIN_EVENTS, defaults.min_events);
+    let min_bad_events = events_annotation(MIN_BAD_EVENTS, defaults.min_bad_events);
     let mut labels = BTreeMap::new();
     for (k, v) in &named.metadata.labels {
         let v = match v {
@@ -461,6 +466,7 @@ fn build_slo(
             group_by,
             max_groups,
             min_events,
+            min_bad_events,
             alert_windows,
             runbook_url: annotations.get(RUNBOOK_URL).cloned(),
             labels: labels.clone(),

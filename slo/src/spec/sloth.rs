@@ -184,6 +184,7 @@ pub(crate) fn translate(doc: &Doc, defaults: Defaults) -> Result<Vec<SloDefiniti
             group_by: Vec::new(),
             max_groups: defaults.max_groups,
             min_events: defaults.min_events,
+            min_bad_events: defaults.min_bad_events,
             alert_windows,
             runbook_url: slo.alerting.annotations.get("runbook").cloned(),
             labels,
