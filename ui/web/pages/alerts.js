@@ -85,7 +85,7 @@ export async function render(main, ctx) {
     mount(active, a.alerts.length
       ? table(['Severity', 'State', 'SLO', 'Group', 'Since', 'Summary', 'Receivers', ''], a.alerts.map((al) => [
         al.labels.severity,
-        stateBadge(al),
+        h('span', {}, stateBadge(al), al.flapping ? h('span', { class: 'badge warn flapping', title: 'Started firing again and again within the hour: it now resolves only after an hour without its condition.' }, 'flapping') : null),
         h('a', { href: `/slos/${encodeURIComponent(al.slo)}` }, al.slo),
         h('span', { class: 'mono' }, al.labels.slo_group || ''),
         fmt.time(al.since),
