@@ -46,6 +46,15 @@ smolder_common::config_section! {
         /// Share of buffer_limit one tenant may hold (0 < share <= 1): beyond
         /// it its exports get 503 / UNAVAILABLE while others' are buffered.
         pub tenant_buffer_share: f64 = 1.0,
+        /// An item (span, log record, data point) accepted again within
+        /// this time — an exporter retrying an export whose answer it lost
+        /// — is stored once; 0s turns this off. Keys survive restarts.
+        #[serde(with = "humantime_serde")]
+        pub dedup_window: Duration = Duration::from_secs(300),
+        /// Keys of accepted items remembered at most (about 10–20 bytes
+        /// each); beyond it the oldest are forgotten before dedup_window
+        /// is over.
+        pub dedup_max_keys: usize = 8_000_000,
     }
     validate(self, problems) {
         for (field, bytes) in [

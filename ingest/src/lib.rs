@@ -16,6 +16,7 @@
 mod config;
 pub mod convert;
 mod decompress;
+pub mod dedup;
 mod grpc;
 pub mod http;
 pub mod json;

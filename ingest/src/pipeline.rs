@@ -18,6 +18,7 @@ use smolder_storage::wal::Record;
 use smolder_storage::{Store, StoreError, TimeWindow, format_time};
 
 use crate::convert::{self, ConvertError, Converted};
+use crate::dedup::Dedup;
 use crate::telemetry::{IngestMetrics, Outcome, RejectReason, Transport};
 
 /// A decoded export request of any signal.
@@ -370,6 +371,7 @@ pub struct Ingestor {
     tenant_rate: Option<TenantLimiter>,
     in_flight: InFlight,
     budget: Arc<MemoryBudget>,
+    dedup: Option<Arc<Dedup>>,
 }
 
 impl Ingestor {
@@ -393,7 +395,21 @@ impl Ingestor {
             limits,
             in_flight: InFlight::default(),
             budget,
+            dedup: None,
         }
+    }
+
+    /// Stores items accepted again within `dedup`'s window once
+    /// ([`crate::dedup`]).
+    #[must_use]
+    pub fn with_dedup(mut self, dedup: Arc<Dedup>) -> Self {
+        self.dedup = Some(dedup);
+        self
+    }
+
+    /// The retried-export filter, if on.
+    pub fn dedup(&self) -> Option<&Arc<Dedup>> {
+        self.dedup.as_ref()
     }
 
     /// The memory budget bodies are read into.
@@ -417,6 +433,10 @@ impl Ingestor {
     /// The receivers' counters.
     pub fn metrics(&self) -> &IngestMetrics {
         &self.metrics
+    }
+
+    fn max_future_ns(&self) -> i64 {
+        i64::try_from(self.store.options().max_future.as_nanos()).unwrap_or(i64::MAX)
     }
 
     fn unavailable(&self, message: String) -> IngestError {
@@ -536,7 +556,20 @@ impl Ingestor {
                 .window
                 .apply(record.table, batch)
                 .map_err(|e| IngestError::Internal(format!("filtering WAL record: {e}")))?;
-            if let Some(batch) = kept.batch {
+            // Through the same filter of retried items, in the same order:
+            // what was dropped as a copy is dropped again.
+            let kept = match (&self.dedup, kept.batch) {
+                (Some(dedup), Some(batch)) => {
+                    let arrived = record.window.not_after - self.max_future_ns();
+                    let filtered = dedup
+                        .filter(&record.tenant, record.table, batch, arrived)
+                        .map_err(IngestError::Internal)?;
+                    dedup.commit(filtered.reserved);
+                    filtered.batch
+                }
+                (_, batch) => batch,
+            };
+            if let Some(batch) = kept {
                 items += batch.num_rows() as u64;
                 self.store
                     .replay(&record.tenant, record.table, record.seq, batch);
@@ -566,6 +599,7 @@ impl Ingestor {
             return Err(e);
         }
         let mut accepted = converted.accepted;
+        let mut duplicates = 0;
         let mut reasons = converted.rejection_reasons;
         self.metrics.record_rejected(
             tenant,
@@ -601,14 +635,39 @@ impl Ingestor {
                     .record_rejected(tenant, signal, RejectReason::TooNew, kept.too_new);
             }
             accepted -= kept.too_old + kept.too_new;
-            if let Some(batch) = kept.batch {
-                self.append(tenant, table, window, record, batch, offered)
-                    .await?;
+            match (&self.dedup, kept.batch) {
+                (Some(dedup), Some(batch)) => {
+                    let arrived = window.not_after - self.max_future_ns();
+                    let filtered = dedup
+                        .filter(tenant, table, batch, arrived)
+                        .map_err(IngestError::Internal)?;
+                    duplicates = filtered.duplicates;
+                    if let Some(batch) = filtered.batch {
+                        match self
+                            .append(tenant, table, window, record, batch, offered)
+                            .await
+                        {
+                            Ok(_) => dedup.commit(filtered.reserved),
+                            Err(e) => {
+                                dedup.forget(filtered.reserved);
+                                return Err(e);
+                            }
+                        }
+                    }
+                }
+                (_, Some(batch)) => {
+                    self.append(tenant, table, window, record, batch, offered)
+                        .await?;
+                }
+                (_, None) => {}
             }
         }
         let rejected = offered - accepted;
+        // Copies of accepted items are acknowledged (the exporter stops
+        // retrying) but neither stored nor counted as received.
+        self.metrics.record_duplicates(tenant, signal, duplicates);
         self.metrics
-            .record_items(tenant, signal, transport, accepted);
+            .record_items(tenant, signal, transport, accepted - duplicates);
         let message = if rejected > 0 {
             format!(
                 "{rejected} of {offered} items rejected: {}",

@@ -164,6 +164,7 @@ pub struct IngestMetrics {
     duration: Family<SignalTransport, Histogram>,
     tenant_items: Family<TenantLabels, Counter>,
     tenant_rejected: Family<TenantRejectLabels, Counter>,
+    duplicates: Family<TenantLabels, Counter>,
 }
 
 impl IngestMetrics {
@@ -180,6 +181,7 @@ impl IngestMetrics {
             }),
             tenant_items: Family::default(),
             tenant_rejected: Family::default(),
+            duplicates: Family::default(),
         };
         let otlp = registry.sub_registry_with_prefix("otlp");
         otlp.register(
@@ -211,6 +213,11 @@ impl IngestMetrics {
             "tenant_received_items",
             "Items accepted, per tenant",
             metrics.tenant_items.clone(),
+        );
+        otlp.register(
+            "duplicate_items",
+            "Items accepted again within ingest.dedup_window (an exporter's retry): acknowledged, stored once",
+            metrics.duplicates.clone(),
         );
         otlp.register(
             "tenant_rejected_items",
@@ -286,6 +293,18 @@ impl IngestMetrics {
                 transport: transport.as_str(),
             })
             .inc_by(items);
+    }
+
+    /// Counts copies of accepted items, dropped.
+    pub fn record_duplicates(&self, tenant: &Tenant, signal: &'static str, items: u64) {
+        if items > 0 {
+            self.duplicates
+                .get_or_create(&TenantLabels {
+                    tenant: tenant.to_string(),
+                    signal,
+                })
+                .inc_by(items);
+        }
     }
 
     /// Records rejected items.

@@ -18,8 +18,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use smolder_common::TableSource;
-use smolder_common::clock::SystemClock;
+use smolder_common::clock::{Clock as _, SystemClock};
 use smolder_common::memory::MemoryBudget;
+use smolder_ingest::dedup::Dedup;
 use smolder_ingest::{IngestMetrics, Ingestor, OtlpGrpc};
 use smolder_query::QueryEngine;
 use smolder_slo::{Databases, SloEngines};
@@ -106,15 +107,38 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
         usize::try_from(config.server.memory_budget.as_u64()).unwrap_or(usize::MAX),
     );
     let (store, records) = open_store(config).await?;
-    let ingestor = Ingestor::with_budget(
+    let mut ingestor = Ingestor::with_budget(
         Arc::clone(&store),
         IngestMetrics::new(&mut registry),
         config.ingest.limits(),
         Arc::clone(&budget),
     );
+    let dedup = if config.ingest.dedup_window.is_zero() {
+        None
+    } else {
+        let dir = config.data_dir.join("dedup");
+        let dedup = Dedup::open(
+            config.ingest.dedup_window,
+            config.ingest.dedup_max_keys,
+            Some(&dir),
+            SystemClock.now_ns(),
+        )
+        .with_context(|| format!("opening {}", dir.display()))?;
+        let dedup = Arc::new(dedup);
+        ingestor = ingestor.with_dedup(Arc::clone(&dedup));
+        Some(dedup)
+    };
     let replayed = ingestor
         .replay(&records)
         .context("replaying the write-ahead log")?;
+    // After the replay (which goes through the filter in the log's order):
+    // the keys of items already flushed to Parquet.
+    if let Some(dedup) = &dedup {
+        let keys = dedup
+            .load(SystemClock.now_ns())
+            .context("reading the keys of accepted items")?;
+        tracing::debug!(keys, "Read the keys of recently accepted items.");
+    }
     if !records.is_empty() {
         tracing::info!(
             records = records.len(),
