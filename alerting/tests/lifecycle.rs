@@ -58,6 +58,7 @@ fn snapshot(def: &Arc<SloDefinition>, met: &[bool]) -> Snapshot {
                 evaluation: Evaluation {
                     at_ns: 0,
                     period_start_ns: 0,
+                    data_since_ns: None,
                     period: Counts {
                         good: 75.0,
                         total: 100.0,

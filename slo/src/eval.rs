@@ -56,6 +56,9 @@ pub struct Evaluation {
     pub at_ns: i64,
     /// Start of the period the budget covers (Unix nanoseconds).
     pub period_start_ns: i64,
+    /// Start of the period's first bucket with events: a young SLO's
+    /// figures cover only the time since (`None` without events).
+    pub data_since_ns: Option<i64>,
     /// Good and total over the period.
     pub period: Counts,
     /// good / total over the period; `None` without events.
@@ -180,6 +183,10 @@ pub fn evaluate(def: &SloDefinition, rollup: &Rollup, bucket_ns: i64, now_ns: i6
     let period_start = first * bucket_ns;
     let now_index = now_ns.div_euclid(bucket_ns);
     let period = rollup.sum(first, now_index);
+    let data_since_ns = rollup
+        .buckets()
+        .find(|(i, _)| *i >= first)
+        .map(|(i, _)| i * bucket_ns);
     let mut burn_rates = BTreeMap::new();
     let mut window_events = BTreeMap::new();
     let mut window = |d: Duration| {
@@ -230,6 +237,7 @@ pub fn evaluate(def: &SloDefinition, rollup: &Rollup, bucket_ns: i64, now_ns: i6
     Evaluation {
         at_ns: now_ns,
         period_start_ns: period_start,
+        data_since_ns,
         period,
         sli: period.ratio(),
         error_budget_remaining: remaining,
@@ -340,6 +348,11 @@ mod tests {
         );
         // One bad of 7,200 events: 1 / (0.001 × 7200) = 1/7.2 of the budget.
         assert_eq!(e.period.total, 7200.0);
+        assert_eq!(
+            e.data_since_ns,
+            Some(values[0].0 * MIN),
+            "the first bucket with events"
+        );
         let consumed = 1.0 - e.error_budget_remaining;
         assert!((consumed - 1.0 / 7.2).abs() < 1e-9, "{consumed}");
     }
@@ -349,6 +362,7 @@ mod tests {
         let def = slo(0.999);
         let e = evaluate(&def, &ring(), MIN, 30 * DAY);
         assert_eq!(e.sli, None);
+        assert_eq!(e.data_since_ns, None);
         assert_eq!(e.error_budget_remaining, 1.0);
         assert!(e.burn_rates.values().all(|&b| b == 0.0));
         assert!(e.conditions.iter().all(|c| !c.met && c.low_traffic));

@@ -92,6 +92,13 @@ await step('slo-detail', async () => {
   assert.ok(await page.locator('.burn-chart').count() >= 2, 'a burn-rate chart per alert condition');
   await page.locator('h1 .badge.bad', { hasText: 'firing' }).waitFor();
   await page.locator('#conditions td .badge.bad', { hasText: 'met' }).first().waitFor();
+  // Each condition's events against what the low-traffic guard needs.
+  assert.match(await page.locator('#conditions tbody tr').first().textContent(), /[\d,]+ of [\d,]+ needed/);
+  // Two minutes of data in a 28-day period: said next to the figures, and
+  // the budget as bad events left, not days of negative downtime.
+  assert.match(await page.locator('#coverage').textContent(), /Data since .* — \d+m( \d+s)? of 28d/);
+  assert.match(await page.locator('.budget-events').textContent(), /bad events left of|overspent by/);
+  assert.doesNotMatch(await page.locator('.card', { hasText: 'Downtime left' }).textContent(), /-\d+d/);
   await page.locator('#example-traces a').first().waitFor();
   await page.locator('text=Share of bad events').waitFor();
   await page.locator('#slo-alerts tbody tr', { hasText: 'page' }).first().waitFor();

@@ -7,8 +7,8 @@ import * as fmt from '/ui/lib/format.js';
 import { navigate } from '/ui/app.js';
 import { budgetBar, burnChip, stateBadge, alertFor, groupText, windowOrder } from '/ui/pages/slos.js';
 
-function card(label, value) {
-  return h('div', { class: 'card' }, h('div', { class: 'label' }, label), h('div', { class: 'value' }, value));
+function card(label, value, detail = null) {
+  return h('div', { class: 'card' }, h('div', { class: 'label' }, label), h('div', { class: 'value' }, value), detail);
 }
 
 function chartBox(title) {
@@ -71,10 +71,11 @@ export async function render(main, ctx) {
     slo.backfill && !slo.backfill.done ? h('p', { class: 'badge warn' }, `Backfilling rollups: ${(slo.backfill.progress * 100).toFixed(0)}% (through ${slo.backfill.through})`) : null,
     h('div', { class: 'cards' },
       card('SLI over the period', fmt.pct(e && e.sli, 4)),
-      card('Error budget left', budgetBar(e ? e.error_budget_remaining : null)),
-      card('Downtime left', e && slo.period_seconds ? fmt.seconds(e.error_budget_remaining * (1 - slo.objective) * slo.period_seconds) : '—'),
+      card('Error budget left', budgetBar(e ? e.error_budget_remaining : null), budgetEvents(e, slo)),
+      card('Downtime left', downtimeLeft(e, slo)),
       card('Budget exhausted in', exhaustion(e)),
       card('Events this period', e ? `${fmt.count(Math.round(e.period.good))} good / ${fmt.count(Math.round(e.period.total))}` : '—')),
+    coverage(e, slo),
     h('h2', {}, 'Burn rate now'),
     h('p', {}, Object.keys(e ? e.burn_rates : {}).sort(windowOrder).map((w) => [burnChip(w, e.burn_rates[w], thresholds[w]), ' '])),
     h('h2', {}, 'Alert conditions'),
@@ -121,7 +122,11 @@ export async function render(main, ctx) {
     cleanup.push(timeChart(budget.plot, {
       title: 'Error budget remaining over the period',
       timestamps: period.timestamps,
-      series: [{ label: 'budget remaining', values: period.error_budget_remaining }, { label: 'exhausted', values: period.timestamps.map(() => 0), color: '#cf222e', dash: true }],
+      series: [
+        { label: 'budget remaining', values: period.error_budget_remaining },
+        { label: 'full', values: period.timestamps.map(() => 1), color: '#8c959f', dash: true },
+        { label: 'exhausted', values: period.timestamps.map(() => 0), color: '#cf222e', dash: true },
+      ],
       format: (v) => fmt.budget(v),
       axisFormat: (v) => `${Math.round(v * 100)}%`,
     }));
@@ -170,6 +175,43 @@ export async function render(main, ctx) {
           String(n.attempts), n.last_status ?? '—', n.last_error || '']), { attrs: { id: 'slo-notifications' } }) : h('p', { class: 'muted' }, 'No notifications sent for this SLO.'));
     }).catch((err) => { if (ctx.alive()) mount(alertsBox, errorBox(err)); });
   }
+}
+
+/** The share of the period the figures cover, when the data is younger
+ * than the period: "Data since 17:27 — 3m of 28d". */
+function coverage(e, slo) {
+  if (!e || e.data_since_ns === null || e.data_since_ns === undefined || !slo.period_seconds) return null;
+  const covered = (e.at_ns - e.data_since_ns) / 1e9;
+  if (covered >= 0.99 * slo.period_seconds) return null;
+  return h('p', { id: 'coverage', class: 'note' },
+    `Data since ${fmt.time(e.data_since_ns / 1e6)} — ${fmt.seconds(Math.max(covered, 60))} of ${fmt.seconds(slo.period_seconds)}. `,
+    'The SLI and budget cover only that time: a few bad events weigh much more than they will once the period is full.');
+}
+
+/** The budget as events (or slices): how many more may be bad this period,
+ * at the traffic so far. */
+function budgetEvents(e, slo) {
+  if (!e || !e.period || e.period.total <= 0) return null;
+  const unit = slo.budgeting && slo.budgeting.method && slo.budgeting.method !== 'occurrences' ? 'slices' : 'events';
+  const allowed = (1 - slo.objective) * e.period.total;
+  const bad = e.period.total - e.period.good;
+  const left = Math.round(allowed - bad);
+  return h('div', { class: 'muted budget-events' }, left >= 0
+    ? `${fmt.count(left)} bad ${unit} left of ${fmt.count(Math.round(allowed))}`
+    : `overspent by ${fmt.count(-left)} bad ${unit}`);
+}
+
+/** Downtime left over the period: the budget's share of the period less
+ * the time the bad events so far stand for (over the time with data), so a
+ * young SLO is not shown days of negative downtime. */
+function downtimeLeft(e, slo) {
+  if (!e || !slo.period_seconds) return '—';
+  if (!e.period || e.period.total <= 0 || e.data_since_ns === null || e.data_since_ns === undefined) {
+    return fmt.seconds((1 - slo.objective) * slo.period_seconds);
+  }
+  const covered = Math.min(slo.period_seconds, Math.max(0, (e.at_ns - e.data_since_ns) / 1e9));
+  const badShare = (e.period.total - e.period.good) / e.period.total;
+  return fmt.seconds((1 - slo.objective) * slo.period_seconds - badShare * covered);
 }
 
 function exhaustion(e) {
