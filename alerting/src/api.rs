@@ -44,6 +44,7 @@ pub fn router(alerting: Arc<Alerting>) -> Router {
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/alerts/history", get(history))
         .route("/api/v1/notifications", get(notifications))
+        .route("/api/v1/notifications/{id}", get(notification))
         .route("/api/v1/silences", get(silences).post(add_silence))
         .route("/api/v1/silences/{id}", delete(expire_silence))
         .route("/api/v1/scaling/{slo}", get(scaling))
@@ -293,6 +294,18 @@ async fn add_silence(
     };
     match a.add_silence(silence).await {
         Ok(s) => (StatusCode::CREATED, Json(s)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn notification(
+    State(a): State<Arc<Alerting>>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> Response {
+    match a.sent_payload(&tenant, &id) {
+        Ok(Some(sent)) => Json(sent).into_response(),
+        Ok(None) => Error::NotFound(format!("no notification {id:?}")).into_response(),
         Err(e) => e.into_response(),
     }
 }

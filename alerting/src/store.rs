@@ -530,6 +530,18 @@ impl Store {
         Ok(out)
     }
 
+    /// `tenant`'s notification `id`, as queued (its receiver and content).
+    pub fn notification(&self, tenant: &Tenant, id: &str) -> Result<Option<Notification>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached("SELECT payload FROM outbox WHERE id = ?1 AND tenant = ?2")?;
+        let mut rows = stmt.query(params![id, tenant.as_str()])?;
+        match rows.next()? {
+            Some(row) => Ok(Some(serde_json::from_str(&row.get::<_, String>(0)?)?)),
+            None => Ok(None),
+        }
+    }
+
     /// Deletes delivered, failed and dead notifications created before
     /// `before` (Unix ns), and history older than that.
     pub fn prune(&self, before: i64) -> Result<usize> {

@@ -6,6 +6,10 @@
 //! converted (`decode_and_convert`). Each request holds 512 items from the
 //! sample-data generator (spans carry about ten attributes each, like the
 //! ingest target's workload).
+//!
+//! `dedup_new` is the retried-export filter on items it has not seen (every
+//! export's path; a new tenant each iteration makes every key new),
+//! `dedup_copies` on a retry of the same items.
 
 use std::hint::black_box;
 
@@ -14,6 +18,11 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
+use std::time::Duration;
+
+use datafusion::arrow::record_batch::RecordBatch;
+use smolder_common::{Table, Tenant};
+use smolder_ingest::dedup::Dedup;
 use smolder_ingest::{ExportRequest, convert};
 use smolder_sample_data::Generator;
 
@@ -22,6 +31,39 @@ const ITEMS: usize = 512;
 fn metrics_request(g: &mut Generator) -> ExportMetricsServiceRequest {
     let _ = g.requests(2_000, 60_000_000_000);
     g.metric_points(ITEMS)
+}
+
+fn dedup_benches(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    table: Table,
+    batch: &RecordBatch,
+) {
+    const NOW: i64 = 1_700_000_000_000_000_000;
+    let dedup = Dedup::open(Duration::from_secs(300), 2_000_000, None, NOW).unwrap();
+    let mut n = 0u64;
+    group.bench_function("dedup_new", |b| {
+        b.iter(|| {
+            n += 1;
+            let tenant = Tenant::parse(&format!("t{n}")).unwrap();
+            let f = dedup
+                .filter(&tenant, table, black_box(batch.clone()), NOW)
+                .unwrap();
+            dedup.commit(f.reserved);
+            f.duplicates
+        })
+    });
+    let tenant = Tenant::default();
+    let first = dedup.filter(&tenant, table, batch.clone(), NOW).unwrap();
+    dedup.commit(first.reserved);
+    group.bench_function("dedup_copies", |b| {
+        b.iter(|| {
+            let f = dedup
+                .filter(&tenant, table, black_box(batch.clone()), NOW)
+                .unwrap();
+            dedup.commit(f.reserved);
+            f.duplicates
+        })
+    });
 }
 
 fn bench(c: &mut Criterion) {
@@ -40,6 +82,8 @@ fn bench(c: &mut Criterion) {
     group.bench_function("convert_protobuf", |b| {
         b.iter(|| convert::spans_protobuf(black_box(&traces[..])).unwrap())
     });
+    let span_batch = convert::spans_protobuf(&traces).unwrap().batch.unwrap();
+    dedup_benches(&mut group, Table::Spans, &span_batch);
     group.finish();
 
     let mut group = c.benchmark_group("logs");
@@ -57,6 +101,8 @@ fn bench(c: &mut Criterion) {
             convert::logs(&r).unwrap()
         })
     });
+    let log_batch = convert::logs(&decoded).unwrap().batch.unwrap();
+    dedup_benches(&mut group, Table::Logs, &log_batch);
     group.finish();
 
     let mut group = c.benchmark_group("metrics");

@@ -5,6 +5,8 @@
 //
 //   SMOLDER_URL=http://127.0.0.1:PORT node ui/e2e/bench.mjs ROWS RUNS
 // Prints one JSON line: {"runs_ms": [...], "scroll_ms": [...], "dom_rows": N}.
+// With a third argument `alerts` (scripts/bench_alerts_ui.py): the Alerts
+// page instead, {"runs_ms": [...], "dom_nodes": N, "height_px": N}.
 import { chromium } from 'playwright-core';
 
 const BASE = process.env.SMOLDER_URL;
@@ -17,6 +19,24 @@ const browser = await chromium.launch({
 });
 const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
 page.setDefaultTimeout(60000);
+if (process.argv[4] === 'alerts') {
+  // The Alerts page: navigation start → the grouped list painted.
+  const times = [];
+  let dom = 0;
+  let height = 0;
+  for (let i = 0; i < runs + 1; i += 1) {
+    await page.goto(`${BASE}/alerts`);
+    await page.waitForSelector('#alert-groups details.alert-group');
+    const ms = await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => resolve(performance.now()))));
+    if (i === 0) continue;
+    times.push(ms);
+    dom = await page.evaluate(() => document.getElementsByTagName('*').length);
+    height = await page.evaluate(() => document.documentElement.scrollHeight);
+  }
+  await browser.close();
+  console.log(JSON.stringify({ runs_ms: times, dom_nodes: dom, height_px: height }));
+  process.exit(0);
+}
 const times = [];
 const scrolls = [];
 let domRows = 0;

@@ -100,6 +100,7 @@ await step('slo-detail', async () => {
   assert.match(await page.locator('.budget-events').textContent(), /bad events left of|overspent by/);
   assert.doesNotMatch(await page.locator('.card', { hasText: 'Downtime left' }).textContent(), /-\d+d/);
   await page.locator('#example-traces a').first().waitFor();
+  assert.equal(await page.locator('a.runbook').getAttribute('href'), 'https://runbooks.example.com/checkout', 'the runbook is a button');
   await page.locator('text=Share of bad events').waitFor();
   await page.locator('#slo-alerts tbody tr', { hasText: 'page' }).first().waitFor();
   await page.locator('#slo-notifications tbody tr .badge', { hasText: 'delivered' }).first().waitFor();
@@ -201,9 +202,47 @@ await step('logs', async () => {
 
 await step('alerts-and-silence', async () => {
   await page.goto(`${BASE}/alerts`);
-  await page.waitForSelector('#alerts-table tbody tr');
+  // Grouped by SLO and severity; few groups open by themselves.
+  const group = page.locator('#alert-groups details.alert-group[data-slo="checkout-availability"]').first();
+  await group.waitFor();
   await page.waitForSelector('#notifications-table tbody tr');
-  const row = page.locator('#alerts-table tbody tr', { hasText: 'checkout-availability' }).first();
+  // Notifications say firing or resolved, and their group.
+  const note = page.locator('#notifications-table tbody tr', { hasText: 'checkout-availability' }).first();
+  assert.match(await note.locator('.badge').first().textContent(), /firing|resolved/);
+  assert.match(await note.locator('.group-key').textContent(), /slo="checkout-availability"/);
+  // And what was sent: the webhook's body.
+  await note.locator('details.payload > summary').click();
+  await page.waitForFunction(() => !document.querySelector('details.payload[open] pre').textContent.startsWith('Loading'));
+  const sent = JSON.parse(await note.locator('details.payload pre').textContent());
+  assert.equal(sent.status, 'firing');
+  assert.ok(sent.alerts.some((a) => a.slo === 'checkout-availability'), 'the payload holds the alert');
+  // An alert opens, by keyboard, to its description, values, causes,
+  // example traces and runbook.
+  // Few groups: they are open, each alert a line of its own.
+  assert.equal(await group.getAttribute('open'), '', 'a short list opens whole');
+  // A ticket under a firing page of the same SLO is inhibited, and says by what.
+  const inhibited = page.locator('#alert-groups details.alert[data-state="inhibited"]').first();
+  await inhibited.locator(':scope > summary').click();
+  assert.match(await inhibited.locator('.suppressed-by').first().textContent(), /Inhibited by the page alert of /);
+  const alert = group.locator('details.alert').first();
+  await alert.locator(':scope > summary').focus();
+  await page.keyboard.press('Enter');
+  const detail = alert.locator('.alert-detail');
+  await detail.waitFor();
+  assert.match(await detail.textContent(), /Burn rate over 1h/);
+  assert.equal(await detail.locator('a.runbook').getAttribute('href'), 'https://runbooks.example.com/checkout');
+  await detail.locator('ul.examples a').first().waitFor();
+  // Label matchers filter the list, from the URL too; a bad one is explained.
+  await page.fill('#alert-filter', 'severity="ticket", slo="checkout-availability"');
+  await page.waitForFunction(() => new URL(location.href).searchParams.get('filter')?.includes('ticket'));
+  assert.equal(await page.locator('#alert-groups details.alert-group.severity-page').count(), 0, 'only tickets are left');
+  await page.fill('#alert-filter', 'slo=checkout');
+  await page.locator('#active-alerts ~ div .error, .error', { hasText: 'cannot read the matcher' }).first().waitFor();
+  await page.fill('#alert-filter', 'slo="checkout-availability", severity="page"');
+  await group.waitFor();
+  // Silence it: it shows as silenced, with who and why.
+  const row = page.locator('#alert-groups details.alert', { hasText: 'page' }).first();
+  if ((await row.getAttribute('open')) === null) await row.locator(':scope > summary').click();
   await row.locator('button.silence').click();
   const dialog = page.locator('dialog[open]');
   await dialog.waitFor();
@@ -212,6 +251,11 @@ await step('alerts-and-silence', async () => {
   await dialog.locator('input[name="comment"]').fill('silenced from the UI test');
   await dialog.locator('button[type="submit"]').click();
   await page.locator('#silences-table tbody tr', { hasText: 'silenced from the UI test' }).waitFor();
+  const silenced = page.locator('#alert-groups details.alert[data-state="silenced"]').first();
+  await silenced.waitFor();
+  if ((await silenced.getAttribute('open')) === null) await silenced.locator(':scope > summary').click();
+  assert.match(await silenced.locator('.suppressed-by').first().textContent(), /Silenced by e2e-test until .* — “silenced from the UI test”/);
+  await page.screenshot({ path: join(ARTIFACTS, "alerts-silenced.png"), fullPage: true });
   const silence = page.locator('#silences-table tbody tr', { hasText: 'silenced from the UI test' });
   assert.match(await silence.textContent(), /slo="checkout-availability"/);
   // Expire it again.

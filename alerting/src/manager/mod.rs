@@ -30,7 +30,7 @@ use smolder_slo::engine::Snapshot;
 use smolder_slo::model::InstanceKey;
 
 pub use self::suppress::Suppression;
-pub use self::views::AlertStatus;
+pub use self::views::{AlertStatus, SentPayload};
 
 use self::causes::{apply_causes, cause_lookups};
 use self::runtime::{Runtime, compile, timing};

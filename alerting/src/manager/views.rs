@@ -112,3 +112,44 @@ impl Alerting {
         self.inner.lock().await.snapshot.clone()
     }
 }
+
+/// What the receiver of one notification was sent.
+#[derive(Debug, Clone, Serialize)]
+pub struct SentPayload {
+    /// The notification as queued: status, group, alerts.
+    pub notification: crate::notification::Notification,
+    /// The body its receiver sends, as JSON (or text when it is not JSON),
+    /// secrets in it replaced; `None` for email, which sends mail, and when
+    /// the receiver is no longer configured.
+    pub payload: Option<serde_json::Value>,
+}
+
+impl Alerting {
+    /// `tenant`'s notification `id` and the body its receiver sends for it
+    /// (rendered again from the queued notification with the receiver's
+    /// current configuration; the URL and headers, which may hold secrets,
+    /// are left out, and so is a PagerDuty routing key).
+    pub fn sent_payload(&self, tenant: &Tenant, id: &str) -> Result<Option<SentPayload>, Error> {
+        let Some(notification) = self.store.notification(tenant, id)? else {
+            return Ok(None);
+        };
+        let rt = self.runtime();
+        let payload = rt
+            .receivers
+            .get(&notification.receiver)
+            .and_then(|r| r.request(&notification).ok())
+            .map(|req| {
+                let mut v = serde_json::from_slice(&req.body).unwrap_or_else(|_| {
+                    serde_json::Value::String(String::from_utf8_lossy(&req.body).into_owned())
+                });
+                if let Some(key) = v.get_mut("routing_key") {
+                    *key = serde_json::Value::String("(secret)".to_string());
+                }
+                v
+            });
+        Ok(Some(SentPayload {
+            notification,
+            payload,
+        }))
+    }
+}

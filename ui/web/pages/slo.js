@@ -1,5 +1,6 @@
 // SLO detail: charts over the period and the time range, the alert
 // conditions, likely causes, example bad traces, definition and history.
+import { runbookButton } from '/ui/pages/alerts.js';
 import { api, qs, traceHref } from '/ui/lib/api.js';
 import { h, mount, table, errorBox } from '/ui/lib/dom.js';
 import { timeChart } from '/ui/lib/chart.js';
@@ -66,7 +67,7 @@ export async function render(main, ctx) {
     h('h1', {}, slo.display_name || slo.id, ' ', stateBadge(alert, e && e.alert_state)),
     h('p', { class: 'muted' }, `${slo.service} · objective ${fmt.pct(slo.objective)} · ${periodText(slo.period)} · ${slo.budgeting && slo.budgeting.method ? slo.budgeting.method : ''} budgeting · from ${slo.table}`,
       groupText(group) ? ` · group ${groupText(group)}` : ''),
-    groupPicker,
+    h('div', { class: 'toolbar' }, runbookButton(slo.definition && slo.definition.runbook_url), groupPicker),
     slo.error ? errorBox(slo.error) : null,
     slo.backfill && !slo.backfill.done ? h('p', { class: 'badge warn' }, `Backfilling rollups: ${(slo.backfill.progress * 100).toFixed(0)}% (through ${slo.backfill.through})`) : null,
     h('div', { class: 'cards' },
