@@ -24,11 +24,15 @@ page.setDefaultTimeout(20000);
 
 // Every console error, failed request or uncaught exception fails the run.
 const problems = [];
+// API paths a step expects to answer 404 (what the page then shows).
+const expected404 = [];
+const expected = (url, status) => status === 404 && expected404.some((p) => url.includes(p));
 // The browser logs an answered 400 of the SQL API (a query error the page
 // shows) as a console error; those are expected, every other one fails.
 page.on('console', (m) => {
   if (m.type() !== 'error') return;
   if (m.text().includes('status of 400') && (m.location().url || '').includes('/api/v1/sql')) return;
+  if (m.text().includes('status of 404') && expected(m.location().url || '', 404)) return;
   problems.push(`console error on ${page.url()}: ${m.text()}`);
 });
 page.on('pageerror', (e) => problems.push(`uncaught exception on ${page.url()}: ${e.message}`));
@@ -37,7 +41,7 @@ page.on('requestfailed', (r) => {
   if (r.failure()?.errorText !== 'net::ERR_ABORTED') problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
 });
 page.on('response', (r) => {
-  if (r.status() >= 400 && !r.url().includes('/api/v1/sql')) problems.push(`HTTP ${r.status()} for ${r.url()}`);
+  if (r.status() >= 400 && !r.url().includes('/api/v1/sql') && !expected(r.url(), r.status())) problems.push(`HTTP ${r.status()} for ${r.url()}`);
 });
 // Nothing may be fetched from outside the server (works offline).
 page.on('request', (r) => {
@@ -158,7 +162,7 @@ await step('explore-10k-rows', async () => {
   // Scrolling to the end shows the last row; the keyboard moves the active row.
   await page.locator('#results .vtable').focus();
   await page.keyboard.press('End');
-  await page.locator('#results .vtable tr.active td', { hasText: /^9999$/ }).waitFor();
+  await page.locator('#results .vtable tr.active td.num', { hasText: /^9,999$/ }).waitFor();
   const responsive = await page.evaluate(async () => {
     const el = document.querySelector('#results .vtable');
     const t0 = performance.now();
@@ -169,6 +173,17 @@ await step('explore-10k-rows', async () => {
     return performance.now() - t0;
   });
   console.log(`     20 scroll frames over 10,000 rows: ${responsive.toFixed(0)} ms`);
+});
+
+await step('explore-units-and-numbers', async () => {
+  await page.fill('#sql', "SELECT date_bin(INTERVAL '1 minute', start_time) AS t, avg(duration_ns) AS duration_ns, count(*) * 1.0 / 7 AS ratio FROM spans GROUP BY 1 ORDER BY 1");
+  await page.click('#run');
+  await page.waitForSelector('#chart canvas');
+  // Durations read as durations on the axis, numbers rounded and right-aligned.
+  const cell = page.locator('#results .vtable tbody tr[role="row"]').first().locator('td').nth(2);
+  assert.equal(await cell.getAttribute('class'), 'num');
+  assert.match(await cell.textContent(), /^[\d,]+(\.\d{1,4})?$/, 'at most 4 decimals');
+  assert.match(await page.locator('#results .vtable tbody tr[role="row"] td').first().textContent(), /\d\d:\d\d:\d\d (UTC|[A-Z]{2,5}|GMT[+-][\d:]+)$/, 'times with their zone');
 });
 
 await step('explore-error', async () => {
@@ -269,6 +284,42 @@ await step('status', async () => {
   const text = await page.locator('#status').textContent();
   assert.match(text, /traces/);
   assert.match(text, /fsync|off/);
+});
+
+await step('zone-theme-and-not-found', async () => {
+  // The time picker shows only where the time range applies.
+  await page.goto(`${BASE}/alerts`);
+  await page.waitForSelector('#alert-groups, #active-alerts p');
+  assert.equal(await page.locator('#timepicker').isVisible(), false, 'no time range on the Alerts page');
+  // One format, in UTC once switched to it, everywhere.
+  await page.click('#zone');
+  await page.locator('#zone', { hasText: 'UTC' }).waitFor();
+  await page.waitForSelector('#notifications-table tbody tr');
+  assert.match(await page.locator('#notifications-table tbody tr td').first().textContent(), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
+  await page.click('#zone');
+  await page.locator('#zone', { hasText: 'Local' }).waitFor();
+  // Dark theme: the system's preference, and the switch.
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.goto(`${BASE}/slos`);
+  await page.waitForSelector('#slo-table tbody tr[data-slo]');
+  const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor || getComputedStyle(document.documentElement).backgroundColor);
+  const rootBg = await page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
+  assert.ok([bg, rootBg].some((c) => c === 'rgb(13, 17, 23)'), `dark background (${bg}, ${rootBg})`);
+  await page.screenshot({ path: join(ARTIFACTS, 'dark-slos.png'), fullPage: true });
+  await page.goto(sloUrl);
+  await page.locator('.burn-chart canvas').first().waitFor();
+  await page.screenshot({ path: join(ARTIFACTS, 'dark-slo-detail.png'), fullPage: true });
+  await page.click('#theme'); // auto → light
+  assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'light');
+  await page.click('#theme'); // light → dark
+  await page.click('#theme'); // dark → auto
+  await page.emulateMedia({ colorScheme: 'light' });
+  // An unknown SLO: a proper view with ways back.
+  expected404.push('/api/v1/slos/no-such-slo');
+  await page.goto(`${BASE}/slos/no-such-slo`);
+  await page.locator('#not-found', { hasText: 'no-such-slo' }).waitFor();
+  await page.locator('#not-found a', { hasText: 'All SLOs' }).click();
+  await page.waitForSelector('#slo-table tbody tr[data-slo]');
 });
 
 await step('time-range-and-keyboard', async () => {

@@ -2,19 +2,21 @@
 // picker, and page lifecycle. Each page is a module in /ui/pages/ exporting
 // `render(main, ctx)`; everything a view shows is derived from its URL, so
 // any view can be linked and reloaded.
-import { durationSeconds } from '/ui/lib/format.js';
-import { errorBox, mount } from '/ui/lib/dom.js';
+import { durationSeconds, setZone, zone } from '/ui/lib/format.js';
+import { errorBox, h, mount } from '/ui/lib/dom.js';
 import { endedMessage, loadSession, renderSignIn, showUser } from '/ui/lib/session.js';
 
+// Path, page module, navigation entry, and whether the page shows data of
+// the time range (the picker is shown only there).
 const ROUTES = [
-  [/^\/(?:slos\/?)?$/, 'slos', 'slos'],
-  [/^\/slos\/([^/]+)$/, 'slo', 'slos'],
-  [/^\/explore$/, 'explore', 'explore'],
-  [/^\/traces$/, 'traces', 'traces'],
-  [/^\/traces\/([^/]+)$/, 'trace', 'traces'],
-  [/^\/logs$/, 'logs', 'logs'],
-  [/^\/alerts$/, 'alerts', 'alerts'],
-  [/^\/status$/, 'status', 'status'],
+  [/^\/(?:slos\/?)?$/, 'slos', 'slos', true],
+  [/^\/slos\/([^/]+)$/, 'slo', 'slos', true],
+  [/^\/explore$/, 'explore', 'explore', false],
+  [/^\/traces$/, 'traces', 'traces', true],
+  [/^\/traces\/([^/]+)$/, 'trace', 'traces', false],
+  [/^\/logs$/, 'logs', 'logs', true],
+  [/^\/alerts$/, 'alerts', 'alerts', false],
+  [/^\/status$/, 'status', 'status', false],
 ];
 const TIME_PARAMS = ['range', 'from', 'to'];
 const DEFAULT_RANGE = '1h';
@@ -67,11 +69,11 @@ export function setQuery(params, { push = false } = {}) {
 }
 
 function route(path) {
-  for (const [re, page, nav] of ROUTES) {
+  for (const [re, page, nav, range] of ROUTES) {
     const m = re.exec(path);
     if (m) {
       try {
-        return { page, nav, args: m.slice(1).map(decodeURIComponent) };
+        return { page, nav, range, args: m.slice(1).map(decodeURIComponent) };
       } catch {
         return null; // a malformed %-escape: no such page
       }
@@ -95,8 +97,9 @@ async function render(moveFocus = false) {
     if (r && a.dataset.page === r.nav) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
+  picker.hidden = !(r && r.range);
   if (!r) {
-    mount(main, errorBox(`No page at ${location.pathname}`));
+    notFound(main, `There is no page at ${location.pathname}.`);
     return;
   }
   if (session.auth && !session.user) {
@@ -130,6 +133,53 @@ async function render(moveFocus = false) {
   if (moveFocus && current.token === token) main.focus({ preventScroll: false });
 }
 
+/** The not-found view: what was not found, and ways on. */
+export function notFound(el, message) {
+  document.title = 'Not found · smolder';
+  mount(el, h('div', { class: 'not-found', id: 'not-found' },
+    h('h1', {}, 'Not found'),
+    h('p', {}, message),
+    h('p', {}, h('a', { href: '/slos' }, 'All SLOs'), ' · ', h('a', { href: '/alerts' }, 'Alerts'), ' · ',
+      h('a', { href: '/traces' }, 'Traces'), ' · ', h('a', { href: '/logs' }, 'Logs'))));
+}
+
+// ---- preferences: time zone and theme ----------------------------------------
+
+const THEME_KEY = 'smolder.theme';
+
+function applyTheme(theme) {
+  if (theme === 'light' || theme === 'dark') document.documentElement.dataset.theme = theme;
+  else delete document.documentElement.dataset.theme;
+}
+
+function prefsControls() {
+  let theme = 'auto';
+  try { theme = localStorage.getItem(THEME_KEY) || 'auto'; } catch { /* private mode */ }
+  applyTheme(theme);
+  const zoneButton = h('button', {
+    type: 'button', id: 'zone', title: 'Show times in UTC or in this browser\'s time zone',
+    'aria-label': 'Time zone', onclick: () => {
+      setZone(zone() === 'utc' ? 'local' : 'utc');
+      zoneButton.textContent = zone() === 'utc' ? 'UTC' : 'Local time';
+      render();
+    },
+  }, zone() === 'utc' ? 'UTC' : 'Local time');
+  const themes = ['auto', 'light', 'dark'];
+  const themeButton = h('button', {
+    type: 'button', id: 'theme', 'aria-label': 'Colour theme', title: 'Colour theme: the system\'s, light or dark',
+    onclick: () => {
+      theme = themes[(themes.indexOf(theme) + 1) % themes.length];
+      try { localStorage.setItem(THEME_KEY, theme); } catch { /* private mode */ }
+      applyTheme(theme);
+      themeButton.textContent = `Theme: ${theme}`;
+      render();
+    },
+  }, `Theme: ${theme}`);
+  return h('div', { class: 'prefs' }, zoneButton, themeButton);
+}
+
+document.querySelector('header.top').append(prefsControls());
+
 // ---- the time-range picker -------------------------------------------------
 
 const picker = document.getElementById('timepicker');
@@ -138,9 +188,15 @@ const custom = picker.querySelector('.custom');
 const fromInput = document.getElementById('from');
 const toInput = document.getElementById('to');
 
+/** A datetime-local input's text for `ms`, in the chosen zone. */
 function localInput(ms) {
-  const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60000);
-  return d.toISOString().slice(0, 19);
+  const offset = zone() === 'utc' ? 0 : new Date(ms).getTimezoneOffset() * 60000;
+  return new Date(ms - offset).toISOString().slice(0, 19);
+}
+
+/** The instant a datetime-local input's text means, in the chosen zone. */
+function fromInputText(text) {
+  return zone() === 'utc' ? new Date(`${text}Z`).getTime() : new Date(text).getTime();
 }
 
 function syncPicker() {
@@ -163,8 +219,8 @@ select.addEventListener('change', () => {
 
 picker.addEventListener('submit', (e) => {
   e.preventDefault();
-  const from = new Date(fromInput.value).getTime();
-  const to = new Date(toInput.value).getTime();
+  const from = fromInputText(fromInput.value);
+  const to = fromInputText(toInput.value);
   if (!(from < to)) {
     toInput.setCustomValidity('The end must be after the start.');
     toInput.reportValidity();

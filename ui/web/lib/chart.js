@@ -1,8 +1,33 @@
 // Charts through uPlot (npm `uplot`, embedded at build time): fast canvas
 // charts that stay smooth with thousands of points.
 import uPlot from '/ui/vendor/uPlot.esm.js';
+import { si, tick, time, zone } from '/ui/lib/format.js';
 
-export const PALETTE = ['#0b57d0', '#c2410c', '#15803d', '#7e22ce', '#be123c', '#0e7490', '#a16207', '#4338ca', '#525252', '#b45309'];
+const LIGHT = ['#0b57d0', '#c2410c', '#15803d', '#7e22ce', '#be123c', '#0e7490', '#a16207', '#4338ca', '#525252', '#b45309'];
+const DARK = ['#58a6ff', '#f0883e', '#56d364', '#d2a8ff', '#ff7b72', '#39c5cf', '#e3b341', '#a5b4fc', '#b1bac4', '#ffa657'];
+
+function css(name) {
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+}
+
+/** The series colours of the current theme. */
+export function palette() {
+  return css('color-scheme') === 'dark' ? DARK : LIGHT;
+}
+
+/** Tick spacings (seconds) a time axis may use: whole seconds, minutes,
+ * hours and days, never finer than the data's own step. */
+const INCRS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200,
+  86400, 172800, 604800, 2592000];
+
+function dataStep(timestamps) {
+  let step = Infinity;
+  for (let i = 1; i < timestamps.length; i += 1) {
+    const d = (timestamps[i] - timestamps[i - 1]) / 1000;
+    if (d > 0 && d < step) step = d;
+  }
+  return Number.isFinite(step) ? step : 1;
+}
 
 /**
  * A time-series chart in `el`.
@@ -10,16 +35,22 @@ export const PALETTE = ['#0b57d0', '#c2410c', '#15803d', '#7e22ce', '#be123c', '
  *         axisFormat?(v) for the y axis, height?, min?, max? }
  */
 export function timeChart(el, spec) {
-  const format = spec.format || ((v) => (v === null || v === undefined ? '—' : +v.toPrecision(4)));
+  const format = spec.format || ((v) => (v === null || v === undefined ? '—' : si(v)));
   const width = Math.max(300, el.clientWidth || 600);
+  const colours = palette();
+  const step = dataStep(spec.timestamps);
+  const axis = css('--chart-axis') || '#57606a';
+  const grid = css('--chart-grid') || '#eaeef2';
   const opts = {
     width,
     height: spec.height || 220,
+    // Times in the zone the header chose.
+    tzDate: zone() === 'utc' ? (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC') : (ts) => new Date(ts * 1000),
     series: [
-      { label: 'time' },
+      { label: 'time', value: (u, v) => (v === null || v === undefined ? '—' : time(v * 1000)) },
       ...spec.series.map((s, i) => ({
         label: s.label,
-        stroke: s.color || PALETTE[i % PALETTE.length],
+        stroke: s.color || colours[i % colours.length],
         width: s.dash ? 1 : 1.75,
         dash: s.dash ? [6, 4] : undefined,
         value: (u, v) => format(v),
@@ -28,8 +59,22 @@ export function timeChart(el, spec) {
       })),
     ],
     axes: [
-      { stroke: '#57606a', grid: { stroke: '#eaeef2' } },
-      { stroke: '#57606a', grid: { stroke: '#eaeef2' }, size: 72, values: (u, vals) => vals.map(spec.axisFormat || format) },
+      {
+        stroke: axis,
+        grid: { stroke: grid },
+        ticks: { stroke: grid },
+        // Ticks no closer than the data's step, 24-hour labels on one line.
+        incrs: INCRS.filter((x) => x >= Math.min(step, 86400)),
+        space: 70,
+        values: (u, splits, ax, space, incr) => splits.map((v) => tick(v, incr)),
+      },
+      {
+        stroke: axis,
+        grid: { stroke: grid },
+        ticks: { stroke: grid },
+        size: 64,
+        values: (u, vals) => vals.map(spec.axisFormat || format),
+      },
     ],
     scales: {
       x: { time: true },
@@ -53,7 +98,7 @@ export function timeChart(el, spec) {
 }
 
 /** A small line without axes, for tables. */
-export function sparkline(el, timestamps, values, color = '#0b57d0') {
+export function sparkline(el, timestamps, values, color = palette()[0]) {
   const opts = {
     width: 120,
     height: 28,

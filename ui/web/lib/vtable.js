@@ -1,5 +1,6 @@
 // Tables that keep only the rows in view in the DOM, so 10,000 rows scroll
 // as smoothly as 10 and a page with 1,000 SLOs paints as fast as one with 10.
+import * as fmt from '/ui/lib/format.js';
 import { h } from '/ui/lib/dom.js';
 
 const OVERSCAN = 10;
@@ -82,8 +83,10 @@ const ROW = 26; // px: a result row's height, border included (app.css: .vtable 
 export function virtualTable(columns, rows, { label = 'Results', cell = defaultCell, onActivate } = {}) {
   const scroller = h('div', { class: 'vtable', tabindex: '0', role: 'grid', 'aria-label': label, 'aria-rowcount': String(rows.length + 1) });
   const body = h('tbody');
+  // Numbers right-aligned, so their digits line up.
+  const numeric = columns.map((c) => /^(U?Int|Float|Decimal)/.test(c.type || ''));
   scroller.append(h('table', { role: 'presentation' },
-    h('thead', {}, h('tr', { role: 'row' }, columns.map((c) => h('th', { scope: 'col', role: 'columnheader', title: c.type || '' }, c.name)))),
+    h('thead', {}, h('tr', { role: 'row' }, columns.map((c, i) => h('th', { scope: 'col', role: 'columnheader', title: c.type || '', class: numeric[i] ? 'num' : '' }, c.name)))),
     body));
   let active = -1;
   const uid = `vt${(virtualTable.count = (virtualTable.count || 0) + 1)}`;
@@ -94,7 +97,7 @@ export function virtualTable(columns, rows, { label = 'Results', cell = defaultC
     row: (i) => {
       const tr = h('tr', { role: 'row', id: `${uid}-r${i}`, 'aria-rowindex': String(i + 2), 'aria-selected': String(i === active), class: i === active ? 'active' : '' });
       const row = rows[i];
-      for (let c = 0; c < columns.length; c += 1) tr.append(h('td', { role: 'gridcell' }, cell(row[c], columns[c], row)));
+      for (let c = 0; c < columns.length; c += 1) tr.append(h('td', { role: 'gridcell', class: numeric[c] ? 'num' : '' }, cell(row[c], columns[c], row)));
       return tr;
     },
   });
@@ -130,6 +133,7 @@ export function virtualTable(columns, rows, { label = 'Results', cell = defaultC
 
 function defaultCell(v) {
   if (v === null || v === undefined) return h('span', { class: 'muted' }, 'NULL');
+  if (typeof v === 'number') return fmt.number(v);
   if (typeof v === 'object') return JSON.stringify(v);
   return String(v);
 }

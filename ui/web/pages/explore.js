@@ -82,7 +82,8 @@ export function chartSpec(answer) {
       const i = at.get(fmt.parseTime(String(r[t])));
       if (s && i !== undefined) s.values[i] = r[n] === null ? null : Number(r[n]);
     }
-    return { timestamps: times, series, title: `${cols[n].name} by ${cols[label].name}` };
+    const unit = unitFormat(cols[n].name);
+    return { timestamps: times, series, title: `${cols[n].name} by ${cols[label].name}`, format: unit, axisFormat: unit };
   }
   const series = nums.slice(0, MAX_SERIES).map((n) => ({ label: cols[n].name, values: times.map(() => null), n }));
   for (const r of answer.rows) {
@@ -90,7 +91,8 @@ export function chartSpec(answer) {
     if (i === undefined) continue;
     for (const s of series) s.values[i] = r[s.n] === null ? null : Number(r[s.n]);
   }
-  return { timestamps: times, series, title: series.map((s) => s.label).join(', ') };
+  const unit = unitFormat(cols[nums[0]].name);
+  return { timestamps: times, series, title: series.map((s) => s.label).join(', '), format: unit, axisFormat: unit };
 }
 
 export async function render(main, ctx) {
@@ -205,6 +207,18 @@ function cellView(v, col, row, columns) {
     const t = columns.findIndex((c) => TIME_COLUMNS.includes(c.name) && c.type.startsWith('Timestamp'));
     return h('a', { href: traceHref(v, t >= 0 ? row[t] : undefined), tabindex: '-1' }, v);
   }
+  if (typeof v === 'number') return fmt.number(v);
+  if (col.type && col.type.startsWith('Timestamp') && typeof v === 'string') return fmt.time(v, { ms: /\.\d*[1-9]/.test(v) });
   if (typeof v === 'object') return JSON.stringify(v);
   return String(v);
+}
+
+/** How a column's values read on an axis: durations by their unit's name
+ * (`duration_ns`, `ms`, `latency_seconds`), other numbers in SI units. */
+export function unitFormat(name) {
+  const n = name.toLowerCase();
+  if (/(^|_)ns$/.test(n)) return (v) => fmt.ns(v);
+  if (/(^|_)(ms|millis)$/.test(n)) return (v) => fmt.ns(v * 1e6);
+  if (/(^|_)(s|sec|secs|seconds)$/.test(n)) return (v) => fmt.ns(v * 1e9);
+  return (v) => fmt.si(v);
 }

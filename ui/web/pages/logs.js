@@ -13,7 +13,7 @@ function severityClass(n) {
 /** One log record; `traceLink` adds a link to its trace. */
 export function logLine(l, traceLink = true) {
   return h('div', { class: 'logline', role: 'listitem' },
-    h('span', {}, fmt.time(l.time)),
+    h('span', {}, fmt.time(l.time, { ms: true })),
     h('span', {}, h('span', { class: `badge ${severityClass(l.severity_number || 0)}` }, l.severity_text || String(l.severity_number ?? ''))),
     h('span', {}, l.service_name || ''),
     h('span', { class: 'body' }, typeof l.body === 'object' && l.body !== null ? JSON.stringify(l.body) : (l.body ?? '')),

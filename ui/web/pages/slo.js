@@ -5,7 +5,7 @@ import { api, qs, traceHref } from '/ui/lib/api.js';
 import { h, mount, table, errorBox } from '/ui/lib/dom.js';
 import { timeChart } from '/ui/lib/chart.js';
 import * as fmt from '/ui/lib/format.js';
-import { navigate } from '/ui/app.js';
+import { navigate, notFound } from '/ui/app.js';
 import { budgetBar, burnChip, stateBadge, alertFor, groupText, windowOrder } from '/ui/pages/slos.js';
 
 function card(label, value, detail = null) {
@@ -25,7 +25,14 @@ function periodText(p) {
 export async function render(main, ctx) {
   const id = ctx.args[0];
   ctx.title(id);
-  const slo = await api(`/api/v1/slos/${encodeURIComponent(id)}`);
+  let slo;
+  try {
+    slo = await api(`/api/v1/slos/${encodeURIComponent(id)}`);
+  } catch (err) {
+    if (err.status !== 404) throw err;
+    if (ctx.alive()) notFound(main, `There is no SLO “${id}” (it may have been deleted or renamed).`);
+    return;
+  }
   if (!ctx.alive()) return;
   const wanted = ctx.query.get('group');
   let instance = slo.instances[0];

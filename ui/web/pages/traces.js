@@ -39,7 +39,7 @@ export async function render(main, ctx) {
     mount(results,
       h('p', { class: 'muted' }, `${rows.length} traces, newest first${answer.truncated ? ' (more match; narrow the search)' : ''}`),
       table(['Start', 'Trace', 'Service', 'First span', 'Route', 'Spans', 'Errors', 'Duration'], rows.map((r) => [
-        fmt.time(r.start_time),
+        fmt.time(r.start_time, { ms: true }),
         h('a', { class: 'mono', href: traceHref(r.trace_id, r.start_time) }, r.trace_id),
         r.service_name, r.name, r.http_route || '',
         h('td', { class: 'num' }, String(r.spans)),
