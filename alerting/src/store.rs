@@ -7,6 +7,7 @@
 //! notification survives the process being killed at any instant (it is in
 //! the WAL file); only a power loss can take the last commits.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -528,6 +529,22 @@ impl Store {
             out.push(d);
         }
         Ok(out)
+    }
+
+    /// Notifications of every tenant by delivery state (`pending`,
+    /// `delivered`, `failed`, `dead`), and when the oldest pending one was
+    /// created (Unix ns).
+    pub fn delivery_counts(&self) -> Result<(BTreeMap<String, u64>, Option<i64>)> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT state, count(*) FROM outbox GROUP BY state")?;
+        let counts = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+            .map(|row| row.map(|(s, n)| (s, u64::try_from(n).unwrap_or(0))))
+            .collect::<std::result::Result<BTreeMap<_, _>, _>>()?;
+        let oldest: Option<i64> = conn
+            .prepare_cached("SELECT min(created_at) FROM outbox WHERE state = 'pending'")?
+            .query_row([], |r| r.get(0))?;
+        Ok((counts, oldest))
     }
 
     /// `tenant`'s notification `id`, as queued (its receiver and content).

@@ -141,11 +141,7 @@ impl Collector for SloCollector {
             &mut encoder,
             "slo_batch_fallbacks",
             "Row SLOs updated one by one instead of together with the others of their table, per tick",
-            engines
-                .all()
-                .iter()
-                .map(|e| e.batch_fallbacks())
-                .sum::<u64>(),
+            engines.batch_fallbacks(),
         )
     }
 }

@@ -91,6 +91,8 @@ pub struct SloEngines {
     engines: RwLock<BTreeMap<Tenant, Arc<SloEngine>>>,
     /// Held while an engine is made, so two first `PUT`s of a tenant make one.
     creating: tokio::sync::Mutex<()>,
+    /// Ticks run since start, and the last one's report and end (Unix ns).
+    ticks: std::sync::Mutex<(u64, Option<(i64, TickReport)>)>,
 }
 
 impl std::fmt::Debug for SloEngines {
@@ -128,6 +130,7 @@ impl SloEngines {
             databases,
             engines: RwLock::new(BTreeMap::from([(Tenant::default(), default)])),
             creating: tokio::sync::Mutex::new(()),
+            ticks: std::sync::Mutex::new((0, None)),
         });
         for tenant in engines.databases.tenants()? {
             let engine = engines.make(&tenant).await?;
@@ -184,7 +187,7 @@ impl SloEngines {
     pub async fn tick(&self) -> TickReport {
         let engines = self.all();
         let reports = join_all(engines.iter().map(|e| e.tick())).await;
-        reports
+        let report = reports
             .into_iter()
             .fold(TickReport::default(), |a, r| TickReport {
                 updated: a.updated + r.updated,
@@ -193,7 +196,23 @@ impl SloEngines {
                 evaluate: a.evaluate.max(r.evaluate),
                 batched: a.batched + r.batched,
                 fallbacks: a.fallbacks + r.fallbacks,
-            })
+            });
+        let mut ticks = smolder_common::sync::lock(&self.ticks);
+        ticks.0 += 1;
+        ticks.1 = Some((self.clock.now_ns(), report));
+        report
+    }
+
+    /// Ticks run since start, and the last one's report with when it ended
+    /// (Unix ns): the status page's view of the engine.
+    pub fn last_tick(&self) -> (u64, Option<(i64, TickReport)>) {
+        *smolder_common::sync::lock(&self.ticks)
+    }
+
+    /// Row SLOs updated one by one instead of together since start, all
+    /// tenants.
+    pub fn batch_fallbacks(&self) -> u64 {
+        self.all().iter().map(|e| e.batch_fallbacks()).sum()
     }
 
     /// Every tenant's SLOs after their last tick, default tenant's first;

@@ -34,6 +34,10 @@ pub(crate) struct OpsState {
     pub(crate) panics: Arc<supervise::Panics>,
     pub(crate) query: Arc<QueryEngine>,
     pub(crate) started: std::time::Instant,
+    /// For the status page: the SLO engine's ticks.
+    pub(crate) slo: Arc<smolder_slo::SloEngines>,
+    /// For the status page: the notification queue.
+    pub(crate) alerting: Arc<smolder_alerting::Alerting>,
 }
 
 /// `/metrics`, `/healthz`, `/readyz` and `/api/v1/status`.
@@ -134,7 +138,23 @@ async fn status_handler(State(state): State<OpsState>) -> impl IntoResponse {
         .await
         .unwrap_or(0);
     let last_flush_ns = stats.last_flush_ns.load(Relaxed);
+    let slo = slo_status(&state);
+    let alerting = Arc::clone(&state.alerting);
+    let notifications = tokio::task::spawn_blocking(move || alerting.store().delivery_counts())
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    let notifications = match notifications {
+        Ok((states, oldest)) => serde_json::json!({
+            "queued": state.alerting.deliverer().pending(),
+            "states": states,
+            "oldest_pending": oldest.map(crate::ops::rfc3339),
+        }),
+        Err(e) => serde_json::json!({ "error": e }),
+    };
     axum::Json(serde_json::json!({
+        "slo": slo,
+        "notifications": notifications,
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs_f64(),
         "now_ms": std::time::SystemTime::now()
@@ -160,6 +180,51 @@ async fn status_handler(State(state): State<OpsState>) -> impl IntoResponse {
             "last_flush_ms": (last_flush_ns > 0).then_some(last_flush_ns / 1_000_000),
         },
     }))
+}
+
+/// The SLO engine as the status page shows it: ticks, the last one's
+/// figures, SLOs backfilling or failing (with their errors).
+fn slo_status(state: &OpsState) -> serde_json::Value {
+    let (ticks, last) = state.slo.last_tick();
+    let snapshot = state.slo.snapshot();
+    let backfilling: Vec<_> = snapshot
+        .slos
+        .iter()
+        .filter(|s| !s.backfill.done)
+        .map(|s| serde_json::json!({ "slo": s.definition.id, "progress": s.backfill.progress }))
+        .collect();
+    let failing: Vec<_> = snapshot
+        .slos
+        .iter()
+        .filter_map(|s| {
+            s.error
+                .as_ref()
+                .map(|e| serde_json::json!({ "slo": s.definition.id, "error": e }))
+        })
+        .collect();
+    serde_json::json!({
+        "slos": snapshot.slos.len(),
+        "interval": humantime::format_duration(state.config.slo.interval).to_string(),
+        "ticks": ticks,
+        "last_tick": last.map(|(at, r)| serde_json::json!({
+            "at": rfc3339(at),
+            "update_ms": r.update.as_secs_f64() * 1e3,
+            "evaluate_ms": r.evaluate.as_secs_f64() * 1e3,
+            "updated": r.updated,
+            "waiting_or_failed": r.failed,
+            "batched": r.batched,
+            "fallbacks": r.fallbacks,
+        })),
+        "batch_fallbacks": state.slo.batch_fallbacks(),
+        "backfilling": backfilling,
+        "failing": failing,
+        "problems": snapshot.problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    })
+}
+
+/// Unix nanoseconds as RFC 3339 (UTC, milliseconds).
+pub(crate) fn rfc3339(ns: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 async fn metrics_handler(State(state): State<OpsState>) -> impl IntoResponse {

@@ -201,6 +201,8 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
             ingestor: Arc::clone(&ingestor),
             config: Arc::new(config.clone()),
             started: std::time::Instant::now(),
+            slo: Arc::clone(&slo_engines),
+            alerting: Arc::clone(&alerting),
         }))
         .merge(smolder_slo::api::router(Arc::clone(&slo_engines)))
         .merge(smolder_alerting::api::router(Arc::clone(&alerting)))

@@ -284,6 +284,9 @@ await step('status', async () => {
   const text = await page.locator('#status').textContent();
   assert.match(text, /traces/);
   assert.match(text, /fsync|off/);
+  // The SLO engine's ticks and the notification queue.
+  assert.match(await page.locator('#slo-engine').textContent(), /last tick\d{4}-\d\d-\d\d .* rollups [\d.]+ ms/);
+  assert.match(await page.locator('#notification-queue').textContent(), /delivered[1-9]/);
 });
 
 await step('zone-theme-and-not-found', async () => {

@@ -9,6 +9,37 @@ function rate(now, prev, get) {
   return dt > 0 ? (get(now) - get(prev)) / dt : 0;
 }
 
+function sloSection(slo) {
+  if (!slo) return h('p', { class: 'muted' }, 'Not reported.');
+  const t = slo.last_tick;
+  return h('div', { id: 'slo-engine' },
+    h('dl', { class: 'kv' },
+      h('dt', {}, 'SLOs'), h('dd', {}, fmt.count(slo.slos)),
+      h('dt', {}, 'evaluated every'), h('dd', {}, slo.interval),
+      h('dt', {}, 'ticks since start'), h('dd', {}, fmt.count(slo.ticks)),
+      h('dt', {}, 'last tick'), h('dd', {}, t ? `${fmt.time(t.at)} — rollups ${t.update_ms.toFixed(1)} ms, evaluation ${t.evaluate_ms.toFixed(1)} ms; ${t.updated} updated (${t.batched} together), ${t.waiting_or_failed} waiting or failed` : 'none yet'),
+      h('dt', {}, 'batched-rollup fallbacks'), h('dd', {}, slo.batch_fallbacks ? h('span', { class: 'badge warn' }, fmt.count(slo.batch_fallbacks)) : '0')),
+    slo.backfilling.length
+      ? table(['Backfilling', 'Progress'], slo.backfilling.map((b) => [b.slo, h('td', { class: 'num' }, fmt.pct(b.progress, 0))]))
+      : h('p', { class: 'muted' }, 'Every SLO is caught up.'),
+    slo.failing.length
+      ? table(['Failing SLO', 'Error'], slo.failing.map((f) => [f.slo, h('td', { class: 'wrap error-text' }, f.error)]), { attrs: { id: 'slo-failing' } })
+      : h('p', { class: 'muted' }, 'No SLO is failing.'),
+    slo.problems.length ? h('ul', { class: 'problems' }, slo.problems.map((p) => h('li', { class: 'mono' }, p))) : null);
+}
+
+function queueSection(n) {
+  if (!n) return h('p', { class: 'muted' }, 'Not reported.');
+  if (n.error) return h('p', { class: 'error' }, n.error);
+  const states = ['pending', 'delivered', 'failed', 'dead'];
+  return h('div', { id: 'notification-queue' },
+    h('dl', { class: 'kv' },
+      h('dt', {}, 'queued for delivery'), h('dd', {}, fmt.count(n.queued)),
+      h('dt', {}, 'oldest pending'), h('dd', {}, n.oldest_pending ? fmt.time(n.oldest_pending) : 'none'),
+      ...states.flatMap((st) => [h('dt', {}, st), h('dd', {}, (st === 'failed' || st === 'dead') && n.states[st]
+        ? h('span', { class: 'badge bad' }, fmt.count(n.states[st])) : fmt.count(n.states[st] || 0))])));
+}
+
 export async function render(main, ctx) {
   ctx.title('Status');
   const box = h('div', { id: 'status' });
@@ -35,6 +66,10 @@ export async function render(main, ctx) {
         h('td', { class: 'num' }, fmt.count(s.ingest.accepted_items[sig] || 0)),
         h('td', { class: 'num' }, fmt.bytes(s.ingest.received_bytes[sig] || 0)),
       ]), { attrs: { id: 'ingest-table' } }),
+      h('h2', {}, 'SLO engine'),
+      sloSection(s.slo),
+      h('h2', {}, 'Notification queue'),
+      queueSection(s.notifications),
       h('h2', {}, 'Rejected items'),
       rejected.length ? table(['Signal', 'Reason', 'Count'], rejected) : h('p', { class: 'muted' }, 'Nothing rejected since start.'),
       h('h2', {}, 'Storage'),
