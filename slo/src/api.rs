@@ -103,11 +103,19 @@ fn thresholds(e: &Evaluation) -> BTreeMap<Window, f64> {
     out
 }
 
-/// Error-budget time left: the budget remaining as a share of the downtime
-/// the objective allows over the period.
+/// Error-budget time left: the downtime the objective allows over the
+/// period, less the time the bad events so far stand for over the time with
+/// data — so that a young SLO (3 minutes of data in a 28-day period) is not
+/// shown days of negative downtime; over a full period this is the budget
+/// remaining times the allowed downtime.
 fn downtime_left_seconds(d: &SloDefinition, e: &Evaluation) -> f64 {
     let period = d.period_length(e.at_ns).as_secs_f64();
-    e.error_budget_remaining * (1.0 - d.objective) * period
+    let allowed = crate::eval::error_budget(d.objective) * period;
+    let (Some(since), true) = (e.data_since_ns, e.period.total > 0.0) else {
+        return allowed;
+    };
+    let covered = ((e.at_ns - since) as f64 / 1e9).clamp(0.0, period);
+    allowed - e.period.bad() / e.period.total * covered
 }
 
 /// The figures of one group, for lists.
@@ -118,6 +126,7 @@ fn instance_summary(d: &SloDefinition, i: &InstanceStatus) -> Value {
         "sli": e.sli,
         "error_budget_remaining": e.error_budget_remaining,
         "allowed_downtime_left_seconds": downtime_left_seconds(d, e),
+        "data_since": e.data_since_ns.map(rfc3339),
         "burn_rates": e.burn_rates,
         "alert_state": e.alert_state,
         "time_to_exhaustion_seconds": e.time_to_exhaustion_seconds,
@@ -144,8 +153,16 @@ pub fn summary(s: &SloStatus) -> Value {
         "alert_state": worst.map_or("ok", |e| e.alert_state.as_str()),
         "time_to_exhaustion_seconds": worst.and_then(|e| e.time_to_exhaustion_seconds),
         "allowed_downtime_left_seconds": worst.map(|e| downtime_left_seconds(d, e)),
+        "data_since": worst.and_then(|e| e.data_since_ns).map(rfc3339),
         "period_seconds": worst.map(|e| d.period_length(e.at_ns).as_secs_f64()),
         "thresholds": worst.map(thresholds),
+        "alert_windows": d.alert_windows.iter().map(|w| json!({
+            "name": w.name,
+            "severity": w.severity,
+            "long": Window(w.long),
+            "short": Window(w.short),
+            "factor": w.factor,
+        })).collect::<Vec<_>>(),
         "labels": d.labels,
         "backfill": s.backfill,
         "error": s.error,

@@ -298,10 +298,17 @@ fn the_pages_apis_answer_and_name_bad_parameters() {
     let downtime = checkout["allowed_downtime_left_seconds"].as_f64().unwrap();
     let period = checkout["period_seconds"].as_f64().unwrap();
     assert_eq!(period, 28.0 * 86400.0);
+    // Two minutes of data in a 28-day period, some of it bad: the allowed
+    // downtime less what the bad share of those minutes stands for — not
+    // the budget's (hugely negative) share of the whole period.
+    let allowed = 0.005 * period;
+    let bad_share = 1.0 - checkout["sli"].as_f64().unwrap();
+    assert!(budget < 0.0, "{checkout:#}");
     assert!(
-        (downtime - budget * 0.005 * period).abs() < 1e-6 * period,
+        downtime < allowed && downtime > allowed - bad_share * 600.0,
         "{checkout:#}"
     );
+    assert!(checkout["data_since"].is_string(), "{checkout:#}");
     let grouped = get_json(&server, "/api/v1/slos?instances=true");
     let catalog = grouped["slos"]
         .as_array()

@@ -74,6 +74,30 @@ await step('slos-overview', async () => {
   const firing = page.locator('#slo-table tbody tr[data-state="firing"]');
   assert.ok(await firing.count() >= 1, 'a burning SLO shows its firing alert');
   await page.locator('#slo-table tbody tr[data-slo] .spark canvas').first().waitFor();
+  // One fast-burn and one slow-burn cell, coloured against the thresholds.
+  await page.locator('#slo-table tr[data-slo="checkout-availability"] td.fast .badge.bad').waitFor();
+  // The "Alerts firing" card counts alerts.
+  const alertsNow = await page.evaluate(async () => (await (await fetch('/api/v1/alerts')).json()).alerts.filter((a) => a.status === 'firing').length);
+  assert.equal(await page.locator('.card', { hasText: 'Alerts firing' }).locator('.value').textContent(), String(alertsNow));
+  // Sortable: by name, then back.
+  await page.click('#slo-table th button[aria-label="Sort by SLO"]');
+  await page.waitForFunction(() => new URL(location.href).searchParams.get('sort') === 'slo');
+  const names = await page.locator('#slo-table tbody tr[data-slo] td.name > a').allTextContents();
+  assert.deepEqual(names, [...names].sort((a, b) => a.toLowerCase().localeCompare(b.toLowerCase())), 'sorted by name');
+  assert.equal(await page.locator('#slo-table th[aria-sort="ascending"]').count(), 1);
+  // A grouped SLO opens to its groups.
+  const catalog = page.locator('#slo-table tr[data-slo="catalog-availability"][data-kind="parent"]');
+  await catalog.locator('button.expand').click();
+  await page.locator('#slo-table tr[data-slo="catalog-availability"][data-kind="group"]').first().waitFor();
+  await page.locator('#slo-table tr[data-slo="catalog-availability"][data-kind="parent"] button.expand').click();
+  // No horizontal overflow at 1280 px.
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.waitForTimeout(100);
+  const overflow = await page.evaluate(() => { const s = document.querySelector('.table-scroll'); return s.scrollWidth - s.clientWidth; });
+  assert.ok(overflow <= 0, `the table fits at 1280 px (${overflow} px too wide)`);
+  await page.screenshot({ path: join(ARTIFACTS, 'slos-1280.png'), fullPage: true });
+  await page.setViewportSize({ width: 1440, height: 900 });
+  await page.click('#slo-table th button[aria-label="Sort by Budget left"]');
   // Filters live in the URL.
   await page.fill('input[name="q"]', 'checkout');
   await page.waitForFunction(() => new URL(location.href).searchParams.get('q') === 'checkout');

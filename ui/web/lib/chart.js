@@ -100,7 +100,7 @@ export function timeChart(el, spec) {
 /** A small line without axes, for tables. */
 export function sparkline(el, timestamps, values, color = palette()[0]) {
   const opts = {
-    width: 120,
+    width: 100,
     height: 28,
     cursor: { show: false },
     select: { show: false },

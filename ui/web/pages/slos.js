@@ -67,32 +67,92 @@ export function alertFor(alerts, slo, group) {
   return worst;
 }
 
+/** The burn that drives a condition: both windows must reach its factor,
+ * so the lower of the two. */
+function conditionBurn(burn, w) {
+  const long = burn[w.long];
+  const short = burn[w.short];
+  if (long === undefined || short === undefined) return null;
+  return Math.min(long, short);
+}
+
+/** The fast-burn (first page condition) and slow-burn (first ticket
+ * condition) cells of a row: value, threshold and the windows' burns. */
+function burnCells(s, burn) {
+  const ws = s.alert_windows || [];
+  const pick = (sev) => ws.find((w) => w.severity === sev) || null;
+  const page = pick('page') || ws[0] || null;
+  const ticket = pick('ticket') || ws[ws.length - 1] || null;
+  const cell = (w) => (w ? { w, value: conditionBurn(burn, w) } : null);
+  return { fast: cell(page), slow: cell(ticket === page ? null : ticket), page, ticket };
+}
+
+function rowOf(s, src, group, alerts, extra = {}) {
+  const alert = alertFor(alerts, s.id, group);
+  // An SLO not evaluated yet has no budget: say so rather than "ok".
+  const evalState = src.error_budget_remaining === null || src.error_budget_remaining === undefined ? 'no data' : src.alert_state;
+  const burn = src.burn_rates || {};
+  return {
+    slo: s,
+    group,
+    sli: src.sli,
+    budget: src.error_budget_remaining,
+    downtime: src.allowed_downtime_left_seconds,
+    burn,
+    burns: burnCells(s, burn),
+    evalState,
+    alert,
+    state: alert ? alert.status : evalState,
+    text: `${s.id} ${s.display_name || ''} ${s.service} ${groupText(group)}`.toLowerCase(),
+    ...extra,
+  };
+}
+
+/** A row per SLO; a grouped SLO's row shows its worst group and opens to a
+ * row per group. */
 function rowsOf(slos, alerts) {
   const rows = [];
   for (const s of slos) {
-    const instances = s.group_by.length && s.instances && s.instances.length ? s.instances : [null];
-    for (const i of instances) {
-      const src = i || s;
-      const group = i ? i.group : {};
-      const alert = alertFor(alerts, s.id, group);
-      // An SLO not evaluated yet has no budget: say so rather than "ok".
-      const evalState = src.error_budget_remaining === null || src.error_budget_remaining === undefined ? 'no data' : src.alert_state;
-      rows.push({
-        slo: s,
-        group,
-        sli: src.sli,
-        budget: src.error_budget_remaining,
-        downtime: src.allowed_downtime_left_seconds,
-        burn: src.burn_rates || {},
-        evalState,
-        alert,
-        state: alert ? alert.status : evalState,
-        text: `${s.id} ${s.display_name || ''} ${s.service} ${groupText(group)}`.toLowerCase(),
-      });
+    const grouped = s.group_by.length && s.instances && s.instances.length;
+    if (!grouped) {
+      rows.push(rowOf(s, s.instances && s.instances[0] ? s.instances[0] : s, {}, alerts));
+      continue;
     }
+    const children = s.instances.map((i) => rowOf(s, i, i.group, alerts, { child: true }));
+    const worstAlert = children.map((c) => c.alert).filter(Boolean)
+      .sort((a, b) => (a.status === 'firing' ? 0 : 1) - (b.status === 'firing' ? 0 : 1))[0] || null;
+    const parent = rowOf(s, s, {}, alerts, { children, parent: true });
+    parent.alert = worstAlert;
+    parent.state = worstAlert ? worstAlert.status : parent.evalState;
+    parent.text = `${parent.text} ${children.map((c) => c.text).join(' ')}`;
+    rows.push(parent);
   }
-  rows.sort((a, b) => (a.budget ?? Infinity) - (b.budget ?? Infinity) || a.slo.id.localeCompare(b.slo.id));
   return rows;
+}
+
+const SORTS = {
+  slo: (r) => (r.slo.display_name || r.slo.id).toLowerCase(),
+  service: (r) => r.slo.service,
+  objective: (r) => r.slo.objective,
+  sli: (r) => r.sli ?? Infinity,
+  budget: (r) => r.budget ?? Infinity,
+  downtime: (r) => r.downtime ?? Infinity,
+  state: (r) => ({ firing: 0, suppressed: 1, pending: 2, page: 3, ticket: 4, ok: 5, 'no data': 6 }[r.state] ?? 7),
+  fast: (r) => -(r.burns.fast && r.burns.fast.value !== null ? r.burns.fast.value / r.burns.fast.w.factor : -Infinity),
+  slow: (r) => -(r.burns.slow && r.burns.slow.value !== null ? r.burns.slow.value / r.burns.slow.w.factor : -Infinity),
+};
+
+function sortRows(rows, key, dir) {
+  const get = SORTS[key] || SORTS.budget;
+  const sign = dir === 'desc' ? -1 : 1;
+  const cmp = (a, b) => {
+    const x = get(a);
+    const y = get(b);
+    return (x < y ? -1 : x > y ? 1 : 0) * sign || a.slo.id.localeCompare(b.slo.id);
+  };
+  const sorted = [...rows].sort(cmp);
+  for (const r of sorted) if (r.children) r.children.sort(cmp);
+  return sorted;
 }
 
 function matches(row, f) {
@@ -177,6 +237,23 @@ function sparklines(ctx, root) {
   };
 }
 
+/** A fast- or slow-burn cell: the condition's burn, red at or above the
+ * page threshold, amber at or above the ticket threshold. */
+function burnCell(cell, burns) {
+  if (!cell || cell.value === null) return h('span', { class: 'muted' }, '—');
+  const pageAt = burns.page ? burns.page.factor : Infinity;
+  const ticketAt = burns.ticket ? burns.ticket.factor : Infinity;
+  const cls = cell.value >= pageAt ? 'bad' : cell.value >= ticketAt ? 'warn' : 'ok';
+  const w = cell.w;
+  const title = `${w.name} (${w.severity}): ${w.long} ${fmt.burn(cellBurn(cell, 'long'))} and ${w.short} ${fmt.burn(cellBurn(cell, 'short'))}; `
+    + `page at ${burns.page ? fmt.burn(burns.page.factor) : '—'}, ticket at ${burns.ticket ? fmt.burn(burns.ticket.factor) : '—'}`;
+  return h('span', { class: `badge ${cls} burn-cell`, title }, fmt.burn(cell.value));
+}
+
+function cellBurn(cell, which) {
+  return cell.burn ? cell.burn[cell.w[which]] : null;
+}
+
 /** px: an overview row's height, border included (app.css: #slo-table td). */
 const ROW = 37;
 
@@ -191,9 +268,9 @@ export async function render(main, ctx) {
   const [list, active] = await Promise.all([api('/api/v1/slos?instances=true'), api('/api/v1/alerts?brief=true')]);
   if (!ctx.alive()) return;
   let rows = rowsOf(list.slos, active.alerts);
+  let alertsNow = active.alerts;
   const services = [...new Set(list.slos.map((s) => s.service))].sort();
   const states = [...new Set(rows.map((r) => r.state))].sort();
-  const windows = [...new Set(list.slos.flatMap((s) => Object.keys(s.burn_rates || {})))].sort(windowOrder);
 
   const tbody = h('tbody');
   const summary = h('p', { class: 'muted', 'aria-live': 'polite' });
@@ -208,9 +285,19 @@ export async function render(main, ctx) {
     sparks.observe(spark, r);
     const group = groupText(r.group);
     const name = s.display_name || s.id;
-    const tr = h('tr', { dataset: { slo: s.id, state: r.state }, 'aria-rowindex': String(i + 3) },
-      h('td', { class: 'name', title: group ? `${name} · ${group}` : name },
-        h('a', { href: sloHref(r) }, name), group ? h('span', { class: 'muted mono' }, ` ${group}`) : null),
+    for (const c of [r.burns.fast, r.burns.slow]) if (c) c.burn = r.burn;
+    const toggle = r.parent
+      ? h('button', {
+        type: 'button', class: 'expand', 'aria-expanded': String(expanded.has(s.id)),
+        'aria-label': `${expanded.has(s.id) ? 'Hide' : 'Show'} the ${r.children.length} groups of ${name}`,
+        onclick: () => { if (expanded.has(s.id)) expanded.delete(s.id); else expanded.add(s.id); draw(); },
+      }, expanded.has(s.id) ? '▾' : '▸')
+      : null;
+    const tr = h('tr', { dataset: { slo: s.id, state: r.state, kind: r.parent ? 'parent' : r.child ? 'group' : 'slo' }, 'aria-rowindex': String(i + 2) },
+      h('td', { class: `name${r.child ? ' child' : ''}`, title: group ? `${name} · ${group}` : name },
+        toggle,
+        r.child ? h('a', { href: sloHref(r), class: 'mono' }, group) : h('a', { href: sloHref(r) }, name),
+        r.parent ? h('span', { class: 'muted' }, ` ${r.children.length} groups, worst shown`) : null),
       h('td', {}, s.service),
       h('td', { class: 'num' }, fmt.pct(s.objective)),
       h('td', { class: 'num' }, fmt.pct(r.sli, 3)),
@@ -218,17 +305,40 @@ export async function render(main, ctx) {
       h('td', {}, spark),
       h('td', { class: 'num', title: 'downtime the objective still allows this period' }, fmt.seconds(r.downtime)),
       h('td', {}, stateBadge(r.alert, r.evalState)),
-      windows.map((w) => h('td', { class: 'num burn' }, w in r.burn ? burnChip(w, r.burn[w], (s.thresholds || {})[w], false) : h('span', { class: 'muted' }, '—'))));
+      h('td', { class: 'num burn fast' }, burnCell(r.burns.fast, r.burns)),
+      h('td', { class: 'num burn slow' }, burnCell(r.burns.slow, r.burns)));
     tr.dispose = () => sparks.forget(spark);
     return tr;
   };
 
-  const table = h('table', { class: 'grid', id: 'slo-table', 'aria-label': 'SLOs and groups, worst error budget first' },
-    h('thead', {},
-      h('tr', {},
-        ['SLO', 'Service', 'Objective', 'SLI', 'Budget left', 'Budget trend', 'Downtime left', 'State'].map((t) => header(t, { rowspan: 2 })),
-        windows.length ? header('Burn rate', { colspan: windows.length, class: 'group' }) : null),
-      h('tr', {}, windows.map((w) => header(w, { class: 'num burn', title: `burn rate over the last ${w}` })))),
+  const sort = { key: ctx.query.get('sort') || 'budget', dir: ctx.query.get('dir') || 'asc' };
+  const expanded = new Set((ctx.query.get('open') || '').split(',').filter(Boolean));
+  const columns = [['SLO', 'slo'], ['Service', 'service'], ['Objective', 'objective'], ['SLI', 'sli'], ['Budget left', 'budget'],
+    ['Budget trend', null], ['Downtime left', 'downtime'], ['State', 'state'], ['Fast burn', 'fast'], ['Slow burn', 'slow']];
+  const headRow = h('tr', {});
+  const drawHead = () => mount(headRow, columns.map(([t, key]) => {
+    const th = header(t, key === 'fast' ? { title: 'The page condition: the lower burn of its two windows, red at the page threshold, amber at the ticket one' }
+      : key === 'slow' ? { title: 'The ticket condition: the lower burn of its two windows' } : {});
+    if (!key) return th;
+    const active = sort.key === key;
+    if (active) th.setAttribute('aria-sort', sort.dir === 'asc' ? 'ascending' : 'descending');
+    th.append(' ');
+    const b = h('button', {
+      type: 'button', class: 'sort', 'aria-label': `Sort by ${t}`,
+      onclick: () => {
+        sort.dir = sort.key === key && sort.dir === 'asc' ? 'desc' : 'asc';
+        sort.key = key;
+        setQuery({ sort: key, dir: sort.dir });
+        drawHead();
+        draw(true);
+      },
+    }, active ? (sort.dir === 'asc' ? '▲' : '▼') : '↕');
+    th.append(b);
+    return th;
+  }));
+  drawHead();
+  const table = h('table', { class: 'grid', id: 'slo-table', 'aria-label': 'SLOs and groups' },
+    h('thead', {}, headRow),
     tbody);
   const scroller = h('div', { class: 'table-scroll' }, table);
   const sparks = sparklines(ctx, scroller);
@@ -237,18 +347,26 @@ export async function render(main, ctx) {
   const draw = (fromTop = false) => {
     sparks.reset();
     if (fromTop) scroller.scrollTop = 0;
-    shown = rows.filter((r) => matches(r, filters));
-    summary.textContent = `${shown.length} of ${rows.length} SLOs and groups, worst error budget first · evaluated ${fmt.time(list.evaluated_at)}`;
-    table.setAttribute('aria-rowcount', String(shown.length + 2));
+    shown = [];
+    const sorted = sortRows(rows, sort.key, sort.dir);
+    for (const r of sorted) {
+      const kids = r.children ? r.children.filter((c) => matches(c, filters)) : [];
+      if (!matches(r, filters) && !kids.length) continue;
+      shown.push(r);
+      if (r.children && expanded.has(r.slo.id)) shown.push(...(kids.length ? kids : r.children));
+    }
+    setQuery({ open: [...expanded].join(',') });
+    summary.textContent = `${rows.length} SLOs, ${shown.length} rows shown · evaluated ${fmt.time(list.evaluated_at)}`;
+    table.setAttribute('aria-rowcount', String(shown.length + 1));
     view.reset(shown.length);
   };
 
   const refreshCards = () => {
-    const firing = rows.filter((r) => r.alert && r.alert.status === 'firing').length;
+    const firing = alertsNow.filter((a) => a.status === 'firing').length;
     const exhausted = rows.filter((r) => r.budget !== null && r.budget !== undefined && r.budget < 0).length;
     mount(cards,
       card('SLOs', list.slos.length),
-      card('Groups shown', rows.length),
+      card('Groups', rows.reduce((n, r) => n + (r.children ? r.children.length : 1), 0)),
       card('Alerts firing', firing, firing ? 'bad' : 'ok'),
       card('Budget exhausted', exhausted, exhausted ? 'bad' : 'ok'));
   };
@@ -285,6 +403,7 @@ export async function render(main, ctx) {
       if (!ctx.alive()) return;
       Object.assign(list, l);
       rows = rowsOf(l.slos, a.alerts);
+      alertsNow = a.alerts;
       refreshCards();
       draw();
     } catch (e) {
