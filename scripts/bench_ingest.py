@@ -56,9 +56,12 @@ def peak_rss_mib(pid):
 
 
 def start_server(bin_path, data_dir, *extra):
+    # loadgen sends its pool of bodies again and again: with the retried-
+    # export filter on, every copy after the first would be dropped instead
+    # of stored, and this would measure the filter, not ingest.
     proc = subprocess.Popen(
         [bin_path, "serve", "--otlp-grpc-addr", "127.0.0.1:0", "--otlp-http-addr", "127.0.0.1:0",
-         "--http-addr", "127.0.0.1:0", "--data-dir", data_dir, *extra],
+         "--http-addr", "127.0.0.1:0", "--data-dir", data_dir, "--dedup-window", "0s", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**os.environ, "RUST_LOG": "warn"},
     )
     addrs = {}

@@ -46,7 +46,9 @@ fn snapshot(def: &Arc<SloDefinition>, met: &[bool]) -> Snapshot {
             short_burn_rate: if m { 25.0 } else { 0.4 },
             met: m,
             low_traffic: false,
-            min_events: 0.0,
+            long_bad_events: 0.0,
+            min_bad_events: 0.0,
+            events_at_threshold: 0.0,
         })
         .collect();
     Snapshot {

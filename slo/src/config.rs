@@ -28,11 +28,11 @@ smolder_common::config_section! {
         /// Low-traffic guard: a window with fewer events cannot make an alert
         /// condition true; per SLO: annotation smolder.dev/min-events.
         pub min_events: f64 = 0.0,
-        /// Low-traffic guard derived from each SLO's objective: a burn-rate
-        /// condition can only be met when its long window holds at least
-        /// min_bad_events / (factor × (1 − objective)) events, so that no
-        /// handful of failures pages; 0 turns it off. Per SLO: annotation
-        /// smolder.dev/min-bad-events.
+        /// Low-traffic guard: a burn-rate condition can only be met when its
+        /// long window's burn rests on at least this many bad events (for a
+        /// window burning just at its factor, min_bad_events / (factor × (1
+        /// − objective)) events), so that no handful of failures pages; 0
+        /// turns it off. Per SLO: annotation smolder.dev/min-bad-events.
         pub min_bad_events: f64 = 5.0,
         /// Groups tracked per SLO at most, for SLOs with groupBy; per SLO:
         /// maxGroups.

@@ -5,14 +5,16 @@
 //! last ⌈W / width⌉ buckets, the one containing `now` included. So does a
 //! rolling period; a calendar period covers the buckets that start within it.
 //!
-//! The low-traffic guard ([`guard_events`]): a burn rate over a handful of
-//! events means nothing (one failure among 40 requests burns a 99.9 % budget
-//! 25 times too fast), so a condition is only met when its long window holds
-//! enough events that reaching its factor takes at least `min_bad_events`
-//! bad events (5 by default): events ≥ min_bad_events / (factor × (1 −
-//! objective)) — 348 events in the hour for the 14.4× page of a 99.9 % SLO.
-//! The short window only confirms that the burn goes on, so it needs events,
-//! not as many.
+//! The low-traffic guard: a burn rate over a handful of events means nothing
+//! (one failure among the first 40 requests burns a 99.9 % budget 25 times
+//! too fast), so a condition is only met when the burn of its long window
+//! rests on at least `min_bad_events` bad events (5 by default) — for a
+//! window burning exactly at its factor that is min_bad_events / (factor ×
+//! (1 − objective)) events ([`events_at_threshold`]: 348 in the hour for the
+//! 14.4× page of a 99.9 % SLO); a faster burn needs fewer. Under a burn just
+//! at the objective, five failures in so few events are very unlikely, so
+//! what pages is a real change. The short window only confirms that the
+//! burn goes on: it needs events, not as many.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -44,9 +46,14 @@ pub struct ConditionStatus {
     pub met: bool,
     /// Whether a window had fewer events than the low-traffic guard asks.
     pub low_traffic: bool,
-    /// The events the long window needs before the condition can be met
-    /// (the low-traffic guard, [`guard_events`]).
-    pub min_events: f64,
+    /// Bad events in the long window.
+    pub long_bad_events: f64,
+    /// The bad events the long window needs before the condition can be met
+    /// (the low-traffic guard).
+    pub min_bad_events: f64,
+    /// The events the long window holds when it burns exactly at the factor
+    /// with `min_bad_events` bad ones ([`events_at_threshold`]).
+    pub events_at_threshold: f64,
 }
 
 /// Everything known about one SLO instance at one instant.
@@ -162,18 +169,17 @@ pub fn period_first_bucket(def: &SloDefinition, bucket_ns: i64, now_ns: i64) -> 
     }
 }
 
-/// The low-traffic guard of a condition whose windows must burn at `factor`:
-/// the fewest events its long window needs, so that reaching the factor takes
-/// at least `min_bad_events` bad events — ⌈min_bad_events / (factor × (1 −
-/// objective))⌉ — and at least the SLO's `min_events`.
-pub fn guard_events(def: &SloDefinition, factor: f64) -> f64 {
-    let derived = if def.min_bad_events > 0.0 && factor > 0.0 {
+/// The events a window burning exactly at `factor` holds when
+/// `min_bad_events` of them are bad: ⌈min_bad_events / (factor × (1 −
+/// objective))⌉ — how much traffic the low-traffic guard asks of a service
+/// for its slowest burn to page (0 without a guard).
+pub fn events_at_threshold(def: &SloDefinition, factor: f64) -> f64 {
+    if def.min_bad_events > 0.0 && factor > 0.0 {
         // Less a hair, so that 5 / (1 × 0.005) is 1000, not 1001.
         (def.min_bad_events / (factor * error_budget(def.objective)) - 1e-9).ceil()
     } else {
         0.0
-    };
-    derived.max(def.min_events)
+    }
 }
 
 /// Evaluates one instance at `now_ns`.
@@ -195,15 +201,17 @@ pub fn evaluate(def: &SloDefinition, rollup: &Rollup, bucket_ns: i64, now_ns: i6
         let rate = burn_rate(counts, def.objective);
         burn_rates.insert(name, rate);
         window_events.insert(name, counts.total);
-        (rate, counts.total)
+        (rate, counts)
     };
+    let floor = def.min_events.max(f64::MIN_POSITIVE);
     let mut conditions = Vec::with_capacity(def.alert_windows.len());
     for w in &def.alert_windows {
-        let (long, long_events) = window(w.long);
-        let (short, short_events) = window(w.short);
-        let min_events = guard_events(def, w.factor);
-        let low_traffic = long_events < min_events.max(f64::MIN_POSITIVE)
-            || short_events < def.min_events.max(f64::MIN_POSITIVE);
+        let (long, long_counts) = window(w.long);
+        let (short, short_counts) = window(w.short);
+        // Counts are sums of floats: a hair of tolerance on "at least 5".
+        let low_traffic = long_counts.bad() + 1e-9 < def.min_bad_events
+            || long_counts.total < floor
+            || short_counts.total < floor;
         conditions.push(ConditionStatus {
             name: w.name.clone(),
             severity: w.severity.clone(),
@@ -214,7 +222,9 @@ pub fn evaluate(def: &SloDefinition, rollup: &Rollup, bucket_ns: i64, now_ns: i6
             short_burn_rate: short,
             met: !low_traffic && long >= w.factor && short >= w.factor,
             low_traffic,
-            min_events,
+            long_bad_events: long_counts.bad(),
+            min_bad_events: def.min_bad_events,
+            events_at_threshold: events_at_threshold(def, w.factor),
         });
     }
     let remaining = budget_remaining(period, def.objective);
@@ -371,15 +381,12 @@ mod tests {
     }
 
     #[test]
-    fn the_derived_guard_needs_enough_events_that_a_page_takes_five_failures() {
+    fn no_condition_is_met_on_fewer_than_five_bad_events() {
         let mut def = slo(0.999);
         def.min_bad_events = 5.0;
         // 5 / (14.4 × 0.001) = 347.2…; 5 / (1 × 0.001) = 5000 exactly.
-        assert_eq!(guard_events(&def, 14.4), 348.0);
-        assert_eq!(guard_events(&def, 1.0), 5000.0);
-        def.min_events = 6000.0;
-        assert_eq!(guard_events(&def, 1.0), 6000.0, "min_events still applies");
-        def.min_events = 0.0;
+        assert_eq!(events_at_threshold(&def, 14.4), 348.0);
+        assert_eq!(events_at_threshold(&def, 1.0), 5000.0);
         let now = 30 * DAY;
         let mut r = ring();
         // The first minute of a service: 2 failures among 40 requests burn
@@ -391,7 +398,16 @@ mod tests {
             e.conditions.iter().all(|c| c.low_traffic && !c.met),
             "{e:?}"
         );
-        assert_eq!(e.conditions[0].min_events, 348.0);
+        assert_eq!(e.conditions[0].long_bad_events, 2.0);
+        assert_eq!(e.conditions[0].events_at_threshold, 348.0);
+        // Five failures among 40: a real change, it pages.
+        r.replace(now / MIN, now / MIN, &[(now / MIN, [35.0, 40.0])]);
+        let e = evaluate(&def, &r, MIN, now);
+        assert!(e.conditions[0].met, "{:?}", e.conditions[0]);
+        // The explicit floor of events still applies.
+        def.min_events = 50.0;
+        assert!(!evaluate(&def, &r, MIN, now).conditions[0].met);
+        def.min_events = 0.0;
         // An hour of 7 requests a minute, one failing: enough events.
         let values: Vec<_> = (now / MIN - 59..=now / MIN)
             .map(|i| (i, [6.0, 7.0]))

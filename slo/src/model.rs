@@ -38,9 +38,9 @@ pub struct SloDefinition {
     /// Low-traffic guard: a window with fewer events than this cannot make an
     /// alert condition true.
     pub min_events: f64,
-    /// Low-traffic guard derived from the objective: a condition's long
-    /// window needs enough events that its burn-rate factor takes at least
-    /// this many bad events ([`crate::eval::guard_events`]); 0 turns it off.
+    /// Low-traffic guard: a condition's long window needs at least this many
+    /// bad events before the condition can be met (see [`crate::eval`]); 0
+    /// turns it off.
     pub min_bad_events: f64,
     /// The multi-window burn-rate conditions.
     pub alert_windows: Vec<AlertWindow>,

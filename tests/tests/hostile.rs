@@ -22,10 +22,16 @@ fn export_spans(server: &Server, service: &str, n: u64, failed_every: u64) {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as i64;
+    // Ids of their own per service: a span with the ids of one already
+    // accepted is a retried copy and stored once.
+    let base = service
+        .bytes()
+        .fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(u64::from(b)))
+        << 24;
     let spans = (0..n)
         .map(|i| {
             server_span(
-                i + 1,
+                base + i + 1,
                 now - 60_000_000_000 + i as i64,
                 1_000,
                 i % failed_every == 0,

@@ -39,7 +39,9 @@ async fn assert_still_serving(server: &mut Server) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_signal_with_every_compression() {
-    let mut server = Server::start(&[]);
+    // The same fixture is sent again and again: each copy must be stored,
+    // so the retried-export filter is off.
+    let mut server = Server::start(&["--dedup-window", "0s"]);
     let traces: ExportTraceServiceRequest = fixture("traces.pb");
     let logs: ExportLogsServiceRequest = fixture("logs.pb");
     let metrics: ExportMetricsServiceRequest = fixture("metrics.pb");
@@ -236,7 +238,16 @@ async fn bad_id_length_is_partial_success() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_buffer_answers_unavailable_with_retry_info() {
-    let server = Server::start(&["--buffer-limit", "300KiB", "--retry-after", "2s"]);
+    // The same fixture is sent again and again: each copy must be stored,
+    // so the retried-export filter is off.
+    let server = Server::start(&[
+        "--buffer-limit",
+        "300KiB",
+        "--retry-after",
+        "2s",
+        "--dedup-window",
+        "0s",
+    ]);
     let mut client = traces_client(&server).await;
     let request: ExportTraceServiceRequest = fixture("traces.pb");
     let mut accepted = 0;

@@ -205,7 +205,9 @@ fn every_json_quirk_is_accepted() {
 
 #[test]
 fn every_compression_on_protobuf_and_json() {
-    let mut server = Server::start(&[]);
+    // The same fixture is sent again and again: each copy must be stored,
+    // so the retried-export filter is off.
+    let mut server = Server::start(&["--dedup-window", "0s"]);
     let pb = fixture("logs.pb");
     let js = fixture("logs.json");
     let n_pb = prost::Message::decode(&pb[..])
@@ -473,7 +475,16 @@ fn bad_ids_are_partial_success_and_good_items_are_kept() {
 
 #[test]
 fn a_full_buffer_answers_503_with_retry_after_and_keeps_what_it_has() {
-    let server = Server::start(&["--buffer-limit", "300KiB", "--retry-after", "3s"]);
+    // The same fixture is sent again and again: each copy must be stored,
+    // so the retried-export filter is off.
+    let server = Server::start(&[
+        "--buffer-limit",
+        "300KiB",
+        "--retry-after",
+        "3s",
+        "--dedup-window",
+        "0s",
+    ]);
     let body = fixture("traces.pb");
     let mut accepted = 0;
     let mut refused = None;

@@ -11,14 +11,14 @@ import { endedMessage, loadSession, renderSignIn, showUser } from '/ui/lib/sessi
 const ROUTES = [
   [/^\/(?:slos\/?)?$/, 'slos', 'slos', true],
   [/^\/slos\/([^/]+)$/, 'slo', 'slos', true],
-  [/^\/explore$/, 'explore', 'explore', false],
+  [/^\/explore$/, 'explore', 'explore', true],
   [/^\/traces$/, 'traces', 'traces', true],
   [/^\/traces\/([^/]+)$/, 'trace', 'traces', false],
   [/^\/logs$/, 'logs', 'logs', true],
   [/^\/alerts$/, 'alerts', 'alerts', false],
   [/^\/status$/, 'status', 'status', false],
 ];
-const TIME_PARAMS = ['range', 'from', 'to'];
+const TIME_PARAMS = ['range', 'from', 'to', 'refresh'];
 const DEFAULT_RANGE = '1h';
 
 const main = document.getElementById('main');
@@ -29,17 +29,49 @@ let session = await loadSession();
 let signInReason = '';
 showUser(document.querySelector('header.top'), session);
 
-/** The selected time range: {from, to} in ms and the URL's `range` value. */
+/**
+ * A time in the URL: `now`, `now-15m`, `now+1h`, an RFC 3339 instant, or
+ * `YYYY-MM-DD HH:MM[:SS]` in the chosen zone. Returns ms, or NaN.
+ */
+export function parseTimeText(text, now = Date.now()) {
+  const t = (text || '').trim();
+  const rel = /^now(?:\s*([+-])\s*(\d+(?:\.\d+)?[smhdw]))?$/.exec(t);
+  if (rel) {
+    if (!rel[1]) return now;
+    const secs = durationSeconds(rel[2]);
+    return now + (rel[1] === '-' ? -1 : 1) * secs * 1000;
+  }
+  const local = /^(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d(?::\d\d(?:\.\d+)?)?)$/.exec(t);
+  if (local) return zone() === 'utc' ? Date.parse(`${local[1]}T${local[2]}Z`) : Date.parse(`${local[1]}T${local[2]}`);
+  return Date.parse(t);
+}
+
+/**
+ * The selected time range: {from, to} in ms, the URL's `range` value, and
+ * whether it moves with the clock (`relative`). `range=15m` is the last 15
+ * minutes; `from`/`to` (relative like `now-6h` or absolute) give any other.
+ */
 export function timeRange(query = new URLSearchParams(location.search)) {
-  const range = query.get('range') || DEFAULT_RANGE;
+  const range = query.get('range') || (query.get('from') ? 'custom' : DEFAULT_RANGE);
   if (range === 'custom') {
-    const from = Date.parse(query.get('from') || '');
-    const to = Date.parse(query.get('to') || '');
-    if (Number.isFinite(from) && Number.isFinite(to) && from < to) return { range, from, to };
+    const now = Date.now();
+    const from = parseTimeText(query.get('from'), now);
+    const to = parseTimeText(query.get('to') || 'now', now);
+    if (Number.isFinite(from) && Number.isFinite(to) && from < to) {
+      const relative = /^now/.test(query.get('to') || 'now') && /^now/.test(query.get('from') || '');
+      return { range, from, to, relative, fromText: query.get('from'), toText: query.get('to') || 'now' };
+    }
   }
   const secs = durationSeconds(range) || durationSeconds(DEFAULT_RANGE);
   const to = Date.now();
-  return { range: durationSeconds(range) ? range : DEFAULT_RANGE, from: to - secs * 1000, to };
+  return { range: durationSeconds(range) ? range : DEFAULT_RANGE, from: to - secs * 1000, to, relative: true };
+}
+
+/** Sets an absolute range (ms) for the page and the URL. */
+export function setRange(from, to) {
+  const iso = (ms) => new Date(Math.round(ms)).toISOString();
+  setQuery({ range: 'custom', from: iso(from), to: iso(Math.min(to, Date.now())) }, { push: true });
+  render();
 }
 
 /** Opens `url` inside the app (keeps the time range unless the URL sets one). */
@@ -187,24 +219,23 @@ const select = document.getElementById('range');
 const custom = picker.querySelector('.custom');
 const fromInput = document.getElementById('from');
 const toInput = document.getElementById('to');
+const refreshSelect = document.getElementById('refresh');
 
-/** A datetime-local input's text for `ms`, in the chosen zone. */
-function localInput(ms) {
+/** An instant as the custom inputs show it: `2026-03-02 17:27:05`, in the
+ * chosen zone. */
+function inputText(ms) {
   const offset = zone() === 'utc' ? 0 : new Date(ms).getTimezoneOffset() * 60000;
-  return new Date(ms - offset).toISOString().slice(0, 19);
-}
-
-/** The instant a datetime-local input's text means, in the chosen zone. */
-function fromInputText(text) {
-  return zone() === 'utc' ? new Date(`${text}Z`).getTime() : new Date(text).getTime();
+  return new Date(ms - offset).toISOString().slice(0, 19).replace('T', ' ');
 }
 
 function syncPicker() {
   const r = timeRange();
   select.value = r.range;
   custom.hidden = r.range !== 'custom';
-  fromInput.value = localInput(r.from);
-  toInput.value = localInput(r.to);
+  fromInput.value = r.range === 'custom' && r.fromText && /^now/.test(r.fromText) ? r.fromText : inputText(r.from);
+  toInput.value = r.range === 'custom' && /^now/.test(r.toText || '') ? r.toText : inputText(r.to);
+  refreshSelect.value = new URLSearchParams(location.search).get('refresh') || '';
+  armRefresh();
 }
 
 select.addEventListener('change', () => {
@@ -219,16 +250,69 @@ select.addEventListener('change', () => {
 
 picker.addEventListener('submit', (e) => {
   e.preventDefault();
-  const from = fromInputText(fromInput.value);
-  const to = fromInputText(toInput.value);
+  const now = Date.now();
+  const from = parseTimeText(fromInput.value, now);
+  const to = parseTimeText(toInput.value || 'now', now);
+  for (const [input, v] of [[fromInput, from], [toInput, to]]) {
+    input.setCustomValidity(Number.isFinite(v) ? '' : 'Write now, now-15m, or a time like 2026-03-02 17:00.');
+  }
+  if (!Number.isFinite(from) || !Number.isFinite(to)) { (Number.isFinite(from) ? toInput : fromInput).reportValidity(); return; }
   if (!(from < to)) {
     toInput.setCustomValidity('The end must be after the start.');
     toInput.reportValidity();
     return;
   }
   toInput.setCustomValidity('');
-  setQuery({ range: 'custom', from: new Date(from).toISOString(), to: new Date(to).toISOString() }, { push: true });
+  // Relative texts stay relative (the range moves with the clock).
+  const keep = (text, ms) => (/^now/.test(text.trim()) ? text.trim().replace(/\s+/g, '') : new Date(ms).toISOString());
+  setQuery({ range: 'custom', from: keep(fromInput.value, from), to: keep(toInput.value || 'now', to) }, { push: true });
   render();
+});
+
+// Earlier / later by the range's length; zoom out to twice the length.
+document.getElementById('shift-back').addEventListener('click', () => {
+  const r = timeRange();
+  const len = r.to - r.from;
+  setRange(r.from - len, r.to - len);
+});
+document.getElementById('shift-forward').addEventListener('click', () => {
+  const r = timeRange();
+  const len = r.to - r.from;
+  const to = Math.min(Date.now(), r.to + len);
+  setRange(to - len, to);
+});
+document.getElementById('zoom-out').addEventListener('click', () => {
+  const r = timeRange();
+  const len = r.to - r.from;
+  const to = Math.min(Date.now(), r.to + len / 2);
+  setRange(to - 2 * len, to);
+});
+
+// A drag across any chart selects the range for the whole page.
+window.addEventListener('smolder:range', (e) => setRange(e.detail.from, e.detail.to));
+
+// Auto-refresh: the view renders again every interval, unless someone is
+// typing or a dialog is open.
+let refreshTimer = null;
+function armRefresh() {
+  const every = durationSeconds(new URLSearchParams(location.search).get('refresh') || '');
+  if (refreshTimer && refreshTimer.every === every) return;
+  if (refreshTimer) clearInterval(refreshTimer.id);
+  refreshTimer = null;
+  if (!every) return;
+  refreshTimer = {
+    every,
+    id: setInterval(() => {
+      const focused = document.activeElement;
+      if (document.hidden || document.querySelector('dialog[open]')
+        || (focused && focused.matches('input, textarea, select') && focused.closest('main, #timepicker'))) return;
+      render();
+    }, every * 1000),
+  };
+}
+refreshSelect.addEventListener('change', () => {
+  setQuery({ refresh: refreshSelect.value }, { push: false });
+  armRefresh();
 });
 
 // ---- links inside the app ----------------------------------------------------

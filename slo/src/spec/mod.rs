@@ -24,8 +24,7 @@ pub struct Defaults {
     pub max_groups: usize,
     /// Events a window needs before its burn rate can make a condition true.
     pub min_events: f64,
-    /// Bad events a condition's factor must take at the least over its long
-    /// window (the guard derived from the objective).
+    /// Bad events a condition's long window needs before it can be met.
     pub min_bad_events: f64,
     /// What a definition may ask for at most.
     pub bounds: Bounds,

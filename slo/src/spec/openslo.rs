@@ -34,8 +34,8 @@ use crate::model::{
 
 /// Annotation: the low-traffic guard (events per window).
 pub const MIN_EVENTS: &str = "smolder.dev/min-events";
-/// Annotation: the low-traffic guard derived from the objective (bad events
-/// a condition's factor takes at the least over its long window).
+/// Annotation: the low-traffic guard (bad events a condition's long window
+/// needs before it can be met).
 pub const MIN_BAD_EVENTS: &str = "smolder.dev/min-bad-events";
 /// Annotation: the runbook of the SLO, linked from its alerts.
 pub const RUNBOOK_URL: &str = "smolder.dev/runbook-url";

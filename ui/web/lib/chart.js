@@ -83,6 +83,18 @@ export function timeChart(el, spec) {
         : {},
     },
     legend: { live: true },
+    // A drag selects a stretch of time for the whole page (app.js), not a
+    // zoom of this chart alone.
+    cursor: { drag: { x: true, y: false, setScale: false } },
+    hooks: {
+      setSelect: [(u) => {
+        if (u.select.width < 3) return;
+        const from = u.posToVal(u.select.left, 'x') * 1000;
+        const to = u.posToVal(u.select.left + u.select.width, 'x') * 1000;
+        u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+        if (to > from) window.dispatchEvent(new CustomEvent('smolder:range', { detail: { from, to } }));
+      }],
+    },
   };
   const data = [spec.timestamps.map((t) => t / 1000), ...spec.series.map((s) => s.values)];
   el.setAttribute('role', 'img');

@@ -117,7 +117,8 @@ export async function render(main, ctx) {
     const sql = editor.value.trim();
     if (!sql) return;
     const mine = ++runs; // a slower earlier answer must not overwrite a newer one
-    const text = explain && !/^explain\b/i.test(sql) ? `EXPLAIN ${sql}` : sql;
+    const expanded = timeMacros(sql, ctx.range);
+    const text = explain && !/^explain\b/i.test(expanded) ? `EXPLAIN ${expanded}` : expanded;
     setQuery({ q: sql }, { push: ctx.query.get('q') !== sql });
     ctx.query.set('q', sql);
     status.textContent = 'Running…';
@@ -192,9 +193,25 @@ export async function render(main, ctx) {
         results),
       h('aside', { class: 'recent', 'aria-label': 'Recent queries' }, h('h2', {}, 'Recent queries'), recentList,
         h('h2', {}, 'Tables'),
-        h('p', { class: 'muted' }, 'spans, logs, metrics, slo_rollups — ', h('a', { href: '/explore?q=SHOW%20COLUMNS%20FROM%20spans' }, 'columns of spans')))));
+        h('p', { class: 'muted' }, 'spans, logs, metrics, slo_rollups — ', h('a', { href: '/explore?q=SHOW%20COLUMNS%20FROM%20spans' }, 'columns of spans')),
+        h('h2', {}, 'Time range'),
+        h('p', { class: 'muted' }, h('code', {}, '$__timeFilter(start_time)'), ', ', h('code', {}, '$__timeFrom'), ' and ', h('code', {}, '$__timeTo'),
+          ' stand for the range picked in the header.'))));
   drawRecent();
   if (ctx.query.get('q')) await run();
+}
+
+/**
+ * The picker's range in a query, as Grafana writes it: `$__timeFilter(col)`
+ * becomes `col >= TIMESTAMP '…' AND col < TIMESTAMP '…'`, `$__timeFrom` and
+ * `$__timeTo` the range's ends (UTC).
+ */
+export function timeMacros(sql, range) {
+  const ts = (ms) => `TIMESTAMP '${new Date(ms).toISOString().replace('T', ' ').replace('Z', '')}'`;
+  return sql
+    .replace(/\$__timeFilter\(\s*([A-Za-z_][A-Za-z0-9_."]*)\s*\)/g, (_, col) => `(${col} >= ${ts(range.from)} AND ${col} < ${ts(range.to)})`)
+    .replace(/\$__timeFrom\b/g, ts(range.from))
+    .replace(/\$__timeTo\b/g, ts(range.to));
 }
 
 /** Names of time columns that date a row's trace for the trace view's lookup. */

@@ -48,7 +48,8 @@ export async function render(main, ctx) {
   const thresholds = slo.thresholds || {};
   const { from, to } = ctx.range;
 
-  const charts = h('div', { class: 'charts' });
+  // The range drawn, for tests and tools that wait for a redraw.
+  const charts = h('div', { class: 'charts', dataset: { range: `${Math.round(from)}-${Math.round(to)}` } });
   const causes = h('div', {}, h('p', { class: 'muted' }, 'Looking for over-represented values…'));
   const alertsBox = h('div');
   const cleanup = [];
@@ -87,7 +88,7 @@ export async function render(main, ctx) {
     h('h2', {}, 'Burn rate now'),
     h('p', {}, Object.keys(e ? e.burn_rates : {}).sort(windowOrder).map((w) => [burnChip(w, e.burn_rates[w], thresholds[w]), ' '])),
     h('h2', {}, 'Alert conditions'),
-    e ? conditionsTable(e.conditions, e.window_events) : h('p', { class: 'muted' }, 'No evaluation yet.'),
+    e ? conditionsTable(e.conditions) : h('p', { class: 'muted' }, 'No evaluation yet.'),
     h('h2', {}, 'Charts'),
     charts,
     h('h2', {}, 'Likely causes and example bad traces (shortest alert window)'),
@@ -229,16 +230,16 @@ function exhaustion(e) {
   return t === null || t === undefined ? 'not at this rate' : fmt.seconds(t);
 }
 
-function conditionsTable(conditions, events) {
+function conditionsTable(conditions) {
   const count = (n) => fmt.count(Math.round(n));
-  return table(['Condition', 'Severity', 'Long window', 'Burn', 'Short window', 'Burn', 'Threshold', 'Events (long window)', 'State'],
+  return table(['Condition', 'Severity', 'Long window', 'Burn', 'Short window', 'Burn', 'Threshold', 'Bad events (long window)', 'State'],
     conditions.map((c) => [
       c.name, c.severity,
       c.long_window, burnChip(c.long_window, c.long_burn_rate, c.factor),
       c.short_window, burnChip(c.short_window, c.short_burn_rate, c.factor),
       fmt.burn(c.factor),
-      h('span', { title: `The low-traffic guard: the ${c.long_window} window needs ${count(c.min_events)} events before this condition can be met, so that reaching ${fmt.burn(c.factor)} takes several bad events, not one.` },
-        `${count(events?.[c.long_window] ?? 0)} of ${count(c.min_events)} needed`),
+      h('span', { title: `The low-traffic guard: no page on fewer than ${count(c.min_bad_events)} bad events in the ${c.long_window} window. A window burning just at ${fmt.burn(c.factor)} holds that many among ${count(c.events_at_threshold)} events.` },
+        `${count(c.long_bad_events)} of ${count(c.min_bad_events)} needed`),
       c.low_traffic ? h('span', { class: 'badge neutral', title: 'Too few events in the window for its burn rate to mean anything: this condition cannot be met.' }, 'low traffic')
         : c.met ? h('span', { class: 'badge bad' }, 'met') : h('span', { class: 'badge ok' }, 'not met'),
     ]), { attrs: { id: 'conditions' } });
