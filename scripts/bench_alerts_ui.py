@@ -22,6 +22,8 @@ import tempfile
 import time
 import urllib.request
 
+import bench_ui  # same directory: its smolder_binary() and get()
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SLO = """apiVersion: openslo/v1
@@ -59,17 +61,8 @@ spec:
 """
 
 
-def smolder_binary():
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-    binary = os.path.join(target, "release", "smolder")
-    if not os.path.exists(binary):
-        sys.exit(f"{binary} is missing: run `cargo build --release -p smolder` first")
-    return binary
-
-
 def get(base, path):
-    with urllib.request.urlopen(base + path, timeout=30) as r:
-        return json.loads(r.read())
+    return bench_ui.get(base, path)[1]
 
 
 def spans_json(slos, per_route, now_ns):
@@ -103,7 +96,7 @@ def main():
     with open(os.path.join(slo_dir, "routes.yaml"), "w") as f:
         f.write("---\n".join(SLO.format(i=i, team=i % 20) for i in range(args.slos)))
     proc = subprocess.Popen(
-        [smolder_binary(), "serve", "--data-dir", os.path.join(work, "data"), "--slo-dir", slo_dir,
+        [bench_ui.smolder_binary(), "serve", "--data-dir", os.path.join(work, "data"), "--slo-dir", slo_dir,
          "--slo-interval", "2s", "--http-addr", "127.0.0.1:0", "--otlp-grpc-addr", "127.0.0.1:0",
          "--otlp-http-addr", "127.0.0.1:0"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

@@ -337,7 +337,7 @@ await step('zone-theme-and-not-found', async () => {
   await page.locator('.burn-chart canvas').first().waitFor();
   await page.screenshot({ path: join(ARTIFACTS, 'dark-slo-detail.png'), fullPage: true });
   await page.click('#theme'); // auto → light
-  assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'light');
+  assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'light', 'light although the system is dark');
   await page.click('#theme'); // light → dark
   await page.click('#theme'); // dark → auto
   await page.emulateMedia({ colorScheme: 'light' });

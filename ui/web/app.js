@@ -179,15 +179,21 @@ export function notFound(el, message) {
 
 const THEME_KEY = 'smolder.theme';
 
+const systemDark = window.matchMedia('(prefers-color-scheme: dark)');
+
+/** Light or dark as chosen, or as the system prefers (`auto`). */
 function applyTheme(theme) {
-  if (theme === 'light' || theme === 'dark') document.documentElement.dataset.theme = theme;
-  else delete document.documentElement.dataset.theme;
+  const dark = theme === 'dark' || (theme !== 'light' && systemDark.matches);
+  document.documentElement.dataset.theme = dark ? 'dark' : 'light';
+  document.documentElement.dataset.themeChoice = theme;
 }
 
 function prefsControls() {
   let theme = 'auto';
   try { theme = localStorage.getItem(THEME_KEY) || 'auto'; } catch { /* private mode */ }
   applyTheme(theme);
+  // The system's preference changes (evening): follow it when on auto.
+  systemDark.addEventListener('change', () => { if (theme === 'auto') { applyTheme(theme); render(); } });
   const zoneButton = h('button', {
     type: 'button', id: 'zone', title: 'Show times in UTC or in this browser\'s time zone',
     'aria-label': 'Time zone', onclick: () => {
