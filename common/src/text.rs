@@ -36,9 +36,39 @@ pub fn rfc3339(ns: i64, precision: SecondsFormat) -> String {
     DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(precision, true)
 }
 
+/// Unix nanoseconds as people read them in the CLI's tables, as the web UI
+/// writes them: `2026-03-02 17:27:05 UTC` (24-hour, with the zone).
+pub fn display_time(ns: i64) -> String {
+    DateTime::from_timestamp_nanos(ns)
+        .format("%Y-%m-%d %H:%M:%S UTC")
+        .to_string()
+}
+
+/// An RFC 3339 text (as the API answers) as [`display_time`] writes it; the
+/// text itself when it is not RFC 3339.
+pub fn display_rfc3339(text: &str) -> String {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .and_then(|t| t.timestamp_nanos_opt())
+        .map_or_else(|| text.to_string(), display_time)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_read_the_same_in_the_cli_as_in_the_ui() {
+        assert_eq!(
+            display_time(1_772_470_025_000_000_000),
+            "2026-03-02 16:47:05 UTC"
+        );
+        assert_eq!(
+            display_rfc3339("2026-03-02T17:47:05+01:00"),
+            "2026-03-02 16:47:05 UTC"
+        );
+        assert_eq!(display_rfc3339("soon"), "soon");
+    }
 
     #[test]
     fn sql_text_is_quoted_so_it_stays_text() {

@@ -102,7 +102,7 @@ pub(crate) async fn run(args: SilenceArgs) -> anyhow::Result<()> {
                 return Ok(());
             }
             println!(
-                "{:<38} {:<8} {:<20} {:<16} {:<40} COMMENT",
+                "{:<38} {:<8} {:<23} {:<16} {:<40} COMMENT",
                 "ID", "STATUS", "ENDS", "AUTHOR", "MATCHERS"
             );
             for s in body["silences"].as_array().into_iter().flatten() {
@@ -113,14 +113,12 @@ pub(crate) async fn run(args: SilenceArgs) -> anyhow::Result<()> {
                     .filter_map(Value::as_str)
                     .collect();
                 println!(
-                    "{:<38} {:<8} {:<20} {:<16} {:<40} {}",
+                    "{:<38} {:<8} {:<23} {:<16} {:<40} {}",
                     s["id"].as_str().unwrap_or_default(),
                     s["status"].as_str().unwrap_or_default(),
-                    s["ends_at"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .get(..19)
-                        .unwrap_or_default(),
+                    smolder_common::text::display_rfc3339(
+                        s["ends_at"].as_str().unwrap_or_default()
+                    ),
                     s["created_by"].as_str().unwrap_or_default(),
                     matchers.join(","),
                     s["comment"].as_str().unwrap_or_default()

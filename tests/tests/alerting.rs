@@ -591,6 +591,15 @@ fn silences_and_inhibition_suppress_notifications() {
         listing.contains(&silence_id) && listing.contains("active") && listing.contains("planned"),
         "{listing}"
     );
+    // Its end as the UI writes times: 24-hour, with the zone.
+    let row = listing.lines().find(|l| l.contains(&silence_id)).unwrap();
+    assert!(
+        row.split_whitespace()
+            .collect::<Vec<_>>()
+            .windows(3)
+            .any(|w| w[0].len() == 10 && w[1].len() == 8 && w[2] == "UTC"),
+        "{listing}"
+    );
     let (status, body) = http_request(
         server.http,
         "DELETE",

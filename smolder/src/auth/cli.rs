@@ -74,10 +74,7 @@ pub(crate) fn run(args: TokenArgs) -> anyhow::Result<()> {
                 info.tenant,
                 scopes.join(","),
                 info.expires_at
-                    .map(|e| format!(
-                        ", expires {}",
-                        smolder_common::text::rfc3339(e, chrono::SecondsFormat::Secs)
-                    ))
+                    .map(|e| format!(", expires {}", smolder_common::text::display_time(e)))
                     .unwrap_or_default()
             );
             println!("{token}");
@@ -96,8 +93,7 @@ pub(crate) fn run(args: TokenArgs) -> anyhow::Result<()> {
                     scopes.join(","),
                     t.state(now),
                     t.expires_at
-                        .map(|e| smolder_common::text::rfc3339(e, chrono::SecondsFormat::Secs))
-                        .unwrap_or_else(|| "never".into())
+                        .map_or_else(|| "never".into(), smolder_common::text::display_time)
                 );
             }
         }
