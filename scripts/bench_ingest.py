@@ -55,13 +55,14 @@ def peak_rss_mib(pid):
     return float("nan")
 
 
-def start_server(bin_path, data_dir, *extra):
+def start_server(bin_path, data_dir, *extra, dedup=False):
     # loadgen sends its pool of bodies again and again: with the retried-
     # export filter on, every copy after the first would be dropped instead
-    # of stored, and this would measure the filter, not ingest.
+    # of stored, and this would measure the filter, not ingest. The dedup
+    # comparison sends every body once instead.
     proc = subprocess.Popen(
         [bin_path, "serve", "--otlp-grpc-addr", "127.0.0.1:0", "--otlp-http-addr", "127.0.0.1:0",
-         "--http-addr", "127.0.0.1:0", "--data-dir", data_dir, "--dedup-window", "0s", *extra],
+         "--http-addr", "127.0.0.1:0", "--data-dir", data_dir, "--dedup-window", "5m" if dedup else "0s", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**os.environ, "RUST_LOG": "warn"},
     )
     addrs = {}
@@ -75,20 +76,20 @@ def start_server(bin_path, data_dir, *extra):
     return proc, addrs
 
 
-def run(bin_path, protocol, args, signal="traces", extra_server=(), rate=0):
+def run(bin_path, protocol, args, signal="traces", extra_server=(), rate=0, dedup=False, extra_loadgen=()):
     with tempfile.TemporaryDirectory(prefix="smolder-bench-") as data_dir:
-        return run_in(bin_path, data_dir, protocol, args, signal, extra_server, rate)
+        return run_in(bin_path, data_dir, protocol, args, signal, extra_server, rate, dedup, extra_loadgen)
 
 
-def run_in(bin_path, data_dir, protocol, args, signal, extra_server, rate):
-    proc, addrs = start_server(bin_path, data_dir, "--buffer-limit", args.buffer_limit, *extra_server)
+def run_in(bin_path, data_dir, protocol, args, signal, extra_server, rate, dedup=False, extra_loadgen=()):
+    proc, addrs = start_server(bin_path, data_dir, "--buffer-limit", args.buffer_limit, *extra_server, dedup=dedup)
     try:
         endpoint = "http://" + (addrs["otlp_grpc"] if protocol == "grpc" else addrs["otlp_http"])
         cpu0 = cpu_seconds(proc.pid)
         out = subprocess.run(
             [bin_path, "loadgen", "--endpoint", endpoint, "--protocol", protocol, "--signal", signal,
              "--batch-size", "512", "--concurrency", str(args.concurrency), "--duration", args.duration,
-             "--rate", str(rate), "--json"],
+             "--rate", str(rate), "--json", *extra_loadgen],
             check=True, capture_output=True, text=True,
         )
         cpu = cpu_seconds(proc.pid) - cpu0
@@ -105,8 +106,11 @@ def main():
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--buffer-limit", default="6GiB")
     parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--only", choices=["dedup"], help="run one comparison only")
     args = parser.parse_args()
     bin_path = binary()
+    if args.only == "dedup":
+        return dedup_pairs(bin_path, args)
 
     print(f"# ingest benchmark, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, duration {args.duration}, "
           f"concurrency {args.concurrency}, batches of 512")
@@ -152,6 +156,30 @@ def main():
     report, cpu, rss = run(bin_path, "grpc", argparse.Namespace(**{**vars(args), "buffer_limit": limit}), "traces")
     print(f"acknowledged {report['items_acknowledged']} spans, {report['requests_failed']} requests refused "
           f"({report['failures']}), server peak RSS {rss:.0f} MiB with a {limit} buffer")
+
+
+def dedup_pairs(bin_path, args):
+    """The retried-export filter's cost: servers with it on (5m) and off,
+    one run right after the other, loadgen sending 1,500 distinct bodies of
+    512 items once each (so every item is new to the filter)."""
+    bodies = "1500"
+    print(f"# retried-export filter, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, "
+          f"concurrency {args.concurrency}, {bodies} distinct bodies of 512 items, each sent once")
+    print()
+    print("| signal | pair | filter on: items per server CPU-s | off | ratio |")
+    print("|---|---|---|---|---|")
+    for signal in ("traces", "logs"):
+        ratios = []
+        for pair in range(args.pairs):
+            per_cpu = {}
+            for on in (True, False):
+                report, cpu, _ = run(bin_path, "grpc", args, signal, dedup=on,
+                                     extra_loadgen=("--pool", bodies, "--requests", bodies))
+                per_cpu[on] = report["items_acknowledged"] / cpu
+            ratios.append(per_cpu[True] / per_cpu[False])
+            print(f"| {signal} | {pair + 1} | {per_cpu[True]:.0f} | {per_cpu[False]:.0f} | {ratios[-1]:.0%} |", flush=True)
+        print(f"| {signal} | median | | | {statistics.median(ratios):.0%} |", flush=True)
+    return 0
 
 
 if __name__ == "__main__":
