@@ -231,6 +231,18 @@ await step('traces', async () => {
 });
 
 await step('logs', async () => {
+  // A text search: the volume per severity, column headers, the matches
+  // marked, and a record that opens to its attributes.
+  await page.goto(`${BASE}/logs?q=declined`);
+  await page.waitForSelector('#log-volume canvas');
+  await page.locator('#log-results .log-header', { hasText: 'Message' }).waitFor();
+  assert.equal((await page.locator('#log-results .logrecord mark').first().textContent()).toLowerCase(), 'declined');
+  const record = page.locator('#log-results .logrecord .logline').first();
+  await record.focus();
+  await page.keyboard.press('Enter');
+  assert.equal(await record.getAttribute('aria-expanded'), 'true');
+  await page.locator('#log-results .log-detail:not([hidden]) dt', { hasText: 'trace_id' }).waitFor();
+  await page.screenshot({ path: join(ARTIFACTS, 'logs-search.png'), fullPage: false });
   await page.goto(`${BASE}/logs?severity=ERROR`);
   await page.waitForSelector('#log-results .logline');
   const link = page.locator('#log-results .logline a').first();
