@@ -370,7 +370,7 @@ fn logs_sql_between(q: &LogSearch, from: i64, to: i64) -> Result<String, ApiErro
     }
     Ok(format!(
         "SELECT time, service_name, severity_text, severity_number, body, trace_id, span_id, \
-         attributes FROM logs WHERE {} ORDER BY time DESC LIMIT {}",
+         attributes, resource_attributes FROM logs WHERE {} ORDER BY time DESC LIMIT {}",
         filters.join(" AND "),
         limit(q.limit)?
     ))

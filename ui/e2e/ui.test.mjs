@@ -242,6 +242,7 @@ await step('logs', async () => {
   await page.keyboard.press('Enter');
   assert.equal(await record.getAttribute('aria-expanded'), 'true');
   await page.locator('#log-results .log-detail:not([hidden]) dt', { hasText: 'trace_id' }).waitFor();
+  await page.locator('#log-results .log-detail:not([hidden]) h4', { hasText: 'Resource' }).waitFor();
   await page.screenshot({ path: join(ARTIFACTS, 'logs-search.png'), fullPage: false });
   await page.goto(`${BASE}/logs?severity=ERROR`);
   await page.waitForSelector('#log-results .logline');

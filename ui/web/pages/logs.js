@@ -40,7 +40,8 @@ function attributeList(attrs) {
 export function logLine(l, traceLink = true, needle = '') {
   const body = typeof l.body === 'object' && l.body !== null ? JSON.stringify(l.body) : String(l.body ?? '');
   const detail = h('div', { class: 'log-detail', hidden: true },
-    attributeList(l.attributes),
+    h('h4', {}, 'Attributes'), attributeList(l.attributes),
+    l.resource_attributes ? [h('h4', {}, 'Resource'), attributeList(l.resource_attributes)] : null,
     h('dl', { class: 'kv' },
       h('dt', {}, 'trace_id'), h('dd', {}, l.trace_id || '—'),
       h('dt', {}, 'span_id'), h('dd', {}, l.span_id || '—')));
