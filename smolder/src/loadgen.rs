@@ -563,10 +563,16 @@ impl Sender {
                 if base.starts_with("https://") {
                     endpoint = endpoint.tls_config(args.tls.tonic()?)?;
                 }
-                let channel = endpoint
-                    .connect()
-                    .await
-                    .with_context(|| format!("connecting to {base}"))?;
+                // With --retry, as an exporter does, a server not up yet (or
+                // restarting) is a failed send to retry, not the end.
+                let channel = if args.retry {
+                    endpoint.connect_lazy()
+                } else {
+                    endpoint
+                        .connect()
+                        .await
+                        .with_context(|| format!("connecting to {base}"))?
+                };
                 let mut client =
                     tonic::client::Grpc::new(channel).max_decoding_message_size(16 << 20);
                 client = match args.compression {
