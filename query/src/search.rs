@@ -1,11 +1,13 @@
 //! Trace and log search for the web UI and scripts, over the same read-only
 //! engine as `POST /api/v1/sql`.
 //!
-//! * `GET /api/v1/traces?service=&route=&status=&min_duration=&from=&to=&limit=`
-//!   — traces with spans matching every given filter, newest first: one row per
-//!   trace with its first matching span's service and name, the matching
-//!   spans' count, errors and longest duration ([`search_traces`] reads the
-//!   newest stretch of the range first).
+//! * `GET /api/v1/traces?service=&route=&name=&status=&min_duration=&from=&to=&limit=&offset=&sort=`
+//!   — traces with a span matching every given filter: one row per trace with
+//!   the trace's own figures (root span, start, duration, spans, errors,
+//!   services) and how many of its spans matched; newest first unless sorted
+//!   otherwise ([`search_traces`] reads the newest stretch of the range first).
+//! * `GET /api/v1/services?from=&to=` — the services that sent spans in the
+//!   range with their routes and span names, for the search form's choices.
 //! * `GET /api/v1/traces/{trace_id}?from=&to=` — every span of the trace
 //!   (attributes, events, links, resource) ordered by start, and the trace's
 //!   log records; `from`/`to` narrow the lookup (default: all stored data).
@@ -28,9 +30,8 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use datafusion::arrow::array::{Array, AsArray, BooleanArray};
+use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::DataType;
 use serde::Deserialize;
 use serde_json::json;
@@ -53,6 +54,7 @@ pub fn router(engine: Arc<QueryEngine>) -> Router {
     Router::new()
         .route("/api/v1/traces", get(traces))
         .route("/api/v1/traces/{trace_id}", get(trace))
+        .route("/api/v1/services", get(services))
         .route("/api/v1/logs", get(logs))
         .with_state(engine)
 }
@@ -65,6 +67,8 @@ pub struct TraceSearch {
     pub service: Option<String>,
     /// `http_route` equals this.
     pub route: Option<String>,
+    /// The span's `name` (its operation) equals this.
+    pub name: Option<String>,
     /// `status_code` equals this: `OK`, `ERROR` or `UNSET`.
     pub status: Option<String>,
     /// Spans at least this long (`250ms`, `2s`).
@@ -75,6 +79,53 @@ pub struct TraceSearch {
     pub to: Option<String>,
     /// Most traces answered (default 100, at most 1,000).
     pub limit: Option<usize>,
+    /// Traces skipped before the first answered, for paging (at most 10,000).
+    pub offset: Option<usize>,
+    /// The order of the answer (default: newest first).
+    pub sort: Option<TraceOrder>,
+}
+
+/// The orders a trace search answers in, as Jaeger offers them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TraceOrder {
+    /// Latest trace start first.
+    #[default]
+    Newest,
+    /// Earliest trace start first.
+    Oldest,
+    /// Longest trace first.
+    Longest,
+    /// Shortest trace first.
+    Shortest,
+    /// Trace with the most spans first.
+    MostSpans,
+}
+
+impl TraceOrder {
+    /// The ORDER BY of the trace summaries (trace id last, so pages are stable).
+    fn order_by(self) -> &'static str {
+        match self {
+            Self::Newest => "start_time DESC, trace_id",
+            Self::Oldest => "start_time, trace_id",
+            Self::Longest => "duration_ns DESC, trace_id",
+            Self::Shortest => "duration_ns, trace_id",
+            Self::MostSpans => "spans DESC, trace_id",
+        }
+    }
+}
+
+/// Most traces a search may skip: deeper pages cost as much as reading them.
+const MAX_OFFSET: usize = 10_000;
+
+/// Query of `GET /api/v1/services`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceQuery {
+    /// Start of the range (RFC 3339 or Unix seconds; default: an hour before `to`).
+    pub from: Option<String>,
+    /// End of the range (default: now).
+    pub to: Option<String>,
 }
 
 /// Query of `GET /api/v1/logs`.
@@ -191,14 +242,26 @@ fn severity_floor(name: &str) -> Result<i32, ApiError> {
     })
 }
 
-/// A checked trace search: its filters besides time, range and limit.
+/// A checked trace search: its filters besides time, range, order and page.
 #[derive(Debug)]
 pub struct TracePlan {
     filters: Vec<String>,
     from: i64,
     to: i64,
     limit: usize,
+    offset: usize,
+    order: TraceOrder,
 }
+
+/// How far before and after its matching spans a trace's other spans are
+/// looked for: a trace's figures count its spans within an hour of the range.
+const TRACE_REACH_NS: i64 = HOUR_NS;
+
+/// `0` for a root span (no parent), `1` for the others: a trace's first
+/// span in this order is its root, or its earliest span when the root is
+/// missing.
+const ROOT_FIRST: &str =
+    "CASE WHEN parent_span_id IS NULL OR parent_span_id = '' THEN 0 ELSE 1 END, start_time";
 
 impl TracePlan {
     /// Checks a search's parameters.
@@ -210,6 +273,9 @@ impl TracePlan {
         }
         if let Some(r) = non_empty(q.route.as_ref()) {
             filters.push(format!("http_route = {}", sql_literal(r)));
+        }
+        if let Some(n) = non_empty(q.name.as_ref()) {
+            filters.push(format!("name = {}", sql_literal(n)));
         }
         if let Some(s) = non_empty(q.status.as_ref()) {
             let s = s.to_ascii_uppercase();
@@ -225,11 +291,19 @@ impl TracePlan {
                 .map_err(|e| refused(format!("min_duration {d:?}: {e} (e.g. 250ms, 2s)")))?;
             filters.push(format!("duration_ns >= {}", d.as_nanos()));
         }
+        let offset = q.offset.unwrap_or(0);
+        if offset > MAX_OFFSET {
+            return Err(refused(format!(
+                "offset {offset} is beyond {MAX_OFFSET}; narrow the time range instead"
+            )));
+        }
         Ok(Self {
             filters,
             from,
             to,
             limit: limit(q.limit)?,
+            offset,
+            order: q.sort.unwrap_or_default(),
         })
     }
 
@@ -237,70 +311,126 @@ impl TracePlan {
         self.filters.iter().map(|f| format!(" AND {f}")).collect()
     }
 
-    /// The newest `limit` traces with spans matching the filters that start
-    /// in `from ..= to`, one row each.
-    pub fn sql(&self, from: i64, to: i64, limit: usize) -> String {
+    /// A span matches: it starts in the range and passes every filter.
+    fn matching(&self) -> String {
         format!(
-            "SELECT trace_id, min(start_time) AS start_time, \
-             first_value(service_name ORDER BY start_time) AS service_name, \
-             first_value(name ORDER BY start_time) AS name, \
-             first_value(http_route ORDER BY start_time) AS http_route, \
-             count(*) AS spans, \
-             count(*) FILTER (WHERE status_code = 'ERROR') AS errors, \
-             max(duration_ns) AS max_duration_ns \
-             FROM spans WHERE {}{} GROUP BY trace_id ORDER BY start_time DESC LIMIT {limit}",
-            between("start_time", from, to),
+            "{}{}",
+            between("start_time", self.from, self.to),
+            self.condition()
+        )
+    }
+
+    /// The newest `limit` traces with spans matching the filters that start
+    /// in `from ..= to`, one row each: trace id and first matching start.
+    fn newest_sql(&self, from: i64, limit: usize) -> String {
+        format!(
+            "SELECT trace_id, min(start_time) AS start_time FROM spans WHERE {}{} \
+             GROUP BY trace_id ORDER BY start_time DESC LIMIT {limit}",
+            between("start_time", from, self.to),
             self.condition(),
         )
     }
 
     /// Which of `ids` have a span matching the filters in `from .. before`.
     fn earlier_sql(&self, from: i64, before: i64, ids: &[String]) -> String {
-        let ids: Vec<String> = ids.iter().map(|id| sql_literal(id)).collect();
         format!(
             "SELECT DISTINCT trace_id FROM spans WHERE start_time >= to_timestamp_nanos({from}) \
              AND start_time < to_timestamp_nanos({before}){} AND trace_id IN ({})",
             self.condition(),
-            ids.join(", ")
+            id_list(ids)
+        )
+    }
+
+    /// One row per trace of `traces` (a condition on `trace_id`) with its
+    /// spans that start in `from ..= to`: the trace's root span, start,
+    /// duration, spans, errors and services, and its spans matching the
+    /// search; in the search's order, `limit` rows after `offset`.
+    fn summary_sql(&self, traces: &str, from: i64, to: i64, offset: usize) -> String {
+        let root =
+            |column: &str| format!("first_value({column} ORDER BY {ROOT_FIRST}) AS {column}");
+        format!(
+            "SELECT trace_id, min(start_time) AS start_time, \
+             CAST(max(end_time) AS BIGINT) - CAST(min(start_time) AS BIGINT) AS duration_ns, \
+             {}, {}, {}, count(*) AS spans, \
+             count(*) FILTER (WHERE status_code = 'ERROR') AS errors, \
+             count(DISTINCT service_name) AS services, \
+             count(*) FILTER (WHERE {}) AS matching_spans \
+             FROM spans WHERE {} AND {traces} \
+             GROUP BY trace_id ORDER BY {} LIMIT {} OFFSET {offset}",
+            root("service_name"),
+            root("name"),
+            root("http_route"),
+            self.matching(),
+            between(
+                "start_time",
+                from.saturating_sub(TRACE_REACH_NS),
+                to.saturating_add(TRACE_REACH_NS)
+            ),
+            self.order.order_by(),
+            self.limit,
+        )
+    }
+
+    /// The search over its whole range in one query.
+    pub fn sql(&self) -> String {
+        self.summary_sql(
+            &format!(
+                "trace_id IN (SELECT trace_id FROM spans WHERE {})",
+                self.matching()
+            ),
+            self.from,
+            self.to,
+            self.offset,
         )
     }
 }
 
-/// The SQL of a trace search over its whole range.
-pub fn traces_sql(q: &TraceSearch) -> Result<String, ApiError> {
-    let plan = TracePlan::new(q)?;
-    Ok(plan.sql(plan.from, plan.to, plan.limit))
+/// `'a', 'b', …` — ids as SQL literals.
+fn id_list(ids: &[String]) -> String {
+    let ids: Vec<String> = ids.iter().map(|id| sql_literal(id)).collect();
+    ids.join(", ")
 }
 
-/// Runs a trace search newest first: it reads the last hour of the range,
-/// then 8, 64 … hours ([`stretches`]), until the stretch read holds `limit` traces that
-/// begin in it, so a search over 30 days reads the recent files only when
-/// they hold enough. A trace counts as beginning in the stretch when it has
-/// no matching span in the hour before it (a trace longer than an hour may
-/// be listed with only its spans in the stretch); with the whole range read
-/// the answer is exact.
+/// The SQL of a trace search over its whole range.
+pub fn traces_sql(q: &TraceSearch) -> Result<String, ApiError> {
+    Ok(TracePlan::new(q)?.sql())
+}
+
+/// Runs a trace search. Newest first (the default), it finds the traces by
+/// reading the last hour of the range, then 8, 64 … hours ([`stretches`]),
+/// until the stretch read holds `offset + limit` traces that begin in it, so
+/// a search over 30 days reads the recent files only when they hold enough.
+/// A trace counts as beginning in the stretch when it has no matching span
+/// in the hour before it (a trace longer than an hour may be listed with only
+/// its spans in the stretch); with the whole range read the answer is exact.
+/// Then one query sums up the traces found. Other orders read the whole range.
 pub async fn search_traces(engine: &QueryEngine, q: &TraceSearch) -> Result<QueryOutput, ApiError> {
     let plan = TracePlan::new(q)?;
+    if plan.order != TraceOrder::Newest {
+        return Ok(engine.sql(&plan.sql()).await?);
+    }
+    let wanted = plan.offset + plan.limit;
     for start in stretches(plan.from, plan.to) {
         if start == plan.from {
-            return Ok(engine
-                .sql(&plan.sql(plan.from, plan.to, plan.limit))
-                .await?);
+            return Ok(engine.sql(&plan.sql()).await?);
         }
         // Twice as many as asked for: some may turn out to begin earlier.
-        let found = engine
-            .sql(&plan.sql(start, plan.to, 2 * plan.limit))
-            .await?;
+        let found = engine.sql(&plan.newest_sql(start, 2 * wanted)).await?;
         let ids = column_strings(&found, 0)?;
-        if ids.len() >= plan.limit {
-            let earlier = engine
-                .sql(&plan.earlier_sql((start - HOUR_NS).max(plan.from), start, &ids))
-                .await?;
-            let earlier: HashSet<String> = column_strings(&earlier, 0)?.into_iter().collect();
-            let begin_here: Vec<bool> = ids.iter().map(|id| !earlier.contains(id)).collect();
-            if begin_here.iter().filter(|b| **b).count() >= plan.limit {
-                return keep_rows(found, &begin_here, plan.limit);
-            }
+        if ids.len() < wanted {
+            continue;
+        }
+        let earlier = engine
+            .sql(&plan.earlier_sql((start - HOUR_NS).max(plan.from), start, &ids))
+            .await?;
+        let earlier: HashSet<String> = column_strings(&earlier, 0)?.into_iter().collect();
+        let begin_here: Vec<String> = ids.into_iter().filter(|id| !earlier.contains(id)).collect();
+        if begin_here.len() >= wanted {
+            let page = &begin_here[plan.offset..wanted];
+            let traces = format!("trace_id IN ({})", id_list(page));
+            return Ok(engine
+                .sql(&plan.summary_sql(&traces, start, plan.to, 0))
+                .await?);
         }
     }
     unreachable!("the last stretch is the whole range")
@@ -319,26 +449,6 @@ fn column_strings(output: &QueryOutput, i: usize) -> Result<Vec<String>, ApiErro
         out.extend((0..column.len()).map(|r| column.value(r).to_string()));
     }
     Ok(out)
-}
-
-/// The rows of `output` whose flag in `keep` is set, the first `limit` of them.
-fn keep_rows(output: QueryOutput, keep: &[bool], limit: usize) -> Result<QueryOutput, ApiError> {
-    let mut batches = Vec::new();
-    let (mut offset, mut left) = (0, limit);
-    for batch in &output.batches {
-        let n = batch.num_rows();
-        let mask = BooleanArray::from(keep[offset..offset + n].to_vec());
-        offset += n;
-        let kept = filter_record_batch(batch, &mask).map_err(arrow_error)?;
-        let kept = kept.slice(0, kept.num_rows().min(left));
-        left -= kept.num_rows();
-        batches.push(kept);
-    }
-    Ok(QueryOutput {
-        schema: output.schema,
-        batches,
-        truncated: false,
-    })
 }
 
 /// The SQL of a log search over `from ..= to` (ns).
@@ -428,6 +538,59 @@ async fn logs(
     Ok(Json(to_json(&output)?).into_response())
 }
 
+async fn services(
+    State(engine): State<Arc<QueryEngine>>,
+    tenant: Tenant,
+    Query(q): Query<ServiceQuery>,
+) -> Result<Response, ApiError> {
+    let engine = engine.for_tenant(&tenant)?;
+    let (from, to) = bounds(q.from.as_deref(), q.to.as_deref())?;
+    let output = engine.sql(&services_sql(from, to)).await?;
+    Ok(Json(json!({ "services": service_list(&output)? })).into_response())
+}
+
+/// Most routes and span names listed per service.
+const NAMES_PER_SERVICE: usize = 500;
+
+/// Spans per service, route and span name starting in `from ..= to`.
+fn services_sql(from: i64, to: i64) -> String {
+    format!(
+        "SELECT service_name, http_route, name, count(*) AS spans FROM spans WHERE {} \
+         GROUP BY 1, 2, 3 ORDER BY 1, 4 DESC",
+        between("start_time", from, to)
+    )
+}
+
+/// `[{"name", "spans", "routes": [...], "operations": [...]}]` from the rows
+/// of [`services_sql`]: routes and span names busiest first.
+fn service_list(output: &QueryOutput) -> Result<Vec<serde_json::Value>, ApiError> {
+    let services = column_strings(output, 0)?;
+    let routes = column_strings(output, 1)?;
+    let names = column_strings(output, 2)?;
+    let counts = column_strings(output, 3)?;
+    let mut out: Vec<(String, u64, Vec<String>, Vec<String>)> = Vec::new();
+    for (((service, route), name), count) in services.into_iter().zip(routes).zip(names).zip(counts)
+    {
+        if out.last().is_none_or(|s| s.0 != service) {
+            out.push((service, 0, Vec::new(), Vec::new()));
+        }
+        let entry = out.last_mut().expect("pushed above");
+        entry.1 += count.parse::<u64>().unwrap_or(0);
+        if !route.is_empty() && !entry.2.contains(&route) && entry.2.len() < NAMES_PER_SERVICE {
+            entry.2.push(route);
+        }
+        if !entry.3.contains(&name) && entry.3.len() < NAMES_PER_SERVICE {
+            entry.3.push(name);
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|(name, spans, routes, operations)| {
+            json!({ "name": name, "spans": spans, "routes": routes, "operations": operations })
+        })
+        .collect())
+}
+
 async fn trace(
     State(engine): State<Arc<QueryEngine>>,
     tenant: Tenant,
@@ -476,21 +639,28 @@ mod tests {
         let q = TraceSearch {
             service: Some("x' OR '1'='1".into()),
             route: Some("/pay".into()),
+            name: Some("POST /pay".into()),
             status: Some("error".into()),
             min_duration: Some("250ms".into()),
             from: Some("1700000000".into()),
             to: Some("2023-11-14T22:23:20Z".into()),
             limit: Some(5),
+            offset: Some(10),
+            sort: Some(TraceOrder::Longest),
         };
         let sql = traces_sql(&q).expect("valid");
         assert!(sql.contains("service_name = 'x'' OR ''1''=''1'"), "{sql}");
         assert!(sql.contains("status_code = 'ERROR'"), "{sql}");
+        assert!(sql.contains("name = 'POST /pay'"), "{sql}");
         assert!(sql.contains("duration_ns >= 250000000"), "{sql}");
         assert!(
             sql.contains("to_timestamp_nanos(1700000000000000000)"),
             "{sql}"
         );
-        assert!(sql.ends_with("LIMIT 5"), "{sql}");
+        assert!(
+            sql.ends_with("ORDER BY duration_ns DESC, trace_id LIMIT 5 OFFSET 10"),
+            "{sql}"
+        );
     }
 
     #[test]
@@ -506,6 +676,11 @@ mod tests {
             ..Default::default()
         };
         assert!(message(traces_sql(&duration)).contains("min_duration \"fast\""));
+        let deep = TraceSearch {
+            offset: Some(50_000),
+            ..Default::default()
+        };
+        assert!(message(traces_sql(&deep)).contains("offset 50000"));
         let severity = LogSearch {
             severity: Some("loud".into()),
             ..Default::default()

@@ -12,7 +12,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use smolder_common::Table;
 use smolder_query::search::{
-    LogSearch, TraceSearch, logs_sql, search_logs, search_traces, traces_sql,
+    LogSearch, TraceOrder, TraceSearch, logs_sql, search_logs, search_traces, traces_sql,
 };
 use smolder_query::{QueryEngine, QueryLimits, QueryOutput};
 
@@ -102,7 +102,9 @@ fn rows(output: &QueryOutput, columns: &[usize]) -> Vec<String> {
 }
 
 /// Trace id, start and spans of each trace.
-const TRACE_COLUMNS: [usize; 3] = [0, 1, 5];
+const TRACE_COLUMNS: [usize; 3] = [0, 1, 6];
+/// Trace id, duration, root span name, spans, matching spans.
+const FIGURES: [usize; 5] = [0, 2, 4, 6, 9];
 /// Time and body of each log record.
 const LOG_COLUMNS: [usize; 2] = [0, 4];
 
@@ -228,4 +230,111 @@ async fn the_newest_log_records_come_from_the_newest_stretch_as_from_the_whole_r
     );
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].ends_with("50%_off sale"), "{found:?}");
+}
+
+#[tokio::test]
+async fn a_found_trace_shows_its_own_span_count_and_duration_not_only_the_matching_spans() {
+    // Trace 1: a root on / (0 .. 300 ms) with children on /pay and /cart;
+    // only the /pay span matches the search.
+    let mut root = span(1, 0, "/", TO - 10 * MIN);
+    root.end_time_unix_nano = (TO - 10 * MIN + 300_000_000) as u64;
+    let mut pay = span(1, 1, "/pay", TO - 10 * MIN + 50_000_000);
+    pay.parent_span_id = root.span_id.clone();
+    let mut cart = span(1, 2, "/cart", TO - 10 * MIN + 100_000_000);
+    cart.parent_span_id = root.span_id.clone();
+    let engine = store(vec![pay, cart, root], Vec::new());
+    let q = TraceSearch {
+        route: Some("/pay".into()),
+        from: Some(((TO - HOUR) / SEC).to_string()),
+        to: Some((TO / SEC).to_string()),
+        ..Default::default()
+    };
+    let found = rows(&search_traces(&engine, &q).await.unwrap(), &FIGURES);
+    assert_eq!(
+        found,
+        ["00000000000000010000000000000001 300000000 GET / 3 1"],
+        "trace id, duration, root span, spans, matching spans"
+    );
+}
+
+#[tokio::test]
+async fn traces_sort_by_duration_and_span_count_and_pages_join_up() {
+    // 60 traces in the last 50 minutes: trace t lasts (t * 7 % 60) ms and
+    // has 1 + t % 4 spans.
+    let mut spans = Vec::new();
+    for t in 0..60u64 {
+        let start = TO - 50 * MIN + t as i64 * 40 * SEC;
+        let mut root = span(t, 0, "/pay", start);
+        root.end_time_unix_nano = (start + 1_000_000 * (1 + (t * 7 % 60) as i64)) as u64;
+        let id = root.span_id.clone();
+        spans.push(root);
+        for n in 1..=(t % 4) {
+            let mut child = span(t, n, "/db", start);
+            child.end_time_unix_nano = (start + 1_000_000) as u64;
+            child.parent_span_id = id.clone();
+            spans.push(child);
+        }
+    }
+    let engine = store(spans, Vec::new());
+    let search = |sort: TraceOrder, limit: usize, offset: usize| TraceSearch {
+        from: Some(((TO - 2 * HOUR) / SEC).to_string()),
+        to: Some((TO / SEC).to_string()),
+        limit: Some(limit),
+        offset: Some(offset),
+        sort: Some(sort),
+        ..Default::default()
+    };
+    let column = |rows: &[String], i: usize| -> Vec<i64> {
+        rows.iter()
+            .map(|r| r.split(' ').nth(i).unwrap().parse().unwrap())
+            .collect()
+    };
+    for sort in [
+        TraceOrder::Newest,
+        TraceOrder::Oldest,
+        TraceOrder::Longest,
+        TraceOrder::Shortest,
+        TraceOrder::MostSpans,
+    ] {
+        let all = rows(
+            &search_traces(&engine, &search(sort, 60, 0)).await.unwrap(),
+            &FIGURES,
+        );
+        assert_eq!(all.len(), 60, "{sort:?}");
+        // Three pages of 20 are the whole answer, in order, without overlap.
+        let mut pages = Vec::new();
+        for page in 0..3 {
+            let q = search(sort, 20, page * 20);
+            pages.extend(rows(&search_traces(&engine, &q).await.unwrap(), &FIGURES));
+        }
+        assert_eq!(pages, all, "{sort:?}");
+        // Columns: id, duration, the root's name (two words), spans, matching.
+        let (durations, spans) = (column(&all, 1), column(&all, 4));
+        match sort {
+            TraceOrder::Longest => assert!(durations.is_sorted_by(|a, b| a >= b), "{all:?}"),
+            TraceOrder::Shortest => assert!(durations.is_sorted(), "{all:?}"),
+            TraceOrder::MostSpans => assert!(spans.is_sorted_by(|a, b| a >= b), "{all:?}"),
+            TraceOrder::Newest | TraceOrder::Oldest => {
+                let ids: Vec<String> = all.iter().map(|r| r[..32].to_string()).collect();
+                let mut sorted = ids.clone();
+                sorted.sort();
+                if sort == TraceOrder::Newest {
+                    sorted.reverse();
+                }
+                // Trace ids grow with their start here.
+                assert_eq!(ids, sorted, "{sort:?}");
+            }
+        }
+    }
+    // The longest lasts 60 ms (t = 17: 17 * 7 % 60 = 59, plus 1).
+    let longest = rows(
+        &search_traces(&engine, &search(TraceOrder::Longest, 1, 0))
+            .await
+            .unwrap(),
+        &FIGURES,
+    );
+    assert_eq!(
+        longest,
+        ["00000000000000110000000000000011 60000000 GET /pay 2 2"]
+    );
 }

@@ -185,8 +185,11 @@ fn the_pages_apis_answer_and_name_bad_parameters() {
     let traces = rows(&found);
     assert!(!traces.is_empty(), "{found:#}");
     assert!(traces.len() <= 20);
+    // Each row is the whole trace: its root span (the frontend's), and the
+    // checkout spans that failed among its spans.
     for t in &traces {
-        assert_eq!(t["service_name"], "checkout", "{t:?}");
+        assert_eq!(t["service_name"], "frontend", "{t:?}");
+        assert!(t["matching_spans"].as_i64().unwrap() >= 1, "{t:?}");
         assert!(t["errors"].as_i64().unwrap() >= 1, "{t:?}");
     }
     let starts: Vec<&str> = traces
@@ -196,6 +199,47 @@ fn the_pages_apis_answer_and_name_bad_parameters() {
     assert!(
         starts.windows(2).all(|w| w[0] >= w[1]),
         "newest first: {starts:?}"
+    );
+
+    // The trace's own figures: all its spans, not only the matching ones.
+    for t in &traces {
+        let (spans, matching) = (
+            t["spans"].as_i64().unwrap(),
+            t["matching_spans"].as_i64().unwrap(),
+        );
+        assert!(spans >= matching && matching >= 1, "{t:?}");
+        assert!(t["duration_ns"].as_i64().unwrap() > 0, "{t:?}");
+    }
+    // Longest first, paged.
+    let longest = rows(&get_json(&server, "/api/v1/traces?sort=longest&limit=5"));
+    let next = rows(&get_json(
+        &server,
+        "/api/v1/traces?sort=longest&limit=5&offset=5",
+    ));
+    let durations: Vec<i64> = longest
+        .iter()
+        .chain(&next)
+        .map(|t| t["duration_ns"].as_i64().unwrap())
+        .collect();
+    assert_eq!(durations.len(), 10);
+    assert!(durations.is_sorted_by(|a, b| a >= b), "{durations:?}");
+
+    // The services that sent spans, with their routes, for the search form.
+    let services = get_json(&server, "/api/v1/services");
+    let checkout = services["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "checkout")
+        .unwrap_or_else(|| panic!("{services:#}"));
+    assert!(checkout["spans"].as_u64().unwrap() > 0);
+    assert!(
+        checkout["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r.as_str().unwrap().starts_with('/')),
+        "{checkout:#}"
     );
 
     // One trace: its spans (with attributes) and its logs.
@@ -244,6 +288,9 @@ fn the_pages_apis_answer_and_name_bad_parameters() {
         ("/api/v1/traces?status=BROKEN", "status"),
         ("/api/v1/traces?min_duration=fast", "min_duration"),
         ("/api/v1/traces?bogus=1", "bogus"),
+        ("/api/v1/traces?sort=random", "sort"),
+        ("/api/v1/traces?offset=99999", "offset"),
+        ("/api/v1/services?from=soon", "from"),
         ("/api/v1/traces/not-a-trace-id", "32 hexadecimal"),
         ("/api/v1/logs?from=yesterday", "from"),
         ("/api/v1/logs?severity=LOUD", "severity"),

@@ -219,15 +219,91 @@ await step('explore-error', async () => {
   await page.locator('#results .error', { hasText: /read-only|not allowed|only/i }).waitFor();
 });
 
+/** "450.0ms", "1.25s", "850.0µs" → ns. */
+const durationNs = (text) => {
+  const m = /([\d.]+)\s*(ns|µs|ms|s)/.exec(text);
+  return Number(m[1]) * { ns: 1, 'µs': 1e3, ms: 1e6, s: 1e9 }[m[2]];
+};
+
 await step('traces', async () => {
   await page.goto(`${BASE}/traces?status=ERROR`);
   await page.waitForSelector('#trace-results table tbody tr');
-  await page.fill('input[name="service"]', 'checkout');
+  // The durations found, over time.
+  await page.waitForSelector('#trace-plot canvas');
+  await page.locator('#trace-plot .u-legend', { hasText: 'with errors' }).waitFor();
+  // Services, routes and operations are offered from the data.
+  await page.locator('select[name="service"] option[value="checkout"]').waitFor({ state: 'attached' });
+  await page.selectOption('select[name="service"]', 'checkout');
+  const routes = await page.locator('select[name="route"] option').allTextContents();
+  assert.ok(routes.some((r) => r.startsWith('/')), `checkout's routes are offered: ${routes}`);
+  assert.ok(await page.locator('select[name="name"] option').count() > 1, 'checkout\'s operations are offered');
+  await page.selectOption('select[name="sort"]', 'longest');
   await page.click('#main form button[type="submit"]');
-  await page.waitForURL(/service=checkout/);
+  await page.waitForURL((u) => u.searchParams.get('service') === 'checkout' && u.searchParams.get('sort') === 'longest');
   await page.waitForSelector('#trace-results table tbody tr');
+  // Each trace's own duration and span count, longest first.
+  const rows = await page.locator('#trace-results table tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent.trim())));
+  const durations = rows.map((r) => durationNs(r[3]));
+  assert.deepEqual(durations, [...durations].sort((a, b) => b - a), `longest first: ${durations}`);
+  for (const r of rows) assert.ok(Number(r[4].replace(/,/g, '')) >= Number(r[7].replace(/,/g, '')), `spans ≥ matching spans: ${r}`);
+  assert.ok(rows.some((r) => Number(r[4]) > Number(r[7])), 'the trace\'s spans are counted, not only the matching ones');
+  await page.screenshot({ path: join(ARTIFACTS, 'traces-search.png'), fullPage: false });
+
+  // Pages of 50: the next page starts where the first ended.
+  await page.goto(`${BASE}/traces`);
+  await page.waitForSelector('#trace-results table tbody tr');
+  const first = await page.locator('#trace-results table tbody tr a').first().textContent();
+  await page.click('#page-next');
+  await page.waitForURL(/offset=50/);
+  await page.locator('#trace-count', { hasText: 'Traces 51–' }).waitFor();
+  assert.notEqual(await page.locator('#trace-results table tbody tr a').first().textContent(), first);
+  await page.click('#page-prev');
+  await page.locator('#trace-count', { hasText: 'Traces 1–50' }).waitFor();
+  await page.goto(`${BASE}/traces?status=ERROR&service=checkout`);
   await page.locator('#trace-results table tbody tr a').first().click();
   await page.waitForSelector('#waterfall .wf-row');
+});
+
+await step('trace-view', async () => {
+  const spans = await page.locator('#waterfall .wf-row').count();
+  // A colour per service, with a legend; a time ruler over the bars.
+  const services = await page.locator('#trace-services li').count();
+  assert.ok(services >= 2, 'the legend lists the trace\'s services');
+  const colours = await page.locator('#waterfall .wf-bar').evaluateAll((bars) => new Set(bars.map((b) => b.style.background)).size);
+  assert.equal(colours, services, 'one bar colour per service');
+  assert.ok(await page.locator('.wf-ruler .wf-tick').count() >= 3, 'the ruler has ticks');
+  assert.match(await page.locator('.wf-ruler .wf-tick').nth(1).textContent(), /^\d+(\.\d+)?(ns|µs|ms|s)$/);
+  // Span offsets: beside each bar and in the details.
+  assert.match(await page.locator('#waterfall .wf-row .wf-offset').first().textContent(), /^\+\d/);
+  // Collapse the root's subtree: only the root is left; Arrow keys too.
+  const root = page.locator('#waterfall .wf-row').first();
+  await root.locator('.wf-toggle').click();
+  assert.equal(await page.locator('#waterfall .wf-row:not([hidden])').count(), 1);
+  await page.locator('#trace-collapsed', { hasText: `${spans - 1} spans hidden` }).waitFor();
+  await root.focus();
+  await page.keyboard.press('ArrowRight');
+  assert.equal(await page.locator('#waterfall .wf-row:not([hidden])').count(), spans);
+  await page.click('#collapse-all');
+  const shown = await page.locator('#waterfall .wf-row:not([hidden])').count();
+  assert.ok(shown < spans, 'collapse all hides the inner subtrees');
+  // Find in the trace: matches marked, others dimmed; Enter reaches a
+  // match inside a collapsed subtree.
+  const name = await page.locator('#trace-services li').last().textContent();
+  const service = name.replace(/\s*\(\d+\)\s*$/, '');
+  await page.fill('#trace-find', service);
+  await page.locator('#trace-find-count', { hasText: `of ${spans} spans match` }).waitFor();
+  const matching = await page.locator('#waterfall .wf-row.match').count();
+  assert.ok(matching >= await page.locator(`#waterfall .wf-row[data-service="${service}"]`).count(), 'every span of the service matches');
+  assert.match(await page.locator('#trace-find-count').textContent(), new RegExp(`^${matching} of ${spans} spans match`));
+  assert.ok(await page.locator('#waterfall .wf-row.dim').count() >= spans - matching);
+  await page.locator('#trace-find').press('Enter');
+  await page.locator('#trace-find-count', { hasText: `1 of ${matching} matching spans` }).waitFor();
+  assert.ok(await page.locator('#waterfall .wf-row.match:not([hidden])').count() >= 1, 'the first match is shown');
+  await page.click('#expand-all');
+  await page.locator('#waterfall .wf-row.match').first().click();
+  await page.locator('.wf-detail:not([hidden]) dt', { hasText: 'offset' }).waitFor();
+  await page.fill('#trace-find', '');
+  assert.equal(await page.locator('#waterfall .wf-row.dim').count(), 0);
 });
 
 await step('logs', async () => {

@@ -48,15 +48,22 @@ export function timeChart(el, spec) {
     tzDate: zone() === 'utc' ? (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC') : (ts) => new Date(ts * 1000),
     series: [
       { label: 'time', value: (u, v) => (v === null || v === undefined ? '—' : time(v * 1000)) },
-      ...spec.series.map((s, i) => ({
-        label: s.label,
-        stroke: s.color || colours[i % colours.length],
-        width: s.dash ? 1 : 1.75,
-        dash: s.dash ? [6, 4] : undefined,
-        value: (u, v) => format(v),
-        // A line of a few points is hard to see: mark them.
-        points: { show: s.values.filter((v) => v !== null && v !== undefined).length < 30 },
-      })),
+      ...spec.series.map((s, i) => {
+        const stroke = s.color || colours[i % colours.length];
+        return {
+          label: s.label,
+          stroke,
+          width: s.dash ? 1 : 1.75,
+          dash: s.dash ? [6, 4] : undefined,
+          value: (u, v) => format(v),
+          // A line of a few points is hard to see: mark them. A scatter
+          // series is its points only.
+          points: s.scatter
+            ? { show: true, size: 7, width: 1, stroke, fill: `${stroke}99` }
+            : { show: s.values.filter((v) => v !== null && v !== undefined).length < 30 },
+          paths: s.scatter ? () => null : undefined,
+        };
+      }),
     ],
     axes: [
       {
@@ -122,4 +129,45 @@ export function sparkline(el, timestamps, values, color = palette()[0]) {
     series: [{}, { stroke: color, width: 1.5, fill: `${color}22`, points: { show: false } }],
   };
   return new uPlot(opts, [timestamps, values], el);
+}
+
+/**
+ * A scatter plot over time (Jaeger's duration plot): points `{ t: ms, v,
+ * bad?: bool }`, ok points in the first colour, bad ones red. A click on a
+ * point (within 8 px) calls `onPick(index)`; a drag selects a range like
+ * the other charts.
+ */
+export function scatterChart(el, { title, points, format = si, okLabel = 'ok', badLabel = 'error', onPick, height = 160 }) {
+  const order = points.map((p, i) => i).sort((a, b) => points[a].t - points[b].t);
+  const xs = order.map((i) => points[i].t / 1000);
+  const ok = order.map((i) => (points[i].bad ? null : points[i].v));
+  const bad = order.map((i) => (points[i].bad ? points[i].v : null));
+  const colours = palette();
+  const chart = timeChart(el, {
+    title,
+    height,
+    min: 0,
+    format,
+    timestamps: xs.map((x) => x * 1000),
+    series: [
+      { label: okLabel, values: ok, color: colours[0], scatter: true },
+      { label: badLabel, values: bad, color: css('--fill-bad') || '#cf222e', scatter: true },
+    ],
+  });
+  if (onPick) {
+    chart.over.style.cursor = 'pointer';
+    chart.over.addEventListener('click', () => {
+      const { left, top } = chart.cursor;
+      let best = -1;
+      let bestDist = 64; // 8 px squared
+      for (let k = 0; k < xs.length; k += 1) {
+        const v = ok[k] ?? bad[k];
+        const dx = chart.valToPos(xs[k], 'x') - left;
+        const dy = chart.valToPos(v, 'y') - top;
+        if (dx * dx + dy * dy < bestDist) { best = k; bestDist = dx * dx + dy * dy; }
+      }
+      if (best >= 0) onPick(order[best]);
+    });
+  }
+  return chart;
 }

@@ -42,7 +42,7 @@ export function table(headers, rows, opts = {}) {
   return h('table', { class: 'grid', ...(opts.attrs || {}) },
     opts.caption ? h('caption', { class: 'muted' }, opts.caption) : null,
     h('thead', {}, h('tr', {}, headers.map((t) =>
-      h('th', { scope: 'col', class: /^(Attempts|Spans|Errors|SLI|Objective|Duration|Rows|Files|Bytes|Rate|Count|Total)/.test(t) ? 'num' : '' }, t)))),
+      h('th', { scope: 'col', class: /^(Attempts|Spans|Errors|SLI|Objective|Duration|Rows|Files|Bytes|Rate|Count|Total|Services|Matching)/.test(t) ? 'num' : '' }, t)))),
     h('tbody', {}, rows.map((r) => h('tr', {}, r.map((c) =>
       c instanceof Node && c.tagName === 'TD' ? c : h('td', {}, c))))));
 }
