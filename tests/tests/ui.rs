@@ -103,6 +103,7 @@ fn every_page_works_in_headless_chromium() {
         .arg(ui.join("e2e/ui.test.mjs"))
         .arg(&artifacts)
         .env("SMOLDER_URL", format!("http://{}", server.http))
+        .env("SMOLDER_OTLP_URL", format!("http://{}", server.otlp_http))
         .env("CHROMIUM", &chromium)
         .current_dir(&ui)
         .output()

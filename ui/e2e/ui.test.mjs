@@ -320,12 +320,60 @@ await step('logs', async () => {
   await page.locator('#log-results .log-detail:not([hidden]) dt', { hasText: 'trace_id' }).waitFor();
   await page.locator('#log-results .log-detail:not([hidden]) h4', { hasText: 'Resource' }).waitFor();
   await page.screenshot({ path: join(ARTIFACTS, 'logs-search.png'), fullPage: false });
+  // A thousand records: only those in view are in the page, and the list
+  // scrolls to its end.
+  await page.goto(`${BASE}/logs`);
+  await page.locator('#log-count', { hasText: '1,000 records' }).waitFor();
+  assert.ok(await page.locator('#log-list .logrecord').count() < 150, 'only the records in view are rendered');
+  assert.ok(await page.evaluate(() => document.documentElement.scrollHeight) < 1400, 'the page does not grow with the records');
+  await page.locator('#log-volume .u-legend', { hasText: 'info and below' }).waitFor();
+  await page.locator('#log-scroll').evaluate((el) => { el.scrollTop = el.scrollHeight; });
+  await page.waitForFunction(() => {
+    const el = document.getElementById('log-scroll');
+    const spacer = document.querySelector('#log-list > .spacer:last-child');
+    return spacer && spacer.style.height === '0px' && el.scrollTop + el.clientHeight >= el.scrollHeight - 2;
+  });
+  assert.ok(await page.locator('#log-list .logrecord').count() < 150);
+  await page.screenshot({ path: join(ARTIFACTS, 'logs-1000.png'), fullPage: false });
   await page.goto(`${BASE}/logs?severity=ERROR`);
   await page.waitForSelector('#log-results .logline');
   const link = page.locator('#log-results .logline a').first();
   await link.waitFor();
   await link.click();
   await page.waitForSelector('#waterfall .wf-row');
+});
+
+/** Sends one log record over OTLP/HTTP JSON, as an SDK would. */
+async function sendLog(body) {
+  const record = { timeUnixNano: String(BigInt(Date.now()) * 1000000n), severityNumber: 9, severityText: 'INFO', body: { stringValue: body } };
+  const answer = await fetch(`${process.env.SMOLDER_OTLP_URL}/v1/logs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ resourceLogs: [{ resource: { attributes: [{ key: 'service.name', value: { stringValue: 'live-check' } }] }, scopeLogs: [{ logRecords: [record] }] }] }),
+  });
+  assert.equal(answer.status, 200, await answer.text());
+}
+
+await step('logs-live-tail', async () => {
+  await page.goto(`${BASE}/logs`);
+  await page.click('#live-tail');
+  await page.waitForURL(/live=1/);
+  await page.locator('#live-status', { hasText: 'Live' }).waitFor();
+  assert.equal(await page.locator('#live-tail').getAttribute('aria-pressed'), 'true');
+  // At the top of the list, a new record appears on top by itself.
+  await sendLog('live tail shows this first');
+  await page.locator('#log-list .logrecord', { hasText: 'live tail shows this first' }).waitFor({ timeout: 10000 });
+  assert.match(await page.locator('#log-list .logrecord').first().textContent(), /live tail shows this first/);
+  // Scrolled down to read, new records wait behind a button.
+  await page.locator('#log-scroll').evaluate((el) => { el.scrollTop = 3000; });
+  await sendLog('live tail kept this one waiting');
+  await page.locator('#live-new', { hasText: '1 new record' }).waitFor({ timeout: 10000 });
+  assert.equal(await page.locator('#log-list .logrecord', { hasText: 'live tail kept this one waiting' }).count(), 0);
+  await page.click('#live-new');
+  await page.locator('#log-list .logrecord', { hasText: 'live tail kept this one waiting' }).first().waitFor();
+  assert.equal(await page.locator('#log-scroll').evaluate((el) => el.scrollTop), 0);
+  await page.click('#live-tail');
+  await page.waitForURL((u) => !u.searchParams.has('live'));
 });
 
 await step('alerts-and-silence', async () => {

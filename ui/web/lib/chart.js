@@ -32,7 +32,9 @@ function dataStep(timestamps) {
 /**
  * A time-series chart in `el`.
  * spec: { title, timestamps: ms[], series: [{label, values, color?, dash?}], format?(v) for the legend,
- *         axisFormat?(v) for the y axis, height?, min?, max? }
+ *         axisFormat?(v) for the y axis, height?, min?, max?, xRange?: [from, to] ms }
+ * A series may be `bars` (filled bars) or `scatter` (points only), and carry
+ * `raw` values for the legend when it draws others (stacked sums).
  */
 export function timeChart(el, spec) {
   const format = spec.format || ((v) => (v === null || v === undefined ? '—' : si(v)));
@@ -55,13 +57,16 @@ export function timeChart(el, spec) {
           stroke,
           width: s.dash ? 1 : 1.75,
           dash: s.dash ? [6, 4] : undefined,
-          value: (u, v) => format(v),
+          // `raw`: the values the legend shows when the drawn ones differ
+          // (stacked bars draw sums).
+          value: s.raw ? (u, v, si, i) => format(i === null ? null : s.raw[i]) : (u, v) => format(v),
           // A line of a few points is hard to see: mark them. A scatter
-          // series is its points only.
+          // series is its points only; a bar series fills its bars.
           points: s.scatter
             ? { show: true, size: 7, width: 1, stroke, fill: `${stroke}99` }
-            : { show: s.values.filter((v) => v !== null && v !== undefined).length < 30 },
-          paths: s.scatter ? () => null : undefined,
+            : { show: !s.bars && s.values.filter((v) => v !== null && v !== undefined).length < 30 },
+          paths: s.scatter ? () => null : s.bars ? uPlot.paths.bars({ size: [0.9, 40], align: 1 }) : undefined,
+          fill: s.bars ? stroke : undefined,
         };
       }),
     ],
@@ -84,9 +89,17 @@ export function timeChart(el, spec) {
       },
     ],
     scales: {
-      x: { time: true },
+      // `xRange` ([from, to] ms): the page's range rather than the data's.
+      x: spec.xRange ? { time: true, range: () => spec.xRange.map((t) => t / 1000) } : { time: true },
       y: spec.min !== undefined || spec.max !== undefined
-        ? { range: (u, lo, hi) => [spec.min ?? lo, Math.max(spec.max ?? hi, hi)] }
+        ? {
+          // A fixed end where asked for; the other rounded up to a tick, so
+          // the top of the data has a label above it.
+          range: (u, lo, hi) => {
+            const [niceLo, niceHi] = uPlot.rangeNum(spec.min ?? lo, hi, 0.1, true);
+            return [spec.min ?? niceLo, spec.max !== undefined ? Math.max(spec.max, hi) : niceHi];
+          },
+        }
         : {},
     },
     legend: { live: true },
@@ -137,7 +150,7 @@ export function sparkline(el, timestamps, values, color = palette()[0]) {
  * point (within 8 px) calls `onPick(index)`; a drag selects a range like
  * the other charts.
  */
-export function scatterChart(el, { title, points, format = si, okLabel = 'ok', badLabel = 'error', onPick, height = 160 }) {
+export function scatterChart(el, { title, points, format = si, axisFormat, okLabel = 'ok', badLabel = 'error', onPick, height = 160 }) {
   const order = points.map((p, i) => i).sort((a, b) => points[a].t - points[b].t);
   const xs = order.map((i) => points[i].t / 1000);
   const ok = order.map((i) => (points[i].bad ? null : points[i].v));
@@ -148,6 +161,7 @@ export function scatterChart(el, { title, points, format = si, okLabel = 'ok', b
     height,
     min: 0,
     format,
+    axisFormat,
     timestamps: xs.map((x) => x * 1000),
     series: [
       { label: okLabel, values: ok, color: colours[0], scatter: true },

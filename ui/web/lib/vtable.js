@@ -40,12 +40,7 @@ export function virtualRows(scroller, body, { rowHeight, count, row }) {
       if (tr.dispose) tr.dispose();
     }
     kept = next;
-    // The kept rows are still in order; new ones go in between them.
-    let cursor = top.nextSibling;
-    for (const tr of next.values()) {
-      if (tr === cursor) cursor = cursor.nextSibling;
-      else body.insertBefore(tr, cursor);
-    }
+    place(body, top, next);
     top.style.height = `${first * rowHeight}px`;
     bottom.style.height = `${(n - last) * rowHeight}px`;
     // Fonts and zoom can make a row taller than planned: measure one, once.
@@ -72,6 +67,98 @@ export function virtualRows(scroller, body, { rowHeight, count, row }) {
   requestAnimationFrame(render);
   render();
   return { render, reset, get: (i) => kept.get(i) };
+}
+
+/** Puts the elements of `next` (in order) after `top`, keeping those already
+ * there in place (so focus and scroll stay), after the leavers were removed. */
+function place(container, top, next) {
+  let cursor = top.nextSibling;
+  for (const el of next.values()) {
+    if (el === cursor) cursor = cursor.nextSibling;
+    else container.insertBefore(el, cursor);
+  }
+}
+
+const OVERSCAN_PX = 600;
+
+/**
+ * A list of items of different heights (log records that open to their
+ * attributes) that keeps only the items in view of `scroller`, plus a
+ * margin, in `container`. Heights start at `estimate` px and are measured
+ * as items are shown or change size (a ResizeObserver), so an item that
+ * opens pushes the ones below it down.
+ *
+ * Returns `{ render, reset(count), get(i), dispose }`.
+ */
+export function virtualList(scroller, container, { count, estimate = 28, item }) {
+  const top = h('div', { 'aria-hidden': 'true', class: 'spacer' });
+  const bottom = h('div', { 'aria-hidden': 'true', class: 'spacer' });
+  container.replaceChildren(top, bottom);
+  let heights = new Array(count).fill(estimate);
+  let kept = new Map();
+  const index = new WeakMap();
+  let frame = 0;
+  const schedule = () => { if (!frame) frame = requestAnimationFrame(render); };
+  const observer = new ResizeObserver((entries) => {
+    let changed = false;
+    for (const e of entries) {
+      const i = index.get(e.target);
+      const height = e.target.offsetHeight;
+      if (i === undefined || !e.target.isConnected || height === 0) continue;
+      if (height !== heights[i]) { heights[i] = height; changed = true; }
+    }
+    if (changed) schedule();
+  });
+
+  function render() {
+    if (frame) cancelAnimationFrame(frame);
+    frame = 0;
+    const n = heights.length;
+    const from = scroller.scrollTop - OVERSCAN_PX;
+    const to = scroller.scrollTop + (scroller.clientHeight || 600) + OVERSCAN_PX;
+    let y = 0;
+    let first = 0;
+    while (first < n && y + heights[first] <= from) { y += heights[first]; first += 1; }
+    const above = y;
+    let last = first;
+    while (last < n && y < to) { y += heights[last]; last += 1; }
+    let below = 0;
+    for (let i = last; i < n; i += 1) below += heights[i];
+    const next = new Map();
+    for (let i = first; i < last; i += 1) {
+      let el = kept.get(i);
+      if (!el) {
+        el = item(i);
+        index.set(el, i);
+        observer.observe(el);
+      }
+      next.set(i, el);
+    }
+    for (const [i, el] of kept) {
+      if (next.has(i)) continue;
+      observer.unobserve(el);
+      el.remove();
+    }
+    kept = next;
+    place(container, top, next);
+    top.style.height = `${above}px`;
+    bottom.style.height = `${below}px`;
+  }
+  function reset(count) {
+    for (const el of kept.values()) { observer.unobserve(el); el.remove(); }
+    kept = new Map();
+    heights = new Array(count).fill(estimate);
+    render();
+  }
+  scroller.addEventListener('scroll', schedule, { passive: true });
+  requestAnimationFrame(render);
+  render();
+  return {
+    render,
+    reset,
+    get: (i) => kept.get(i),
+    dispose: () => { observer.disconnect(); if (frame) cancelAnimationFrame(frame); },
+  };
 }
 
 const ROW = 26; // px: a result row's height, border included (app.css: .vtable td)

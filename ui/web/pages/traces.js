@@ -102,6 +102,7 @@ export async function render(main, ctx) {
       title: 'Trace duration over time',
       points,
       format: (v) => (v === null || v === undefined ? '—' : fmt.ns(v)),
+      axisFormat: (v) => fmt.ns(v).replace(/\.0(?=[a-zµ])/, ''),
       okLabel: 'traces', badLabel: 'with errors',
       onPick: (i) => navigate(traceHref(rows[i].trace_id, rows[i].start_time)),
     });
