@@ -6,7 +6,8 @@
 //! allocator aborts the process instead of failing one request. The
 //! [`MemoryBudget`] is the sum they all draw from — queries through their
 //! memory pool, OTLP requests by their decoded size and the bodies being
-//! read, SLO rollups by the blocks they hold — so that beyond it a request
+//! read, SLO rollups by the blocks they hold, the retried-export filter by
+//! the keys it remembers — so that beyond it a request
 //! gets a clear "try later" (503, 429 or a query error) and the process
 //! keeps running.
 //!
@@ -29,11 +30,19 @@ pub enum Consumer {
     Ingest,
     /// SLO rollups.
     Slo,
+    /// The keys of recently accepted items that catch retried exports
+    /// (already held: counted, never refused).
+    Dedup,
 }
 
 impl Consumer {
     /// Every consumer, in a stable order.
-    pub const ALL: [Consumer; 3] = [Consumer::Query, Consumer::Ingest, Consumer::Slo];
+    pub const ALL: [Consumer; 4] = [
+        Consumer::Query,
+        Consumer::Ingest,
+        Consumer::Slo,
+        Consumer::Dedup,
+    ];
 
     /// The consumer's name in metrics.
     pub fn name(self) -> &'static str {
@@ -41,6 +50,7 @@ impl Consumer {
             Consumer::Query => "query",
             Consumer::Ingest => "ingest",
             Consumer::Slo => "slo",
+            Consumer::Dedup => "dedup",
         }
     }
 
@@ -77,7 +87,7 @@ impl std::error::Error for Exhausted {}
 pub struct MemoryBudget {
     limit: usize,
     used: AtomicUsize,
-    by_consumer: [AtomicUsize; 3],
+    by_consumer: [AtomicUsize; 4],
 }
 
 impl MemoryBudget {

@@ -51,9 +51,10 @@ smolder_common::config_section! {
         /// — is stored once; 0s turns this off. Keys survive restarts.
         #[serde(with = "humantime_serde")]
         pub dedup_window: Duration = Duration::from_secs(300),
-        /// Keys of accepted items remembered at most (about 10–20 bytes
-        /// each); beyond it the oldest are forgotten before dedup_window
-        /// is over.
+        /// Keys of accepted items remembered at most per signal (about
+        /// 10–20 bytes each, counted in server.memory_budget as `dedup`,
+        /// lowered to fit a quarter of it); beyond it the oldest are
+        /// forgotten before dedup_window is over.
         pub dedup_max_keys: usize = 8_000_000,
     }
     validate(self, problems) {

@@ -24,20 +24,24 @@
 //! cache: a process crash loses none; a power loss may lose the keys of the
 //! last seconds before it (those retries are then stored twice).
 //!
-//! Memory: about 10–20 bytes per remembered key. Beyond `max_keys` the
-//! oldest generations are forgotten early: at very high rates the window
-//! actually covered is shorter than configured.
+//! Memory: about 10–20 bytes per remembered key (the sets' buckets), counted
+//! in the process's memory budget as `dedup` so that queries and requests
+//! see what is left. Beyond `max_keys` per table the oldest generations are
+//! forgotten early: at very high rates the window actually covered is
+//! shorter than configured. The server lowers `max_keys` to what fits in a
+//! quarter of the budget ([`Dedup::keys_within`]) and says so at start.
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{ArrayRef, BooleanArray};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::hash_utils::{RandomState, create_hashes};
+use smolder_common::memory::{Consumer, MemoryBudget};
 use smolder_common::sync::lock;
 use smolder_common::{Table, Tenant};
 
@@ -77,6 +81,21 @@ struct Generation {
 struct Remembered {
     generations: VecDeque<Generation>,
     keys: usize,
+    /// Bytes of the key sets counted in the budget.
+    charged: usize,
+}
+
+/// Bytes a key takes in a set's buckets: the key and a control byte.
+const BUCKET_BYTES: usize = std::mem::size_of::<u64>() + 1;
+
+impl Remembered {
+    /// Bytes the key sets' buckets hold now.
+    fn bytes(&self) -> usize {
+        self.generations
+            .iter()
+            .map(|g| g.keys.capacity() * BUCKET_BYTES)
+            .sum()
+    }
 }
 
 /// The retried-export filter of one process (see the module's doc).
@@ -87,6 +106,8 @@ pub struct Dedup {
     dir: Option<PathBuf>,
     /// One per table, so that signals do not wait on each other.
     tables: [Mutex<Remembered>; 3],
+    /// Where the key sets' memory is counted.
+    budget: Arc<MemoryBudget>,
 }
 
 /// What [`Dedup::filter`] kept of a batch.
@@ -127,12 +148,47 @@ impl Dedup {
             max_keys,
             dir: dir.map(Path::to_path_buf),
             tables: Default::default(),
+            budget: MemoryBudget::unlimited(),
         };
         if let Some(dir) = dir {
             std::fs::create_dir_all(dir)?;
         }
         dedup.forget_old_files(now)?;
         Ok(dedup)
+    }
+
+    /// Counts the key sets' memory in `budget` (as `dedup`).
+    pub fn with_budget(mut self, budget: Arc<MemoryBudget>) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// The most memory the key sets of all tables can hold with `max_keys`
+    /// per table: a set's buckets are at most about 2.3 per key (just after
+    /// it grows), and a generation may be past `max_keys` by one export.
+    pub fn worst_case_bytes(max_keys: usize) -> usize {
+        3usize
+            .saturating_mul(max_keys)
+            .saturating_mul(BUCKET_BYTES)
+            .saturating_mul(23)
+            / 10
+    }
+
+    /// The most keys per table whose worst case fits in `bytes`.
+    pub fn keys_within(bytes: usize) -> usize {
+        bytes.saturating_mul(10) / (3 * BUCKET_BYTES * 23)
+    }
+
+    /// Brings the budget's count for `remembered` up to date.
+    fn charge(&self, remembered: &mut Remembered) {
+        let now = remembered.bytes();
+        if now > remembered.charged {
+            self.budget.take(Consumer::Dedup, now - remembered.charged);
+        } else {
+            self.budget
+                .give_back(Consumer::Dedup, remembered.charged - now);
+        }
+        remembered.charged = now;
     }
 
     /// The width of a generation: a quarter of the window.
@@ -181,6 +237,7 @@ impl Dedup {
                 }
             }
             remembered.keys = remembered.generations.iter().map(|g| g.keys.len()).sum();
+            self.charge(&mut remembered);
         }
         Ok(read)
     }
@@ -253,6 +310,7 @@ impl Dedup {
             let Remembered {
                 generations,
                 keys: count,
+                ..
             } = &mut *remembered;
             let at = generations
                 .iter()
@@ -274,6 +332,7 @@ impl Dedup {
                 }
                 keep.push(!seen);
             }
+            self.charge(&mut remembered);
         }
         let kept = reserved.len();
         let duplicates = (keep.len() - kept) as u64;
@@ -315,6 +374,7 @@ impl Dedup {
                 }
             }
         }
+        self.charge(remembered);
     }
 
     /// Writes the keys of stored items to their generation's key file.
@@ -343,13 +403,24 @@ impl Dedup {
     /// Gives up the keys of items that could not be stored.
     pub fn forget(&self, reserved: Reserved) {
         let mut remembered = lock(&self.tables[reserved.table as usize]);
-        let Remembered { generations, keys } = &mut *remembered;
+        let Remembered {
+            generations, keys, ..
+        } = &mut *remembered;
         if let Some(g) = generations.iter_mut().find(|g| g.start == reserved.start) {
             for k in &reserved.keys {
                 if g.keys.remove(k) {
                     *keys -= 1;
                 }
             }
+        }
+    }
+}
+
+impl Drop for Dedup {
+    fn drop(&mut self) {
+        for table in &self.tables {
+            let charged = lock(table).charged;
+            self.budget.give_back(Consumer::Dedup, charged);
         }
     }
 }
@@ -496,6 +567,29 @@ mod tests {
             pass(&d, &tenant, spans(&["a"]), T0 + SEC),
             (vec!["a".into()], 0)
         );
+    }
+
+    #[test]
+    fn remembered_keys_are_counted_in_the_memory_budget_until_they_expire() {
+        let budget = MemoryBudget::new(1 << 30);
+        let d = Dedup::open(Duration::from_secs(400), 1_000_000, None, T0)
+            .unwrap()
+            .with_budget(Arc::clone(&budget));
+        let tenant = Tenant::default();
+        let ids: Vec<String> = (0..10_000).map(|i| format!("{i:016x}")).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        pass(&d, &tenant, spans(&ids), T0);
+        let held = budget.used_by(Consumer::Dedup);
+        assert!(
+            (10_000 * BUCKET_BYTES..=Dedup::worst_case_bytes(10_000)).contains(&held),
+            "{held} bytes for 10,000 keys"
+        );
+        // Two windows later the old generation is gone, and its memory with it.
+        pass(&d, &tenant, spans(&["late"]), T0 + 800 * SEC);
+        assert!(budget.used_by(Consumer::Dedup) < held / 100);
+        drop(d);
+        assert_eq!(budget.used_by(Consumer::Dedup), 0);
+        assert_eq!(budget.used(), 0);
     }
 
     #[test]

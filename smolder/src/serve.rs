@@ -117,13 +117,25 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
         None
     } else {
         let dir = config.data_dir.join("dedup");
+        // The keys may take at most a quarter of the memory budget.
+        let max_keys = config
+            .ingest
+            .dedup_max_keys
+            .min(Dedup::keys_within(budget.limit() / 4));
+        if max_keys < config.ingest.dedup_max_keys {
+            tracing::info!(
+                max_keys,
+                "ingest.dedup_max_keys lowered to what fits in a quarter of server.memory_budget."
+            );
+        }
         let dedup = Dedup::open(
             config.ingest.dedup_window,
-            config.ingest.dedup_max_keys,
+            max_keys,
             Some(&dir),
             SystemClock.now_ns(),
         )
-        .with_context(|| format!("opening {}", dir.display()))?;
+        .with_context(|| format!("opening {}", dir.display()))?
+        .with_budget(Arc::clone(&budget));
         let dedup = Arc::new(dedup);
         ingestor = ingestor.with_dedup(Arc::clone(&dedup));
         Some(dedup)
