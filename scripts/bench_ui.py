@@ -201,6 +201,16 @@ def main():
             "trace by id, hours around it (UI links)": (f"/api/v1/traces/{trace_id}?from={now - 3600}&to={now + 3600}", None),
             "log search": (f"/api/v1/logs?severity=WARN&from={now - 3600}&to={now}&limit=500", None),
             "trace search, 30 days": (f"/api/v1/traces?service=checkout&from={now - 30 * 86400}&to={now}&limit=200", None),
+            "trace search, next page (offset 50)": (f"/api/v1/traces?from={now - 3600}&to={now}&limit=50&offset=50", None),
+            "trace search, longest first, 1 h": (f"/api/v1/traces?from={now - 3600}&to={now}&limit=50&sort=longest", None),
+            "trace search, longest first, 30 days": (f"/api/v1/traces?service=checkout&from={now - 30 * 86400}&to={now}&limit=50&sort=longest", None),
+            "services (search form), 1 h": (f"/api/v1/services?from={now - 3600}&to={now}", None),
+            "services (search form), 30 days": (f"/api/v1/services?from={now - 30 * 86400}&to={now}", None),
+            "log search, 1,000 records (the page)": (f"/api/v1/logs?from={now - 3600}&to={now}&limit=1000", None),
+            "log volume per severity, 1 h (the page)": ("/api/v1/sql", {"sql":
+                f"SELECT date_bin(INTERVAL '60 seconds', time) AS t, CASE WHEN severity_number >= 17 THEN 'error' "
+                f"WHEN severity_number >= 13 THEN 'warn' ELSE 'info and below' END AS level, count(*) AS records "
+                f"FROM logs WHERE time >= to_timestamp({int(now) - 3600}) AND time < to_timestamp({int(now)}) GROUP BY 1, 2 ORDER BY 1"}),
             "log search, 30 days": (f"/api/v1/logs?severity=WARN&q=timeout&from={now - 30 * 86400}&to={now}&limit=500", None),
             "SLO series, 30 days of a bench SLO": (f"/api/v1/slos/bench-0001/series?from={now - 30 * 86400}&to={now}", None),
             "status": ("/api/v1/status", None),
