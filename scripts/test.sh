@@ -82,6 +82,19 @@ fi
 log "cargo machete"
 cargo machete
 
+# A real S3-compatible server for the object-storage tests (s3s-fs, from the
+# crate registry; its own build, kept between runs).
+S3S_FS=0.14.1
+TOOLS="$HOME/.cache/smolder-tools"
+if [ ! -x "$TOOLS/bin/s3s-fs" ] || [ "$(cat "$TOOLS/s3s-fs.version" 2>/dev/null)" != "$S3S_FS" ]; then
+  log "installing s3s-fs $S3S_FS"
+  CARGO_TARGET_DIR="$TOOLS/target" cargo install --locked --force --root "$TOOLS" \
+    --features binary s3s-fs@"$S3S_FS"
+  rm -rf "$TOOLS/target"
+  echo "$S3S_FS" > "$TOOLS/s3s-fs.version"
+fi
+export PATH="$TOOLS/bin:$PATH"
+
 # One build of the workspace (debug profile): the binary the end-to-end tests
 # run, and every test target.
 log "building"

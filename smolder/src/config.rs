@@ -243,6 +243,16 @@ const SECTIONS: &[SectionInfo] = &[
     info::<DeliveryConfig>("alerting.delivery", None),
 ];
 
+/// The flag of `field` in the section `key` whose flags follow `pattern`;
+/// a few fields have a flag of their own (`[storage] url` would be a bare
+/// `--url`).
+fn flag_name(key: &str, pattern: &str, field: &str) -> String {
+    match (key, field) {
+        ("storage", "url") => "storage-url".to_string(),
+        _ => pattern.replace("{}", &field.replace('_', "-")),
+    }
+}
+
 /// One option as flags and the environment see it.
 #[derive(Debug)]
 struct Opt {
@@ -272,7 +282,7 @@ static OPTIONS: LazyLock<Vec<Opt>> = LazyLock::new(|| {
             if matches!(default, Some(toml::Value::Table(_))) {
                 continue; // a section, listed on its own
             }
-            let flag = pattern.replace("{}", &field.name.replace('_', "-"));
+            let flag = flag_name(section.key, pattern, field.name);
             let env = format!("SMOLDER_{}", flag.to_uppercase().replace('-', "_"));
             let key = if section.key.is_empty() {
                 field.name.to_string()
@@ -638,7 +648,7 @@ pub(crate) fn defaults_file() -> String {
             out.push('\n');
             comment(&mut out, field.doc);
             if let Some(pattern) = section.flag {
-                let flag = pattern.replace("{}", &field.name.replace('_', "-"));
+                let flag = flag_name(section.key, pattern, field.name);
                 let env = format!("SMOLDER_{}", flag.to_uppercase().replace('-', "_"));
                 out.push_str(&format!("# --{flag}, {env}\n"));
             }

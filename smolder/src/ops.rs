@@ -169,7 +169,7 @@ async fn status_handler(State(state): State<OpsState>) -> impl IntoResponse {
             "enabled": options.wal.is_some(),
             "sync": options.wal.map(|w| format!("{:?}", w.sync)),
             "bytes": wal_bytes,
-            "persisted_through": manifest.persisted_through,
+            "persisted_through": manifest.persisted(state.store.writer()),
         },
         "flush": {
             "interval": humantime::format_duration(options.flush_interval).to_string(),

@@ -24,7 +24,7 @@ use smolder_ingest::dedup::Dedup;
 use smolder_ingest::{IngestMetrics, Ingestor, OtlpGrpc};
 use smolder_query::QueryEngine;
 use smolder_slo::{Databases, SloEngines};
-use smolder_storage::{CompactionOptions, Store, StoreOptions};
+use smolder_storage::{StorageUrl, CompactionOptions, Store, StoreOptions};
 use tokio::net::TcpListener;
 
 use crate::audit::AuditLog;
@@ -433,9 +433,17 @@ async fn open_store(
         deletion_delay: (config.query.timeout * 2).max(Duration::from_secs(120)),
         ..StoreOptions::default()
     };
-    let (store, records) = Store::open(&config.data_dir, options, Arc::new(SystemClock))
+    let files = StorageUrl::parse(&config.storage.url, &config.data_dir)
+        .map_err(|e| anyhow::anyhow!("storage.url: {e}"))?;
+    let (store, records) = Store::open_at(&files, &config.data_dir, options, Arc::new(SystemClock))
         .await
-        .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
+        .with_context(|| {
+            format!(
+                "opening the stored data at {files} (log in {})",
+                config.data_dir.display()
+            )
+        })?;
+    tracing::info!(files = %files, writer = store.writer(), "Storage opened.");
     Ok((Arc::new(store), records))
 }
 

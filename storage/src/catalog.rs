@@ -1,5 +1,5 @@
 //! The manifest: the one list of Parquet files that make up the stored data,
-//! and the last write-ahead-log record they cover.
+//! and, per writer, the last write-ahead-log record they cover.
 //!
 //! It is a JSON document (`manifest.json` at the root of the object store),
 //! replaced whole by an atomic put after every flush, compaction and retention
@@ -7,16 +7,29 @@
 //! written by a flush that crashed before its manifest was put is an orphan and
 //! is deleted at the next start, and its rows come back from the log instead.
 //!
+//! Several processes may write to one bucket (ingesters, a compactor). Each
+//! has a writer id, kept beside its write-ahead log: its files' names carry
+//! it (so two writers never pick one name, and a writer deletes only its own
+//! orphans), and the manifest keeps each writer's last persisted log record
+//! (format 3). On an object store the manifest is replaced with a
+//! conditional put against the version that was read; a writer that finds
+//! it changed reads it again and applies its change again
+//! (`Store::update_manifest`), so no writer's update is lost.
+//!
 //! Each file is one tenant's (format 2; the files of a format-1 manifest,
-//! written before tenants existed, are the default tenant's).
+//! written before tenants existed, are the default tenant's). A format-2
+//! manifest's single `persisted_through` is claimed by the first writer that
+//! opens it.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use smolder_common::{StoredFile, Table, Tenant};
 
 /// Version of the manifest format.
-pub(crate) const MANIFEST_VERSION: u32 = 2;
-/// The format before tenants, still read.
-const MANIFEST_VERSION_1: u32 = 1;
+pub(crate) const MANIFEST_VERSION: u32 = 3;
+/// The formats before writers (2) and before tenants (1), still read.
+const OLDER_VERSIONS: [u32; 2] = [1, 2];
 
 /// Path of the manifest in the object store.
 pub(crate) const MANIFEST_PATH: &str = "manifest.json";
@@ -67,10 +80,19 @@ impl FileMeta {
 pub struct Manifest {
     /// Format version.
     pub version: u32,
-    /// Every write-ahead-log record up to this sequence number is in the
-    /// files below (or was deliberately dropped by retention).
+    /// Before writers (format 2): every record of the one write-ahead log up
+    /// to this sequence number is in the files. Claimed by the first writer
+    /// that opens the store (then 0).
+    #[serde(default)]
     pub persisted_through: u64,
-    /// Identifier for the next file written.
+    /// Per writer id: every record of its write-ahead log up to this
+    /// sequence number is in the files below (or was deliberately dropped by
+    /// retention).
+    #[serde(default)]
+    pub writers: BTreeMap<String, u64>,
+    /// Identifier for the next file written (format 2; names now carry
+    /// their writer and time instead).
+    #[serde(default)]
     pub next_file_id: u64,
     /// The files.
     pub files: Vec<FileMeta>,
@@ -81,6 +103,7 @@ impl Default for Manifest {
         Self {
             version: MANIFEST_VERSION,
             persisted_through: 0,
+            writers: BTreeMap::new(),
             next_file_id: 1,
             files: Vec::new(),
         }
@@ -91,8 +114,9 @@ impl Manifest {
     /// Parses a manifest, refusing versions this build does not know.
     pub fn parse(bytes: &[u8]) -> Result<Self, String> {
         let mut manifest: Self = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        if manifest.version == MANIFEST_VERSION_1 {
-            // Its files have no tenant and were read as the default's.
+        if OLDER_VERSIONS.contains(&manifest.version) {
+            // Format 1's files have no tenant and are read as the default's;
+            // format 2's persisted_through is claimed by the first writer.
             manifest.version = MANIFEST_VERSION;
         }
         if manifest.version != MANIFEST_VERSION {
@@ -107,6 +131,11 @@ impl Manifest {
     /// The manifest as JSON.
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec_pretty(self).expect("a manifest serializes")
+    }
+
+    /// The last record of `writer`'s log that the files hold.
+    pub fn persisted(&self, writer: &str) -> u64 {
+        self.writers.get(writer).copied().unwrap_or(0)
     }
 
     /// The files of `table`, of every tenant.
@@ -151,7 +180,7 @@ mod tests {
         assert_eq!(parsed.files[0].table(), Some(Table::Spans));
         let future = String::from_utf8(manifest.to_json())
             .unwrap()
-            .replace("\"version\": 2", "\"version\": 9");
+            .replace("\"version\": 3", "\"version\": 9");
         assert!(
             Manifest::parse(future.as_bytes())
                 .unwrap_err()

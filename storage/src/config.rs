@@ -42,6 +42,13 @@ impl WalConfig {
 smolder_common::config_section! {
     /// Parquet files.
     pub struct StorageConfig {
+        /// Where the Parquet files and their manifest live: empty for
+        /// <data-dir>/parquet, file:///path, s3://bucket/prefix (endpoint,
+        /// region and credentials from AWS_* variables and the AWS chain;
+        /// AWS_ALLOW_HTTP=true for a local server), gs://bucket/prefix or
+        /// az://container/prefix. The write-ahead log stays in the data
+        /// directory.
+        pub url: String = String::new(),
         /// The in-memory buffer is flushed to Parquet files at least this
         /// often, and whenever it is half full.
         #[serde(with = "humantime_serde")]
@@ -50,6 +57,9 @@ smolder_common::config_section! {
         pub compaction_target_size: ByteSize = ByteSize::mib(256),
     }
     validate(self, problems) {
+        if let Err(e) = crate::StorageUrl::parse(&self.url, std::path::Path::new("/")) {
+            problems.check(false, "url", e);
+        }
         problems.check(!self.flush_interval.is_zero(), "flush_interval", "must be positive");
         problems.check(
             self.compaction_target_size.as_u64() > 0,

@@ -20,6 +20,7 @@
 mod buffer;
 mod catalog;
 mod config;
+mod location;
 pub mod metrics;
 mod parquet;
 mod store;
@@ -36,6 +37,7 @@ use smolder_common::Table;
 
 pub use buffer::{Buffer, BufferFull};
 pub use config::{RetentionConfig, StorageConfig, WalConfig};
+pub use location::{Scheme, StorageUrl};
 pub use store::{
     CompactionOptions, MaintenanceReport, Store, StoreError, StoreOptions, StoreStats,
 };

@@ -94,7 +94,7 @@ impl Collector for StorageCollector {
             e,
             "storage_persisted_through",
             "Sequence number of the last write-ahead-log record persisted to Parquet",
-            int(manifest.persisted_through),
+            int(manifest.persisted(store.writer())),
         )?;
         counter(
             e,

@@ -170,22 +170,34 @@ pub(crate) fn encode(
 
 /// The object-store path of a new file: the tenant's own prefix, then
 /// Hive-style `date=` and `hour=` folders under the table, so external tools
-/// can read them too.
+/// can read them too; the name is the time it was written (Unix ms), the
+/// writer's id and a random nonce, so writers sharing a bucket never pick
+/// the same name.
 pub(crate) fn file_path(
     tenant: &Tenant,
     table: Table,
     partition: i64,
-    file_id: u64,
+    writer: &str,
+    written_ms: i64,
     nonce: u32,
 ) -> String {
     let start = chrono::DateTime::from_timestamp(partition.div_euclid(1_000_000_000), 0)
         .unwrap_or_default();
     format!(
-        "tenant={tenant}/{}/date={}/hour={}/{file_id:012}-{nonce:08x}.parquet",
+        "tenant={tenant}/{}/date={}/hour={}/{written_ms:013}-{writer}-{nonce:08x}.parquet",
         table.name(),
         start.format("%Y-%m-%d"),
         start.format("%H"),
     )
+}
+
+/// The writer id in a file's name (`None` for names from before writers:
+/// `<id>-<nonce>.parquet`).
+pub(crate) fn writer_of(path: &str) -> Option<&str> {
+    let name = path.rsplit('/').next()?.strip_suffix(".parquet")?;
+    let mut parts = name.split('-');
+    let (_, writer, _) = (parts.next()?, parts.next()?, parts.next()?);
+    Some(writer)
 }
 
 #[cfg(test)]
@@ -241,9 +253,23 @@ mod tests {
     #[test]
     fn paths_name_the_tenant_table_date_and_hour() {
         let acme = Tenant::parse("acme").unwrap();
+        let path = file_path(
+            &acme,
+            Table::Logs,
+            1_763_805_600_000_000_000,
+            "w1a2b",
+            1_763_805_612_345,
+            0xab,
+        );
         assert_eq!(
-            file_path(&acme, Table::Logs, 1_763_805_600_000_000_000, 7, 0xab),
-            "tenant=acme/logs/date=2025-11-22/hour=10/000000000007-000000ab.parquet"
+            path,
+            "tenant=acme/logs/date=2025-11-22/hour=10/1763805612345-w1a2b-000000ab.parquet"
+        );
+        assert_eq!(writer_of(&path), Some("w1a2b"));
+        assert_eq!(
+            writer_of("tenant=acme/logs/date=2025-11-22/hour=10/000000000007-000000ab.parquet"),
+            None,
+            "a name from before writers"
         );
     }
 }

@@ -34,9 +34,10 @@ use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::DataFusionError;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::object_store::buffered::BufWriter;
-use datafusion::object_store::local::LocalFileSystem;
 use datafusion::object_store::path::Path as ObjectPath;
-use datafusion::object_store::{ObjectStore, ObjectStoreExt as _, PutPayload};
+use datafusion::object_store::{
+    ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPayload, UpdateVersion,
+};
 use datafusion::parquet::arrow::AsyncArrowWriter;
 use datafusion::parquet::errors::ParquetError;
 use datafusion::physical_expr::expressions::Column;
@@ -49,8 +50,11 @@ use smolder_common::{Table, TableSnapshot, TableSource, Tenant};
 
 use crate::buffer::{Buffer, BufferFull, Buffered};
 use crate::catalog::{FileMeta, MANIFEST_PATH, Manifest};
-use crate::parquet::{encode, file_path, sort_and_split, sort_key, time_range, writer_properties};
+use crate::parquet::{
+    encode, file_path, sort_and_split, sort_key, time_range, writer_of, writer_properties,
+};
 use crate::wal::{Record, Wal, WalError, WalOptions};
+use crate::StorageUrl;
 use crate::{HOUR_NS, TimeWindow};
 use smolder_common::clock::Clock;
 use smolder_common::sync::{lock, read, write};
@@ -105,6 +109,10 @@ pub struct StoreOptions {
     /// Arrow bytes sorted and encoded at once during a flush (working memory
     /// beside the buffer).
     pub flush_chunk_bytes: usize,
+    /// This writer's id (see `catalog`): `None` reads it from (or makes it
+    /// in) `<data dir>/writer-id` with [`Store::open`], and is `local` with
+    /// [`Store::open_with`].
+    pub writer: Option<String>,
 }
 
 impl Default for StoreOptions {
@@ -121,6 +129,7 @@ impl Default for StoreOptions {
             row_group_rows: 128 * 1024,
             deletion_delay: Duration::from_secs(120),
             flush_chunk_bytes: 64 << 20,
+            writer: None,
         }
     }
 }
@@ -207,6 +216,11 @@ pub struct Store {
     url: ObjectStoreUrl,
     local_root: Option<PathBuf>,
     manifest: RwLock<Arc<Manifest>>,
+    /// The version of the manifest in the object store that `manifest` is
+    /// (`None` on a local disk, where this process is the only writer).
+    manifest_version: Mutex<Option<UpdateVersion>>,
+    /// This process's writer id.
+    writer: String,
     view: RwLock<()>,
     gate: tokio::sync::RwLock<()>,
     maintenance: tokio::sync::Mutex<()>,
@@ -243,12 +257,27 @@ impl Store {
         options: StoreOptions,
         clock: Arc<dyn Clock>,
     ) -> Result<(Self, Vec<Record>), StoreError> {
-        let root = data_dir.join("parquet");
-        std::fs::create_dir_all(&root).map_err(io_err(&root))?;
-        let local = LocalFileSystem::new_with_prefix(&root)?.with_automatic_cleanup(true);
+        let files = StorageUrl::Local(data_dir.join("parquet"));
+        Self::open_at(&files, data_dir, options, clock).await
+    }
+
+    /// Opens the store with its files and manifest at `files` (a local
+    /// directory or a bucket) and its log under `<data_dir>/wal`; the writer
+    /// id is kept in `<data_dir>/writer-id` unless `options` name one.
+    pub async fn open_at(
+        files: &StorageUrl,
+        data_dir: &Path,
+        mut options: StoreOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Self, Vec<Record>), StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(io_err(data_dir))?;
+        if options.writer.is_none() {
+            options.writer = Some(writer_id(data_dir)?);
+        }
+        let (object_store, local_root) = files.open()?;
         Self::open_with(
-            Arc::new(local),
-            Some(root),
+            object_store,
+            local_root,
             &data_dir.join("wal"),
             options,
             clock,
@@ -257,7 +286,9 @@ impl Store {
     }
 
     /// Opens the store on any object store; `local_root` is the directory
-    /// behind a local one, whose files are then also `fsync`ed.
+    /// behind a local one, whose files are then also `fsync`ed (and whose
+    /// manifest is replaced without a condition: one process writes it).
+    /// Any other store must support conditional puts.
     pub async fn open_with(
         object_store: Arc<dyn ObjectStore>,
         local_root: Option<PathBuf>,
@@ -265,31 +296,25 @@ impl Store {
         options: StoreOptions,
         clock: Arc<dyn Clock>,
     ) -> Result<(Self, Vec<Record>), StoreError> {
-        let manifest = match object_store.get(&ObjectPath::from(MANIFEST_PATH)).await {
-            Ok(found) => Manifest::parse(&found.bytes().await?).map_err(StoreError::Manifest)?,
-            Err(datafusion::object_store::Error::NotFound { .. }) => Manifest::default(),
-            Err(e) => return Err(e.into()),
-        };
-        let (wal, records) = match options.wal {
-            Some(wal_options) => {
-                let (wal, records) = Wal::open(wal_dir, wal_options, manifest.persisted_through)?;
-                (Some(wal), records)
-            }
-            None => (None, Vec::new()),
-        };
+        let writer = options.writer.clone().unwrap_or_else(|| "local".into());
+        check_writer_id(&writer)?;
+        let (manifest, version) = read_manifest(object_store.as_ref()).await?;
         let url = ObjectStoreUrl::parse("smolder://storage").expect("valid URL");
         let session = SessionContext::new();
         session.register_object_store(url.as_ref(), Arc::clone(&object_store));
-        let store = Self {
+        let wal_options = options.wal;
+        let mut store = Self {
             buffer: Buffer::with_tenant_limit(
                 options.buffer_limit,
                 options.tenant_buffer_limit.unwrap_or(options.buffer_limit),
             ),
-            next_seq: AtomicU64::new(manifest.persisted_through + 1),
+            next_seq: AtomicU64::new(1),
             manifest: RwLock::new(Arc::new(manifest)),
+            manifest_version: Mutex::new(version),
+            writer,
             options,
             clock,
-            wal,
+            wal: None,
             object_store,
             url,
             local_root,
@@ -301,23 +326,151 @@ impl Store {
             session,
             stats: StoreStats::default(),
         };
+        // A manifest from before writers: its log position is this
+        // writer's (the first to open it after the upgrade).
+        if wal_options.is_some() && store.current().persisted_through > 0 {
+            let writer = store.writer.clone();
+            store
+                .update_manifest(
+                    |m| {
+                        if m.writers.is_empty() && m.persisted_through > 0 {
+                            m.writers.insert(writer.clone(), m.persisted_through);
+                            m.persisted_through = 0;
+                        }
+                        Ok(())
+                    },
+                    || {},
+                )
+                .await?;
+        }
+        let persisted = store.current().persisted(&store.writer);
+        store.next_seq = AtomicU64::new(persisted + 1);
+        let records = match wal_options {
+            Some(wal_options) => {
+                let (wal, records) = Wal::open(wal_dir, wal_options, persisted)?;
+                store.wal = Some(wal);
+                records
+            }
+            None => Vec::new(),
+        };
         store.delete_orphans().await?;
         Ok((store, records))
     }
 
-    /// Deletes Parquet files that the manifest does not list (under the
-    /// tenants' folders, and the table folders of the layout before tenants).
+    /// This process's writer id.
+    pub fn writer(&self) -> &str {
+        &self.writer
+    }
+
+    /// The last record of this writer's log that the files hold.
+    pub fn persisted_through(&self) -> u64 {
+        self.current().persisted(&self.writer)
+    }
+
+    /// Replaces the manifest by `change` applied to it, durably, then for
+    /// queries (with `installed` run under the view lock, as the manifest is
+    /// swapped in). On an object store the put is conditional on the version
+    /// read: when another writer replaced the manifest meanwhile, it is read
+    /// again and `change` applied again (it must compute its edit from the
+    /// manifest it is given), so concurrent writers lose no update.
+    async fn update_manifest<T>(
+        &self,
+        mut change: impl FnMut(&mut Manifest) -> Result<T, StoreError>,
+        installed: impl FnOnce(),
+    ) -> Result<T, StoreError> {
+        const ATTEMPTS: u32 = 50;
+        for attempt in 1..=ATTEMPTS {
+            let mut manifest = Manifest::clone(&self.current());
+            let out = change(&mut manifest)?;
+            let version = lock(&self.manifest_version).clone();
+            match self.put_manifest(&manifest, version).await {
+                Ok(version) => {
+                    *lock(&self.manifest_version) = version;
+                    let _view = write(&self.view);
+                    *write(&self.manifest) = Arc::new(manifest);
+                    installed();
+                    return Ok(out);
+                }
+                Err(StoreError::ObjectStore(
+                    datafusion::object_store::Error::Precondition { .. }
+                    | datafusion::object_store::Error::AlreadyExists { .. },
+                )) if attempt < ATTEMPTS => {
+                    tracing::debug!(attempt, "The manifest changed meanwhile; applying the change to the new one.");
+                    self.reload_manifest().await?;
+                    // Writers that collided try again at different times.
+                    let pause = rand::random::<u64>() % (10 * u64::from(attempt));
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Manifest(format!(
+            "{ATTEMPTS} conditional puts in a row found the manifest changed"
+        )))
+    }
+
+    /// Puts `manifest`: on a local disk durably and unconditionally; on an
+    /// object store only over `version` (or, without one, only if there is
+    /// none yet). Answers the new version.
+    async fn put_manifest(
+        &self,
+        manifest: &Manifest,
+        version: Option<UpdateVersion>,
+    ) -> Result<Option<UpdateVersion>, StoreError> {
+        let json = manifest.to_json();
+        if self.local_root.is_some() {
+            self.put_durable(MANIFEST_PATH, json).await?;
+            return Ok(None);
+        }
+        let mode = match version {
+            Some(v) => PutMode::Update(v),
+            None => PutMode::Create,
+        };
+        let put = self
+            .object_store
+            .put_opts(
+                &ObjectPath::from(MANIFEST_PATH),
+                PutPayload::from(json),
+                PutOptions {
+                    mode,
+                    ..PutOptions::default()
+                },
+            )
+            .await?;
+        Ok(Some(UpdateVersion {
+            e_tag: put.e_tag,
+            version: put.version,
+        }))
+    }
+
+    /// Reads the manifest again from the object store (another writer
+    /// changed it) and swaps it in. The files it adds or drops are other
+    /// writers' or compaction's: this writer's buffer stays as it is.
+    pub async fn reload_manifest(&self) -> Result<(), StoreError> {
+        let (manifest, version) = read_manifest(self.object_store.as_ref()).await?;
+        *lock(&self.manifest_version) = version;
+        let _view = write(&self.view);
+        *write(&self.manifest) = Arc::new(manifest);
+        Ok(())
+    }
+
+    /// Deletes this writer's Parquet files that the manifest does not list
+    /// (under the tenants' folders, and the table folders of the layout
+    /// before tenants): another writer's unlisted file may be one it is
+    /// about to list. Files named before writers are deleted while this is
+    /// the only writer the manifest knows.
     async fn delete_orphans(&self) -> Result<(), StoreError> {
-        let listed: HashSet<String> = self
-            .current()
-            .files
-            .iter()
-            .map(|f| f.path.clone())
-            .collect();
+        let current = self.current();
+        let listed: HashSet<&str> = current.files.iter().map(|f| f.path.as_str()).collect();
+        let alone = current.writers.keys().all(|w| *w == self.writer);
         let found: Vec<_> = self.object_store.list(None).try_collect().await?;
         for meta in found {
             let path = meta.location.as_ref();
-            if path.ends_with(".parquet") && !listed.contains(path) {
+            let mine = match writer_of(path) {
+                Some(writer) => writer == self.writer,
+                None => alone,
+            };
+            if path.ends_with(".parquet") && mine && !listed.contains(path) {
                 tracing::info!(path = %meta.location, "Deleting a file no manifest lists (left by an interrupted flush or compaction).");
                 self.object_store.delete(&meta.location).await?;
             }
@@ -430,13 +583,12 @@ impl Store {
             return Ok(MaintenanceReport::default());
         }
 
-        let mut manifest = Manifest::clone(&self.current());
         let mut written: Vec<FileMeta> = Vec::new();
         let mut report = MaintenanceReport::default();
         for table in Table::ALL {
             for (tenant, batches) in by_tenant(&sealed[table as usize]) {
                 for chunk in chunks(&batches, self.options.flush_chunk_bytes) {
-                    match self.write_chunk(&tenant, table, chunk, &mut manifest).await {
+                    match self.write_chunk(&tenant, table, chunk).await {
                         Ok(files) => written.extend(files),
                         Err(e) => {
                             self.delete_now(paths_of(&written)).await;
@@ -448,19 +600,25 @@ impl Store {
         }
         report.rows_flushed = written.iter().map(|f| f.rows).sum();
         report.files_written = written.len();
-        manifest.files.extend(written.iter().cloned());
-        manifest.persisted_through = manifest.persisted_through.max(through);
-        if let Err(e) = self.put_durable(MANIFEST_PATH, manifest.to_json()).await {
+        let installed = self
+            .update_manifest(
+                |m| {
+                    m.files.extend(written.iter().cloned());
+                    let persisted = m.writers.entry(self.writer.clone()).or_default();
+                    *persisted = (*persisted).max(through);
+                    Ok(())
+                },
+                || {
+                    for table in Table::ALL {
+                        self.buffer
+                            .remove_first(table, sealed[table as usize].len());
+                    }
+                },
+            )
+            .await;
+        if let Err(e) = installed {
             self.delete_now(paths_of(&written)).await;
             return Err(e);
-        }
-        {
-            let _view = write(&self.view);
-            *write(&self.manifest) = Arc::new(manifest);
-            for table in Table::ALL {
-                self.buffer
-                    .remove_first(table, sealed[table as usize].len());
-            }
         }
         // Only a successful flush resets the clock: a failed one is retried
         // at the next round.
@@ -503,7 +661,6 @@ impl Store {
         tenant: &Tenant,
         table: Table,
         chunk: &[Buffered],
-        manifest: &mut Manifest,
     ) -> Result<Vec<FileMeta>, StoreError> {
         let batches: Vec<Arc<RecordBatch>> = chunk.iter().map(|b| Arc::clone(&b.batch)).collect();
         let row_group_rows = self.options.row_group_rows;
@@ -524,7 +681,7 @@ impl Store {
         .map_err(|e| StoreError::Manifest(format!("flush task failed: {e}")))??;
         let mut files = Vec::new();
         for (partition, min_time, max_time, rows, bytes) in encoded {
-            let path = self.new_path(tenant, table, partition, manifest);
+            let path = self.new_path(tenant, table, partition);
             let size = bytes.len() as u64;
             if let Err(e) = self.put_durable(&path, bytes).await {
                 self.delete_now(paths_of(&files)).await;
@@ -544,16 +701,16 @@ impl Store {
         Ok(files)
     }
 
-    fn new_path(
-        &self,
-        tenant: &Tenant,
-        table: Table,
-        partition: i64,
-        manifest: &mut Manifest,
-    ) -> String {
-        let id = manifest.next_file_id;
-        manifest.next_file_id += 1;
-        file_path(tenant, table, partition, id, rand::random())
+    fn new_path(&self, tenant: &Tenant, table: Table, partition: i64) -> String {
+        let written_ms = self.clock.now_ns().div_euclid(1_000_000);
+        file_path(
+            tenant,
+            table,
+            partition,
+            &self.writer,
+            written_ms,
+            rand::random(),
+        )
     }
 
     /// Puts an object and, on a local store, forces it and its folders to
@@ -605,17 +762,10 @@ impl Store {
         }
     }
 
-    /// Replaces the manifest by `manifest` (durably, then for queries) and
-    /// schedules the deletion of `dropped`.
-    async fn install(&self, manifest: Manifest, dropped: Vec<String>) -> Result<(), StoreError> {
-        self.put_durable(MANIFEST_PATH, manifest.to_json()).await?;
-        {
-            let _view = write(&self.view);
-            *write(&self.manifest) = Arc::new(manifest);
-        }
+    /// Schedules the deletion of files the manifest no longer lists.
+    fn drop_later(&self, dropped: Vec<String>) {
         let at = Instant::now() + self.options.deletion_delay;
         lock(&self.garbage).extend(dropped.into_iter().map(|p| (at, p)));
-        Ok(())
     }
 
     /// Merges small files of the same hour into larger ones; see
@@ -667,8 +817,7 @@ impl Store {
             if picked.len() < 2 {
                 continue;
             }
-            let mut manifest = Manifest::clone(&self.current());
-            let path = self.new_path(&tenant, table, partition, &mut manifest);
+            let path = self.new_path(&tenant, table, partition);
             let merged = match self.merge(&tenant, table, partition, &picked, path).await {
                 Ok(merged) => merged,
                 Err(e) => {
@@ -677,11 +826,35 @@ impl Store {
                 }
             };
             let dropped: Vec<String> = picked.iter().map(|f| f.path.clone()).collect();
-            manifest.files.retain(|f| !dropped.contains(&f.path));
-            manifest.files.push(merged.clone());
-            if let Err(e) = self.install(manifest, dropped).await {
-                self.delete_now(vec![merged.path]).await;
-                return Err(e);
+            let installed = self
+                .update_manifest(
+                    |m| {
+                        // Another writer (retention, a compactor) may have
+                        // dropped an input meanwhile: then this merge is void.
+                        let listed = dropped
+                            .iter()
+                            .filter(|p| m.files.iter().any(|f| &f.path == *p))
+                            .count();
+                        if listed < dropped.len() {
+                            return Ok(false);
+                        }
+                        m.files.retain(|f| !dropped.contains(&f.path));
+                        m.files.push(merged.clone());
+                        Ok(true)
+                    },
+                    || {},
+                )
+                .await;
+            match installed {
+                Ok(true) => self.drop_later(dropped),
+                Ok(false) => {
+                    self.delete_now(vec![merged.path]).await;
+                    continue;
+                }
+                Err(e) => {
+                    self.delete_now(vec![merged.path]).await;
+                    return Err(e);
+                }
             }
             self.count_written(std::slice::from_ref(&merged));
             self.stats
@@ -789,22 +962,30 @@ impl Store {
             f.table()
                 .is_some_and(|t| f.partition.saturating_add(HOUR_NS) <= cutoffs[t as usize])
         };
-        let dropped: Vec<String> = current
-            .files
-            .iter()
-            .filter(|f| expired(f))
-            .map(|f| f.path.clone())
-            .collect();
-        if dropped.is_empty() {
+        if !current.files.iter().any(|f| expired(f)) {
             return Ok(MaintenanceReport::default());
         }
-        let mut manifest = Manifest::clone(&current);
-        manifest.files.retain(|f| !expired(f));
+        let dropped = match self
+            .update_manifest(
+                |m| {
+                    let (gone, kept) = std::mem::take(&mut m.files)
+                        .into_iter()
+                        .partition::<Vec<_>, _>(|f| expired(f));
+                    m.files = kept;
+                    Ok(paths_of(&gone))
+                },
+                || {},
+            )
+            .await
+        {
+            Ok(dropped) => dropped,
+            Err(e) => {
+                self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
         let count = dropped.len();
-        if let Err(e) = self.install(manifest, dropped).await {
-            self.stats.failures.fetch_add(1, Ordering::Relaxed);
-            return Err(e);
-        }
+        self.drop_later(dropped);
         self.stats
             .files_expired
             .fetch_add(count as u64, Ordering::Relaxed);
@@ -855,6 +1036,64 @@ impl Store {
     /// Parquet files per table.
     pub fn stored_files(&self, table: Table) -> usize {
         self.current().files_of(table).count()
+    }
+}
+
+/// The manifest in `store` and its version (a new one if there is none).
+async fn read_manifest(
+    store: &dyn ObjectStore,
+) -> Result<(Manifest, Option<UpdateVersion>), StoreError> {
+    match store.get(&ObjectPath::from(MANIFEST_PATH)).await {
+        Ok(found) => {
+            let version = UpdateVersion {
+                e_tag: found.meta.e_tag.clone(),
+                version: found.meta.version.clone(),
+            };
+            let manifest = Manifest::parse(&found.bytes().await?).map_err(StoreError::Manifest)?;
+            Ok((manifest, Some(version)))
+        }
+        Err(datafusion::object_store::Error::NotFound { .. }) => Ok((Manifest::default(), None)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A writer id: 1 to 32 lowercase letters and digits (it is part of file
+/// names, between dashes).
+fn check_writer_id(id: &str) -> Result<(), StoreError> {
+    if id.is_empty()
+        || id.len() > 32
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
+        return Err(StoreError::Manifest(format!(
+            "writer id {id:?} must be 1 to 32 lowercase letters and digits"
+        )));
+    }
+    Ok(())
+}
+
+/// The writer id kept in `<data dir>/writer-id`, made on first use: it
+/// stays with the write-ahead log it numbers.
+fn writer_id(data_dir: &Path) -> Result<String, StoreError> {
+    let path = data_dir.join("writer-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) => {
+            let id = id.trim().to_string();
+            check_writer_id(&id)?;
+            Ok(id)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = format!("w{:08x}", rand::random::<u32>());
+            let temp = data_dir.join("writer-id.tmp");
+            std::fs::write(&temp, format!("{id}\n")).map_err(io_err(&temp))?;
+            File::open(&temp)
+                .and_then(|f| f.sync_all())
+                .map_err(io_err(&temp))?;
+            std::fs::rename(&temp, &path).map_err(io_err(&path))?;
+            Ok(id)
+        }
+        Err(e) => Err(io_err(&path)(e)),
     }
 }
 
@@ -982,6 +1221,118 @@ mod tests {
         out
     }
 
+    /// A writer `id` with its log in `dir`, on the shared `bucket`.
+    async fn writer_on(
+        bucket: &Arc<datafusion::object_store::memory::InMemory>,
+        dir: &Path,
+        id: &str,
+        clock: &Arc<ManualClock>,
+    ) -> (Store, Vec<Record>) {
+        Store::open_with(
+            Arc::clone(bucket) as Arc<dyn ObjectStore>,
+            None,
+            &dir.join(id),
+            StoreOptions {
+                writer: Some(id.into()),
+                ..options()
+            },
+            Arc::clone(clock) as Arc<dyn Clock>,
+        )
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn writers_sharing_a_bucket_lose_no_update_to_the_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(NOW));
+        let bucket = Arc::new(datafusion::object_store::memory::InMemory::new());
+        let mut writers = Vec::new();
+        for id in ["a", "b", "c"] {
+            writers.push(writer_on(&bucket, dir.path(), id, &clock).await.0);
+        }
+        // Each writer appends and flushes eight times, all at once: every
+        // flush reads the manifest, and most find it replaced by another
+        // writer before their conditional put.
+        let rounds = writers.iter().enumerate().map(|(w, store)| async move {
+            for round in 0..8 {
+                let at = NOW - HOUR_NS + (w as i64) * 1_000 + round;
+                append(store, Table::Spans, "svc", &[at, at + 10]).await;
+                store.flush().await.unwrap();
+            }
+        });
+        futures::future::join_all(rounds).await;
+        let (manifest, _) = read_manifest(bucket.as_ref()).await.unwrap();
+        assert_eq!(manifest.files.len(), 24, "every flush's file is listed");
+        assert_eq!(manifest.files.iter().map(|f| f.rows).sum::<u64>(), 48);
+        for id in ["a", "b", "c"] {
+            assert_eq!(manifest.persisted(id), 8, "{id}'s log position");
+            let named = manifest.files.iter().filter(|f| writer_of(&f.path) == Some(id));
+            assert_eq!(named.count(), 8, "{id}'s files carry its id");
+        }
+        // A writer that restarts replays nothing (all persisted), and its
+        // orphan sweep leaves the others' files alone.
+        drop(writers);
+        let (a, replayed) = writer_on(&bucket, dir.path(), "a", &clock).await;
+        assert!(replayed.is_empty());
+        assert_eq!(a.current().files.len(), 24);
+        let stored: Vec<_> = bucket.list(None).try_collect().await.unwrap();
+        assert_eq!(
+            stored.iter().filter(|m| m.location.as_ref().ends_with(".parquet")).count(),
+            24
+        );
+    }
+
+    #[tokio::test]
+    async fn a_writer_deletes_only_its_own_unlisted_files_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(NOW));
+        let bucket = Arc::new(datafusion::object_store::memory::InMemory::new());
+        let (a, _) = writer_on(&bucket, dir.path(), "a", &clock).await;
+        append(&a, Table::Logs, "svc", &[NOW - HOUR_NS]).await;
+        a.flush().await.unwrap();
+        // Files written but not (yet) listed: one of a's (a crashed flush),
+        // one of b's (a flush in progress elsewhere).
+        let tenant = Tenant::default();
+        let mine = file_path(&tenant, Table::Logs, NOW - HOUR_NS, "a", 1, 1);
+        let theirs = file_path(&tenant, Table::Logs, NOW - HOUR_NS, "b", 1, 2);
+        for path in [&mine, &theirs] {
+            bucket
+                .put(&ObjectPath::from(path.as_str()), PutPayload::from_static(b"x"))
+                .await
+                .unwrap();
+        }
+        drop(a);
+        let (a, _) = writer_on(&bucket, dir.path(), "a", &clock).await;
+        assert_eq!(a.current().files.len(), 1);
+        let exists = |path: &String| {
+            let bucket = Arc::clone(&bucket);
+            let path = ObjectPath::from(path.as_str());
+            async move { bucket.head(&path).await.is_ok() }
+        };
+        assert!(!exists(&mine).await, "a's orphan is deleted");
+        assert!(exists(&theirs).await, "b's file is b's business");
+    }
+
+    #[tokio::test]
+    async fn a_manifest_from_before_writers_gives_its_log_position_to_the_first_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(NOW));
+        let bucket = Arc::new(datafusion::object_store::memory::InMemory::new());
+        let old = r#"{"version": 2, "persisted_through": 7, "next_file_id": 3, "files": []}"#;
+        bucket
+            .put(&ObjectPath::from(MANIFEST_PATH), PutPayload::from_static(old.as_bytes()))
+            .await
+            .unwrap();
+        let (a, _) = writer_on(&bucket, dir.path(), "a", &clock).await;
+        assert_eq!(a.persisted_through(), 7);
+        let (b, _) = writer_on(&bucket, dir.path(), "b", &clock).await;
+        assert_eq!(b.persisted_through(), 0, "a new writer's log starts afresh");
+        let (manifest, _) = read_manifest(bucket.as_ref()).await.unwrap();
+        assert_eq!(manifest.persisted_through, 0);
+        assert_eq!(manifest.persisted("a"), 7);
+    }
+
     #[tokio::test]
     async fn a_flush_moves_rows_from_the_buffer_to_files_exactly_once() {
         let dir = tempfile::tempdir().unwrap();
@@ -1008,7 +1359,7 @@ mod tests {
         );
         assert_eq!(store.buffer().used(), 0);
         assert_eq!(parquet_files(dir.path()).len(), 3);
-        assert_eq!(store.current().persisted_through, 2);
+        assert_eq!(store.persisted_through(), 2);
 
         // More data after the flush stays in the buffer; a restart replays
         // only that.

@@ -5,6 +5,7 @@
 //! The binary is `target/debug/smolder` next to the test executable (override
 //! with `SMOLDER_BIN`); `scripts/test.sh` builds it before the tests run.
 
+pub mod s3;
 pub mod sink;
 
 use std::io::{BufRead, BufReader};
