@@ -442,7 +442,9 @@ pub async fn search_traces(engine: &QueryEngine, q: &TraceSearch) -> Result<Quer
             .filter_map(|s| s.parse().ok())
             .collect();
         let (Some(first), Some(last)) = (starts.iter().min(), starts.iter().max()) else {
-            return Ok(engine.sql(&plan.summary_sql("FALSE", plan.from, plan.to, 0)).await?);
+            return Ok(engine
+                .sql(&plan.summary_sql("FALSE", plan.from, plan.to, 0))
+                .await?);
         };
         let traces = format!("trace_id IN ({})", id_list(&ids));
         return Ok(engine

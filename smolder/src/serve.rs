@@ -24,7 +24,7 @@ use smolder_ingest::dedup::Dedup;
 use smolder_ingest::{IngestMetrics, Ingestor, OtlpGrpc};
 use smolder_query::QueryEngine;
 use smolder_slo::{Databases, SloEngines};
-use smolder_storage::{StorageUrl, CompactionOptions, Store, StoreOptions};
+use smolder_storage::{CompactionOptions, StorageUrl, Store, StoreOptions};
 use tokio::net::TcpListener;
 
 use crate::audit::AuditLog;

@@ -48,13 +48,13 @@ use datafusion::prelude::SessionContext;
 use futures::{StreamExt as _, TryStreamExt as _};
 use smolder_common::{Table, TableSnapshot, TableSource, Tenant};
 
+use crate::StorageUrl;
 use crate::buffer::{Buffer, BufferFull, Buffered};
 use crate::catalog::{FileMeta, MANIFEST_PATH, Manifest};
 use crate::parquet::{
     encode, file_path, sort_and_split, sort_key, time_range, writer_of, writer_properties,
 };
 use crate::wal::{Record, Wal, WalError, WalOptions};
-use crate::StorageUrl;
 use crate::{HOUR_NS, TimeWindow};
 use smolder_common::clock::Clock;
 use smolder_common::sync::{lock, read, write};
@@ -395,7 +395,10 @@ impl Store {
                     datafusion::object_store::Error::Precondition { .. }
                     | datafusion::object_store::Error::AlreadyExists { .. },
                 )) if attempt < ATTEMPTS => {
-                    tracing::debug!(attempt, "The manifest changed meanwhile; applying the change to the new one.");
+                    tracing::debug!(
+                        attempt,
+                        "The manifest changed meanwhile; applying the change to the new one."
+                    );
                     self.reload_manifest().await?;
                     // Writers that collided try again at different times.
                     let pause = rand::random::<u64>() % (10 * u64::from(attempt));
@@ -1267,7 +1270,10 @@ mod tests {
         assert_eq!(manifest.files.iter().map(|f| f.rows).sum::<u64>(), 48);
         for id in ["a", "b", "c"] {
             assert_eq!(manifest.persisted(id), 8, "{id}'s log position");
-            let named = manifest.files.iter().filter(|f| writer_of(&f.path) == Some(id));
+            let named = manifest
+                .files
+                .iter()
+                .filter(|f| writer_of(&f.path) == Some(id));
             assert_eq!(named.count(), 8, "{id}'s files carry its id");
         }
         // A writer that restarts replays nothing (all persisted), and its
@@ -1278,7 +1284,10 @@ mod tests {
         assert_eq!(a.current().files.len(), 24);
         let stored: Vec<_> = bucket.list(None).try_collect().await.unwrap();
         assert_eq!(
-            stored.iter().filter(|m| m.location.as_ref().ends_with(".parquet")).count(),
+            stored
+                .iter()
+                .filter(|m| m.location.as_ref().ends_with(".parquet"))
+                .count(),
             24
         );
     }
@@ -1298,7 +1307,10 @@ mod tests {
         let theirs = file_path(&tenant, Table::Logs, NOW - HOUR_NS, "b", 1, 2);
         for path in [&mine, &theirs] {
             bucket
-                .put(&ObjectPath::from(path.as_str()), PutPayload::from_static(b"x"))
+                .put(
+                    &ObjectPath::from(path.as_str()),
+                    PutPayload::from_static(b"x"),
+                )
                 .await
                 .unwrap();
         }
@@ -1321,7 +1333,10 @@ mod tests {
         let bucket = Arc::new(datafusion::object_store::memory::InMemory::new());
         let old = r#"{"version": 2, "persisted_through": 7, "next_file_id": 3, "files": []}"#;
         bucket
-            .put(&ObjectPath::from(MANIFEST_PATH), PutPayload::from_static(old.as_bytes()))
+            .put(
+                &ObjectPath::from(MANIFEST_PATH),
+                PutPayload::from_static(old.as_bytes()),
+            )
             .await
             .unwrap();
         let (a, _) = writer_on(&bucket, dir.path(), "a", &clock).await;

@@ -43,7 +43,12 @@ impl S3Server {
             .args(["--pdeathsig", "KILL", "--"])
             .arg(&bin)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", Self::ACCESS_KEY, "--secret-key", Self::SECRET_KEY])
+            .args([
+                "--access-key",
+                Self::ACCESS_KEY,
+                "--secret-key",
+                Self::SECRET_KEY,
+            ])
             .arg(root.path())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -55,7 +60,10 @@ impl S3Server {
             if let Ok(Some(status)) = server.child.try_wait() {
                 panic!("s3s-fs exited at start ({status})");
             }
-            assert!(Instant::now() < deadline, "s3s-fs did not listen on {addr} within 15 s");
+            assert!(
+                Instant::now() < deadline,
+                "s3s-fs did not listen on {addr} within 15 s"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         server
@@ -121,8 +129,8 @@ impl Drop for S3Server {
 
 /// `s3s-fs` on the PATH or in the test command's tool directory.
 fn binary() -> PathBuf {
-    let tools = std::env::var_os("HOME")
-        .map(|h| PathBuf::from(h).join(".cache/smolder-tools/bin/s3s-fs"));
+    let tools =
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/smolder-tools/bin/s3s-fs"));
     let on_path = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|d| d.join("s3s-fs"))

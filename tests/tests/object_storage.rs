@@ -43,10 +43,15 @@ fn files_and_manifest_live_in_the_bucket_and_every_acknowledged_span_survives_cr
     eventually("a Parquet file in the bucket", || {
         !s3.objects("prod/eu", ".parquet").is_empty()
     });
-    assert_eq!(s3.objects("prod/eu", "manifest.json"), ["prod/eu/manifest.json"]);
+    assert_eq!(
+        s3.objects("prod/eu", "manifest.json"),
+        ["prod/eu/manifest.json"]
+    );
     let files = s3.objects("prod/eu", ".parquet");
     assert!(
-        files.iter().all(|f| f.starts_with("prod/eu/tenant=default/spans/date=")),
+        files
+            .iter()
+            .all(|f| f.starts_with("prod/eu/tenant=default/spans/date=")),
         "{files:?}"
     );
     // The data directory keeps the log and the writer id, no Parquet.
@@ -92,7 +97,12 @@ fn a_bad_storage_url_or_a_refused_bucket_is_named_at_start() {
         let out = std::process::Command::new(smolder_bin())
             .args(["serve", "--storage-url", url, "--data-dir"])
             .arg(data.path())
-            .args(["--otlp-grpc-addr", "127.0.0.1:0", "--otlp-http-addr", "127.0.0.1:0"])
+            .args([
+                "--otlp-grpc-addr",
+                "127.0.0.1:0",
+                "--otlp-http-addr",
+                "127.0.0.1:0",
+            ])
             .args(["--http-addr", "127.0.0.1:0"])
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .output()
@@ -101,7 +111,10 @@ fn a_bad_storage_url_or_a_refused_bucket_is_named_at_start() {
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
     let said = run("s3:///no-bucket", &[]);
-    assert!(said.contains("storage.url") && said.contains("names no bucket"), "{said}");
+    assert!(
+        said.contains("storage.url") && said.contains("names no bucket"),
+        "{said}"
+    );
     // The right server, the wrong secret: the bucket refuses, and the
     // message says which storage could not be opened.
     let mut env = s3.env();
