@@ -446,6 +446,35 @@ impl Store {
         }))
     }
 
+    /// Picks up another writer's replacement of the manifest: on an object
+    /// store, asks for the manifest's ETag (one HEAD request) and reads it
+    /// again when it differs from the one this process last read or wrote.
+    /// A local store has no other writer. Answers whether it was read again.
+    pub async fn refresh_manifest(&self) -> Result<bool, StoreError> {
+        if self.local_root.is_some() {
+            return Ok(false);
+        }
+        let head = match self
+            .object_store
+            .head(&ObjectPath::from(MANIFEST_PATH))
+            .await
+        {
+            Ok(head) => head,
+            Err(datafusion::object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        let known = lock(&self.manifest_version)
+            .as_ref()
+            .and_then(|v| v.e_tag.clone());
+        if head.e_tag.is_some() && head.e_tag == known {
+            return Ok(false);
+        }
+        // Not while this process replaces it itself.
+        let _maintenance = self.maintenance.lock().await;
+        self.reload_manifest().await?;
+        Ok(true)
+    }
+
     /// Reads the manifest again from the object store (another writer
     /// changed it) and swaps it in. The files it adds or drops are other
     /// writers' or compaction's: this writer's buffer stays as it is.
@@ -965,7 +994,7 @@ impl Store {
             f.table()
                 .is_some_and(|t| f.partition.saturating_add(HOUR_NS) <= cutoffs[t as usize])
         };
-        if !current.files.iter().any(|f| expired(f)) {
+        if !current.files.iter().any(&expired) {
             return Ok(MaintenanceReport::default());
         }
         let dropped = match self
@@ -1013,10 +1042,14 @@ impl Store {
         self.delete_now(due).await;
     }
 
-    /// One round of background work: flush when due, then compaction,
+    /// One round of background work: the manifest read again if another
+    /// writer replaced it, a flush when due, then compaction,
     /// retention and garbage collection. Errors are logged; the data they
     /// concern stays where it was and the next round tries again.
     pub async fn maintain(&self) {
+        if let Err(e) = self.refresh_manifest().await {
+            tracing::warn!(error = %e, "Reading the manifest again failed; retrying.");
+        }
         if self.flush_due()
             && let Err(e) = self.flush().await
         {
@@ -1276,19 +1309,31 @@ mod tests {
                 .filter(|f| writer_of(&f.path) == Some(id));
             assert_eq!(named.count(), 8, "{id}'s files carry its id");
         }
+        // A writer sees the others' files once it reads the manifest again
+        // (one HEAD when nothing changed).
+        let (d, _) = writer_on(&bucket, dir.path(), "d", &clock).await;
+        append(&writers[0], Table::Logs, "svc", &[NOW - HOUR_NS]).await;
+        writers[0].flush().await.unwrap();
+        assert_eq!(d.current().files.len(), 24);
+        assert!(d.refresh_manifest().await.unwrap());
+        assert_eq!(d.current().files.len(), 25);
+        assert!(
+            !d.refresh_manifest().await.unwrap(),
+            "unchanged: not read again"
+        );
         // A writer that restarts replays nothing (all persisted), and its
         // orphan sweep leaves the others' files alone.
         drop(writers);
         let (a, replayed) = writer_on(&bucket, dir.path(), "a", &clock).await;
         assert!(replayed.is_empty());
-        assert_eq!(a.current().files.len(), 24);
+        assert_eq!(a.current().files.len(), 25);
         let stored: Vec<_> = bucket.list(None).try_collect().await.unwrap();
         assert_eq!(
             stored
                 .iter()
                 .filter(|m| m.location.as_ref().ends_with(".parquet"))
                 .count(),
-            24
+            25
         );
     }
 

@@ -473,6 +473,17 @@ await step('zone-theme-and-not-found', async () => {
   await page.goto(sloUrl);
   await page.locator('.burn-chart canvas').first().waitFor();
   await page.screenshot({ path: join(ARTIFACTS, 'dark-slo-detail.png'), fullPage: true });
+  await page.goto(`${BASE}/traces?status=ERROR`);
+  await page.waitForSelector('#trace-plot canvas');
+  await page.screenshot({ path: join(ARTIFACTS, 'dark-traces.png'), fullPage: false });
+  await page.locator('#trace-results table tbody tr a').first().click();
+  await page.waitForSelector('#waterfall .wf-row');
+  // The first service's bars take the dark palette's first colour (#58a6ff).
+  assert.equal(await page.locator('#waterfall .wf-bar').first().evaluate((b) => b.style.background), 'rgb(88, 166, 255)');
+  await page.screenshot({ path: join(ARTIFACTS, 'dark-trace.png'), fullPage: false });
+  await page.goto(`${BASE}/logs`);
+  await page.waitForSelector('#log-volume canvas');
+  await page.screenshot({ path: join(ARTIFACTS, 'dark-logs.png'), fullPage: false });
   await page.click('#theme'); // auto → light
   assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'light', 'light although the system is dark');
   await page.click('#theme'); // light → dark
