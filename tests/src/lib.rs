@@ -75,6 +75,8 @@ pub struct Server {
     _temp: Option<tempfile::TempDir>,
     extra: Vec<String>,
     env: Vec<(String, String)>,
+    /// The S3 server holding the files with `SMOLDER_TEST_STORAGE=s3`.
+    _s3: Option<std::sync::Arc<s3::S3Server>>,
 }
 
 impl Server {
@@ -99,11 +101,32 @@ impl Server {
     }
 
     fn launch(data_dir: &std::path::Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
-        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let env: Vec<(String, String)> = env
+        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let mut env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        // The suite again with the files in a bucket: one S3 server per
+        // data directory, so that a restart, or another server started on
+        // the same directory, finds the same files.
+        let s3 = (std::env::var("SMOLDER_TEST_STORAGE").as_deref() == Ok("s3")
+            && !extra.iter().any(|a| a == "--storage-url"))
+        .then(|| {
+            static BUCKETS: std::sync::Mutex<Vec<(PathBuf, std::sync::Arc<s3::S3Server>)>> =
+                std::sync::Mutex::new(Vec::new());
+            let mut buckets = BUCKETS.lock().unwrap_or_else(|e| e.into_inner());
+            let s3 = match buckets.iter().find(|(dir, _)| dir == data_dir) {
+                Some((_, s3)) => std::sync::Arc::clone(s3),
+                None => {
+                    let s3 = std::sync::Arc::new(s3::S3Server::start());
+                    buckets.push((data_dir.to_path_buf(), std::sync::Arc::clone(&s3)));
+                    s3
+                }
+            };
+            extra.extend(["--storage-url".to_string(), s3.url("test")]);
+            env.extend(s3.env().into_iter().map(|(k, v)| (k.to_string(), v)));
+            s3
+        });
         let (child, [otlp_grpc, otlp_http, http]) = spawn(data_dir, &extra, &env, None);
         Self {
             child,
@@ -114,6 +137,7 @@ impl Server {
             _temp: None,
             extra,
             env,
+            _s3: s3,
         }
     }
 
