@@ -372,7 +372,9 @@ impl Store {
     /// swapped in). On an object store the put is conditional on the version
     /// read: when another writer replaced the manifest meanwhile, it is read
     /// again and `change` applied again (it must compute its edit from the
-    /// manifest it is given), so concurrent writers lose no update.
+    /// manifest it is given, and be idempotent: a put whose answer was lost
+    /// and that the client retried fails its precondition although it was
+    /// applied), so concurrent writers lose no update.
     async fn update_manifest<T>(
         &self,
         mut change: impl FnMut(&mut Manifest) -> Result<T, StoreError>,
@@ -635,7 +637,15 @@ impl Store {
         let installed = self
             .update_manifest(
                 |m| {
-                    m.files.extend(written.iter().cloned());
+                    // Idempotent: a put that reached the store but whose
+                    // answer was lost comes back as a failed precondition,
+                    // and this change is applied again to its own result.
+                    let new: Vec<FileMeta> = written
+                        .iter()
+                        .filter(|w| !m.files.iter().any(|f| f.path == w.path))
+                        .cloned()
+                        .collect();
+                    m.files.extend(new);
                     let persisted = m.writers.entry(self.writer.clone()).or_default();
                     *persisted = (*persisted).max(through);
                     Ok(())
@@ -861,6 +871,9 @@ impl Store {
             let installed = self
                 .update_manifest(
                     |m| {
+                        if m.files.iter().any(|f| f.path == merged.path) {
+                            return Ok(true); // applied by an earlier attempt
+                        }
                         // Another writer (retention, a compactor) may have
                         // dropped an input meanwhile: then this merge is void.
                         let listed = dropped
