@@ -6,8 +6,8 @@
 //!   `smolder_buffer_rows{table}` — the in-memory buffer
 //! * `smolder_storage_files{table}`, `smolder_storage_file_bytes{table}` —
 //!   Parquet files in the manifest
-//! * `smolder_storage_persisted_through` — the last write-ahead-log record in
-//!   Parquet
+//! * `smolder_storage_persisted_through` — the last record of this
+//!   process's write-ahead log in Parquet
 //! * `smolder_storage_flushes_total`, `smolder_storage_failures_total`,
 //!   `smolder_storage_files_compacted_total`,
 //!   `smolder_storage_files_expired_total` — counters since start
