@@ -88,6 +88,10 @@ struct Remembered {
 /// Bytes a key takes in a set's buckets: the key and a control byte.
 const BUCKET_BYTES: usize = std::mem::size_of::<u64>() + 1;
 
+/// The most bytes `max_keys = 1` can cost over the three tables: a set's
+/// buckets are at most about 2.3 per key (just after it grows).
+const WORST_BYTES_PER_KEY: usize = 3 * BUCKET_BYTES * 23 / 10;
+
 impl Remembered {
     /// Bytes the key sets' buckets hold now.
     fn bytes(&self) -> usize {
@@ -167,16 +171,12 @@ impl Dedup {
     /// per table: a set's buckets are at most about 2.3 per key (just after
     /// it grows), and a generation may be past `max_keys` by one export.
     pub fn worst_case_bytes(max_keys: usize) -> usize {
-        3usize
-            .saturating_mul(max_keys)
-            .saturating_mul(BUCKET_BYTES)
-            .saturating_mul(23)
-            / 10
+        max_keys.saturating_mul(WORST_BYTES_PER_KEY)
     }
 
     /// The most keys per table whose worst case fits in `bytes`.
     pub fn keys_within(bytes: usize) -> usize {
-        bytes.saturating_mul(10) / (3 * BUCKET_BYTES * 23)
+        bytes / WORST_BYTES_PER_KEY
     }
 
     /// Brings the budget's count for `remembered` up to date.
