@@ -124,17 +124,44 @@ pub struct TableSnapshot {
     pub batches: Vec<RecordBatch>,
     /// Persisted files, each sorted by `service_name` and then the time column.
     pub files: Vec<StoredFile>,
+    /// Batches other processes hold in memory (an ingester's unflushed
+    /// rows), already cut to the [`Scan`]'s projection and perhaps to its
+    /// filters.
+    pub remote: Vec<RecordBatch>,
+}
+
+/// What a query reads of a table, for sources that can narrow what they
+/// send: the columns and the filters (which the query applies again on top,
+/// so a source may use any of them, or none).
+#[derive(Debug, Clone, Default)]
+pub struct Scan {
+    /// Indices of the columns read in [`Table::schema`]; `None` for all.
+    pub projection: Option<Vec<usize>>,
+    /// The query's filters on the table.
+    pub filters: Vec<datafusion::logical_expr::Expr>,
 }
 
 /// Read access to the stored data of each table.
+#[async_trait::async_trait]
 pub trait TableSource: Send + Sync + fmt::Debug {
     /// A consistent snapshot of what is currently stored for `table` by
     /// `tenant` — and nothing of any other tenant's.
-    fn snapshot(&self, tenant: &Tenant, table: Table) -> TableSnapshot;
+    async fn snapshot(
+        &self,
+        tenant: &Tenant,
+        table: Table,
+        scan: &Scan,
+    ) -> datafusion::error::Result<TableSnapshot>;
 
     /// The object store holding the snapshot's files, and the URL the query
     /// engine registers it under; `None` when the source has no files.
     fn object_store(&self) -> Option<(ObjectStoreUrl, Arc<dyn ObjectStore>)>;
+
+    /// What a user of the last snapshots should know they miss (an ingester
+    /// that did not answer); nothing by default.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// A [`TableSource`] of batches held in memory, for every tenant alike and
@@ -154,16 +181,23 @@ impl BatchesInMemory {
     }
 }
 
+#[async_trait::async_trait]
 impl TableSource for BatchesInMemory {
-    fn snapshot(&self, _tenant: &Tenant, table: Table) -> TableSnapshot {
-        TableSnapshot {
+    async fn snapshot(
+        &self,
+        _tenant: &Tenant,
+        table: Table,
+        _scan: &Scan,
+    ) -> datafusion::error::Result<TableSnapshot> {
+        Ok(TableSnapshot {
             batches: sync::lock(&self.tables)
                 .iter()
                 .filter(|(t, _)| *t == table)
                 .map(|(_, b)| b.clone())
                 .collect(),
             files: Vec::new(),
-        }
+            remote: Vec::new(),
+        })
     }
 
     fn object_store(&self) -> Option<(ObjectStoreUrl, Arc<dyn ObjectStore>)> {
@@ -171,12 +205,22 @@ impl TableSource for BatchesInMemory {
     }
 }
 
+#[async_trait::async_trait]
 impl<T: TableSource + ?Sized> TableSource for Arc<T> {
-    fn snapshot(&self, tenant: &Tenant, table: Table) -> TableSnapshot {
-        (**self).snapshot(tenant, table)
+    async fn snapshot(
+        &self,
+        tenant: &Tenant,
+        table: Table,
+        scan: &Scan,
+    ) -> datafusion::error::Result<TableSnapshot> {
+        (**self).snapshot(tenant, table, scan).await
     }
 
     fn object_store(&self) -> Option<(ObjectStoreUrl, Arc<dyn ObjectStore>)> {
         (**self).object_store()
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        (**self).warnings()
     }
 }

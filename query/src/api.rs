@@ -1,16 +1,18 @@
 //! `POST /api/v1/sql`: read-only SQL over the telemetry tables.
 //!
 //! Request `{"sql": "…"}`. The answer is JSON —
-//! `{"columns":[{"name","type"}],"rows":[[…]],"row_count":n,"truncated":bool}` —
+//! `{"columns":[{"name","type"}],"rows":[[…]],"row_count":n,"truncated":bool}`,
+//! with `"warnings":[…]` when the answer may miss rows (an ingester down) —
 //! or an Arrow IPC stream when the request has
-//! `Accept: application/vnd.apache.arrow.stream`. Bad SQL and refused statements
+//! `Accept: application/vnd.apache.arrow.stream` (warnings in the
+//! `x-smolder-warnings` header). Bad SQL and refused statements
 //! are a 400 with DataFusion's message.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::arrow::ipc::writer::StreamWriter;
@@ -82,7 +84,7 @@ async fn answer(
         .is_some_and(|v| v.contains(ARROW_STREAM));
     if wants_arrow {
         let body = to_arrow_ipc(&output)?;
-        return Ok((
+        let mut response = (
             [
                 (header::CONTENT_TYPE, ARROW_STREAM.to_string()),
                 (
@@ -92,7 +94,16 @@ async fn answer(
             ],
             body,
         )
-            .into_response());
+            .into_response();
+        if !output.warnings.is_empty() {
+            // One header line; the warnings hold no line breaks.
+            let warnings = HeaderValue::from_str(&output.warnings.join("; "))
+                .unwrap_or_else(|_| HeaderValue::from_static("unprintable warning"));
+            response
+                .headers_mut()
+                .insert("x-smolder-warnings", warnings);
+        }
+        return Ok(response);
     }
     Ok(Json(to_json(&output)?).into_response())
 }
@@ -121,12 +132,16 @@ pub fn to_json(output: &QueryOutput) -> Result<Value, ApiError> {
     for batch in &output.batches {
         rows.extend(batch_rows(batch)?);
     }
-    Ok(json!({
+    let mut answer = json!({
         "columns": columns,
         "row_count": rows.len(),
         "rows": rows,
         "truncated": output.truncated,
-    }))
+    });
+    if !output.warnings.is_empty() {
+        answer["warnings"] = json!(output.warnings);
+    }
+    Ok(answer)
 }
 
 /// The rows of a batch as JSON arrays. Columns are renamed to their positions

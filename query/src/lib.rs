@@ -129,6 +129,9 @@ pub struct QueryOutput {
     pub batches: Vec<RecordBatch>,
     /// Whether rows beyond `max_rows` were cut off.
     pub truncated: bool,
+    /// What the answer may miss (an ingester that did not answer: its
+    /// unflushed rows are not in it).
+    pub warnings: Vec<String>,
 }
 
 /// Tables a tenant's session gets besides the telemetry tables (the SLO
@@ -412,10 +415,22 @@ impl QueryEngine {
         let ctx = self.ctx.clone();
         let limits = self.shared.limits;
         let sql = sql.to_string();
-        self.run("sql", limits.timeout, async move {
-            run_sql(&ctx, &sql, limits).await
-        })
-        .await
+        let mut output = self
+            .run("sql", limits.timeout, async move {
+                run_sql(&ctx, &sql, limits).await
+            })
+            .await?;
+        output.warnings = self.warnings();
+        Ok(output)
+    }
+
+    /// What the sources say queries miss now (an ingester down).
+    pub fn warnings(&self) -> Vec<String> {
+        self.shared
+            .sources
+            .iter()
+            .flat_map(|s| s.warnings())
+            .collect()
     }
 }
 
@@ -434,6 +449,7 @@ async fn run_sql(ctx: &SessionContext, sql: &str, limits: QueryLimits) -> Result
         schema,
         batches,
         truncated,
+        warnings: Vec::new(),
     })
 }
 

@@ -41,7 +41,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 use futures::{StreamExt as _, TryStreamExt as _};
-use smolder_common::{StoredFile, Table, TableSource, Tenant};
+use smolder_common::{Scan, StoredFile, Table, TableSource, Tenant};
 
 use crate::bloom::{BloomCache, looked_up_ids};
 
@@ -254,10 +254,21 @@ impl TableProvider for SourceTable {
         let metadata = state.runtime_env().cache_manager.get_file_metadata_cache();
 
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+        // Batches in memory, cut to the projection (remote ones come so).
         let mut batches = Vec::new();
+        let scan = Scan {
+            projection: projection.cloned(),
+            filters: filters.to_vec(),
+        };
         for source in &self.sources {
-            let snapshot = source.snapshot(&self.tenant, self.table);
-            batches.extend(snapshot.batches);
+            let snapshot = source.snapshot(&self.tenant, self.table, &scan).await?;
+            for batch in snapshot.batches {
+                batches.push(match projection {
+                    Some(p) => batch.project(p)?,
+                    None => batch,
+                });
+            }
+            batches.extend(snapshot.remote);
             let files = self.prune(snapshot.files, predicate.as_ref())?;
             if files.is_empty() {
                 continue;
@@ -317,6 +328,10 @@ impl TableProvider for SourceTable {
                 .build();
             inputs.push(DataSourceExec::from_data_source(config));
         }
+        let projected = match projection {
+            Some(p) => Arc::new(schema.project(p)?),
+            None => Arc::clone(&schema),
+        };
         if !batches.is_empty() {
             // Spread the batches over the partitions so that scans, filters
             // and partial aggregations run on every core.
@@ -327,15 +342,11 @@ impl TableProvider for SourceTable {
             }
             inputs.push(MemorySourceConfig::try_new_exec(
                 &partitions,
-                Arc::clone(&schema),
-                projection.cloned(),
+                Arc::clone(&projected),
+                None,
             )?);
         }
         if inputs.is_empty() {
-            let projected = match projection {
-                Some(p) => Arc::new(schema.project(p)?),
-                None => schema,
-            };
             return Ok(Arc::new(EmptyExec::new(projected)));
         }
         UnionExec::try_new(inputs)

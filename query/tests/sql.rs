@@ -6,15 +6,21 @@ use std::time::Duration;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::object_store::ObjectStore;
-use smolder_common::{Table, TableSnapshot, TableSource};
+use smolder_common::{Scan, Table, TableSnapshot, TableSource};
 use smolder_query::{Error, QueryEngine, QueryLimits};
 
 #[derive(Debug)]
 struct Empty;
 
+#[async_trait::async_trait]
 impl TableSource for Empty {
-    fn snapshot(&self, _tenant: &smolder_common::Tenant, _table: Table) -> TableSnapshot {
-        TableSnapshot::default()
+    async fn snapshot(
+        &self,
+        _tenant: &smolder_common::Tenant,
+        _table: Table,
+        _scan: &Scan,
+    ) -> datafusion::error::Result<TableSnapshot> {
+        Ok(TableSnapshot::default())
     }
 
     fn object_store(&self) -> Option<(ObjectStoreUrl, Arc<dyn ObjectStore>)> {

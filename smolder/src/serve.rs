@@ -526,7 +526,7 @@ async fn maintain_storage(
         Duration::from_secs(1),
         stopped(stop),
         &panics,
-        || store.maintain(),
+        || store.maintain(smolder_storage::Work::ALL),
     )
     .await;
     match store.flush().await {

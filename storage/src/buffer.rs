@@ -215,6 +215,16 @@ impl Buffer {
             .collect()
     }
 
+    /// `tenant`'s batches of `table` from log records after `seq`.
+    pub fn snapshot_after(&self, tenant: &Tenant, table: Table, seq: u64) -> Vec<RecordBatch> {
+        let batches = read(&self.table(table).batches);
+        batches
+            .iter()
+            .filter(|b| &b.tenant == tenant && b.seq > seq)
+            .map(|b| RecordBatch::clone(&b.batch))
+            .collect()
+    }
+
     /// Drops the `n` oldest batches of `table` (once they are persisted) and
     /// frees their memory. Appends only ever add at the end, so these are the
     /// batches an earlier [`Buffer::batches`] returned first.

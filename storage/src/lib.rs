@@ -20,6 +20,7 @@
 mod buffer;
 mod catalog;
 mod config;
+mod lease;
 mod location;
 pub mod metrics;
 mod parquet;
@@ -37,9 +38,10 @@ use smolder_common::Table;
 
 pub use buffer::{Buffer, BufferFull};
 pub use config::{RetentionConfig, StorageConfig, WalConfig};
+pub use lease::Lease;
 pub use location::{Scheme, StorageUrl};
 pub use store::{
-    CompactionOptions, MaintenanceReport, Store, StoreError, StoreOptions, StoreStats,
+    CompactionOptions, MaintenanceReport, Store, StoreError, StoreOptions, StoreStats, Work,
 };
 pub use wal::{SyncPolicy, Wal, WalOptions};
 

@@ -46,7 +46,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::prelude::SessionContext;
 use futures::{StreamExt as _, TryStreamExt as _};
-use smolder_common::{Table, TableSnapshot, TableSource, Tenant};
+use smolder_common::{Scan, Table, TableSnapshot, TableSource, Tenant};
 
 use crate::StorageUrl;
 use crate::buffer::{Buffer, BufferFull, Buffered};
@@ -58,6 +58,29 @@ use crate::wal::{Record, Wal, WalError, WalOptions};
 use crate::{HOUR_NS, TimeWindow};
 use smolder_common::clock::Clock;
 use smolder_common::sync::{lock, read, write};
+
+/// How often the sweep lists the whole bucket ([`Store::sweep`]).
+const SWEEP_EVERY: Duration = Duration::from_secs(600);
+/// Files written more recently than this are never swept: a writer may be
+/// about to list them (a flush takes seconds).
+const SWEEP_MIN_AGE: Duration = Duration::from_secs(6 * 3600);
+
+/// Which background work a process does ([`Store::maintain`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Work {
+    /// Flush the buffer (an ingester).
+    pub flush: bool,
+    /// Retention, compaction and the sweep (the compactor holding the lease).
+    pub compact: bool,
+}
+
+impl Work {
+    /// Everything, as one process alone does.
+    pub const ALL: Self = Self {
+        flush: true,
+        compact: true,
+    };
+}
 
 /// When small files of an hour are merged.
 #[derive(Debug, Clone, Copy)]
@@ -113,6 +136,10 @@ pub struct StoreOptions {
     /// in) `<data dir>/writer-id` with [`Store::open`], and is `local` with
     /// [`Store::open_with`].
     pub writer: Option<String>,
+    /// Whether this process writes files (it ingests or compacts). A
+    /// reader opens no log, deletes no file and never replaces the
+    /// manifest: it only reads what the writers list.
+    pub writes: bool,
 }
 
 impl Default for StoreOptions {
@@ -130,6 +157,7 @@ impl Default for StoreOptions {
             deletion_delay: Duration::from_secs(120),
             flush_chunk_bytes: 64 << 20,
             writer: None,
+            writes: true,
         }
     }
 }
@@ -225,6 +253,9 @@ pub struct Store {
     gate: tokio::sync::RwLock<()>,
     maintenance: tokio::sync::Mutex<()>,
     garbage: Mutex<Vec<(Instant, String)>>,
+    /// Files the sweep found unlisted, and since when.
+    unlisted: Mutex<std::collections::HashMap<String, Instant>>,
+    last_sweep: Mutex<Option<Instant>>,
     next_seq: AtomicU64,
     last_flush: Mutex<Instant>,
     session: SessionContext,
@@ -302,7 +333,8 @@ impl Store {
         let url = ObjectStoreUrl::parse("smolder://storage").expect("valid URL");
         let session = SessionContext::new();
         session.register_object_store(url.as_ref(), Arc::clone(&object_store));
-        let wal_options = options.wal;
+        let wal_options = options.wal.filter(|_| options.writes);
+        let writes = options.writes;
         let mut store = Self {
             buffer: Buffer::with_tenant_limit(
                 options.buffer_limit,
@@ -322,6 +354,8 @@ impl Store {
             gate: tokio::sync::RwLock::new(()),
             maintenance: tokio::sync::Mutex::new(()),
             garbage: Mutex::new(Vec::new()),
+            unlisted: Mutex::new(std::collections::HashMap::new()),
+            last_sweep: Mutex::new(None),
             last_flush: Mutex::new(Instant::now()),
             session,
             stats: StoreStats::default(),
@@ -353,8 +387,20 @@ impl Store {
             }
             None => Vec::new(),
         };
-        store.delete_orphans().await?;
+        if writes {
+            store.delete_orphans().await?;
+        }
         Ok((store, records))
+    }
+
+    /// The lease `name` among the processes that share this store, sought
+    /// under this writer's id (always held on a local directory).
+    pub fn lease(&self, name: &str, ttl: Duration) -> crate::Lease {
+        let shared = self
+            .local_root
+            .is_none()
+            .then(|| Arc::clone(&self.object_store));
+        crate::Lease::new(shared, name, &self.writer, ttl)
     }
 
     /// This process's writer id.
@@ -650,16 +696,12 @@ impl Store {
                     *persisted = (*persisted).max(through);
                     Ok(())
                 },
-                || {
-                    for table in Table::ALL {
-                        self.buffer
-                            .remove_first(table, sealed[table as usize].len());
-                    }
-                },
+                || self.drop_sealed(&sealed),
             )
             .await;
-        if let Err(e) = installed {
-            self.delete_now(paths_of(&written)).await;
+        if let Err(e) = installed
+            && !self.applied_after_all(&written, through, &sealed).await
+        {
             return Err(e);
         }
         // Only a successful flush resets the clock: a failed one is retried
@@ -685,6 +727,54 @@ impl Store {
             "Flushed the buffer to Parquet."
         );
         Ok(report)
+    }
+
+    /// Drops batches a flush persisted from the buffer (under the view lock,
+    /// as the manifest listing them is installed).
+    fn drop_sealed(&self, sealed: &[Vec<Buffered>; 3]) {
+        for table in Table::ALL {
+            self.buffer
+                .remove_first(table, sealed[table as usize].len());
+        }
+    }
+
+    /// After a flush's manifest update failed: a put can fail after it was
+    /// applied (its answer lost), so the stored manifest decides. If it
+    /// records this writer's log through `through`, the flush happened:
+    /// the manifest is installed and the batches dropped, as on success.
+    /// Otherwise the flush's files it does not list are deleted. When it
+    /// cannot be read, nothing is deleted (a file it may list must stay; what
+    /// stays unlisted is deleted at the next start or by the compactor's
+    /// sweep).
+    async fn applied_after_all(
+        &self,
+        written: &[FileMeta],
+        through: u64,
+        sealed: &[Vec<Buffered>; 3],
+    ) -> bool {
+        let (stored, version) = match read_manifest(self.object_store.as_ref()).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e, "Reading the manifest after a failed update failed; the flush's files stay until it is known whether they are listed.");
+                return false;
+            }
+        };
+        if stored.persisted(&self.writer) >= through {
+            tracing::info!("The manifest update was reported failed but had been applied.");
+            *lock(&self.manifest_version) = version;
+            let _view = write(&self.view);
+            *write(&self.manifest) = Arc::new(stored);
+            self.drop_sealed(sealed);
+            return true;
+        }
+        let listed: HashSet<&str> = stored.files.iter().map(|f| f.path.as_str()).collect();
+        let unlisted = written
+            .iter()
+            .filter(|f| !listed.contains(f.path.as_str()))
+            .map(|f| f.path.clone())
+            .collect();
+        self.delete_now(unlisted).await;
+        false
     }
 
     fn count_written(&self, files: &[FileMeta]) {
@@ -1056,25 +1146,98 @@ impl Store {
     }
 
     /// One round of background work: the manifest read again if another
-    /// writer replaced it, a flush when due, then compaction,
-    /// retention and garbage collection. Errors are logged; the data they
-    /// concern stays where it was and the next round tries again.
-    pub async fn maintain(&self) {
+    /// writer replaced it, then what `work` asks — a flush when due;
+    /// retention, compaction and the sweep of files no manifest lists — and
+    /// the deletion of dropped files whose delay has passed. Errors are
+    /// logged; the data they concern stays where it was and the next round
+    /// tries again.
+    pub async fn maintain(&self, work: Work) {
         if let Err(e) = self.refresh_manifest().await {
             tracing::warn!(error = %e, "Reading the manifest again failed; retrying.");
         }
-        if self.flush_due()
+        if work.flush
+            && self.flush_due()
             && let Err(e) = self.flush().await
         {
             tracing::warn!(error = %e, buffered_bytes = self.buffer.used(), "Flushing to Parquet failed; the data stays in the buffer and the log, retrying.");
         }
-        if let Err(e) = self.enforce_retention().await {
-            tracing::warn!(error = %e, "Enforcing retention failed; retrying.");
-        }
-        if let Err(e) = self.compact().await {
-            tracing::warn!(error = %e, "Compaction failed; retrying.");
+        if work.compact {
+            if let Err(e) = self.enforce_retention().await {
+                tracing::warn!(error = %e, "Enforcing retention failed; retrying.");
+            }
+            if let Err(e) = self.compact().await {
+                tracing::warn!(error = %e, "Compaction failed; retrying.");
+            }
+            if let Err(e) = self.sweep().await {
+                tracing::warn!(error = %e, "Looking for files no manifest lists failed; retrying.");
+            }
         }
         self.collect_garbage(false).await;
+    }
+
+    /// On a shared object store, deletes the files no manifest has listed
+    /// for a long time, whoever wrote them: those of a writer that crashed
+    /// between writing a file and listing it and never came back, and those
+    /// a compactor dropped but was stopped before deleting. A file counts
+    /// once this process has seen it unlisted for the deletion delay (so
+    /// queries that planned to read a file just dropped can finish) and it
+    /// was written more than [`SWEEP_MIN_AGE`] ago (so a file a writer is
+    /// about to list is left alone). Looks at most every [`SWEEP_EVERY`].
+    /// On a local directory the start of the one writer deletes orphans.
+    pub async fn sweep(&self) -> Result<usize, StoreError> {
+        if self.local_root.is_some() {
+            return Ok(0);
+        }
+        {
+            let mut last = lock(&self.last_sweep);
+            if last.is_some_and(|t| t.elapsed() < SWEEP_EVERY) {
+                return Ok(0);
+            }
+            *last = Some(Instant::now());
+        }
+        self.sweep_now(SWEEP_MIN_AGE).await
+    }
+
+    /// One sweep, leaving files written less than `min_age` ago.
+    async fn sweep_now(&self, min_age: Duration) -> Result<usize, StoreError> {
+        let found: Vec<_> = self.object_store.list(None).try_collect().await?;
+        let current = self.current();
+        let listed: HashSet<&str> = current.files.iter().map(|f| f.path.as_str()).collect();
+        let scheduled: HashSet<String> =
+            lock(&self.garbage).iter().map(|(_, p)| p.clone()).collect();
+        let now = Instant::now();
+        let written_before = chrono::Utc::now()
+            - chrono::Duration::from_std(min_age).unwrap_or(chrono::TimeDelta::MAX);
+        let mut due = Vec::new();
+        {
+            let mut unlisted = lock(&self.unlisted);
+            let mut still = std::collections::HashMap::new();
+            for meta in found {
+                let path = meta.location.as_ref();
+                if !path.ends_with(".parquet") || listed.contains(path) || scheduled.contains(path)
+                {
+                    continue;
+                }
+                let since = unlisted.get(path).copied().unwrap_or(now);
+                if now.duration_since(since) >= self.options.deletion_delay
+                    && meta.last_modified < written_before
+                {
+                    due.push(path.to_string());
+                } else {
+                    still.insert(path.to_string(), since);
+                }
+            }
+            *unlisted = still;
+        }
+        let count = due.len();
+        if count > 0 {
+            tracing::info!(
+                files = count,
+                "Deleting files no manifest has listed for a long time."
+            );
+            self.delete_now(due).await;
+        }
+        Ok(count)
     }
 
     /// Bytes of Parquet files per table.
@@ -1177,8 +1340,10 @@ fn chunks(batches: &[Buffered], bytes: usize) -> Vec<&[Buffered]> {
     out
 }
 
-impl TableSource for Store {
-    fn snapshot(&self, tenant: &Tenant, table: Table) -> TableSnapshot {
+impl Store {
+    /// `tenant`'s buffered batches and files of `table`, taken together
+    /// (no row in both or in neither).
+    pub fn local_snapshot(&self, tenant: &Tenant, table: Table) -> TableSnapshot {
         let _view = read(&self.view);
         TableSnapshot {
             batches: self.buffer.snapshot(tenant, table),
@@ -1187,7 +1352,63 @@ impl TableSource for Store {
                 .files_of_tenant(tenant, table)
                 .map(FileMeta::stored)
                 .collect(),
+            remote: Vec::new(),
         }
+    }
+}
+
+impl Store {
+    /// `tenant`'s buffered batches of `table` from log records after
+    /// `after`: what a reader whose manifest records this writer's log
+    /// through `after` finds in no file. `Err` with this writer's persisted
+    /// position when the buffer no longer holds them all — the reader's
+    /// manifest is older than the files that now hold them: it must read the
+    /// manifest again.
+    pub fn buffered_after(
+        &self,
+        tenant: &Tenant,
+        table: Table,
+        after: u64,
+    ) -> Result<Vec<RecordBatch>, u64> {
+        let _view = read(&self.view);
+        let persisted = self.persisted_through();
+        if after < persisted {
+            return Err(persisted);
+        }
+        Ok(self.buffer.snapshot_after(tenant, table, after))
+    }
+
+    /// `tenant`'s files of `table` and every writer's persisted log position,
+    /// from one manifest: a reader asks each ingester for its buffered rows
+    /// after its position ([`Store::buffered_after`]).
+    pub fn files_and_positions(
+        &self,
+        tenant: &Tenant,
+        table: Table,
+    ) -> (TableSnapshot, BTreeMap<String, u64>) {
+        let _view = read(&self.view);
+        let current = self.current();
+        let snapshot = TableSnapshot {
+            batches: self.buffer.snapshot(tenant, table),
+            files: current
+                .files_of_tenant(tenant, table)
+                .map(FileMeta::stored)
+                .collect(),
+            remote: Vec::new(),
+        };
+        (snapshot, current.writers.clone())
+    }
+}
+
+#[async_trait::async_trait]
+impl TableSource for Store {
+    async fn snapshot(
+        &self,
+        tenant: &Tenant,
+        table: Table,
+        _scan: &Scan,
+    ) -> datafusion::error::Result<TableSnapshot> {
+        Ok(self.local_snapshot(tenant, table))
     }
 
     fn object_store(&self) -> Option<(ObjectStoreUrl, Arc<dyn ObjectStore>)> {
@@ -1385,6 +1606,141 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_reader_finds_every_row_once_in_files_or_in_the_buffers_after_their_positions() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(NOW));
+        let bucket = Arc::new(datafusion::object_store::memory::InMemory::new());
+        let (ingester, _) = writer_on(&bucket, dir.path(), "a", &clock).await;
+        let reader = Store::open_with(
+            Arc::clone(&bucket) as Arc<dyn ObjectStore>,
+            None,
+            &dir.path().join("reader"),
+            StoreOptions {
+                writer: Some("r".into()),
+                writes: false,
+                ..options()
+            },
+            Arc::clone(&clock) as Arc<dyn Clock>,
+        )
+        .await
+        .unwrap()
+        .0;
+        assert!(!reader.has_wal() && !dir.path().join("reader").exists());
+        let tenant = Tenant::default();
+        let seen = |reader: &Store| {
+            let (snapshot, positions) = reader.files_and_positions(&tenant, Table::Spans);
+            let after = positions.get("a").copied().unwrap_or(0);
+            let files: u64 = snapshot.files.iter().map(|f| f.rows).sum();
+            (files, ingester.buffered_after(&tenant, Table::Spans, after))
+        };
+        let rows =
+            |batches: Vec<RecordBatch>| batches.iter().map(RecordBatch::num_rows).sum::<usize>();
+        append(&ingester, Table::Spans, "svc", &[NOW - 10, NOW - 9]).await;
+        let (files, buffered) = seen(&reader);
+        assert_eq!((files, rows(buffered.unwrap())), (0, 2));
+        ingester.flush().await.unwrap();
+        append(&ingester, Table::Spans, "svc", &[NOW - 8]).await;
+        // The reader's manifest is older than the flush: the ingester no
+        // longer holds the flushed rows and says so.
+        let (_, stale) = seen(&reader);
+        assert_eq!(stale.unwrap_err(), 1, "persisted through record 1");
+        reader.reload_manifest().await.unwrap();
+        let (files, buffered) = seen(&reader);
+        assert_eq!((files, rows(buffered.unwrap())), (2, 1), "each row once");
+    }
+
+    #[tokio::test]
+    async fn the_sweep_deletes_long_unlisted_files_of_any_writer_once_seen_unlisted_for_the_delay()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(NOW));
+        let bucket = Arc::new(datafusion::object_store::memory::InMemory::new());
+        let (a, _) = writer_on(&bucket, dir.path(), "a", &clock).await;
+        append(&a, Table::Logs, "svc", &[NOW - HOUR_NS]).await;
+        a.flush().await.unwrap();
+        let lost = file_path(&Tenant::default(), Table::Logs, NOW - HOUR_NS, "b", 1, 2);
+        bucket
+            .put(
+                &ObjectPath::from(lost.as_str()),
+                PutPayload::from_static(b"x"),
+            )
+            .await
+            .unwrap();
+        let count = |bucket: Arc<datafusion::object_store::memory::InMemory>| async move {
+            let all: Vec<_> = bucket.list(None).try_collect().await.unwrap();
+            all.iter()
+                .filter(|m| m.location.as_ref().ends_with(".parquet"))
+                .count()
+        };
+        // Written too recently: left alone however long it stays unlisted.
+        assert_eq!(a.sweep_now(Duration::from_secs(3600)).await.unwrap(), 0);
+        assert_eq!(a.sweep_now(Duration::from_secs(3600)).await.unwrap(), 0);
+        // Old enough, and seen unlisted before (the deletion delay is zero
+        // here): deleted; the listed file stays.
+        assert_eq!(a.sweep_now(Duration::ZERO).await.unwrap(), 1);
+        assert_eq!(count(Arc::clone(&bucket)).await, 1);
+        assert_eq!(a.current().files.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_flush_whose_manifest_put_failed_after_it_was_applied_keeps_its_files_and_drops_its_rows()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(NOW));
+        let bucket = Arc::new(datafusion::object_store::memory::InMemory::new());
+        let (a, _) = writer_on(&bucket, dir.path(), "a", &clock).await;
+        append(&a, Table::Logs, "svc", &[NOW - HOUR_NS]).await;
+        // What a lost answer leaves: the files written and the manifest
+        // replaced, while the writer believes the put failed.
+        let (through, sealed) = (1, Table::ALL.map(|t| a.buffer.batches(t)));
+        let written = a
+            .write_chunk(
+                &Tenant::default(),
+                Table::Logs,
+                &sealed[Table::Logs as usize],
+            )
+            .await
+            .unwrap();
+        let mut applied = Manifest::clone(&a.current());
+        applied.files.extend(written.clone());
+        applied.writers.insert("a".into(), through);
+        bucket
+            .put(
+                &ObjectPath::from(MANIFEST_PATH),
+                PutPayload::from(applied.to_json()),
+            )
+            .await
+            .unwrap();
+        assert!(a.applied_after_all(&written, through, &sealed).await);
+        assert_eq!(
+            rows(&a.local_snapshot(&Tenant::default(), Table::Logs)),
+            (0, 1)
+        );
+        // Not applied: the files the stored manifest does not list go.
+        append(&a, Table::Logs, "svc", &[NOW - HOUR_NS]).await;
+        let sealed = Table::ALL.map(|t| a.buffer.batches(t));
+        let written = a
+            .write_chunk(
+                &Tenant::default(),
+                Table::Logs,
+                &sealed[Table::Logs as usize],
+            )
+            .await
+            .unwrap();
+        assert!(!a.applied_after_all(&written, 2, &sealed).await);
+        assert!(
+            bucket
+                .head(&ObjectPath::from(written[0].path.as_str()))
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            rows(&a.local_snapshot(&Tenant::default(), Table::Logs)),
+            (1, 1)
+        );
+    }
+
+    #[tokio::test]
     async fn a_manifest_from_before_writers_gives_its_log_position_to_the_first_writer() {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::new(NOW));
@@ -1415,7 +1771,7 @@ mod tests {
         append(&store, Table::Spans, "checkout", &[NOW + 10, NOW - HOUR_NS]).await;
         append(&store, Table::Logs, "checkout", &[NOW - 5]).await;
         assert_eq!(
-            rows(&store.snapshot(&Tenant::default(), Table::Spans)),
+            rows(&store.local_snapshot(&Tenant::default(), Table::Spans)),
             (2, 0)
         );
 
@@ -1423,11 +1779,11 @@ mod tests {
         assert_eq!(report.rows_flushed, 3);
         assert_eq!(report.files_written, 3, "two hours of spans, one of logs");
         assert_eq!(
-            rows(&store.snapshot(&Tenant::default(), Table::Spans)),
+            rows(&store.local_snapshot(&Tenant::default(), Table::Spans)),
             (0, 2)
         );
         assert_eq!(
-            rows(&store.snapshot(&Tenant::default(), Table::Logs)),
+            rows(&store.local_snapshot(&Tenant::default(), Table::Logs)),
             (0, 1)
         );
         assert_eq!(store.buffer().used(), 0);
@@ -1441,7 +1797,7 @@ mod tests {
         let (store, replay) = open(dir.path(), &clock).await;
         assert_eq!(replay.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![3]);
         assert_eq!(
-            rows(&store.snapshot(&Tenant::default(), Table::Spans)),
+            rows(&store.local_snapshot(&Tenant::default(), Table::Spans)),
             (0, 2)
         );
         // An empty flush changes nothing.
@@ -1472,7 +1828,7 @@ mod tests {
         assert!(!old.exists());
         assert_eq!(parquet_files(dir.path()).len(), 1);
         assert_eq!(
-            rows(&store.snapshot(&Tenant::default(), Table::Spans)),
+            rows(&store.local_snapshot(&Tenant::default(), Table::Spans)),
             (0, 1)
         );
     }
@@ -1501,11 +1857,11 @@ mod tests {
         let report = store.enforce_retention().await.unwrap();
         assert_eq!(report.files_expired, 1);
         assert_eq!(
-            rows(&store.snapshot(&Tenant::default(), Table::Spans)),
+            rows(&store.local_snapshot(&Tenant::default(), Table::Spans)),
             (0, 1)
         );
         assert_eq!(
-            rows(&store.snapshot(&Tenant::default(), Table::Metrics)),
+            rows(&store.local_snapshot(&Tenant::default(), Table::Metrics)),
             (0, 1)
         );
         store.collect_garbage(false).await;
@@ -1537,7 +1893,7 @@ mod tests {
         assert_eq!(report.files_compacted, 3);
         assert_eq!(store.stored_files(Table::Logs), 1);
         assert_eq!(
-            rows(&store.snapshot(&Tenant::default(), Table::Logs)),
+            rows(&store.local_snapshot(&Tenant::default(), Table::Logs)),
             (0, 6)
         );
         store.collect_garbage(false).await;
@@ -1585,7 +1941,7 @@ mod tests {
         assert_eq!(append(&store, Table::Spans, "a", &[NOW]).await, 2);
         store.flush().await.unwrap();
         assert_eq!(
-            rows(&store.snapshot(&Tenant::default(), Table::Spans)),
+            rows(&store.local_snapshot(&Tenant::default(), Table::Spans)),
             (0, 2)
         );
         assert!(!dir.path().join("wal").exists());
@@ -1619,10 +1975,10 @@ mod tests {
                 append_for(&store, &other, Table::Spans, "o", &[NOW - 8]).await;
                 store.flush().await.unwrap();
             }
-            assert_eq!(rows(&store.snapshot(&acme, Table::Spans)), (0, 4));
-            assert_eq!(rows(&store.snapshot(&other, Table::Spans)), (0, 2));
+            assert_eq!(rows(&store.local_snapshot(&acme, Table::Spans)), (0, 4));
+            assert_eq!(rows(&store.local_snapshot(&other, Table::Spans)), (0, 2));
             assert_eq!(
-                rows(&store.snapshot(&Tenant::default(), Table::Spans)),
+                rows(&store.local_snapshot(&Tenant::default(), Table::Spans)),
                 (0, 0)
             );
             // Settled hours are compacted per tenant: two files each.
@@ -1637,8 +1993,8 @@ mod tests {
                     "{file:?}"
                 );
             }
-            assert_eq!(rows(&store.snapshot(&acme, Table::Spans)), (0, 4));
-            assert_eq!(rows(&store.snapshot(&other, Table::Spans)), (0, 2));
+            assert_eq!(rows(&store.local_snapshot(&acme, Table::Spans)), (0, 4));
+            assert_eq!(rows(&store.local_snapshot(&other, Table::Spans)), (0, 2));
             // Unflushed rows come back to their tenant after a restart.
             append_for(&store, &other, Table::Logs, "o", &[NOW]).await;
         }

@@ -133,7 +133,7 @@ async fn engine_with(
     }
     assert!(
         !store
-            .snapshot(
+            .local_snapshot(
                 &smolder_common::Tenant::default(),
                 smolder_common::Table::Spans
             )
