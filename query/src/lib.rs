@@ -434,6 +434,15 @@ impl QueryEngine {
     }
 }
 
+/// A session that knows smolder's SQL functions and nothing else: for
+/// evaluating a query's filters elsewhere (an ingester applying the filters
+/// a querier pushed down to its buffered rows).
+pub fn expression_context() -> SessionContext {
+    let ctx = SessionContext::new();
+    functions::register(&ctx);
+    ctx
+}
+
 /// Plans and runs a statement of the SQL API (on the query runtime).
 async fn run_sql(ctx: &SessionContext, sql: &str, limits: QueryLimits) -> Result<QueryOutput> {
     sandbox::check(sql, limits.statement)?;

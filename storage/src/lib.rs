@@ -25,8 +25,10 @@ mod location;
 pub mod metrics;
 mod parquet;
 mod store;
-#[cfg(test)]
-mod testing;
+/// Batches built without the OTLP conversion, for the tests of this crate and
+/// of those that read through it.
+#[doc(hidden)]
+pub mod testing;
 pub mod wal;
 
 use datafusion::arrow::array::{AsArray, BooleanArray};

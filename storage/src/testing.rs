@@ -17,7 +17,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// A batch of `table` with one row per entry of `times` (ns), all of
 /// `service`; span ids are unique across calls. Other columns are null or
 /// zero.
-pub(crate) fn batch(table: Table, service: &str, times: &[i64]) -> RecordBatch {
+pub fn batch(table: Table, service: &str, times: &[i64]) -> RecordBatch {
     let schema = table.schema();
     let n = times.len();
     let columns: Vec<ArrayRef> = schema
