@@ -173,7 +173,9 @@ async fn latency(incidents: usize) -> anyhow::Result<()> {
     config.slo.dir = Some(slo_dir);
     config.slo.interval = Duration::from_secs(1);
     let running = crate::serve::start(&config, &Layers::default()).await?;
-    let otlp = format!("http://{}/v1/traces", running.addrs.otlp_http);
+    let otlp_http =
+        anyhow::Context::context(running.addrs.otlp_http, "the server has the ingest role")?;
+    let otlp = format!("http://{otlp_http}/v1/traces");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(running.run_until(
         async move {

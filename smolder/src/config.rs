@@ -33,6 +33,7 @@ use clap::{Arg, ArgMatches, Args};
 use serde::{Deserialize, Serialize};
 use smolder_alerting::AlertingConfig;
 use smolder_alerting::config::DeliveryConfig;
+use smolder_cluster::ClusterConfig;
 use smolder_common::config::{Field, Problem, Problems, Section};
 use smolder_ingest::IngestConfig;
 use smolder_query::QueryConfig;
@@ -159,6 +160,8 @@ smolder_common::config_section! {
         pub(crate) log: LogConfig = LogConfig::default(),
         /// `[slo]`.
         pub(crate) slo: SloConfig = SloConfig::default(),
+        /// `[cluster]`: roles, and the ingesters a querier reads from.
+        pub(crate) cluster: ClusterConfig = ClusterConfig::default(),
         /// `[alerting]`: receivers, routes, inhibition, maintenance windows,
         /// scaling targets, delivery. Reloaded on SIGHUP and `POST /-/reload`.
         pub(crate) alerting: AlertingConfig = AlertingConfig::default(),
@@ -175,6 +178,7 @@ smolder_common::config_section! {
         section(&self.query, "query", problems);
         section(&self.log, "log", problems);
         section(&self.slo, "slo", problems);
+        section(&self.cluster, "cluster", problems);
         section(&self.alerting, "alerting", problems);
         // Relations between sections.
         problems.check(
@@ -184,6 +188,22 @@ smolder_common::config_section! {
                 "must be at least ingest.max_inflight_bytes ({})",
                 self.ingest.max_inflight_bytes
             ),
+        );
+        // Processes with some of the roles share their files with others:
+        // only an object store's conditional puts make that safe.
+        problems.check(
+            self.cluster.alone()
+                || smolder_storage::StorageUrl::parse(&self.storage.url, &self.data_dir)
+                    .map_or(true, |u| !u.is_local()),
+            "cluster.roles",
+            "some roles only (several processes) need the files in an object store: set storage.url to s3://, gs:// or az://",
+        );
+        problems.check(
+            self.cluster.secret.is_some()
+                || self.server.auth == crate::auth::AuthMode::Disabled
+                || self.cluster.flight_addr().is_none_or(|a| a.ip().is_loopback()),
+            "cluster.secret",
+            "must be set: the Flight listener serves every tenant's unflushed rows beyond loopback",
         );
         problems.check(
             self.server.idle_timeout > self.query.timeout + Duration::from_secs(30),
@@ -239,6 +259,7 @@ const SECTIONS: &[SectionInfo] = &[
     info::<QueryConfig>("query", Some("query-{}")),
     info::<LogConfig>("log", Some("log-{}")),
     info::<SloConfig>("slo", Some("slo-{}")),
+    info::<ClusterConfig>("cluster", Some("{}")),
     info::<AlertingConfig>("alerting", None),
     info::<DeliveryConfig>("alerting.delivery", None),
 ];
@@ -249,6 +270,7 @@ const SECTIONS: &[SectionInfo] = &[
 fn flag_name(key: &str, pattern: &str, field: &str) -> String {
     match (key, field) {
         ("storage", "url") => "storage-url".to_string(),
+        ("cluster", "secret") => "cluster-secret".to_string(),
         _ => pattern.replace("{}", &field.replace('_', "-")),
     }
 }

@@ -179,7 +179,8 @@ pub(crate) async fn run(args: DemoArgs, mut config: Config) -> anyhow::Result<()
     println!("  curl -s {api}/metrics");
     println!("Press Ctrl-C to stop.");
 
-    let traffic = tokio::spawn(drive(args.clone(), addrs.otlp_http));
+    let otlp_http = addrs.otlp_http.context("the demo server has every role")?;
+    let traffic = tokio::spawn(drive(args.clone(), otlp_http));
     let traffic_stop = traffic.abort_handle();
     let stop = async move {
         match args.duration {

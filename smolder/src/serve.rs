@@ -17,6 +17,7 @@ use axum::routing::post;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use smolder_cluster::Role;
 use smolder_common::TableSource;
 use smolder_common::clock::{Clock as _, SystemClock};
 use smolder_common::memory::MemoryBudget;
@@ -43,12 +44,14 @@ const API_CONCURRENCY: usize = 256;
 /// The bound addresses of a running server.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Addrs {
-    /// OTLP/gRPC.
-    pub(crate) otlp_grpc: SocketAddr,
-    /// OTLP/HTTP.
-    pub(crate) otlp_http: SocketAddr,
+    /// OTLP/gRPC (an ingester's).
+    pub(crate) otlp_grpc: Option<SocketAddr>,
+    /// OTLP/HTTP (an ingester's).
+    pub(crate) otlp_http: Option<SocketAddr>,
     /// HTTP API.
     pub(crate) http: SocketAddr,
+    /// Arrow Flight (an ingester's, when asked for).
+    pub(crate) flight: Option<SocketAddr>,
 }
 
 /// A server whose listeners are bound and serving.
@@ -58,11 +61,12 @@ pub(crate) struct Running {
     components: Components,
 }
 
-/// The three listeners, bound.
+/// The listeners of this process's roles, bound.
 struct Listeners {
-    otlp_grpc: TcpListener,
-    otlp_http: TcpListener,
+    otlp_grpc: Option<TcpListener>,
+    otlp_http: Option<TcpListener>,
     http: TcpListener,
+    flight: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -72,15 +76,30 @@ impl Listeners {
                 .await
                 .with_context(|| format!("binding the {what} listener to {addr}"))
         };
+        let ingest = config.cluster.has(Role::Ingest);
         let listeners = Self {
-            otlp_grpc: bind(config.listen.otlp_grpc, "OTLP/gRPC").await?,
-            otlp_http: bind(config.listen.otlp_http, "OTLP/HTTP").await?,
+            otlp_grpc: if ingest {
+                Some(bind(config.listen.otlp_grpc, "OTLP/gRPC").await?)
+            } else {
+                None
+            },
+            otlp_http: if ingest {
+                Some(bind(config.listen.otlp_http, "OTLP/HTTP").await?)
+            } else {
+                None
+            },
             http: bind(config.listen.http, "HTTP API").await?,
+            flight: match config.cluster.flight_addr() {
+                Some(addr) => Some(bind(addr, "Arrow Flight").await?),
+                None => None,
+            },
         };
+        let addr = |l: &Option<TcpListener>| l.as_ref().map(TcpListener::local_addr).transpose();
         let addrs = Addrs {
-            otlp_grpc: listeners.otlp_grpc.local_addr()?,
-            otlp_http: listeners.otlp_http.local_addr()?,
+            otlp_grpc: addr(&listeners.otlp_grpc)?,
+            otlp_http: addr(&listeners.otlp_http)?,
             http: listeners.http.local_addr()?,
+            flight: addr(&listeners.flight)?,
         };
         Ok((listeners, addrs))
     }
@@ -113,7 +132,8 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
         config.ingest.limits(),
         Arc::clone(&budget),
     );
-    let dedup = if config.ingest.dedup_window.is_zero() {
+    let roles = &config.cluster;
+    let dedup = if config.ingest.dedup_window.is_zero() || !roles.has(Role::Ingest) {
         None
     } else {
         let dir = config.data_dir.join("dedup");
@@ -166,7 +186,23 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
     )));
     register_build_info(&mut registry);
 
-    let source: Arc<dyn TableSource> = Arc::clone(&store) as Arc<dyn TableSource>;
+    // A querier or evaluator reads the ingesters' unflushed rows besides
+    // the bucket's files.
+    let source: Arc<dyn TableSource> = if config.cluster.ingesters.is_empty() {
+        Arc::clone(&store) as Arc<dyn TableSource>
+    } else {
+        let ingesters = smolder_cluster::ingesters::Ingesters::new(
+            config.cluster.ingesters.clone(),
+            config.cluster.secret.clone(),
+            config.cluster.ingester_ca.as_deref(),
+            config.cluster.ingester_timeout,
+        )
+        .context("cluster.ingester_ca")?;
+        Arc::new(smolder_cluster::ingesters::ClusterSource::new(
+            Arc::clone(&store),
+            Arc::new(ingesters),
+        ))
+    };
     let engine = Arc::new(QueryEngine::with_budget(
         vec![source],
         config.query.limits(),
@@ -201,10 +237,7 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
         running: Arc::new(config.clone()),
         layers: layers.clone(),
     };
-    let api = Router::new()
-        .route("/api/v1/sql", post(smolder_query::api::sql))
-        .with_state(Arc::clone(&engine))
-        .merge(smolder_query::search::router(Arc::clone(&engine)))
+    let mut api = Router::new()
         .merge(ops::router(ops::OpsState {
             registry: Arc::new(registry),
             panics: Arc::clone(&panics),
@@ -216,9 +249,6 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
             slo: Arc::clone(&slo_engines),
             alerting: Arc::clone(&alerting),
         }))
-        .merge(smolder_slo::api::router(Arc::clone(&slo_engines)))
-        .merge(smolder_alerting::api::router(Arc::clone(&alerting)))
-        .merge(smolder_ui::router())
         .merge(crate::auth::api::router(Arc::clone(auth.store())))
         .merge(crate::auth::signin::router(crate::auth::signin::SignIn {
             auth: Arc::clone(&auth),
@@ -226,6 +256,21 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
         }))
         .merge(crate::audit::router(Arc::clone(&audit)))
         .merge(reload_router(reload.clone()));
+    // The API of each role this process has.
+    if roles.has(Role::Query) {
+        api = api
+            .route(
+                "/api/v1/sql",
+                post(smolder_query::api::sql).with_state(Arc::clone(&engine)),
+            )
+            .merge(smolder_query::search::router(Arc::clone(&engine)))
+            .merge(smolder_ui::router());
+    }
+    if roles.has(Role::Evaluate) {
+        api = api
+            .merge(smolder_slo::api::router(Arc::clone(&slo_engines)))
+            .merge(smolder_alerting::api::router(Arc::clone(&alerting)));
+    }
     let api = http_layer::layered(
         api,
         http_layer::HttpLimits {
@@ -250,9 +295,14 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
     let mut components = Components::default();
     components.start("storage", Drain::Complete, {
         let (store, panics) = (Arc::clone(&store), Arc::clone(&panics));
-        |stop| maintain_storage(store, panics, stop)
+        let lease = roles
+            .has(Role::Compact)
+            .then(|| store.lease("compactor", roles.lease_ttl));
+        let ingest = roles.has(Role::Ingest);
+        move |stop| maintain_storage(store, lease, ingest, panics, stop)
     });
-    components.start("slo_tick", Drain::Grace, {
+    if roles.has(Role::Evaluate) {
+        components.start("slo_tick", Drain::Grace, {
         let (alerting, panics, query) = (
             Arc::clone(&alerting),
             Arc::clone(&panics),
@@ -284,17 +334,18 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
             Ok(())
         }
     });
-    components.start("alerting", Drain::Grace, {
-        let panics = Arc::clone(&panics);
-        move |stop| async move {
-            // Group timers and the delivery of the outbox.
-            supervise::restarting("alerting", Duration::from_secs(1), &panics, || {
-                Arc::clone(&alerting).run(stopped(stop.clone()))
-            })
-            .await;
-            Ok(())
-        }
-    });
+        components.start("alerting", Drain::Grace, {
+            let panics = Arc::clone(&panics);
+            move |stop| async move {
+                // Group timers and the delivery of the outbox.
+                supervise::restarting("alerting", Duration::from_secs(1), &panics, || {
+                    Arc::clone(&alerting).run(stopped(stop.clone()))
+                })
+                .await;
+                Ok(())
+            }
+        });
+    }
     components.start("tokens", Drain::Grace, {
         let store = Arc::clone(auth.store());
         let panics = Arc::clone(&panics);
@@ -328,47 +379,41 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
         reload_on_sighup(reload, stop)
     });
     let limits = config.listener_limits();
-    components.start("otlp_grpc", Drain::Grace, {
+    if let Some(listener) = listeners.flight {
         let tls = tls.clone();
-        let (service, metrics) = (
-            GrpcGuard::new(
-                OtlpGrpc::new(Arc::clone(&ingestor)).service(),
-                Arc::clone(&auth),
-            ),
-            listener_metrics.clone(),
-        );
-        move |stop| {
-            listen::serve(
-                "otlp_grpc",
-                listeners.otlp_grpc,
-                tls,
-                service,
-                limits,
-                metrics,
-                stop,
-            )
-        }
-    });
-    components.start("otlp_http", Drain::Grace, {
-        let tls = tls.clone();
-        let (service, metrics) = (
-            smolder_ingest::http::router(Arc::clone(&ingestor)).layer(
-                axum::middleware::from_fn_with_state(Arc::clone(&auth), ingest_guard),
-            ),
-            listener_metrics.clone(),
-        );
-        move |stop| {
-            listen::serve(
-                "otlp_http",
-                listeners.otlp_http,
-                tls,
-                service,
-                limits,
-                metrics,
-                stop,
-            )
-        }
-    });
+        let service = smolder_cluster::flight::BufferService::new(
+            Arc::clone(&store),
+            config.cluster.secret.clone(),
+        )
+        .into_server();
+        let metrics = listener_metrics.clone();
+        components.start("flight", Drain::Grace, move |stop| {
+            listen::serve("flight", listener, tls, service, limits, metrics, stop)
+        });
+    }
+    if let (Some(grpc), Some(http)) = (listeners.otlp_grpc, listeners.otlp_http) {
+        components.start("otlp_grpc", Drain::Grace, {
+            let tls = tls.clone();
+            let (service, metrics) = (
+                GrpcGuard::new(
+                    OtlpGrpc::new(Arc::clone(&ingestor)).service(),
+                    Arc::clone(&auth),
+                ),
+                listener_metrics.clone(),
+            );
+            move |stop| listen::serve("otlp_grpc", grpc, tls, service, limits, metrics, stop)
+        });
+        components.start("otlp_http", Drain::Grace, {
+            let tls = tls.clone();
+            let (service, metrics) = (
+                smolder_ingest::http::router(Arc::clone(&ingestor)).layer(
+                    axum::middleware::from_fn_with_state(Arc::clone(&auth), ingest_guard),
+                ),
+                listener_metrics.clone(),
+            );
+            move |stop| listen::serve("otlp_http", http, tls, service, limits, metrics, stop)
+        });
+    }
     components.start("http", Drain::Grace, move |stop| {
         listen::serve(
             "http",
@@ -382,12 +427,18 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
     });
 
     // Scripts and tests find the ports from these lines.
-    println!("listening otlp_grpc={}", addrs.otlp_grpc);
-    println!("listening otlp_http={}", addrs.otlp_http);
-    println!("listening http={}", addrs.http);
+    for (name, addr) in [
+        ("otlp_grpc", addrs.otlp_grpc),
+        ("otlp_http", addrs.otlp_http),
+        ("http", Some(addrs.http)),
+        ("flight", addrs.flight),
+    ] {
+        if let Some(addr) = addr {
+            println!("listening {name}={addr}");
+        }
+    }
     tracing::info!(
-        otlp_grpc = %addrs.otlp_grpc,
-        otlp_http = %addrs.otlp_http,
+        roles = %roles.roles_text(),
         http = %addrs.http,
         tls = scheme == "https",
         buffer_limit = %config.ingest.buffer_limit,
@@ -420,7 +471,12 @@ async fn open_store(
     let options = StoreOptions {
         buffer_limit: usize::try_from(config.ingest.buffer_limit.as_u64()).unwrap_or(usize::MAX),
         tenant_buffer_limit: Some(config.ingest.tenant_buffer_limit()),
-        wal: config.wal.options(),
+        // Only an ingester logs; only ingesters and compactors write files.
+        wal: config
+            .wal
+            .options()
+            .filter(|_| config.cluster.has(Role::Ingest)),
+        writes: config.cluster.has(Role::Ingest) || config.cluster.has(Role::Compact),
         flush_interval: config.storage.flush_interval,
         retention: config.retention.by_table(),
         max_future: config.ingest.max_future,
@@ -443,7 +499,7 @@ async fn open_store(
                 config.data_dir.display()
             )
         })?;
-    tracing::info!(files = %files, writer = store.writer(), "Storage opened.");
+    tracing::info!(files = %files, writer = store.writer(), roles = %config.cluster.roles_text(), "Storage opened.");
     Ok((Arc::new(store), records))
 }
 
@@ -513,11 +569,15 @@ fn register_build_info(registry: &mut Registry) {
     registry.register("build_info", "Version of this smolder binary", build_info);
 }
 
-/// Flushes, compaction and retention, checked every second; at stop,
-/// persists what is buffered (nothing is accepted any more), so the next
-/// start reads Parquet instead of replaying the log.
+/// Flushes (an ingester), compaction and retention (the compactor that
+/// holds the lease), checked every second; at stop, an ingester persists
+/// what is buffered (nothing is accepted any more), so the next start
+/// reads Parquet instead of replaying the log, and a compactor lets its
+/// lease go.
 async fn maintain_storage(
     store: Arc<Store>,
+    lease: Option<smolder_storage::Lease>,
+    ingest: bool,
     panics: Arc<supervise::Panics>,
     stop: Stop,
 ) -> anyhow::Result<()> {
@@ -526,18 +586,37 @@ async fn maintain_storage(
         Duration::from_secs(1),
         stopped(stop),
         &panics,
-        || store.maintain(smolder_storage::Work::ALL),
+        || async {
+            let compact = match &lease {
+                Some(lease) => lease.tick().await.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "Renewing or taking the compactor's lease failed; retrying.");
+                    lease.held()
+                }),
+                None => false,
+            };
+            store
+                .maintain(smolder_storage::Work {
+                    flush: ingest,
+                    compact,
+                })
+                .await;
+        },
     )
     .await;
-    match store.flush().await {
-        Ok(report) => tracing::info!(
-            rows = report.rows_flushed,
-            files = report.files_written,
-            "Flushed the buffer to Parquet."
-        ),
-        Err(e) => {
-            tracing::warn!(error = %e, "The final flush failed; the write-ahead log keeps the data for the next start.")
+    if ingest {
+        match store.flush().await {
+            Ok(report) => tracing::info!(
+                rows = report.rows_flushed,
+                files = report.files_written,
+                "Flushed the buffer to Parquet."
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "The final flush failed; the write-ahead log keeps the data for the next start.")
+            }
         }
+    }
+    if let Some(lease) = &lease {
+        lease.release().await;
     }
     store.collect_garbage(true).await;
     Ok(())

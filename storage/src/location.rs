@@ -58,6 +58,11 @@ pub enum Scheme {
 }
 
 impl StorageUrl {
+    /// Whether the files are in a local directory (one process's).
+    pub fn is_local(&self) -> bool {
+        matches!(self, Self::Local(_))
+    }
+
     /// Parses `url`; empty means `<data_dir>/parquet`.
     pub fn parse(url: &str, data_dir: &Path) -> Result<Self, String> {
         let url = url.trim();

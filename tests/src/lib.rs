@@ -5,6 +5,7 @@
 //! The binary is `target/debug/smolder` next to the test executable (override
 //! with `SMOLDER_BIN`); `scripts/test.sh` builds it before the tests run.
 
+pub mod cluster;
 pub mod s3;
 pub mod sink;
 
@@ -314,36 +315,43 @@ fn spawn(
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawning smolder serve");
+    let found = listening(&mut child, &["otlp_grpc", "otlp_http", "http"]);
+    (
+        child,
+        [found["otlp_grpc"], found["otlp_http"], found["http"]],
+    )
+}
+
+/// Reads the `listening NAME=ADDR` lines `smolder serve` prints on stdout
+/// until every one of `names` has come (others are kept too); keeps
+/// draining stdout afterwards so that the child never blocks on it.
+pub fn listening(
+    child: &mut Child,
+    names: &[&str],
+) -> std::collections::HashMap<String, SocketAddr> {
     let stdout = child.stdout.take().expect("piped stdout");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            // Keep draining after the addresses so the child never blocks.
             let _ = tx.send(line);
         }
     });
-    let (mut grpc, mut otlp_http, mut http) = (None, None, None);
-    while grpc.is_none() || otlp_http.is_none() || http.is_none() {
+    let mut found = std::collections::HashMap::new();
+    while !names.iter().all(|n| found.contains_key(*n)) {
         let line = match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(line) => line,
             Err(_) => {
                 let _ = child.kill();
-                panic!("smolder serve did not print its listening addresses within 60 s");
+                panic!("smolder serve did not print its listening addresses {names:?} within 60 s");
             }
         };
         let Some(rest) = line.strip_prefix("listening ") else {
             continue;
         };
         let (name, addr) = rest.split_once('=').expect("listening name=addr");
-        let addr: SocketAddr = addr.parse().expect("socket address");
-        match name {
-            "otlp_grpc" => grpc = Some(addr),
-            "otlp_http" => otlp_http = Some(addr),
-            "http" => http = Some(addr),
-            other => panic!("unknown listener {other}"),
-        }
+        found.insert(name.to_string(), addr.parse().expect("socket address"));
     }
-    (child, [grpc.unwrap(), otlp_http.unwrap(), http.unwrap()])
+    found
 }
 
 impl Drop for Server {

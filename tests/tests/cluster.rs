@@ -1,0 +1,370 @@
+//! Several processes with roles on one S3 bucket (a real S3 server,
+//! s3s-fs): two ingesters, a querier, an evaluator and two compactors.
+//! Every acknowledged span, log record and point is returned by the querier
+//! exactly once — while one ingester is killed again and again, before and
+//! after flushes and compaction — an SLO on the evaluator counts both
+//! ingesters' spans exactly, and the compactor's lease moves when its
+//! holder is killed.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use smolder_tests::cluster::Node;
+use smolder_tests::s3::S3Server;
+use smolder_tests::{http_post, http_request, python, smolder_bin};
+
+fn sql(node: &Node, sql: &str) -> Value {
+    let body = json!({ "sql": sql }).to_string();
+    let (status, text) = http_post(
+        node.addr("http"),
+        "/api/v1/sql",
+        "application/json",
+        body.as_bytes(),
+    );
+    assert_eq!(status, 200, "{sql}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+fn scalar(node: &Node, query: &str) -> Value {
+    sql(node, query)["rows"][0][0].clone()
+}
+
+/// `smolder loadgen` in the background, retrying as exporters do, logging
+/// what was acknowledged.
+fn loadgen(
+    endpoint: &str,
+    protocol: &str,
+    signal: &str,
+    seed: &str,
+    ack: &Path,
+) -> std::process::Child {
+    Command::new(smolder_bin())
+        .arg("loadgen")
+        .args([
+            "--endpoint",
+            endpoint,
+            "--protocol",
+            protocol,
+            "--signal",
+            signal,
+            "--seed",
+            seed,
+        ])
+        .args(["--batch-size", "50", "--rate", "4000", "--concurrency", "2"])
+        .args([
+            "--duration",
+            "12s",
+            "--requests",
+            "900",
+            "--pool",
+            "900",
+            "--retry",
+        ])
+        .arg("--ack-log")
+        .arg(ack)
+        .arg("--json")
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawning smolder loadgen")
+}
+
+fn finished(child: std::process::Child) -> Value {
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "loadgen failed");
+    serde_json::from_slice(&output.stdout).expect("loadgen JSON report")
+}
+
+fn acked(paths: &[&Path]) -> Vec<String> {
+    paths
+        .iter()
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Every acknowledged id is in `table` on the querier, none twice.
+fn exactly_once(querier: &Node, table: &str, acked: &[String], when: &str) {
+    let answer = sql(
+        querier,
+        &format!("SELECT span_id FROM {table} WHERE service_name NOT LIKE 'pysdk-%'"),
+    );
+    assert!(
+        answer.get("warnings").is_none(),
+        "{when}: {:?}",
+        answer["warnings"]
+    );
+    let stored: Vec<&str> = answer["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[0].as_str().unwrap())
+        .collect();
+    let unique: HashSet<&str> = stored.iter().copied().collect();
+    assert_eq!(
+        unique.len(),
+        stored.len(),
+        "{when}: a row of {table} is returned twice"
+    );
+    let missing = acked
+        .iter()
+        .filter(|id| !unique.contains(id.as_str()))
+        .count();
+    assert_eq!(
+        missing,
+        0,
+        "{when}: {missing} of {} acknowledged {table} rows missing",
+        acked.len()
+    );
+}
+
+/// Runs tests/python/export.py against an ingester.
+fn python_export(node: &Node, protocol: &str, run: &str) {
+    let endpoint = match protocol {
+        "grpc" => format!("http://{}", node.addr("otlp_grpc")),
+        _ => format!("http://{}", node.addr("otlp_http")),
+    };
+    let out = Command::new(python(".venv-otel"))
+        .arg(smolder_tests::repo_root().join("tests/python/export.py"))
+        .args([
+            "--protocol",
+            protocol,
+            "--endpoint",
+            &endpoint,
+            "--run-id",
+            run,
+        ])
+        .output()
+        .expect("running tests/python/export.py");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn lease_holder(s3: &S3Server) -> Option<String> {
+    let text = std::fs::read_to_string(s3.bucket_dir().join("c/leases/compactor.json")).ok()?;
+    let lease: Value = serde_json::from_str(&text).ok()?;
+    Some(lease["holder"].as_str()?.to_string())
+}
+
+fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} within {limit:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+const SLO: &str = r#"
+apiVersion: openslo/v1
+kind: SLO
+metadata:
+  name: all-spans
+spec:
+  service: shop
+  indicator:
+    metadata:
+      name: all-ok
+    spec:
+      ratioMetric:
+        counter: true
+        good:
+          metricSource:
+            type: smolder
+            spec:
+              table: spans
+              filter: "status_code <> 'ERROR'"
+        total:
+          metricSource:
+            type: smolder
+            spec:
+              table: spans
+              filter: "span_id IS NOT NULL"
+  timeWindow:
+    - duration: 7d
+      isRolling: true
+  budgetingMethod: Occurrences
+  objectives:
+    - target: 0.99
+"#;
+
+#[test]
+fn a_cluster_returns_every_acknowledged_item_once_through_crashes_flushes_and_compaction() {
+    let s3 = S3Server::start();
+    let ingest = ["--flush-interval", "1s"];
+    let mut a = Node::start(&s3, "c", "ingest", &ingest);
+    let b = Node::start(&s3, "c", "ingest", &ingest);
+    let ingesters = format!("{},{}", a.addr("flight"), b.addr("flight"));
+    let querier = Node::start(
+        &s3,
+        "c",
+        "query",
+        &["--ingesters", &ingesters, "--query-max-rows", "1000000"],
+    );
+    let evaluator = Node::start(
+        &s3,
+        "c",
+        "evaluate",
+        &["--ingesters", &ingesters, "--slo-interval", "1s"],
+    );
+    let mut compactor = Node::start(&s3, "c", "compact", &["--lease-ttl", "2s"]);
+    wait_until(
+        "the first compactor takes the lease",
+        Duration::from_secs(20),
+        || lease_holder(&s3).as_deref() == Some(compactor.writer_id().as_str()),
+    );
+    let standby = Node::start(&s3, "c", "compact", &["--lease-ttl", "2s"]);
+
+    // A querier without the query role's peers answers; a process without
+    // the query role has no SQL API.
+    let (status, _) = http_post(
+        a.addr("http"),
+        "/api/v1/sql",
+        "application/json",
+        b"{\"sql\":\"SELECT 1\"}",
+    );
+    assert_eq!(status, 404, "an ingester alone has no SQL API");
+
+    let acks = tempfile::tempdir().unwrap();
+    let ack = |name: &str| acks.path().join(name);
+    let grpc = |n: &Node| format!("http://{}", n.addr("otlp_grpc"));
+    let http = |n: &Node| format!("http://{}", n.addr("otlp_http"));
+    let loads = [
+        loadgen(&grpc(&a), "grpc", "traces", "1", &ack("a.traces")),
+        loadgen(&grpc(&b), "grpc", "traces", "2", &ack("b.traces")),
+        loadgen(&http(&a), "http-protobuf", "logs", "3", &ack("a.logs")),
+        loadgen(&http(&b), "http-protobuf", "logs", "4", &ack("b.logs")),
+    ];
+    // Ingester a dies three times under load (SIGKILL) and comes back.
+    for crash in 0..3 {
+        std::thread::sleep(Duration::from_millis(2_500));
+        eprintln!("killing ingester a ({crash})");
+        a.kill();
+        std::thread::sleep(Duration::from_millis(300));
+        a.restart_on_same_ports();
+    }
+    let reports: Vec<Value> = loads.into_iter().map(finished).collect();
+    assert!(
+        reports
+            .iter()
+            .all(|r| r["items_acknowledged"].as_u64().unwrap() > 0),
+        "{reports:?}"
+    );
+    python_export(&a, "grpc", "ca");
+    python_export(&b, "http/protobuf", "cb");
+
+    // At once, from files and both ingesters' buffers.
+    let spans = acked(&[&ack("a.traces"), &ack("b.traces")]);
+    let logs = acked(&[&ack("a.logs"), &ack("b.logs")]);
+    exactly_once(&querier, "spans", &spans, "right after the load");
+    exactly_once(&querier, "logs", &logs, "right after the load");
+    for run in ["ca", "cb"] {
+        let service = format!("pysdk-{run}");
+        for (table, n) in [("spans", 2), ("logs", 2)] {
+            assert_eq!(
+                scalar(
+                    &querier,
+                    &format!("SELECT count(*) FROM {table} WHERE service_name = '{service}'")
+                ),
+                json!(n),
+                "{table} of the Python SDK's run {run}"
+            );
+        }
+        let points = scalar(
+            &querier,
+            &format!("SELECT count(*) FROM metrics WHERE service_name = '{service}'"),
+        );
+        assert!(points.as_u64().unwrap() > 0, "metric points of run {run}");
+    }
+    let points = scalar(
+        &querier,
+        "SELECT count(*) FROM metrics WHERE service_name LIKE 'pysdk-c%'",
+    );
+
+    // The compactor merges both ingesters' files (its outputs carry its
+    // writer id); nothing changes for the querier.
+    let merged = format!("-{}-", compactor.writer_id());
+    wait_until(
+        "the compactor merges files",
+        Duration::from_secs(60),
+        || {
+            s3.objects("c", ".parquet")
+                .iter()
+                .any(|k| k.contains(&merged))
+        },
+    );
+    exactly_once(&querier, "spans", &spans, "after compaction");
+    exactly_once(&querier, "logs", &logs, "after compaction");
+    assert_eq!(
+        scalar(
+            &querier,
+            "SELECT count(*) FROM metrics WHERE service_name LIKE 'pysdk-c%'"
+        ),
+        points
+    );
+
+    // The SLO on the evaluator counts every span of both ingesters.
+    let total = scalar(&querier, "SELECT count(*) FROM spans")
+        .as_f64()
+        .unwrap();
+    let (status, answer) = http_request(
+        evaluator.addr("http"),
+        "PUT",
+        "/api/v1/slos/all-spans",
+        &[("content-type", "application/yaml")],
+        SLO.as_bytes(),
+    );
+    assert!(status == 200 || status == 201, "{status} {answer}");
+    let mut slo = Value::Null;
+    wait_until(
+        "the evaluator's SLO counts every span",
+        Duration::from_secs(60),
+        || {
+            let (_, text) = http_request(
+                evaluator.addr("http"),
+                "GET",
+                "/api/v1/slos/all-spans",
+                &[],
+                b"",
+            );
+            slo = serde_json::from_str(&text).unwrap_or_default();
+            slo["backfill"]["done"] == true
+                && slo["instances"][0]["period"]["total"].as_f64() == Some(total)
+        },
+    );
+    assert_eq!(
+        slo["instances"][0]["period"]["total"].as_f64(),
+        Some(total),
+        "{slo:#}"
+    );
+
+    // The compactor is killed: the standby takes the lease after its time
+    // to live.
+    compactor.kill();
+    let standby_id = standby.writer_id();
+    wait_until(
+        "the standby compactor takes the lease",
+        Duration::from_secs(20),
+        || lease_holder(&s3).as_deref() == Some(standby_id.as_str()),
+    );
+
+    // An ingester down: the querier answers with the rest and names it.
+    a.kill();
+    let answer = sql(&querier, "SELECT count(*) FROM spans");
+    let warnings = answer["warnings"].to_string();
+    assert!(warnings.contains(&a.addr("flight").to_string()), "{answer}");
+    a.restart_on_same_ports();
+    exactly_once(&querier, "spans", &spans, "after the last restart");
+    drop(b);
+}
