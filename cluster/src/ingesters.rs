@@ -296,7 +296,7 @@ impl TableSource for ClusterSource {
             }
             if stale {
                 self.store
-                    .reload_manifest()
+                    .reread_manifest()
                     .await
                     .map_err(|e| DataFusionError::External(Box::new(e)))?;
                 continue;

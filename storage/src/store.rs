@@ -523,8 +523,17 @@ impl Store {
         Ok(true)
     }
 
+    /// Reads the manifest again now (a reader found it stale), after any
+    /// change this process is making to it: never installs a manifest older
+    /// than the one it just wrote.
+    pub async fn reread_manifest(&self) -> Result<(), StoreError> {
+        let _maintenance = self.maintenance.lock().await;
+        self.reload_manifest().await
+    }
+
     /// Reads the manifest again from the object store (another writer
-    /// changed it) and swaps it in. The files it adds or drops are other
+    /// changed it) and swaps it in; callers hold `maintenance`, or are
+    /// readers that never replace it. The files it adds or drops are other
     /// writers' or compaction's: this writer's buffer stays as it is.
     pub async fn reload_manifest(&self) -> Result<(), StoreError> {
         let (manifest, version) = read_manifest(self.object_store.as_ref()).await?;
