@@ -361,6 +361,28 @@ impl Drop for Server {
     }
 }
 
+/// Starts `smolder loadgen` with `args` in the background, with a JSON
+/// report on stdout ([`loadgen_report`]).
+pub fn loadgen(args: &[&str]) -> Child {
+    Command::new(smolder_bin())
+        .arg("loadgen")
+        .args(args)
+        .arg("--json")
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawning smolder loadgen")
+}
+
+/// Waits for a [`loadgen`] run and returns its JSON report; panics if it
+/// failed.
+pub fn loadgen_report(child: Child) -> serde_json::Value {
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "loadgen failed");
+    serde_json::from_slice(&output.stdout).expect("loadgen JSON report")
+}
+
 /// A minimal blocking HTTP/1.1 POST on loopback; returns status and body.
 /// Used by the harness so that it depends on no async runtime.
 pub fn http_post(addr: SocketAddr, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {

@@ -8,13 +8,13 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use smolder_tests::cluster::Node;
 use smolder_tests::s3::S3Server;
-use smolder_tests::{http_post, http_request, python, smolder_bin};
+use smolder_tests::{http_post, http_request, loadgen, loadgen_report, python};
 
 fn sql(node: &Node, sql: &str) -> Value {
     let body = json!({ "sql": sql }).to_string();
@@ -34,49 +34,39 @@ fn scalar(node: &Node, query: &str) -> Value {
 
 /// `smolder loadgen` in the background, retrying as exporters do, logging
 /// what was acknowledged.
-fn loadgen(
+fn load(
     endpoint: &str,
     protocol: &str,
     signal: &str,
     seed: &str,
     ack: &Path,
 ) -> std::process::Child {
-    Command::new(smolder_bin())
-        .arg("loadgen")
-        .args([
-            "--endpoint",
-            endpoint,
-            "--protocol",
-            protocol,
-            "--signal",
-            signal,
-            "--seed",
-            seed,
-        ])
-        .args(["--batch-size", "50", "--rate", "4000", "--concurrency", "2"])
-        .args([
-            "--duration",
-            "12s",
-            "--requests",
-            "900",
-            "--pool",
-            "900",
-            "--retry",
-        ])
-        .arg("--ack-log")
-        .arg(ack)
-        .arg("--json")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawning smolder loadgen")
-}
-
-fn finished(child: std::process::Child) -> Value {
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "loadgen failed");
-    serde_json::from_slice(&output.stdout).expect("loadgen JSON report")
+    let ack = ack.to_str().unwrap();
+    loadgen(&[
+        "--endpoint",
+        endpoint,
+        "--protocol",
+        protocol,
+        "--signal",
+        signal,
+        "--seed",
+        seed,
+        "--batch-size",
+        "50",
+        "--rate",
+        "4000",
+        "--concurrency",
+        "2",
+        "--duration",
+        "12s",
+        "--requests",
+        "900",
+        "--pool",
+        "900",
+        "--retry",
+        "--ack-log",
+        ack,
+    ])
 }
 
 fn acked(paths: &[&Path]) -> Vec<String> {
@@ -241,10 +231,10 @@ fn a_cluster_returns_every_acknowledged_item_once_through_crashes_flushes_and_co
     let grpc = |n: &Node| format!("http://{}", n.addr("otlp_grpc"));
     let http = |n: &Node| format!("http://{}", n.addr("otlp_http"));
     let loads = [
-        loadgen(&grpc(&a), "grpc", "traces", "1", &ack("a.traces")),
-        loadgen(&grpc(&b), "grpc", "traces", "2", &ack("b.traces")),
-        loadgen(&http(&a), "http-protobuf", "logs", "3", &ack("a.logs")),
-        loadgen(&http(&b), "http-protobuf", "logs", "4", &ack("b.logs")),
+        load(&grpc(&a), "grpc", "traces", "1", &ack("a.traces")),
+        load(&grpc(&b), "grpc", "traces", "2", &ack("b.traces")),
+        load(&http(&a), "http-protobuf", "logs", "3", &ack("a.logs")),
+        load(&http(&b), "http-protobuf", "logs", "4", &ack("b.logs")),
     ];
     // Ingester a dies three times under load (SIGKILL) and comes back.
     for crash in 0..3 {
@@ -254,7 +244,7 @@ fn a_cluster_returns_every_acknowledged_item_once_through_crashes_flushes_and_co
         std::thread::sleep(Duration::from_millis(300));
         a.restart_on_same_ports();
     }
-    let reports: Vec<Value> = loads.into_iter().map(finished).collect();
+    let reports: Vec<Value> = loads.into_iter().map(loadgen_report).collect();
     assert!(
         reports
             .iter()

@@ -4,13 +4,13 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use serde_json::{Value, json};
 use smolder_sample_data::Generator;
-use smolder_tests::{Server, smolder_bin, span_count};
+use smolder_tests::{Server, loadgen, loadgen_report as report, span_count};
 
 const HOUR: u64 = 3_600_000_000_000;
 const DAY: u64 = 24 * HOUR;
@@ -30,25 +30,6 @@ fn column(answer: &Value) -> Vec<String> {
         .iter()
         .map(|row| row[0].as_str().unwrap().to_string())
         .collect()
-}
-
-/// Starts `smolder loadgen` in the background with a JSON report.
-fn loadgen(args: &[&str]) -> std::process::Child {
-    Command::new(smolder_bin())
-        .arg("loadgen")
-        .args(args)
-        .arg("--json")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawning smolder loadgen")
-}
-
-fn report(child: std::process::Child) -> Value {
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "loadgen failed");
-    serde_json::from_slice(&output.stdout).expect("loadgen JSON report")
 }
 
 /// Checks that every id in `ack_log` is stored exactly once and that nothing
