@@ -25,7 +25,7 @@ use smolder_ingest::dedup::Dedup;
 use smolder_ingest::{IngestMetrics, Ingestor, OtlpGrpc};
 use smolder_query::QueryEngine;
 use smolder_slo::{Databases, SloEngines};
-use smolder_storage::{CompactionOptions, StorageUrl, Store, StoreOptions};
+use smolder_storage::{CompactionOptions, ReadCacheOptions, StorageUrl, Store, StoreOptions};
 use tokio::net::TcpListener;
 
 use crate::audit::AuditLog;
@@ -487,6 +487,13 @@ async fn open_store(
         // Files replaced by compaction or retention outlive any query that
         // may still read them.
         deletion_delay: (config.query.timeout * 2).max(Duration::from_secs(120)),
+        // Only processes that read files keep copies of them.
+        read_cache: (config.cluster.has(Role::Query) || config.cluster.has(Role::Evaluate)).then(
+            || ReadCacheOptions {
+                dir: config.data_dir.join("cache"),
+                capacity: config.storage.read_cache_size.as_u64(),
+            },
+        ),
         ..StoreOptions::default()
     };
     let files = StorageUrl::parse(&config.storage.url, &config.data_dir)

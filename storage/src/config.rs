@@ -55,6 +55,10 @@ smolder_common::config_section! {
         pub flush_interval: Duration = Duration::from_secs(60),
         /// Small files of the same hour are merged up to this size.
         pub compaction_target_size: ByteSize = ByteSize::mib(256),
+        /// With files in a bucket, a process that queries keeps local copies
+        /// of the files it reads (and writes) in <data-dir>/cache, up to
+        /// this size; the least recently read go first. 0 turns it off.
+        pub read_cache_size: ByteSize = ByteSize::gib(4),
     }
     validate(self, problems) {
         if let Err(e) = crate::StorageUrl::parse(&self.url, std::path::Path::new("/")) {

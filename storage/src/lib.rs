@@ -18,6 +18,7 @@
 //! [`smolder_common::TableSource`].
 
 mod buffer;
+mod cache;
 mod catalog;
 mod config;
 mod lease;
@@ -39,6 +40,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use smolder_common::Table;
 
 pub use buffer::{Buffer, BufferFull};
+pub use cache::{ReadCache, ReadCacheOptions, ReadCacheStats};
 pub use config::{RetentionConfig, StorageConfig, WalConfig};
 pub use lease::Lease;
 pub use location::{Scheme, StorageUrl};

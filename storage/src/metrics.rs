@@ -12,6 +12,10 @@
 //!   `smolder_storage_files_compacted_total`,
 //!   `smolder_storage_files_expired_total` — counters since start
 //! * `smolder_storage_last_flush_timestamp_seconds`
+//! * `smolder_read_cache_bytes`, `smolder_read_cache_files`,
+//!   `smolder_read_cache_hits_total`, `smolder_read_cache_misses_total`,
+//!   `smolder_read_cache_evictions_total` — local copies of files read
+//!   from a bucket (only when kept)
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -125,6 +129,40 @@ impl Collector for StorageCollector {
             "storage_last_flush_timestamp_seconds",
             "Time of the last successful flush (Unix seconds)",
             int(stats.last_flush_ns.load(Ordering::Relaxed)) / 1_000_000_000,
+        )?;
+        let Some(cache) = store.read_cache() else {
+            return Ok(());
+        };
+        let stats = cache.stats();
+        gauge(
+            e,
+            "read_cache_bytes",
+            "Bytes of local copies of files read from the bucket",
+            int(cache.bytes()),
+        )?;
+        gauge(
+            e,
+            "read_cache_files",
+            "Local copies of files read from the bucket",
+            int(cache.files()),
+        )?;
+        counter(
+            e,
+            "read_cache_hits",
+            "Reads served from a local copy since start",
+            stats.hits.load(Ordering::Relaxed),
+        )?;
+        counter(
+            e,
+            "read_cache_misses",
+            "Reads of Parquet files served from the bucket since start",
+            stats.misses.load(Ordering::Relaxed),
+        )?;
+        counter(
+            e,
+            "read_cache_evictions",
+            "Local copies removed to stay within the cache size since start",
+            stats.evictions.load(Ordering::Relaxed),
         )
     }
 }

@@ -50,6 +50,7 @@ use smolder_common::{Scan, Table, TableSnapshot, TableSource, Tenant};
 
 use crate::StorageUrl;
 use crate::buffer::{Buffer, BufferFull, Buffered};
+use crate::cache::{CachedStore, ReadCache, ReadCacheOptions};
 use crate::catalog::{FileMeta, MANIFEST_PATH, Manifest};
 use crate::parquet::{
     encode, file_path, sort_and_split, sort_key, time_range, writer_of, writer_properties,
@@ -140,6 +141,9 @@ pub struct StoreOptions {
     /// reader opens no log, deletes no file and never replaces the
     /// manifest: it only reads what the writers list.
     pub writes: bool,
+    /// Local copies of files read from a bucket (see `cache`); ignored for
+    /// a local directory.
+    pub read_cache: Option<ReadCacheOptions>,
 }
 
 impl Default for StoreOptions {
@@ -158,6 +162,7 @@ impl Default for StoreOptions {
             flush_chunk_bytes: 64 << 20,
             writer: None,
             writes: true,
+            read_cache: None,
         }
     }
 }
@@ -241,6 +246,8 @@ pub struct Store {
     buffer: Buffer,
     wal: Option<Wal>,
     object_store: Arc<dyn ObjectStore>,
+    /// The local copies in front of `object_store`, if any.
+    read_cache: Option<Arc<ReadCache>>,
     url: ObjectStoreUrl,
     local_root: Option<PathBuf>,
     manifest: RwLock<Arc<Manifest>>,
@@ -331,8 +338,20 @@ impl Store {
         check_writer_id(&writer)?;
         let (manifest, version) = read_manifest(object_store.as_ref()).await?;
         let url = ObjectStoreUrl::parse("smolder://storage").expect("valid URL");
+        // Compaction reads the bucket directly: the files it merges are
+        // about to go, and copying them would push out the ones queries read.
         let session = SessionContext::new();
         session.register_object_store(url.as_ref(), Arc::clone(&object_store));
+        let read_cache = match &options.read_cache {
+            Some(cache) if local_root.is_none() && cache.capacity > 0 => Some(Arc::new(
+                ReadCache::new(Arc::clone(&object_store), cache).map_err(io_err(&cache.dir))?,
+            )),
+            _ => None,
+        };
+        let object_store = match &read_cache {
+            Some(cache) => Arc::new(CachedStore(Arc::clone(cache))) as Arc<dyn ObjectStore>,
+            None => object_store,
+        };
         let wal_options = options.wal.filter(|_| options.writes);
         let writes = options.writes;
         let mut store = Self {
@@ -348,6 +367,7 @@ impl Store {
             clock,
             wal: None,
             object_store,
+            read_cache,
             url,
             local_root,
             view: RwLock::new(()),
@@ -570,6 +590,11 @@ impl Store {
     /// The memory buffer.
     pub fn buffer(&self) -> &Buffer {
         &self.buffer
+    }
+
+    /// The local copies of files read from the bucket, if kept.
+    pub fn read_cache(&self) -> Option<&ReadCache> {
+        self.read_cache.as_deref()
     }
 
     /// Counters of background work.

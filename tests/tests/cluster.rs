@@ -296,6 +296,18 @@ fn a_cluster_returns_every_acknowledged_item_once_through_crashes_flushes_and_co
     );
     exactly_once(&querier, "spans", &spans, "after compaction");
     exactly_once(&querier, "logs", &logs, "after compaction");
+    // The querier read files it had read before from its local copies.
+    let (_, metrics) = http_request(querier.addr("http"), "GET", "/metrics", &[], b"");
+    let sample = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} on /metrics:\n{metrics}"))
+    };
+    assert!(
+        sample("smolder_read_cache_hits_total") > 0.0 && sample("smolder_read_cache_bytes") > 0.0,
+        "the querier's read cache is used:\n{metrics}"
+    );
     assert_eq!(
         scalar(
             &querier,
