@@ -111,6 +111,11 @@ smolder_common::config_section! {
         /// second compactor takes over this long after the first stops.
         #[serde(with = "humantime_serde")]
         pub lease_ttl: Duration = Duration::from_secs(15),
+        /// How often an evaluator on a bucket copies its SLO and alerting
+        /// databases to it (state/), from where an evaluator starting on an
+        /// empty data directory takes them; also at a clean stop.
+        #[serde(with = "humantime_serde")]
+        pub state_interval: Duration = Duration::from_secs(60),
     }
     validate(self, problems) {
         problems.check(!self.roles.is_empty(), "roles", "must name at least one role");
@@ -151,6 +156,11 @@ smolder_common::config_section! {
             !self.ingester_timeout.is_zero(),
             "ingester_timeout",
             "must be positive",
+        );
+        problems.check(
+            self.state_interval >= Duration::from_secs(1),
+            "state_interval",
+            "must be at least 1s",
         );
     }
 }

@@ -22,6 +22,7 @@ mod serve;
 mod silence_cli;
 mod slo_bench;
 mod slo_cli;
+mod state;
 mod supervise;
 mod tls;
 

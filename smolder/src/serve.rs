@@ -34,6 +34,7 @@ use crate::browser::BrowserPolicy;
 use crate::components::{Components, Drain, Stop, stopped};
 use crate::config::{Config, Layers};
 use crate::http_layer::Guards;
+use crate::state::StateCopies;
 use crate::{http_layer, listen, ops, supervise};
 
 /// Bytes of an API request body (SQL, an SLO's YAML, a silence).
@@ -214,6 +215,20 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
     }));
     let listener_metrics = listen::ListenerMetrics::new(&mut registry);
     let panics = supervise::Panics::register(&mut registry);
+    let state = roles
+        .has(Role::Evaluate)
+        .then(|| store.bucket())
+        .flatten()
+        .map(|bucket| Arc::new(StateCopies::new(bucket, &config.data_dir)));
+    if let Some(state) = &state {
+        let restored = state
+            .restore()
+            .await
+            .context("taking the evaluator's databases from the bucket (state/)")?;
+        if !restored.is_empty() {
+            tracing::info!(databases = ?restored, "A new data directory: took the evaluator's databases from the bucket.");
+        }
+    }
     let slo_engines = start_slo_engines(config, &engine, &mut registry).await?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let own_url = own_url(scheme, addrs.http);
@@ -301,6 +316,21 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
         let ingest = roles.has(Role::Ingest);
         move |stop| maintain_storage(store, lease, ingest, panics, stop)
     });
+    // Started before the SLO ticks and alerting, so stopped after them: the
+    // last copy has their last changes.
+    if let Some(state) = state {
+        let (interval, panics) = (roles.state_interval, Arc::clone(&panics));
+        components.start("state", Drain::Complete, move |stop| async move {
+            let copy = async || {
+                if let Err(e) = state.copy().await {
+                    tracing::warn!(error = %format!("{e:#}"), "Copying the evaluator's databases to the bucket failed; retrying.");
+                }
+            };
+            supervise::periodically("state", interval, stopped(stop), &panics, copy).await;
+            copy().await;
+            Ok(())
+        });
+    }
     if roles.has(Role::Evaluate) {
         components.start("slo_tick", Drain::Grace, {
         let (alerting, panics, query) = (

@@ -416,11 +416,14 @@ impl Store {
     /// The lease `name` among the processes that share this store, sought
     /// under this writer's id (always held on a local directory).
     pub fn lease(&self, name: &str, ttl: Duration) -> crate::Lease {
-        let shared = self
-            .local_root
+        crate::Lease::new(self.bucket(), name, &self.writer, ttl)
+    }
+
+    /// The bucket the files are in; `None` for a local directory.
+    pub fn bucket(&self) -> Option<Arc<dyn ObjectStore>> {
+        self.local_root
             .is_none()
-            .then(|| Arc::clone(&self.object_store));
-        crate::Lease::new(shared, name, &self.writer, ttl)
+            .then(|| Arc::clone(&self.object_store))
     }
 
     /// This process's writer id.

@@ -4,10 +4,10 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use crate::s3::S3Server;
-use crate::{listening, smolder_bin};
+use crate::{listening, serve_command};
 
 /// One `smolder serve --roles …` process, killed when dropped.
 pub struct Node {
@@ -129,18 +129,9 @@ fn spawn(
     env: &[(String, String)],
     expected: &[&str],
 ) -> (Child, HashMap<String, SocketAddr>) {
-    let mut child = Command::new("setpriv")
-        .args(["--pdeathsig", "KILL", "--"])
-        .arg(smolder_bin())
-        .arg("serve")
+    let mut child = serve_command()
         .args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
         .spawn()
         .expect("spawning smolder serve");
     let addrs = listening(&mut child, expected);

@@ -270,6 +270,25 @@ impl Server {
     }
 }
 
+/// `smolder serve` as the tests start it: it dies with the thread that
+/// started it even when the test process is killed (a timeout, ^C) and
+/// cannot run its destructors; `RUST_LOG` passes on (default `warn`); its
+/// stdout is piped for [`listening`].
+pub fn serve_command() -> Command {
+    let mut command = Command::new("setpriv");
+    command
+        .args(["--pdeathsig", "KILL", "--"])
+        .arg(smolder_bin())
+        .arg("serve")
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    command
+}
+
 /// Spawns `smolder serve` and reads the gRPC, OTLP/HTTP and API addresses it
 /// prints.
 fn spawn(
@@ -288,12 +307,7 @@ fn spawn(
         },
         |a| a.map(|a| a.to_string()),
     );
-    // The server dies with the thread that started it even when the test
-    // process is killed (a timeout, ^C) and cannot run its destructors.
-    let mut child = Command::new("setpriv")
-        .args(["--pdeathsig", "KILL", "--"])
-        .arg(smolder_bin())
-        .arg("serve")
+    let mut child = serve_command()
         .args(["--otlp-grpc-addr", &grpc])
         .args(["--otlp-http-addr", &otlp_http])
         .args(["--http-addr", &http])
@@ -307,12 +321,6 @@ fn spawn(
         .env("SMOLDER_RETENTION_LOGS", "36500d")
         .env("SMOLDER_RETENTION_METRICS", "36500d")
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
         .spawn()
         .expect("spawning smolder serve");
     let found = listening(&mut child, &["otlp_grpc", "otlp_http", "http"]);

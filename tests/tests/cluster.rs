@@ -370,3 +370,51 @@ fn a_cluster_returns_every_acknowledged_item_once_through_crashes_flushes_and_co
     exactly_once(&querier, "spans", &spans, "after the last restart");
     drop(b);
 }
+
+#[test]
+fn an_evaluator_on_a_new_machine_takes_the_slos_and_silences_of_the_lost_one_from_the_bucket() {
+    let s3 = S3Server::start();
+    let mut lost = Node::start(&s3, "e", "evaluate", &["--state-interval", "1s"]);
+    let (status, answer) = http_request(
+        lost.addr("http"),
+        "PUT",
+        "/api/v1/slos/all-spans",
+        &[("content-type", "application/yaml")],
+        SLO.as_bytes(),
+    );
+    assert!(status == 200 || status == 201, "{status} {answer}");
+    let silence = json!({
+        "matchers": ["slo=\"all-spans\""],
+        "duration": "2h",
+        "created_by": "sre",
+        "comment": "planned database failover",
+    });
+    let (status, answer) = http_post(
+        lost.addr("http"),
+        "/api/v1/silences",
+        "application/json",
+        silence.to_string().as_bytes(),
+    );
+    assert!(status == 200 || status == 201, "{status} {answer}");
+    // s3s-fs keeps each object as a file at its key: wait for the copies
+    // that hold both.
+    let holds = |key: &str, text: &str| {
+        std::fs::read(s3.bucket_dir().join(key))
+            .is_ok_and(|bytes| bytes.windows(text.len()).any(|w| w == text.as_bytes()))
+    };
+    wait_until(
+        "the evaluator copies its databases to the bucket",
+        Duration::from_secs(30),
+        || holds("e/state/slo.db", "all-spans") && holds("e/state/alerts.db", "database failover"),
+    );
+    lost.kill();
+
+    // A new machine: an empty data directory.
+    let new = Node::start(&s3, "e", "evaluate", &[]);
+    let (status, answer) =
+        http_request(new.addr("http"), "GET", "/api/v1/slos/all-spans", &[], b"");
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = http_request(new.addr("http"), "GET", "/api/v1/silences", &[], b"");
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("planned database failover"), "{answer}");
+}

@@ -448,3 +448,59 @@ fn plain_http_sent_to_a_tls_port_is_told_to_use_https() {
         .unwrap();
     assert_eq!(ok.status(), 200);
 }
+
+/// A SQL query over plain HTTP to `node`: the whole answer.
+fn node_sql(node: &smolder_tests::cluster::Node, sql: &str) -> Value {
+    let (status, text) = smolder_tests::http_post(
+        node.addr("http"),
+        "/api/v1/sql",
+        "application/json",
+        json!({ "sql": sql }).to_string().as_bytes(),
+    );
+    assert_eq!(status, 200, "{sql}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn a_querier_reads_an_ingesters_buffer_over_tls_when_it_trusts_the_ingesters_ca() {
+    let pki = Pki::with_server_and_client("cluster");
+    let s3 = smolder_tests::s3::S3Server::start();
+    // Nothing is flushed during the test: the querier can only find the
+    // spans in the ingester's buffer, over Arrow Flight.
+    let mut flags = pki.serve_flags(false);
+    flags.extend(["--flush-interval".into(), "1h".into()]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let ingester = smolder_tests::cluster::Node::start(&s3, "tls", "ingest", &flags);
+    let flight = ingester.addr("flight").to_string();
+    let trusting = smolder_tests::cluster::Node::start(
+        &s3,
+        "tls",
+        "query",
+        &["--ingesters", &flight, "--ingester-ca", &pki.file("ca.pem")],
+    );
+    let plain = smolder_tests::cluster::Node::start(&s3, "tls", "query", &["--ingesters", &flight]);
+
+    let ca = [("OTEL_EXPORTER_OTLP_CERTIFICATE", pki.file("ca.pem"))];
+    assert!(python_export(
+        &format!("https://{}", ingester.addr("otlp_grpc")),
+        "grpc",
+        "tls-cluster",
+        &ca
+    ));
+    let count = "SELECT count(*) FROM spans WHERE service_name = 'pysdk-tls-cluster'";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = node_sql(&trusting, count);
+        assert!(answer.get("warnings").is_none(), "{answer}");
+        if answer["rows"][0][0] == json!(2) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{answer}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A querier that speaks plain HTTP/2 to the TLS listener gets nothing
+    // from it, answers with what the bucket holds, and names the ingester.
+    let answer = node_sql(&plain, count);
+    assert_eq!(answer["rows"][0][0], json!(0), "{answer}");
+    assert!(answer["warnings"].to_string().contains(&flight), "{answer}");
+}
