@@ -91,6 +91,73 @@ def metric(http, name):
         return total
 
 
+def load_history(bin_path, data_dir, spans):
+    """Loads a day of history (`spans` spans, a quarter as many log records,
+    a twentieth as many metric points) into a server on `data_dir`, stops it
+    (the shutdown flushes), starts it again and waits for compaction to
+    settle. Returns the running server, its HTTP address, loadgen's reports
+    and the load's seconds."""
+    batch = 512
+    span_requests = max(1, spans // batch)
+    log_requests = max(1, span_requests // 4)
+    metric_requests = max(1, span_requests // 20)
+    proc, addrs = start_server(bin_path, data_dir, *SERVER_FLAGS)
+    grpc = "http://" + addrs["otlp_grpc"]
+    t0 = time.time()
+    loaded = {
+        "spans": loadgen(bin_path, grpc, "traces", span_requests, batch),
+        "logs": loadgen(bin_path, grpc, "logs", log_requests, batch),
+        "metrics": loadgen(bin_path, grpc, "metrics", metric_requests, batch),
+    }
+    load_seconds = time.time() - t0
+    stop(proc)
+
+    proc, addrs = start_server(bin_path, data_dir, *SERVER_FLAGS)
+    http = addrs["http"]
+    # Let compaction merge the flushed files (hours over 10 minutes ago).
+    deadline = time.time() + 900
+    previous = -1
+    while time.time() < deadline:
+        files = metric(http, "smolder_storage_files{")
+        if files == previous:
+            break
+        previous = files
+        time.sleep(20)
+    return proc, http, loaded, load_seconds
+
+
+def typical_queries(http):
+    """The five typical queries, as templates over {spans} and {logs}, with
+    a trace id (and a trace with logs) taken from the server at `http`."""
+    trace_id = sql(http, "SELECT trace_id FROM spans WHERE status_code = 'ERROR' "
+                         "AND start_time < now() - INTERVAL '3 hours' LIMIT 1")["rows"][0][0]
+    # Loadgen generates logs apart from spans: take a trace that has logs.
+    log_trace_id = sql(http, "SELECT trace_id FROM logs WHERE severity_text = 'ERROR' "
+                             "AND time < now() - INTERVAL '3 hours' LIMIT 1")["rows"][0][0]
+    hour_start = "now() - INTERVAL '6 hours'"
+    hour_end = "now() - INTERVAL '5 hours'"
+    queries = {
+        "errors per service per minute, one day":
+            "SELECT service_name, date_trunc('minute', start_time) AS minute, "
+            "count(*) FILTER (WHERE status_code = 'ERROR') AS errors, count(*) AS spans "
+            "FROM {spans} WHERE start_time > now() - INTERVAL '1 day' GROUP BY 1, 2 ORDER BY 2, 1",
+        "p99 duration by route, one hour":
+            "SELECT service_name, http_route, percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ns) "
+            f"FROM {{spans}} WHERE start_time >= {hour_start} AND start_time < {hour_end} "
+            "GROUP BY 1, 2 ORDER BY 3 DESC",
+        "one trace by id":
+            f"SELECT * FROM {{spans}} WHERE trace_id = '{trace_id}' ORDER BY start_time",
+        "logs of one trace":
+            f"SELECT time, service_name, severity_text, body FROM {{logs}} WHERE trace_id = '{log_trace_id}' "
+            "ORDER BY time",
+        "top 10 slowest routes, one day":
+            "SELECT service_name, http_route, avg(duration_ns) AS mean_ns, count(*) AS n FROM {spans} "
+            "WHERE start_time > now() - INTERVAL '1 day' AND kind = 'SERVER' "
+            "GROUP BY 1, 2 ORDER BY mean_ns DESC LIMIT 10",
+    }
+    return queries
+
+
 def timed(fn, runs):
     fn()  # warm-up
     times = []
@@ -112,64 +179,13 @@ def main():
     import duckdb
 
     bin_path = binary()
-    batch = 512
-    span_requests = max(1, args.spans // batch)
-    log_requests = max(1, span_requests // 4)
-    metric_requests = max(1, span_requests // 20)
     if args.keep:
         shutil.rmtree(args.keep, ignore_errors=True)
         Path(args.keep).mkdir(parents=True)
     with (contextlib.nullcontext(args.keep) if args.keep
           else tempfile.TemporaryDirectory(prefix="smolder-qbench-")) as data_dir:
-        proc, addrs = start_server(bin_path, data_dir, *SERVER_FLAGS)
-        grpc = "http://" + addrs["otlp_grpc"]
-        t0 = time.time()
-        loaded = {
-            "spans": loadgen(bin_path, grpc, "traces", span_requests, batch),
-            "logs": loadgen(bin_path, grpc, "logs", log_requests, batch),
-            "metrics": loadgen(bin_path, grpc, "metrics", metric_requests, batch),
-        }
-        load_seconds = time.time() - t0
-        stop(proc)
-
-        proc, addrs = start_server(bin_path, data_dir, *SERVER_FLAGS)
-        http = addrs["http"]
-        # Let compaction merge the flushed files (hours over 10 minutes ago).
-        deadline = time.time() + 900
-        previous = -1
-        while time.time() < deadline:
-            files = metric(http, "smolder_storage_files{")
-            if files == previous:
-                break
-            previous = files
-            time.sleep(20)
-
-        trace_id = sql(http, "SELECT trace_id FROM spans WHERE status_code = 'ERROR' "
-                             "AND start_time < now() - INTERVAL '3 hours' LIMIT 1")["rows"][0][0]
-        # Loadgen generates logs apart from spans: take a trace that has logs.
-        log_trace_id = sql(http, "SELECT trace_id FROM logs WHERE severity_text = 'ERROR' "
-                                 "AND time < now() - INTERVAL '3 hours' LIMIT 1")["rows"][0][0]
-        hour_start = "now() - INTERVAL '6 hours'"
-        hour_end = "now() - INTERVAL '5 hours'"
-        queries = {
-            "errors per service per minute, one day":
-                "SELECT service_name, date_trunc('minute', start_time) AS minute, "
-                "count(*) FILTER (WHERE status_code = 'ERROR') AS errors, count(*) AS spans "
-                "FROM {spans} WHERE start_time > now() - INTERVAL '1 day' GROUP BY 1, 2 ORDER BY 2, 1",
-            "p99 duration by route, one hour":
-                "SELECT service_name, http_route, percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ns) "
-                f"FROM {{spans}} WHERE start_time >= {hour_start} AND start_time < {hour_end} "
-                "GROUP BY 1, 2 ORDER BY 3 DESC",
-            "one trace by id":
-                f"SELECT * FROM {{spans}} WHERE trace_id = '{trace_id}' ORDER BY start_time",
-            "logs of one trace":
-                f"SELECT time, service_name, severity_text, body FROM {{logs}} WHERE trace_id = '{log_trace_id}' "
-                "ORDER BY time",
-            "top 10 slowest routes, one day":
-                "SELECT service_name, http_route, avg(duration_ns) AS mean_ns, count(*) AS n FROM {spans} "
-                "WHERE start_time > now() - INTERVAL '1 day' AND kind = 'SERVER' "
-                "GROUP BY 1, 2 ORDER BY mean_ns DESC LIMIT 10",
-        }
+        proc, http, loaded, load_seconds = load_history(bin_path, data_dir, args.spans)
+        queries = typical_queries(http)
         duck = duckdb.connect()
         duck.execute("SET TimeZone = 'UTC'")
         root = Path(data_dir) / "parquet"
