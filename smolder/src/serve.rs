@@ -106,6 +106,10 @@ impl Listeners {
     }
 }
 
+/// How often a process on a bucket exchanges tokens with the others
+/// (`auth::shared`).
+const TOKEN_SYNC_EVERY: Duration = Duration::from_secs(2);
+
 /// Binds the listeners, prints `listening <name>=<addr>` for each on stdout, and
 /// starts serving.
 pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Running> {
@@ -396,6 +400,20 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
             Ok(())
         }
     });
+    if let Some(bucket) = store.bucket() {
+        let shared = crate::auth::shared::SharedTokens::new(bucket, Arc::clone(auth.store()));
+        let panics = Arc::clone(&panics);
+        components.start("shared_tokens", Drain::Grace, move |stop| async move {
+            // Tokens made or revoked on any process of the bucket.
+            supervise::periodically("shared_tokens", TOKEN_SYNC_EVERY, stopped(stop), &panics, || async {
+                if let Err(e) = shared.sync().await {
+                    tracing::warn!(error = %format!("{e:#}"), "Sharing the tokens through the bucket failed; retrying.");
+                }
+            })
+            .await;
+            Ok(())
+        });
+    }
     if let Some(tls) = &tls {
         let tls = Arc::clone(tls);
         components.start("tls", Drain::Grace, |stop| async move {

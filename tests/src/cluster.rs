@@ -109,6 +109,11 @@ impl Node {
         self.child = child;
     }
 
+    /// The process's data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._data.path()
+    }
+
     /// The process's writer id (`<data-dir>/writer-id`).
     pub fn writer_id(&self) -> String {
         std::fs::read_to_string(self._data.path().join("writer-id"))

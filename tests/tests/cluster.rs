@@ -418,3 +418,88 @@ fn an_evaluator_on_a_new_machine_takes_the_slos_and_silences_of_the_lost_one_fro
     assert_eq!(status, 200, "{answer}");
     assert!(answer.contains("planned database failover"), "{answer}");
 }
+
+/// `smolder token …` on a process's data directory; the last line printed.
+fn token_cli(node: &Node, args: &[&str]) -> String {
+    let out = Command::new(smolder_tests::smolder_bin())
+        .arg("token")
+        .args(args)
+        .arg("--data-dir")
+        .arg(node.data_dir())
+        .output()
+        .expect("running smolder token");
+    assert!(
+        out.status.success(),
+        "smolder token {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    stdout.lines().last().unwrap_or_default().trim().to_string()
+}
+
+#[test]
+fn a_token_made_on_one_process_works_on_every_process_of_the_bucket_until_revoked_on_any() {
+    let s3 = S3Server::start();
+    let auth = ["--auth", "required"];
+    let ingester = Node::start(&s3, "t", "ingest", &auth);
+    let querier = Node::start(
+        &s3,
+        "t",
+        "query",
+        &[
+            "--auth",
+            "required",
+            "--ingesters",
+            &ingester.addr("flight").to_string(),
+        ],
+    );
+    // Made beside the querier; the exporter sends to the ingester with it.
+    let token = token_cli(&querier, &["create", "--scope", "ingest,read"]);
+    let id = token
+        .split('_')
+        .nth(1)
+        .expect("smd_<id>_<secret>")
+        .to_string();
+    let export = |node: &Node| {
+        http_request(
+            node.addr("otlp_http"),
+            "POST",
+            "/v1/traces",
+            &[
+                ("content-type", "application/json"),
+                ("authorization", &format!("Bearer {token}")),
+            ],
+            b"{\"resourceSpans\":[]}",
+        )
+        .0
+    };
+    let query = |node: &Node| {
+        http_request(
+            node.addr("http"),
+            "POST",
+            "/api/v1/sql",
+            &[
+                ("content-type", "application/json"),
+                ("authorization", &format!("Bearer {token}")),
+            ],
+            b"{\"sql\":\"SELECT count(*) FROM spans\"}",
+        )
+        .0
+    };
+    assert_eq!(export(&ingester), 401, "unknown to the ingester at first");
+    wait_until(
+        "the ingester takes the querier's token from the bucket",
+        Duration::from_secs(20),
+        || export(&ingester) == 200,
+    );
+    assert_eq!(query(&querier), 200);
+
+    // Revoked beside the ingester: the querier refuses it too.
+    token_cli(&ingester, &["revoke", &id]);
+    wait_until(
+        "the querier learns of the revocation",
+        Duration::from_secs(20),
+        || query(&querier) == 401,
+    );
+    assert_eq!(export(&ingester), 401);
+}

@@ -25,6 +25,7 @@ pub(crate) mod api;
 pub(crate) mod cli;
 pub(crate) mod oidc;
 pub(crate) mod session;
+pub(crate) mod shared;
 pub(crate) mod signin;
 mod tokens;
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use rusqlite::{Connection, OptionalExtension as _, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use smolder_common::Tenant;
 use smolder_common::sync::{lock, read, write};
@@ -150,6 +150,19 @@ impl Rejected {
 }
 
 /// The table and an in-memory copy of it.
+/// A token as processes sharing a bucket exchange it: the stored row, with
+/// the secret's SHA-256 in hex (the secret itself exists nowhere).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TokenRow {
+    pub(crate) id: String,
+    pub(crate) hash: String,
+    pub(crate) tenant: String,
+    pub(crate) scopes: String,
+    pub(crate) created_at: i64,
+    pub(crate) expires_at: Option<i64>,
+    pub(crate) revoked_at: Option<i64>,
+}
+
 pub(crate) struct TokenStore {
     conn: Mutex<Connection>,
     cache: RwLock<Arc<ById>>,
@@ -309,6 +322,68 @@ impl TokenStore {
     }
 
     /// Whether a token with this id exists (for the API's 404).
+    /// Every token's row (the secret's hash, never the secret), by id.
+    pub(crate) fn rows(&self) -> anyhow::Result<Vec<TokenRow>> {
+        let conn = lock(&self.conn);
+        let mut stmt = conn.prepare(
+            "SELECT id, hash, tenant, scopes, created_at, expires_at, revoked_at FROM tokens ORDER BY id",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(TokenRow {
+                    id: r.get(0)?,
+                    hash: hex::encode(r.get::<_, Vec<u8>>(1)?),
+                    tenant: r.get(2)?,
+                    scopes: r.get(3)?,
+                    created_at: r.get(4)?,
+                    expires_at: r.get(5)?,
+                    revoked_at: r.get(6)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Takes in the tokens of `rows` this store lacks and their
+    /// revocations (a revoked token stays revoked); rows that do not read
+    /// as tokens are skipped. Returns whether anything changed.
+    pub(crate) fn merge(&self, rows: &[TokenRow]) -> anyhow::Result<bool> {
+        let mut changed = 0;
+        {
+            let mut conn = lock(&self.conn);
+            let tx = conn.transaction()?;
+            for row in rows {
+                let hash = match hex::decode(&row.hash) {
+                    Ok(hash) if hash.len() == 32 => hash,
+                    _ => {
+                        tracing::warn!(token = %row.id, "Ignoring a shared token without a SHA-256 hash.");
+                        continue;
+                    }
+                };
+                if Tenant::parse(&row.tenant).is_err() || parse_scopes(&row.scopes).is_err() {
+                    tracing::warn!(token = %row.id, "Ignoring a shared token with an unreadable tenant or scopes.");
+                    continue;
+                }
+                changed += tx.execute(
+                    "INSERT OR IGNORE INTO tokens (id, hash, tenant, scopes, created_at, expires_at, revoked_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![row.id, hash, row.tenant, row.scopes, row.created_at, row.expires_at, row.revoked_at],
+                )?;
+                if let Some(at) = row.revoked_at {
+                    changed += tx.execute(
+                        "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                        params![row.id, at],
+                    )?;
+                }
+            }
+            tx.commit()?;
+        }
+        if changed > 0 {
+            self.refresh()?;
+        }
+        Ok(changed > 0)
+    }
+
     pub(crate) fn exists(&self, id: &str) -> anyhow::Result<bool> {
         Ok(lock(&self.conn)
             .query_row("SELECT 1 FROM tokens WHERE id = ?1", [id], |_| Ok(()))
