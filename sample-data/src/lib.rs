@@ -182,8 +182,8 @@ impl Generator {
         self.metrics.export(self.clock_ns, &mut self.rng)
     }
 
-    /// Metric exports 10 s apart, with 20 simulated requests between two
-    /// exports (so request histograms and counters have series), concatenated
+    /// Metric exports 10 s apart, each after 20 simulated requests (so
+    /// request histograms and counters have series), concatenated
     /// until they hold at least `points` data points (for load generation and
     /// benchmarks).
     pub fn metric_points(&mut self, points: usize) -> ExportMetricsServiceRequest {
@@ -203,8 +203,11 @@ impl Generator {
                 })
                 .sum()
         };
-        let mut request = self.metrics();
-        while count(&request) < points {
+        let mut request = ExportMetricsServiceRequest::default();
+        // Each export follows its own 10 s of requests, so two calls never
+        // send the same instant's points (a sender would see one request's
+        // points again in the next).
+        while request.resource_metrics.is_empty() || count(&request) < points {
             // Only the metrics matter here; the spans and logs are dropped.
             let _ = self.requests(20, 10_000_000_000);
             request
@@ -242,6 +245,30 @@ mod tests {
     use super::*;
 
     const T0: u64 = 1_700_000_000_000_000_000;
+
+    #[test]
+    fn consecutive_batches_of_metric_points_never_repeat_an_instant() {
+        use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+        let mut g = Generator::new(3, T0);
+        let times = |r: &ExportMetricsServiceRequest| -> std::collections::BTreeSet<u64> {
+            r.resource_metrics
+                .iter()
+                .flat_map(|r| &r.scope_metrics)
+                .flat_map(|s| &s.metrics)
+                .flat_map(|m| match &m.data {
+                    Some(Data::Sum(s)) => s.data_points.iter().map(|p| p.time_unix_nano).collect(),
+                    Some(Data::Gauge(g)) => {
+                        g.data_points.iter().map(|p| p.time_unix_nano).collect()
+                    }
+                    _ => Vec::new(),
+                })
+                .collect()
+        };
+        let first = times(&g.metric_points(50));
+        let second = times(&g.metric_points(50));
+        assert!(!first.is_empty() && !second.is_empty());
+        assert!(first.is_disjoint(&second), "{first:?} {second:?}");
+    }
 
     #[test]
     fn same_seed_same_telemetry() {

@@ -66,10 +66,12 @@ pub(crate) struct LoadgenArgs {
     #[arg(long)]
     pub(crate) json: bool,
     /// Append the ids of the items of every fully acknowledged request to
-    /// this file, one per line (span ids for traces, the span id of each log
-    /// record for logs; metrics points have no id and are not listed), so a
-    /// test can check each acknowledged item is stored. Make --pool at least
-    /// --requests so that no body is sent twice.
+    /// this file, one per line (span ids in hex for traces, the span id of
+    /// each log record for logs; for metrics, which have no id,
+    /// `service|metric|time in ns` of each point, shared by the points of one
+    /// series set at one instant), so a test can check each acknowledged item
+    /// is stored. Make --pool at least --requests so that no body is sent
+    /// twice.
     #[arg(long, value_name = "FILE")]
     pub(crate) ack_log: Option<std::path::PathBuf>,
     /// Generate every request afresh (unique ids) instead of cycling through
@@ -175,7 +177,47 @@ fn item_ids(request: &ExportRequest) -> String {
             .flat_map(|r| &r.scope_logs)
             .flat_map(|s| &s.log_records)
             .for_each(|log| push(&log.span_id)),
-        ExportRequest::Metrics(_) => {}
+        ExportRequest::Metrics(r) => {
+            use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+            for resource in &r.resource_metrics {
+                let service = resource
+                    .resource
+                    .iter()
+                    .flat_map(|r| &r.attributes)
+                    .find(|kv| kv.key == "service.name")
+                    .and_then(|kv| kv.value.as_ref()?.value.as_ref())
+                    .map(|v| match v {
+                        opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                            s,
+                        ) => s.as_str(),
+                        _ => "",
+                    })
+                    .unwrap_or_default();
+                for metric in resource.scope_metrics.iter().flat_map(|s| &s.metrics) {
+                    let times: Vec<u64> = match &metric.data {
+                        Some(Data::Gauge(g)) => {
+                            g.data_points.iter().map(|p| p.time_unix_nano).collect()
+                        }
+                        Some(Data::Sum(s)) => {
+                            s.data_points.iter().map(|p| p.time_unix_nano).collect()
+                        }
+                        Some(Data::Histogram(h)) => {
+                            h.data_points.iter().map(|p| p.time_unix_nano).collect()
+                        }
+                        Some(Data::ExponentialHistogram(h)) => {
+                            h.data_points.iter().map(|p| p.time_unix_nano).collect()
+                        }
+                        Some(Data::Summary(s)) => {
+                            s.data_points.iter().map(|p| p.time_unix_nano).collect()
+                        }
+                        None => Vec::new(),
+                    };
+                    for time in times {
+                        out.push_str(&format!("{service}|{}|{time}\n", metric.name));
+                    }
+                }
+            }
+        }
     }
     out
 }

@@ -673,7 +673,9 @@ async fn maintain_storage(
     if let Some(lease) = &lease {
         lease.release().await;
     }
-    store.collect_garbage(true).await;
+    // In a bucket, files dropped just now may still be read by queriers
+    // with an older manifest: the sweep deletes those left.
+    store.collect_garbage(store.bucket().is_none()).await;
     Ok(())
 }
 

@@ -576,6 +576,7 @@ impl Store {
         let listed: HashSet<&str> = current.files.iter().map(|f| f.path.as_str()).collect();
         let alone = current.writers.keys().all(|w| *w == self.writer);
         let found: Vec<_> = self.object_store.list(None).try_collect().await?;
+        let mut unlisted = Vec::new();
         for meta in found {
             let path = meta.location.as_ref();
             let mine = match writer_of(path) {
@@ -583,10 +584,20 @@ impl Store {
                 None => alone,
             };
             if path.ends_with(".parquet") && mine && !listed.contains(path) {
-                tracing::info!(path = %meta.location, "Deleting a file no manifest lists (left by an interrupted flush or compaction).");
-                self.object_store.delete(&meta.location).await?;
+                if self.local_root.is_some() {
+                    tracing::info!(path = %meta.location, "Deleting a file no manifest lists (left by an interrupted flush or compaction).");
+                    self.object_store.delete(&meta.location).await?;
+                } else {
+                    // In a bucket the file may have been listed until just
+                    // now (compacted away while this writer was down), and
+                    // a querier may still plan to read it: it goes after
+                    // the deletion delay, as compaction's inputs do.
+                    tracing::info!(path = %meta.location, "A file no manifest lists (left by an interrupted flush, or compacted away) goes after the deletion delay.");
+                    unlisted.push(path.to_string());
+                }
             }
         }
+        self.drop_later(unlisted);
         Ok(())
     }
 
@@ -1609,7 +1620,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_writer_deletes_only_its_own_unlisted_files_at_start() {
+    async fn a_writer_deletes_only_its_own_unlisted_files_after_the_deletion_delay() {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::new(NOW));
         let bucket = Arc::new(datafusion::object_store::memory::InMemory::new());
@@ -1638,6 +1649,11 @@ mod tests {
             let path = ObjectPath::from(path.as_str());
             async move { bucket.head(&path).await.is_ok() }
         };
+        // A querier may still read a file compacted away while a was down:
+        // a's orphan goes after the deletion delay, not at once.
+        assert!(exists(&mine).await, "kept for the deletion delay");
+        // (zero in these tests)
+        a.collect_garbage(false).await;
         assert!(!exists(&mine).await, "a's orphan is deleted");
         assert!(exists(&theirs).await, "b's file is b's business");
     }
