@@ -21,6 +21,7 @@
 //! bytes.
 
 use std::fmt;
+use std::future::Future;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,8 +37,8 @@ use datafusion::object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
-use futures::StreamExt as _;
 use futures::stream::BoxStream;
+use futures::{StreamExt as _, TryStreamExt as _};
 use smolder_common::sync::lock;
 use tokio::io::AsyncWriteExt as _;
 
@@ -212,35 +213,69 @@ impl ReadCache {
         }
     }
 
-    /// Starts copying `path` in the background unless it is held, being
-    /// copied, or too large to be worth holding.
-    fn fill_later(self: &Arc<Self>, path: &ObjectPath, size: Option<u64>) {
-        if size.is_some_and(|size| size > self.capacity / 2) {
-            return;
-        }
+    /// Runs `work` on `path` in the background unless a copy of it is
+    /// being made already.
+    fn in_background<F, Fut>(self: &Arc<Self>, path: &ObjectPath, work: F)
+    where
+        F: FnOnce(Arc<Self>, ObjectPath) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
         if !lock(&self.filling).insert(path.clone()) {
             return;
         }
         let cache = Arc::clone(self);
         let path = path.clone();
         tokio::spawn(async move {
-            let _permit = cache.fills.acquire().await;
-            if !cache.holds(&path)
-                && let Err(e) = cache.fill(&path).await
-            {
+            if let Err(e) = work(Arc::clone(&cache), path.clone()).await {
                 tracing::debug!(%path, error = %e, "Copying a file into the read cache failed.");
             }
             lock(&cache.filling).remove(&path);
         });
     }
 
-    /// Copies the whole of `path` from the bucket.
-    async fn fill(&self, path: &ObjectPath) -> Result<()> {
-        let got = self.inner.get_opts(path, GetOptions::default()).await?;
-        if got.meta.size > self.capacity / 2 {
-            return Ok(());
+    /// Starts copying `path` in the background unless it is held, being
+    /// copied, or too large to be worth holding.
+    fn fill_later(self: &Arc<Self>, path: &ObjectPath, size: Option<u64>) {
+        if size.is_some_and(|size| size > self.capacity / 2) {
+            return;
         }
-        let mut stream = got.into_stream();
+        self.in_background(path, |cache, path| async move {
+            let _permit = cache.fills.acquire().await;
+            if cache.holds(&path) {
+                return Ok(());
+            }
+            let got = cache.inner.get_opts(&path, GetOptions::default()).await?;
+            let size = got.meta.size;
+            if size > cache.capacity / 2 {
+                return Ok(());
+            }
+            let chunks = got.into_stream().map_err(std::io::Error::other);
+            cache.copy_in(&path, chunks, size).await
+        });
+    }
+
+    /// Keeps a copy of what this process has just written to `path`.
+    fn keep_written(self: &Arc<Self>, path: &ObjectPath, payload: PutPayload) {
+        let size = payload.content_length() as u64;
+        if size > self.capacity / 2 {
+            return;
+        }
+        let chunks: Vec<Bytes> = payload.iter().cloned().collect();
+        self.in_background(path, move |cache, path| async move {
+            let chunks = futures::stream::iter(chunks.into_iter().map(Ok));
+            cache.copy_in(&path, chunks, size).await
+        });
+    }
+
+    /// Writes `chunks` (the whole file, `size` bytes) as the copy of `path`:
+    /// to a partial file first, renamed once complete, so a crash or a
+    /// short read never leaves a torn copy under the file's name.
+    async fn copy_in(
+        &self,
+        path: &ObjectPath,
+        mut chunks: impl futures::Stream<Item = std::io::Result<Bytes>> + Unpin,
+        size: u64,
+    ) -> Result<()> {
         let target = self.local_path(path);
         let partial = partial_path(&target);
         let written = async {
@@ -248,20 +283,24 @@ impl ReadCache {
                 tokio::fs::create_dir_all(parent).await?;
             }
             let mut file = tokio::fs::File::create(&partial).await?;
-            let mut size = 0u64;
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(std::io::Error::other)?;
-                size += chunk.len() as u64;
+            let mut written = 0u64;
+            while let Some(chunk) = chunks.next().await {
+                let chunk = chunk?;
+                written += chunk.len() as u64;
                 file.write_all(&chunk).await?;
             }
             file.flush().await?;
             drop(file);
-            tokio::fs::rename(&partial, &target).await?;
-            Ok::<_, std::io::Error>(size)
+            if written != size {
+                return Err(std::io::Error::other(format!(
+                    "{written} bytes of {size} arrived"
+                )));
+            }
+            tokio::fs::rename(&partial, &target).await
         }
         .await;
         match written {
-            Ok(size) => {
+            Ok(()) => {
                 self.stats.fills.fetch_add(1, Ordering::Relaxed);
                 self.admit(path.clone(), size);
                 Ok(())
@@ -271,44 +310,6 @@ impl ReadCache {
                 Err(local_error(&target, e))
             }
         }
-    }
-
-    /// Keeps a copy of what this process has just written to `path`.
-    fn keep_written(self: &Arc<Self>, path: &ObjectPath, payload: PutPayload) {
-        let size = payload.content_length() as u64;
-        if size > self.capacity / 2 || !lock(&self.filling).insert(path.clone()) {
-            return;
-        }
-        let cache = Arc::clone(self);
-        let path = path.clone();
-        tokio::spawn(async move {
-            let target = cache.local_path(&path);
-            let partial = partial_path(&target);
-            let written = async {
-                if let Some(parent) = target.parent() {
-                    tokio::fs::create_dir_all(parent).await?;
-                }
-                let mut file = tokio::fs::File::create(&partial).await?;
-                for chunk in payload.iter() {
-                    file.write_all(chunk).await?;
-                }
-                file.flush().await?;
-                drop(file);
-                tokio::fs::rename(&partial, &target).await
-            }
-            .await;
-            match written {
-                Ok(()) => {
-                    cache.stats.fills.fetch_add(1, Ordering::Relaxed);
-                    cache.admit(path.clone(), size);
-                }
-                Err(e) => {
-                    remove_file(&partial);
-                    tracing::debug!(%path, error = %e, "Keeping a written file in the read cache failed.");
-                }
-            }
-            lock(&cache.filling).remove(&path);
-        });
     }
 }
 
@@ -713,6 +714,18 @@ mod tests {
         range(&store, "big.parquet", 0..1).await;
         settled(&store).await;
         assert_eq!(store.0.files(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_copy_that_arrives_short_is_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = cached(&bucket(), dir.path(), 1 << 20);
+        let chunks = futures::stream::iter(vec![Ok(Bytes::from("abc"))]);
+        let path = ObjectPath::from("t/x.parquet");
+        assert!(store.0.copy_in(&path, chunks, 10).await.is_err());
+        assert_eq!(store.0.files(), 0);
+        assert!(!dir.path().join("t/x.parquet").exists());
+        assert!(!dir.path().join("t/x.parquet.partial").exists());
     }
 
     #[tokio::test]
