@@ -8,6 +8,11 @@
 //! * `GET /api/v1/slos/{id}` — one SLO with its definition and every group.
 //! * `GET /api/v1/slos/{id}/series?from=&to=&step=&group=` — SLI, budget
 //!   remaining and burn rates over a range, for charts (at most 2,000 points).
+//! * `GET /api/v1/slos/{id}/gate`, `GET /api/v1/services/{service}/gate` —
+//!   the deploy gate of the error-budget policy: 200 with the figures while
+//!   the budget allows changes, 423 while an SLO (any of the service's)
+//!   freezes them (an instance below its `smolder.dev/freeze-below`, or its
+//!   budget spent), 503 while an SLO's figures are not complete yet.
 //! * `PUT /api/v1/slos/{id}` — create or replace an SLO from OpenSLO or Sloth
 //!   YAML (JSON is YAML too); `DELETE /api/v1/slos/{id}` — delete it. SLOs of
 //!   the SLO directory are changed there instead (409).
@@ -45,6 +50,8 @@ pub fn router(engines: Arc<SloEngines>) -> Router {
         .route("/api/v1/slos", get(list))
         .route("/api/v1/slos/{id}", get(one).put(put).delete(delete))
         .route("/api/v1/slos/{id}/series", get(series))
+        .route("/api/v1/slos/{id}/gate", get(gate))
+        .route("/api/v1/services/{service}/gate", get(service_gate))
         .with_state(engines)
 }
 
@@ -223,6 +230,123 @@ async fn one(
     body["last_update_ms"] = json!(s.last_update_ms);
     body["evaluated_at"] = json!(rfc3339(snap.at_ns));
     Ok(Json(body).into_response())
+}
+
+/// Where an SLO's error-budget policy stands for changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Gate {
+    /// The budget allows changes.
+    Open,
+    /// The figures are not complete (history being rolled up, or the last
+    /// update failed): nothing can be said yet.
+    Unknown,
+    /// An instance is below the freeze level: changes wait.
+    Frozen,
+}
+
+impl Gate {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Unknown => "unknown",
+            Self::Frozen => "frozen",
+        }
+    }
+
+    fn status(self) -> StatusCode {
+        match self {
+            Self::Open => StatusCode::OK,
+            Self::Unknown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Frozen => StatusCode::LOCKED,
+        }
+    }
+}
+
+/// One SLO's gate and the figures behind it.
+fn slo_gate(s: &SloStatus, at_ns: i64) -> (Gate, Value) {
+    let d = &s.definition;
+    let frozen: Vec<&InstanceStatus> = s
+        .instances
+        .iter()
+        .filter(|i| {
+            let left = i.evaluation.error_budget_remaining;
+            left <= 0.0 || left < d.freeze_below
+        })
+        .collect();
+    let gate = if !frozen.is_empty() {
+        Gate::Frozen
+    } else if !s.backfill.done || s.error.is_some() {
+        Gate::Unknown
+    } else {
+        Gate::Open
+    };
+    let worst = s.instances.first().map(|i| &i.evaluation);
+    let reason = match gate {
+        Gate::Open => "the error budget allows changes".to_string(),
+        Gate::Frozen if d.freeze_below > 0.0 => format!(
+            "less than {}% of the error budget is left: changes are frozen",
+            d.freeze_below * 100.0
+        ),
+        Gate::Frozen => "the error budget is spent: changes are frozen".to_string(),
+        Gate::Unknown => match &s.error {
+            Some(e) => format!("the SLO's figures are stale (the last update failed: {e})"),
+            None => "the SLO's history is still being rolled up".to_string(),
+        },
+    };
+    let body = json!({
+        "slo": d.id,
+        "service": d.service,
+        "allowed": gate == Gate::Open,
+        "state": gate.name(),
+        "reason": reason,
+        "freeze_below": d.freeze_below,
+        "objective": d.objective,
+        "sli": worst.and_then(|e| e.sli),
+        "error_budget_remaining": worst.map(|e| e.error_budget_remaining),
+        "frozen_groups": frozen.iter().map(|i| crate::model::group_label(&i.group)).collect::<Vec<_>>(),
+        "evaluated_at": rfc3339(at_ns),
+    });
+    (gate, body)
+}
+
+async fn gate(
+    State(engines): State<Arc<SloEngines>>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let snap = snapshot_of(&engines, &tenant);
+    let Some(s) = snap.slos.iter().find(|s| s.definition.id == id) else {
+        return Err(no_slo(&id));
+    };
+    let (gate, body) = slo_gate(s, snap.at_ns);
+    Ok((gate.status(), Json(body)).into_response())
+}
+
+async fn service_gate(
+    State(engines): State<Arc<SloEngines>>,
+    tenant: Tenant,
+    Path(service): Path<String>,
+) -> Result<Response, ApiError> {
+    let snap = snapshot_of(&engines, &tenant);
+    let gates: Vec<(Gate, Value)> = snap
+        .slos
+        .iter()
+        .filter(|s| s.definition.service == service)
+        .map(|s| slo_gate(s, snap.at_ns))
+        .collect();
+    let Some(gate) = gates.iter().map(|(g, _)| *g).max() else {
+        return Err(ApiError::not_found(format!(
+            "no SLO of service {service:?}"
+        )));
+    };
+    let body = json!({
+        "service": service,
+        "allowed": gate == Gate::Open,
+        "state": gate.name(),
+        "slos": gates.into_iter().map(|(_, body)| body).collect::<Vec<_>>(),
+        "evaluated_at": rfc3339(snap.at_ns),
+    });
+    Ok((gate.status(), Json(body)).into_response())
 }
 
 /// What `PUT /api/v1/slos/{id}` reads: YAML (JSON is YAML too).

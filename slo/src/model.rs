@@ -44,6 +44,11 @@ pub struct SloDefinition {
     pub min_bad_events: f64,
     /// The multi-window burn-rate conditions.
     pub alert_windows: Vec<AlertWindow>,
+    /// Error-budget policy: changes are frozen — the deploy gate
+    /// (`GET /api/v1/slos/{id}/gate`) answers 423 — while an instance has
+    /// less than this fraction of its budget left; 0 freezes once the
+    /// budget is spent.
+    pub freeze_below: f64,
     /// Where the on-call finds what to do.
     pub runbook_url: Option<String>,
     /// OpenSLO labels and Sloth labels, passed on to alerts.

@@ -52,6 +52,11 @@ fn now_ns() -> i64 {
 
 /// `n` spans of service `shop` starting at `start`, the first `errors` failed.
 fn spans(n: usize, errors: usize, start: i64, seed: u64) -> Vec<u8> {
+    spans_of("shop", n, errors, start, seed)
+}
+
+/// `n` spans of `service` starting at `start`, the first `errors` failed.
+fn spans_of(service: &str, n: usize, errors: usize, start: i64, seed: u64) -> Vec<u8> {
     let spans = (0..n)
         .map(|i| {
             let id = seed * 10_000 + i as u64 + 1;
@@ -59,7 +64,7 @@ fn spans(n: usize, errors: usize, start: i64, seed: u64) -> Vec<u8> {
             smolder_sample_data::fixtures::server_span(id, start, 5_000_000, i < errors)
         })
         .collect();
-    smolder_sample_data::fixtures::service_spans("shop", spans)
+    smolder_sample_data::fixtures::service_spans(service, spans)
 }
 
 fn get(server: &Server, path: &str) -> (u16, Value) {
@@ -372,4 +377,72 @@ slos:
         assert!(Instant::now() < deadline, "shop-strict was not removed");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+#[test]
+fn the_deploy_gate_freezes_changes_while_a_budget_is_below_its_policy_level() {
+    let data = tempfile::tempdir().unwrap();
+    let slos = tempfile::tempdir().unwrap();
+    // shop freezes below half its budget; search only once it is spent.
+    let shop = SLO.replace(
+        "  name: shop-availability\n",
+        "  name: shop-availability\n  annotations:\n    smolder.dev/freeze-below: \"50%\"\n",
+    );
+    std::fs::write(slos.path().join("shop.yaml"), &shop).unwrap();
+    std::fs::write(
+        slos.path().join("search.yaml"),
+        SLO.replace("shop", "search"),
+    )
+    .unwrap();
+    let server = start(data.path(), slos.path());
+    let ago = now_ns() - 10 * 60 * 1_000_000_000;
+    // shop: 6 of 1,000 failed, 0.6 % against a 1 % budget: 40 % left.
+    send(&server, &spans(1000, 6, ago, 1));
+    send(&server, &spans_of("search", 100, 0, ago, 2));
+    for (id, total) in [
+        ("shop-availability", 1000.0),
+        ("search-availability", 100.0),
+    ] {
+        wait_for(&server, id, "the spans", |s| {
+            s["instances"][0]["period"]["total"] == total
+        });
+    }
+
+    let (status, gate) = get(&server, "/api/v1/slos/shop-availability/gate");
+    assert_eq!(status, 423, "{gate:#}");
+    assert_eq!(gate["state"], "frozen");
+    assert_eq!(gate["allowed"], false);
+    assert_eq!(gate["freeze_below"], 0.5);
+    let left = gate["error_budget_remaining"].as_f64().unwrap();
+    assert!((left - 0.4).abs() < 1e-9, "{gate:#}");
+    assert!(gate["reason"].as_str().unwrap().contains("50%"), "{gate:#}");
+
+    let (status, gate) = get(&server, "/api/v1/slos/search-availability/gate");
+    assert_eq!(status, 200, "{gate:#}");
+    assert_eq!(gate["allowed"], true);
+    assert_eq!(gate["error_budget_remaining"], 1.0);
+
+    let (status, gate) = get(&server, "/api/v1/services/shop/gate");
+    assert_eq!(status, 423, "{gate:#}");
+    assert_eq!(gate["slos"][0]["slo"], "shop-availability");
+    let (status, _) = get(&server, "/api/v1/services/search/gate");
+    assert_eq!(status, 200);
+    let (status, answer) = get(&server, "/api/v1/slos/nope/gate");
+    assert_eq!(status, 404, "{answer}");
+    let (status, answer) = get(&server, "/api/v1/services/nope/gate");
+    assert_eq!(status, 404, "{answer}");
+
+    // A level that is not a share of the budget is refused, and named.
+    let (status, answer) = server.put_slo(
+        "odd",
+        &SLO.replace(
+            "  name: shop-availability\n",
+            "  name: odd\n  annotations:\n    smolder.dev/freeze-below: \"150%\"\n",
+        ),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer.to_string().contains("smolder.dev/freeze-below"),
+        "{answer}"
+    );
 }

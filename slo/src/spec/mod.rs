@@ -292,6 +292,16 @@ pub(crate) fn percent(p: f64) -> f64 {
     (p / 100.0 * 1e12).round() / 1e12
 }
 
+/// A share written `25%` or `0.25`; `None` when it is neither.
+pub(crate) fn fraction(text: &str) -> Option<f64> {
+    let text = text.trim();
+    let value = match text.strip_suffix('%') {
+        Some(p) => percent(p.trim().parse::<f64>().ok()?),
+        None => text.parse::<f64>().ok()?,
+    };
+    value.is_finite().then_some(value)
+}
+
 /// Parses OpenSLO durations: a count and a unit among `s m h d w` (and `M Q
 /// Y` for calendar windows, returned as [`CalendarSpan`]).
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -342,6 +352,15 @@ pub(crate) fn parse_span(s: &str) -> Result<Span, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shares_are_written_as_percentages_or_fractions() {
+        assert_eq!(fraction("25%"), Some(0.25));
+        assert_eq!(fraction(" 12.5 % "), Some(0.125));
+        assert_eq!(fraction("0.3"), Some(0.3));
+        assert_eq!(fraction("half"), None);
+        assert_eq!(fraction("NaN"), None);
+    }
 
     #[test]
     fn durations() {

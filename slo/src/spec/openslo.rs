@@ -39,6 +39,9 @@ pub const MIN_EVENTS: &str = "smolder.dev/min-events";
 pub const MIN_BAD_EVENTS: &str = "smolder.dev/min-bad-events";
 /// Annotation: the runbook of the SLO, linked from its alerts.
 pub const RUNBOOK_URL: &str = "smolder.dev/runbook-url";
+/// Annotation: the error-budget policy's freeze level (`25%` or `0.25`:
+/// changes are frozen while less than that much budget is left).
+pub const FREEZE_BELOW: &str = "smolder.dev/freeze-below";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -400,6 +403,19 @@ fn build_slo(
     };
     let min_events = events_annotation(MIN_EVENTS, defaults.min_events);
     let min_bad_events = events_annotation(MIN_BAD_EVENTS, defaults.min_bad_events);
+    let freeze_below = match annotations.get(FREEZE_BELOW) {
+        None => 0.0,
+        Some(v) => match super::fraction(v) {
+            Some(f) if (0.0..1.0).contains(&f) => f,
+            _ => {
+                problems.push(doc.problem(
+                    format!("metadata.annotations.{FREEZE_BELOW}"),
+                    format!("{v:?} is not a share of the budget from 0 up to 100% (25% or 0.25)"),
+                ));
+                0.0
+            }
+        },
+    };
     let mut labels = BTreeMap::new();
     for (k, v) in &named.metadata.labels {
         let v = match v {
@@ -468,6 +484,7 @@ fn build_slo(
             min_events,
             min_bad_events,
             alert_windows,
+            freeze_below,
             runbook_url: annotations.get(RUNBOOK_URL).cloned(),
             labels: labels.clone(),
             notification_targets: targets.clone(),

@@ -186,6 +186,8 @@ pub(crate) fn translate(doc: &Doc, defaults: Defaults) -> Result<Vec<SloDefiniti
             min_events: defaults.min_events,
             min_bad_events: defaults.min_bad_events,
             alert_windows,
+            // Sloth's format has no place for it: freeze once spent.
+            freeze_below: 0.0,
             runbook_url: slo.alerting.annotations.get("runbook").cloned(),
             labels,
             notification_targets: Vec::new(),
