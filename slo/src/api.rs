@@ -73,6 +73,14 @@ fn no_slo(id: &str) -> ApiError {
     ApiError::not_found(format!("no SLO {id:?}"))
 }
 
+/// The SLO `id` of a snapshot, or 404.
+fn find<'a>(snap: &'a Snapshot, id: &str) -> Result<&'a SloStatus, ApiError> {
+    snap.slos
+        .iter()
+        .find(|s| s.definition.id == id)
+        .ok_or_else(|| no_slo(id))
+}
+
 fn rfc3339(ns: i64) -> String {
     smolder_common::text::rfc3339(ns, chrono::SecondsFormat::Secs)
 }
@@ -220,9 +228,7 @@ async fn one(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let snap = snapshot_of(&engines, &tenant);
-    let Some(s) = snap.slos.iter().find(|s| s.definition.id == id) else {
-        return Err(no_slo(&id));
-    };
+    let s = find(&snap, &id)?;
     let mut body = summary(s);
     body["definition"] = json!(s.definition);
     body["instances"] = json!(s.instances);
@@ -315,9 +321,7 @@ async fn gate(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let snap = snapshot_of(&engines, &tenant);
-    let Some(s) = snap.slos.iter().find(|s| s.definition.id == id) else {
-        return Err(no_slo(&id));
-    };
+    let s = find(&snap, &id)?;
     let (gate, body) = slo_gate(s, snap.at_ns);
     Ok((gate.status(), Json(body)).into_response())
 }
@@ -441,9 +445,7 @@ async fn series(
         return Err(no_slo(&id));
     };
     let snap = engine.snapshot();
-    let Some(s) = snap.slos.iter().find(|s| s.definition.id == id) else {
-        return Err(no_slo(&id));
-    };
+    let s = find(&snap, &id)?;
     let def = &s.definition;
     let to = match q.to.as_deref().map(parse_time).transpose() {
         Ok(t) => t.unwrap_or(snap.at_ns),

@@ -1560,6 +1560,26 @@ mod tests {
         .unwrap()
     }
 
+    /// Writer `a` on `bucket` with one flushed file of logs.
+    async fn flushed_writer(
+        bucket: &Arc<datafusion::object_store::memory::InMemory>,
+        dir: &Path,
+        clock: &Arc<ManualClock>,
+    ) -> Store {
+        let (a, _) = writer_on(bucket, dir, "a", clock).await;
+        append(&a, Table::Logs, "svc", &[NOW - HOUR_NS]).await;
+        a.flush().await.unwrap();
+        a
+    }
+
+    /// An object no manifest lists at `path`.
+    async fn put_stray(bucket: &datafusion::object_store::memory::InMemory, path: &str) {
+        bucket
+            .put(&ObjectPath::from(path), PutPayload::from_static(b"x"))
+            .await
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn writers_sharing_a_bucket_lose_no_update_to_the_manifest() {
         let dir = tempfile::tempdir().unwrap();
@@ -1624,22 +1644,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::new(NOW));
         let bucket = Arc::new(datafusion::object_store::memory::InMemory::new());
-        let (a, _) = writer_on(&bucket, dir.path(), "a", &clock).await;
-        append(&a, Table::Logs, "svc", &[NOW - HOUR_NS]).await;
-        a.flush().await.unwrap();
+        let a = flushed_writer(&bucket, dir.path(), &clock).await;
         // Files written but not (yet) listed: one of a's (a crashed flush),
         // one of b's (a flush in progress elsewhere).
         let tenant = Tenant::default();
         let mine = file_path(&tenant, Table::Logs, NOW - HOUR_NS, "a", 1, 1);
         let theirs = file_path(&tenant, Table::Logs, NOW - HOUR_NS, "b", 1, 2);
         for path in [&mine, &theirs] {
-            bucket
-                .put(
-                    &ObjectPath::from(path.as_str()),
-                    PutPayload::from_static(b"x"),
-                )
-                .await
-                .unwrap();
+            put_stray(&bucket, path).await;
         }
         drop(a);
         let (a, _) = writer_on(&bucket, dir.path(), "a", &clock).await;
@@ -1708,17 +1720,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::new(NOW));
         let bucket = Arc::new(datafusion::object_store::memory::InMemory::new());
-        let (a, _) = writer_on(&bucket, dir.path(), "a", &clock).await;
-        append(&a, Table::Logs, "svc", &[NOW - HOUR_NS]).await;
-        a.flush().await.unwrap();
+        let a = flushed_writer(&bucket, dir.path(), &clock).await;
         let lost = file_path(&Tenant::default(), Table::Logs, NOW - HOUR_NS, "b", 1, 2);
-        bucket
-            .put(
-                &ObjectPath::from(lost.as_str()),
-                PutPayload::from_static(b"x"),
-            )
-            .await
-            .unwrap();
+        put_stray(&bucket, &lost).await;
         let count = |bucket: Arc<datafusion::object_store::memory::InMemory>| async move {
             let all: Vec<_> = bucket.list(None).try_collect().await.unwrap();
             all.iter()
