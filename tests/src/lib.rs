@@ -472,6 +472,24 @@ pub fn python(name: &str) -> PathBuf {
     python
 }
 
+/// tests/python/export.py (the OpenTelemetry Python SDK's exporters) in the
+/// virtual environment `venv`, sending to `endpoint` over `protocol` with
+/// the run id `run_id`; the caller adds variables and runs it.
+pub fn python_export_command(venv: &str, endpoint: &str, protocol: &str, run_id: &str) -> Command {
+    let mut command = Command::new(python(venv));
+    command
+        .arg(repo_root().join("tests/python/export.py"))
+        .args([
+            "--protocol",
+            protocol,
+            "--endpoint",
+            endpoint,
+            "--run-id",
+            run_id,
+        ]);
+    command
+}
+
 /// `smolder token create --data-dir DIR --tenant T --scope S`: the token, which
 /// the command prints alone on its last line.
 pub fn create_token(data_dir: &std::path::Path, tenant: &str, scope: &str) -> String {

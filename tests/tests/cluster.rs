@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use smolder_tests::cluster::Node;
 use smolder_tests::s3::S3Server;
-use smolder_tests::{http_post, http_request, loadgen, loadgen_report, python};
+use smolder_tests::{http_post, http_request, loadgen, loadgen_report};
 
 fn sql(node: &Node, sql: &str) -> Value {
     let body = json!({ "sql": sql }).to_string();
@@ -199,16 +199,7 @@ fn python_export(node: &Node, protocol: &str, run: &str) {
         "grpc" => format!("http://{}", node.addr("otlp_grpc")),
         _ => format!("http://{}", node.addr("otlp_http")),
     };
-    let out = Command::new(python(".venv-otel"))
-        .arg(smolder_tests::repo_root().join("tests/python/export.py"))
-        .args([
-            "--protocol",
-            protocol,
-            "--endpoint",
-            &endpoint,
-            "--run-id",
-            run,
-        ])
+    let out = smolder_tests::python_export_command(".venv-otel", &endpoint, protocol, run)
         .output()
         .expect("running tests/python/export.py");
     assert!(
@@ -506,24 +497,6 @@ fn an_evaluator_on_a_new_machine_takes_the_slos_and_silences_of_the_lost_one_fro
     assert!(answer.contains("planned database failover"), "{answer}");
 }
 
-/// `smolder token …` on a process's data directory; the last line printed.
-fn token_cli(node: &Node, args: &[&str]) -> String {
-    let out = Command::new(smolder_tests::smolder_bin())
-        .arg("token")
-        .args(args)
-        .arg("--data-dir")
-        .arg(node.data_dir())
-        .output()
-        .expect("running smolder token");
-    assert!(
-        out.status.success(),
-        "smolder token {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    stdout.lines().last().unwrap_or_default().trim().to_string()
-}
-
 #[test]
 fn a_token_made_on_one_process_works_on_every_process_of_the_bucket_until_revoked_on_any() {
     let s3 = S3Server::start();
@@ -541,7 +514,7 @@ fn a_token_made_on_one_process_works_on_every_process_of_the_bucket_until_revoke
         ],
     );
     // Made beside the querier; the exporter sends to the ingester with it.
-    let token = token_cli(&querier, &["create", "--scope", "ingest,read"]);
+    let token = smolder_tests::create_token(querier.data_dir(), "default", "ingest,read");
     let id = token
         .split('_')
         .nth(1)
@@ -582,7 +555,12 @@ fn a_token_made_on_one_process_works_on_every_process_of_the_bucket_until_revoke
     assert_eq!(query(&querier), 200);
 
     // Revoked beside the ingester: the querier refuses it too.
-    token_cli(&ingester, &["revoke", &id]);
+    let revoked = Command::new(smolder_tests::smolder_bin())
+        .args(["token", "revoke", &id, "--data-dir"])
+        .arg(ingester.data_dir())
+        .status()
+        .expect("running smolder token revoke");
+    assert!(revoked.success());
     wait_until(
         "the querier learns of the revocation",
         Duration::from_secs(20),

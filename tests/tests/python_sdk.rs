@@ -2,10 +2,8 @@
 //! (from PyPI) each send traces, metrics and logs to a real `smolder serve`;
 //! the SQL API must then show exactly what they sent.
 
-use std::process::Command;
-
 use serde_json::{Value, json};
-use smolder_tests::{Server, python};
+use smolder_tests::Server;
 
 /// Runs tests/python/export.py with `env` set: its status, stdout and stderr.
 fn run_export(
@@ -19,17 +17,7 @@ fn run_export(
         "grpc" => server.otlp_grpc_url(),
         _ => server.otlp_http_url(),
     };
-    let script = smolder_tests::repo_root().join("tests/python/export.py");
-    let out = Command::new(python(venv))
-        .arg(script)
-        .args([
-            "--protocol",
-            protocol,
-            "--endpoint",
-            &endpoint,
-            "--run-id",
-            run_id,
-        ])
+    let out = smolder_tests::python_export_command(venv, &endpoint, protocol, run_id)
         .envs(env.iter().copied())
         .output()
         .expect("running tests/python/export.py");

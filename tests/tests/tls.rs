@@ -18,7 +18,7 @@ use rcgen::{
     KeyPair, KeyUsagePurpose,
 };
 use serde_json::{Value, json};
-use smolder_tests::{Server, python, repo_root, smolder_bin};
+use smolder_tests::{Server, smolder_bin};
 
 /// A CA and the PEM files it signed, in a temporary directory.
 struct Pki {
@@ -153,16 +153,7 @@ fn wait_for_count(client: &reqwest::blocking::Client, server: &Server, sql: &str
 /// Runs tests/python/export.py against an https:// endpoint with the
 /// standard OTLP TLS variables; returns whether it exported without error.
 fn python_export(endpoint: &str, protocol: &str, run: &str, env: &[(&str, String)]) -> bool {
-    let out = Command::new(python(".venv-otel"))
-        .arg(repo_root().join("tests/python/export.py"))
-        .args([
-            "--protocol",
-            protocol,
-            "--endpoint",
-            endpoint,
-            "--run-id",
-            run,
-        ])
+    let out = smolder_tests::python_export_command(".venv-otel", endpoint, protocol, run)
         .envs(env.iter().map(|(k, v)| (k, v)))
         // requests lets these (set on some machines to the system bundle)
         // win over the exporter's own `verify`: they would hide the
