@@ -14,6 +14,10 @@
 //! telemetry at the next tick; alert events of that last interval are the
 //! only state that can be lost.
 //!
+//! A database whose file and log have the same time and size as at its
+//! last copy is not read again; one that changed is copied whole, and put
+//! only if the copy differs from the last one put.
+//!
 //! A data directory that already has a database keeps it: the local one is
 //! at least as new as any copy this evaluator made.
 
@@ -38,6 +42,24 @@ pub(crate) struct StateCopies {
     data_dir: PathBuf,
     /// A hash of the last copy put of each database.
     put: Mutex<HashMap<String, u64>>,
+    /// The files' times and sizes when each database was last copied: an
+    /// unchanged database is not copied again.
+    stamps: Mutex<HashMap<String, Stamp>>,
+}
+
+/// Modification time and size of a database and its write-ahead log.
+type Stamp = Vec<Option<(std::time::SystemTime, u64)>>;
+
+fn stamp(path: &Path) -> Stamp {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    [path.to_path_buf(), PathBuf::from(wal)]
+        .iter()
+        .map(|p| {
+            let meta = std::fs::metadata(p).ok()?;
+            Some((meta.modified().ok()?, meta.len()))
+        })
+        .collect()
 }
 
 /// Whether `name` (relative to the data directory) is one of the
@@ -56,6 +78,7 @@ impl StateCopies {
             bucket,
             data_dir: data_dir.to_path_buf(),
             put: Mutex::new(HashMap::new()),
+            stamps: Mutex::new(HashMap::new()),
         }
     }
 
@@ -131,11 +154,16 @@ impl StateCopies {
         let mut put = 0;
         for name in self.databases() {
             let source = self.data_dir.join(&name);
+            let before = stamp(&source);
+            if lock(&self.stamps).get(&name) == Some(&before) {
+                continue;
+            }
             let bytes = tokio::task::spawn_blocking(move || snapshot(&source))
                 .await
                 .context("the snapshot task failed")??;
             let digest = hash(&bytes);
             if lock(&self.put).get(&name) == Some(&digest) {
+                lock(&self.stamps).insert(name, before);
                 continue;
             }
             let location = ObjectPath::from(format!("{PREFIX}/{name}"));
@@ -143,7 +171,8 @@ impl StateCopies {
                 .put(&location, PutPayload::from(bytes))
                 .await
                 .with_context(|| format!("putting {location}"))?;
-            lock(&self.put).insert(name, digest);
+            lock(&self.put).insert(name.clone(), digest);
+            lock(&self.stamps).insert(name, before);
             put += 1;
         }
         Ok(put)

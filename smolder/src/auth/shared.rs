@@ -67,8 +67,8 @@ impl SharedTokens {
         }
     }
 
-    /// Reads the list again if it changed.
-    async fn read(&self) -> anyhow::Result<()> {
+    /// Reads the list again if it changed; answers whether it did.
+    async fn read(&self) -> anyhow::Result<bool> {
         let location = ObjectPath::from(OBJECT);
         let options = GetOptions {
             if_none_match: lock(&self.seen)
@@ -79,10 +79,10 @@ impl SharedTokens {
         };
         let got = match self.bucket.get_opts(&location, options).await {
             Ok(got) => got,
-            Err(datafusion::object_store::Error::NotModified { .. }) => return Ok(()),
+            Err(datafusion::object_store::Error::NotModified { .. }) => return Ok(false),
             Err(datafusion::object_store::Error::NotFound { .. }) => {
                 *lock(&self.seen) = Seen::default();
-                return Ok(());
+                return Ok(true);
             }
             Err(e) => return Err(e).context("reading auth/tokens.json"),
         };
@@ -96,23 +96,26 @@ impl SharedTokens {
             version: Some(version),
             rows: list.tokens,
         };
-        Ok(())
+        Ok(true)
     }
 
     /// One round: takes in the bucket's tokens, then puts back what this
     /// process knows more. Returns whether the list was put.
     pub(crate) async fn sync(&self) -> anyhow::Result<bool> {
-        self.read().await?;
-        self.merge_and_put().await
+        let changed = self.read().await?;
+        self.merge_and_put(changed).await
     }
 
-    /// Takes in the list as last read, and puts the union back if this
-    /// process knows more (conditional on that version).
-    async fn merge_and_put(&self) -> anyhow::Result<bool> {
-        let remote = lock(&self.seen).rows.clone();
+    /// Takes in the list as last read (when it `changed`; an unchanged one
+    /// is in already), and puts the union back if this process knows more
+    /// (conditional on that version).
+    async fn merge_and_put(&self, changed: bool) -> anyhow::Result<bool> {
+        let remote = changed.then(|| lock(&self.seen).rows.clone());
         let store = Arc::clone(&self.store);
         let local = tokio::task::spawn_blocking(move || {
-            store.merge(&remote)?;
+            if let Some(remote) = remote {
+                store.merge(&remote)?;
+            }
             store.rows()
         })
         .await
@@ -205,7 +208,10 @@ mod tests {
         // race and b merges a's list at its next round.
         b_sync.read().await.unwrap();
         assert!(a_sync.sync().await.unwrap());
-        assert!(!b_sync.merge_and_put().await.unwrap(), "b lost the race");
+        assert!(
+            !b_sync.merge_and_put(true).await.unwrap(),
+            "b lost the race"
+        );
         assert!(b_sync.sync().await.unwrap(), "b puts the union");
         a_sync.sync().await.unwrap();
         for (store, name) in [(&a, "a"), (&b, "b")] {
