@@ -13,6 +13,11 @@
 //!   the window (default 1h) for the group (JSON object; default the worst).
 //! * `GET /api/v1/scaling/{slo}` — burn rates as JSON for KEDA's
 //!   `metrics-api` scaler, with the scaling targets' state.
+//! * `POST /api/v1/slos/backtest` — a candidate SLO's alerts, series and
+//!   notifications over stored history ([`crate::backtest`]): `{"slo":
+//!   "<YAML>", "id": "<SLO of several>", "from": T, "to": T, "incidents": [{"start": T, "end": T}],
+//!   "variants": [{"objective": x, "factors": [..]}]}`, T in RFC 3339 or
+//!   Unix seconds, all but `slo` optional.
 //!
 //! A request sees and changes its tenant's alerts, history, notifications,
 //! silences and scaling only; a silence silences its tenant's alerts only.
@@ -26,12 +31,17 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use smolder_common::Tenant;
-use smolder_common::http::{ApiError, Path, Query};
+use smolder_common::http::{ApiError, ErrorCode, Json as JsonBody, Path, Query};
+use smolder_common::text::parse_time;
+use smolder_slo::SloEngines;
+
+use crate::backtest::score::Incident;
+use crate::backtest::{BacktestError, Request, Variant};
 
 use crate::manager::{Alerting, Error, instance_key};
 use crate::render::rfc3339;
@@ -50,6 +60,87 @@ pub fn router(alerting: Arc<Alerting>) -> Router {
         .route("/api/v1/scaling/{slo}", get(scaling))
         .route("/api/v1/slos/{id}/causes", get(causes))
         .with_state(alerting)
+}
+
+/// The backtest route, with the alerting stage and every tenant's SLO engine.
+pub fn backtest_router(alerting: Arc<Alerting>, engines: Arc<SloEngines>) -> Router {
+    Router::new()
+        .route("/api/v1/slos/backtest", post(backtest))
+        .with_state((alerting, engines))
+}
+
+/// A time in a JSON body: RFC 3339 text or Unix seconds.
+fn json_time(field: &str, v: &Value) -> Result<i64, ApiError> {
+    let parsed = match v {
+        Value::Number(n) => parse_time(&n.to_string()),
+        Value::String(s) => parse_time(s),
+        other => Err(format!("{other} is neither RFC 3339 text nor Unix seconds")),
+    };
+    parsed.map_err(|e| ApiError::invalid(format!("{field}: {e}")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IncidentBody {
+    start: Value,
+    end: Value,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BacktestBody {
+    /// OpenSLO or Sloth YAML.
+    slo: String,
+    /// Which of its SLOs, when it defines several.
+    id: Option<String>,
+    from: Option<Value>,
+    to: Option<Value>,
+    #[serde(default)]
+    incidents: Vec<IncidentBody>,
+    #[serde(default)]
+    variants: Vec<Variant>,
+}
+
+async fn backtest(
+    State((alerting, engines)): State<(Arc<Alerting>, Arc<SloEngines>)>,
+    tenant: Tenant,
+    JsonBody(body): JsonBody<BacktestBody>,
+) -> Result<Json<Value>, ApiError> {
+    let time = |field: &str, v: &Option<Value>| v.as_ref().map(|v| json_time(field, v)).transpose();
+    let mut incidents = Vec::with_capacity(body.incidents.len());
+    for (i, inc) in body.incidents.iter().enumerate() {
+        incidents.push(Incident {
+            start: json_time(&format!("incidents[{i}].start"), &inc.start)?,
+            end: json_time(&format!("incidents[{i}].end"), &inc.end)?,
+        });
+    }
+    let request = Request {
+        yaml: body.slo,
+        id: body.id,
+        from: time("from", &body.from)?,
+        to: time("to", &body.to)?,
+        incidents,
+        variants: body.variants,
+    };
+    let engine = engines
+        .get_or_create(&tenant)
+        .await
+        .map_err(|e| ApiError::internal("Opening the tenant's SLO engine", e))?;
+    match crate::backtest::run(&engine, &alerting, request).await {
+        Ok(answer) => Ok(Json(answer)),
+        Err(BacktestError::Invalid(problems)) => {
+            let messages: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            Err(ApiError::invalid(messages.join("; ")).with_detail("problems", json!(problems)))
+        }
+        Err(BacktestError::Slo(e @ smolder_slo::Error::Resources(_))) => {
+            Err(ApiError::new(ErrorCode::ResourceExhausted, e.to_string()))
+        }
+        Err(BacktestError::Slo(e @ smolder_slo::Error::Query(_))) => Err(ApiError::new(
+            ErrorCode::Unavailable,
+            format!("reading the history failed: {e}"),
+        )),
+        Err(BacktestError::Slo(e)) => Err(ApiError::internal("A backtest", e)),
+    }
 }
 
 impl From<Error> for ApiError {

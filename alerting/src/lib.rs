@@ -13,6 +13,7 @@
 
 pub mod alert;
 pub mod api;
+pub mod backtest;
 mod cause;
 pub mod config;
 pub mod deliver;

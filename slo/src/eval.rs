@@ -182,6 +182,64 @@ pub fn events_at_threshold(def: &SloDefinition, factor: f64) -> f64 {
     }
 }
 
+/// The tests an alert condition passes when it is met: the low-traffic
+/// guard's three and a burn at or above the factor over both windows.
+///
+/// Each test is monotone in the good and in the bad events of a window (more
+/// bad events never lower a burn rate; more good ones never raise it), which
+/// is what lets a backtest know a condition's outcome over every instant
+/// within a bucket from the bucket's extremes alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConditionChecks {
+    /// The long window holds at least `min_bad_events` bad events.
+    pub enough_bad: bool,
+    /// The long window holds at least `min_events` events.
+    pub long_events: bool,
+    /// The short window holds at least `min_events` events.
+    pub short_events: bool,
+    /// The long window burns at or above the factor.
+    pub long_burns: bool,
+    /// The short window burns at or above the factor.
+    pub short_burns: bool,
+}
+
+impl ConditionChecks {
+    /// The tests of a condition of `def` with `factor` over the windows'
+    /// counts.
+    pub fn of(def: &SloDefinition, factor: f64, long: Counts, short: Counts) -> Self {
+        let floor = def.min_events.max(f64::MIN_POSITIVE);
+        Self {
+            // Counts are sums of floats: a hair of tolerance on "at least 5".
+            enough_bad: long.bad() + 1e-9 >= def.min_bad_events,
+            long_events: long.total >= floor,
+            short_events: short.total >= floor,
+            long_burns: burn_rate(long, def.objective) >= factor,
+            short_burns: burn_rate(short, def.objective) >= factor,
+        }
+    }
+
+    /// The tests in a fixed order.
+    pub fn all(&self) -> [bool; 5] {
+        [
+            self.enough_bad,
+            self.long_events,
+            self.short_events,
+            self.long_burns,
+            self.short_burns,
+        ]
+    }
+
+    /// Whether a window had too few events (or bad events) to be trusted.
+    pub fn low_traffic(&self) -> bool {
+        !(self.enough_bad && self.long_events && self.short_events)
+    }
+
+    /// Whether the condition is met.
+    pub fn met(&self) -> bool {
+        self.all().iter().all(|&b| b)
+    }
+}
+
 /// Evaluates one instance at `now_ns`.
 pub fn evaluate(def: &SloDefinition, rollup: &Rollup, bucket_ns: i64, now_ns: i64) -> Evaluation {
     let (_, period_end) = def.period_bounds(now_ns);
@@ -190,9 +248,9 @@ pub fn evaluate(def: &SloDefinition, rollup: &Rollup, bucket_ns: i64, now_ns: i6
     let now_index = now_ns.div_euclid(bucket_ns);
     let period = rollup.sum(first, now_index);
     let data_since_ns = rollup
-        .buckets()
-        .find(|(i, _)| *i >= first)
-        .map(|(i, _)| i * bucket_ns);
+        .first_from(first)
+        .filter(|&i| i <= now_index)
+        .map(|i| i * bucket_ns);
     let mut burn_rates = BTreeMap::new();
     let mut window_events = BTreeMap::new();
     let mut window = |d: Duration| {
@@ -203,15 +261,11 @@ pub fn evaluate(def: &SloDefinition, rollup: &Rollup, bucket_ns: i64, now_ns: i6
         window_events.insert(name, counts.total);
         (rate, counts)
     };
-    let floor = def.min_events.max(f64::MIN_POSITIVE);
     let mut conditions = Vec::with_capacity(def.alert_windows.len());
     for w in &def.alert_windows {
         let (long, long_counts) = window(w.long);
         let (short, short_counts) = window(w.short);
-        // Counts are sums of floats: a hair of tolerance on "at least 5".
-        let low_traffic = long_counts.bad() + 1e-9 < def.min_bad_events
-            || long_counts.total < floor
-            || short_counts.total < floor;
+        let checks = ConditionChecks::of(def, w.factor, long_counts, short_counts);
         conditions.push(ConditionStatus {
             name: w.name.clone(),
             severity: w.severity.clone(),
@@ -220,8 +274,8 @@ pub fn evaluate(def: &SloDefinition, rollup: &Rollup, bucket_ns: i64, now_ns: i6
             factor: w.factor,
             long_burn_rate: long,
             short_burn_rate: short,
-            met: !low_traffic && long >= w.factor && short >= w.factor,
-            low_traffic,
+            met: checks.met(),
+            low_traffic: checks.low_traffic(),
             long_bad_events: long_counts.bad(),
             min_bad_events: def.min_bad_events,
             events_at_threshold: events_at_threshold(def, w.factor),

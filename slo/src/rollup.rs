@@ -254,6 +254,21 @@ impl Rollup {
         }
     }
 
+    /// The first non-empty bucket at or after `from`, if any: one lookup
+    /// in the block index, not a walk over the older buckets.
+    pub fn first_from(&self, from: i64) -> Option<i64> {
+        let from = from.max(self.oldest());
+        self.blocks
+            .range(from.div_euclid(BLOCK_I)..)
+            .find_map(|(&block_no, block)| {
+                let start = block_no * BLOCK_I;
+                (from.max(start) - start..BLOCK_I)
+                    .find(|&o| block.raw[o as usize] != [0.0; 2])
+                    .map(|o| start + o)
+            })
+            .filter(|&i| i <= self.head)
+    }
+
     /// Every non-empty bucket, oldest first.
     pub fn buckets(&self) -> impl Iterator<Item = (i64, [f64; 2])> + '_ {
         let (oldest, head) = (self.oldest(), self.head);
@@ -353,6 +368,28 @@ mod tests {
         assert_eq!(r.buckets().count(), 109);
         assert_eq!(r.get(10), [0.0; 2]);
         assert_eq!(r.get(11), [1.0; 2]);
+    }
+
+    #[test]
+    fn the_first_bucket_with_data_is_found_from_any_start() {
+        let mut r = occ(600);
+        r.replace(
+            0,
+            400,
+            &[(7, [1.0, 1.0]), (130, [0.0, 2.0]), (131, [1.0, 1.0])],
+        );
+        assert_eq!(r.first_from(-5), Some(7));
+        assert_eq!(r.first_from(7), Some(7));
+        assert_eq!(r.first_from(8), Some(130));
+        assert_eq!(r.first_from(131), Some(131));
+        assert_eq!(r.first_from(132), None);
+        for from in -5..140 {
+            assert_eq!(
+                r.first_from(from),
+                r.buckets().map(|(i, _)| i).find(|&i| i >= from),
+                "from {from}"
+            );
+        }
     }
 
     #[test]

@@ -185,8 +185,13 @@ impl SloEngines {
     /// One tick of every engine, side by side (each bounded by its own
     /// concurrency); the reports added up.
     pub async fn tick(&self) -> TickReport {
+        self.tick_at(self.clock.now_ns()).await
+    }
+
+    /// One tick of every engine at `now` (see [`SloEngine::tick_at`]).
+    pub async fn tick_at(&self, now: i64) -> TickReport {
         let engines = self.all();
-        let reports = join_all(engines.iter().map(|e| e.tick())).await;
+        let reports = join_all(engines.iter().map(|e| e.tick_at(now))).await;
         let report = reports
             .into_iter()
             .fold(TickReport::default(), |a, r| TickReport {

@@ -288,7 +288,11 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
     if roles.has(Role::Evaluate) {
         api = api
             .merge(smolder_slo::api::router(Arc::clone(&slo_engines)))
-            .merge(smolder_alerting::api::router(Arc::clone(&alerting)));
+            .merge(smolder_alerting::api::router(Arc::clone(&alerting)))
+            .merge(smolder_alerting::api::backtest_router(
+                Arc::clone(&alerting),
+                Arc::clone(&slo_engines),
+            ));
     }
     let api = http_layer::layered(
         api,
@@ -347,10 +351,12 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
         move |stop| async move {
             // Rollup updates and evaluation of every SLO, on the query
             // runtime: its queries are the users' expressions.
-            supervise::periodically("slo_tick", interval, stopped(stop), &panics, || async {
-                let engines = Arc::clone(&slo_engines);
+            supervise::on_grid("slo_tick", interval, &SystemClock, stopped(stop), &panics, |at| {
+                let (engines, query, alerting) = (Arc::clone(&slo_engines), Arc::clone(&query), Arc::clone(&alerting));
+                async move {
+                let snapshot_of = Arc::clone(&engines);
                 let ran = query
-                    .run("slo tick", tick_timeout, async move { Ok(engines.tick().await) })
+                    .run("slo tick", tick_timeout, async move { Ok(engines.tick_at(at).await) })
                     .await;
                 match ran {
                     Ok(report) => tracing::debug!(
@@ -362,8 +368,8 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
                     ),
                     Err(e) => tracing::error!(error = %e, "The SLO tick failed; the next one runs on time."),
                 }
-                alerting.observe(slo_engines.snapshot()).await;
-            })
+                alerting.observe(snapshot_of.snapshot()).await;
+            }})
             .await;
             Ok(())
         }

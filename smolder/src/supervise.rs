@@ -85,6 +85,40 @@ pub(crate) async fn periodically<F, Fut>(
     }
 }
 
+/// Runs `round(instant)` at every multiple of `period` since the Unix epoch
+/// by `clock` (the SLO tick's grid: a backtest replays the same instants)
+/// until `stop` completes. A round that panics is recorded; rounds that
+/// overrun skip the instants they missed.
+pub(crate) async fn on_grid<F, Fut>(
+    task: &'static str,
+    period: Duration,
+    clock: &dyn smolder_common::clock::Clock,
+    stop: impl Future<Output = ()>,
+    panics: &Panics,
+    mut round: F,
+) where
+    F: FnMut(i64) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let every = i64::try_from(period.as_nanos()).unwrap_or(i64::MAX).max(1);
+    tokio::pin!(stop);
+    loop {
+        let now = clock.now_ns();
+        let next = (now.div_euclid(every) + 1).saturating_mul(every);
+        let wait = Duration::from_nanos(u64::try_from(next - now).unwrap_or(0));
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(wait) => {
+                // Woken a hair early by the timer's rounding: still `next`.
+                let instant = clock.now_ns().max(next).div_euclid(every) * every;
+                if let Err(payload) = AssertUnwindSafe(round(instant)).catch_unwind().await {
+                    panics.record(task, &smolder_query::executor::panic_message(payload.as_ref()));
+                }
+            }
+        }
+    }
+}
+
 /// Runs the long-lived task `start()` until it returns; if it panics, it
 /// is recorded and started again after `pause`.
 pub(crate) async fn restarting<F, Fut>(
@@ -136,6 +170,36 @@ mod tests {
         tokio::join!(run, driver);
         assert_eq!(panics.get("test"), 1);
         assert!(rounds.load(Ordering::SeqCst) >= 4);
+    }
+
+    #[tokio::test]
+    async fn grid_rounds_run_at_multiples_of_the_period() {
+        let panics = Panics::default();
+        let seen = std::sync::Mutex::new(Vec::new());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let stop = async move {
+            let _ = rx.await;
+        };
+        let clock = smolder_common::clock::SystemClock;
+        let period = Duration::from_millis(50);
+        let tx = std::sync::Mutex::new(Some(tx));
+        on_grid("test", period, &clock, stop, &panics, |at| {
+            let mut seen = seen.lock().unwrap();
+            seen.push(at);
+            if seen.len() == 3
+                && let Some(tx) = tx.lock().unwrap().take()
+            {
+                tx.send(()).unwrap();
+            }
+            async {}
+        })
+        .await;
+        let seen = seen.into_inner().unwrap();
+        assert!(seen.len() >= 3, "{seen:?}");
+        for at in &seen {
+            assert_eq!(at % 50_000_000, 0, "{at} is on the 50 ms grid");
+        }
+        assert!(seen.windows(2).all(|w| w[1] > w[0]), "{seen:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -15,6 +15,7 @@ mod causes;
 mod runtime;
 mod scale;
 mod silences;
+mod simulate;
 mod suppress;
 mod views;
 
@@ -29,6 +30,7 @@ use smolder_query::QueryEngine;
 use smolder_slo::engine::Snapshot;
 use smolder_slo::model::InstanceKey;
 
+pub use self::simulate::Simulation;
 pub use self::suppress::Suppression;
 pub use self::views::{AlertStatus, SentPayload};
 
@@ -210,9 +212,11 @@ impl Alerting {
 
     /// Steps everything with a new SLO snapshot: alert states, causes,
     /// groups, due notifications, scaling.
+    /// Alerts change state at the snapshot's instant (the tick's, on the
+    /// interval's grid), which a backtest replays.
     pub async fn observe(&self, snapshot: Arc<Snapshot>) {
         let rt = self.runtime();
-        let now = self.clock.now_ns();
+        let now = snapshot.at_ns;
         let mut inner = self.inner.lock().await;
         let mut step = inner.lifecycle.step(&snapshot, now, &rt.options);
         inner.snapshot = Some(Arc::clone(&snapshot));
@@ -228,13 +232,7 @@ impl Alerting {
         }
         let mut deleted = step.dropped.clone();
         for alert in &step.changed {
-            if let Some(route) = &rt.route {
-                for r in route.routes_for(&alert.labels) {
-                    inner
-                        .dispatcher
-                        .insert(alert, r, timing(&rt, &r.receiver), now);
-                }
-            }
+            route_into(&rt, &mut inner.dispatcher, alert, now);
             if alert.state == State::Resolved {
                 if inner.dispatcher.holds(&alert.fingerprint) {
                     inner
@@ -276,30 +274,14 @@ impl Alerting {
             return;
         }
         let suppressor = self.suppressor(rt, inner, now);
-        let mut out = Vec::new();
-        for id in due {
-            let last = match self.store.nflog(&id.0, &id.1) {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::error!(error = %e, "Reading the notification log failed; the group waits.");
-                    continue;
-                }
-            };
-            let receiver = rt.receivers.get(&id.0);
-            let send_resolved = receiver.is_none_or(|r| r.config.common.send_resolved);
-            let resend = timing(rt, &id.0).resend_interval.unwrap_or(0);
-            if let Some(f) = inner.dispatcher.flush(
-                &id,
-                now,
-                last,
-                |a| suppressor.why(a).any(),
-                send_resolved,
-                &rt.options.external_url,
-                resend,
-            ) {
-                out.push((f.notification, Some(f.nflog)));
-            }
-        }
+        let out = flush_groups(rt, &mut inner.dispatcher, &suppressor, due, now, |id| {
+            self.store.nflog(&id.0, &id.1).map_err(|e| {
+                tracing::error!(error = %e, "Reading the notification log failed; the group waits.");
+            })
+        })
+        .into_iter()
+        .map(|f| (f.notification, Some(f.nflog)))
+        .collect();
         // Resolved alerts no group holds any more are done.
         let done: Vec<String> = inner
             .resolved
@@ -361,6 +343,49 @@ impl Alerting {
         let _ = stop_delivery.send(());
         let _ = delivery.await;
     }
+}
+
+/// Puts a changed alert into the groups of every route that takes it.
+fn route_into(rt: &Runtime, dispatcher: &mut Dispatcher, alert: &Alert, now: i64) {
+    if let Some(route) = &rt.route {
+        for r in route.routes_for(&alert.labels) {
+            dispatcher.insert(alert, r, timing(rt, &r.receiver), now);
+        }
+    }
+}
+
+/// Flushes the groups `due` at `now`: the notifications to send, each with
+/// its notification log entry. `nflog` reads a group's last entry; a group
+/// whose entry cannot be read waits for its next turn.
+fn flush_groups(
+    rt: &Runtime,
+    dispatcher: &mut Dispatcher,
+    suppressor: &suppress::Suppressor,
+    due: Vec<(String, String)>,
+    now: i64,
+    mut nflog: impl FnMut(&(String, String)) -> Result<Option<crate::store::NflogEntry>, ()>,
+) -> Vec<crate::dispatch::Flush> {
+    let mut out = Vec::new();
+    for id in due {
+        let Ok(last) = nflog(&id) else {
+            continue;
+        };
+        let receiver = rt.receivers.get(&id.0);
+        let send_resolved = receiver.is_none_or(|r| r.config.common.send_resolved);
+        let resend = timing(rt, &id.0).resend_interval.unwrap_or(0);
+        if let Some(f) = dispatcher.flush(
+            &id,
+            now,
+            last,
+            |a| suppressor.why(a).any(),
+            send_resolved,
+            &rt.options.external_url,
+            resend,
+        ) {
+            out.push(f);
+        }
+    }
+    out
 }
 
 /// Key of an SLO instance: `slo{k=v,…}`.

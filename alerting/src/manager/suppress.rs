@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::runtime::{Inhibit, Runtime};
 use super::{Alerting, Inner};
 use crate::alert::{Alert, State, TENANT_LABEL};
-use crate::silence::ActiveSilence;
+use crate::silence::{ActiveSilence, Silence};
 
 /// Why an alert is not notified.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -75,28 +75,39 @@ impl Suppressor {
 
 impl Alerting {
     pub(super) fn suppressor(&self, rt: &Runtime, inner: &Inner, now: i64) -> Suppressor {
-        let now_utc = chrono::DateTime::from_timestamp_nanos(now);
-        let mut silences: Vec<ActiveSilence> = inner
-            .silences
-            .iter()
-            .filter(|s| s.status(now_utc) == "active")
-            .filter_map(ActiveSilence::new)
-            .collect();
-        silences.extend(rt.maintenance.iter().filter_map(|m| m.active(now_utc)));
-        let rules = rt
-            .inhibit
-            .iter()
-            .map(|rule| {
-                let mut sources = SourcesByEqual::new();
-                for a in inner.lifecycle.active.values() {
-                    if a.state == State::Firing && rule.source.matches(&a.labels) {
-                        let key = equal_key(&rule.equal, a);
-                        sources.entry(key).or_default().push(a.fingerprint.clone());
-                    }
-                }
-                (rule.clone(), sources)
-            })
-            .collect();
-        Suppressor { silences, rules }
+        suppressor(rt, &inner.silences, &inner.lifecycle.active, now)
     }
+}
+
+/// What suppresses alerts at `now`: the silences and maintenance windows
+/// active then, and the inhibition rules with the firing alerts among
+/// `active` as their sources.
+pub(super) fn suppressor(
+    rt: &Runtime,
+    silences: &[Silence],
+    active: &HashMap<String, Alert>,
+    now: i64,
+) -> Suppressor {
+    let now_utc = chrono::DateTime::from_timestamp_nanos(now);
+    let mut silences: Vec<ActiveSilence> = silences
+        .iter()
+        .filter(|s| s.status(now_utc) == "active")
+        .filter_map(ActiveSilence::new)
+        .collect();
+    silences.extend(rt.maintenance.iter().filter_map(|m| m.active(now_utc)));
+    let rules = rt
+        .inhibit
+        .iter()
+        .map(|rule| {
+            let mut sources = SourcesByEqual::new();
+            for a in active.values() {
+                if a.state == State::Firing && rule.source.matches(&a.labels) {
+                    let key = equal_key(&rule.equal, a);
+                    sources.entry(key).or_default().push(a.fingerprint.clone());
+                }
+            }
+            (rule.clone(), sources)
+        })
+        .collect();
+    Suppressor { silences, rules }
 }

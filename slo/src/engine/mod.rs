@@ -16,6 +16,7 @@
 //! module schedules them: one tick reloads, updates, stores and evaluates.
 
 mod backfill;
+mod history;
 mod registry;
 mod state;
 mod status;
@@ -32,7 +33,8 @@ use smolder_common::clock::Clock;
 use smolder_common::sync::{lock, read, write};
 use smolder_query::QueryEngine;
 
-pub use self::status::{RollupRow, group_json};
+pub use self::history::{GroupBuckets, History, Sources};
+pub use self::status::{RollupRow, group_json, group_map};
 
 use self::backfill::{BackfillBudget, OldestRows};
 use self::state::Runtime;
@@ -166,6 +168,14 @@ pub struct TickReport {
     pub fallbacks: usize,
 }
 
+/// The tick instant at or before `now_ns` on the grid of `interval`: the
+/// multiples of the interval since the Unix epoch. Live ticks run on this
+/// grid and a backtest evaluates on it, so both see the same instants.
+pub fn tick_instant(now_ns: i64, interval: Duration) -> i64 {
+    let every = duration_ns(interval).max(1);
+    now_ns.div_euclid(every) * every
+}
+
 /// The SLO engine.
 pub struct SloEngine {
     query: QueryEngine,
@@ -285,9 +295,16 @@ impl SloEngine {
         Arc::clone(&read(&self.snapshot))
     }
 
-    /// One tick: reload changed files, update every SLO's rollups, persist
-    /// them, evaluate.
+    /// One tick at the clock's time: reload changed files, update every
+    /// SLO's rollups, persist them, evaluate.
     pub async fn tick(&self) -> TickReport {
+        self.tick_at(self.clock.now_ns()).await
+    }
+
+    /// One tick at `now` (Unix ns): the server ticks at the multiples of
+    /// the interval ([`tick_instant`]), so a backtest replays the live
+    /// engine's evaluations at the same instants.
+    pub async fn tick_at(&self, now: i64) -> TickReport {
         match self.reload_dir(false).await {
             Ok(true) => {
                 if let Err(e) = self.rebuild() {
@@ -297,7 +314,6 @@ impl SloEngine {
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "Reloading the SLO directory failed."),
         }
-        let now = self.clock.now_ns();
         let started = Instant::now();
         let runtimes = self.all_runtimes();
         let oldest = OldestRows::default();

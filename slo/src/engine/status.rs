@@ -107,7 +107,8 @@ pub fn group_json(group_by: &[String], key: &GroupKey) -> String {
     serde_json::to_string(&group_map(group_by, key)).unwrap_or_else(|_| "{}".into())
 }
 
-pub(super) fn group_map(group_by: &[String], key: &GroupKey) -> BTreeMap<String, String> {
+/// A group's values by `group_by` expression.
+pub fn group_map(group_by: &[String], key: &GroupKey) -> BTreeMap<String, String> {
     group_by.iter().cloned().zip(key.iter().cloned()).collect()
 }
 

@@ -218,8 +218,10 @@ fn api_scope(method: &Method, path: &str) -> Option<Scope> {
     }
     match *method {
         Method::GET | Method::HEAD | Method::OPTIONS => Some(Scope::Read),
-        // A query changes nothing.
-        Method::POST if path == "/api/v1/sql" => Some(Scope::Read),
+        // A query or a backtest changes nothing.
+        Method::POST if path == "/api/v1/sql" || path == "/api/v1/slos/backtest" => {
+            Some(Scope::Read)
+        }
         _ => Some(Scope::Write),
     }
 }
