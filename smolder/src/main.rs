@@ -9,6 +9,7 @@
 mod alerting_bench;
 mod audit;
 mod auth;
+mod backtest_cli;
 mod browser;
 mod client;
 mod components;

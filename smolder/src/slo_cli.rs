@@ -1,5 +1,5 @@
-//! `smolder slo validate FILE…`, `smolder slo apply FILE… --server URL` and
-//! `smolder slo bench`.
+//! `smolder slo validate FILE…`, `smolder slo apply FILE… --server URL`,
+//! `smolder slo backtest FILE --server URL` and `smolder slo bench`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -39,6 +39,12 @@ enum SloCommand {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Replay an SLO's alert policy over the server's stored history: the
+    /// alerts it would have raised (start, end, peak burn rates, budget
+    /// spent), the notifications it would have sent, its difference to the
+    /// running SLO of that id, and with --incidents each condition's
+    /// precision, recall, detection and reset time.
+    Backtest(crate::backtest_cli::BacktestArgs),
     /// Measure an SLO tick: evaluating many SLOs with 30 days of rollups, and
     /// updating rollups after 1 and 60 minutes of new data (use a release
     /// build).
@@ -98,6 +104,7 @@ pub(crate) async fn run(args: SloArgs) -> anyhow::Result<i32> {
             api,
             no_wait,
         } => apply(&read(&files)?, &api, no_wait).await,
+        SloCommand::Backtest(args) => crate::backtest_cli::run(args).await,
         SloCommand::Bench(args) => crate::slo_bench::run(args).await.map(|()| 0),
     }
 }

@@ -446,3 +446,250 @@ fn the_deploy_gate_freezes_changes_while_a_budget_is_below_its_policy_level() {
         "{answer}"
     );
 }
+
+/// `POST /api/v1/slos/backtest` as an SRE tunes a policy: an incident two
+/// and a half hours ago, 50 % of requests failing for 20 minutes, in four
+/// hours of steady traffic. The running SLO's own policy would have paged
+/// during it and notified the webhook of it firing and resolved; a looser
+/// candidate would not have paged fast (the change against the running
+/// policy);
+/// the incident scores the page's condition; `smolder slo backtest` prints
+/// the same; bad requests are refused naming what is wrong.
+#[test]
+fn a_backtest_shows_when_a_policy_would_have_paged_and_what_it_would_have_sent() {
+    const MIN: i64 = 60_000_000_000;
+    let data = tempfile::tempdir().unwrap();
+    let slos = tempfile::tempdir().unwrap();
+    std::fs::write(slos.path().join("shop.yaml"), SLO).unwrap();
+    let config = data.path().join("smolder.toml");
+    std::fs::write(
+        &config,
+        "[alerting.route]\nreceiver = \"hook\"\ngroup_wait = \"30s\"\n\
+         [[alerting.receivers]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\n",
+    )
+    .unwrap();
+    let server = Server::start_in(
+        &data.path().join("data"),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--slo-dir",
+            slos.path().to_str().unwrap(),
+            "--slo-interval",
+            "1s",
+        ],
+    );
+    // Four hours of 20 requests a minute; minutes 90 to 110 fail half.
+    let t0 = (now_ns() - 4 * 60 * MIN).div_euclid(MIN) * MIN;
+    let incident = (t0 + 90 * MIN, t0 + 110 * MIN);
+    let mut all = Vec::new();
+    for minute in 0..240 {
+        for i in 0..20 {
+            let start = t0 + minute * MIN + i * 3_000_000_000;
+            let failed = (90..110).contains(&minute) && i % 2 == 0;
+            let id = (minute * 100 + i + 1) as u64;
+            all.push(smolder_sample_data::fixtures::server_span(
+                id, start, 5_000_000, failed,
+            ));
+        }
+    }
+    for chunk in all.chunks(1200) {
+        send(
+            &server,
+            &smolder_sample_data::fixtures::service_spans("shop", chunk.to_vec()),
+        );
+    }
+    wait_for(&server, "shop-availability", "the 4,800 requests", |s| {
+        s["instances"][0]["period"]["total"] == 4800.0
+    });
+    let backtest = |body: Value| -> (u16, Value) {
+        let (status, text) = http_post(
+            server.http,
+            "/api/v1/slos/backtest",
+            "application/json",
+            body.to_string().as_bytes(),
+        );
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    };
+    let secs = |ns: i64| ns as f64 / 1e9;
+    let time =
+        |v: &Value| -> i64 { smolder_common::text::parse_time(v.as_str().unwrap()).unwrap() };
+
+    // The running policy, from Unix seconds to RFC 3339, with the incident.
+    let to_text = smolder_common::text::rfc3339(t0 + 240 * MIN, chrono::SecondsFormat::Secs);
+    let (status, answer) = backtest(serde_json::json!({
+        "slo": SLO,
+        "from": secs(t0),
+        "to": to_text,
+        "incidents": [{"start": secs(incident.0), "end": secs(incident.1)}],
+    }));
+    assert_eq!(status, 200, "{answer:#}");
+    let alerts = answer["alerts"].as_array().unwrap();
+    let page = alerts
+        .iter()
+        .find(|a| a["condition"] == "1h/5m")
+        .unwrap_or_else(|| panic!("the fast page: {answer:#}"));
+    assert_eq!(page["severity"], "page");
+    let (start, end) = (time(&page["start"]), time(&page["end"]));
+    assert!(
+        (incident.0..incident.0 + 5 * MIN).contains(&start),
+        "pages within minutes of the incident's start: {page:#}"
+    );
+    assert!(
+        end > incident.1 && end < incident.1 + 30 * MIN,
+        "resolves after the incident: {page:#}"
+    );
+    assert!(
+        page["peak_long_burn_rate"].as_f64().unwrap() > 14.4,
+        "{page:#}"
+    );
+    assert!(page["budget_consumed"].as_f64().unwrap() > 0.0, "{page:#}");
+    // Every alert comes from the incident.
+    for a in alerts {
+        assert!(time(&a["start"]) >= incident.0, "{a:#}");
+    }
+    assert_eq!(answer["change"]["same_policy"], true, "{answer:#}");
+    // What the webhook would have been sent: firing after group_wait, and
+    // the resolution.
+    let sent = answer["notifications"].as_array().unwrap();
+    let of_page = |n: &&Value| {
+        n["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["fingerprint"] == page["fingerprint"])
+    };
+    let firing = sent
+        .iter()
+        .filter(of_page)
+        .find(|n| n["status"] == "firing")
+        .unwrap_or_else(|| panic!("the page notified: {answer:#}"));
+    assert_eq!(firing["receiver"], "hook");
+    // Its group (the SLO's pages) flushes after group_wait, then every
+    // group_interval (5 minutes).
+    let at = time(&firing["at"]);
+    assert!(at > start && at <= start + 5 * MIN, "{firing:#}");
+    let first = sent
+        .iter()
+        .find(|n| n["group_labels"]["severity"] == "page")
+        .unwrap();
+    let first_page = alerts
+        .iter()
+        .filter(|a| a["severity"] == "page")
+        .map(|a| time(&a["start"]))
+        .min()
+        .unwrap();
+    assert_eq!(time(&first["at"]), first_page + 30_000_000_000, "{first:#}");
+    // Its resolution is notified too (within the group's next notification).
+    assert!(
+        sent.iter().any(|n| n["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["fingerprint"] == page["fingerprint"] && a["state"] == "resolved")),
+        "{sent:#?}"
+    );
+    // The page's condition caught the incident and nothing else.
+    let measures = answer["measures"].as_array().unwrap();
+    let fast = measures.iter().find(|m| m["condition"] == "1h/5m").unwrap();
+    assert_eq!(fast["precision"], 1.0, "{fast:#}");
+    assert_eq!(fast["recall"], 1.0, "{fast:#}");
+    let detection = fast["detection_seconds"].as_f64().unwrap();
+    assert!((0.0..300.0).contains(&detection), "{fast:#}");
+    // Series for the chart.
+    let series = &answer["series"];
+    let points = series["timestamps"].as_array().unwrap().len();
+    assert!(points > 100, "{series:#}");
+    assert_eq!(
+        series["instances"][0]["burn_rates"]["1h"]
+            .as_array()
+            .unwrap()
+            .len(),
+        points
+    );
+
+    // A looser objective: 50 % failures burn 2.5× at 80 %, under the fast
+    // page's 3.36× (7-day period): that page is gone.
+    let loose = SLO.replace("target: 0.99", "target: 0.8");
+    let (status, answer) = backtest(serde_json::json!({
+        "slo": loose, "from": secs(t0), "to": secs(t0 + 240 * MIN),
+    }));
+    assert_eq!(status, 200, "{answer:#}");
+    let change = &answer["change"];
+    assert_eq!(change["current"], true, "{change:#}");
+    let removed = change["removed"].as_array().unwrap();
+    assert!(
+        removed.iter().any(|a| a["condition"] == "1h/5m"),
+        "the fast page is gone: {change:#}"
+    );
+    assert!(
+        !answer["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["condition"] == "1h/5m"),
+        "{answer:#}"
+    );
+
+    // The CLI prints the same as tables.
+    let file = data.path().join("candidate.yaml");
+    std::fs::write(&file, SLO).unwrap();
+    let incidents = data.path().join("incidents.txt");
+    std::fs::write(
+        &incidents,
+        format!("# the outage\n{} {}\n", secs(incident.0), secs(incident.1)),
+    )
+    .unwrap();
+    let out = std::process::Command::new(smolder_tests::smolder_bin())
+        .args(["slo", "backtest", file.to_str().unwrap(), "--server"])
+        .arg(server.api_url())
+        .args(["--from", &secs(t0).to_string()])
+        .args(["--incidents", incidents.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("1h/5m") && stdout.contains("page"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Against the incidents"), "{stdout}");
+    assert!(stdout.contains(page["start"].as_str().unwrap()), "{stdout}");
+
+    // Bad requests name what is wrong.
+    for (body, want, field) in [
+        (serde_json::json!({"from": 0}), 422, "slo"),
+        (
+            serde_json::json!({"slo": "kind: SLO\nspec: {}"}),
+            400,
+            "apiVersion",
+        ),
+        (
+            serde_json::json!({"slo": SLO, "from": secs(t0 + MIN), "to": secs(t0)}),
+            400,
+            "from",
+        ),
+        (
+            serde_json::json!({"slo": SLO, "from": "yesterday-ish"}),
+            400,
+            "from",
+        ),
+        (
+            serde_json::json!({"slo": SLO, "variants": [{"factors": [1.0]}]}),
+            400,
+            "factors",
+        ),
+    ] {
+        let (status, answer) = backtest(body.clone());
+        assert_eq!(status, want, "{body}: {answer:#}");
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(error.contains(field), "{body}: {field} in {error}");
+    }
+}

@@ -319,6 +319,14 @@ fn series(history: &History, def: &SloDefinition, from: i64, to: i64) -> Value {
     })
 }
 
+/// Whether two definitions are the same SLO, wherever each was loaded from.
+fn same_slo(a: &SloDefinition, b: &SloDefinition) -> bool {
+    let mut a = a.clone();
+    a.origin = b.origin.clone();
+    a.sli_fields = b.sli_fields.clone();
+    a == *b
+}
+
 /// Runs a backtest; the answer of `POST /api/v1/slos/backtest`.
 pub async fn run(
     engine: &SloEngine,
@@ -401,7 +409,7 @@ pub async fn run(
         .find(|s| s.definition.id == def.id)
         .map(|s| Arc::clone(&s.definition));
     let change = match current {
-        Some(cur) if *cur != *def => {
+        Some(cur) if !same_slo(&cur, &def) => {
             let same = cur.rollup_fingerprint(options.step) == def.rollup_fingerprint(options.step);
             let mut other = None;
             let mut own = Partials::default();
