@@ -13,6 +13,8 @@
 //!   the budget allows changes, 423 while an SLO (any of the service's)
 //!   freezes them (an instance below its `smolder.dev/freeze-below`, or its
 //!   budget spent), 503 while an SLO's figures are not complete yet.
+//! * `POST /api/v1/slos/validate` with `{"slo": "<YAML>"}` — the SLOs the
+//!   text defines and every problem with its field, nothing saved.
 //! * `PUT /api/v1/slos/{id}` — create or replace an SLO from OpenSLO or Sloth
 //!   YAML (JSON is YAML too); `DELETE /api/v1/slos/{id}` — delete it. SLOs of
 //!   the SLO directory are changed there instead (409).
@@ -38,7 +40,7 @@ use smolder_common::text::parse_time;
 
 use crate::engine::{GroupKey, InstanceStatus, PutError, SloStatus, Snapshot};
 use crate::eval::{Evaluation, window_name};
-use crate::model::{Period, SloDefinition, Window, duration_ns};
+use crate::model::{Origin, Period, SloDefinition, Window, duration_ns};
 use crate::tenants::SloEngines;
 
 /// Most points a series answer holds.
@@ -48,6 +50,7 @@ pub const MAX_POINTS: i64 = 2000;
 pub fn router(engines: Arc<SloEngines>) -> Router {
     Router::new()
         .route("/api/v1/slos", get(list))
+        .route("/api/v1/slos/validate", axum::routing::post(validate))
         .route("/api/v1/slos/{id}", get(one).put(put).delete(delete))
         .route("/api/v1/slos/{id}/series", get(series))
         .route("/api/v1/slos/{id}/gate", get(gate))
@@ -235,7 +238,68 @@ async fn one(
     body["dropped_group_rows"] = json!(s.dropped_group_rows);
     body["last_update_ms"] = json!(s.last_update_ms);
     body["evaluated_at"] = json!(rfc3339(snap.at_ns));
+    if let Some(engine) = engines.get(&tenant) {
+        let source = tokio::task::spawn_blocking(move || engine.source(&id))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten();
+        body["source"] = match source {
+            Some((Origin::Api, yaml)) => json!({ "origin": "api", "yaml": yaml }),
+            Some((Origin::File(file), yaml)) => {
+                json!({ "origin": "file", "file": file, "yaml": yaml })
+            }
+            None => Value::Null,
+        };
+    }
     Ok(Json(body).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ValidateBody {
+    /// OpenSLO or Sloth YAML.
+    slo: String,
+}
+
+/// `POST /api/v1/slos/validate`: the SLOs a text defines and every problem
+/// of it (YAML, OpenSLO or Sloth structure, references, the SQL of each
+/// expression against the tables), without saving anything — what the SLO
+/// editor shows as it is typed.
+async fn validate(
+    State(engines): State<Arc<SloEngines>>,
+    tenant: Tenant,
+    smolder_common::http::Json(body): smolder_common::http::Json<ValidateBody>,
+) -> Result<Response, ApiError> {
+    let engine = engines
+        .get_or_create(&tenant)
+        .await
+        .map_err(|e| ApiError::internal("Opening the tenant's SLO engine", e))?;
+    let loaded = crate::spec::load_texts(
+        &[("slo".to_string(), body.slo)],
+        engine.options().defaults,
+        &Origin::Api,
+    );
+    let mut problems = loaded.problems;
+    let mut slos = Vec::new();
+    for def in &loaded.slos {
+        match engine.check(def).await {
+            Ok(()) => slos.push(json!({
+                "id": def.id,
+                "service": def.service,
+                "objective": def.objective,
+                "table": def.sli.table.name(),
+                "conditions": def.alert_windows.len(),
+            })),
+            Err(mut p) => problems.append(&mut p),
+        }
+    }
+    Ok(Json(json!({
+        "valid": problems.is_empty() && !slos.is_empty(),
+        "slos": slos,
+        "problems": problems,
+    }))
+    .into_response())
 }
 
 /// Where an SLO's error-budget policy stands for changes.

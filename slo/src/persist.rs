@@ -209,6 +209,18 @@ impl Db {
         rows.collect::<Result<_, _>>().map_err(storage)
     }
 
+    /// The document an API-managed SLO was stored from.
+    pub fn api_slo(&self, id: &str) -> Result<Option<String>> {
+        self.conn()
+            .query_row(
+                "SELECT yaml FROM api_slos WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(storage)
+    }
+
     /// Stores (or replaces) an API-managed SLO document.
     pub fn put_api(&self, id: &str, yaml: &str, now_ns: i64) -> Result<()> {
         self.conn()

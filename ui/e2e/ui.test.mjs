@@ -161,6 +161,45 @@ await step('back-to-slo', async () => {
   await page.locator('.burn-chart canvas').first().waitFor();
 });
 
+await step('slo-what-if', async () => {
+  // The running policy and a looser objective, replayed over the range:
+  // the incident's page is gone with the change.
+  await page.locator('#what-if input[name="objective"]').fill('0.5');
+  await page.locator('#what-if-run').click();
+  await page.locator('#what-if-current tbody tr', { hasText: 'page' }).first().waitFor();
+  await page.locator('#what-if-variant').waitFor();
+  assert.equal(await page.locator('#what-if-variant tbody tr', { hasText: 'page' }).count(), 0,
+    'at 50 % no failure rate of the incident burns fast enough to page');
+  await page.locator('#what-if').screenshot({ path: join(ARTIFACTS, 'slo-what-if.png') });
+});
+
+await step('slo-editor', async () => {
+  await page.locator('#edit-slo').click();
+  await page.waitForURL(/\/slos\/checkout-availability\/edit/);
+  await page.locator('#slo-problems .badge.ok').waitFor();
+  // A file's SLO is tried here and changed in its file.
+  assert.ok(await page.locator('#save-slo').isDisabled(), 'no saving over the SLO directory');
+  // A mistake is named with its field as it is typed.
+  const yaml = await page.locator('#slo-yaml').inputValue();
+  await page.locator('#slo-yaml').fill(yaml.replace('target: 0.995', 'target: 1.5'));
+  const problem = page.locator('#slo-problems li').first();
+  await problem.waitFor();
+  assert.match(await problem.textContent(), /target/);
+  assert.ok(await page.locator('#run-backtest').isDisabled(), 'no backtest of an invalid SLO');
+  await page.locator('#slo-yaml').fill(yaml);
+  await page.locator('#slo-problems .badge.ok').waitFor();
+  // The backtest shows the burn rates and the page the incident raised.
+  await page.locator('#run-backtest').click();
+  await page.locator('#backtest-alerts tbody tr', { hasText: 'page' }).first().waitFor();
+  await page.locator('#backtest-results .burn-chart canvas').first().waitFor();
+  assert.match(await page.locator('#backtest-summary').textContent(), /evaluated every/);
+  assert.match(await page.locator('#backtest-results').textContent(), /Same policy as the running SLO/);
+  await page.screenshot({ path: join(ARTIFACTS, 'slo-backtest.png'), fullPage: true });
+  // A new SLO starts from a template that validates.
+  await page.goto(`${BASE}/slos/new`);
+  await page.locator('#slo-problems .badge.ok').waitFor();
+});
+
 await step('explore', async () => {
   await page.goto(`${BASE}/explore`);
   await page.waitForSelector('#sql');

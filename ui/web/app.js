@@ -10,6 +10,8 @@ import { endedMessage, loadSession, renderSignIn, showUser } from '/ui/lib/sessi
 // the time range (the picker is shown only there).
 const ROUTES = [
   [/^\/(?:slos\/?)?$/, 'slos', 'slos', true],
+  [/^\/slos\/new$/, 'slo_edit', 'slos', false],
+  [/^\/slos\/([^/]+)\/edit$/, 'slo_edit', 'slos', false],
   [/^\/slos\/([^/]+)$/, 'slo', 'slos', true],
   [/^\/explore$/, 'explore', 'explore', true],
   [/^\/traces$/, 'traces', 'traces', true],

@@ -240,26 +240,16 @@ pub async fn replay(
     let mut lifecycle = Lifecycle::default();
     let mut out = Replay::default();
     let mut raised: HashMap<String, Raised> = HashMap::new();
-    let first_tick = from.div_euclid(every) * every
-        + if from.rem_euclid(every) == 0 {
-            0
-        } else {
-            every
-        };
-    let mut k = first_tick.div_euclid(b);
-    while k * b <= to {
-        let ticks: Vec<i64> = {
-            let lo = (k * b).max(first_tick);
-            let start =
-                lo.div_euclid(every) * every + if lo.rem_euclid(every) == 0 { 0 } else { every };
-            let end = ((k + 1) * b - 1).min(to);
-            (0..)
-                .map(|n| start + n * every)
-                .take_while(|&t| t <= end)
-                .collect()
-        };
-        k += 1;
-        let k = k - 1;
+    // The first multiple of the interval at or after `t`.
+    let on_grid =
+        |t: i64| t.div_euclid(every) * every + if t.rem_euclid(every) == 0 { 0 } else { every };
+    let first_tick = on_grid(from);
+    for k in first_tick.div_euclid(b)..=to.div_euclid(b) {
+        let end = ((k + 1) * b - 1).min(to);
+        let ticks: Vec<i64> = (0..)
+            .map(|n| on_grid((k * b).max(first_tick)) + n * every)
+            .take_while(|&t| t <= end)
+            .collect();
         if ticks.is_empty() {
             continue;
         }

@@ -341,6 +341,21 @@ impl SloEngine {
         Ok((def, created))
     }
 
+    /// The text an SLO was loaded from — its file's, or the document it was
+    /// stored through the API with — and where it came from; `None` for an
+    /// unknown SLO (or a file no longer readable).
+    pub fn source(&self, id: &str) -> Result<Option<(Origin, String)>> {
+        let origin = match read(&self.runtimes).get(id) {
+            Some(rt) => rt.def.origin.clone(),
+            None => return Ok(None),
+        };
+        let text = match &origin {
+            Origin::Api => self.db.api_slo(id)?,
+            Origin::File(path) => std::fs::read_to_string(path).ok(),
+        };
+        Ok(text.map(|t| (origin, t)))
+    }
+
     /// Deletes an API-managed SLO. `Ok(false)` when there is none.
     pub fn delete(&self, id: &str) -> Result<bool> {
         if read(&self.file_defs).iter().any(|d| d.id == id) {

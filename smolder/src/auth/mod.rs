@@ -219,7 +219,12 @@ fn api_scope(method: &Method, path: &str) -> Option<Scope> {
     match *method {
         Method::GET | Method::HEAD | Method::OPTIONS => Some(Scope::Read),
         // A query or a backtest changes nothing.
-        Method::POST if path == "/api/v1/sql" || path == "/api/v1/slos/backtest" => {
+        Method::POST
+            if matches!(
+                path,
+                "/api/v1/sql" | "/api/v1/slos/backtest" | "/api/v1/slos/validate"
+            ) =>
+        {
             Some(Scope::Read)
         }
         _ => Some(Scope::Write),

@@ -15,11 +15,15 @@ export function setCsrfToken(token) {
   csrfToken = token || '';
 }
 
-export async function api(path, { method = 'GET', body, signal } = {}) {
+/** Calls the API: `body` is sent as JSON, `text` as is with `contentType`. */
+export async function api(path, { method = 'GET', body, text: raw, contentType, signal } = {}) {
   const init = { method, signal, headers: { Accept: 'application/json' } };
   if (body !== undefined) {
     init.body = JSON.stringify(body);
     init.headers['Content-Type'] = 'application/json';
+  } else if (raw !== undefined) {
+    init.body = raw;
+    init.headers['Content-Type'] = contentType || 'text/plain';
   }
   if (method !== 'GET' && csrfToken) init.headers['X-CSRF-Token'] = csrfToken;
   const res = await fetch(path, init);

@@ -4,6 +4,7 @@ import { runbookButton } from '/ui/pages/alerts.js';
 import { api, qs, traceHref } from '/ui/lib/api.js';
 import { h, mount, table, errorBox } from '/ui/lib/dom.js';
 import { timeChart } from '/ui/lib/chart.js';
+import { alertsTable, plural, runBacktest } from '/ui/pages/backtest.js';
 import * as fmt from '/ui/lib/format.js';
 import { navigate, notFound } from '/ui/app.js';
 import { budgetBar, burnChip, stateBadge, alertFor, groupText, windowOrder } from '/ui/pages/slos.js';
@@ -75,7 +76,8 @@ export async function render(main, ctx) {
     h('h1', {}, slo.display_name || slo.id, ' ', stateBadge(alert, e && e.alert_state)),
     h('p', { class: 'muted' }, `${slo.service} · objective ${fmt.pct(slo.objective)} · ${periodText(slo.period)} · ${slo.budgeting && slo.budgeting.method ? slo.budgeting.method : ''} budgeting · from ${slo.table}`,
       groupText(group) ? ` · group ${groupText(group)}` : ''),
-    h('div', { class: 'toolbar' }, runbookButton(slo.definition && slo.definition.runbook_url), groupPicker),
+    h('div', { class: 'toolbar' }, runbookButton(slo.definition && slo.definition.runbook_url), groupPicker,
+      h('a', { href: `/slos/${encodeURIComponent(id)}/edit`, id: 'edit-slo' }, 'Edit and backtest')),
     slo.error ? errorBox(slo.error) : null,
     slo.backfill && !slo.backfill.done ? h('p', { class: 'badge warn' }, `Backfilling rollups: ${(slo.backfill.progress * 100).toFixed(0)}% (through ${slo.backfill.through})`) : null,
     h('div', { class: 'cards' },
@@ -95,6 +97,8 @@ export async function render(main, ctx) {
     causes,
     h('h2', {}, 'Alerts and notifications'),
     alertsBox,
+    h('h2', {}, 'What if'),
+    whatIf(slo, e, ctx),
     h('h2', {}, 'Definition'),
     h('pre', { class: 'code', tabindex: '0', 'aria-label': 'SLO definition' }, JSON.stringify(slo.definition, null, 2)));
 
@@ -184,6 +188,48 @@ export async function render(main, ctx) {
           String(n.attempts), n.last_status ?? '—', n.last_error || '']), { attrs: { id: 'slo-notifications' } }) : h('p', { class: 'muted' }, 'No notifications sent for this SLO.'));
     }).catch((err) => { if (ctx.alive()) mount(alertsBox, errorBox(err)); });
   }
+}
+
+/** "What if": another objective or other burn-rate thresholds, replayed
+ * over the time range next to the current policy — the alerts that would
+ * have fired with each. */
+function whatIf(slo, e, ctx) {
+  const box = h('div', { id: 'what-if' });
+  if (!slo.source) {
+    box.append(h('p', { class: 'muted' }, 'The SLO\'s source is not available.'));
+    return box;
+  }
+  const objective = h('input', { type: 'number', name: 'objective', step: '0.0001', min: '0.5', max: '0.99999', value: String(slo.objective), 'aria-label': 'Objective' });
+  const conditions = (e ? e.conditions : []);
+  const factors = conditions.map((c) => h('input', { type: 'number', step: '0.1', min: '0.1', value: String(c.factor), 'aria-label': `Threshold of ${c.name}` }));
+  const out = h('div');
+  const run = async () => {
+    const { from, to } = ctx.range;
+    mount(out, h('p', { class: 'muted' }, 'Replaying both policies…'));
+    try {
+      const answer = await runBacktest(slo.source.yaml, {
+        id: slo.id, from, to,
+        variants: [{ objective: Number(objective.value), factors: factors.map((f) => Number(f.value)) }],
+      });
+      if (!ctx.alive()) return;
+      const variant = answer.variants[0];
+      mount(out,
+        h('h3', {}, `Current policy: ${plural(answer.alerts.length, 'alert')}`),
+        alertsTable(answer.alerts, { id: 'what-if-current' }),
+        h('h3', {}, `With the change: ${plural(variant.alerts.length, 'alert')}`),
+        alertsTable(variant.alerts, { id: 'what-if-variant' }));
+    } catch (err) {
+      if (ctx.alive()) mount(out, errorBox(err));
+    }
+  };
+  box.append(
+    h('p', { class: 'muted' }, 'Change the objective or a threshold and see when alerts would have fired over the time range.'),
+    h('div', { class: 'toolbar' },
+      h('label', {}, 'Objective ', objective),
+      conditions.map((c, i) => h('label', {}, `${c.name} (${c.long_window}/${c.short_window}) `, factors[i])),
+      h('button', { type: 'button', id: 'what-if-run', onclick: run }, 'Show alerts')),
+    out);
+  return box;
 }
 
 /** The share of the period the figures cover, when the data is younger

@@ -386,6 +386,7 @@ export async function render(main, ctx) {
 
   mount(main,
     h('h1', {}, 'Service level objectives'),
+    h('p', {}, h('a', { href: '/slos/new', id: 'new-slo' }, 'New SLO'), h('span', { class: 'muted' }, ' — write one in YAML and backtest it before saving')),
     cards,
     list.problems && list.problems.length
       ? h('div', { class: 'error', role: 'alert' }, `Problems in SLO files:\n${list.problems.map((p) => p.message || JSON.stringify(p)).join('\n')}`)
