@@ -663,6 +663,40 @@ fn a_backtest_shows_when_a_policy_would_have_paged_and_what_it_would_have_sent()
     assert!(stdout.contains("Against the incidents"), "{stdout}");
     assert!(stdout.contains(page["start"].as_str().unwrap()), "{stdout}");
 
+    // The editor's help: the SLO's source, and validation without saving.
+    let (_, slo) = get(&server, "/api/v1/slos/shop-availability");
+    assert_eq!(slo["source"]["origin"], "file", "{slo:#}");
+    assert_eq!(slo["source"]["yaml"], SLO);
+    let (status, text) = http_post(
+        server.http,
+        "/api/v1/slos/validate",
+        "application/json",
+        serde_json::json!({"slo": SLO.replace("table: spans", "table: nope")})
+            .to_string()
+            .as_bytes(),
+    );
+    let checked: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(status, 200, "{checked:#}");
+    assert_eq!(checked["valid"], false);
+    assert!(
+        checked["problems"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nope"),
+        "{checked:#}"
+    );
+    let (_, text) = http_post(
+        server.http,
+        "/api/v1/slos/validate",
+        "application/json",
+        serde_json::json!({ "slo": loose }).to_string().as_bytes(),
+    );
+    let checked: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(checked["valid"], true, "{checked:#}");
+    assert_eq!(checked["slos"][0]["objective"], 0.8);
+    let (_, list) = get(&server, "/api/v1/slos");
+    assert_eq!(slo_ids(&list), ["shop-availability"], "nothing was saved");
+
     // Bad requests name what is wrong.
     for (body, want, field) in [
         (serde_json::json!({"from": 0}), 422, "slo"),

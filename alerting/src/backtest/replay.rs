@@ -244,6 +244,11 @@ pub async fn replay(
     let on_grid =
         |t: i64| t.div_euclid(every) * every + if t.rem_euclid(every) == 0 { 0 } else { every };
     let first_tick = on_grid(from);
+    // The conditions met at the last tick, per instance and condition.
+    let mut met = vec![false; keys.len() * windows.len()];
+    // The last tick not stepped, with what it saw of its bucket.
+    let mut previous: Option<(i64, i64, Vec<[f64; 2]>)> = None;
+    let mut last_stepped = i64::MIN;
     for k in first_tick.div_euclid(b)..=to.div_euclid(b) {
         let end = ((k + 1) * b - 1).min(to);
         let ticks: Vec<i64> = (0..)
@@ -258,18 +263,24 @@ pub async fn replay(
         // inside it.
         let mut may_meet = false;
         let mut open = false;
+        let mut at_start = Vec::with_capacity(keys.len() * windows.len());
+        let mut inside = Vec::with_capacity(keys.len() * windows.len());
         for (i, key) in keys.iter().enumerate() {
             let raw = history.groups[key].get(k);
             let boxed = bucket_box(&def.budgeting, raw);
             for (w, n) in def.alert_windows.iter().zip(&windows) {
-                let at_start = outcome(def, w.factor, &prefixes[i], k, *n, (0.0, 0.0));
-                let inside = outcome(def, w.factor, &prefixes[i], k, *n, boxed);
-                may_meet |= ticks[0] == k * b && at_start == Outcome::Met;
-                may_meet |= inside != Outcome::NotMet && ticks.iter().any(|&t| t != k * b);
-                open |= inside == Outcome::Open && ticks.iter().any(|&t| t != k * b);
+                let first = outcome(def, w.factor, &prefixes[i], k, *n, (0.0, 0.0));
+                let within = outcome(def, w.factor, &prefixes[i], k, *n, boxed);
+                may_meet |= ticks[0] == k * b && first == Outcome::Met;
+                may_meet |= within != Outcome::NotMet && ticks.iter().any(|&t| t != k * b);
+                open |= within == Outcome::Open && ticks.iter().any(|&t| t != k * b);
+                at_start.push(first == Outcome::Met);
+                inside.push(within);
             }
         }
         if !may_meet && lifecycle.active.is_empty() {
+            met.fill(false);
+            previous = None;
             continue;
         }
         let exact = if open {
@@ -285,71 +296,187 @@ pub async fn replay(
         } else {
             None
         };
+        // What the live engine held of bucket `k` at `t`, per instance.
+        let seen_at = |t: i64, key: &GroupKey, full: [f64; 2]| -> [f64; 2] {
+            if t == k * b {
+                [0.0; 2]
+            } else if let Some(exact) = &exact {
+                exact
+                    .get(key)
+                    .into_iter()
+                    .flatten()
+                    .fold([0.0; 2], |acc, (i, v)| {
+                        if i * fine < t {
+                            [acc[0] + v[0], acc[1] + v[1]]
+                        } else {
+                            acc
+                        }
+                    })
+            } else {
+                full
+            }
+        };
         for &t in &ticks {
-            let mut instances = Vec::with_capacity(keys.len());
-            for key in &keys {
-                let rollup = history.groups.get_mut(key).expect("a key of the history");
-                let full = rollup.get(k);
-                let seen = if t == k * b {
-                    [0.0; 2]
-                } else if let Some(exact) = &exact {
-                    exact
-                        .get(key)
-                        .into_iter()
-                        .flatten()
-                        .fold([0.0; 2], |acc, (i, v)| {
-                            if i * fine < t {
-                                [acc[0] + v[0], acc[1] + v[1]]
-                            } else {
-                                acc
+            let seen: Vec<[f64; 2]> = keys
+                .iter()
+                .map(|key| seen_at(t, key, history.groups[key].get(k)))
+                .collect();
+            // Which conditions hold at `t`.
+            let mut now_met = Vec::with_capacity(met.len());
+            for (i, part) in seen.iter().enumerate() {
+                for (c, (w, n)) in def.alert_windows.iter().zip(&windows).enumerate() {
+                    let j = i * windows.len() + c;
+                    now_met.push(if t == k * b {
+                        at_start[j]
+                    } else {
+                        match inside[j] {
+                            Outcome::Met => true,
+                            Outcome::NotMet => false,
+                            Outcome::Open => {
+                                let [g, tot] = def.budgeting.units(part[0], part[1]);
+                                let add = |c: Counts| Counts {
+                                    good: c.good + g,
+                                    total: c.total + tot,
+                                };
+                                let long = add(prefixes[i].sum(k - n.0 + 1, k - 1));
+                                let short = add(prefixes[i].sum(k - n.1 + 1, k - 1));
+                                ConditionChecks::of(def, w.factor, long, short).met()
                             }
-                        })
-                } else {
-                    full
-                };
-                let evaluation = if seen == full {
-                    evaluate(def, rollup, b, t)
-                } else {
-                    rollup.replace(k, k, &[(k, seen)]);
-                    let e = evaluate(def, rollup, b, t);
-                    rollup.replace(k, k, &[(k, full)]);
-                    e
-                };
-                instances.push(InstanceStatus {
-                    group: group_map(&def.group_by, key),
-                    evaluation,
-                });
+                        }
+                    });
+                }
             }
-            let snapshot = Snapshot {
-                at_ns: t,
-                slos: vec![SloStatus {
-                    definition: Arc::clone(def),
-                    instances,
-                    backfill: Backfill {
-                        done: true,
-                        progress: 1.0,
-                        through: String::new(),
-                    },
-                    dropped_group_rows: 0,
-                    error: None,
-                    last_update_ms: None,
-                }],
-                problems: Vec::new(),
-            };
-            let step = lifecycle.step(&snapshot, t, options);
-            out.stepped += 1;
-            for alert in &step.changed {
-                record(&mut raised, alert, &snapshot);
+            // Between changes a step only moves the alerts' figures: the
+            // lifecycle is stepped where a condition starts or stops
+            // holding (and at the tick before, which the alerts' last
+            // instant met is), and where a timer (`alertAfter`,
+            // `keep_firing_for`) comes due.
+            let changed = now_met != met;
+            let due = next_due(&lifecycle, def, options, last_stepped).is_some_and(|d| d <= t);
+            if changed
+                && !lifecycle.active.is_empty()
+                && let Some((tp, kp, seen_p)) = previous.take()
+            {
+                let snapshot = snapshot_at(def, history, &keys, tp, kp, &seen_p);
+                step_at(&mut lifecycle, &snapshot, tp, options, &mut raised, on_step);
+                out.stepped += 1;
+                last_stepped = tp;
             }
-            if !step.changed.is_empty() {
-                on_step(t, &step.changed);
+            if changed || due {
+                let snapshot = snapshot_at(def, history, &keys, t, k, &seen);
+                step_at(&mut lifecycle, &snapshot, t, options, &mut raised, on_step);
+                out.stepped += 1;
+                last_stepped = t;
+                previous = None;
+            } else {
+                previous = Some((t, k, seen));
             }
+            met = now_met;
         }
     }
     let mut alerts: Vec<Raised> = raised.into_values().collect();
     alerts.sort_by(|a, b| (a.start, &a.labels).cmp(&(b.start, &b.labels)));
     out.alerts = alerts;
     Ok(out)
+}
+
+/// The snapshot of the candidate at `t`: every instance evaluated with
+/// `seen` as its bucket `k` (what the live engine held of it at `t`).
+fn snapshot_at(
+    def: &Arc<SloDefinition>,
+    history: &mut History,
+    keys: &[GroupKey],
+    t: i64,
+    k: i64,
+    seen: &[[f64; 2]],
+) -> Snapshot {
+    let b = history.bucket_ns;
+    let mut instances = Vec::with_capacity(keys.len());
+    for (key, part) in keys.iter().zip(seen) {
+        let rollup = history.groups.get_mut(key).expect("a key of the history");
+        let full = rollup.get(k);
+        let evaluation = if *part == full {
+            evaluate(def, rollup, b, t)
+        } else {
+            rollup.replace(k, k, &[(k, *part)]);
+            let e = evaluate(def, rollup, b, t);
+            rollup.replace(k, k, &[(k, full)]);
+            e
+        };
+        instances.push(InstanceStatus {
+            group: group_map(&def.group_by, key),
+            evaluation,
+        });
+    }
+    Snapshot {
+        at_ns: t,
+        slos: vec![SloStatus {
+            definition: Arc::clone(def),
+            instances,
+            backfill: Backfill {
+                done: true,
+                progress: 1.0,
+                through: String::new(),
+            },
+            dropped_group_rows: 0,
+            error: None,
+            last_update_ms: None,
+        }],
+        problems: Vec::new(),
+    }
+}
+
+/// One lifecycle step at `t`, its alerts recorded and passed on.
+fn step_at(
+    lifecycle: &mut Lifecycle,
+    snapshot: &Snapshot,
+    t: i64,
+    options: &LifecycleOptions,
+    raised: &mut HashMap<String, Raised>,
+    on_step: &mut (dyn FnMut(i64, &[Alert]) + Send),
+) {
+    let step = lifecycle.step(snapshot, t, options);
+    for alert in &step.changed {
+        record(raised, alert, snapshot);
+    }
+    if !step.changed.is_empty() {
+        on_step(t, &step.changed);
+    }
+}
+
+/// When the next timer of an active alert comes due: a pending alert fires
+/// once it held for its condition's `alertAfter`; a firing one whose
+/// condition did not hold at the last step (`last_stepped`) resolves after
+/// `keep_firing_for` (the flap window for a flapping one). `None` without
+/// timers.
+fn next_due(
+    lifecycle: &Lifecycle,
+    def: &SloDefinition,
+    options: &LifecycleOptions,
+    last_stepped: i64,
+) -> Option<i64> {
+    let keep = duration_ns(options.keep_firing_for);
+    let flap = duration_ns(options.flap_window);
+    lifecycle
+        .active
+        .values()
+        .filter_map(|a| match a.state {
+            State::Pending => {
+                let after = def
+                    .alert_windows
+                    .iter()
+                    .find(|w| a.labels.get("condition") == Some(&w.name))
+                    .map_or(0, |w| duration_ns(w.alert_after));
+                Some(a.active_since.saturating_add(after))
+            }
+            // Held at the last step: it resolves only after a change.
+            _ if a.last_met == last_stepped => None,
+            _ => Some(
+                a.last_met
+                    .saturating_add(if a.flapping { keep.max(flap) } else { keep }),
+            ),
+        })
+        .min()
 }
 
 /// Keeps a raised alert's figures up to date; a new firing after a
