@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use smolder_alerting::Alerting;
-use smolder_alerting::backtest::{Request, run};
+use smolder_alerting::backtest::{Request, Variant, run};
 use smolder_alerting::config::AlertingConfig;
 use smolder_alerting::store::Store;
 use smolder_common::clock::{Clock, ManualClock};
@@ -170,7 +170,17 @@ async fn a_backtest_raises_the_alerts_the_live_engine_raised_at_the_same_instant
                     from: Some(T0),
                     to: Some(last_tick),
                     incidents: Vec::new(),
-                    variants: Vec::new(),
+                    // With a variant (the same policy) the minutes are
+                    // refined from one read of the range at the tick
+                    // grid's resolution, not with a query each.
+                    variants: if how == "a scan" {
+                        vec![Variant {
+                            objective: Some(status.definition.objective),
+                            factors: None,
+                        }]
+                    } else {
+                        Vec::new()
+                    },
                 },
             )
             .await
@@ -192,6 +202,22 @@ async fn a_backtest_raises_the_alerts_the_live_engine_raised_at_the_same_instant
                 "{id} backtested from {how}: {:#}",
                 answer["alerts"]
             );
+            let variant: Raised = answer["variants"][0]["alerts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|a| {
+                    (
+                        a["fingerprint"].as_str().unwrap().to_string(),
+                        a["start"].as_str().unwrap().to_string(),
+                        a["end"].as_str().map(str::to_string),
+                    )
+                })
+                .collect();
+            if how == "a scan" {
+                assert_eq!(variant, expected, "{id} as a variant, from {how}");
+                assert_eq!(answer["source"]["refine_queries"], 0, "{id}");
+            }
             refined += answer["source"]["refined_buckets"].as_u64().unwrap();
             if how == "stored rollups" {
                 assert!(

@@ -385,6 +385,12 @@ pub async fn run(
     let mut history = engine.history(&def, from, to).await?;
     let lifecycle = alerting.lifecycle_options();
     let mut partials = Partials::default();
+    if !variants.is_empty() {
+        // Each variant opens other minutes: read them all at once.
+        partials
+            .prefetch(engine, &def, (from, to), history.bucket_ns, interval)
+            .await?;
+    }
     let mut simulation = alerting.simulation().await;
     let def = Arc::new(def);
     let main = replay(
@@ -498,6 +504,7 @@ pub async fn run(
             "stored_buckets": history.sources.stored_buckets,
             "scanned_seconds": history.sources.scanned_ns as f64 / 1e9,
             "refined_buckets": main.refined,
+            "refine_queries": main.queried,
         },
         "stats": {
             "ticks": main.ticks,

@@ -91,14 +91,77 @@ pub struct Replay {
     /// Ticks at which the lifecycle was stepped (the others could change
     /// nothing).
     pub stepped: u64,
-    /// Buckets read again at the tick grid's resolution.
+    /// Buckets whose part before a tick decided a condition (refined at
+    /// the tick grid's resolution).
     pub refined: u64,
+    /// Of those, buckets read with a query of their own.
+    pub queried: u64,
 }
 
 /// Buckets already read at the tick grid's resolution, by bucket index:
 /// they do not depend on the policy, so variants of one SLO share them.
+/// With [`Partials::prefetch`] the whole range is read at that resolution
+/// once (one scan) and every minute is refined from memory — what a
+/// comparison of many variants needs, each opening other minutes.
 #[derive(Debug, Default)]
-pub struct Partials(HashMap<i64, Arc<GroupBuckets>>);
+pub struct Partials {
+    minutes: HashMap<i64, Arc<GroupBuckets>>,
+    fine: Option<(i64, GroupBuckets)>,
+}
+
+impl Partials {
+    /// Reads `def`'s buckets of `[from, to]` at the resolution of a tick
+    /// grid of `interval` over buckets of `bucket_ns`.
+    pub async fn prefetch(
+        &mut self,
+        engine: &SloEngine,
+        def: &SloDefinition,
+        (from, to): (i64, i64),
+        bucket_ns: i64,
+        interval: Duration,
+    ) -> Result<()> {
+        let fine = gcd(duration_ns(interval).max(1), bucket_ns).max(1);
+        let start = from.div_euclid(bucket_ns) * bucket_ns;
+        let end = (to.div_euclid(bucket_ns) + 1) * bucket_ns;
+        self.fine = Some((fine, engine.scan(def, start, end, fine).await?));
+        Ok(())
+    }
+
+    /// Bucket `k` (of width `b`) at resolution `fine`: from memory after a
+    /// prefetch, else read (and kept); the flag says whether it was read.
+    async fn minute(
+        &mut self,
+        engine: &SloEngine,
+        def: &SloDefinition,
+        k: i64,
+        b: i64,
+        fine: i64,
+    ) -> Result<(Arc<GroupBuckets>, bool)> {
+        if let Some(p) = self.minutes.get(&k) {
+            return Ok((Arc::clone(p), false));
+        }
+        let (p, read) = match &self.fine {
+            Some((width, all)) if *width == fine => {
+                let (lo, hi) = (k * b / fine, (k + 1) * b / fine);
+                let part = all
+                    .iter()
+                    .map(|(key, values)| {
+                        let a = values.partition_point(|(i, _)| *i < lo);
+                        let z = values.partition_point(|(i, _)| *i < hi);
+                        (key.clone(), values[a..z].to_vec())
+                    })
+                    .collect();
+                (Arc::new(part), false)
+            }
+            _ => (
+                Arc::new(engine.scan(def, k * b, (k + 1) * b, fine).await?),
+                true,
+            ),
+        };
+        self.minutes.insert(k, Arc::clone(&p));
+        Ok((p, read))
+    }
+}
 
 fn gcd(a: i64, b: i64) -> i64 {
     if b == 0 { a.abs() } else { gcd(b, a % b) }
@@ -284,15 +347,10 @@ pub async fn replay(
             continue;
         }
         let exact = if open {
-            Some(match partials.0.get(&k) {
-                Some(p) => Arc::clone(p),
-                None => {
-                    let p = Arc::new(engine.scan(def, k * b, (k + 1) * b, fine).await?);
-                    partials.0.insert(k, Arc::clone(&p));
-                    out.refined += 1;
-                    p
-                }
-            })
+            let (p, read) = partials.minute(engine, def, k, b, fine).await?;
+            out.refined += 1;
+            out.queried += u64::from(read);
+            Some(p)
         } else {
             None
         };
