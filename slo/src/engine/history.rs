@@ -14,12 +14,12 @@
 //! backtest needs what the live engine saw of the bucket a tick fell in (the
 //! part before the tick) where that decides an alert condition.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::GroupKey;
 use super::SloEngine;
-use super::state::{InstanceState, Runtime};
+use super::state::Runtime;
 use crate::model::{SloDefinition, duration_ns};
 use crate::rollup::Rollup;
 use crate::{Error, Result};
@@ -190,21 +190,7 @@ impl SloEngine {
             bucket_ns: width_ns,
             fingerprint: String::new(),
             capacity,
-            state: tokio::sync::Mutex::new(InstanceState {
-                groups: BTreeMap::new(),
-                watermark: from,
-                horizon_start: from,
-                dropped_groups: 0,
-                last_error: None,
-                last_update: None,
-                baselines: HashMap::new(),
-                memory: Arc::new(std::sync::Mutex::new(Reservation::empty(
-                    self.query.budget(),
-                    Consumer::Slo,
-                ))),
-                failures: 0,
-                retry_at: i64::MIN,
-            }),
+            state: tokio::sync::Mutex::new(self.empty_state(from)),
         };
         let chunk = self.chunk_ns(width_ns);
         let mut st = rt.state.lock().await;

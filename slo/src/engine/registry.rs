@@ -192,6 +192,12 @@ impl SloEngine {
             .saturating_sub(duration_ns(def.horizon(now)))
             .div_euclid(b)
             .saturating_mul(b);
+        self.empty_state(start)
+    }
+
+    /// A state with nothing rolled up before `start`, its memory taken
+    /// from the process's budget.
+    pub(super) fn empty_state(&self, start: i64) -> InstanceState {
         InstanceState {
             groups: BTreeMap::new(),
             watermark: start,
