@@ -163,6 +163,9 @@ impl Partials {
     }
 }
 
+/// Buckets replayed between two yields to the runtime.
+const YIELD_EVERY: i64 = 1024;
+
 fn gcd(a: i64, b: i64) -> i64 {
     if b == 0 { a.abs() } else { gcd(b, a % b) }
 }
@@ -313,6 +316,11 @@ pub async fn replay(
     let mut previous: Option<(i64, i64, Vec<[f64; 2]>)> = None;
     let mut last_stepped = i64::MIN;
     for k in first_tick.div_euclid(b)..=to.div_euclid(b) {
+        // A replay is seconds of CPU: let the other tasks of this worker
+        // (ingest, the API) run between stretches of it.
+        if k.rem_euclid(YIELD_EVERY) == 0 {
+            tokio::task::yield_now().await;
+        }
         let end = ((k + 1) * b - 1).min(to);
         let ticks: Vec<i64> = (0..)
             .map(|n| on_grid((k * b).max(first_tick)) + n * every)
