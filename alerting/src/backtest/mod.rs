@@ -269,10 +269,14 @@ fn series(history: &History, def: &SloDefinition, from: i64, to: i64) -> Value {
     let b = history.bucket_ns;
     let step = ((to - from) / MAX_POINTS + 1).max(b).div_euclid(b) * b;
     let start = from.div_euclid(step) * step + step;
-    let times: Vec<i64> = (0..)
+    let mut times: Vec<i64> = (0..)
         .map(|n| start + n * step)
         .take_while(|&t| t <= to)
         .collect();
+    // The range's end too: an incident in its last minutes is drawn.
+    if times.last().is_none_or(|&t| t < to) {
+        times.push(to);
+    }
     let mut groups: Vec<(&GroupKey, f64)> = history
         .groups
         .iter()

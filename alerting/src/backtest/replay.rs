@@ -440,6 +440,14 @@ pub async fn replay(
             met = now_met;
         }
     }
+    // Alerts still firing at the end get the figures of the last tick.
+    if !lifecycle.active.is_empty()
+        && let Some((tp, kp, seen_p)) = previous.take()
+    {
+        let snapshot = snapshot_at(def, history, &keys, tp, kp, &seen_p);
+        step_at(&mut lifecycle, &snapshot, tp, options, &mut raised, on_step);
+        out.stepped += 1;
+    }
     let mut alerts: Vec<Raised> = raised.into_values().collect();
     alerts.sort_by(|a, b| (a.start, &a.labels).cmp(&(b.start, &b.labels)));
     out.alerts = alerts;
