@@ -635,6 +635,11 @@ fn register_build_info(registry: &mut Registry) {
 /// what is buffered (nothing is accepted any more), so the next start
 /// reads Parquet instead of replaying the log, and a compactor lets its
 /// lease go.
+///
+/// The lease is renewed by a task of its own: a round of merges can take
+/// longer than the lease's time to live (seconds of Parquet in a busy
+/// process), and a renewal waiting behind it would hand the lease to a
+/// standby in the middle of the holder's work.
 async fn maintain_storage(
     store: Arc<Store>,
     lease: Option<smolder_storage::Lease>,
@@ -642,28 +647,39 @@ async fn maintain_storage(
     panics: Arc<supervise::Panics>,
     stop: Stop,
 ) -> anyhow::Result<()> {
+    let lease = lease.map(Arc::new);
+    let renewal = lease.as_ref().map(|lease| {
+        let (lease, panics, stop) = (Arc::clone(lease), Arc::clone(&panics), stop.clone());
+        tokio::spawn(async move {
+            let every = (lease.ttl() / 6).max(Duration::from_millis(50));
+            supervise::periodically("lease", every, stopped(stop), &panics, || async {
+                if let Err(e) = lease.tick().await {
+                    tracing::warn!(error = %e, "Renewing or taking the compactor's lease failed; retrying.");
+                }
+            })
+            .await;
+        })
+    });
     supervise::periodically(
         "storage",
         Duration::from_secs(1),
         stopped(stop),
         &panics,
         || async {
-            let compact = match &lease {
-                Some(lease) => lease.tick().await.unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "Renewing or taking the compactor's lease failed; retrying.");
-                    lease.held()
-                }),
-                None => false,
-            };
             store
                 .maintain(smolder_storage::Work {
                     flush: ingest,
-                    compact,
+                    compact: lease.as_ref().is_some_and(|l| l.held()),
                 })
                 .await;
         },
     )
     .await;
+    if let Some(renewal) = renewal {
+        // It stops with the same signal; its last renewal ends before the
+        // lease is let go below.
+        let _ = renewal.await;
+    }
     if ingest {
         match store.flush().await {
             Ok(report) => tracing::info!(

@@ -86,6 +86,11 @@ impl Lease {
         }
     }
 
+    /// How long the lease lasts without being renewed.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// Whether this process holds the lease now.
     pub fn held(&self) -> bool {
         self.store.is_none()
