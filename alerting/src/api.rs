@@ -13,6 +13,9 @@
 //!   the window (default 1h) for the group (JSON object; default the worst).
 //! * `GET /api/v1/scaling/{slo}` — burn rates as JSON for KEDA's
 //!   `metrics-api` scaler, with the scaling targets' state.
+//! * `GET /api/v1/scaling/{slo}/history?limit=` — the scaling targets'
+//!   decisions for the SLO, newest first: action, burn rate, window,
+//!   threshold, reason and delivery.
 //! * `POST /api/v1/slos/backtest` — a candidate SLO's alerts, series and
 //!   notifications over stored history ([`crate::backtest`]): `{"slo":
 //!   "<YAML>", "id": "<SLO of several>", "from": T, "to": T, "incidents": [{"start": T, "end": T}],
@@ -58,6 +61,7 @@ pub fn router(alerting: Arc<Alerting>) -> Router {
         .route("/api/v1/silences", get(silences).post(add_silence))
         .route("/api/v1/silences/{id}", delete(expire_silence))
         .route("/api/v1/scaling/{slo}", get(scaling))
+        .route("/api/v1/scaling/{slo}/history", get(scaling_history))
         .route("/api/v1/slos/{id}/causes", get(causes))
         .with_state(alerting)
 }
@@ -455,6 +459,51 @@ async fn causes(
     }
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitQuery {
+    limit: Option<usize>,
+}
+
+async fn scaling_history(
+    State(a): State<Arc<Alerting>>,
+    tenant: Tenant,
+    Path(slo): Path<String>,
+    Query(q): Query<LimitQuery>,
+) -> Response {
+    let limit = q.limit.unwrap_or(200).min(10_000);
+    match a.store().scaling_history(&tenant, &slo, limit) {
+        Ok(rows) => {
+            let decisions: Vec<Value> = rows
+                .into_iter()
+                .map(|d| {
+                    let r = d.request;
+                    json!({
+                        "id": d.id,
+                        "at": rfc3339(d.created_at),
+                        "target": r.target,
+                        "action": r.action,
+                        "group": r.group,
+                        "burn_rate": r.burn_rate,
+                        "window": r.window,
+                        "threshold": r.threshold,
+                        "alert": r.alert,
+                        "reason": r.reason,
+                        "delivery": {
+                            "state": d.state,
+                            "attempts": d.attempts,
+                            "delivered_at": d.delivered_at.map(rfc3339),
+                            "last_error": d.last_error,
+                        },
+                    })
+                })
+                .collect();
+            Json(json!({ "slo": slo, "decisions": decisions })).into_response()
+        }
+        Err(e) => Error::from(e).into_response(),
+    }
+}
+
 async fn scaling(
     State(a): State<Arc<Alerting>>,
     tenant: Tenant,
@@ -482,7 +531,8 @@ async fn scaling(
             let m = max_rates.entry(*w).or_insert(0.0);
             *m = m.max(*r);
         }
-        let (burn, window) = crate::scaling::deciding_burn_rate(inst, &Severity::page());
+        let (burn, window) = crate::scaling::deciding_burn_rate(inst, &Severity::page(), None)
+            .map_or((0.0, None), |(b, w)| (b, Some(w)));
         worst = worst.max(burn);
         let firing: Vec<&str> = alerts
             .iter()

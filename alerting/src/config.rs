@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use smolder_slo::model::Window;
 
 use crate::matchers::Matchers;
 use crate::receivers::config::{HttpUrl, names};
@@ -63,6 +64,15 @@ pub const EXAMPLE: &str = r#"# Examples of the lists above (uncomment and adapt)
 # matchers = ['slo="checkout-availability"']
 # scale_down_below = 0.8
 # cooldown = "5m"
+#
+# [[alerting.scaling]]                # driven by the burn rate, not a page
+# name = "checkout-burn"
+# url = "https://scaler.example.com/hook"
+# matchers = ['slo="checkout-availability"']
+# scale_up_at = 1.5                   # burn rate over `window`
+# window = "5m"
+# scale_down_below = 0.8
+# cooldown = "2m30s"
 "#;
 
 smolder_common::config_section! {
@@ -183,8 +193,9 @@ pub struct MaintenanceWindow {
     pub time_zone: Option<String>,
 }
 
-/// An autoscaler that is asked to scale up while a fast-burn alert fires and
-/// to scale back once the burn rate stayed below `scale_down_below` for
+/// An autoscaler asked to scale up — while a fast-burn alert fires, or, with
+/// `scale_up_at`, as soon as the burn rate over `window` reaches it — and to
+/// scale back once the burn rate stayed below `scale_down_below` for
 /// `cooldown`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -204,12 +215,19 @@ pub struct ScalingTarget {
     pub matchers: Vec<String>,
     /// Severity of the alerts that scale up (default `page`).
     pub severity: Option<String>,
+    /// Burn rate over `window` at which to scale up without waiting for an
+    /// alert (e.g. 1.5); unset, an alert of `severity` firing scales up.
+    pub scale_up_at: Option<f64>,
+    /// Window of the burn rate that decides (needed with `scale_up_at`;
+    /// otherwise the short window of the first condition of `severity`).
+    #[serde(with = "humantime_serde")]
+    pub window: Option<Duration>,
     /// Burn rate under which scaling back may start (default 0.8).
     pub scale_down_below: Option<f64>,
     /// How long the burn rate must stay under `scale_down_below` (default 5m).
     #[serde(with = "humantime_serde")]
     pub cooldown: Option<Duration>,
-    /// Per-SLO overrides of `scale_down_below` and `cooldown`.
+    /// Per-SLO overrides of `scale_up_at`, `scale_down_below` and `cooldown`.
     pub slos: BTreeMap<String, ScalingOverride>,
 }
 
@@ -217,11 +235,24 @@ pub struct ScalingTarget {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScalingOverride {
+    /// Burn rate at which to scale up (a burn-driven target's).
+    pub scale_up_at: Option<f64>,
     /// Burn rate under which scaling back may start.
     pub scale_down_below: Option<f64>,
     /// How long the burn rate must stay low.
     #[serde(with = "humantime_serde")]
     pub cooldown: Option<Duration>,
+}
+
+/// A scaling target's thresholds for one SLO.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScalingSettings {
+    /// Burn rate at which to scale up; `None`: scale up on an alert.
+    pub scale_up_at: Option<f64>,
+    /// Burn rate under which scaling back may start.
+    pub scale_down_below: f64,
+    /// How long the burn rate must stay under `scale_down_below`.
+    pub cooldown: Duration,
 }
 
 smolder_common::config_section! {
@@ -254,17 +285,26 @@ smolder_common::config_section! {
 pub use smolder_common::config::Problem as ConfigProblem;
 
 impl ScalingTarget {
-    /// `scale_down_below` and `cooldown` for one SLO.
-    pub fn settings_for(&self, slo: &str) -> (f64, Duration) {
+    /// The thresholds for one SLO: its overrides, else the target's, else
+    /// the defaults (scale back under 0.8 for 5 minutes).
+    pub fn settings_for(&self, slo: &str) -> ScalingSettings {
         let o = self.slos.get(slo);
-        (
-            o.and_then(|o| o.scale_down_below)
+        ScalingSettings {
+            scale_up_at: o.and_then(|o| o.scale_up_at).or(self.scale_up_at),
+            scale_down_below: o
+                .and_then(|o| o.scale_down_below)
                 .or(self.scale_down_below)
                 .unwrap_or(0.8),
-            o.and_then(|o| o.cooldown)
+            cooldown: o
+                .and_then(|o| o.cooldown)
                 .or(self.cooldown)
                 .unwrap_or(Duration::from_secs(300)),
-        )
+        }
+    }
+
+    /// The window of the burn rate that decides, when the target names one.
+    pub fn window(&self) -> Option<Window> {
+        self.window.map(Window)
     }
 }
 
@@ -380,24 +420,66 @@ impl AlertingConfig {
                 p(format!("{at}.secret"), e);
             }
             check_matchers(&t.matchers, &format!("{at}.matchers"), &mut p);
-            for (slo, o) in std::iter::once((
-                &String::new(),
-                &ScalingOverride {
-                    scale_down_below: t.scale_down_below,
-                    cooldown: None,
-                },
-            ))
-            .chain(&t.slos)
+            if let Some(w) = t.window
+                && w < Duration::from_secs(60)
             {
-                if let Some(v) = o.scale_down_below
+                p(
+                    format!("{at}.window"),
+                    format!(
+                        "must be at least 1m (burn rates are kept per minute), not {}",
+                        humantime::format_duration(w)
+                    ),
+                );
+            }
+            let burn_driven =
+                t.scale_up_at.is_some() || t.slos.values().any(|o| o.scale_up_at.is_some());
+            if burn_driven && t.window.is_none() {
+                p(
+                    format!("{at}.window"),
+                    "is needed with scale_up_at: the burn rate over which window decides (e.g. \"5m\")"
+                        .into(),
+                );
+            }
+            let field = |slo: &str, name: &str| {
+                if slo.is_empty() {
+                    format!("{at}.{name}")
+                } else {
+                    format!("{at}.slos.{slo}.{name}")
+                }
+            };
+            for slo in std::iter::once("").chain(t.slos.keys().map(String::as_str)) {
+                let o = t.slos.get(slo);
+                let (down, up) = if slo.is_empty() {
+                    (t.scale_down_below, t.scale_up_at)
+                } else {
+                    (
+                        o.and_then(|o| o.scale_down_below),
+                        o.and_then(|o| o.scale_up_at),
+                    )
+                };
+                if let Some(v) = down
                     && !(v.is_finite() && v >= 0.0)
                 {
-                    let field = if slo.is_empty() {
-                        format!("{at}.scale_down_below")
-                    } else {
-                        format!("{at}.slos.{slo}.scale_down_below")
-                    };
-                    p(field, format!("must be a burn rate of 0 or more, not {v}"));
+                    p(
+                        field(slo, "scale_down_below"),
+                        format!("must be a burn rate of 0 or more, not {v}"),
+                    );
+                }
+                if let Some(v) = up {
+                    let below = t.settings_for(slo).scale_down_below;
+                    if !(v.is_finite() && v > 0.0) {
+                        p(
+                            field(slo, "scale_up_at"),
+                            format!("must be a burn rate above 0, not {v}"),
+                        );
+                    } else if v <= below {
+                        p(
+                            field(slo, "scale_up_at"),
+                            format!(
+                                "must be above scale_down_below ({below}), or the target would be asked to scale up and back in turns"
+                            ),
+                        );
+                    }
                 }
             }
         }
@@ -548,5 +630,44 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown field `receivr`"), "{err}");
+    }
+
+    #[test]
+    fn a_burn_driven_scaling_target_needs_a_window_and_a_gap_between_its_thresholds() {
+        let problems = |text: &str| -> Vec<String> {
+            parse(text)
+                .check()
+                .err()
+                .map(|p| p.iter().map(ToString::to_string).collect())
+                .unwrap_or_default()
+        };
+        let target = "[[scaling]]\nname = 'hpa'\nurl = 'http://scaler:8080/hook'\n";
+        assert_eq!(
+            problems(&format!(
+                "{target}scale_up_at = 1.5\nwindow = '5m'\ncooldown = '2m30s'"
+            )),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            problems(&format!("{target}scale_up_at = 1.5")),
+            [
+                "alerting.scaling[0].window: is needed with scale_up_at: the burn rate over which window decides (e.g. \"5m\")"
+            ]
+        );
+        assert_eq!(
+            problems(&format!("{target}scale_up_at = 0.8\nwindow = '5m'")),
+            [
+                "alerting.scaling[0].scale_up_at: must be above scale_down_below (0.8), or the target would be asked to scale up and back in turns"
+            ]
+        );
+        assert_eq!(
+            problems(&format!(
+                "{target}scale_up_at = 2.0\nwindow = '30s'\n[scaling.slos.checkout]\nscale_up_at = 0.5\nscale_down_below = 1.0"
+            )),
+            [
+                "alerting.scaling[0].window: must be at least 1m (burn rates are kept per minute), not 30s",
+                "alerting.scaling[0].slos.checkout.scale_up_at: must be above scale_down_below (1), or the target would be asked to scale up and back in turns",
+            ]
+        );
     }
 }

@@ -51,10 +51,15 @@ pub struct ScalingRequest {
     pub slo: String,
     /// The SLO instance's group values.
     pub group: Labels,
-    /// The burn rate that decided (short window of the fast-burn condition).
+    /// The burn rate that decided: over the target's window, or the short
+    /// window of the fast-burn condition.
     pub burn_rate: f64,
     /// Its window.
     pub window: String,
+    /// The threshold the burn rate crossed: `scale_up_at` (a burn-driven
+    /// scale-up) or `scale_down_below`; none for a scale-up on an alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
     /// The alert that scaled up.
     pub alert: Option<String>,
     /// Why.

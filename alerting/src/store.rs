@@ -84,6 +84,26 @@ impl DeliveryState {
     }
 }
 
+/// A scaling request in the outbox: a decision of a scaling target, its
+/// figures and how its delivery went.
+#[derive(Debug, Clone)]
+pub struct ScalingDecision {
+    /// The notification's id.
+    pub id: String,
+    /// When it was decided (Unix ns).
+    pub created_at: i64,
+    /// The request as sent.
+    pub request: crate::notification::ScalingRequest,
+    /// Delivery state.
+    pub state: DeliveryState,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Delivered (Unix ns).
+    pub delivered_at: Option<i64>,
+    /// The error of the last failed attempt.
+    pub last_error: Option<String>,
+}
+
 /// One row of the outbox.
 #[derive(Debug, Clone, Serialize)]
 pub struct Delivery {
@@ -527,6 +547,53 @@ impl Store {
             let (mut d, slos) = row?;
             d.slos = serde_json::from_str(&slos)?;
             out.push(d);
+        }
+        Ok(out)
+    }
+
+    /// `tenant`'s scaling decisions for `slo`, newest first: the scaling
+    /// history (kept as long as the outbox keeps notifications).
+    pub fn scaling_history(
+        &self,
+        tenant: &Tenant,
+        slo: &str,
+        limit: usize,
+    ) -> Result<Vec<ScalingDecision>> {
+        let conn = self.conn();
+        let slo_pattern = format!("%{}%", serde_json::to_string(slo)?);
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, created_at, payload, state, attempts, delivered_at, last_error
+             FROM outbox
+             WHERE receiver LIKE 'scaling/%' AND slos LIKE ?1 AND tenant = ?2
+             ORDER BY seq DESC LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![slo_pattern, tenant.as_str(), limit as i64], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, u32>(4)?,
+                r.get::<_, Option<i64>>(5)?,
+                r.get::<_, Option<String>>(6)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, created_at, payload, state, attempts, delivered_at, last_error) = row?;
+            let n: Notification = serde_json::from_str(&payload)?;
+            let Some(request) = n.scaling.filter(|s| s.slo == slo) else {
+                continue;
+            };
+            out.push(ScalingDecision {
+                id,
+                created_at,
+                request,
+                state: DeliveryState::parse(&state),
+                attempts,
+                delivered_at,
+                last_error,
+            });
         }
         Ok(out)
     }

@@ -110,6 +110,7 @@ impl SloConfig {
             dir: self.dir.clone(),
             backfill_chunk: Duration::from_secs(6 * 3600),
             concurrency: 2,
+            watched: crate::WatchedWindows::default(),
         }
     }
 

@@ -240,6 +240,27 @@ impl ConditionChecks {
     }
 }
 
+impl Evaluation {
+    /// Adds the burn rates and events over `windows` that the SLO's own
+    /// alert windows do not already give.
+    pub fn add_windows(
+        &mut self,
+        def: &SloDefinition,
+        rollup: &Rollup,
+        bucket_ns: i64,
+        windows: &[Window],
+    ) {
+        for &w in windows {
+            if self.burn_rates.contains_key(&w) {
+                continue;
+            }
+            let counts = window_counts(rollup, bucket_ns, self.at_ns, w.0);
+            self.burn_rates.insert(w, burn_rate(counts, def.objective));
+            self.window_events.insert(w, counts.total);
+        }
+    }
+}
+
 /// Evaluates one instance at `now_ns`.
 pub fn evaluate(def: &SloDefinition, rollup: &Rollup, bucket_ns: i64, now_ns: i64) -> Evaluation {
     let (_, period_end) = def.period_bounds(now_ns);

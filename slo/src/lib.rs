@@ -26,7 +26,7 @@ pub mod table;
 pub mod tenants;
 
 pub use config::SloConfig;
-pub use engine::{EngineOptions, PutError, SloEngine};
+pub use engine::{EngineOptions, PutError, SloEngine, WatchedWindows};
 pub use model::SloDefinition;
 pub use tenants::{Databases, SloEngines};
 

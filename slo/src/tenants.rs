@@ -152,6 +152,12 @@ impl SloEngines {
         .await
     }
 
+    /// The burn-rate windows every tenant's SLOs are evaluated over beside
+    /// their alert windows (the burn-driven scaling targets').
+    pub fn watched(&self) -> &crate::WatchedWindows {
+        &self.options.watched
+    }
+
     /// The default tenant's engine.
     pub fn default_engine(&self) -> Arc<SloEngine> {
         Arc::clone(&read(&self.engines)[&Tenant::default()])

@@ -354,6 +354,8 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
             supervise::on_grid("slo_tick", interval, &SystemClock, stopped(stop), &panics, |at| {
                 let (engines, query, alerting) = (Arc::clone(&slo_engines), Arc::clone(&query), Arc::clone(&alerting));
                 async move {
+                // The scaling targets' windows, as configured now.
+                engines.watched().set(alerting.watched_windows());
                 let snapshot_of = Arc::clone(&engines);
                 let ran = query
                     .run("slo tick", tick_timeout, async move { Ok(engines.tick_at(at).await) })

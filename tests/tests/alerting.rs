@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use hmac::{KeyInit as _, Mac as _};
 use prost::Message as _;
-use serde_json::Value;
+use serde_json::{Value, json};
 use smolder_tests::sink::{Policy, Received, Sink};
 use smolder_tests::{
     Server, http_post, http_request, now_ns, repo_root, route_spans as spans, smolder_bin,
@@ -203,8 +203,12 @@ fn an_incident_pages_every_receiver_then_resolves_and_scales_back() {
          matchers = ['slo=\"checkout-availability\"']\ncooldown = \"2s\"\n\
          # Healthy traffic fails 0.4 % of checkouts (a burn rate of about 1):\n\
          # scale back once the 5-minute burn rate is under 6.\n\
-         [alerting.scaling.slos.checkout-availability]\nscale_down_below = 6.0\n",
-        sink.url("/scale")
+         [alerting.scaling.slos.checkout-availability]\nscale_down_below = 6.0\n\
+         # Driven by the burn rate over a window none of the SLO's conditions has.\n\
+         [[alerting.scaling]]\nname = \"checkout-burn\"\nurl = \"{}\"\n\
+         matchers = ['slo=\"checkout-availability\"']\nscale_up_at = 1.5\nwindow = \"2m\"\n",
+        sink.url("/scale"),
+        sink.url("/scale-burn")
     ));
     let server = start(dir.path(), &[("checkout.yaml", checkout)], &toml);
 
@@ -386,6 +390,22 @@ fn an_incident_pages_every_receiver_then_resolves_and_scales_back() {
     assert_eq!(up["target"], "checkout-hpa");
     let scaling = get(&server, "/api/v1/scaling/checkout-availability");
     assert_eq!(scaling["scale"], 1, "{scaling:#}");
+    // The burn-driven target too, on the burn rate over its own window,
+    // which the engine evaluates for it.
+    let burn = sink.wait("/scale-burn", "burn-driven scale-up", |r| !r.is_empty());
+    let burn = burn[0].json();
+    assert_eq!(
+        (&burn["action"], &burn["window"], &burn["threshold"]),
+        (&json!("scale_up"), &json!("2m"), &json!(1.5)),
+        "{burn:#}"
+    );
+    assert!(burn["burn_rate"].as_f64().unwrap() >= 1.5, "{burn:#}");
+    assert!(
+        scaling["instances"][0]["burn_rates"]["2m"]
+            .as_f64()
+            .is_some(),
+        "{scaling:#}"
+    );
     assert!(
         scaling["burn_rate"].as_f64().unwrap() >= 13.44,
         "{scaling:#}"
@@ -492,6 +512,35 @@ fn an_incident_pages_every_receiver_then_resolves_and_scales_back() {
         rows.iter()
             .any(|n| n["receiver"] == "scaling/checkout-hpa" && n["status"] == "scale_down")
     );
+    // The scaling history: both decisions with their figures, delivered.
+    let scaling = get(&server, "/api/v1/scaling/checkout-availability/history");
+    let decisions: Vec<&Value> = scaling["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["target"] == "checkout-hpa")
+        .collect();
+    let actions: Vec<&str> = decisions
+        .iter()
+        .map(|d| d["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["scale_down", "scale_up"], "{scaling:#}");
+    let (down, up) = (decisions[0], decisions[1]);
+    assert!(
+        up["alert"].is_string() && up["threshold"].is_null(),
+        "{up:#}"
+    );
+    assert_eq!(
+        (&down["threshold"], &down["window"]),
+        (&json!(6.0), &json!("5m"))
+    );
+    assert!(down["burn_rate"].as_f64().unwrap() < 6.0, "{down:#}");
+    assert!(
+        down["reason"].as_str().unwrap().contains("stayed under 6"),
+        "{down:#}"
+    );
+    // (The scale-down's delivery may still be being recorded.)
+    assert_eq!(up["delivery"]["state"], "delivered", "{scaling:#}");
     // The metrics say so too.
     let (_, metrics) = http_request(server.http, "GET", "/metrics", &[], b"");
     assert!(

@@ -196,6 +196,17 @@ impl Alerting {
         Ok(())
     }
 
+    /// The burn-rate windows the scaling targets decide on, beyond the SLOs'
+    /// own alert windows: the SLO engines evaluate these too
+    /// ([`smolder_slo::WatchedWindows`]).
+    pub fn watched_windows(&self) -> Vec<smolder_slo::model::Window> {
+        self.runtime()
+            .scaling
+            .iter()
+            .filter_map(|(target, _)| target.window())
+            .collect()
+    }
+
     /// The delivery engine.
     pub fn deliverer(&self) -> &Arc<Deliverer> {
         &self.deliverer

@@ -1,7 +1,8 @@
-//! Scaling targets driven by the alerts: a scale-up request while a fast
-//! burn fires, a scale-down once the burn rate stayed low for the cooldown
-//! (the state machine is [`crate::scaling`]); requests go through the outbox
-//! as signed webhooks.
+//! Scaling targets driven by the alerts or the burn rate: a scale-up request
+//! while a fast burn fires (or once the burn rate over the target's window
+//! reaches `scale_up_at`), a scale-down once the burn rate stayed low for the
+//! cooldown (the state machine is [`crate::scaling`]); requests go through
+//! the outbox as signed webhooks, and the outbox is the scaling history.
 
 use smolder_slo::engine::Snapshot;
 use smolder_slo::model::{InstanceKey, Severity};
@@ -52,20 +53,28 @@ impl Alerting {
                             && matchers.matches(&a.labels)
                     });
                     let state = inner.scaling.get(&key).cloned();
-                    if firing.is_none() && !state.as_ref().is_some_and(|s| s.scaled_up) {
+                    // A target scaling on alerts has nothing to decide for
+                    // an instance without one that it has not scaled up.
+                    let on_alerts = target.settings_for(&def.id).scale_up_at.is_none();
+                    if on_alerts && firing.is_none() && !state.as_ref().is_some_and(|s| s.scaled_up)
+                    {
                         continue;
                     }
-                    let (burn, window) = crate::scaling::deciding_burn_rate(instance, &severity);
-                    let (next, request) = crate::scaling::step(
-                        target,
-                        &def.id,
-                        &instance.group,
-                        state.as_ref(),
+                    // The target's window is evaluated from the tick after
+                    // the configuration named it.
+                    let Some((burn_rate, window)) =
+                        crate::scaling::deciding_burn_rate(instance, &severity, target.window())
+                    else {
+                        continue;
+                    };
+                    let seen = crate::scaling::Observed {
+                        slo: &def.id,
+                        group: &instance.group,
                         firing,
-                        burn,
+                        burn_rate,
                         window,
-                        now,
-                    );
+                    };
+                    let (next, request) = crate::scaling::step(target, &seen, state.as_ref(), now);
                     if state.as_ref() != Some(&next) {
                         if let Err(e) = self.store.put_scaling(&key.0, &key.1.to_string(), &next) {
                             tracing::error!(error = %e, "Saving scaling state failed.");

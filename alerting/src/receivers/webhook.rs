@@ -77,6 +77,7 @@ pub fn smolder(n: &Notification) -> Value {
             "group": s.group,
             "burn_rate": s.burn_rate,
             "window": s.window,
+            "threshold": s.threshold,
             "alert": s.alert,
             "reason": s.reason,
             "created_at": rfc3339(n.created_at),

@@ -42,7 +42,7 @@ use self::status::status;
 use self::update::MAX_UNSAVED;
 use crate::Result;
 use crate::eval::Evaluation;
-use crate::model::{Origin, SloDefinition, duration_ns};
+use crate::model::{Origin, SloDefinition, Window, duration_ns};
 use crate::persist::{Db, Update};
 use crate::spec::{self, Defaults, Problem};
 
@@ -75,6 +75,30 @@ pub struct EngineOptions {
     /// The directory SLO files are loaded from (and reloaded when they
     /// change).
     pub dir: Option<PathBuf>,
+    /// Burn-rate windows evaluated for every SLO beside its alert windows
+    /// (those burn-driven scaling targets decide on); shared by the
+    /// engines made with these options, so a reload changes them for all.
+    pub watched: WatchedWindows,
+}
+
+/// Burn-rate windows every SLO's evaluation carries beside its own alert
+/// windows; see [`EngineOptions::watched`].
+#[derive(Debug, Clone, Default)]
+pub struct WatchedWindows(Arc<RwLock<Vec<Window>>>);
+
+impl WatchedWindows {
+    /// Evaluates `windows` from the next tick on.
+    pub fn set(&self, windows: impl IntoIterator<Item = Window>) {
+        let mut windows: Vec<Window> = windows.into_iter().collect();
+        windows.sort_unstable();
+        windows.dedup();
+        *write(&self.0) = windows;
+    }
+
+    /// The windows, shortest first.
+    pub fn get(&self) -> Vec<Window> {
+        read(&self.0).clone()
+    }
 }
 
 impl Default for EngineOptions {
@@ -401,6 +425,7 @@ impl SloEngine {
     }
 
     async fn evaluate_all(&self, runtimes: &[Arc<Runtime>], now: i64) {
+        let watched = self.options.watched.get();
         let mut slos = Vec::with_capacity(runtimes.len());
         for rt in runtimes {
             let state = rt.state.lock().await;
@@ -409,6 +434,7 @@ impl SloEngine {
                 &state,
                 now,
                 duration_ns(self.options.interval) * 2,
+                &watched,
             ));
         }
         let snapshot = Snapshot {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::state::{InstanceState, Runtime};
 use super::{Backfill, GroupKey, InstanceStatus, SloEngine, SloStatus};
 use crate::eval::{Evaluation, evaluate};
-use crate::model::duration_ns;
+use crate::model::{Window, duration_ns};
 use crate::rollup::Rollup;
 
 /// One stored bucket of one SLO instance (a row of `slo_rollups`).
@@ -112,22 +112,28 @@ pub fn group_map(group_by: &[String], key: &GroupKey) -> BTreeMap<String, String
     group_by.iter().cloned().zip(key.iter().cloned()).collect()
 }
 
-/// The status of an SLO; its rollups count as caught up when they are less
-/// than `slack_ns` behind `now`.
-pub(super) fn status(rt: &Runtime, st: &InstanceState, now: i64, slack_ns: i64) -> SloStatus {
+/// The status of an SLO, with the burn rates over the `watched` windows
+/// too; its rollups count as caught up when they are less than `slack_ns`
+/// behind `now`.
+pub(super) fn status(
+    rt: &Runtime,
+    st: &InstanceState,
+    now: i64,
+    slack_ns: i64,
+    watched: &[Window],
+) -> SloStatus {
+    let instance = |group, rollup: &Rollup| {
+        let mut evaluation = evaluate(&rt.def, rollup, rt.bucket_ns, now);
+        evaluation.add_windows(&rt.def, rollup, rt.bucket_ns, watched);
+        InstanceStatus { group, evaluation }
+    };
     let mut instances = Vec::with_capacity(st.groups.len().max(1));
     for (key, rollup) in &st.groups {
-        instances.push(InstanceStatus {
-            group: group_map(&rt.def.group_by, key),
-            evaluation: evaluate(&rt.def, rollup, rt.bucket_ns, now),
-        });
+        instances.push(instance(group_map(&rt.def.group_by, key), rollup));
     }
     if instances.is_empty() && rt.def.group_by.is_empty() {
         let empty = Rollup::new(rt.def.budgeting, 1, 0);
-        instances.push(InstanceStatus {
-            group: BTreeMap::new(),
-            evaluation: evaluate(&rt.def, &empty, rt.bucket_ns, now),
-        });
+        instances.push(instance(BTreeMap::new(), &empty));
     }
     // Worst budget first.
     instances.sort_by(|a, b| {
