@@ -554,7 +554,12 @@ async fn scaling(
             .map(|(t, _, s)| {
                 (
                     t.as_str(),
-                    json!({ "scaled_up": s.scaled_up, "since": rfc3339(s.since) }),
+                    json!({
+                        "scaled_up": s.scaled_up,
+                        "since": rfc3339(s.since),
+                        "low_since": s.low_since.map(rfc3339),
+                        "burn_rate": s.burn_rate,
+                    }),
                 )
             })
             .collect();

@@ -39,8 +39,11 @@ fn every_page_works_in_headless_chromium() {
         &config,
         format!(
             "[alerting.route]\nreceiver = \"on-call\"\ngroup_interval = \"1s\"\n\
-             [[alerting.receivers]]\nname = \"on-call\"\ntype = \"webhook\"\nurl = \"{}\"\n",
-            sink.url("/hook")
+             [[alerting.receivers]]\nname = \"on-call\"\ntype = \"webhook\"\nurl = \"{}\"\n\
+             [[alerting.scaling]]\nname = \"checkout-burn\"\nurl = \"{}\"\n\
+             matchers = ['slo=\"checkout-availability\"']\nscale_up_at = 1.5\nwindow = \"2m\"\n",
+            sink.url("/hook"),
+            sink.url("/scale")
         ),
     )
     .unwrap();
@@ -119,6 +122,7 @@ fn every_page_works_in_headless_chromium() {
     for page in [
         "slos-overview",
         "slo-detail",
+        "slo-scaling",
         "trace-from-slo",
         "explore",
         "traces",

@@ -132,6 +132,15 @@ await step('slo-detail', async () => {
   await page.locator('text=Share of bad events').waitFor();
   await page.locator('#slo-alerts tbody tr', { hasText: 'page' }).first().waitFor();
   await page.locator('#slo-notifications tbody tr .badge', { hasText: 'delivered' }).first().waitFor();
+  // The burn-driven scaling target's decision, with its figures.
+  const decision = page.locator('#scaling-history tbody tr', { hasText: 'checkout-burn' }).first();
+  await decision.waitFor();
+  const cells = await decision.locator('td').allTextContents();
+  assert.equal(cells[2], 'scale up', `${cells}`);
+  assert.equal(cells[4], '2m', `${cells}`);
+  assert.ok(Number(cells[3].replace(/[^\d.]/g, '')) >= 1.5 && /1\.5/.test(cells[5]), `burn rate at or over the 1.5 threshold: ${cells}`);
+  await page.locator('#scaling-state tbody tr', { hasText: 'checkout-burn' }).waitFor();
+  await page.locator('#slo-scaling').screenshot({ path: join(ARTIFACTS, 'slo-scaling.png') });
 });
 
 await step('trace-from-slo', async () => {
@@ -422,8 +431,10 @@ await step('alerts-and-silence', async () => {
   const group = page.locator('#alert-groups details.alert-group[data-slo="checkout-availability"]').first();
   await group.waitFor();
   await page.waitForSelector('#notifications-table tbody tr');
-  // Notifications say firing or resolved, and their group.
-  const note = page.locator('#notifications-table tbody tr', { hasText: 'checkout-availability' }).first();
+  // Notifications say firing or resolved, and their group (the on-call
+  // receiver's; the scaling target's say scale_up).
+  const note = page.locator('#notifications-table tbody tr', { hasText: 'checkout-availability' }).filter({ hasText: 'on-call' }).first();
+  await page.locator('#notifications-table tbody tr .status-scale_up').first().waitFor();
   assert.match(await note.locator('.badge').first().textContent(), /firing|resolved/);
   assert.match(await note.locator('.group-key').textContent(), /slo="checkout-availability"/);
   // And what was sent: the webhook's body.

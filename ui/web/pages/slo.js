@@ -53,6 +53,7 @@ export async function render(main, ctx) {
   const charts = h('div', { class: 'charts', dataset: { range: `${Math.round(from)}-${Math.round(to)}` } });
   const causes = h('div', {}, h('p', { class: 'muted' }, 'Looking for over-represented values…'));
   const alertsBox = h('div');
+  const scalingBox = h('div', { id: 'slo-scaling' });
   const cleanup = [];
   ctx.onCleanup(() => cleanup.forEach((c) => c.dispose()));
 
@@ -97,6 +98,8 @@ export async function render(main, ctx) {
     causes,
     h('h2', {}, 'Alerts and notifications'),
     alertsBox,
+    h('h2', {}, 'Scaling'),
+    scalingBox,
     h('h2', {}, 'What if'),
     whatIf(slo, e, ctx),
     h('h2', {}, 'Definition'),
@@ -187,7 +190,35 @@ export async function render(main, ctx) {
           fmt.time(n.created_at), n.receiver, h('span', { class: `badge ${n.state === 'delivered' ? 'ok' : n.state === 'pending' ? 'warn' : 'bad'}` }, n.state),
           String(n.attempts), n.last_status ?? '—', n.last_error || '']), { attrs: { id: 'slo-notifications' } }) : h('p', { class: 'muted' }, 'No notifications sent for this SLO.'));
     }).catch((err) => { if (ctx.alive()) mount(alertsBox, errorBox(err)); });
+    Promise.all([
+      api(`/api/v1/scaling/${encodeURIComponent(id)}`).catch(() => null),
+      api(`/api/v1/scaling/${encodeURIComponent(id)}/history${qs({ limit: 50 })}`),
+    ]).then(([now, hist]) => { if (ctx.alive()) mount(scalingBox, scalingView(now, hist)); })
+      .catch((err) => { if (ctx.alive()) mount(scalingBox, errorBox(err)); });
   }
+}
+
+/** The scaling targets acting on the SLO: where each stands now, and each
+ * decision with the burn rate, window and threshold that made it. */
+function scalingView(now, hist) {
+  const states = (now ? now.instances : []).flatMap((i) => Object.entries(i.targets)
+    .map(([target, s]) => [target, groupText(i.group) || '(all)', s]));
+  if (!states.length && !hist.decisions.length) {
+    return h('p', { class: 'muted' }, 'No scaling target has acted on this SLO.');
+  }
+  const action = (a) => h('span', { class: `badge ${a === 'scale_up' ? 'warn' : 'ok'}` }, a.replace('_', ' '));
+  return [
+    states.length ? table(['Target', 'Group', 'Now', 'Since', 'Under the lower threshold since'], states.map(([target, group, s]) => [
+      target, group, h('span', { class: `badge ${s.scaled_up ? 'warn' : 'ok'}` }, s.scaled_up ? 'scaled up' : 'scaled back'), fmt.time(s.since), s.low_since ? fmt.time(s.low_since) : '—',
+    ]), { attrs: { id: 'scaling-state' }, caption: 'Each target\'s state per SLO instance.' }) : null,
+    h('h3', {}, 'Decisions'),
+    hist.decisions.length ? table(['At', 'Target', 'Action', 'Burn rate', 'Window', 'Threshold', 'Why', 'Delivery'], hist.decisions.map((d) => [
+      fmt.time(d.at), d.target, action(d.action), h('td', { class: 'num' }, fmt.burn(d.burn_rate)), d.window,
+      h('td', { class: 'num' }, d.threshold === null || d.threshold === undefined ? 'on alert' : fmt.burn(d.threshold)),
+      h('td', { class: 'wrap' }, d.reason),
+      h('span', { class: `badge ${d.delivery.state === 'delivered' ? 'ok' : d.delivery.state === 'pending' ? 'warn' : 'bad'}` }, d.delivery.state),
+    ]), { attrs: { id: 'scaling-history' } }) : h('p', { class: 'muted' }, 'No decision recorded.'),
+  ];
 }
 
 /** "What if": another objective or other burn-rate thresholds, replayed
