@@ -191,28 +191,38 @@ pub const RESERVED_LABELS: [&str; 10] = [
     "slo_group",
 ];
 
+/// The labels of an SLO instance, as its alerts carry them: the SLO's own
+/// labels, the group's values, `slo`, `service`, `slo_group` and the tenant
+/// of another tenant's SLO. A burn-driven scaling target matches these.
+pub(crate) fn instance_labels(status: &SloStatus, instance: &InstanceStatus) -> Labels {
+    let def = &status.definition;
+    let mut labels: Labels = def
+        .labels
+        .iter()
+        .chain(&instance.group)
+        .filter(|(k, _)| !RESERVED_LABELS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    labels.insert("slo".to_string(), def.id.clone());
+    labels.insert("service".to_string(), def.service.clone());
+    if !instance.group.is_empty() {
+        labels.insert("slo_group".to_string(), group_label(&instance.group));
+    }
+    if !def.tenant.is_default() {
+        labels.insert(TENANT_LABEL.to_string(), def.tenant.to_string());
+    }
+    labels
+}
+
 fn alert_labels(
     status: &SloStatus,
     instance: &InstanceStatus,
     window: &AlertWindow,
     c: &ConditionStatus,
 ) -> Labels {
-    let def = &status.definition;
-    let mut labels: Labels = def
-        .labels
-        .iter()
-        .filter(|(k, _)| !RESERVED_LABELS.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    for (k, v) in &instance.group {
-        if !RESERVED_LABELS.contains(&k.as_str()) {
-            labels.insert(k.clone(), v.clone());
-        }
-    }
+    let mut labels = instance_labels(status, instance);
     let fixed = [
         ("alertname", "SLOBurnRate".to_string()),
-        ("slo", def.id.clone()),
-        ("service", def.service.clone()),
         ("severity", window.severity.to_string()),
         ("condition", window.name.clone()),
         ("long_window", c.long_window.to_string()),
@@ -221,12 +231,6 @@ fn alert_labels(
     ];
     for (k, v) in fixed {
         labels.insert(k.to_string(), v);
-    }
-    if !instance.group.is_empty() {
-        labels.insert("slo_group".to_string(), group_label(&instance.group));
-    }
-    if !def.tenant.is_default() {
-        labels.insert(TENANT_LABEL.to_string(), def.tenant.to_string());
     }
     labels
 }

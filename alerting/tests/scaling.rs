@@ -95,6 +95,9 @@ async fn a_burn_driven_target_scales_up_at_1_5x_over_5m_and_back_after_2m30s_und
     .await
     .unwrap();
     engine.put(SLO, &availability_slo("shop")).await.unwrap();
+    // The same SLO under another id, which the target's matchers leave out.
+    let other = availability_slo("shop").replace("name: shop-availability", "name: shop-copy");
+    engine.put("shop-copy", &other).await.unwrap();
     let config = AlertingConfig {
         scaling: vec![ScalingTarget {
             name: "shop-burn".into(),
@@ -139,7 +142,11 @@ async fn a_burn_driven_target_scales_up_at_1_5x_over_5m_and_back_after_2m30s_und
         clock.set(now);
         engine.tick_at(now).await;
         let snapshot = engine.snapshot();
-        let status = &snapshot.slos[0];
+        let status = snapshot
+            .slos
+            .iter()
+            .find(|s| s.definition.id == SLO)
+            .unwrap();
         assert_eq!(status.error, None);
         let burn = status.instances[0].evaluation.burn_rates
             [&smolder_slo::model::Window(Duration::from_secs(300))];
@@ -202,4 +209,10 @@ async fn a_burn_driven_target_scales_up_at_1_5x_over_5m_and_back_after_2m30s_und
         "{down:?}"
     );
     assert_eq!(history[0].request.target, "shop-burn");
+    // The SLO the matchers leave out burned the same and was not scaled.
+    let copy = alerting
+        .store()
+        .scaling_history(&Tenant::default(), "shop-copy", 100)
+        .unwrap();
+    assert!(copy.is_empty(), "{copy:?}");
 }

@@ -54,10 +54,15 @@ impl Alerting {
                     });
                     let state = inner.scaling.get(&key).cloned();
                     // A target scaling on alerts has nothing to decide for
-                    // an instance without one that it has not scaled up.
+                    // an instance without one that it has not scaled up; a
+                    // burn-driven one acts on the instances its matchers
+                    // select by their labels.
                     let on_alerts = target.settings_for(&def.id).scale_up_at.is_none();
-                    if on_alerts && firing.is_none() && !state.as_ref().is_some_and(|s| s.scaled_up)
-                    {
+                    if on_alerts {
+                        if firing.is_none() && !state.as_ref().is_some_and(|s| s.scaled_up) {
+                            continue;
+                        }
+                    } else if !matchers.matches(&crate::alert::instance_labels(status, instance)) {
                         continue;
                     }
                     // The target's window is evaluated from the tick after
@@ -75,10 +80,16 @@ impl Alerting {
                         window,
                     };
                     let (next, request) = crate::scaling::step(target, &seen, state.as_ref(), now);
-                    if state.as_ref() != Some(&next) {
-                        if let Err(e) = self.store.put_scaling(&key.0, &key.1.to_string(), &next) {
-                            tracing::error!(error = %e, "Saving scaling state failed.");
-                        }
+                    // Stored when a decision changes (not at every new burn
+                    // rate); an instance never scaled up has no state.
+                    let decided = |s: &ScalingState| (s.scaled_up, s.since, s.low_since);
+                    if state.as_ref().map(decided) != Some(decided(&next))
+                        && (state.is_some() || next.scaled_up)
+                        && let Err(e) = self.store.put_scaling(&key.0, &key.1.to_string(), &next)
+                    {
+                        tracing::error!(error = %e, "Saving scaling state failed.");
+                    }
+                    if state.is_some() || next.scaled_up {
                         inner.scaling.insert(key.clone(), next);
                     }
                     if let Some(mut req) = request {
