@@ -23,7 +23,7 @@ use sha2::{Digest as _, Sha256};
 use smolder_common::Tenant;
 use smolder_slo::engine::{InstanceStatus, SloStatus, Snapshot};
 use smolder_slo::eval::ConditionStatus;
-use smolder_slo::model::{AlertWindow, Window, duration_ns};
+use smolder_slo::model::{AlertWindow, Window, budget_below, duration_ns};
 
 /// Label or annotation names and values.
 pub type Labels = BTreeMap<String, String>;
@@ -68,6 +68,10 @@ pub struct Values {
     pub objective: f64,
     /// Seconds until the budget is exhausted at the current burn rate.
     pub time_to_exhaustion_seconds: Option<f64>,
+    /// The error-budget policy level of a budget event (its burn rates are
+    /// then the period's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_level: Option<f64>,
 }
 
 /// An attribute value over-represented among bad events: a hint at the cause.
@@ -178,7 +182,7 @@ pub fn tenant_of(labels: &Labels) -> Tenant {
 /// Labels every alert carries (`tenant`: those of other tenants than the
 /// default one), beyond those of the SLO; an SLO's own labels cannot set
 /// them (so no SLO can pass for another tenant's).
-pub const RESERVED_LABELS: [&str; 10] = [
+pub const RESERVED_LABELS: [&str; 11] = [
     TENANT_LABEL,
     "alertname",
     "slo",
@@ -189,7 +193,84 @@ pub const RESERVED_LABELS: [&str; 10] = [
     "short_window",
     "window",
     "slo_group",
+    "budget_level",
 ];
+
+/// The severity of budget events: alerts an SLO's error-budget policy
+/// raises when an instance's remaining budget falls below one of its levels
+/// (see [`SloDefinition::budget_levels`]).
+///
+/// [`SloDefinition::budget_levels`]: smolder_slo::model::SloDefinition::budget_levels
+pub const BUDGET_SEVERITY: &str = "budget";
+
+/// A potential alert of an SLO instance: a burn-rate condition of its
+/// policy, or a level of its error-budget policy.
+#[derive(Debug, Clone, Copy)]
+enum Kind<'a> {
+    Burn(&'a AlertWindow, &'a ConditionStatus),
+    Budget(f64),
+}
+
+impl Kind<'_> {
+    fn labels(self, status: &SloStatus, instance: &InstanceStatus) -> Labels {
+        match self {
+            Self::Burn(window, c) => alert_labels(status, instance, window, c),
+            Self::Budget(level) => budget_labels(status, instance, level),
+        }
+    }
+
+    fn met(self, instance: &InstanceStatus) -> bool {
+        match self {
+            Self::Burn(_, c) => c.met,
+            Self::Budget(level) => budget_below(instance.evaluation.error_budget_remaining, level),
+        }
+    }
+
+    /// How long the condition must hold before the alert fires.
+    fn alert_after(self) -> i64 {
+        match self {
+            Self::Burn(window, _) => duration_ns(window.alert_after),
+            Self::Budget(_) => 0,
+        }
+    }
+
+    fn values(self, status: &SloStatus, instance: &InstanceStatus) -> Values {
+        let e = &instance.evaluation;
+        let mut v = Values {
+            long_burn_rate: 0.0,
+            short_burn_rate: 0.0,
+            factor: 0.0,
+            error_budget_remaining: e.error_budget_remaining,
+            sli: e.sli,
+            objective: status.definition.objective,
+            time_to_exhaustion_seconds: e.time_to_exhaustion_seconds,
+            budget_level: None,
+        };
+        match self {
+            Self::Burn(_, c) => {
+                v.long_burn_rate = c.long_burn_rate;
+                v.short_burn_rate = c.short_burn_rate;
+                v.factor = c.factor;
+            }
+            Self::Budget(level) => {
+                v.long_burn_rate =
+                    smolder_slo::eval::burn_rate(e.period, status.definition.objective);
+                v.short_burn_rate = v.long_burn_rate;
+                v.budget_level = Some(level);
+            }
+        }
+        v
+    }
+}
+
+/// A budget level as the `budget_level` label and `condition` show it.
+pub fn budget_level_name(level: f64) -> String {
+    if level <= 0.0 {
+        "exhausted".to_string()
+    } else {
+        percent(level)
+    }
+}
 
 /// The labels of an SLO instance, as its alerts carry them: the SLO's own
 /// labels, the group's values, `slo`, `service`, `slo_group` and the tenant
@@ -235,17 +316,20 @@ fn alert_labels(
     labels
 }
 
-fn values(status: &SloStatus, instance: &InstanceStatus, c: &ConditionStatus) -> Values {
-    let e = &instance.evaluation;
-    Values {
-        long_burn_rate: c.long_burn_rate,
-        short_burn_rate: c.short_burn_rate,
-        factor: c.factor,
-        error_budget_remaining: e.error_budget_remaining,
-        sli: e.sli,
-        objective: status.definition.objective,
-        time_to_exhaustion_seconds: e.time_to_exhaustion_seconds,
+/// The labels of a budget event of `instance` at `level`.
+fn budget_labels(status: &SloStatus, instance: &InstanceStatus, level: f64) -> Labels {
+    let mut labels = instance_labels(status, instance);
+    let name = budget_level_name(level);
+    let fixed = [
+        ("alertname", "SLOErrorBudget".to_string()),
+        ("severity", BUDGET_SEVERITY.to_string()),
+        ("condition", format!("budget {name}")),
+        ("budget_level", name),
+    ];
+    for (k, v) in fixed {
+        labels.insert(k.to_string(), v);
     }
+    labels
 }
 
 /// Options of the lifecycle.
@@ -302,20 +386,22 @@ impl Lifecycle {
             // alerts of this SLO as they are.
             let trustworthy = status.backfill.done && status.error.is_none();
             for instance in &status.instances {
-                for (window, c) in def
+                let burns = def
                     .alert_windows
                     .iter()
                     .zip(&instance.evaluation.conditions)
-                {
-                    let labels = alert_labels(status, instance, window, c);
+                    .map(|(w, c)| Kind::Burn(w, c));
+                let levels = def.budget_levels.iter().map(|&l| Kind::Budget(l));
+                for kind in burns.chain(levels) {
+                    let labels = kind.labels(status, instance);
                     let fp = fingerprint(&labels);
                     seen.insert(fp.clone());
                     if !trustworthy {
                         continue;
                     }
-                    let vals = values(status, instance, c);
+                    let vals = kind.values(status, instance);
                     let existing = self.active.get_mut(&fp);
-                    match (existing, c.met) {
+                    match (existing, kind.met(instance)) {
                         (None, false) => {}
                         (None, true) => {
                             let mut alert = Alert {
@@ -333,14 +419,13 @@ impl Lifecycle {
                                 hints: Vec::new(),
                                 flapping: false,
                             };
-                            let for_ns = duration_ns(window.alert_after);
-                            if for_ns == 0 {
+                            if kind.alert_after() == 0 {
                                 alert.state = State::Firing;
                                 alert.fired_at = Some(now);
                                 alert.flapping = count_firing(&mut self.firings, &fp, now, options);
                                 step.fired.push(fp.clone());
                             }
-                            annotate(&mut alert, status, instance, window, options);
+                            annotate(&mut alert, status, instance, kind, options);
                             step.transitions.push(transition(&alert, "inactive", now));
                             step.changed.push(alert.clone());
                             self.active.insert(fp, alert);
@@ -353,8 +438,7 @@ impl Lifecycle {
                             }
                             match (alert.state, met) {
                                 (State::Pending, true)
-                                    if now - alert.active_since
-                                        >= duration_ns(window.alert_after) =>
+                                    if now - alert.active_since >= kind.alert_after() =>
                                 {
                                     alert.state = State::Firing;
                                     alert.fired_at = Some(now);
@@ -382,7 +466,7 @@ impl Lifecycle {
                                 }
                                 _ => {}
                             }
-                            annotate(alert, status, instance, window, options);
+                            annotate(alert, status, instance, kind, options);
                             if alert.state != before {
                                 step.transitions.push(transition(alert, before.name(), now));
                             }
@@ -501,7 +585,7 @@ fn annotate(
     alert: &mut Alert,
     status: &SloStatus,
     instance: &InstanceStatus,
-    window: &AlertWindow,
+    kind: Kind<'_>,
     options: &LifecycleOptions,
 ) {
     let def = &status.definition;
@@ -512,21 +596,49 @@ fn annotate(
     } else {
         format!(" [{}]", group_label(&instance.group))
     };
-    let (long, short) = (Window(window.long), Window(window.short));
-    let summary = match alert.state {
-        State::Resolved => format!(
-            "{name}{group}: the {long}/{short} burn rate is back under {:.3}×",
-            v.factor
-        ),
-        _ => format!(
-            "{name}{group} burns its error budget {:.1}× too fast ({} {long}/{short})",
-            v.long_burn_rate, window.severity
-        ),
+    let left = percent(v.error_budget_remaining);
+    let (summary, mut description) = match kind {
+        Kind::Burn(window, _) => {
+            let (long, short) = (Window(window.long), Window(window.short));
+            let summary = match alert.state {
+                State::Resolved => format!(
+                    "{name}{group}: the {long}/{short} burn rate is back under {:.3}×",
+                    v.factor
+                ),
+                _ => format!(
+                    "{name}{group} burns its error budget {:.1}× too fast ({} {long}/{short})",
+                    v.long_burn_rate, window.severity
+                ),
+            };
+            let description = format!(
+                "Burn rate {:.2}× over {long} and {:.2}× over {short}; the {} condition needs {:.3}× over both. ",
+                v.long_burn_rate, v.short_burn_rate, window.name, v.factor
+            );
+            (summary, description)
+        }
+        Kind::Budget(level) => {
+            let summary = match (alert.state, level <= 0.0) {
+                (State::Resolved, true) => {
+                    format!("{name}{group}: the error budget is no longer spent ({left} left)")
+                }
+                (State::Resolved, false) => format!(
+                    "{name}{group}: the error budget is back above {} ({left} left)",
+                    percent(level)
+                ),
+                (_, true) => format!("{name}{group} has spent its error budget ({left} left)"),
+                (_, false) => format!(
+                    "{name}{group} has less than {} of its error budget left ({left})",
+                    percent(level)
+                ),
+            };
+            let description = format!(
+                "The SLO's error-budget policy raises an event at {} left. Burn rate over the period: {:.2}×. ",
+                budget_level_name(level),
+                v.long_burn_rate
+            );
+            (summary, description)
+        }
     };
-    let mut description = format!(
-        "Burn rate {:.2}× over {long} and {:.2}× over {short}; the {} condition needs {:.3}× over both. ",
-        v.long_burn_rate, v.short_burn_rate, window.name, v.factor
-    );
     if let Some(sli) = v.sli {
         description.push_str(&format!(
             "SLI over the period: {} (objective {}). ",
@@ -534,10 +646,7 @@ fn annotate(
             percent(v.objective)
         ));
     }
-    description.push_str(&format!(
-        "Error budget left: {}",
-        percent(v.error_budget_remaining)
-    ));
+    description.push_str(&format!("Error budget left: {left}"));
     match v.time_to_exhaustion_seconds {
         Some(t) if t <= 0.0 => description.push_str(", exhausted."),
         Some(t) => description.push_str(&format!(

@@ -255,6 +255,126 @@ fn an_slo_still_backfilling_does_not_change_its_alerts() {
     assert!(step.changed.is_empty(), "no alert from partial rollups");
 }
 
+/// A snapshot in which no burn-rate condition is met and `remaining` of
+/// the error budget is left.
+fn with_budget(def: &Arc<SloDefinition>, remaining: f64) -> Snapshot {
+    let mut snap = snapshot(def, &[false; 4]);
+    let e = &mut snap.slos[0].instances[0].evaluation;
+    e.error_budget_remaining = remaining;
+    // The SLI that leaves that much of a 99 % objective's budget.
+    e.period = Counts {
+        good: 10_000.0 - 100.0 * (1.0 - remaining),
+        total: 10_000.0,
+    };
+    e.sli = Some(e.period.good / e.period.total);
+    snap
+}
+
+/// (budget_level, state) of the alerts a step changed, sorted.
+fn budget_changes(step: &smolder_alerting::alert::Step) -> Vec<(String, State)> {
+    let mut v: Vec<(String, State)> = step
+        .changed
+        .iter()
+        .map(|a| (a.labels["budget_level"].clone(), a.state))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[test]
+fn budget_events_fire_as_the_budget_falls_below_each_level_and_resolve_as_it_recovers() {
+    let mut def = definition();
+    def.budget_levels = vec![0.5, 0.25, 0.0];
+    let def = Arc::new(def);
+    let opts = options(Duration::from_secs(60));
+    let mut lc = Lifecycle::default();
+
+    let step = lc.step(&with_budget(&def, 0.6), 0, &opts);
+    assert!(step.changed.is_empty(), "{:?}", step.changed);
+
+    // Below 50 %: one event, at once (no alertAfter), routed by its labels.
+    let step = lc.step(&with_budget(&def, 0.4), 10 * S, &opts);
+    assert_eq!(step.fired.len(), 1);
+    let a = &step.changed[0];
+    assert_eq!(a.state, State::Firing);
+    assert_eq!(a.labels["alertname"], "SLOErrorBudget");
+    assert_eq!(a.labels["severity"], "budget");
+    assert_eq!(a.labels["condition"], "budget 50%");
+    assert_eq!(a.labels["budget_level"], "50%");
+    assert_eq!(a.labels["slo"], "shop-availability");
+    assert_eq!(a.values.budget_level, Some(0.5));
+    assert!(
+        (a.values.long_burn_rate - 0.6).abs() < 1e-9,
+        "{:?}",
+        a.values
+    );
+    assert_eq!(
+        a.annotations["summary"],
+        "shop-availability has less than 50% of its error budget left (40%)"
+    );
+    assert!(
+        a.annotations["description"].contains("Error budget left: 40%"),
+        "{:?}",
+        a.annotations
+    );
+
+    // Below 25 % and then spent: each level is its own event; those above
+    // go on firing without a new transition.
+    let step = lc.step(&with_budget(&def, 0.2), 20 * S, &opts);
+    assert_eq!(step.fired.len(), 1);
+    assert_eq!(
+        budget_changes(&step),
+        [("25%".into(), State::Firing), ("50%".into(), State::Firing)]
+    );
+    assert_eq!(step.transitions.len(), 1);
+    let step = lc.step(&with_budget(&def, -0.05), 30 * S, &opts);
+    let spent: Vec<_> = step
+        .changed
+        .iter()
+        .filter(|a| a.labels["budget_level"] == "exhausted")
+        .collect();
+    assert_eq!(spent.len(), 1);
+    assert_eq!(spent[0].labels["condition"], "budget exhausted");
+    assert_eq!(
+        spent[0].annotations["summary"],
+        "shop-availability has spent its error budget (-5% left)"
+    );
+
+    // Back to 30 %: the spent and 25 % events resolve once that held for
+    // keep_firing_for; the 50 % one goes on.
+    let step = lc.step(&with_budget(&def, 0.3), 40 * S, &opts);
+    assert!(step.transitions.is_empty());
+    let step = lc.step(&with_budget(&def, 0.3), 100 * S, &opts);
+    assert_eq!(
+        budget_changes(&step),
+        [
+            ("25%".into(), State::Resolved),
+            ("50%".into(), State::Firing),
+            ("exhausted".into(), State::Resolved)
+        ]
+    );
+    let summaries: Vec<&str> = step
+        .changed
+        .iter()
+        .filter(|a| a.state == State::Resolved)
+        .map(|a| a.annotations["summary"].as_str())
+        .collect();
+    assert!(
+        summaries.contains(&"shop-availability: the error budget is back above 25% (30% left)")
+            && summaries
+                .contains(&"shop-availability: the error budget is no longer spent (30% left)"),
+        "{summaries:?}"
+    );
+    assert_eq!(lc.active.len(), 1);
+
+    // Burn-rate alerts and budget events are distinct alerts of the SLO.
+    let mut both = with_budget(&def, 0.3);
+    both.slos[0].instances[0].evaluation.conditions[0].met = true;
+    let step = lc.step(&both, 110 * S, &opts);
+    assert_eq!(step.fired.len(), 1);
+    assert_eq!(lc.active.len(), 2);
+}
+
 fn route(toml_text: &str) -> CompiledRoute {
     let cfg: AlertingConfig = toml::from_str(toml_text).unwrap();
     CompiledRoute::compile(cfg.route.as_ref().unwrap()).unwrap()

@@ -181,6 +181,8 @@ pub fn summary(s: &SloStatus) -> Value {
             "short": Window(w.short),
             "factor": w.factor,
         })).collect::<Vec<_>>(),
+        "budget_levels": d.budget_levels,
+        "freeze_below": d.freeze_below,
         "labels": d.labels,
         "backfill": s.backfill,
         "error": s.error,
@@ -338,10 +340,7 @@ fn slo_gate(s: &SloStatus, at_ns: i64) -> (Gate, Value) {
     let frozen: Vec<&InstanceStatus> = s
         .instances
         .iter()
-        .filter(|i| {
-            let left = i.evaluation.error_budget_remaining;
-            left <= 0.0 || left < d.freeze_below
-        })
+        .filter(|i| crate::model::budget_below(i.evaluation.error_budget_remaining, d.freeze_below))
         .collect();
     let gate = if !frozen.is_empty() {
         Gate::Frozen

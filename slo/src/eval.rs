@@ -377,6 +377,7 @@ mod tests {
             min_bad_events: 0.0,
             alert_windows: default_alert_windows(period),
             freeze_below: 0.0,
+            budget_levels: vec![],
             runbook_url: None,
             labels: Default::default(),
             notification_targets: vec![],

@@ -49,6 +49,12 @@ pub struct SloDefinition {
     /// less than this fraction of its budget left; 0 freezes once the
     /// budget is spent.
     pub freeze_below: f64,
+    /// Error-budget policy: the levels of remaining budget (fractions,
+    /// highest first; 0 stands for "spent") at which each instance raises a
+    /// budget event — an alert of severity `budget` that fires when the
+    /// instance falls below the level ([`budget_below`]) and resolves when
+    /// its budget is back above it.
+    pub budget_levels: Vec<f64>,
     /// Where the on-call finds what to do.
     pub runbook_url: Option<String>,
     /// OpenSLO labels and Sloth labels, passed on to alerts.
@@ -593,6 +599,13 @@ impl CalendarUnit {
 /// A duration in nanoseconds, saturating.
 pub fn duration_ns(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// Whether an instance with `remaining` error budget is below the policy
+/// level `level` (a fraction of the budget): it has less than that left, or
+/// nothing at all — level 0 means "the budget is spent".
+pub fn budget_below(remaining: f64, level: f64) -> bool {
+    remaining <= 0.0 || remaining < level
 }
 
 #[cfg(test)]

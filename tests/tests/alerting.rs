@@ -700,6 +700,66 @@ fn silences_and_inhibition_suppress_notifications() {
 /// `restart`, smolder is killed during the outage and started again. The
 /// outage is counted in attempts, not in seconds, so it lasts as long as the
 /// retries need and no longer.
+/// An SLO file's error-budget policy raises budget events, routed like
+/// alerts: falling below 50 % of the budget reaches the receiver routed on
+/// `severity="budget"` (and not the pager), and the recovery follows.
+#[test]
+fn budget_events_reach_the_receiver_routed_on_severity_budget_and_the_recovery_follows() {
+    let sink = Sink::ok();
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[alerting.route]\nreceiver = \"pager\"\ngroup_interval = \"1s\"\n\
+         [[alerting.route.routes]]\nmatchers = ['severity=\"budget\"']\nreceiver = \"budget\"\n\
+         [[alerting.receivers]]\nname = \"pager\"\ntype = \"webhook\"\nurl = \"{}\"\n\
+         [[alerting.receivers]]\nname = \"budget\"\ntype = \"webhook\"\nurl = \"{}\"\n",
+        sink.url("/pager"),
+        sink.url("/budget")
+    );
+    let with_levels = slo("shop").replace(
+        "    smolder.dev/runbook-url",
+        "    smolder.dev/budget-levels: \"50%, 0%\"\n    smolder.dev/runbook-url",
+    );
+    let server = start(dir.path(), &[("shop.yaml", with_levels)], &toml);
+    let def = get(&server, "/api/v1/slos/shop-availability");
+    assert_eq!(
+        def["definition"]["budget_levels"],
+        json!([0.5, 0.0]),
+        "{def:#}"
+    );
+
+    // 60 failures in 10,000 requests spend 60 % of a 99 % objective's
+    // budget, at a burn rate of 0.6: a budget event, no burn-rate alert.
+    send(&server, &spans("shop", 10_000, 60, 1));
+    let got = sink.wait("/budget", "the budget event", |r| !r.is_empty());
+    let body = got[0].json();
+    assert_eq!(body["status"], "firing", "{body:#}");
+    assert_eq!(body["alerts"].as_array().unwrap().len(), 1, "{body:#}");
+    let alert = &body["alerts"][0];
+    assert_eq!(alert["labels"]["alertname"], "SLOErrorBudget");
+    assert_eq!(alert["labels"]["severity"], "budget");
+    assert_eq!(alert["labels"]["budget_level"], "50%");
+    assert_eq!(
+        alert["annotations"]["summary"],
+        "shop-availability has less than 50% of its error budget left (40%)"
+    );
+    let alerts = wait_alerts(&server, "the budget event", |a| !a.is_empty());
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0]["labels"]["condition"], "budget 50%");
+
+    // 10,000 good requests: 30 % spent, the event resolves.
+    send(&server, &spans("shop", 10_000, 0, 2));
+    let got = sink.wait("/budget", "the recovery", |r| {
+        r.iter().any(|r| r.json()["status"] == "resolved")
+    });
+    let resolved = got.last().unwrap().json();
+    assert_eq!(
+        resolved["alerts"][0]["annotations"]["summary"],
+        "shop-availability: the error budget is back above 50% (70% left)",
+        "{resolved:#}"
+    );
+    assert!(sink.received("/pager").is_empty(), "only the budget route");
+}
+
 fn outage(restart: bool) {
     const DOWN: usize = 24;
     const LIMITED: usize = 2;

@@ -451,6 +451,19 @@ fn the_deploy_gate_freezes_changes_while_a_budget_is_below_its_policy_level() {
         answer.to_string().contains("smolder.dev/freeze-below"),
         "{answer}"
     );
+    let (status, answer) = server.put_slo(
+        "odd",
+        &SLO.replace(
+            "  name: shop-availability\n",
+            "  name: odd\n  annotations:\n    smolder.dev/budget-levels: \"50%, half\"\n",
+        ),
+    );
+    assert_eq!(status, 400, "{answer}");
+    let answer = answer.to_string();
+    assert!(
+        answer.contains("smolder.dev/budget-levels") && answer.contains("\\\"half\\\""),
+        "{answer}"
+    );
 }
 
 /// `POST /api/v1/slos/backtest` as an SRE tunes a policy: an incident two

@@ -290,6 +290,16 @@ pub async fn replay(
     partials: &mut Partials,
     on_step: &mut (dyn FnMut(i64, &[Alert]) + Send),
 ) -> Result<Replay> {
+    // A replay decides the alert policy's burn-rate conditions: the ticks it
+    // skips are those where none of them can change. The budget events of
+    // the error-budget policy are not replayed.
+    let def = &if def.budget_levels.is_empty() {
+        Arc::clone(def)
+    } else {
+        let mut d = SloDefinition::clone(def);
+        d.budget_levels.clear();
+        Arc::new(d)
+    };
     let b = history.bucket_ns;
     let every = duration_ns(interval).max(1);
     let fine = gcd(every, b).max(1);

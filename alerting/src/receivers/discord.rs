@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 pub use super::config::ChatConfig as Config;
 
 use super::{severity_colour, truncate};
+use crate::alert::Alert;
 use crate::notification::Notification;
 use crate::render::{AlertView, Texts};
 
@@ -26,7 +27,7 @@ pub fn payload(n: &Notification, t: &Texts) -> Value {
                 "fields": [
                     {"name": "SLO", "value": a.slo, "inline": true},
                     {"name": "Severity", "value": a.labels.get("severity").cloned().unwrap_or_default(), "inline": true},
-                    {"name": "Window", "value": a.labels.get("window").cloned().unwrap_or_default(), "inline": true},
+                    condition_field(a),
                 ],
             });
             if let Some(url) = a.annotations.get("slo_url") {
@@ -40,6 +41,17 @@ pub fn payload(n: &Notification, t: &Texts) -> Value {
         "embeds": embeds,
         "allowed_mentions": {"parse": []},
     })
+}
+
+/// The window pair of a burn-rate alert, or the condition of a budget event
+/// (Discord refuses empty field values; budget events have no window).
+fn condition_field(a: &Alert) -> Value {
+    match (a.labels.get("window"), a.labels.get("condition")) {
+        (Some(w), _) => json!({"name": "Window", "value": w, "inline": true}),
+        (None, c) => {
+            json!({"name": "Condition", "value": c.map_or("-", String::as_str), "inline": true})
+        }
+    }
 }
 
 #[cfg(test)]

@@ -66,6 +66,7 @@ pub(crate) fn notification(status: &str) -> Notification {
             sli: Some(0.9865),
             objective: 0.999,
             time_to_exhaustion_seconds: Some(5400.0),
+            budget_level: None,
         },
         examples: vec!["5b8efff798038103d269b633813fc60c".into()],
         hints: vec![Hint {

@@ -77,7 +77,7 @@ pub fn payload(n: &Notification, t: &Texts, routing_key: &str) -> Value {
             "timestamp": rfc3339(n.created_at),
             "component": first.map(|a| a.slo.clone()),
             "group": n.group_labels.get("slo"),
-            "class": "slo_burn_rate",
+            "class": if first.is_some_and(|a| a.labels.get("severity").is_some_and(|s| s == crate::alert::BUDGET_SEVERITY)) { "slo_error_budget" } else { "slo_burn_rate" },
             "custom_details": {
                 "text": t.text,
                 "alerts": n.firing().map(|a| &a.annotations).collect::<Vec<_>>(),

@@ -210,6 +210,11 @@ pub struct SloEngine {
     api_defs: RwLock<Vec<SloDefinition>>,
     runtimes: RwLock<BTreeMap<String, Arc<Runtime>>>,
     snapshot: RwLock<Arc<Snapshot>>,
+    /// Held from choosing the SLOs to evaluate until their snapshot is
+    /// published, so that snapshots are published in the order they were
+    /// begun: a tick that began before a PUT must not publish, after the
+    /// PUT's own evaluation, a snapshot without the new SLO.
+    publishing: tokio::sync::Mutex<()>,
     problems: RwLock<Vec<Problem>>,
     dir_stamp: std::sync::Mutex<Vec<(PathBuf, SystemTime, u64)>>,
     ticks: std::sync::atomic::AtomicU64,
@@ -250,6 +255,7 @@ impl SloEngine {
             api_defs: RwLock::new(Vec::new()),
             runtimes: RwLock::new(BTreeMap::new()),
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
+            publishing: tokio::sync::Mutex::new(()),
             problems: RwLock::new(Vec::new()),
             dir_stamp: std::sync::Mutex::new(Vec::new()),
             ticks: std::sync::atomic::AtomicU64::new(0),
@@ -408,7 +414,7 @@ impl SloEngine {
         }
         report.update = started.elapsed();
         let started = Instant::now();
-        self.evaluate_all(&runtimes, now).await;
+        self.evaluate_all(now).await;
         report.evaluate = started.elapsed();
         report
     }
@@ -420,14 +426,17 @@ impl SloEngine {
 
     /// Re-evaluates every SLO at the clock's time, without updating rollups.
     pub async fn evaluate_now(&self) {
-        let runtimes = self.all_runtimes();
-        self.evaluate_all(&runtimes, self.clock.now_ns()).await;
+        self.evaluate_all(self.clock.now_ns()).await;
     }
 
-    async fn evaluate_all(&self, runtimes: &[Arc<Runtime>], now: i64) {
+    /// Evaluates the SLOs defined now (not those a tick began with: one may
+    /// have been added or removed since) and publishes their snapshot.
+    async fn evaluate_all(&self, now: i64) {
+        let _publishing = self.publishing.lock().await;
+        let runtimes = self.all_runtimes();
         let watched = self.options.watched.get();
         let mut slos = Vec::with_capacity(runtimes.len());
-        for rt in runtimes {
+        for rt in &runtimes {
             let state = rt.state.lock().await;
             slos.push(status(
                 rt,

@@ -42,6 +42,9 @@ pub const RUNBOOK_URL: &str = "smolder.dev/runbook-url";
 /// Annotation: the error-budget policy's freeze level (`25%` or `0.25`:
 /// changes are frozen while less than that much budget is left).
 pub const FREEZE_BELOW: &str = "smolder.dev/freeze-below";
+/// Annotation: the error-budget policy's event levels (`50%, 25%, 0%`: a
+/// budget event when less than each is left, and when it recovers).
+pub const BUDGET_LEVELS: &str = "smolder.dev/budget-levels";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -416,6 +419,13 @@ fn build_slo(
             }
         },
     };
+    let budget_levels = match annotations.get(BUDGET_LEVELS) {
+        None => Vec::new(),
+        Some(v) => budget_levels(v).unwrap_or_else(|e| {
+            problems.push(doc.problem(format!("metadata.annotations.{BUDGET_LEVELS}"), e));
+            Vec::new()
+        }),
+    };
     let mut labels = BTreeMap::new();
     for (k, v) in &named.metadata.labels {
         let v = match v {
@@ -485,6 +495,7 @@ fn build_slo(
             min_bad_events,
             alert_windows,
             freeze_below,
+            budget_levels: budget_levels.clone(),
             runbook_url: annotations.get(RUNBOOK_URL).cloned(),
             labels: labels.clone(),
             notification_targets: targets.clone(),
@@ -1210,4 +1221,24 @@ fn condition(
         factor: c.condition.threshold,
         alert_after,
     })
+}
+
+/// The levels of [`BUDGET_LEVELS`]: shares of the budget from 0 up to 100 %,
+/// separated by commas; returned highest first, without repeats.
+fn budget_levels(text: &str) -> Result<Vec<f64>, String> {
+    let mut levels = Vec::new();
+    for part in text.split(',') {
+        match super::fraction(part) {
+            Some(f) if (0.0..1.0).contains(&f) => levels.push(f),
+            _ => {
+                return Err(format!(
+                    "{:?} is not a share of the budget from 0 up to 100% (50%, 25%, 0% or 0.5, 0.25, 0)",
+                    part.trim()
+                ));
+            }
+        }
+    }
+    levels.sort_by(|a, b| b.total_cmp(a));
+    levels.dedup();
+    Ok(levels)
 }

@@ -188,6 +188,7 @@ pub(crate) fn translate(doc: &Doc, defaults: Defaults) -> Result<Vec<SloDefiniti
             alert_windows,
             // Sloth's format has no place for it: freeze once spent.
             freeze_below: 0.0,
+            budget_levels: Vec::new(),
             runbook_url: slo.alerting.annotations.get("runbook").cloned(),
             labels,
             notification_targets: Vec::new(),

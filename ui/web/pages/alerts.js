@@ -140,7 +140,7 @@ function suppressionText(a, silencesById, alertsByFp) {
   for (const fp of (a.suppressed && a.suppressed.inhibited_by) || []) {
     const by = alertsByFp.get(fp);
     parts.push(h('div', { class: 'suppressed-by' }, by
-      ? `Inhibited by the ${by.labels.severity} alert of ${by.slo} (${by.labels.window}), firing since ${fmt.time(by.since)}`
+      ? `Inhibited by the ${by.labels.severity} alert of ${by.slo} (${by.labels.window || by.labels.condition}), firing since ${fmt.time(by.since)}`
       : `Inhibited by alert ${fp}`));
   }
   return parts;
@@ -148,10 +148,19 @@ function suppressionText(a, silencesById, alertsByFp) {
 
 function valuesTable(a) {
   const v = a.values || {};
+  // A budget event (severity `budget`) has a level instead of windows.
+  const rates = v.budget_level === undefined || v.budget_level === null
+    ? [
+      h('dt', {}, `Burn rate over ${a.labels.long_window}`), h('dd', {}, fmt.burn(v.long_burn_rate)),
+      h('dt', {}, `Burn rate over ${a.labels.short_window}`), h('dd', {}, fmt.burn(v.short_burn_rate)),
+      h('dt', {}, 'Threshold'), h('dd', {}, fmt.burn(v.factor)),
+    ]
+    : [
+      h('dt', {}, 'Budget level'), h('dd', {}, v.budget_level > 0 ? `below ${fmt.pct(v.budget_level)}` : 'spent'),
+      h('dt', {}, 'Burn rate over the period'), h('dd', {}, fmt.burn(v.long_burn_rate)),
+    ];
   return h('dl', { class: 'kv alert-values' },
-    h('dt', {}, `Burn rate over ${a.labels.long_window}`), h('dd', {}, fmt.burn(v.long_burn_rate)),
-    h('dt', {}, `Burn rate over ${a.labels.short_window}`), h('dd', {}, fmt.burn(v.short_burn_rate)),
-    h('dt', {}, 'Threshold'), h('dd', {}, fmt.burn(v.factor)),
+    ...rates,
     h('dt', {}, 'SLI over the period'), h('dd', {}, fmt.pct(v.sli, 4)),
     h('dt', {}, 'Objective'), h('dd', {}, fmt.pct(v.objective)),
     h('dt', {}, 'Error budget left'), h('dd', {}, fmt.budget(v.error_budget_remaining)),
@@ -193,7 +202,7 @@ function alertRow(a, ctx, load, silencesById, alertsByFp, open) {
       alertBadge(a),
       a.flapping ? h('span', { class: 'badge warn flapping', title: 'Started firing again and again within the hour: it now resolves only after an hour without its condition.' }, 'flapping') : null,
       a.labels.slo_group ? h('span', { class: 'mono group' }, a.labels.slo_group) : null,
-      h('span', { class: 'window mono' }, a.labels.window),
+      h('span', { class: 'window mono' }, a.labels.window || a.labels.condition),
       h('span', { class: 'summary' }, a.annotations.summary || ''),
       h('span', { class: 'since muted' }, `since ${fmt.time(a.since)}`),
       h('span', { class: 'receivers muted' }, (a.receivers || []).join(', '))));

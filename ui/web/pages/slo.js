@@ -142,6 +142,12 @@ export async function render(main, ctx) {
         { label: 'budget remaining', values: period.error_budget_remaining },
         { label: 'full', values: period.timestamps.map(() => 1), color: '#8c959f', dash: true },
         { label: 'exhausted', values: period.timestamps.map(() => 0), color: '#cf222e', dash: true },
+        // The error-budget policy: its event levels and the deploy gate's.
+        ...(slo.budget_levels || []).filter((l) => l > 0).map((l) => (
+          { label: `budget event below ${fmt.pct(l)}`, values: period.timestamps.map(() => l), color: '#bf8700', dash: true })),
+        ...(slo.freeze_below > 0
+          ? [{ label: `changes frozen below ${fmt.pct(slo.freeze_below)}`, values: period.timestamps.map(() => slo.freeze_below), color: '#8250df', dash: true }]
+          : []),
       ],
       format: (v) => fmt.budget(v),
       axisFormat: (v) => `${Math.round(v * 100)}%`,
