@@ -122,6 +122,10 @@ pub struct Alert {
     /// Whether it started firing too often lately (see the module's doc).
     #[serde(default)]
     pub flapping: bool,
+    /// The SLO instance's values by group-by expression (empty for an SLO
+    /// without groups).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub group: BTreeMap<String, String>,
 }
 
 impl Alert {
@@ -418,6 +422,7 @@ impl Lifecycle {
                                 examples: Vec::new(),
                                 hints: Vec::new(),
                                 flapping: false,
+                                group: instance.group.clone(),
                             };
                             if kind.alert_after() == 0 {
                                 alert.state = State::Firing;

@@ -63,7 +63,51 @@ pub fn router(alerting: Arc<Alerting>) -> Router {
         .route("/api/v1/scaling/{slo}", get(scaling))
         .route("/api/v1/scaling/{slo}/history", get(scaling_history))
         .route("/api/v1/slos/{id}/causes", get(causes))
+        .route("/api/v1/slos/{id}/chart.png", get(chart))
         .with_state(alerting)
+}
+
+/// `GET /api/v1/slos/{id}/chart.png`: the burn-rate chart of a signed link
+/// (a notification's `burn_chart_url`, which opens without a token until it
+/// expires), or, with a token, of any `from`, `to`, `group`, `long`,
+/// `short`, `factor`, `at` and `level`.
+async fn chart(
+    State(alerting): State<Arc<Alerting>>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Result<Response, ApiError> {
+    use crate::chart::{ChartRequest, chart_path, is_signed_chart_link};
+    let raw = raw.unwrap_or_default();
+    let path = chart_path(&id);
+    let charts = alerting.charts();
+    let (tenant, req) = if is_signed_chart_link(&path, Some(&raw)) {
+        let now = alerting.now_ns().div_euclid(1_000_000_000);
+        let req = charts.verify(&path, &raw, now)?;
+        let tenant = match &req.tenant {
+            Some(t) => Tenant::parse(t).map_err(|e| ApiError::invalid(format!("tenant: {e}")))?,
+            None => Tenant::default(),
+        };
+        (tenant, req)
+    } else {
+        let req: ChartRequest = serde_urlencoded::from_str(&raw)
+            .map_err(|e| ApiError::invalid(format!("chart: {e}")))?;
+        if req.tenant.is_some() || req.expires.is_some() {
+            return Err(ApiError::invalid(
+                "tenant and expires belong to signed chart links (with sig)",
+            ));
+        }
+        (tenant, req)
+    };
+    let png = charts.png(&tenant, &id, &req).await?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "image/png"),
+            (axum::http::header::CACHE_CONTROL, "private, max-age=300"),
+        ],
+        png,
+    )
+        .into_response())
 }
 
 /// The backtest route, with the alerting stage and every tenant's SLO engine.

@@ -103,6 +103,11 @@ smolder_common::config_section! {
         /// How many example bad traces an alert carries (0 turns the examples
         /// and the cause hints off).
         pub examples: usize = 3,
+        /// How long the burn-rate chart link of a notification
+        /// (burn_chart_url, for chat receivers) opens without a token;
+        /// 0s leaves the links out (mails still carry their charts).
+        #[serde(with = "humantime_serde")]
+        pub chart_link_ttl: Duration = Duration::from_secs(7 * 86_400),
         /// The routing tree; without it every alert goes nowhere (alerts are
         /// still evaluated and listed).
         pub route: Option<Route> = None,

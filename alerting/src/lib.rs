@@ -8,13 +8,15 @@
 //! ([`dispatch`]) with inhibition and [`silence`]s, and writes each
 //! notification to the durable outbox ([`store`]) before the [`deliver`]y
 //! engine sends it to its [`receivers`] with retries. [`scaling`] drives
-//! autoscaler webhooks with hysteresis; [`api`] serves alerts, history,
-//! deliveries, silences and scaling state.
+//! autoscaler webhooks with hysteresis; [`chart`] draws the burn-rate charts
+//! notifications carry; [`api`] serves alerts, history, deliveries,
+//! silences, scaling state and charts.
 
 pub mod alert;
 pub mod api;
 pub mod backtest;
 mod cause;
+pub mod chart;
 pub mod config;
 pub mod deliver;
 pub mod dispatch;

@@ -32,6 +32,8 @@ Over-represented among bad events: {{ a.annotations.cause_hint }}{% endif %}
 {%- if a.examples %}
 Example traces: {% for t in a.examples %}{{ external_url }}/traces/{{ t }}{% if not loop.last %} {% endif %}{% endfor %}{% endif %}
 SLO: {{ a.annotations.slo_url }}
+{%- if a.annotations.burn_chart_url %}
+Burn-rate chart: {{ a.annotations.burn_chart_url }}{% endif %}
 {%- if a.annotations.runbook_url %}
 Runbook: {{ a.annotations.runbook_url }}{% endif %}
 {% endfor %}{% for a in resolved %}✅ Resolved: {{ a.annotations.summary }}
@@ -46,11 +48,14 @@ const HTML: &str = "<html><body style=\"font-family:sans-serif\">
 <p>{{ a.annotations.description }}</p>
 {% if a.annotations.cause_hint %}<p>Over-represented among bad events: <code>{{ a.annotations.cause_hint }}</code></p>{% endif %}
 {% if a.examples %}<p>Example traces: {% for t in a.examples %}<a href=\"{{ external_url }}/traces/{{ t }}\">{{ t[:8] }}</a> {% endfor %}</p>{% endif %}
-<p><a href=\"{{ a.annotations.slo_url }}\">Open the SLO</a>{% if a.annotations.runbook_url %} · <a href=\"{{ a.annotations.runbook_url }}\">Runbook</a>{% endif %}</p>
+{% if a.fingerprint in inline_charts %}<p><img src=\"cid:chart-{{ a.fingerprint }}@smolder\" alt=\"Burn rates and error budget around the alert\" width=\"720\" style=\"max-width:100%\"></p>
+{% elif a.annotations.burn_chart_url %}<p><a href=\"{{ a.annotations.burn_chart_url }}\">Burn-rate chart</a></p>
+{% endif %}<p><a href=\"{{ a.annotations.slo_url }}\">Open the SLO</a>{% if a.annotations.runbook_url %} · <a href=\"{{ a.annotations.runbook_url }}\">Runbook</a>{% endif %}</p>
 </div>{% endfor %}
 {% for a in resolved %}<div style=\"border-left:4px solid #2e7d32;padding-left:8px;margin-bottom:12px\">
 <p><strong>Resolved:</strong> {{ a.annotations.summary }}</p>
-<p><a href=\"{{ a.annotations.slo_url }}\">Open the SLO</a></p>
+{% if a.fingerprint in inline_charts %}<p><img src=\"cid:chart-{{ a.fingerprint }}@smolder\" alt=\"Burn rates and error budget around the alert\" width=\"720\" style=\"max-width:100%\"></p>
+{% endif %}<p><a href=\"{{ a.annotations.slo_url }}\">Open the SLO</a></p>
 </div>{% endfor %}
 </body></html>";
 
@@ -235,10 +240,12 @@ pub fn texts(n: &Notification, template: Option<&str>) -> Result<Texts, String> 
     })
 }
 
-/// Renders the HTML part of a mail.
-pub fn html(n: &Notification) -> Result<String, String> {
+/// Renders the HTML part of a mail, showing the charts of the alerts
+/// `inline_charts` names (fingerprints) from the mail's images.
+pub fn html(n: &Notification, inline_charts: &[String]) -> Result<String, String> {
+    let ctx = context! { inline_charts => inline_charts.to_vec(), ..ctx(n) };
     ENV.get_template("mail.html")
-        .and_then(|t| t.render(ctx(n)))
+        .and_then(|t| t.render(ctx))
         .map_err(|e| format!("rendering the HTML: {e:#}"))
 }
 

@@ -160,6 +160,7 @@ mod tests {
             examples: vec![],
             hints: vec![],
             flapping: false,
+            group: Default::default(),
         };
         let g = Labels::new();
         let at = |state: &ScalingState, firing: Option<&Alert>, burn: f64, secs: f64| {

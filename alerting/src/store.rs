@@ -231,6 +231,10 @@ CREATE TABLE IF NOT EXISTS scaling (
     burn_rate REAL NOT NULL,
     PRIMARY KEY (target, instance)
 );
+CREATE TABLE IF NOT EXISTS secrets (
+    name TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
 ";
 
 impl Store {
@@ -271,6 +275,22 @@ impl Store {
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         lock(&self.conn)
+    }
+
+    /// The secret `name`: 32 random bytes made the first time it is asked
+    /// for and kept in the database (so it moves with it).
+    pub fn secret(&self, name: &str) -> Result<Vec<u8>> {
+        let fresh: [u8; 32] = rand::random();
+        let conn = self.conn();
+        conn.execute(
+            "INSERT OR IGNORE INTO secrets (name, value) VALUES (?1, ?2)",
+            params![name, fresh.as_slice()],
+        )?;
+        Ok(conn.query_row(
+            "SELECT value FROM secrets WHERE name = ?1",
+            params![name],
+            |r| r.get(0),
+        )?)
     }
 
     /// Alerts saved by [`Store::save_alerts`] and not deleted.

@@ -69,6 +69,7 @@ fn notification(receiver: &str, group: usize, now: i64) -> Notification {
             examples: vec![],
             hints: vec![],
             flapping: false,
+            group: Default::default(),
         }],
         created_at: now,
         thread: String::new(),

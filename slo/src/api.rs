@@ -38,7 +38,7 @@ use smolder_common::Tenant;
 use smolder_common::http::{ApiError, ErrorCode, Path, Query};
 use smolder_common::text::parse_time;
 
-use crate::engine::{GroupKey, InstanceStatus, PutError, SloStatus, Snapshot};
+use crate::engine::{GroupKey, InstanceStatus, PutError, SloEngine, SloStatus, Snapshot};
 use crate::eval::{Evaluation, window_name};
 use crate::model::{Origin, Period, SloDefinition, Window, duration_ns};
 use crate::tenants::SloEngines;
@@ -498,6 +498,83 @@ pub struct SeriesQuery {
     pub group: Option<String>,
 }
 
+/// The instants of a chart of `def` from `from` to `to` (Unix ns), `step`
+/// apart (default: a 500th of the range; never finer than the SLO's
+/// buckets), at most `max_points`, ending at `to`; and the step. Refuses
+/// ranges longer than two of the longest windows a definition may have:
+/// no chart needs more, and longer ones only burn CPU.
+pub fn series_times(
+    engine: &SloEngine,
+    def: &SloDefinition,
+    from: i64,
+    to: i64,
+    step: Option<i64>,
+    max_points: i64,
+) -> Result<(Vec<i64>, i64), ApiError> {
+    if from > to {
+        return Err(ApiError::invalid("from must not be after to"));
+    }
+    let max_range = engine
+        .options()
+        .defaults
+        .bounds
+        .max_window
+        .saturating_mul(2);
+    if to
+        .checked_sub(from)
+        .is_none_or(|r| r > duration_ns(max_range))
+    {
+        return Err(ApiError::invalid(format!(
+            "from: the range from {from} to {to} (ns) is longer than {}",
+            humantime::format_duration(max_range)
+        )));
+    }
+    let bucket = def.bucket_ns(engine.options().step);
+    let step = step
+        .unwrap_or((to - from) / 500)
+        .max(bucket)
+        .max((to - from) / max_points + 1)
+        .max(1);
+    let mut times = Vec::new();
+    let mut t = to;
+    while t >= from && times.len() < max_points as usize {
+        times.push(t);
+        t -= step;
+    }
+    times.reverse();
+    Ok((times, step))
+}
+
+/// The group of an SLO instance from its values by group-by expression
+/// (`{"http_route": "/pay"}`); without them, the worst group.
+pub fn group_key(
+    s: &SloStatus,
+    values: Option<&BTreeMap<String, String>>,
+) -> Result<GroupKey, ApiError> {
+    let def = &s.definition;
+    match values {
+        Some(map) => def
+            .group_by
+            .iter()
+            .map(|g| map.get(g).cloned())
+            .collect::<Option<GroupKey>>()
+            .ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "group must give a value for each of {:?}",
+                    def.group_by
+                ))
+            }),
+        None => Ok(match s.instances.first() {
+            Some(i) if !def.group_by.is_empty() => def
+                .group_by
+                .iter()
+                .map(|g| i.group.get(g).cloned().unwrap_or_default())
+                .collect(),
+            _ => def.group_by.iter().map(|_| String::new()).collect(),
+        }),
+    }
+}
+
 async fn series(
     State(engines): State<Arc<SloEngines>>,
     tenant: Tenant,
@@ -521,50 +598,20 @@ async fn series(
     if from > to {
         return Err(ApiError::invalid("from must not be after to"));
     }
-    // No chart needs more than two of the longest windows a definition may
-    // have; longer ranges only burn CPU (and overflow a timestamp).
-    let max_range = engine
-        .options()
-        .defaults
-        .bounds
-        .max_window
-        .saturating_mul(2);
-    if to
-        .checked_sub(from)
-        .is_none_or(|r| r > duration_ns(max_range))
-    {
-        return Err(ApiError::invalid(format!(
-            "from: the range from {from} to {to} (ns) is longer than {}",
-            humantime::format_duration(max_range)
-        )));
-    }
-    let bucket = def.bucket_ns(engine.options().step);
-    let mut step = match q
+    let step = match q
         .step
         .as_deref()
         .map(crate::spec::parse_duration)
         .transpose()
     {
-        Ok(s) => s.map_or_else(|| (to - from) / 500, duration_ns),
+        Ok(s) => s.map(duration_ns),
         Err(e) => return Err(ApiError::invalid(format!("step: {e}"))),
     };
-    step = step.max(bucket).max((to - from) / MAX_POINTS + 1).max(1);
-    let group: GroupKey = match q.group.as_deref() {
-        None => def.group_by.iter().map(|_| String::new()).collect(),
+    let (times, step) = series_times(&engine, def, from, to, step, MAX_POINTS)?;
+    let group = match q.group.as_deref() {
+        None => None,
         Some(text) => match serde_json::from_str::<BTreeMap<String, String>>(text) {
-            Ok(map) => {
-                let key: Option<GroupKey> =
-                    def.group_by.iter().map(|g| map.get(g).cloned()).collect();
-                match key {
-                    Some(k) => k,
-                    None => {
-                        return Err(ApiError::invalid(format!(
-                            "group must give a value for each of {:?}",
-                            def.group_by
-                        )));
-                    }
-                }
-            }
+            Ok(map) => Some(map),
             Err(e) => {
                 return Err(ApiError::invalid(format!(
                     "group is not a JSON object: {e}"
@@ -572,26 +619,7 @@ async fn series(
             }
         },
     };
-    let group = if q.group.is_none() && !def.group_by.is_empty() {
-        // The worst group by default.
-        match s.instances.first() {
-            Some(i) => def
-                .group_by
-                .iter()
-                .map(|g| i.group.get(g).cloned().unwrap_or_default())
-                .collect(),
-            None => group,
-        }
-    } else {
-        group
-    };
-    let mut times = Vec::new();
-    let mut t = to;
-    while t >= from && times.len() < MAX_POINTS as usize {
-        times.push(t);
-        t -= step;
-    }
-    times.reverse();
+    let group = group_key(s, group.as_ref())?;
     let Some(evals) = engine.series(&id, &group, &times).await else {
         return Err(ApiError::not_found(format!(
             "SLO {id:?} has no group {group:?}"

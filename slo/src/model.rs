@@ -333,6 +333,15 @@ impl std::fmt::Display for Window {
     }
 }
 
+impl std::str::FromStr for Window {
+    type Err = String;
+
+    /// The text [`Display`](std::fmt::Display) writes (`5m`, `1h`, `3d`).
+    fn from_str(s: &str) -> Result<Self, String> {
+        crate::spec::parse_duration(s).map(Self)
+    }
+}
+
 impl Serialize for Window {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)

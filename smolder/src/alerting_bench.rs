@@ -264,6 +264,7 @@ fn sample_alert(i: usize) -> Alert {
         examples: vec![],
         hints: vec![],
         flapping: false,
+        group: Default::default(),
     }
 }
 

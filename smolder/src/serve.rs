@@ -237,6 +237,7 @@ pub(crate) async fn start(config: &Config, layers: &Layers) -> anyhow::Result<Ru
     let scheme = if tls.is_some() { "https" } else { "http" };
     let own_url = own_url(scheme, addrs.http);
     let alerting = start_alerting(config, &engine, own_url.clone(), &mut registry)?;
+    alerting.charts().set_engines(Arc::clone(&slo_engines));
     let auth = Arc::new(start_auth(config, tls.is_some())?);
     let oidc = crate::auth::oidc::Oidc::new(
         &config.oidc,

@@ -1177,6 +1177,30 @@ fn email(tls: &str) {
         "{}",
         firing.1
     );
+    // Each mail shows the page's burn-rate chart inline: a PNG part beside
+    // the HTML (multipart/related) whose Content-ID the HTML names.
+    for (_, text) in [firing, resolved] {
+        let text = text.replace("\r\n", "\n");
+        assert!(text.contains("Content-Type: multipart/related"), "{text}");
+        let (part_head, part) = text
+            .split_once("Content-ID: <")
+            .map(|(_, rest)| rest.split_once("\n\n").unwrap())
+            .unwrap_or_else(|| panic!("an inline image: {text}"));
+        let cid = part_head.split('>').next().unwrap();
+        assert!(
+            cid.starts_with("chart-") && cid.ends_with("@smolder"),
+            "{cid}"
+        );
+        assert!(part_head.contains("image/png"), "{part_head}");
+        // The HTML (quoted-printable) refers to it.
+        let html = text.replace("=\n", "").replace("=3D", "=");
+        assert!(html.contains(&format!("src=\"cid:{cid}\"")), "{html}");
+        let b64: String = part.lines().take_while(|l| !l.starts_with("--")).collect();
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .expect("a base64 PNG");
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{:?}", &png[..8]);
+    }
     let root = &firing.0["message-id"];
     assert!(
         root.starts_with("<msg_") && root.ends_with("@smolder.example.com>"),

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use smolder_tests::{Server, create_token, http_request, smolder_bin};
+use smolder_tests::{Server, create_token, http_bytes, http_request, now_ns, smolder_bin};
 
 /// Sends `requests` requests of 10 spans as the tenant of `token`.
 fn export(server: &Server, token: &str, requests: u64, seed: u64) {
@@ -445,6 +445,18 @@ fn a_tenant_over_its_rate_is_throttled_while_another_is_served() {
 }
 
 /// A request with `token` and a JSON (or empty) body: status and answer.
+/// Checks that `png` is a drawn chart: a PNG of 900 × 440 pixels of more
+/// than a few colours.
+fn assert_chart(png: &[u8]) {
+    let decoder = png::Decoder::new(std::io::Cursor::new(png));
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    assert_eq!((info.width, info.height), (900, 440));
+    let colours: std::collections::HashSet<&[u8]> = pixels.chunks(3).collect();
+    assert!(colours.len() > 20, "{} colours", colours.len());
+}
+
 fn call(server: &Server, token: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
     let bearer = format!("Bearer {token}");
     let mut headers = vec![("authorization", bearer.as_str())];
@@ -614,6 +626,67 @@ fn each_tenant_has_its_own_slos_alerts_silences_and_notifications() {
     }
     let (_, history) = call(&server, &acme, "GET", "/api/v1/alerts/history", "");
     assert!(!history["history"].as_array().unwrap().is_empty());
+
+    // The page's burn-rate chart link opens without a token (as a chat
+    // service fetches it) and shows acme's SLO; changed to name another
+    // tenant, or any other parameter, it opens nothing.
+    let link = body["alerts"][0]["annotations"]["burn_chart_url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a burn_chart_url annotation: {body:#}"))
+        .to_string();
+    let path = link
+        .split_once("/api/")
+        .map(|(_, p)| format!("/api/{p}"))
+        .unwrap();
+    assert!(
+        path.contains("tenant=acme") && path.contains("&sig="),
+        "{path}"
+    );
+    let (status, head, png) = http_bytes(server.http, "GET", &path, &[], b"");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&png));
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: image/png"),
+        "{head}"
+    );
+    assert_chart(&png);
+    for forged in [
+        path.replace("tenant=acme", "tenant=globex"),
+        path.replace("factor=", "factor=1"),
+        path.replace("&sig=", "&sig=00"),
+    ] {
+        let (status, _, answer) = http_bytes(server.http, "GET", &forged, &[], b"");
+        let answer = String::from_utf8_lossy(&answer);
+        assert_eq!(status, 403, "{forged}: {answer}");
+        assert!(answer.contains("signature"), "{answer}");
+    }
+    // Without a signature the route wants a token, and draws the token's
+    // tenant's SLO (globex has one of the same id).
+    let unsigned = format!(
+        "/api/v1/slos/shop-availability/chart.png?from={}&to={}",
+        now_ns() / 1_000_000_000 - 3600,
+        now_ns() / 1_000_000_000
+    );
+    let (status, _, _) = http_bytes(server.http, "GET", &unsigned, &[], b"");
+    assert_eq!(status, 401);
+    let bearer = format!("Bearer {globex}");
+    let (status, _, png) = http_bytes(
+        server.http,
+        "GET",
+        &unsigned,
+        &[("authorization", &bearer)],
+        b"",
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&png));
+    assert_chart(&png);
+    let (status, _, answer) = http_bytes(
+        server.http,
+        "GET",
+        &format!("{unsigned}&tenant=acme"),
+        &[("authorization", &bearer)],
+        b"",
+    );
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&answer));
 
     // Causes are looked for in the tenant's own data: acme's failed spans
     // are examples for acme; globex's SLO of the same id has none.

@@ -30,7 +30,7 @@ use smolder_slo::model::{Budgeting, SloDefinition, duration_ns};
 use smolder_slo::rollup::{Counts, Rollup};
 use smolder_slo::{Result, SloEngine};
 
-use crate::alert::{Alert, Labels, Lifecycle, LifecycleOptions, State, group_label};
+use crate::alert::{Alert, Labels, Lifecycle, LifecycleOptions, State};
 
 /// An alert a replay raised: it fired at `start` and resolved at `end`.
 #[derive(Debug, Clone, PartialEq)]
@@ -521,7 +521,7 @@ fn step_at(
 ) {
     let step = lifecycle.step(snapshot, t, options);
     for alert in &step.changed {
-        record(raised, alert, snapshot);
+        record(raised, alert);
     }
     if !step.changed.is_empty() {
         on_step(t, &step.changed);
@@ -565,7 +565,7 @@ fn next_due(
 
 /// Keeps a raised alert's figures up to date; a new firing after a
 /// resolution is a new alert.
-fn record(raised: &mut HashMap<String, Raised>, alert: &Alert, snapshot: &Snapshot) {
+fn record(raised: &mut HashMap<String, Raised>, alert: &Alert) {
     let Some(start) = alert.fired_at else {
         return;
     };
@@ -574,15 +574,7 @@ fn record(raised: &mut HashMap<String, Raised>, alert: &Alert, snapshot: &Snapsh
     let entry = raised.entry(id).or_insert_with(|| Raised {
         fingerprint: alert.fingerprint.clone(),
         labels: alert.labels.clone(),
-        group: snapshot
-            .slos
-            .iter()
-            .flat_map(|s| &s.instances)
-            .find(|i| {
-                i.group.is_empty() || alert.labels.get("slo_group") == Some(&group_label(&i.group))
-            })
-            .map(|i| i.group.clone())
-            .unwrap_or_default(),
+        group: alert.group.clone(),
         pending_since: alert.active_since,
         start,
         end: None,

@@ -37,6 +37,7 @@ pub use self::views::{AlertStatus, SentPayload};
 use self::causes::{apply_causes, cause_lookups};
 use self::runtime::{Runtime, compile, timing};
 use crate::alert::{Alert, Lifecycle, State};
+use crate::chart::{ChartLinks, ChartRequest};
 use crate::config::{AlertingConfig, ConfigProblem};
 use crate::deliver::Deliverer;
 use crate::dispatch::Dispatcher;
@@ -84,6 +85,7 @@ pub struct Alerting {
     inner: tokio::sync::Mutex<Inner>,
     client: reqwest::Client,
     default_external_url: String,
+    charts: Arc<ChartLinks>,
 }
 
 impl std::fmt::Debug for Alerting {
@@ -116,7 +118,9 @@ impl Alerting {
             .pool_max_idle_per_host(32)
             .build()
             .map_err(|e| Error::Invalid(format!("HTTP client: {e}")))?;
-        let runtime = compile(config, &client, &default_external_url).map_err(Error::Config)?;
+        let charts = Arc::new(ChartLinks::new(store.secret("chart_links")?));
+        let runtime =
+            compile(config, &client, &default_external_url, &charts).map_err(Error::Config)?;
         let store = Arc::new(store);
         let deliverer = Arc::new(Deliverer::new(Arc::clone(&store), Arc::clone(&clock))?);
         deliverer.configure(runtime.receivers.clone(), config.delivery.clone());
@@ -181,14 +185,30 @@ impl Alerting {
             }),
             client,
             default_external_url,
+            charts,
         }))
+    }
+
+    /// The time on the stage's clock (Unix ns).
+    pub fn now_ns(&self) -> i64 {
+        self.clock.now_ns()
+    }
+
+    /// The chart links' signer and the charts' painter.
+    pub fn charts(&self) -> &Arc<ChartLinks> {
+        &self.charts
     }
 
     /// Applies a new configuration, or refuses it (keeping the current one)
     /// with every problem and its field.
     pub fn reload(&self, config: &AlertingConfig) -> Result<(), Error> {
-        let runtime =
-            compile(config, &self.client, &self.default_external_url).map_err(Error::Config)?;
+        let runtime = compile(
+            config,
+            &self.client,
+            &self.default_external_url,
+            &self.charts,
+        )
+        .map_err(Error::Config)?;
         self.deliverer
             .configure(runtime.receivers.clone(), config.delivery.clone());
         *write(&self.runtime) = Arc::new(runtime);
@@ -285,7 +305,8 @@ impl Alerting {
             return;
         }
         let suppressor = self.suppressor(rt, inner, now);
-        let out = flush_groups(rt, &mut inner.dispatcher, &suppressor, due, now, |id| {
+        let charts = Some(self.charts.as_ref());
+        let out = flush_groups(rt, charts, &mut inner.dispatcher, &suppressor, due, now, |id| {
             self.store.nflog(&id.0, &id.1).map_err(|e| {
                 tracing::error!(error = %e, "Reading the notification log failed; the group waits.");
             })
@@ -370,6 +391,7 @@ fn route_into(rt: &Runtime, dispatcher: &mut Dispatcher, alert: &Alert, now: i64
 /// whose entry cannot be read waits for its next turn.
 fn flush_groups(
     rt: &Runtime,
+    charts: Option<&ChartLinks>,
     dispatcher: &mut Dispatcher,
     suppressor: &suppress::Suppressor,
     due: Vec<(String, String)>,
@@ -384,7 +406,7 @@ fn flush_groups(
         let receiver = rt.receivers.get(&id.0);
         let send_resolved = receiver.is_none_or(|r| r.config.common.send_resolved);
         let resend = timing(rt, &id.0).resend_interval.unwrap_or(0);
-        if let Some(f) = dispatcher.flush(
+        if let Some(mut f) = dispatcher.flush(
             &id,
             now,
             last,
@@ -393,10 +415,27 @@ fn flush_groups(
             &rt.options.external_url,
             resend,
         ) {
+            if let Some(charts) = charts {
+                add_chart_links(rt, charts, &mut f.notification, now);
+            }
             out.push(f);
         }
     }
     out
+}
+
+/// Gives each alert of a notification its signed burn-rate chart link
+/// (`burn_chart_url`), unless `chart_link_ttl` is 0.
+fn add_chart_links(rt: &Runtime, charts: &ChartLinks, n: &mut Notification, now: i64) {
+    let ttl = smolder_slo::model::duration_ns(rt.config.chart_link_ttl);
+    if ttl == 0 || n.scaling.is_some() {
+        return;
+    }
+    for a in &mut n.alerts {
+        let req = ChartRequest::for_alert(a, now);
+        let url = charts.url(&rt.options.external_url, &a.slo, &req, now + ttl);
+        a.annotations.insert("burn_chart_url".to_string(), url);
+    }
 }
 
 /// Key of an SLO instance: `slo{k=v,…}`.

@@ -37,6 +37,7 @@ pub(super) fn compile(
     config: &AlertingConfig,
     client: &reqwest::Client,
     default_external_url: &str,
+    charts: &Arc<crate::chart::ChartLinks>,
 ) -> Result<Runtime, Vec<ConfigProblem>> {
     config.check()?;
     let problem = |field: &str, message: String| {
@@ -85,7 +86,8 @@ pub(super) fn compile(
     let mut receivers = HashMap::new();
     for (i, r) in config.receivers.iter().enumerate() {
         let built = Receiver::new(r.clone(), &config.delivery, client.clone())
-            .map_err(|e| problem(&format!("alerting.receivers[{i}]"), e))?;
+            .map_err(|e| problem(&format!("alerting.receivers[{i}]"), e))?
+            .with_charts(Arc::clone(charts));
         receivers.insert(r.name.clone(), Arc::new(built));
     }
     let mut scaling = Vec::new();

@@ -98,6 +98,7 @@ impl Simulation {
         let nflog = &self.nflog;
         let flushed = flush_groups(
             &self.rt,
+            None,
             &mut self.dispatcher,
             &suppressor,
             due,

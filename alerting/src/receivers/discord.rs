@@ -33,6 +33,9 @@ pub fn payload(n: &Notification, t: &Texts) -> Value {
             if let Some(url) = a.annotations.get("slo_url") {
                 e["url"] = json!(url);
             }
+            if let Some(url) = a.annotations.get("burn_chart_url") {
+                e["image"] = json!({"url": url});
+            }
             e
         })
         .collect();

@@ -2,12 +2,14 @@
 //! loopback relays, plain; optional authentication; multipart text + HTML.
 //! Every mail of an incident of a group carries `In-Reply-To` and
 //! `References` pointing at the incident's first mail, so mail clients
-//! thread the firing and resolved mails together.
+//! thread the firing and resolved mails together. The HTML part shows each
+//! alert's burn-rate chart inline (a `multipart/related` PNG, drawn when the
+//! mail is sent; [`crate::chart`]).
 
 use std::time::Duration;
 
 use lettre::message::header::ContentType;
-use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
@@ -15,8 +17,11 @@ use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
 use smolder_common::secret::Secret;
 
+use std::sync::Arc;
+
 use super::Outcome;
 use super::config::check_template;
+use crate::chart::{ChartLinks, ChartRequest};
 use crate::notification::Notification;
 use crate::render;
 
@@ -112,6 +117,18 @@ pub struct Mailer {
     to: Vec<Mailbox>,
     domain: String,
     template: Option<String>,
+    charts: Option<Arc<ChartLinks>>,
+}
+
+/// At most this many charts in one mail (the first alerts').
+const MAX_CHARTS: usize = 4;
+
+/// An alert's chart: its fingerprint and the PNG.
+pub type InlineChart = (String, Vec<u8>);
+
+/// The Content-ID of an alert's chart.
+fn chart_cid(fingerprint: &str) -> String {
+    format!("chart-{fingerprint}@smolder")
 }
 
 impl Mailer {
@@ -164,13 +181,43 @@ impl Mailer {
             to,
             domain,
             template: c.template.clone(),
+            charts: None,
         })
     }
 
-    /// The mail for a notification.
-    pub fn message(&self, n: &Notification) -> Result<Message, String> {
+    /// Mails with the alerts' burn-rate charts drawn by `charts`.
+    pub fn with_charts(mut self, charts: Arc<ChartLinks>) -> Self {
+        self.charts = Some(charts);
+        self
+    }
+
+    /// The charts of a notification's first alerts; an alert whose chart
+    /// cannot be drawn (its SLO deleted since, say) goes without.
+    async fn charts(&self, n: &Notification) -> Vec<InlineChart> {
+        let Some(charts) = &self.charts else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for a in n.alerts.iter().take(MAX_CHARTS) {
+            let req = ChartRequest::for_alert(a, n.created_at);
+            match charts.png(&a.tenant(), &a.slo, &req).await {
+                Ok(png) => out.push((a.fingerprint.clone(), png)),
+                Err(e) => {
+                    tracing::info!(slo = %a.slo, error = %e.message(), "A mail goes without a burn-rate chart.");
+                }
+            }
+        }
+        out
+    }
+
+    /// The mail for a notification, with `charts` inline.
+    pub fn message(&self, n: &Notification, charts: &[InlineChart]) -> Result<Message, String> {
         let texts = render::texts(n, self.template.as_deref())?;
-        let html = render::html(n)?;
+        let inline: Vec<String> = charts.iter().map(|(fp, _)| chart_cid(fp)).collect();
+        let html = render::html(
+            n,
+            &charts.iter().map(|(fp, _)| fp.clone()).collect::<Vec<_>>(),
+        )?;
         let mut b = Message::builder()
             .from(self.from.clone())
             .subject(one_line(&texts.title))
@@ -182,25 +229,32 @@ impl Mailer {
         for to in &self.to {
             b = b.to(to.clone());
         }
-        b.multipart(
-            MultiPart::alternative()
-                .singlepart(
-                    SinglePart::builder()
-                        .header(ContentType::TEXT_PLAIN)
-                        .body(texts.text),
-                )
-                .singlepart(
-                    SinglePart::builder()
-                        .header(ContentType::TEXT_HTML)
-                        .body(html),
-                ),
-        )
-        .map_err(|e| format!("building the mail: {e}"))
+        let text = SinglePart::builder()
+            .header(ContentType::TEXT_PLAIN)
+            .body(texts.text);
+        let html = SinglePart::builder()
+            .header(ContentType::TEXT_HTML)
+            .body(html);
+        let body = if charts.is_empty() {
+            MultiPart::alternative().singlepart(text).singlepart(html)
+        } else {
+            // The HTML and the images it shows belong together.
+            let png = ContentType::parse("image/png").expect("a valid media type");
+            let mut related = MultiPart::related().singlepart(html);
+            for ((_, bytes), cid) in charts.iter().zip(inline) {
+                related = related
+                    .singlepart(Attachment::new_inline(cid).body(bytes.clone(), png.clone()));
+            }
+            MultiPart::alternative().singlepart(text).multipart(related)
+        };
+        b.multipart(body)
+            .map_err(|e| format!("building the mail: {e}"))
     }
 
     /// One attempt.
     pub async fn send(&self, n: &Notification, timeout: Duration) -> Outcome {
-        let msg = match self.message(n) {
+        let charts = self.charts(n).await;
+        let msg = match self.message(n, &charts) {
             Ok(m) => m,
             Err(e) => {
                 return Outcome::Failed {
@@ -251,7 +305,10 @@ mod tests {
             "smtp = '127.0.0.1:25'\nfrom = 'smolder@example.com'\nto = ['sre@example.com']\ntls = 'none'",
         )
         .unwrap();
-        let mail = super::Mailer::new(&config).unwrap().message(&n).unwrap();
+        let mail = super::Mailer::new(&config)
+            .unwrap()
+            .message(&n, &[])
+            .unwrap();
         let text = String::from_utf8_lossy(&mail.formatted()).to_string();
         let head = text.split("\r\n\r\n").next().unwrap();
         assert!(
@@ -274,7 +331,7 @@ mod tests {
             insta::assert_snapshot!(format!("email_text_{status}"), texts.text);
             insta::assert_snapshot!(
                 format!("email_html_{status}"),
-                crate::render::html(&n).unwrap()
+                crate::render::html(&n, &[]).unwrap()
             );
         }
     }

@@ -47,6 +47,10 @@ pub(crate) fn notification(status: &str) -> Notification {
                 "slo_url",
                 "https://smolder.example.com/slos/checkout-availability",
             ),
+            (
+                "burn_chart_url",
+                "https://smolder.example.com/api/v1/slos/checkout-availability/chart.png?long=1h&short=5m&factor=14.4&from=1699996400&to=1700000000&at=1699999760&expires=1700604800&sig=5e1f",
+            ),
         ]),
         state: if resolved {
             State::Resolved
@@ -76,6 +80,7 @@ pub(crate) fn notification(status: &str) -> Notification {
             total_share: 0.18,
         }],
         flapping: false,
+        group: Default::default(),
     };
     Notification {
         id: "018bd0f0-0000-7000-8000-000000000001".into(),

@@ -13,7 +13,7 @@ pub mod config;
 pub mod discord;
 pub mod email;
 #[cfg(test)]
-mod fixture;
+pub(crate) mod fixture;
 pub mod google_chat;
 pub mod pagerduty;
 pub mod slack;
@@ -116,6 +116,13 @@ impl Receiver {
             mailer,
             limiter,
         })
+    }
+
+    /// An email receiver that mails the alerts' burn-rate charts inline
+    /// (other kinds link them through `burn_chart_url`).
+    pub fn with_charts(mut self, charts: Arc<crate::chart::ChartLinks>) -> Self {
+        self.mailer = self.mailer.map(|m| m.with_charts(charts));
+        self
     }
 
     /// The receiver's name.

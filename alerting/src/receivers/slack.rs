@@ -55,6 +55,19 @@ pub fn payload(n: &Notification, t: &Texts, channel: Option<&str>) -> Value {
         "type": "section",
         "text": {"type": "mrkdwn", "text": truncate(&escape(&t.text), 3000)},
     }));
+    // The first alert's burn-rate chart, which Slack fetches from the
+    // signed link.
+    if let Some(url) = n
+        .alerts
+        .first()
+        .and_then(|a| a.annotations.get("burn_chart_url"))
+    {
+        blocks.push(json!({
+            "type": "image",
+            "image_url": url,
+            "alt_text": "Burn rates and error budget around the alert",
+        }));
+    }
     if let Some(url) = n.alerts.first().and_then(|a| a.annotations.get("slo_url")) {
         blocks.push(json!({
             "type": "actions",
