@@ -27,7 +27,7 @@ use smolder_slo::eval::evaluate;
 use smolder_slo::model::{Origin, SloDefinition, Window, duration_ns};
 use smolder_slo::spec::{self, Problem};
 
-use self::replay::{Partials, Raised, replay};
+use self::replay::{Partials, Raised, Replay, replay};
 use self::score::{Incident, measures};
 use crate::manager::Alerting;
 use crate::notification::Notification;
@@ -333,7 +333,7 @@ fn same_slo(a: &SloDefinition, b: &SloDefinition) -> bool {
 
 /// Runs a backtest; the answer of `POST /api/v1/slos/backtest`.
 pub async fn run(
-    engine: &SloEngine,
+    engine: &Arc<SloEngine>,
     alerting: &Alerting,
     request: Request,
 ) -> Result<Value, BacktestError> {
@@ -451,21 +451,60 @@ pub async fn run(
         None => Value::Null,
     };
 
+    // Variants are replayed on every core, each task with its own copy of
+    // the buckets (a replay changes a bucket while it evaluates a tick) and
+    // of the refined minutes.
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(variants.len())
+        .max(1);
+    let mut tasks = Vec::with_capacity(workers);
+    let variants: Vec<Arc<SloDefinition>> = variants.into_iter().map(Arc::new).collect();
+    for w in 0..workers {
+        let mut h = engine.copy_history(&history)?;
+        let mut p = partials.clone();
+        let (engine, lifecycle) = (Arc::clone(engine), lifecycle.clone());
+        let mine: Vec<(usize, Arc<SloDefinition>)> = variants
+            .iter()
+            .enumerate()
+            .skip(w)
+            .step_by(workers)
+            .map(|(i, v)| (i, Arc::clone(v)))
+            .collect();
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::with_capacity(mine.len());
+            for (i, vdef) in mine {
+                let r = replay(
+                    &engine,
+                    &mut h,
+                    &vdef,
+                    from,
+                    to,
+                    interval,
+                    &lifecycle,
+                    &mut p,
+                    &mut |_, _| {},
+                )
+                .await?;
+                out.push((i, r));
+            }
+            Ok::<_, smolder_slo::Error>(out)
+        }));
+    }
+    let mut replays: Vec<(usize, Replay)> = Vec::with_capacity(variants.len());
+    for t in tasks {
+        match t.await {
+            Ok(done) => replays.extend(done?),
+            // A bug in a replay is a bug of this request.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => {
+                return Err(smolder_slo::Error::Query(format!("a variant's replay stopped: {e}")).into());
+            }
+        }
+    }
+    replays.sort_by_key(|(i, _)| *i);
     let mut variant_answers = Vec::with_capacity(variants.len());
-    for (v, vdef) in request.variants.iter().zip(variants) {
-        let vdef = Arc::new(vdef);
-        let r = replay(
-            engine,
-            &mut history,
-            &vdef,
-            from,
-            to,
-            interval,
-            &lifecycle,
-            &mut partials,
-            &mut |_, _| {},
-        )
-        .await?;
+    for ((v, vdef), (_, r)) in request.variants.iter().zip(&variants).zip(replays) {
         let mut by_severity: BTreeMap<&str, usize> = BTreeMap::new();
         for a in &r.alerts {
             *by_severity.entry(a.severity()).or_default() += 1;

@@ -103,10 +103,10 @@ pub struct Replay {
 /// With [`Partials::prefetch`] the whole range is read at that resolution
 /// once (one scan) and every minute is refined from memory — what a
 /// comparison of many variants needs, each opening other minutes.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Partials {
     minutes: HashMap<i64, Arc<GroupBuckets>>,
-    fine: Option<(i64, GroupBuckets)>,
+    fine: Option<(i64, Arc<GroupBuckets>)>,
 }
 
 impl Partials {
@@ -123,7 +123,7 @@ impl Partials {
         let fine = gcd(duration_ns(interval).max(1), bucket_ns).max(1);
         let start = from.div_euclid(bucket_ns) * bucket_ns;
         let end = (to.div_euclid(bucket_ns) + 1) * bucket_ns;
-        self.fine = Some((fine, engine.scan(def, start, end, fine).await?));
+        self.fine = Some((fine, Arc::new(engine.scan(def, start, end, fine).await?)));
         Ok(())
     }
 
@@ -247,6 +247,15 @@ fn outcome(
 ) -> Outcome {
     let long0 = prefix.sum(k - n_long + 1, k - 1);
     let short0 = prefix.sum(k - n_short + 1, k - 1);
+    if (gu, bu) == (0.0, 0.0) {
+        // Nothing can be added: one corner decides.
+        let tests = ConditionChecks::of(def, factor, long0, short0).all();
+        return if tests.iter().all(|&t| t) {
+            Outcome::Met
+        } else {
+            Outcome::NotMet
+        };
+    }
     let with = |c: Counts, g: f64, b: f64| Counts {
         good: c.good + g,
         total: c.total + g + b,
@@ -351,7 +360,11 @@ pub async fn replay(
             let boxed = bucket_box(&def.budgeting, raw);
             for (w, n) in def.alert_windows.iter().zip(&windows) {
                 let first = outcome(def, w.factor, &prefixes[i], k, *n, (0.0, 0.0));
-                let within = outcome(def, w.factor, &prefixes[i], k, *n, boxed);
+                let within = if boxed == (0.0, 0.0) {
+                    first
+                } else {
+                    outcome(def, w.factor, &prefixes[i], k, *n, boxed)
+                };
                 may_meet |= ticks[0] == k * b && first == Outcome::Met;
                 may_meet |= within != Outcome::NotMet && ticks.iter().any(|&t| t != k * b);
                 open |= within == Outcome::Open && ticks.iter().any(|&t| t != k * b);

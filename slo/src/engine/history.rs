@@ -171,6 +171,27 @@ impl SloEngine {
         })
     }
 
+    /// A copy of `h` for another task to replay on (its share of the
+    /// memory budget reserved again).
+    pub fn copy_history(&self, h: &History) -> Result<History> {
+        let mut memory = Reservation::empty(self.query.budget(), Consumer::Slo);
+        let bytes: usize = h.groups.values().map(Rollup::bytes).sum();
+        memory.resize(bytes).map_err(|e| {
+            Error::Resources(format!(
+                "a copy of the backtest's buckets needs {bytes} bytes and {e}"
+            ))
+        })?;
+        Ok(History {
+            def: Arc::clone(&h.def),
+            bucket_ns: h.bucket_ns,
+            first: h.first,
+            last: h.last,
+            groups: h.groups.clone(),
+            sources: h.sources.clone(),
+            _memory: memory,
+        })
+    }
+
     /// Rolls `def` up from the telemetry of `[from, to)` in buckets of
     /// `width_ns` (`from` on a bucket boundary), chunk by chunk as a
     /// backfill does: each group's non-empty buckets, by index.
