@@ -110,11 +110,57 @@ async fn chart(
         .into_response())
 }
 
-/// The backtest route, with the alerting stage and every tenant's SLO engine.
+/// The backtest and report routes, with the alerting stage and every
+/// tenant's SLO engine.
 pub fn backtest_router(alerting: Arc<Alerting>, engines: Arc<SloEngines>) -> Router {
     Router::new()
         .route("/api/v1/slos/backtest", post(backtest))
+        .route("/api/v1/reports/slos", get(slo_report))
         .with_state((alerting, engines))
+}
+
+/// `GET /api/v1/reports/slos?period=week|month|quarter&at=&time_zone=&by=service|team|tenant&service=&team=&format=json|csv`.
+async fn slo_report(
+    State((alerting, engines)): State<(Arc<Alerting>, Arc<SloEngines>)>,
+    tenant: Tenant,
+    Query(q): Query<crate::report::ReportQuery>,
+) -> Result<Response, ApiError> {
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "format: {other:?} is neither json nor csv"
+            )));
+        }
+    };
+    let engine = engines
+        .get_or_create(&tenant)
+        .await
+        .map_err(|e| ApiError::internal("Opening the tenant's SLO engine", e))?;
+    let answer = crate::report::report(&engine, &alerting, &tenant, &q).await?;
+    if !csv {
+        return Ok(Json(answer).into_response());
+    }
+    let name = format!(
+        "attachment; filename=\"slo-report-{}.csv\"",
+        answer["period"]["start"]
+            .as_str()
+            .unwrap_or("")
+            .get(..10)
+            .unwrap_or("")
+    );
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/csv; charset=utf-8".to_string(),
+            ),
+            (axum::http::header::CONTENT_DISPOSITION, name),
+        ],
+        crate::report::csv(&answer),
+    )
+        .into_response())
 }
 
 /// A time in a JSON body: RFC 3339 text or Unix seconds.

@@ -10,7 +10,7 @@
 //! engine sends it to its [`receivers`] with retries. [`scaling`] drives
 //! autoscaler webhooks with hysteresis; [`chart`] draws the burn-rate charts
 //! notifications carry; [`api`] serves alerts, history, deliveries,
-//! silences, scaling state and charts.
+//! silences, scaling state, charts and SLO [`report`]s.
 
 pub mod alert;
 pub mod api;
@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod notification;
 pub mod receivers;
 pub mod render;
+pub mod report;
 pub mod route;
 mod scaling;
 mod sign;

@@ -358,6 +358,33 @@ impl Store {
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
+    /// The transitions of `tenant`'s SLO `slo` since `since` (Unix ns),
+    /// oldest first.
+    pub fn transitions_since(
+        &self,
+        tenant: &Tenant,
+        slo: &str,
+        since: i64,
+    ) -> Result<Vec<Transition>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT at, fingerprint, slo, state_from, state_to, labels, summary FROM alert_history
+             WHERE slo = ?1 AND tenant = ?2 AND at >= ?3 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![slo, tenant.as_str(), since], |r| {
+            Ok(Transition {
+                at: r.get(0)?,
+                fingerprint: r.get(1)?,
+                slo: r.get(2)?,
+                from: r.get(3)?,
+                to: r.get(4)?,
+                labels: serde_json::from_str(&r.get::<_, String>(5)?).unwrap_or_default(),
+                summary: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
     /// `tenant`'s latest transitions, newest first.
     pub fn history(
         &self,

@@ -750,3 +750,153 @@ fn a_backtest_shows_when_a_policy_would_have_paged_and_what_it_would_have_sent()
         assert!(error.contains(field), "{body}: {field} in {error}");
     }
 }
+
+/// The SLO with the label `team`.
+fn with_team(slo: &str, id: &str, team: &str) -> String {
+    slo.replace(
+        &format!("  name: {id}\n"),
+        &format!("  name: {id}\n  labels:\n    team: {team}\n"),
+    )
+}
+
+/// `GET /api/v1/reports/slos` for the month of spans sent half an hour
+/// ago: each SLO's events, SLI, budget used and downtime left summed over
+/// the month, its time in violation, the page it raised from the alert
+/// history, grouped by team; the same as CSV; bad parameters named.
+#[test]
+fn a_monthly_report_sums_each_slos_month_and_lists_its_incidents() {
+    let data = tempfile::tempdir().unwrap();
+    let slos = tempfile::tempdir().unwrap();
+    std::fs::write(
+        slos.path().join("shop.yaml"),
+        with_team(SLO, "shop-availability", "payments"),
+    )
+    .unwrap();
+    std::fs::write(
+        slos.path().join("search.yaml"),
+        with_team(
+            &SLO.replace("shop", "search"),
+            "search-availability",
+            "discovery",
+        ),
+    )
+    .unwrap();
+    let server = start(data.path(), slos.path());
+    let ago = now_ns() - 30 * 60 * 1_000_000_000;
+    // shop: 20 of 1,000 failed half an hour ago (2 % against a 1 % budget:
+    // in violation since), then 50 of 50 now (a page).
+    send(&server, &spans(1000, 20, ago, 1));
+    send(&server, &spans_of("search", 100, 0, ago, 2));
+    send(&server, &spans(50, 50, now_ns() - 1_000_000_000, 3));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, alerts) = get(&server, "/api/v1/alerts");
+        let paged = alerts["alerts"].as_array().unwrap().iter().any(|a| {
+            a["labels"]["slo"] == "shop-availability"
+                && a["labels"]["severity"] == "page"
+                && a["state"] == "firing"
+        });
+        if paged {
+            break;
+        }
+        assert!(Instant::now() < deadline, "shop's page: {alerts:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    wait_for(&server, "search-availability", "search's spans", |s| {
+        s["instances"][0]["period"]["total"] == 100.0
+    });
+
+    let at = ago / 1_000_000_000;
+    let (status, report) = get(
+        &server,
+        &format!("/api/v1/reports/slos?period=month&at={at}&by=team"),
+    );
+    assert_eq!(status, 200, "{report:#}");
+    let start = report["period"]["start"].as_str().unwrap();
+    let end = report["period"]["end"].as_str().unwrap();
+    let seconds = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().timestamp() as f64;
+    let month = seconds(end) - seconds(start);
+    assert!(
+        (28.0 * 86_400.0..=31.0 * 86_400.0).contains(&month),
+        "{report:#}"
+    );
+    assert_eq!(report["period"]["kind"], "month");
+    let lines = report["slos"].as_array().unwrap();
+    assert_eq!(lines.len(), 2, "{report:#}");
+    // Sorted by group: discovery, then payments.
+    let (search, shop) = (&lines[0], &lines[1]);
+    assert_eq!(search["slo"], "search-availability");
+    assert_eq!(search["group"], "discovery");
+    assert_eq!(search["met"], true);
+    assert_eq!(search["sli"], 1.0);
+    assert_eq!(search["incidents"], serde_json::json!({}));
+    assert_eq!(shop["group"], "payments");
+    assert_eq!(shop["team"], "payments");
+    assert_eq!(
+        (shop["good"].as_f64(), shop["total"].as_f64()),
+        (Some(980.0), Some(1050.0))
+    );
+    let close = |v: &Value, want: f64| (v.as_f64().unwrap() - want).abs() < 1e-9 * want.max(1.0);
+    assert!(close(&shop["sli"], 980.0 / 1050.0), "{shop:#}");
+    assert!(
+        close(&shop["budget_used"], 70.0 / (0.01 * 1050.0)),
+        "{shop:#}"
+    );
+    assert!(
+        close(&shop["allowed_downtime_seconds"], 0.01 * month),
+        "{shop:#}"
+    );
+    assert_eq!(shop["met"], false);
+    // In violation from the first five-minute mark after the old spans.
+    let violation = shop["time_in_violation_seconds"].as_f64().unwrap();
+    assert!((1500.0..=1800.0).contains(&violation), "{shop:#}");
+    assert!(shop["incidents"]["page"].as_u64().unwrap() >= 1, "{shop:#}");
+    let page = shop["incident_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["severity"] == "page")
+        .unwrap_or_else(|| panic!("a page in the list: {shop:#}"));
+    assert_eq!(page["end"], Value::Null, "it still fires");
+    assert!(seconds(page["start"].as_str().unwrap()) >= seconds(start));
+    assert!(
+        shop["downtime_left_seconds"].as_f64().unwrap()
+            < shop["allowed_downtime_seconds"].as_f64().unwrap()
+    );
+    assert_eq!(
+        report["groups"],
+        serde_json::json!([
+            {"name": "discovery", "slos": 1, "met": 1, "incidents": 0},
+            {"name": "payments", "slos": 1, "met": 0,
+             "incidents": shop["incidents"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum::<u64>()},
+        ])
+    );
+
+    // The same as CSV, one row per SLO.
+    let (status, csv) = http_request(
+        server.http,
+        "GET",
+        &format!("/api/v1/reports/slos?period=month&at={at}&by=team&format=csv&service=shop"),
+        &[],
+        b"",
+    );
+    assert_eq!(status, 200, "{csv}");
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    assert!(rows[0].starts_with("group,slo,service,team,objective,sli,met,good,total,budget_used"));
+    assert!(
+        rows[1].starts_with("payments,shop-availability,shop,payments,0.99,"),
+        "{csv}"
+    );
+
+    for (query, field) in [
+        ("period=year", "period"),
+        ("time_zone=Mars/Olympus", "time_zone"),
+        ("format=pdf", "format"),
+        ("at=soon", "at"),
+    ] {
+        let (status, answer) = get(&server, &format!("/api/v1/reports/slos?{query}"));
+        assert_eq!(status, 400, "{query}: {answer}");
+        assert!(answer.to_string().contains(field), "{query}: {answer}");
+    }
+}

@@ -498,7 +498,9 @@ pub async fn run(
             // A bug in a replay is a bug of this request.
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(e) => {
-                return Err(smolder_slo::Error::Query(format!("a variant's replay stopped: {e}")).into());
+                return Err(
+                    smolder_slo::Error::Query(format!("a variant's replay stopped: {e}")).into(),
+                );
             }
         }
     }
@@ -516,7 +518,7 @@ pub async fn run(
             "alerts": r.alerts.iter().map(alert_json).collect::<Vec<_>>(),
             "by_severity": by_severity,
             "measures": (!request.incidents.is_empty())
-                .then(|| measures(&vdef, &r.alerts, &request.incidents, to)),
+                .then(|| measures(vdef, &r.alerts, &request.incidents, to)),
         }));
     }
 
