@@ -128,6 +128,7 @@ fn every_page_works_in_headless_chromium() {
         "traces",
         "logs",
         "alerts-and-silence",
+        "reports",
         "status",
     ] {
         assert!(

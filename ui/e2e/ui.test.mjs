@@ -490,6 +490,29 @@ await step('alerts-and-silence', async () => {
   await page.locator('#silences-table tbody tr', { hasText: 'silenced from the UI test' }).locator('.badge', { hasText: 'expired' }).waitFor();
 });
 
+await step('reports', async () => {
+  await page.goto(`${BASE}/reports`);
+  // This month per service: the burning checkout SLO with its page.
+  const checkout = page.locator('#report tr[data-slo="checkout-availability"]');
+  await checkout.waitFor();
+  const cells = await checkout.locator('td').allInnerTexts();
+  assert.match(cells[2], /%/, 'the SLI');
+  assert.match(cells[6], /\d+ page/, 'its page counted as an incident');
+  assert.match(await page.locator('#report-heading').innerText(), /^Month from \d{4}-\d\d-01 00:00:00/);
+  // The CSV link gives the same lines.
+  const href = await page.locator('#report-csv').getAttribute('href');
+  const csv = await page.evaluate(async (u) => (await fetch(u)).text(), href);
+  assert.match(csv.split('\n')[0], /^group,slo,service,team,objective,sli/);
+  assert.ok(csv.includes(',checkout-availability,checkout,'), csv);
+  // Per team label, for the week: the form puts it in the URL.
+  await page.selectOption('#report-by', 'team');
+  await page.selectOption('#report-period', 'week');
+  await page.click('#report-form button[type="submit"]');
+  await page.waitForURL(/by=team/);
+  await page.waitForFunction(() => /^Week from/.test(document.querySelector('#report-heading')?.textContent || ''));
+  await page.locator('#report section.report-group').first().waitFor();
+});
+
 await step('status', async () => {
   await page.goto(`${BASE}/status`);
   await page.waitForSelector('#ingest-table tbody tr');

@@ -28,6 +28,7 @@ pub const PAGES: &[&str] = &[
     "/traces/{id}",
     "/logs",
     "/alerts",
+    "/reports",
     "/status",
 ];
 
@@ -123,6 +124,7 @@ mod tests {
             "/slos/checkout-availability",
             "/explore",
             "/traces/abc",
+            "/reports",
             "/status",
         ] {
             let (status, headers, body) = get(path, None).await;

@@ -18,6 +18,7 @@ const ROUTES = [
   [/^\/traces\/([^/]+)$/, 'trace', 'traces', false],
   [/^\/logs$/, 'logs', 'logs', true],
   [/^\/alerts$/, 'alerts', 'alerts', false],
+  [/^\/reports$/, 'reports', 'reports', false],
   [/^\/status$/, 'status', 'status', false],
 ];
 const TIME_PARAMS = ['range', 'from', 'to', 'refresh'];
