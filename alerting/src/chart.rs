@@ -140,6 +140,11 @@ impl ChartLinks {
         let _ = self.engines.set(engines);
     }
 
+    /// The SLO engines, once set.
+    pub fn engines(&self) -> Option<&Arc<SloEngines>> {
+        self.engines.get()
+    }
+
     fn mac(&self, path: &str, query: &str) -> HmacSha256 {
         let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
         mac.update(path.as_bytes());
@@ -311,7 +316,7 @@ async fn chart_data(
         (_, _, Some(level)) => {
             title.push_str(&format!(" — error budget ({})", budget_level_name(level)));
         }
-        _ => {}
+        _ => title.push_str(" — error budget"),
     }
     Ok(Chart {
         title,

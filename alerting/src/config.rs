@@ -57,6 +57,14 @@ pub const EXAMPLE: &str = r#"# Examples of the lists above (uncomment and adapt)
 # duration = "2h"
 # time_zone = "Europe/Berlin"
 #
+# [[alerting.reports]]                 # mailed when each period ends
+# name = "payments monthly"
+# period = "month"                    # week, month or quarter
+# receivers = ["team-mail"]           # email receivers
+# by = "service"                      # service, team or tenant
+# team = "payments"
+# time_zone = "Europe/Berlin"
+#
 # [[alerting.scaling]]
 # name = "checkout-hpa"
 # url = "https://scaler.example.com/hook"
@@ -121,6 +129,8 @@ smolder_common::config_section! {
         pub maintenance_windows: Vec<MaintenanceWindow> = Vec::new(),
         /// Autoscaler webhooks.
         pub scaling: Vec<ScalingTarget> = Vec::new(),
+        /// SLO reports mailed when each week, month or quarter ends.
+        pub reports: Vec<ReportSchedule> = Vec::new(),
         /// The longest a silence may last; a longer one is a mistake, or an
         /// attack on the pages.
         #[serde(with = "humantime_serde")]
@@ -133,6 +143,36 @@ smolder_common::config_section! {
             problems.extend(found);
         }
     }
+}
+
+/// An SLO report mailed to email receivers when each period ends (the
+/// report of the period that just ended; see [`crate::report`]).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSchedule {
+    /// Its name (the mail's subject names it).
+    pub name: String,
+    /// `week`, `month` (default) or `quarter`.
+    #[serde(default)]
+    pub period: crate::report::Span,
+    /// Email receivers, by name.
+    pub receivers: Vec<String>,
+    /// `service` (default), `team` or `tenant`.
+    #[serde(default)]
+    pub by: crate::report::GroupBy,
+    /// Only this service's SLOs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Only SLOs with this `team` label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// The calendar's time zone (default UTC).
+    #[serde(default = "utc")]
+    pub time_zone: String,
+}
+
+fn utc() -> String {
+    "UTC".to_string()
 }
 
 /// A node of the routing tree. The root matches every alert; a child takes an
@@ -486,6 +526,43 @@ impl AlertingConfig {
                         );
                     }
                 }
+            }
+        }
+        let mut reports = BTreeSet::new();
+        for (i, r) in self.reports.iter().enumerate() {
+            let at = format!("alerting.reports[{i}]");
+            if r.name.trim().is_empty() {
+                p(format!("{at}.name"), "must not be empty".into());
+            } else if !reports.insert(r.name.as_str()) {
+                p(
+                    format!("{at}.name"),
+                    format!("report {:?} is defined twice", r.name),
+                );
+            }
+            if r.receivers.is_empty() {
+                p(
+                    format!("{at}.receivers"),
+                    "needs at least one email receiver".into(),
+                );
+            }
+            for name in &r.receivers {
+                match self.receivers.iter().find(|x| x.name == *name) {
+                    None => p(
+                        format!("{at}.receivers"),
+                        format!("no receiver named {name:?}"),
+                    ),
+                    Some(x) if !matches!(x.kind, crate::receivers::config::Kind::Email(_)) => p(
+                        format!("{at}.receivers"),
+                        format!("{name:?} is not an email receiver: reports are mailed"),
+                    ),
+                    Some(_) => {}
+                }
+            }
+            if r.time_zone.parse::<chrono_tz::Tz>().is_err() {
+                p(
+                    format!("{at}.time_zone"),
+                    format!("{:?} is not an IANA time zone", r.time_zone),
+                );
             }
         }
         if let Some(url) = &self.external_url

@@ -191,6 +191,7 @@ impl Dispatcher {
                 external_url: external_url.to_string(),
                 resend_interval_ns: resend_interval,
                 scaling: None,
+                report: None,
                 tenant: crate::alert::tenant_of(&g.labels),
             };
             Flush {

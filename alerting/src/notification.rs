@@ -35,9 +35,26 @@ pub struct Notification {
     /// Set for scaling webhooks.
     #[serde(default)]
     pub scaling: Option<ScalingRequest>,
+    /// Set for a scheduled SLO report (email receivers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<ReportMail>,
     /// Whose alerts (or scaling request) it carries: one tenant's only.
     #[serde(default)]
     pub tenant: Tenant,
+}
+
+/// A scheduled SLO report as mailed: rendered when its period ended, so a
+/// retry after a restart sends the same mail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportMail {
+    /// The subject.
+    pub subject: String,
+    /// The plain text part.
+    pub text: String,
+    /// The HTML part (its charts referred to by Content-ID).
+    pub html: String,
+    /// The charts: Content-ID and the PNG in base64.
+    pub charts: Vec<(String, String)>,
 }
 
 /// A request to an autoscaler.

@@ -59,8 +59,24 @@ const HTML: &str = "<html><body style=\"font-family:sans-serif\">
 </div>{% endfor %}
 </body></html>";
 
+/// HTML of a scheduled report mail.
+const REPORT_HTML: &str = "<html><body style=\"font-family:sans-serif\">
+<h2>{{ subject }}</h2>
+<p>{{ period }}{% if not complete %} (in progress){% endif %}</p>
+{% for g in groups %}<h3>{{ g.name }}: {{ g.met }} of {{ g.slos }} SLOs met, {{ g.incidents }} incidents</h3>
+<table cellpadding=\"4\" style=\"border-collapse:collapse\">
+<tr style=\"text-align:left;border-bottom:1px solid #ccc\"><th>SLO</th><th>Objective</th><th>SLI</th><th>Budget used</th><th>In violation</th><th>Incidents</th><th>Downtime left</th></tr>
+{% for l in g.lines %}<tr style=\"border-bottom:1px solid #eee\"><td><a href=\"{{ external_url }}/slos/{{ l.slo }}\">{{ l.name }}</a></td><td>{{ l.objective }}</td><td style=\"color:{{ l.colour }}\">{{ l.sli }}</td><td>{{ l.budget_used }}</td><td>{{ l.violation }}</td><td>{{ l.incidents }}</td><td>{{ l.downtime_left }}</td></tr>
+{% endfor %}</table>
+{% for l in g.lines %}{% if l.cid %}<p><img src=\"cid:{{ l.cid }}\" alt=\"Error budget of {{ l.name }} over the period\" width=\"720\" style=\"max-width:100%\"></p>
+{% endif %}{% endfor %}{% endfor %}
+{% if not groups %}<p>No SLO matches the report.</p>{% endif %}
+</body></html>";
+
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = environment();
+    env.add_template("report.html", REPORT_HTML)
+        .expect("the report template compiles");
     env.add_template("title", TITLE)
         .expect("the title template compiles");
     env.add_template("text", TEXT)
@@ -268,4 +284,93 @@ fn render_custom(source: &str, ctx: &minijinja::Value) -> Result<String, String>
     let env = environment();
     env.render_str(source, ctx)
         .map_err(|e| format!("rendering the receiver's template: {e:#}"))
+}
+
+/// A scheduled report's subject, text and HTML from the report's JSON
+/// ([`crate::report`]); `charts` names each SLO's chart's Content-ID.
+pub fn report(
+    name: &str,
+    answer: &serde_json::Value,
+    charts: &std::collections::BTreeMap<String, String>,
+) -> Result<(String, String, String), String> {
+    use crate::alert::{human_seconds, percent};
+    let p = &answer["period"];
+    let day = |v: &serde_json::Value| v.as_str().unwrap_or("").get(..10).unwrap_or("").to_string();
+    let kind = p["kind"].as_str().unwrap_or("period");
+    let period_text = format!(
+        "{}{} from {} to {} ({})",
+        kind[..1].to_uppercase(),
+        &kind[1..],
+        day(&p["start"]),
+        day(&p["end"]),
+        p["time_zone"].as_str().unwrap_or("UTC")
+    );
+    let lines = answer["slos"].as_array().cloned().unwrap_or_default();
+    let met = lines.iter().filter(|l| l["met"] == true).count();
+    let subject = format!(
+        "SLO report {name}: {period_text}: {met} of {} SLOs met",
+        lines.len()
+    );
+    let f = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
+    let mut text = format!("{subject}\n");
+    let mut groups = Vec::new();
+    for g in answer["groups"].as_array().into_iter().flatten() {
+        let gname = g["name"].as_str().unwrap_or("");
+        text.push_str(&format!(
+            "\n{gname}: {} of {} SLOs met, {} incidents\n",
+            g["met"], g["slos"], g["incidents"]
+        ));
+        let mut rows = Vec::new();
+        for l in lines.iter().filter(|l| l["group"] == gname) {
+            let slo = l["slo"].as_str().unwrap_or("");
+            let incidents = l["incidents"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{v} {k}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| "none".to_string());
+            let left = f(&l["downtime_left_seconds"]);
+            let row = minijinja::context! {
+                slo => slo,
+                name => l["display_name"].as_str().unwrap_or(slo),
+                objective => percent(f(&l["objective"])),
+                sli => l["sli"].as_f64().map_or("no events".to_string(), percent),
+                colour => if l["met"] == true { "#116329" } else { "#a40e26" },
+                budget_used => percent(f(&l["budget_used"])),
+                violation => human_seconds(f(&l["time_in_violation_seconds"])),
+                incidents => incidents.clone(),
+                downtime_left => if left < 0.0 { format!("{} over", human_seconds(-left)) } else { human_seconds(left) },
+                cid => charts.get(slo),
+            };
+            text.push_str(&format!(
+                "  {slo}: SLI {} (objective {}), budget used {}, in violation {}, incidents: {incidents}\n",
+                l["sli"].as_f64().map_or("no events".to_string(), percent),
+                percent(f(&l["objective"])),
+                percent(f(&l["budget_used"])),
+                human_seconds(f(&l["time_in_violation_seconds"])),
+            ));
+            rows.push(row);
+        }
+        groups.push(minijinja::context! {
+            name => gname, met => g["met"].as_u64(), slos => g["slos"].as_u64(),
+            incidents => g["incidents"].as_u64(), lines => rows,
+        });
+    }
+    let html = ENV
+        .get_template("report.html")
+        .and_then(|t| {
+            t.render(minijinja::context! {
+                subject => &subject,
+                period => period_text,
+                complete => p["complete"].as_bool().unwrap_or(true),
+                groups => groups,
+                external_url => answer["external_url"].as_str().unwrap_or("").trim_end_matches('/'),
+            })
+        })
+        .map_err(|e| format!("rendering the report: {e:#}"))?;
+    Ok((subject, text, html))
 }

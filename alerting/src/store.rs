@@ -231,6 +231,12 @@ CREATE TABLE IF NOT EXISTS scaling (
     burn_rate REAL NOT NULL,
     PRIMARY KEY (target, instance)
 );
+CREATE TABLE IF NOT EXISTS report_runs (
+    name TEXT NOT NULL,
+    period_start INTEGER NOT NULL,
+    sent_at INTEGER NOT NULL,
+    PRIMARY KEY (name, period_start)
+);
 CREATE TABLE IF NOT EXISTS secrets (
     name TEXT PRIMARY KEY,
     value BLOB NOT NULL
@@ -356,6 +362,30 @@ impl Store {
         )?;
         let rows = stmt.query_map(params![since], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Whether the report `name` of the period starting at `start` was
+    /// queued.
+    pub fn report_sent(&self, name: &str, start: i64) -> Result<bool> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM report_runs WHERE name = ?1 AND period_start = ?2",
+                params![name, start],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// Records that the report `name` of the period starting at `start` was
+    /// queued at `now`.
+    pub fn mark_report_sent(&self, name: &str, start: i64, now: i64) -> Result<()> {
+        self.conn().execute(
+            "INSERT OR IGNORE INTO report_runs (name, period_start, sent_at) VALUES (?1, ?2, ?3)",
+            params![name, start, now],
+        )?;
+        Ok(())
     }
 
     /// The transitions of `tenant`'s SLO `slo` since `since` (Unix ns),
@@ -675,13 +705,16 @@ impl Store {
 
     /// Deletes delivered, failed and dead notifications created before
     /// `before` (Unix ns), and history older than that.
-    pub fn prune(&self, before: i64) -> Result<usize> {
+    pub fn prune(&self, deliveries_before: i64, history_before: i64) -> Result<usize> {
         let conn = self.conn();
         let n = conn.execute(
             "DELETE FROM outbox WHERE state <> 'pending' AND created_at < ?1",
-            params![before],
+            params![deliveries_before],
         )?;
-        conn.execute("DELETE FROM alert_history WHERE at < ?1", params![before])?;
+        conn.execute(
+            "DELETE FROM alert_history WHERE at < ?1",
+            params![history_before],
+        )?;
         Ok(n)
     }
 

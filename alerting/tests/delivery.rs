@@ -76,6 +76,7 @@ fn notification(receiver: &str, group: usize, now: i64) -> Notification {
         external_url: String::new(),
         resend_interval_ns: 0,
         scaling: None,
+        report: None,
         tenant: Default::default(),
     }
 }

@@ -311,6 +311,7 @@ async fn delivery(n: usize, groups: usize, concurrency: usize) -> anyhow::Result
                     external_url: "http://127.0.0.1".into(),
                     resend_interval_ns: 0,
                     scaling: None,
+                    report: None,
                     tenant: Default::default(),
                 };
                 (n, None)

@@ -1097,9 +1097,23 @@ fn test_certificates(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std
 /// certificate from a CA given in `ca_file`): the firing and the resolved
 /// mail are multipart text + HTML and thread together.
 fn email(tls: &str) {
-    let python = smolder_tests::python(".venv-smtp");
     let dir = tempfile::tempdir().unwrap();
-    let maildir = dir.path().join("maildir");
+    let (_smtp, port, maildir, tls_settings) = smtp_server(dir.path(), tls);
+    let toml = format!(
+        "[alerting]\nexternal_url = \"http://smolder.example.com\"\n\
+         [alerting.route]\nreceiver = \"mail\"\ngroup_interval = \"1s\"\n\
+         [[alerting.receivers]]\nname = \"mail\"\ntype = \"email\"\nsmtp = \"127.0.0.1:{port}\"\n\
+         tls = \"{tls}\"\n{tls_settings}from = \"smolder <alerts@smolder.example.com>\"\nto = [\"sre@example.com\"]\n"
+    );
+    email_incident(dir.path(), &maildir, &toml);
+}
+
+/// A real SMTP server (aiosmtpd) on loopback writing a maildir under `dir`,
+/// in plain text or with `starttls` or `tls` (a test CA's certificate):
+/// the server, its port, the maildir and the receiver's TLS settings.
+fn smtp_server(dir: &Path, tls: &str) -> (Child, u16, std::path::PathBuf, String) {
+    let python = smolder_tests::python(".venv-smtp");
+    let maildir = dir.join("maildir");
     let port = free_port();
     let mut command = std::process::Command::new(python);
     command
@@ -1108,7 +1122,7 @@ fn email(tls: &str) {
         .stdout(std::process::Stdio::null());
     let mut tls_settings = String::new();
     if tls != "none" {
-        let (ca, cert, key) = test_certificates(dir.path());
+        let (ca, cert, key) = test_certificates(dir);
         let (cert_flag, key_flag) = if tls == "tls" {
             ("--smtpscert", "--smtpskey")
         } else {
@@ -1121,24 +1135,28 @@ fn email(tls: &str) {
     command.arg(&maildir);
     let mut smtp = Child(command.spawn().expect("starting aiosmtpd"));
     wait_listening(port, "aiosmtpd", &mut smtp.0);
-    let toml = format!(
-        "[alerting]\nexternal_url = \"http://smolder.example.com\"\n\
-         [alerting.route]\nreceiver = \"mail\"\ngroup_interval = \"1s\"\n\
-         [[alerting.receivers]]\nname = \"mail\"\ntype = \"email\"\nsmtp = \"127.0.0.1:{port}\"\n\
-         tls = \"{tls}\"\n{tls_settings}from = \"smolder <alerts@smolder.example.com>\"\nto = [\"sre@example.com\"]\n"
-    );
-    let server = start(dir.path(), &[("a.yaml", slo("shop"))], &toml);
+    (smtp, port, maildir, tls_settings)
+}
+
+/// The mails in a maildir.
+fn mails(maildir: &Path) -> Vec<(HashMap<String, String>, String)> {
+    std::fs::read_dir(maildir.join("new"))
+        .map(|d| {
+            d.map(|e| parse_mail(&std::fs::read_to_string(e.unwrap().path()).unwrap()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// An incident of `shop` mailed through the `[alerting]` TOML's receiver:
+/// the firing and the resolved mail.
+fn email_incident(dir: &Path, maildir: &Path, toml: &str) {
+    let server = start(dir, &[("a.yaml", slo("shop"))], toml);
     incident(&server, "shop", 1);
     recover(&server, "shop", 2);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mails = loop {
-        let mut mails: Vec<(HashMap<String, String>, String)> =
-            std::fs::read_dir(maildir.join("new"))
-                .map(|d| {
-                    d.map(|e| parse_mail(&std::fs::read_to_string(e.unwrap().path()).unwrap()))
-                        .collect()
-                })
-                .unwrap_or_default();
+        let mut mails = mails(maildir);
         mails.retain(|(h, _)| {
             h["subject"].contains("shop-availability") && h["subject"].contains("page")
         });
@@ -1213,6 +1231,80 @@ fn email(tls: &str) {
     assert_eq!(&resolved.0["in-reply-to"], root);
     assert_eq!(&resolved.0["references"], root);
     assert_ne!(&resolved.0["message-id"], root);
+}
+
+/// A weekly report configured in `[[alerting.reports]]` is mailed for the
+/// week that ended (the server starts after it ended): the SLOs' figures and
+/// each one's budget chart inline. A restart does not send it again.
+#[test]
+fn the_report_of_the_week_that_ended_is_mailed_once_with_its_charts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_smtp, port, maildir, _) = smtp_server(dir.path(), "none");
+    let toml = format!(
+        "[alerting]\nexternal_url = \"http://smolder.example.com\"\n\
+         [[alerting.receivers]]\nname = \"mail\"\ntype = \"email\"\nsmtp = \"127.0.0.1:{port}\"\n\
+         tls = \"none\"\nfrom = \"smolder <alerts@smolder.example.com>\"\nto = [\"sre@example.com\"]\n\
+         [[alerting.reports]]\nname = \"weekly\"\nperiod = \"week\"\nreceivers = [\"mail\"]\n"
+    );
+    let slos = [("a.yaml", slo("shop")), ("b.yaml", slo("search"))];
+    let server = start(dir.path(), &slos, &toml);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let report = loop {
+        if let Some(m) = mails(&maildir)
+            .into_iter()
+            .find(|(h, _)| h["subject"].starts_with("SLO report weekly"))
+        {
+            break m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the weekly report: {:#?}",
+            mails(&maildir)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let (headers, text) = report;
+    // Monday to Monday, the week before this one.
+    let today = chrono::Utc::now().date_naive();
+    let monday = today
+        - chrono::Days::new(
+            u64::from(chrono::Datelike::weekday(&today).num_days_from_monday()) + 7,
+        );
+    assert!(
+        headers["subject"].contains(&format!(
+            "Week from {monday} to {}",
+            monday + chrono::Days::new(7)
+        )),
+        "{headers:?}"
+    );
+    assert!(
+        headers["subject"].ends_with("2 of 2 SLOs met"),
+        "{headers:?}"
+    );
+    let text = text
+        .replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=");
+    for slo in ["shop-availability", "search-availability"] {
+        assert!(text.contains(slo), "{text}");
+    }
+    assert!(text.contains("Content-Type: multipart/related"), "{text}");
+    assert_eq!(
+        text.matches("Content-Type: image/png").count(),
+        2,
+        "a chart per SLO"
+    );
+    assert!(text.contains("src=\"cid:report-"), "{text}");
+    drop(server);
+    // After a restart the week's report was already sent.
+    let server = start(dir.path(), &slos, &toml);
+    std::thread::sleep(Duration::from_secs(3));
+    let sent = mails(&maildir)
+        .into_iter()
+        .filter(|(h, _)| h["subject"].starts_with("SLO report weekly"))
+        .count();
+    assert_eq!(sent, 1);
+    drop(server);
 }
 
 #[test]

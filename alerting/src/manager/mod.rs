@@ -12,6 +12,7 @@
 //! API keeps answering.
 
 mod causes;
+mod reports;
 mod runtime;
 mod scale;
 mod silences;
@@ -332,7 +333,7 @@ impl Alerting {
         }
     }
 
-    fn enqueue(&self, items: Vec<(Notification, Option<crate::store::NflogEntry>)>) {
+    pub(crate) fn enqueue(&self, items: Vec<(Notification, Option<crate::store::NflogEntry>)>) {
         if items.is_empty() {
             return;
         }
@@ -358,15 +359,21 @@ impl Alerting {
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut prune = tokio::time::interval(Duration::from_secs(3600));
+        let mut reports = tokio::time::interval(Duration::from_secs(60));
+        reports.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(stop);
         loop {
             tokio::select! {
                 () = &mut stop => break,
                 _ = tick.tick() => self.flush_due().await,
+                _ = reports.tick() => self.mail_due_reports().await,
                 _ = prune.tick() => {
-                    // Keep 14 days of deliveries and history.
-                    let before = self.clock.now_ns() - 14 * 86_400 * 1_000_000_000;
-                    if let Err(e) = self.store.prune(before) {
+                    // Keep 14 days of deliveries, and 400 days of alert
+                    // history (the incidents of quarterly and yearly
+                    // reports).
+                    const DAY: i64 = 86_400 * 1_000_000_000;
+                    let now = self.clock.now_ns();
+                    if let Err(e) = self.store.prune(now - 14 * DAY, now - 400 * DAY) {
                         tracing::warn!(error = %e, "Pruning the alerting database failed.");
                     }
                 }

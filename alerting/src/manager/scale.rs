@@ -109,6 +109,7 @@ impl Alerting {
                                 external_url: rt.options.external_url.clone(),
                                 resend_interval_ns: 0,
                                 scaling: Some(req),
+                                report: None,
                                 tenant: def.tenant.clone(),
                             },
                             None,

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use super::Outcome;
 use super::config::check_template;
 use crate::chart::{ChartLinks, ChartRequest};
-use crate::notification::Notification;
+use crate::notification::{Notification, ReportMail};
 use crate::render;
 
 /// An email receiver's settings.
@@ -194,7 +194,7 @@ impl Mailer {
     /// The charts of a notification's first alerts; an alert whose chart
     /// cannot be drawn (its SLO deleted since, say) goes without.
     async fn charts(&self, n: &Notification) -> Vec<InlineChart> {
-        let Some(charts) = &self.charts else {
+        let Some(charts) = self.charts.as_ref().filter(|_| n.report.is_none()) else {
             return Vec::new();
         };
         let mut out = Vec::new();
@@ -210,10 +210,58 @@ impl Mailer {
         out
     }
 
+    /// The mail of a scheduled report.
+    fn report_message(&self, n: &Notification, r: &ReportMail) -> Result<Message, String> {
+        use base64::Engine as _;
+        let charts = r
+            .charts
+            .iter()
+            .map(|(cid, b64)| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map(|png| (cid.clone(), png))
+                    .map_err(|e| format!("a report chart: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut b = Message::builder()
+            .from(self.from.clone())
+            .subject(one_line(&r.subject))
+            .message_id(Some(format!("<{}@{}>", n.id, self.domain)));
+        for to in &self.to {
+            b = b.to(to.clone());
+        }
+        b.multipart(Self::body(r.text.clone(), r.html.clone(), &charts))
+            .map_err(|e| format!("building the mail: {e}"))
+    }
+
+    /// Text and HTML alternatives, the HTML with its images (`charts`:
+    /// Content-ID and PNG).
+    fn body(text: String, html: String, charts: &[(String, Vec<u8>)]) -> MultiPart {
+        let text = SinglePart::builder()
+            .header(ContentType::TEXT_PLAIN)
+            .body(text);
+        let html = SinglePart::builder()
+            .header(ContentType::TEXT_HTML)
+            .body(html);
+        if charts.is_empty() {
+            return MultiPart::alternative().singlepart(text).singlepart(html);
+        }
+        // The HTML and the images it shows belong together.
+        let png = ContentType::parse("image/png").expect("a valid media type");
+        let mut related = MultiPart::related().singlepart(html);
+        for (cid, bytes) in charts {
+            related = related
+                .singlepart(Attachment::new_inline(cid.clone()).body(bytes.clone(), png.clone()));
+        }
+        MultiPart::alternative().singlepart(text).multipart(related)
+    }
+
     /// The mail for a notification, with `charts` inline.
     pub fn message(&self, n: &Notification, charts: &[InlineChart]) -> Result<Message, String> {
+        if let Some(r) = &n.report {
+            return self.report_message(n, r);
+        }
         let texts = render::texts(n, self.template.as_deref())?;
-        let inline: Vec<String> = charts.iter().map(|(fp, _)| chart_cid(fp)).collect();
         let html = render::html(
             n,
             &charts.iter().map(|(fp, _)| fp.clone()).collect::<Vec<_>>(),
@@ -229,24 +277,11 @@ impl Mailer {
         for to in &self.to {
             b = b.to(to.clone());
         }
-        let text = SinglePart::builder()
-            .header(ContentType::TEXT_PLAIN)
-            .body(texts.text);
-        let html = SinglePart::builder()
-            .header(ContentType::TEXT_HTML)
-            .body(html);
-        let body = if charts.is_empty() {
-            MultiPart::alternative().singlepart(text).singlepart(html)
-        } else {
-            // The HTML and the images it shows belong together.
-            let png = ContentType::parse("image/png").expect("a valid media type");
-            let mut related = MultiPart::related().singlepart(html);
-            for ((_, bytes), cid) in charts.iter().zip(inline) {
-                related = related
-                    .singlepart(Attachment::new_inline(cid).body(bytes.clone(), png.clone()));
-            }
-            MultiPart::alternative().singlepart(text).multipart(related)
-        };
+        let inline: Vec<(String, Vec<u8>)> = charts
+            .iter()
+            .map(|(fp, png)| (chart_cid(fp), png.clone()))
+            .collect();
+        let body = Self::body(texts.text, html, &inline);
         b.multipart(body)
             .map_err(|e| format!("building the mail: {e}"))
     }

@@ -94,6 +94,7 @@ pub(crate) fn notification(status: &str) -> Notification {
         external_url: "https://smolder.example.com".into(),
         resend_interval_ns: 60_000_000_000,
         scaling: None,
+        report: None,
         tenant: Default::default(),
     }
 }
