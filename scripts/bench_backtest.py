@@ -13,7 +13,8 @@
    * the backtest of a new SLO (another indicator: every bucket is rolled up
      from the spans);
    * 100 policy variants of the first (10 objectives × 10 factor scalings) in
-     one request.
+     one request;
+   * the 30-day burn chart PNG of the first, and the month's SLO report.
 
 Usage: scripts/bench_backtest.py [--spans 10000000] [--runs 3]
 Every load is bounded in requests and time.
@@ -153,8 +154,23 @@ def main():
             counts = sorted(sum(v["by_severity"].values()) for v in a["variants"])
             print(f"100 variants, 30 days: {compared * 1000:.0f} ms; alerts per variant "
                   f"min {counts[0]} median {counts[len(counts) // 2]} max {counts[-1]}")
+
+            # The burn chart a notification links to, over 30 days, and the
+            # month's report of the SLOs (issue 21, items 4 and 6).
+            def get_bytes(path):
+                with urllib.request.urlopen(f"http://{http}{path}", timeout=600) as response:
+                    assert response.status == 200
+                    return response.read()
+
+            chart_path = (f"/api/v1/slos/bench-checkout/chart.png?long=1h&short=5m&factor=14.4"
+                          f"&from={int(now - 30 * DAY)}&to={int(now)}")
+            charted, png = timed(lambda: get_bytes(chart_path), args.runs)
+            print(f"burn chart PNG, 30 days: {charted * 1000:.0f} ms, {len(png)} bytes")
+            reported, r = timed(lambda: request(http, "GET", "/api/v1/reports/slos?period=month")[1], args.runs)
+            print(f"month's report of {len(r['slos'])} SLOs: {reported * 1000:.0f} ms")
             print(json.dumps({"spans": total["rows"][0][0], "existing_ms": stored * 1000,
-                              "new_ms": scanned * 1000, "variants_ms": compared * 1000}))
+                              "new_ms": scanned * 1000, "variants_ms": compared * 1000,
+                              "chart_ms": charted * 1000, "report_ms": reported * 1000}))
         finally:
             stop(proc)
 
