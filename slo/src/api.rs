@@ -108,19 +108,6 @@ fn period_json(p: &Period) -> Value {
     }
 }
 
-/// The burn-rate threshold of each alert window: the lowest factor of the
-/// conditions that use it (what the UI colours a burn rate against).
-fn thresholds(e: &Evaluation) -> BTreeMap<Window, f64> {
-    let mut out: BTreeMap<Window, f64> = BTreeMap::new();
-    for c in &e.conditions {
-        for w in [c.long_window, c.short_window] {
-            let t = out.entry(w).or_insert(c.factor);
-            *t = t.min(c.factor);
-        }
-    }
-    out
-}
-
 /// Error-budget time left: the downtime the objective allows over the
 /// period, less the time the bad events so far stand for over the time with
 /// data — so that a young SLO (3 minutes of data in a 28-day period) is not
@@ -173,7 +160,7 @@ pub fn summary(s: &SloStatus) -> Value {
         "allowed_downtime_left_seconds": worst.map(|e| downtime_left_seconds(d, e)),
         "data_since": worst.and_then(|e| e.data_since_ns).map(rfc3339),
         "period_seconds": worst.map(|e| d.period_length(e.at_ns).as_secs_f64()),
-        "thresholds": worst.map(thresholds),
+        "thresholds": worst.map(|_| d.window_thresholds()),
         "alert_windows": d.alert_windows.iter().map(|w| json!({
             "name": w.name,
             "severity": w.severity,

@@ -575,6 +575,19 @@ impl SloDefinition {
         duration_ns(self.budgeting.bucket_width(step)).max(1)
     }
 
+    /// The burn-rate threshold of each alert window: the lowest factor of
+    /// the conditions that use it (what a burn rate is coloured against).
+    pub fn window_thresholds(&self) -> BTreeMap<Window, f64> {
+        let mut out: BTreeMap<Window, f64> = BTreeMap::new();
+        for w in &self.alert_windows {
+            for d in [w.long, w.short] {
+                let t = out.entry(Window(d)).or_insert(w.factor);
+                *t = t.min(w.factor);
+            }
+        }
+        out
+    }
+
     /// The longest stretch of history evaluation reads: the period or the
     /// longest alert window, whichever is longer.
     pub fn horizon(&self, now_ns: i64) -> Duration {

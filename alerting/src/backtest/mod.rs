@@ -308,17 +308,10 @@ fn series(history: &History, def: &SloDefinition, from: i64, to: i64) -> Value {
             })
         })
         .collect();
-    let mut thresholds: BTreeMap<Window, f64> = BTreeMap::new();
-    for w in &def.alert_windows {
-        for d in [w.long, w.short] {
-            let t = thresholds.entry(Window(d)).or_insert(w.factor);
-            *t = t.min(w.factor);
-        }
-    }
     json!({
         "step_seconds": step as f64 / 1e9,
         "timestamps": times.iter().map(|t| t / 1_000_000).collect::<Vec<_>>(),
-        "thresholds": thresholds,
+        "thresholds": def.window_thresholds(),
         "instances": instances,
     })
 }
