@@ -347,6 +347,10 @@ pub struct LifecycleOptions {
     pub flap_count: usize,
     /// Base URL of the web UI for `slo_url`.
     pub external_url: String,
+    /// Leave the annotations (summary, description, links) out: a
+    /// backtest's variants need only when alerts fire and resolve, and
+    /// writing the texts is most of a step's work.
+    pub skip_annotations: bool,
 }
 
 /// Active alerts (pending and firing), by fingerprint, and the step from one
@@ -430,7 +434,9 @@ impl Lifecycle {
                                 alert.flapping = count_firing(&mut self.firings, &fp, now, options);
                                 step.fired.push(fp.clone());
                             }
-                            annotate(&mut alert, status, instance, kind, options);
+                            if !options.skip_annotations {
+                                annotate(&mut alert, status, instance, kind, options);
+                            }
                             step.transitions.push(transition(&alert, "inactive", now));
                             step.changed.push(alert.clone());
                             self.active.insert(fp, alert);
@@ -471,7 +477,9 @@ impl Lifecycle {
                                 }
                                 _ => {}
                             }
-                            annotate(alert, status, instance, kind, options);
+                            if !options.skip_annotations {
+                                annotate(alert, status, instance, kind, options);
+                            }
                             if alert.state != before {
                                 step.transitions.push(transition(alert, before.name(), now));
                             }

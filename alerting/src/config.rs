@@ -371,6 +371,7 @@ impl AlertingConfig {
                 .external_url
                 .clone()
                 .unwrap_or_else(|| default_external_url.to_string()),
+            skip_annotations: false,
         }
     }
 

@@ -29,6 +29,7 @@ use smolder_slo::spec::{self, Problem};
 
 use self::replay::{Partials, Raised, Replay, replay};
 use self::score::{Incident, measures};
+use crate::alert::LifecycleOptions;
 use crate::manager::Alerting;
 use crate::notification::Notification;
 use crate::render::rfc3339;
@@ -456,7 +457,11 @@ pub async fn run(
     for w in 0..workers {
         let mut h = engine.copy_history(&history)?;
         let mut p = partials.clone();
-        let (engine, lifecycle) = (Arc::clone(engine), lifecycle.clone());
+        let engine = Arc::clone(engine);
+        let lifecycle = LifecycleOptions {
+            skip_annotations: true,
+            ..lifecycle.clone()
+        };
         let mine: Vec<(usize, Arc<SloDefinition>)> = variants
             .iter()
             .enumerate()
