@@ -255,27 +255,18 @@ async fn chart_data(
     slo: &str,
     req: &ChartRequest,
 ) -> Result<Chart, ApiError> {
-    let missing = || ApiError::not_found(format!("no SLO {slo:?}"));
-    let engine = engines.get(tenant).ok_or_else(missing)?;
+    let engine = engines
+        .get(tenant)
+        .ok_or_else(|| ApiError::not_found(format!("no SLO {slo:?}")))?;
     let snap = engine.snapshot();
-    let s = snap
-        .slos
-        .iter()
-        .find(|s| s.definition.id == slo)
-        .ok_or_else(missing)?;
+    let s = smolder_slo::api::find(&snap, slo)?;
     let def = &s.definition;
     let time = |field: &str, v: &str| {
         parse_time(v).map_err(|e| ApiError::invalid(format!("{field}: {e}")))
     };
     let (from, to) = (time("from", &req.from)?, time("to", &req.to)?);
     let (times, _) = smolder_slo::api::series_times(&engine, def, from, to, None, POINTS)?;
-    let values: Option<BTreeMap<String, String>> = req
-        .group
-        .as_deref()
-        .map(serde_json::from_str)
-        .transpose()
-        .map_err(|e| ApiError::invalid(format!("group is not a JSON object: {e}")))?;
-    let key = smolder_slo::api::group_key(s, values.as_ref())?;
+    let key = smolder_slo::api::group_key(s, req.group.as_deref())?;
     let evals = engine
         .series(slo, &key, &times)
         .await

@@ -77,7 +77,7 @@ fn no_slo(id: &str) -> ApiError {
 }
 
 /// The SLO `id` of a snapshot, or 404.
-fn find<'a>(snap: &'a Snapshot, id: &str) -> Result<&'a SloStatus, ApiError> {
+pub fn find<'a>(snap: &'a Snapshot, id: &str) -> Result<&'a SloStatus, ApiError> {
     snap.slos
         .iter()
         .find(|s| s.definition.id == id)
@@ -532,13 +532,14 @@ pub fn series_times(
     Ok((times, step))
 }
 
-/// The group of an SLO instance from its values by group-by expression
-/// (`{"http_route": "/pay"}`); without them, the worst group.
-pub fn group_key(
-    s: &SloStatus,
-    values: Option<&BTreeMap<String, String>>,
-) -> Result<GroupKey, ApiError> {
+/// The group of an SLO instance from its values by group-by expression as
+/// a JSON object (`{"http_route": "/pay"}`); without them, the worst group.
+pub fn group_key(s: &SloStatus, json: Option<&str>) -> Result<GroupKey, ApiError> {
     let def = &s.definition;
+    let values: Option<BTreeMap<String, String>> = json
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| ApiError::invalid(format!("group is not a JSON object: {e}")))?;
     match values {
         Some(map) => def
             .group_by
@@ -595,18 +596,7 @@ async fn series(
         Err(e) => return Err(ApiError::invalid(format!("step: {e}"))),
     };
     let (times, step) = series_times(&engine, def, from, to, step, MAX_POINTS)?;
-    let group = match q.group.as_deref() {
-        None => None,
-        Some(text) => match serde_json::from_str::<BTreeMap<String, String>>(text) {
-            Ok(map) => Some(map),
-            Err(e) => {
-                return Err(ApiError::invalid(format!(
-                    "group is not a JSON object: {e}"
-                )));
-            }
-        },
-    };
-    let group = group_key(s, group.as_ref())?;
+    let group = group_key(s, q.group.as_deref())?;
     let Some(evals) = engine.series(&id, &group, &times).await else {
         return Err(ApiError::not_found(format!(
             "SLO {id:?} has no group {group:?}"
