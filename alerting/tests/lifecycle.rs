@@ -82,6 +82,7 @@ fn snapshot(def: &Arc<SloDefinition>, met: &[bool]) -> Snapshot {
             dropped_group_rows: 0,
             error: None,
             last_update_ms: None,
+            excluded_now: Vec::new(),
         }],
         problems: Vec::new(),
     }

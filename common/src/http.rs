@@ -251,6 +251,12 @@ pub fn require_media_type(headers: &HeaderMap, accepted: &[&str]) -> Result<(), 
     ))
 }
 
+/// What a handler adds to its change's entry in the audit log (the id of
+/// what it made), put in its response's extensions; the binary's audit
+/// middleware appends it to the entry's action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditDetail(pub String);
+
 /// `axum::Json` whose rejection is an [`ApiError`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);

@@ -160,3 +160,26 @@ mod tests {
 /// (the audit log).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Administrator;
+
+/// Who makes an API request: its token's id (a signed-in person's session
+/// names the person), or `anonymous` when authentication is off. The
+/// binary's authentication layer puts it in the request's extensions; what a
+/// handler records as made by someone (an exclusion's `created_by`) comes
+/// from here, not from the request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Actor {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<Actor>()
+            .cloned()
+            .unwrap_or_else(|| Actor("anonymous".into())))
+    }
+}

@@ -13,6 +13,13 @@
 //!   the budget allows changes, 423 while an SLO (any of the service's)
 //!   freezes them (an instance below its `smolder.dev/freeze-below`, or its
 //!   budget spent), 503 while an SLO's figures are not complete yet.
+//! * `GET /api/v1/slos/{id}/exclusions?from=&to=` — the SLO's budget
+//!   exclusions (its annotation's and the API's), their occurrences over a
+//!   range (default: the period before now to a week ahead) and those in
+//!   force now; `POST` one (`start`, `end` or `duration`, `rrule`,
+//!   `time_zone`, `reason`: see [`crate::exclusion`]) and its events stop
+//!   counting at once; `DELETE /api/v1/slos/{id}/exclusions/{n}` and they
+//!   count again.
 //! * `POST /api/v1/slos/validate` with `{"slo": "<YAML>"}` — the SLOs the
 //!   text defines and every problem with its field, nothing saved.
 //! * `PUT /api/v1/slos/{id}` — create or replace an SLO from OpenSLO or Sloth
@@ -35,10 +42,14 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use smolder_common::Tenant;
-use smolder_common::http::{ApiError, ErrorCode, Path, Query};
+use smolder_common::http::{ApiError, AuditDetail, ErrorCode, Path, Query};
+use smolder_common::tenant::Actor;
 use smolder_common::text::parse_time;
 
-use crate::engine::{GroupKey, InstanceStatus, PutError, SloEngine, SloStatus, Snapshot};
+use crate::engine::{
+    ExclusionError, GroupKey, InstanceStatus, PutError, SloEngine, SloStatus, Snapshot,
+};
+use crate::exclusion::ExclusionSpec;
 use crate::eval::{Evaluation, window_name};
 use crate::model::{Origin, Period, SloDefinition, Window, duration_ns};
 use crate::tenants::SloEngines;
@@ -54,6 +65,14 @@ pub fn router(engines: Arc<SloEngines>) -> Router {
         .route("/api/v1/slos/{id}", get(one).put(put).delete(delete))
         .route("/api/v1/slos/{id}/series", get(series))
         .route("/api/v1/slos/{id}/gate", get(gate))
+        .route(
+            "/api/v1/slos/{id}/exclusions",
+            get(exclusions).post(add_exclusion),
+        )
+        .route(
+            "/api/v1/slos/{id}/exclusions/{exclusion}",
+            axum::routing::delete(remove_exclusion),
+        )
         .route("/api/v1/services/{service}/gate", get(service_gate))
         .with_state(engines)
 }
@@ -170,6 +189,7 @@ pub fn summary(s: &SloStatus) -> Value {
         })).collect::<Vec<_>>(),
         "budget_levels": d.budget_levels,
         "freeze_below": d.freeze_below,
+        "excluded_now": s.excluded_now,
         "labels": d.labels,
         "backfill": s.backfill,
         "error": s.error,
@@ -602,6 +622,11 @@ async fn series(
             "SLO {id:?} has no group {group:?}"
         )));
     };
+    // The exclusions' occurrences over the chart, to shade.
+    let excluded = engine.exclusions_of(&id).map_or_else(Vec::new, |x| {
+        let first = times.first().copied().unwrap_or(to);
+        x.occurrences(first, to.saturating_add(1))
+    });
     let mut burn: BTreeMap<Window, Vec<f64>> = BTreeMap::new();
     for e in &evals {
         for (w, r) in &e.burn_rates {
@@ -616,6 +641,114 @@ async fn series(
         "sli": evals.iter().map(|e| e.sli).collect::<Vec<_>>(),
         "error_budget_remaining": evals.iter().map(|e| e.error_budget_remaining).collect::<Vec<_>>(),
         "burn_rates": burn,
+        "exclusions": excluded,
     }))
     .into_response())
+}
+
+/// Query of the exclusions list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExclusionsQuery {
+    /// Occurrences from (default: the period before now).
+    from: Option<String>,
+    /// Occurrences until (default: a week after now).
+    to: Option<String>,
+}
+
+/// Occurrences listed at most (an hourly rule over a long range has
+/// thousands).
+const MAX_OCCURRENCES: usize = 5000;
+
+async fn exclusions(
+    State(engines): State<Arc<SloEngines>>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+    Query(q): Query<ExclusionsQuery>,
+) -> Result<Response, ApiError> {
+    let Some(engine) = engines.get(&tenant) else {
+        return Err(no_slo(&id));
+    };
+    let snap = engine.snapshot();
+    let s = find(&snap, &id)?;
+    let set = engine.exclusions_of(&id).ok_or_else(|| no_slo(&id))?;
+    let now = snap.at_ns;
+    let from = match q.from.as_deref().map(parse_time).transpose() {
+        Ok(f) => f.unwrap_or_else(|| s.definition.period_bounds(now).0),
+        Err(e) => return Err(ApiError::invalid(format!("from: {e}"))),
+    };
+    let to = match q.to.as_deref().map(parse_time).transpose() {
+        Ok(t) => t.unwrap_or(now.saturating_add(7 * 86_400 * 1_000_000_000)),
+        Err(e) => return Err(ApiError::invalid(format!("to: {e}"))),
+    };
+    if from > to {
+        return Err(ApiError::invalid("from must not be after to"));
+    }
+    let mut occurrences = set.occurrences(from, to);
+    let truncated = occurrences.len() > MAX_OCCURRENCES;
+    occurrences.truncate(MAX_OCCURRENCES);
+    Ok(Json(json!({
+        "slo": id,
+        "exclusions": set.list(),
+        "from": rfc3339(from),
+        "to": rfc3339(to),
+        "occurrences": occurrences,
+        "truncated": truncated,
+        "excluded_now": s.excluded_now,
+    }))
+    .into_response())
+}
+
+fn exclusion_error(e: ExclusionError) -> ApiError {
+    match e {
+        ExclusionError::NotFound(m) => ApiError::not_found(m),
+        ExclusionError::Invalid(m) => ApiError::invalid(m),
+        ExclusionError::Conflict(m) => ApiError::conflict(m),
+        ExclusionError::Limit(m) => ApiError::new(ErrorCode::ResourceExhausted, m),
+        ExclusionError::Storage(m) => ApiError::internal("Storing an exclusion", m),
+    }
+}
+
+async fn add_exclusion(
+    State(engines): State<Arc<SloEngines>>,
+    tenant: Tenant,
+    Actor(actor): Actor,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    smolder_common::http::require_media_type(&headers, &["application/json"])?;
+    let Some(engine) = engines.get(&tenant) else {
+        return Err(no_slo(&id));
+    };
+    let spec: ExclusionSpec = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid(format!("the exclusion is not valid: {e}")))?;
+    let x = engine
+        .add_exclusion(&id, spec, &actor)
+        .await
+        .map_err(exclusion_error)?;
+    // The figures without the excluded events, right away.
+    engine.evaluate_now().await;
+    let mut response = (StatusCode::CREATED, Json(json!(x))).into_response();
+    response.extensions_mut().insert(AuditDetail(format!(
+        "exclusion {} of {id}: {}",
+        x.id, x.spec.reason
+    )));
+    Ok(response)
+}
+
+async fn remove_exclusion(
+    State(engines): State<Arc<SloEngines>>,
+    tenant: Tenant,
+    Path((id, exclusion)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let Some(engine) = engines.get(&tenant) else {
+        return Err(no_slo(&id));
+    };
+    engine
+        .remove_exclusion(&id, &exclusion)
+        .await
+        .map_err(exclusion_error)?;
+    engine.evaluate_now().await;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -378,6 +378,7 @@ mod tests {
             alert_windows: default_alert_windows(period),
             freeze_below: 0.0,
             budget_levels: vec![],
+            exclusions: vec![],
             runbook_url: None,
             labels: Default::default(),
             notification_targets: vec![],

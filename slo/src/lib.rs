@@ -15,6 +15,7 @@ mod calendar;
 mod config;
 pub mod engine;
 pub mod eval;
+pub mod exclusion;
 pub mod metrics;
 pub mod model;
 pub mod persist;

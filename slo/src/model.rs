@@ -55,6 +55,10 @@ pub struct SloDefinition {
     /// instance falls below the level ([`budget_below`]) and resolves when
     /// its budget is back above it.
     pub budget_levels: Vec<f64>,
+    /// Budget exclusions of the definition (its `smolder.dev/exclusions`
+    /// annotation): when its events do not count. The engine adds those
+    /// made through the API ([`crate::exclusion`]).
+    pub exclusions: Vec<crate::exclusion::Exclusion>,
     /// Where the on-call finds what to do.
     pub runbook_url: Option<String>,
     /// OpenSLO labels and Sloth labels, passed on to alerts.

@@ -3,7 +3,9 @@
 //! created through the API.
 //!
 //! Each tick replaces the buckets it recomputed, for every SLO, in one
-//! transaction; only buckets with events are stored.
+//! transaction; only buckets with events are stored. Budget exclusions made
+//! through the API are kept here too (the buckets stay raw: exclusions are
+//! applied when they are summed).
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -38,6 +40,21 @@ pub struct Update {
     pub to: i64,
     /// (group as JSON, bucket, good, total), non-empty buckets only.
     pub rows: Vec<(String, i64, f64, f64)>,
+}
+
+/// A budget exclusion made through the API, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredExclusion {
+    /// Its number.
+    pub id: i64,
+    /// The SLO it applies to.
+    pub slo: String,
+    /// The [`crate::exclusion::ExclusionSpec`] as JSON.
+    pub spec: String,
+    /// Who made it.
+    pub created_by: String,
+    /// When (Unix ns).
+    pub created_ns: i64,
 }
 
 /// The SQLite database of the SLO engine.
@@ -84,6 +101,13 @@ impl Db {
                  id TEXT PRIMARY KEY,
                  yaml TEXT NOT NULL,
                  updated_ns INTEGER NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS exclusions (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 slo TEXT NOT NULL,
+                 spec TEXT NOT NULL,
+                 created_by TEXT NOT NULL,
+                 created_ns INTEGER NOT NULL
              );",
         )
         .map_err(storage)?;
@@ -229,6 +253,62 @@ impl Db {
                  ON CONFLICT (id) DO UPDATE SET yaml = ?2, updated_ns = ?3",
                 params![id, yaml, now_ns],
             )
+            .map(drop)
+            .map_err(storage)
+    }
+
+    /// Budget exclusions made through the API, oldest first.
+    pub fn exclusions(&self) -> Result<Vec<StoredExclusion>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT id, slo, spec, created_by, created_ns FROM exclusions ORDER BY id")
+            .map_err(storage)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(StoredExclusion {
+                    id: r.get(0)?,
+                    slo: r.get(1)?,
+                    spec: r.get(2)?,
+                    created_by: r.get(3)?,
+                    created_ns: r.get(4)?,
+                })
+            })
+            .map_err(storage)?;
+        rows.collect::<Result<_, _>>().map_err(storage)
+    }
+
+    /// Stores an exclusion of `slo` (its spec as JSON); returns its id.
+    pub fn add_exclusion(
+        &self,
+        slo: &str,
+        spec: &str,
+        created_by: &str,
+        created_ns: i64,
+    ) -> Result<i64> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO exclusions (slo, spec, created_by, created_ns) VALUES (?1, ?2, ?3, ?4)",
+            params![slo, spec, created_by, created_ns],
+        )
+        .map_err(storage)?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// Deletes exclusion `id` of `slo`; whether it existed.
+    pub fn delete_exclusion(&self, slo: &str, id: i64) -> Result<bool> {
+        self.conn()
+            .execute(
+                "DELETE FROM exclusions WHERE slo = ?1 AND id = ?2",
+                params![slo, id],
+            )
+            .map(|n| n > 0)
+            .map_err(storage)
+    }
+
+    /// Deletes every exclusion of `slo`.
+    pub fn delete_exclusions(&self, slo: &str) -> Result<()> {
+        self.conn()
+            .execute("DELETE FROM exclusions WHERE slo = ?1", params![slo])
             .map(drop)
             .map_err(storage)
     }

@@ -13,8 +13,14 @@
 //! per group (a 30-day ring of minute buckets is 675 KiB; one block is
 //! under 1 KiB). [`Rollup::bytes`] says what an instance holds, so the engine
 //! can account its SLOs against the process's memory budget.
+//!
+//! Budget exclusions ([`crate::exclusion`]) are a mask over the buckets
+//! ([`Excluded`]): an excluded bucket keeps its raw counts ([`Rollup::buckets`])
+//! but adds nothing to any sum, so changing the mask recomputes every figure
+//! exactly without reading the buckets again.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::model::Budgeting;
 
@@ -28,12 +34,16 @@ const BLOCK_I: i64 = BLOCK as i64;
 #[derive(Debug, Clone)]
 struct Block {
     raw: [[f64; 2]; BLOCK],
+    /// Bit `o` set: bucket `o` is excluded (counts nothing).
+    mask: u64,
+    /// The sum of the buckets not excluded.
     units: [f64; 2],
 }
 
 impl Block {
     const EMPTY: Block = Block {
         raw: [[0.0; 2]; BLOCK],
+        mask: 0,
         units: [0.0; 2],
     };
 
@@ -41,14 +51,74 @@ impl Block {
         self.raw.iter().all(|v| *v == [0.0; 2])
     }
 
+    fn counts(&self, offset: usize) -> bool {
+        self.mask >> offset & 1 == 0
+    }
+
     fn recompute(&mut self, budgeting: &Budgeting) {
         let mut sum = [0.0; 2];
-        for raw in &self.raw {
-            let [g, t] = budgeting.units(raw[0], raw[1]);
-            sum[0] += g;
-            sum[1] += t;
+        for (o, raw) in self.raw.iter().enumerate() {
+            if self.counts(o) {
+                let [g, t] = budgeting.units(raw[0], raw[1]);
+                sum[0] += g;
+                sum[1] += t;
+            }
         }
         self.units = sum;
+    }
+}
+
+/// Buckets whose events do not count (budget exclusions): sorted, disjoint
+/// ranges of bucket indices, both ends included. Cheap to clone (shared).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Excluded(Arc<[(i64, i64)]>);
+
+impl Excluded {
+    /// The buckets of `ranges` (inclusive, in any order, overlapping or not).
+    pub fn new(mut ranges: Vec<(i64, i64)>) -> Self {
+        ranges.retain(|(lo, hi)| lo <= hi);
+        ranges.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::with_capacity(ranges.len());
+        for (lo, hi) in ranges {
+            match merged.last_mut() {
+                Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+                _ => merged.push((lo, hi)),
+            }
+        }
+        Self(merged.into())
+    }
+
+    /// The ranges, in order.
+    pub fn ranges(&self) -> &[(i64, i64)] {
+        &self.0
+    }
+
+    /// Whether no bucket is excluded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether bucket `index` is excluded.
+    pub fn contains(&self, index: i64) -> bool {
+        let at = self.0.partition_point(|&(_, hi)| hi < index);
+        self.0.get(at).is_some_and(|&(lo, _)| lo <= index)
+    }
+
+    /// The mask of block `block_no`.
+    fn mask(&self, block_no: i64) -> u64 {
+        let start = block_no * BLOCK_I;
+        let end = start.saturating_add(BLOCK_I - 1);
+        let mut mask = 0u64;
+        let first = self.0.partition_point(|&(_, hi)| hi < start);
+        for &(lo, hi) in &self.0[first..] {
+            if lo > end {
+                break;
+            }
+            for o in lo.max(start) - start..=hi.min(end) - start {
+                mask |= 1 << o;
+            }
+        }
+        mask
     }
 }
 
@@ -63,6 +133,8 @@ pub struct Rollup {
     /// The blocks holding a non-zero bucket, by absolute block number
     /// (`index.div_euclid(BLOCK)`); no bucket outside the window is kept.
     blocks: BTreeMap<i64, Box<Block>>,
+    /// The buckets that count nothing.
+    excluded: Excluded,
 }
 
 /// Good and total over a window, in budget units (events or slices).
@@ -96,7 +168,36 @@ impl Rollup {
             capacity,
             head,
             blocks: BTreeMap::new(),
+            excluded: Excluded::default(),
         }
+    }
+
+    /// This rollup with `excluded` masked.
+    #[must_use]
+    pub fn excluding(mut self, excluded: Excluded) -> Self {
+        self.set_excluded(excluded);
+        self
+    }
+
+    /// Masks `excluded` (instead of the buckets masked so far): the sums of
+    /// the blocks whose mask changed are recomputed.
+    pub fn set_excluded(&mut self, excluded: Excluded) {
+        if excluded == self.excluded {
+            return;
+        }
+        for (&block_no, block) in &mut self.blocks {
+            let mask = excluded.mask(block_no);
+            if mask != block.mask {
+                block.mask = mask;
+                block.recompute(&self.budgeting);
+            }
+        }
+        self.excluded = excluded;
+    }
+
+    /// The buckets masked.
+    pub fn excluded(&self) -> &Excluded {
+        &self.excluded
     }
 
     /// The newest bucket index reached.
@@ -141,14 +242,17 @@ impl Rollup {
         }
     }
 
-    /// Raw good and total of a bucket (zero outside the window).
+    /// Good and total of a bucket as sums count them: zero outside the
+    /// window and for an excluded bucket.
     pub fn get(&self, index: i64) -> [f64; 2] {
         if index > self.head || index < self.oldest() {
             return [0.0; 2];
         }
+        let offset = index.rem_euclid(BLOCK_I) as usize;
         self.blocks
             .get(&index.div_euclid(BLOCK_I))
-            .map_or([0.0; 2], |b| b.raw[index.rem_euclid(BLOCK_I) as usize])
+            .filter(|b| b.counts(offset))
+            .map_or([0.0; 2], |b| b.raw[offset])
     }
 
     /// Replaces the buckets `from..=to` with `values` (absent ones become
@@ -182,11 +286,14 @@ impl Rollup {
             let block = match self.blocks.get_mut(&block_no) {
                 Some(block) => Some(block),
                 None if here.is_empty() => None,
-                None => Some(
-                    self.blocks
-                        .entry(block_no)
-                        .or_insert_with(|| Box::new(Block::EMPTY)),
-                ),
+                None => {
+                    let mask = self.excluded.mask(block_no);
+                    Some(
+                        self.blocks
+                            .entry(block_no)
+                            .or_insert_with(|| Box::new(Block { mask, ..Block::EMPTY })),
+                    )
+                }
             };
             if let Some(block) = block {
                 let mut values = here.into_iter().peekable();
@@ -241,10 +348,12 @@ impl Rollup {
                 sum[0] += block.units[0];
                 sum[1] += block.units[1];
             } else {
-                for raw in &block.raw[(lo - start) as usize..=(hi - start) as usize] {
-                    let [g, t] = self.budgeting.units(raw[0], raw[1]);
-                    sum[0] += g;
-                    sum[1] += t;
+                for o in (lo - start) as usize..=(hi - start) as usize {
+                    if block.counts(o) {
+                        let [g, t] = self.budgeting.units(block.raw[o][0], block.raw[o][1]);
+                        sum[0] += g;
+                        sum[1] += t;
+                    }
                 }
             }
         }
@@ -254,8 +363,8 @@ impl Rollup {
         }
     }
 
-    /// The first non-empty bucket at or after `from`, if any: one lookup
-    /// in the block index, not a walk over the older buckets.
+    /// The first bucket at or after `from` that counts something, if any:
+    /// one lookup in the block index, not a walk over the older buckets.
     pub fn first_from(&self, from: i64) -> Option<i64> {
         let from = from.max(self.oldest());
         self.blocks
@@ -263,13 +372,14 @@ impl Rollup {
             .find_map(|(&block_no, block)| {
                 let start = block_no * BLOCK_I;
                 (from.max(start) - start..BLOCK_I)
-                    .find(|&o| block.raw[o as usize] != [0.0; 2])
+                    .find(|&o| block.raw[o as usize] != [0.0; 2] && block.counts(o as usize))
                     .map(|o| start + o)
             })
             .filter(|&i| i <= self.head)
     }
 
-    /// Every non-empty bucket, oldest first.
+    /// Every non-empty bucket with its raw counts, excluded or not, oldest
+    /// first.
     pub fn buckets(&self) -> impl Iterator<Item = (i64, [f64; 2])> + '_ {
         let (oldest, head) = (self.oldest(), self.head);
         self.blocks.iter().flat_map(move |(&block_no, block)| {
@@ -390,6 +500,40 @@ mod tests {
                 "from {from}"
             );
         }
+    }
+
+    #[test]
+    fn excluded_buckets_count_nothing_and_unmasking_restores_the_sums() {
+        let mut r = occ(600);
+        let values: Vec<(i64, [f64; 2])> = (0..300).map(|i| (i, [1.0, 2.0])).collect();
+        r.replace(0, 299, &values);
+        let all = r.sum(0, 299);
+        // Buckets 50..=169 (two whole blocks' worth across three blocks)
+        // and 200.
+        r.set_excluded(Excluded::new(vec![(200, 200), (50, 169)]));
+        assert_eq!(r.sum(0, 299).total, all.total - 2.0 * 121.0);
+        assert_eq!(r.sum(55, 65).total, 0.0, "a partial block inside the mask");
+        assert_eq!(r.sum(45, 55).total, 10.0, "buckets 45..=49 count");
+        assert_eq!(r.get(60), [0.0; 2]);
+        assert_eq!(r.buckets().count(), 300, "raw buckets stay");
+        assert_eq!(r.first_from(50), Some(170));
+        // Buckets written into an excluded range stay masked, new blocks too.
+        r.set_excluded(Excluded::new(vec![(50, 169), (200, 200), (400, 459)]));
+        r.replace(400, 410, &[(405, [3.0, 3.0])]);
+        assert_eq!(r.sum(400, 459).total, 0.0);
+        r.set_excluded(Excluded::default());
+        assert_eq!(r.sum(0, 299), all);
+        assert_eq!(r.sum(400, 459).total, 3.0);
+    }
+
+    #[test]
+    fn excluded_ranges_are_merged_and_looked_up() {
+        let e = Excluded::new(vec![(10, 12), (5, 9), (20, 30), (25, 26), (40, 39)]);
+        assert_eq!(e.ranges(), &[(5, 12), (20, 30)]);
+        for i in 0..40 {
+            assert_eq!(e.contains(i), (5..=12).contains(&i) || (20..=30).contains(&i), "{i}");
+        }
+        assert_eq!(e.mask(0), ((1u64 << 13) - 1) & !((1u64 << 5) - 1) | ((1u64 << 31) - 1) & !((1u64 << 20) - 1));
     }
 
     #[test]

@@ -15,7 +15,7 @@
 use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Float64Array, StringArray, TimestampNanosecondArray};
+use datafusion::arrow::array::{BooleanArray, Float64Array, StringArray, TimestampNanosecondArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::Session;
@@ -74,6 +74,7 @@ fn schema() -> SchemaRef {
             Field::new("bucket_end", ts, false),
             Field::new("good", DataType::Float64, false),
             Field::new("total", DataType::Float64, false),
+            Field::new("excluded", DataType::Boolean, false),
         ]))
     });
     Arc::clone(&SCHEMA)
@@ -111,6 +112,9 @@ impl TableProvider for RollupTable {
                 Arc::new(utc(rows.iter().map(|r| r.start_ns + r.width_ns).collect())),
                 Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.good))),
                 Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.total))),
+                Arc::new(BooleanArray::from(
+                    rows.iter().map(|r| r.excluded).collect::<Vec<bool>>(),
+                )),
             ],
         )?;
         let exec: Arc<dyn ExecutionPlan> =

@@ -26,6 +26,8 @@ use smolder_slo::eval::{budget_remaining, burn_rate};
 use smolder_slo::model::Window;
 use smolder_slo::persist::Db;
 use smolder_slo::rollup::Counts;
+use smolder_slo::engine::ExclusionError;
+use smolder_slo::exclusion::ExclusionSpec;
 use smolder_slo::{EngineOptions, SloEngine};
 
 const SEC: i64 = 1_000_000_000;
@@ -1126,4 +1128,166 @@ async fn a_failing_batch_is_counted_and_its_other_slos_are_batched_again() {
         "the others are batched again"
     );
     assert_eq!(engine.batch_fallbacks(), 3);
+}
+
+fn rfc3339(ns: i64) -> String {
+    smolder_common::text::rfc3339(ns, chrono::SecondsFormat::Secs)
+}
+
+/// 10 spans a minute for `minutes` minutes from `from`; those of the
+/// minutes in `bad` fail.
+fn minutes_of_spans(from: i64, minutes: i64, bad: std::ops::Range<i64>, id: u64) -> Vec<Span> {
+    (0..minutes)
+        .flat_map(|m| {
+            let failed = bad.contains(&m);
+            (0..10).map(move |i| {
+                span(
+                    "/pay",
+                    from + m * MIN + i * SEC,
+                    20,
+                    failed,
+                    id + (m * 10 + i) as u64,
+                )
+            })
+        })
+        .collect()
+}
+
+fn push_spans(memory: &Memory, spans: Vec<Span>) {
+    let converted = smolder_ingest::convert::spans(&spans_request("shop", spans)).unwrap();
+    memory.push(Table::Spans, converted.batch);
+}
+
+fn evaluation(engine: &SloEngine) -> smolder_slo::eval::Evaluation {
+    engine.snapshot().slos[0].instances[0].evaluation.clone()
+}
+
+/// A budget exclusion takes its buckets' events out of every figure at
+/// once — the figures equal those of an engine that never saw them — and
+/// removing it gives the old figures back. The raw buckets stay
+/// (`slo_rollups` marks the excluded ones).
+#[tokio::test]
+async fn an_exclusion_takes_its_events_out_of_every_figure_and_removing_it_restores_them() {
+    let (ok, _) = ungrouped_slos();
+    let memory = Arc::new(Memory::default());
+    let clock = Arc::new(ManualClock::new(T0));
+    let engine = engine(&memory, &clock, Duration::from_secs(120)).await;
+    engine.put("ok", &ok).await.unwrap();
+    // Minutes 3, 4 and 5 fail: 30 bad of 100.
+    push_spans(&memory, minutes_of_spans(T0, 10, 3..6, 1));
+    clock.set(T0 + 12 * MIN);
+    engine.tick().await;
+    let before = evaluation(&engine);
+    assert_eq!((before.period.good, before.period.total), (70.0, 100.0));
+
+    // The same spans without the failing minutes, through another engine.
+    let clean_memory = Arc::new(Memory::default());
+    let clean = self::engine(&clean_memory, &clock, Duration::from_secs(120)).await;
+    clean.put("ok", &ok).await.unwrap();
+    let mut spans = minutes_of_spans(T0, 10, 3..6, 1);
+    spans.retain(|s| !(3 * MIN..6 * MIN).contains(&(s.start_time_unix_nano as i64 - T0)));
+    push_spans(&clean_memory, spans);
+    clean.tick().await;
+    let never_seen = evaluation(&clean);
+
+    // 03:30 to 05:10, rounded out to whole minutes: minutes 3 to 5.
+    let spec = ExclusionSpec {
+        start: rfc3339(T0 + 3 * MIN + 30 * SEC),
+        end: Some(rfc3339(T0 + 5 * MIN + 10 * SEC)),
+        duration: None,
+        rrule: None,
+        time_zone: None,
+        reason: "a broken load balancer".into(),
+    };
+    let x = engine.add_exclusion("ok", spec, "tester").await.unwrap();
+    engine.evaluate_now().await;
+    let after = evaluation(&engine);
+    assert_eq!((after.period.good, after.period.total), (70.0, 70.0));
+    assert_eq!(after.error_budget_remaining, 1.0);
+    assert_eq!(
+        serde_json::to_value(&after).unwrap(),
+        serde_json::to_value(&never_seen).unwrap(),
+        "as if the excluded events had never happened"
+    );
+    // Charts: from the ring, and from the stored buckets (a chart of a
+    // week's budget reads further back than the ring).
+    for times in [vec![T0 + 12 * MIN], vec![T0 + 8 * MIN, T0 + 12 * MIN]] {
+        let series = engine.series("ok", &Vec::new(), &times).await.unwrap();
+        let expected = clean.series("ok", &Vec::new(), &times).await.unwrap();
+        assert_eq!(
+            serde_json::to_value(&series).unwrap(),
+            serde_json::to_value(&expected).unwrap()
+        );
+    }
+    let rows = engine.rollup_rows().await;
+    let excluded: Vec<i64> = rows
+        .iter()
+        .filter(|r| r.excluded)
+        .map(|r| (r.start_ns - T0) / MIN)
+        .collect();
+    assert_eq!(excluded, vec![3, 4, 5]);
+    assert_eq!(rows.iter().map(|r| r.total).sum::<f64>(), 100.0, "raw buckets stay");
+    assert!(engine.snapshot().slos[0].excluded_now.is_empty());
+
+    engine.remove_exclusion("ok", &x.id).await.unwrap();
+    engine.evaluate_now().await;
+    assert_eq!(
+        serde_json::to_value(evaluation(&engine)).unwrap(),
+        serde_json::to_value(&before).unwrap(),
+        "removing the exclusion restores the figures"
+    );
+    assert_eq!(
+        engine.remove_exclusion("ok", &x.id).await,
+        Err(ExclusionError::NotFound(format!(
+            "SLO \"ok\" has no exclusion {:?}",
+            x.id
+        )))
+    );
+    assert!(matches!(
+        engine
+            .add_exclusion("nope", x.spec.clone(), "tester")
+            .await,
+        Err(ExclusionError::NotFound(_))
+    ));
+}
+
+/// A recurring exclusion from the SLO's annotation (daily, 00:00 to 00:10
+/// UTC) goes on excluding day after day: its occurrences are worked out
+/// ahead and renewed as time passes. It is changed with the definition,
+/// not through the API.
+#[tokio::test]
+async fn a_daily_exclusion_from_the_annotation_goes_on_excluding_day_after_day() {
+    const DAY: i64 = 1440 * MIN;
+    let (ok, _) = ungrouped_slos();
+    let annotated = ok.replace(
+        "    smolder.dev/min-events: \"3\"\n",
+        "    smolder.dev/min-events: \"3\"\n    smolder.dev/exclusions: |\n      \
+         - start: 2026-01-01T00:00:00Z\n        duration: 10m\n        \
+         rrule: FREQ=DAILY\n        reason: nightly batch job\n",
+    );
+    assert_ne!(annotated, ok);
+    let memory = Arc::new(Memory::default());
+    let clock = Arc::new(ManualClock::new(T0));
+    let engine = engine(&memory, &clock, Duration::from_secs(120)).await;
+    engine.put("ok", &annotated).await.unwrap();
+    for day in 0..3 {
+        // Failures at 00:05 (excluded), successes at 00:30.
+        push_spans(&memory, minutes_of_spans(T0 + day * DAY + 5 * MIN, 1, 0..1, 1000 * day as u64 + 1));
+        push_spans(&memory, minutes_of_spans(T0 + day * DAY + 30 * MIN, 1, 0..0, 1000 * day as u64 + 500));
+        clock.set(T0 + day * DAY + 40 * MIN);
+        engine.tick().await;
+    }
+    let e = evaluation(&engine);
+    assert_eq!((e.period.good, e.period.total), (30.0, 30.0), "{e:?}");
+    clock.set(T0 + 3 * DAY + 2 * MIN);
+    engine.tick().await;
+    let now = &engine.snapshot().slos[0].excluded_now;
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_eq!(now[0].reason, "nightly batch job");
+    assert_eq!(now[0].start, "2026-01-04T00:00:00Z");
+    assert_eq!(now[0].end, "2026-01-04T00:10:00Z");
+    assert!(matches!(
+        engine.remove_exclusion("ok", "annotation-1").await,
+        Err(ExclusionError::Conflict(_))
+    ));
 }

@@ -44,9 +44,9 @@ pub(crate) fn open_db(data_dir: &Path, name: &str, schema: &str) -> anyhow::Resu
 }
 
 /// What a handler adds to its change's audit entry (the id of what it
-/// made), put in its response's extensions.
-#[derive(Debug, Clone)]
-pub(crate) struct Detail(pub(crate) String);
+/// made), put in its response's extensions (shared with the library
+/// crates' handlers).
+pub(crate) use smolder_common::http::AuditDetail as Detail;
 
 /// The address a request came from (set per connection by the listener).
 #[derive(Debug, Clone, Copy)]

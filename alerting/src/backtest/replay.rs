@@ -518,6 +518,7 @@ fn snapshot_at(
             dropped_group_rows: 0,
             error: None,
             last_update_ms: None,
+            excluded_now: Vec::new(),
         }],
         problems: Vec::new(),
     }

@@ -141,12 +141,15 @@ impl SloEngine {
         if def.group_by.is_empty() {
             groups.entry(Vec::new()).or_default();
         }
+        // The candidate's exclusions with those made through the API for
+        // its id, as the live engine masks them.
+        let excluded = self.exclusions(def).excluded(need * b, end, b);
         let groups = groups
             .into_iter()
             .take(def.max_groups.max(1))
             .map(|(key, mut values)| {
                 values.sort_by_key(|(i, _)| *i);
-                let mut r = Rollup::new(def.budgeting, capacity, last);
+                let mut r = Rollup::new(def.budgeting, capacity, last).excluding(excluded.clone());
                 r.replace(need, last, &values);
                 (key, r)
             })

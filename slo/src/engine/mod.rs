@@ -16,6 +16,7 @@
 //! module schedules them: one tick reloads, updates, stores and evaluates.
 
 mod backfill;
+mod exclusions;
 mod history;
 mod registry;
 mod state;
@@ -33,6 +34,7 @@ use smolder_common::clock::Clock;
 use smolder_common::sync::{lock, read, write};
 use smolder_query::QueryEngine;
 
+pub use self::exclusions::ExclusionError;
 pub use self::history::{GroupBuckets, History, Sources};
 pub use self::status::{RollupRow, group_json, group_map};
 
@@ -160,6 +162,9 @@ pub struct SloStatus {
     pub error: Option<String>,
     /// How long the last rollup update took, in milliseconds.
     pub last_update_ms: Option<f64>,
+    /// The budget exclusions in force at the evaluation: its events do not
+    /// count now.
+    pub excluded_now: Vec<crate::exclusion::Occurrence>,
 }
 
 /// Everything the engine knows after a tick.
@@ -208,6 +213,8 @@ pub struct SloEngine {
     db: Arc<Db>,
     file_defs: RwLock<Vec<SloDefinition>>,
     api_defs: RwLock<Vec<SloDefinition>>,
+    /// Budget exclusions made through the API, by SLO id.
+    api_exclusions: RwLock<BTreeMap<String, Vec<crate::exclusion::Exclusion>>>,
     runtimes: RwLock<BTreeMap<String, Arc<Runtime>>>,
     snapshot: RwLock<Arc<Snapshot>>,
     /// Held from choosing the SLOs to evaluate until their snapshot is
@@ -253,6 +260,7 @@ impl SloEngine {
             db: Arc::new(db),
             file_defs: RwLock::new(Vec::new()),
             api_defs: RwLock::new(Vec::new()),
+            api_exclusions: RwLock::new(BTreeMap::new()),
             runtimes: RwLock::new(BTreeMap::new()),
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
             publishing: tokio::sync::Mutex::new(()),
@@ -278,6 +286,7 @@ impl SloEngine {
             api.extend(loaded.slos.into_iter().filter(|d| d.id == id));
         }
         *write(&engine.api_defs) = api;
+        *write(&engine.api_exclusions) = exclusions::load(&engine.db)?;
         engine.reload_dir(true).await?;
         engine.rebuild()?;
         // The SLOs (from their stored rollups) are listed from the start,
@@ -346,6 +355,12 @@ impl SloEngine {
         }
         let started = Instant::now();
         let runtimes = self.all_runtimes();
+        for rt in &runtimes {
+            rt.state
+                .lock()
+                .await
+                .renew_exclusions(rt.bucket_ns, rt.capacity, now);
+        }
         let oldest = OldestRows::default();
         let oldest = &oldest;
         let budget = BackfillBudget::new(self.options.backfill_budget);

@@ -13,8 +13,9 @@ use std::time::SystemTime;
 use super::state::{InstanceState, Runtime};
 use super::update::now_index;
 use super::{GroupKey, PutError, SloEngine};
+use crate::exclusion::Exclusions;
 use crate::model::{Origin, SloDefinition, duration_ns};
-use crate::rollup::Rollup;
+use crate::rollup::{Excluded, Rollup};
 use crate::rows::RowConditions;
 use crate::spec::{self, Problem};
 use crate::sql::check_definition;
@@ -146,6 +147,13 @@ impl SloEngine {
                             // A longer horizon: read the history again.
                             state = self.fresh_state(&def, now);
                         }
+                        // The annotation's exclusions may have changed.
+                        state.set_exclusions(
+                            self.exclusions(&def),
+                            rt.bucket_ns,
+                            capacity.max(rt.capacity),
+                            now,
+                        );
                         next.insert(
                             id,
                             Arc::new(Runtime {
@@ -212,6 +220,10 @@ impl SloEngine {
             ))),
             failures: 0,
             retry_at: i64::MIN,
+            exclusions: Exclusions::default(),
+            occurrences: Vec::new(),
+            excluded: Excluded::default(),
+            excluded_through: i64::MIN,
         }
     }
 
@@ -225,6 +237,7 @@ impl SloEngine {
         let bucket_ns = def.bucket_ns(self.options.step);
         let capacity = self.capacity(&def, now);
         let mut state = self.fresh_state(&def, now);
+        state.set_exclusions(self.exclusions(&def), bucket_ns, capacity, now);
         match self.db.state(&def.id)? {
             Some(stored) if stored.fingerprint == fingerprint => {
                 let head = now_index(now, bucket_ns);
@@ -241,7 +254,8 @@ impl SloEngine {
                 for (key, values) in buckets {
                     // One pass over the ring (the rows come by bucket), each
                     // block summed once.
-                    let mut r = Rollup::new(def.budgeting, capacity, head);
+                    let mut r = Rollup::new(def.budgeting, capacity, head)
+                        .excluding(state.excluded.clone());
                     r.replace(oldest, head, &values);
                     state.groups.insert(key, r);
                 }
@@ -374,6 +388,7 @@ impl SloEngine {
         self.rebuild()?;
         if existed {
             self.db.forget(id)?;
+            self.forget_exclusions(id)?;
         }
         Ok(existed)
     }

@@ -11,8 +11,9 @@ use smolder_common::sync::lock;
 use smolder_common::memory::Reservation;
 
 use super::GroupKey;
+use crate::exclusion::{Exclusions, Occurrence, buckets_of};
 use crate::model::{SloDefinition, duration_ns};
-use crate::rollup::Rollup;
+use crate::rollup::{Excluded, Rollup};
 use crate::rows::RowConditions;
 use crate::sql::Baseline;
 use crate::{Error, Result};
@@ -37,7 +38,21 @@ pub(super) struct InstanceState {
     pub(super) failures: u32,
     /// No update before this time (ns) after a failure.
     pub(super) retry_at: i64,
+    /// The SLO's budget exclusions (its definition's and the API's).
+    pub(super) exclusions: Exclusions,
+    /// Their occurrences from the ring's oldest bucket to
+    /// `excluded_through`, and the buckets those touch, masked in every
+    /// group's rollup (and in those made later).
+    pub(super) occurrences: Vec<Occurrence>,
+    pub(super) excluded: Excluded,
+    pub(super) excluded_through: i64,
 }
+
+/// Occurrences are worked out this far ahead of now, and again when now
+/// comes within [`EXCLUSIONS_RENEWED_BEFORE`] of that end: a rule is not
+/// walked at every tick.
+const EXCLUSIONS_AHEAD_NS: i64 = 86_400 * 1_000_000_000;
+const EXCLUSIONS_RENEWED_BEFORE: i64 = 3_600 * 1_000_000_000;
 
 /// Memory a group holds besides its rollup: its key, the map's entry.
 pub(super) const GROUP_OVERHEAD_BYTES: usize = 128;
@@ -85,6 +100,46 @@ impl InstanceState {
             .min(MAX_RETRY_WAIT);
         self.retry_at = now.saturating_add(duration_ns(wait));
         self.last_error = Some(message);
+    }
+
+    /// Masks `exclusions` (instead of those masked so far) in the groups'
+    /// buckets: every figure computed afterwards leaves them out.
+    pub(super) fn set_exclusions(
+        &mut self,
+        exclusions: Exclusions,
+        bucket_ns: i64,
+        capacity: usize,
+        now: i64,
+    ) {
+        self.exclusions = exclusions;
+        self.mask_exclusions(bucket_ns, capacity, now);
+    }
+
+    /// Works the occurrences out again when `now` nears the end of those
+    /// worked out (recurring exclusions go on).
+    pub(super) fn renew_exclusions(&mut self, bucket_ns: i64, capacity: usize, now: i64) {
+        if !self.exclusions.is_empty()
+            && now.saturating_add(EXCLUSIONS_RENEWED_BEFORE) >= self.excluded_through
+        {
+            self.mask_exclusions(bucket_ns, capacity, now);
+        }
+    }
+
+    fn mask_exclusions(&mut self, bucket_ns: i64, capacity: usize, now: i64) {
+        let ring = i64::try_from(capacity)
+            .unwrap_or(i64::MAX)
+            .saturating_add(1)
+            .saturating_mul(bucket_ns);
+        let (from, to) = (
+            now.saturating_sub(ring),
+            now.saturating_add(EXCLUSIONS_AHEAD_NS),
+        );
+        self.occurrences = self.exclusions.occurrences(from, to);
+        self.excluded = buckets_of(&self.occurrences, bucket_ns);
+        for rollup in self.groups.values_mut() {
+            rollup.set_excluded(self.excluded.clone());
+        }
+        self.excluded_through = to;
     }
 
     pub(super) fn succeeded(&mut self) {

@@ -27,6 +27,9 @@ pub struct RollupRow {
     pub good: f64,
     /// All events (or timeslices).
     pub total: f64,
+    /// Whether a budget exclusion covers the bucket (its events count
+    /// nowhere; good and total are what was measured).
+    pub excluded: bool,
 }
 
 impl SloEngine {
@@ -68,7 +71,10 @@ impl SloEngine {
             .map(|(_, i, g, t)| (i, [g, t]))
             .collect();
         let capacity = usize::try_from(last - needed + 1).unwrap_or(1);
-        let mut history = Rollup::new(rt.def.budgeting, capacity, last);
+        let excluded = self
+            .exclusions(&rt.def)
+            .excluded(needed * b, (last + 1) * b, b);
+        let mut history = Rollup::new(rt.def.budgeting, capacity, last).excluding(excluded);
         history.replace(needed, last, &values);
         Some(
             times
@@ -94,6 +100,7 @@ impl SloEngine {
                         width_ns: rt.bucket_ns,
                         good: g,
                         total: t,
+                        excluded: rollup.excluded().contains(i),
                     });
                 }
             }
@@ -155,5 +162,11 @@ pub(super) fn status(
         dropped_group_rows: st.dropped_groups,
         error: st.last_error.clone(),
         last_update_ms: st.last_update.map(|d| d.as_secs_f64() * 1e3),
+        excluded_now: st
+            .occurrences
+            .iter()
+            .filter(|o| o.start_ns <= now && now < o.end_ns)
+            .cloned()
+            .collect(),
     }
 }

@@ -378,7 +378,7 @@ pub(super) fn apply_results(
             let head = now_index(now, b).min(to_index);
             st.groups.insert(
                 key.clone(),
-                Rollup::new(rt.def.budgeting, rt.capacity, head),
+                Rollup::new(rt.def.budgeting, rt.capacity, head).excluding(st.excluded.clone()),
             );
         }
         let rollup = st.groups.get_mut(&key).expect("inserted above");

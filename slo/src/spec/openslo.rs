@@ -426,6 +426,18 @@ fn build_slo(
             Vec::new()
         }),
     };
+    let exclusions = match annotations.get(crate::exclusion::ANNOTATION) {
+        None => Vec::new(),
+        Some(v) => crate::exclusion::from_annotation(v).unwrap_or_else(|errors| {
+            for e in errors {
+                problems.push(doc.problem(
+                    format!("metadata.annotations.{}", crate::exclusion::ANNOTATION),
+                    e,
+                ));
+            }
+            Vec::new()
+        }),
+    };
     let mut labels = BTreeMap::new();
     for (k, v) in &named.metadata.labels {
         let v = match v {
@@ -496,6 +508,7 @@ fn build_slo(
             alert_windows,
             freeze_below,
             budget_levels: budget_levels.clone(),
+            exclusions: exclusions.clone(),
             runbook_url: annotations.get(RUNBOOK_URL).cloned(),
             labels: labels.clone(),
             notification_targets: targets.clone(),

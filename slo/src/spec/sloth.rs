@@ -189,6 +189,8 @@ pub(crate) fn translate(doc: &Doc, defaults: Defaults) -> Result<Vec<SloDefiniti
             // Sloth's format has no place for it: freeze once spent.
             freeze_below: 0.0,
             budget_levels: Vec::new(),
+            // Sloth's format has no annotations: exclusions come from the API.
+            exclusions: Vec::new(),
             runbook_url: slo.alerting.annotations.get("runbook").cloned(),
             labels,
             notification_targets: Vec::new(),

@@ -286,6 +286,10 @@ pub(crate) async fn api_guard(
                     .extensions_mut()
                     .insert(smolder_common::tenant::Administrator);
             }
+            let actor = token.as_ref().map_or("anonymous", |t| t.id.as_str());
+            request
+                .extensions_mut()
+                .insert(smolder_common::tenant::Actor(actor.to_string()));
             if let Some(token) = token {
                 request.extensions_mut().insert(token);
             }

@@ -35,6 +35,8 @@ function dataStep(timestamps) {
  *         axisFormat?(v) for the y axis, height?, min?, max?, xRange?: [from, to] ms }
  * A series may be `bars` (filled bars) or `scatter` (points only), and carry
  * `raw` values for the legend when it draws others (stacked sums).
+ * `bands: [{from, to (ms), label}]` are shaded behind the lines (budget
+ * exclusions).
  */
 export function timeChart(el, spec) {
   const format = spec.format || ((v) => (v === null || v === undefined ? '—' : si(v)));
@@ -116,9 +118,26 @@ export function timeChart(el, spec) {
       }],
     },
   };
+  const bands = spec.bands || [];
+  if (bands.length) {
+    // Behind the axes and lines: drawn right after the canvas is cleared.
+    opts.hooks.drawClear = [(u) => {
+      const c = u.ctx;
+      c.save();
+      c.fillStyle = css('--chart-band') || 'rgba(130, 80, 223, 0.14)';
+      for (const b of bands) {
+        const left = Math.max(u.valToPos(b.from / 1000, 'x', true), u.bbox.left);
+        const right = Math.min(u.valToPos(b.to / 1000, 'x', true), u.bbox.left + u.bbox.width);
+        if (right > left) c.fillRect(left, u.bbox.top, right - left, u.bbox.height);
+      }
+      c.restore();
+    }];
+  }
   const data = [spec.timestamps.map((t) => t / 1000), ...spec.series.map((s) => s.values)];
   el.setAttribute('role', 'img');
-  el.setAttribute('aria-label', spec.title || spec.series.map((s) => s.label).join(', '));
+  const shaded = bands.length ? `; shaded: ${[...new Set(bands.map((b) => b.label))].join(', ')}` : '';
+  el.setAttribute('aria-label', (spec.title || spec.series.map((s) => s.label).join(', ')) + shaded);
+  el.dataset.bands = String(bands.length);
   const chart = new uPlot(opts, data, el);
   const ro = new ResizeObserver(() => {
     const w = Math.max(300, el.clientWidth);

@@ -1,8 +1,9 @@
 // SLO detail: charts over the period and the time range, the alert
-// conditions, likely causes, example bad traces, definition and history.
+// conditions, likely causes, example bad traces, budget exclusions,
+// definition and history.
 import { runbookButton } from '/ui/pages/alerts.js';
 import { api, qs, traceHref } from '/ui/lib/api.js';
-import { h, mount, table, errorBox } from '/ui/lib/dom.js';
+import { h, mount, table, errorBox, toast } from '/ui/lib/dom.js';
 import { timeChart } from '/ui/lib/chart.js';
 import { alertsTable, plural, runBacktest } from '/ui/pages/backtest.js';
 import * as fmt from '/ui/lib/format.js';
@@ -54,6 +55,7 @@ export async function render(main, ctx) {
   const causes = h('div', {}, h('p', { class: 'muted' }, 'Looking for over-represented values…'));
   const alertsBox = h('div');
   const scalingBox = h('div', { id: 'slo-scaling' });
+  const exclusionsBox = h('div', { id: 'slo-exclusions' });
   const cleanup = [];
   ctx.onCleanup(() => cleanup.forEach((c) => c.dispose()));
 
@@ -81,6 +83,8 @@ export async function render(main, ctx) {
       h('a', { href: `/slos/${encodeURIComponent(id)}/edit`, id: 'edit-slo' }, 'Edit and backtest')),
     slo.error ? errorBox(slo.error) : null,
     slo.backfill && !slo.backfill.done ? h('p', { class: 'badge warn' }, `Backfilling rollups: ${(slo.backfill.progress * 100).toFixed(0)}% (through ${slo.backfill.through})`) : null,
+    (slo.excluded_now || []).map((o) => h('p', { class: 'badge neutral excluded-now' },
+      `Events do not count until ${fmt.time(o.end)}: ${o.reason} (budget exclusion)`)),
     h('div', { class: 'cards' },
       card('SLI over the period', fmt.pct(e && e.sli, 4)),
       card('Error budget left', budgetBar(e ? e.error_budget_remaining : null), budgetEvents(e, slo)),
@@ -100,6 +104,8 @@ export async function render(main, ctx) {
     alertsBox,
     h('h2', {}, 'Scaling'),
     scalingBox,
+    h('h2', {}, 'Budget exclusions'),
+    exclusionsBox,
     h('h2', {}, 'What if'),
     whatIf(slo, e, ctx),
     h('h2', {}, 'Definition'),
@@ -134,6 +140,7 @@ export async function render(main, ctx) {
       series: [{ label: 'SLI', values: period.sli }, { label: 'objective', values: objective, color: '#cf222e', dash: true }],
       format: (v) => fmt.pct(v, 3),
       axisFormat: (v) => fmt.pct(v, 2),
+      bands: bands(period.exclusions),
     }));
     cleanup.push(timeChart(budget.plot, {
       title: 'Error budget remaining over the period',
@@ -151,6 +158,7 @@ export async function render(main, ctx) {
       ],
       format: (v) => fmt.budget(v),
       axisFormat: (v) => `${Math.round(v * 100)}%`,
+      bands: bands(period.exclusions),
     }));
     for (const c of e ? e.conditions : []) {
       const title = `Burn rate: ${c.name} (${c.severity}, ${c.long_window} and ${c.short_window})`;
@@ -167,6 +175,7 @@ export async function render(main, ctx) {
         ],
         format: (v) => fmt.burn(v),
         min: 0,
+        bands: bands(recent.exclusions),
       }));
     }
   }
@@ -201,7 +210,86 @@ export async function render(main, ctx) {
       api(`/api/v1/scaling/${encodeURIComponent(id)}/history${qs({ limit: 50 })}`),
     ]).then(([now, hist]) => { if (ctx.alive()) mount(scalingBox, scalingView(now, hist)); })
       .catch((err) => { if (ctx.alive()) mount(scalingBox, errorBox(err)); });
+    api(`/api/v1/slos/${encodeURIComponent(id)}/exclusions`)
+      .then((x) => { if (ctx.alive()) mount(exclusionsBox, exclusionsView(id, x)); })
+      .catch((err) => { if (ctx.alive()) mount(exclusionsBox, errorBox(err)); });
   }
+}
+
+/** Exclusion occurrences as shaded bands of a chart. */
+function bands(occurrences) {
+  return (occurrences || []).map((o) => ({ from: Date.parse(o.start), to: Date.parse(o.end), label: `excluded: ${o.reason}` }));
+}
+
+const REPEATS = [['', 'once'], ['FREQ=DAILY', 'every day'], ['FREQ=WEEKLY', 'every week (the start\'s weekday)'], ['FREQ=MONTHLY', 'every month (the start\'s day)'], ['custom', 'custom RRULE']];
+
+/** The SLO's budget exclusions: each with when it applies, where it came
+ * from and its occurrences; a form to add one (through the API); those made
+ * through the API can be removed. Adding or removing one changes the
+ * figures at once, so the page is drawn again. */
+function exclusionsView(id, x) {
+  const reload = () => navigate(location.pathname + location.search, { replace: true });
+  const byId = new Map();
+  for (const o of x.occurrences) byId.set(o.id, (byId.get(o.id) || 0) + 1);
+  const list = x.exclusions.length
+    ? table(['Reason', 'When', 'Repeats', 'Made', 'Occurrences (period to next week)', ''], x.exclusions.map((e) => [
+      h('td', { class: 'wrap' }, e.reason),
+      e.rrule ? `from ${fmt.time(e.start)}, ${fmt.seconds(e.duration_seconds)} each` : `${fmt.time(e.start)} – ${fmt.time(e.end)}`,
+      e.rrule ? h('span', { class: 'mono' }, `${e.rrule} (${e.time_zone})`) : 'once',
+      e.source === 'annotation' ? 'in the SLO file (smolder.dev/exclusions)' : `by ${e.created_by}, ${fmt.time(e.created_at)}`,
+      h('td', { class: 'num' }, String(byId.get(e.id) || 0)),
+      e.source === 'annotation' ? '' : h('button', {
+        type: 'button',
+        'aria-label': `Remove exclusion ${e.id}`,
+        onclick: async () => {
+          try {
+            await api(`/api/v1/slos/${encodeURIComponent(id)}/exclusions/${encodeURIComponent(e.id)}`, { method: 'DELETE' });
+            toast('Exclusion removed: its events count again');
+            reload();
+          } catch (err) { toast(err.message); }
+        },
+      }, 'Remove'),
+    ]), { attrs: { id: 'exclusions-table' } })
+    : h('p', { class: 'muted' }, 'No exclusions: every event counts.');
+  const zoneDefault = fmt.zone() === 'utc' ? 'UTC' : Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const start = h('input', { type: 'datetime-local', name: 'start', required: true });
+  const end = h('input', { type: 'datetime-local', name: 'end', required: true });
+  const repeat = h('select', { name: 'repeat' }, REPEATS.map(([v, t]) => h('option', { value: v }, t)));
+  const rule = h('input', { name: 'rrule', class: 'mono', placeholder: 'FREQ=WEEKLY;BYDAY=SA,SU', hidden: true });
+  repeat.addEventListener('change', () => { rule.hidden = repeat.value !== 'custom'; });
+  const tz = h('input', { name: 'time_zone', value: zoneDefault, size: '16' });
+  const reason = h('input', { name: 'reason', required: true, placeholder: 'planned maintenance', size: '30' });
+  const problem = h('div');
+  const form = h('form', {
+    class: 'filters',
+    id: 'exclusion-form',
+    onsubmit: async (ev) => {
+      ev.preventDefault();
+      const rrule = repeat.value === 'custom' ? rule.value.trim() : repeat.value;
+      try {
+        await api(`/api/v1/slos/${encodeURIComponent(id)}/exclusions`, {
+          method: 'POST',
+          body: { start: start.value, end: end.value, time_zone: tz.value.trim(), reason: reason.value.trim(), ...(rrule ? { rrule } : {}) },
+        });
+        toast('Exclusion added: its events no longer count');
+        reload();
+      } catch (err) { mount(problem, errorBox(err)); }
+    },
+  },
+  h('label', {}, 'Start', start),
+  h('label', {}, 'End (of the first occurrence)', end),
+  h('label', {}, 'Repeats', repeat, rule),
+  h('label', {}, 'Time zone', tz),
+  h('label', {}, 'Reason', reason),
+  h('button', { type: 'submit', class: 'primary' }, 'Exclude'));
+  return h('div', {},
+    h('p', { class: 'muted' }, 'Events inside an exclusion do not count: SLI, error budget, burn rates, charts and reports are recomputed without them (shaded on the charts). A silence only mutes notifications.'),
+    (x.excluded_now || []).length ? h('p', {}, h('span', { class: 'badge neutral' }, 'in force now')) : null,
+    list,
+    x.truncated ? h('p', { class: 'muted' }, 'Only the first occurrences are counted.') : null,
+    h('h3', {}, 'Add an exclusion'),
+    form,
+    problem);
 }
 
 /** The scaling targets acting on the SLO: where each stands now, and each
