@@ -247,6 +247,8 @@ pub struct Chart {
     pub level: Option<f64>,
     /// The instant marked (Unix ms).
     pub at: Option<i64>,
+    /// Budget exclusions over the range (start, end; Unix ms), shaded.
+    pub excluded: Vec<(i64, i64)>,
 }
 
 async fn chart_data(
@@ -317,6 +319,13 @@ async fn chart_data(
         budget: evals.iter().map(|e| e.error_budget_remaining).collect(),
         level: req.level,
         at: req.at.map(|s| s * 1000),
+        excluded: engine
+            .exclusions_of(slo)
+            .map(|x| x.occurrences(from, to.saturating_add(1)))
+            .unwrap_or_default()
+            .iter()
+            .map(|o| (o.start_ns / 1_000_000, o.end_ns / 1_000_000))
+            .collect(),
     })
 }
 
@@ -333,6 +342,8 @@ fn font() -> Result<(), String> {
 const BURN_COLOURS: [RGBColor; 2] = [RGBColor(9, 105, 218), RGBColor(130, 80, 223)];
 const RED: RGBColor = RGBColor(207, 34, 46);
 const AMBER: RGBColor = RGBColor(191, 135, 0);
+/// The shade of budget exclusions (opaque: drawn behind the lines).
+const EXCLUDED: RGBColor = RGBColor(236, 228, 250);
 const GREY: RGBColor = RGBColor(140, 149, 159);
 
 fn time_label(ms: i64, span_ms: i64) -> String {
@@ -344,6 +355,19 @@ fn time_label(ms: i64, span_ms: i64) -> String {
     } else {
         t.format("%H:%M").to_string()
     }
+}
+
+/// The shaded rectangles of the exclusions `ranges` within `(lo, hi)`,
+/// from `y.0` to `y.1`.
+fn shades(
+    ranges: &[(i64, i64)],
+    (lo, hi): (i64, i64),
+    (y0, y1): (f64, f64),
+) -> impl Iterator<Item = Rectangle<(i64, f64)>> + '_ {
+    ranges
+        .iter()
+        .filter(move |&&(a, b)| a < hi && b > lo)
+        .map(move |&(a, b)| Rectangle::new([(a.max(lo), y0), (b.min(hi), y1)], EXCLUDED.filled()))
 }
 
 /// Draws `c` as a PNG.
@@ -394,6 +418,9 @@ pub fn draw(c: &Chart) -> Result<Vec<u8>, String> {
                 .y_desc("burn rate")
                 .axis_desc_style(label(12))
                 .draw()
+                .map_err(e)?;
+            chart
+                .draw_series(shades(&c.excluded, (lo, hi), (0.0, peak * 1.15)))
                 .map_err(e)?;
             for (i, (window, values)) in c.burn.iter().enumerate() {
                 let colour = BURN_COLOURS[i % BURN_COLOURS.len()];
@@ -453,6 +480,13 @@ pub fn draw(c: &Chart) -> Result<Vec<u8>, String> {
             .axis_desc_style(label(12))
             .draw()
             .map_err(e)?;
+        if c.excluded.iter().any(|&(a, b)| a < hi && b > lo) {
+            chart
+                .draw_series(shades(&c.excluded, (lo, hi), (low - 0.05, high + 0.05)))
+                .map_err(e)?
+                .label("excluded (does not count)")
+                .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], EXCLUDED.filled()));
+        }
         let budget = c
             .times
             .iter()
@@ -634,8 +668,10 @@ mod tests {
             budget: (0..120).map(|i| 1.0 - i as f64 / 100.0).collect(),
             level: Some(0.5),
             at: Some(times[72]),
+            excluded: Vec::new(),
         };
         let png = draw(&chart).unwrap();
+        assert_eq!(count(&png, EXCLUDED), 0, "no exclusion, no shade");
         assert!(count(&png, BURN_COLOURS[0]) > 300, "the long window's line");
         assert!(
             count(&png, BURN_COLOURS[1]) > 300,
@@ -648,10 +684,24 @@ mod tests {
         let budget_only = draw(&Chart {
             burn: Vec::new(),
             factor: None,
-            ..chart
+            ..chart.clone()
         })
         .unwrap();
         assert_eq!(count(&budget_only, BURN_COLOURS[0]), 0);
         assert!(count(&budget_only, AMBER) > 300);
+        // An exclusion over a quarter of the range is shaded in both panels.
+        let excluded = draw(&Chart {
+            excluded: vec![
+                (times[10], times[40]),
+                (times[0] - 3_600_000, times[0] - 60_000),
+            ],
+            ..chart
+        })
+        .unwrap();
+        let shaded = count(&excluded, EXCLUDED);
+        assert!(
+            shaded > (WIDTH * HEIGHT / 4 / 2) as usize && shaded < (WIDTH * HEIGHT / 4) as usize,
+            "{shaded} shaded pixels"
+        );
     }
 }

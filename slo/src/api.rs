@@ -49,8 +49,8 @@ use smolder_common::text::parse_time;
 use crate::engine::{
     ExclusionError, GroupKey, InstanceStatus, PutError, SloEngine, SloStatus, Snapshot,
 };
-use crate::exclusion::ExclusionSpec;
 use crate::eval::{Evaluation, window_name};
+use crate::exclusion::ExclusionSpec;
 use crate::model::{Origin, Period, SloDefinition, Window, duration_ns};
 use crate::tenants::SloEngines;
 

@@ -175,20 +175,25 @@ fn instant(field: &str, text: &str, tz: Tz) -> Result<DateTime<Tz>, String> {
             return Ok(tz.timestamp_nanos(ns as i64));
         }
     }
-    let local = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"]
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
-        .or_else(|| {
-            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                .ok()
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-        })
-        .ok_or_else(|| {
-            format!(
-                "{field}: {text:?} is not a time (RFC 3339 such as 2026-11-29T02:00:00Z, a local \
+    let local = [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+    .or_else(|| {
+        chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+    })
+    .ok_or_else(|| {
+        format!(
+            "{field}: {text:?} is not a time (RFC 3339 such as 2026-11-29T02:00:00Z, a local \
                  time such as 2026-11-29T02:00 in time_zone, or Unix seconds)"
-            )
-        })?;
+        )
+    })?;
     tz.from_local_datetime(&local).earliest().ok_or_else(|| {
         format!(
             "{field}: {text} does not exist in {} (the clocks skip it)",
@@ -505,15 +510,57 @@ mod tests {
     fn bad_exclusions_are_refused_with_the_field_named() {
         let cases = [
             (spec("yesterday", Some("2026-11-01T04:00:00Z")), "start:"),
-            (spec("2026-11-01T04:00:00Z", Some("2026-11-01T02:00:00Z")), "end: must be after start"),
+            (
+                spec("2026-11-01T04:00:00Z", Some("2026-11-01T02:00:00Z")),
+                "end: must be after start",
+            ),
             (spec("2026-11-01T04:00:00Z", None), "end: give end"),
-            (ExclusionSpec { reason: " ".into(), ..spec("2026-11-01T02:00:00Z", Some("2026-11-01T04:00:00Z")) }, "reason:"),
-            (ExclusionSpec { time_zone: Some("Mars/Olympus".into()), ..spec("2026-11-01T02:00", Some("2026-11-01T04:00")) }, "time_zone:"),
-            (ExclusionSpec { rrule: Some("FREQ=SOMETIMES".into()), ..spec("2026-11-01T02:00:00Z", Some("2026-11-01T04:00:00Z")) }, "rrule:"),
-            (ExclusionSpec { rrule: Some("FREQ=MINUTELY".into()), ..spec("2026-11-01T02:00:00Z", Some("2026-11-01T02:00:30Z")) }, "hourly at most"),
-            (ExclusionSpec { duration: Some("2h".into()), ..spec("2026-11-01T02:00:00Z", Some("2026-11-01T04:00:00Z")) }, "not both"),
-            (spec("2026-11-01T02:00:00Z", Some("2028-11-01T04:00:00Z")), "at most 400 days"),
-            (ExclusionSpec { time_zone: Some("Europe/Berlin".into()), ..spec("2026-03-29T02:30", Some("2026-03-29T04:00")) }, "does not exist"),
+            (
+                ExclusionSpec {
+                    reason: " ".into(),
+                    ..spec("2026-11-01T02:00:00Z", Some("2026-11-01T04:00:00Z"))
+                },
+                "reason:",
+            ),
+            (
+                ExclusionSpec {
+                    time_zone: Some("Mars/Olympus".into()),
+                    ..spec("2026-11-01T02:00", Some("2026-11-01T04:00"))
+                },
+                "time_zone:",
+            ),
+            (
+                ExclusionSpec {
+                    rrule: Some("FREQ=SOMETIMES".into()),
+                    ..spec("2026-11-01T02:00:00Z", Some("2026-11-01T04:00:00Z"))
+                },
+                "rrule:",
+            ),
+            (
+                ExclusionSpec {
+                    rrule: Some("FREQ=MINUTELY".into()),
+                    ..spec("2026-11-01T02:00:00Z", Some("2026-11-01T02:00:30Z"))
+                },
+                "hourly at most",
+            ),
+            (
+                ExclusionSpec {
+                    duration: Some("2h".into()),
+                    ..spec("2026-11-01T02:00:00Z", Some("2026-11-01T04:00:00Z"))
+                },
+                "not both",
+            ),
+            (
+                spec("2026-11-01T02:00:00Z", Some("2028-11-01T04:00:00Z")),
+                "at most 400 days",
+            ),
+            (
+                ExclusionSpec {
+                    time_zone: Some("Europe/Berlin".into()),
+                    ..spec("2026-03-29T02:30", Some("2026-03-29T04:00"))
+                },
+                "does not exist",
+            ),
         ];
         for (spec, want) in cases {
             let err = make(spec.clone()).unwrap_err();
@@ -561,6 +608,10 @@ mod tests {
             make(spec("1970-01-01T00:02:30Z", Some("1970-01-01T00:04:00Z"))).unwrap(),
         ]);
         let ex = set.excluded(0, HOUR, MIN);
-        assert_eq!(ex.ranges(), &[(2, 3)], "02:30–04:00 touches minutes 2 and 3");
+        assert_eq!(
+            ex.ranges(),
+            &[(2, 3)],
+            "02:30–04:00 touches minutes 2 and 3"
+        );
     }
 }

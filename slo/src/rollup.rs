@@ -288,11 +288,12 @@ impl Rollup {
                 None if here.is_empty() => None,
                 None => {
                     let mask = self.excluded.mask(block_no);
-                    Some(
-                        self.blocks
-                            .entry(block_no)
-                            .or_insert_with(|| Box::new(Block { mask, ..Block::EMPTY })),
-                    )
+                    Some(self.blocks.entry(block_no).or_insert_with(|| {
+                        Box::new(Block {
+                            mask,
+                            ..Block::EMPTY
+                        })
+                    }))
                 }
             };
             if let Some(block) = block {
@@ -531,9 +532,16 @@ mod tests {
         let e = Excluded::new(vec![(10, 12), (5, 9), (20, 30), (25, 26), (40, 39)]);
         assert_eq!(e.ranges(), &[(5, 12), (20, 30)]);
         for i in 0..40 {
-            assert_eq!(e.contains(i), (5..=12).contains(&i) || (20..=30).contains(&i), "{i}");
+            assert_eq!(
+                e.contains(i),
+                (5..=12).contains(&i) || (20..=30).contains(&i),
+                "{i}"
+            );
         }
-        assert_eq!(e.mask(0), ((1u64 << 13) - 1) & !((1u64 << 5) - 1) | ((1u64 << 31) - 1) & !((1u64 << 20) - 1));
+        assert_eq!(
+            e.mask(0),
+            ((1u64 << 13) - 1) & !((1u64 << 5) - 1) | ((1u64 << 31) - 1) & !((1u64 << 20) - 1)
+        );
     }
 
     #[test]

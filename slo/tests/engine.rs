@@ -22,12 +22,12 @@ use proptest::prelude::*;
 use smolder_common::clock::ManualClock;
 use smolder_common::{Table, TableSource};
 use smolder_query::{QueryEngine, QueryLimits};
+use smolder_slo::engine::ExclusionError;
 use smolder_slo::eval::{budget_remaining, burn_rate};
+use smolder_slo::exclusion::ExclusionSpec;
 use smolder_slo::model::Window;
 use smolder_slo::persist::Db;
 use smolder_slo::rollup::Counts;
-use smolder_slo::engine::ExclusionError;
-use smolder_slo::exclusion::ExclusionSpec;
 use smolder_slo::{EngineOptions, SloEngine};
 
 const SEC: i64 = 1_000_000_000;
@@ -1226,7 +1226,11 @@ async fn an_exclusion_takes_its_events_out_of_every_figure_and_removing_it_resto
         .map(|r| (r.start_ns - T0) / MIN)
         .collect();
     assert_eq!(excluded, vec![3, 4, 5]);
-    assert_eq!(rows.iter().map(|r| r.total).sum::<f64>(), 100.0, "raw buckets stay");
+    assert_eq!(
+        rows.iter().map(|r| r.total).sum::<f64>(),
+        100.0,
+        "raw buckets stay"
+    );
     assert!(engine.snapshot().slos[0].excluded_now.is_empty());
 
     engine.remove_exclusion("ok", &x.id).await.unwrap();
@@ -1244,9 +1248,7 @@ async fn an_exclusion_takes_its_events_out_of_every_figure_and_removing_it_resto
         )))
     );
     assert!(matches!(
-        engine
-            .add_exclusion("nope", x.spec.clone(), "tester")
-            .await,
+        engine.add_exclusion("nope", x.spec.clone(), "tester").await,
         Err(ExclusionError::NotFound(_))
     ));
 }
@@ -1272,8 +1274,14 @@ async fn a_daily_exclusion_from_the_annotation_goes_on_excluding_day_after_day()
     engine.put("ok", &annotated).await.unwrap();
     for day in 0..3 {
         // Failures at 00:05 (excluded), successes at 00:30.
-        push_spans(&memory, minutes_of_spans(T0 + day * DAY + 5 * MIN, 1, 0..1, 1000 * day as u64 + 1));
-        push_spans(&memory, minutes_of_spans(T0 + day * DAY + 30 * MIN, 1, 0..0, 1000 * day as u64 + 500));
+        push_spans(
+            &memory,
+            minutes_of_spans(T0 + day * DAY + 5 * MIN, 1, 0..1, 1000 * day as u64 + 1),
+        );
+        push_spans(
+            &memory,
+            minutes_of_spans(T0 + day * DAY + 30 * MIN, 1, 0..0, 1000 * day as u64 + 500),
+        );
         clock.set(T0 + day * DAY + 40 * MIN);
         engine.tick().await;
     }

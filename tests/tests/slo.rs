@@ -900,3 +900,203 @@ fn a_monthly_report_sums_each_slos_month_and_lists_its_incidents() {
         assert!(answer.to_string().contains(field), "{query}: {answer}");
     }
 }
+
+/// A budget exclusion as an SRE makes one after a load test hit
+/// production: `POST /api/v1/slos/{id}/exclusions` takes those minutes out
+/// of the SLI, budget and charts at once (the stored buckets stay, marked
+/// in `slo_rollups`), the audit log names it, it survives a restart, and
+/// removing it brings the figures back. Bad requests name what is wrong;
+/// an exclusion of the SLO's annotation is changed in the file.
+#[test]
+fn an_exclusion_takes_a_load_test_out_of_the_figures_until_it_is_removed() {
+    let data = tempfile::tempdir().unwrap();
+    let slos = tempfile::tempdir().unwrap();
+    std::fs::write(slos.path().join("shop.yaml"), SLO).unwrap();
+    let mut server = start(data.path(), slos.path());
+    let id = "shop-availability";
+    // The load test 30 minutes ago: 100 failed requests within a second;
+    // then 1,000 good ones.
+    let load_test = (now_ns() - 30 * 60 * 1_000_000_000) / 60_000_000_000 * 60_000_000_000;
+    send(&server, &spans(100, 100, load_test, 1));
+    send(
+        &server,
+        &spans(1000, 0, now_ns() - 10 * 60 * 1_000_000_000, 2),
+    );
+    let before = wait_for(&server, id, "the spans", |s| {
+        s["instances"][0]["period"]["total"] == 1100.0
+    });
+    assert!(
+        before["instances"][0]["error_budget_remaining"]
+            .as_f64()
+            .unwrap()
+            < 0.0
+    );
+
+    let path = format!("/api/v1/slos/{id}/exclusions");
+    let post = |body: &str, content_type: &str| {
+        let (status, answer) = http_post(server.http, &path, content_type, body.as_bytes());
+        (
+            status,
+            serde_json::from_str::<Value>(&answer).unwrap_or(Value::String(answer)),
+        )
+    };
+    // Unix seconds, one minute either side of the load test.
+    let body = format!(
+        r#"{{"start": {}, "end": {}, "reason": "load test against production"}}"#,
+        load_test / 1_000_000_000 - 60,
+        load_test / 1_000_000_000 + 120
+    );
+    let (status, made) = post(&body, "application/json");
+    assert_eq!(status, 201, "{made:#}");
+    assert_eq!(made["source"], "api");
+    assert_eq!(made["created_by"], "anonymous", "authentication is off");
+    assert_eq!(made["rrule"], Value::Null);
+    let number = made["id"].as_str().unwrap().to_string();
+    // At once, not at the next tick.
+    let (_, after) = get(&server, &format!("/api/v1/slos/{id}"));
+    assert_eq!(
+        after["instances"][0]["period"]["total"], 1000.0,
+        "{after:#}"
+    );
+    assert_eq!(after["instances"][0]["error_budget_remaining"], 1.0);
+    assert_eq!(after["instances"][0]["sli"], 1.0);
+
+    let (status, series) = get(&server, &format!("/api/v1/slos/{id}/series"));
+    assert_eq!(status, 200, "{series}");
+    assert_eq!(
+        series["exclusions"][0]["reason"],
+        "load test against production"
+    );
+    assert_eq!(series["sli"].as_array().unwrap().last().unwrap(), 1.0);
+    assert_eq!(
+        server.scalar(&format!(
+            "SELECT sum(total) FROM slo_rollups WHERE slo = '{id}' AND excluded"
+        )),
+        serde_json::json!(100.0),
+        "the stored buckets keep what was measured"
+    );
+    let (_, listed) = get(&server, &path);
+    assert_eq!(
+        listed["exclusions"].as_array().unwrap().len(),
+        1,
+        "{listed:#}"
+    );
+    assert_eq!(listed["occurrences"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["excluded_now"], serde_json::json!([]));
+    let (_, audit) = get(&server, "/api/v1/audit?limit=100");
+    assert!(
+        audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"]
+                == format!(
+                    "POST {path} (exclusion {number} of {id}: load test against production)"
+                )),
+        "{audit:#}"
+    );
+
+    // Refused, naming what is wrong; nothing changes.
+    for (body, content_type, status, needle) in [
+        (
+            r#"{"start": "soon", "end": "later", "reason": "x"}"#,
+            "application/json",
+            400,
+            "start:",
+        ),
+        (
+            r#"{"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T01:00:00Z"}"#,
+            "application/json",
+            400,
+            "reason",
+        ),
+        (
+            r#"{"start": "2026-01-01T00:00:00Z", "duration": "1h", "reason": "x", "rrule": "FREQ=OFTEN"}"#,
+            "application/json",
+            400,
+            "rrule:",
+        ),
+        (
+            r#"{"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T01:00:00Z", "reason": "x", "who": "me"}"#,
+            "application/json",
+            400,
+            "who",
+        ),
+        ("start=1", "text/plain", 415, "application/json"),
+    ] {
+        let (got, answer) = post(body, content_type);
+        assert_eq!(got, status, "{body}: {answer}");
+        assert!(answer.to_string().contains(needle), "{body}: {answer}");
+    }
+    let (status, answer) = http_post(
+        server.http,
+        "/api/v1/slos/nope/exclusions",
+        "application/json",
+        body.as_bytes(),
+    );
+    assert_eq!(status, 404, "{answer}");
+    let (status, answer) = http_request(server.http, "DELETE", &format!("{path}/999"), &[], b"");
+    assert_eq!(status, 404, "{answer}");
+
+    // Kept across a restart (the rollups are loaded with it masked).
+    server.crash_and_restart();
+    wait_for(&server, id, "the restarted server's figures", |s| {
+        s["instances"][0]["period"]["total"] == 1000.0
+    });
+    let (status, answer) =
+        http_request(server.http, "DELETE", &format!("{path}/{number}"), &[], b"");
+    assert_eq!(status, 204, "{answer}");
+    let (_, back) = get(&server, &format!("/api/v1/slos/{id}"));
+    assert_eq!(back["instances"][0]["period"]["total"], 1100.0, "{back:#}");
+    assert_eq!(
+        back["instances"][0]["error_budget_remaining"],
+        before["instances"][0]["error_budget_remaining"]
+    );
+
+    // The SLO file's own exclusions: checked when loaded, listed, and not
+    // removed through the API.
+    let annotated = |exclusions: &str| {
+        SLO.replace(
+            "  name: shop-availability\n",
+            &format!("  name: maint\n  annotations:\n    smolder.dev/exclusions: |\n{exclusions}"),
+        )
+    };
+    let (status, answer) = server.put_slo(
+        "maint",
+        &annotated("      - start: 2026-01-04T02:00\n        reason: no end\n"),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer.to_string().contains("smolder.dev/exclusions")
+            && answer.to_string().contains("[1].end"),
+        "{answer}"
+    );
+    let (status, answer) = server.put_slo(
+        "maint",
+        &annotated(
+            "      - start: 2026-01-04T02:00\n        duration: 2h\n        rrule: FREQ=WEEKLY;BYDAY=SU\n        time_zone: Europe/Berlin\n        reason: weekly maintenance\n",
+        ),
+    );
+    assert_eq!(status, 201, "{answer}");
+    let (_, listed) = get(&server, "/api/v1/slos/maint/exclusions");
+    let x = &listed["exclusions"][0];
+    assert_eq!(
+        (x["id"].as_str(), x["source"].as_str()),
+        (Some("annotation-1"), Some("annotation")),
+        "{listed:#}"
+    );
+    assert_eq!(x["rrule"], "FREQ=WEEKLY;BYDAY=SU");
+    assert_eq!(x["start"], "2026-01-04T02:00:00+01:00");
+    assert!(
+        listed["occurrences"].as_array().unwrap().len() >= 2,
+        "{listed:#}"
+    );
+    let (status, answer) = http_request(
+        server.http,
+        "DELETE",
+        "/api/v1/slos/maint/exclusions/annotation-1",
+        &[],
+        b"",
+    );
+    assert_eq!(status, 409, "{answer}");
+}

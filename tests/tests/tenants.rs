@@ -708,6 +708,24 @@ fn each_tenant_has_its_own_slos_alerts_silences_and_notifications() {
     );
     assert_eq!(causes["example_trace_ids"], json!([]), "{causes}");
 
+    // globex's budget exclusion is of globex's SLO, made by globex's token:
+    // acme, whose SLO has the same id, neither sees nor removes it.
+    let exclusions = "/api/v1/slos/shop-availability/exclusions";
+    let exclusion = r#"{"start": "2020-01-01T00:00:00Z", "end": "2020-01-01T01:00:00Z", "reason": "globex maintenance"}"#;
+    let (status, made) = call(&server, &globex, "POST", exclusions, exclusion);
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made["created_by"], globex.split('_').nth(1).unwrap());
+    let one = format!("{exclusions}/{}", made["id"].as_str().unwrap());
+    let (_, listed) = call(&server, &acme, "GET", exclusions, "");
+    assert_eq!(listed["exclusions"], json!([]), "{listed}");
+    assert_eq!(call(&server, &acme, "DELETE", &one, "").0, 404);
+    let (_, listed) = call(&server, &globex, "GET", exclusions, "");
+    assert_eq!(
+        listed["exclusions"].as_array().unwrap().len(),
+        1,
+        "{listed}"
+    );
+
     // globex's silence of every shop alert silences none of acme's; acme
     // neither sees nor expires it.
     let silence =

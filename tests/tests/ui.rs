@@ -123,6 +123,7 @@ fn every_page_works_in_headless_chromium() {
         "slos-overview",
         "slo-detail",
         "slo-scaling",
+        "slo-exclusion",
         "trace-from-slo",
         "explore",
         "traces",

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use smolder_common::sync::{read, write};
 
 use super::SloEngine;
+use crate::Result;
 use crate::exclusion::{Exclusion, ExclusionOrigin, ExclusionSpec, Exclusions, MAX_PER_SLO};
 use crate::model::SloDefinition;
 use crate::persist::{Db, StoredExclusion};
-use crate::Result;
 
 /// Why an exclusion was not added or removed.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,13 +102,14 @@ impl SloEngine {
                 "SLO {id:?} has {count} exclusions, the most one SLO may have; delete old ones first"
             )));
         }
-        let json = serde_json::to_string(&spec).map_err(|e| ExclusionError::Storage(e.to_string()))?;
+        let json =
+            serde_json::to_string(&spec).map_err(|e| ExclusionError::Storage(e.to_string()))?;
         let number = self
             .db
             .add_exclusion(id, &json, created_by, now)
             .map_err(|e| ExclusionError::Storage(e.to_string()))?;
-        let exclusion = Exclusion::new(number.to_string(), spec, origin)
-            .map_err(ExclusionError::Invalid)?;
+        let exclusion =
+            Exclusion::new(number.to_string(), spec, origin).map_err(ExclusionError::Invalid)?;
         write(&self.api_exclusions)
             .entry(id.to_string())
             .or_default()
