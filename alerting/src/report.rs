@@ -156,6 +156,12 @@ pub struct SloReport {
     /// What is left of it: allowed, less the time the bad events stand for
     /// over the time elapsed.
     pub downtime_left_seconds: f64,
+    /// Time of the period so far whose events did not count (budget
+    /// exclusions; overlapping ones counted once).
+    pub excluded_seconds: f64,
+    /// The exclusions' occurrences within the period (the first
+    /// [`MAX_LISTED`]).
+    pub exclusions: Vec<smolder_slo::exclusion::Occurrence>,
     /// The SLO's figures are not complete (history being rolled up, or the
     /// last update failed).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -294,6 +300,9 @@ async fn slo_line(
         0.0
     };
     let (incidents, incident_list) = incidents(alerting, tenant, &d.id, start, end)?;
+    let mut exclusions = engine.exclusions(d).occurrences(start, until);
+    let excluded_seconds = covered(&exclusions, start, until) as f64 / 1e9;
+    exclusions.truncate(MAX_LISTED);
     let warning = if !s.backfill.done {
         Some("the SLO's history is still being rolled up".to_string())
     } else {
@@ -318,8 +327,24 @@ async fn slo_line(
         incident_list,
         allowed_downtime_seconds: allowed,
         downtime_left_seconds: allowed - used,
+        excluded_seconds,
+        exclusions,
         warning,
     })
+}
+
+/// Nanoseconds of `[from, to)` that `occurrences` (by start) cover.
+fn covered(occurrences: &[smolder_slo::exclusion::Occurrence], from: i64, to: i64) -> i64 {
+    let mut total = 0;
+    let mut reached = from;
+    for o in occurrences {
+        let (a, b) = (o.start_ns.max(reached), o.end_ns.min(to));
+        if b > a {
+            total += b - a;
+            reached = b;
+        }
+    }
+    total
 }
 
 /// The alerts of `slo` that fired in `[start, end)`, counted by severity
@@ -368,7 +393,7 @@ fn incidents(
 
 /// The report's SLO lines as CSV (RFC 4180), one row per SLO.
 pub fn csv(answer: &serde_json::Value) -> String {
-    const COLUMNS: [&str; 15] = [
+    const COLUMNS: [&str; 16] = [
         "group",
         "slo",
         "service",
@@ -383,6 +408,7 @@ pub fn csv(answer: &serde_json::Value) -> String {
         "incidents",
         "allowed_downtime_seconds",
         "downtime_left_seconds",
+        "excluded_seconds",
         "warning",
     ];
     let field = |v: &serde_json::Value| -> String {
@@ -465,7 +491,7 @@ mod tests {
             "objective": 0.999, "sli": 0.9995, "met": true, "good": 9995.0, "total": 10000.0,
             "budget_used": 0.5, "time_in_violation_seconds": 0.0,
             "incidents": {"page": 1, "ticket": 2}, "allowed_downtime_seconds": 2678.4,
-            "downtime_left_seconds": 1339.2, "warning": null,
+            "downtime_left_seconds": 1339.2, "excluded_seconds": 7200.0, "warning": null,
         }]});
         let text = csv(&answer);
         let mut lines = text.lines();
@@ -477,7 +503,7 @@ mod tests {
         );
         assert_eq!(
             lines.next().unwrap(),
-            "\"pay, \"\"core\"\"\",a,pay,,0.999,0.9995,true,9995.0,10000.0,0.5,0.0,3,2678.4,1339.2,"
+            "\"pay, \"\"core\"\"\",a,pay,,0.999,0.9995,true,9995.0,10000.0,0.5,0.0,3,2678.4,1339.2,7200.0,"
         );
     }
 }

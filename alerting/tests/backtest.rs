@@ -8,6 +8,8 @@
 //! the same data — once from the running SLOs' stored rollups and once by
 //! an engine that never ran them (it rolls the telemetry up itself) — and
 //! must raise the same alerts, firing and resolving at the same instants.
+//! One SLO excludes the third incident from its budget (an annotation,
+//! starting and ending mid-minute): both engines leave it out alike.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -32,6 +34,38 @@ const T0: i64 = 1_772_442_000 * SEC;
 const SIMULATED: i64 = 30 * 60;
 /// Incidents (start second, length): long and short, starting mid-minute.
 const INCIDENTS: [(i64, i64); 3] = [(437, 150), (1033, 47), (1391, 290)];
+
+/// The third incident, excluded from `checkout-availability`'s budget:
+/// 09:23:00 to 09:28:30 (seconds 1380 to 1710).
+const DRILL: (i64, i64) = (1380, 1710);
+
+/// The sample SLO files, `checkout-availability` with [`DRILL`] excluded.
+fn sample_slos() -> Vec<(&'static str, String)> {
+    let annotation = "    smolder.dev/runbook-url: https://runbooks.example.com/checkout
+";
+    SAMPLE_SLOS
+        .iter()
+        .map(|&(name, text)| {
+            let text = if name == "checkout.yaml" {
+                assert!(text.contains(annotation));
+                text.replacen(
+                    annotation,
+                    &format!(
+                        "{annotation}    smolder.dev/exclusions: |\n      \
+                         - start: {}\n        end: {}\n        \
+                         reason: the third incident was a drill\n",
+                        rfc3339(T0 + DRILL.0 * SEC),
+                        rfc3339(T0 + DRILL.1 * SEC)
+                    ),
+                    1,
+                )
+            } else {
+                text.to_string()
+            };
+            (name, text)
+        })
+        .collect()
+}
 
 fn incident_at(second: i64) -> bool {
     INCIDENTS
@@ -72,7 +106,8 @@ async fn a_backtest_raises_the_alerts_the_live_engine_raised_at_the_same_instant
     let memory = Arc::new(BatchesInMemory::default());
     let clock = Arc::new(ManualClock::new(T0));
     let dir = tempfile::tempdir().unwrap();
-    for (name, text) in SAMPLE_SLOS {
+    let samples = sample_slos();
+    for (name, text) in &samples {
         std::fs::write(dir.path().join(name), text).unwrap();
     }
     let live = engine(&memory, &clock, Some(dir.path())).await;
@@ -147,7 +182,7 @@ async fn a_backtest_raises_the_alerts_the_live_engine_raised_at_the_same_instant
     for status in live.snapshot().slos.iter() {
         let id = status.definition.id.clone();
         // The sample file that defines it.
-        let (_, yaml) = SAMPLE_SLOS
+        let (_, yaml) = samples
             .iter()
             .find(|(name, text)| {
                 let loaded = load_texts(
@@ -234,6 +269,27 @@ async fn a_backtest_raises_the_alerts_the_live_engine_raised_at_the_same_instant
         fired_somewhere >= 3,
         "the incidents page: {fired_somewhere} alerts"
     );
+    // The drill's bad events were there, and left out: no alert of the SLO
+    // that excludes it started during it.
+    let excluded_bad: f64 = live
+        .rollup_rows()
+        .await
+        .iter()
+        .filter(|r| r.slo == "checkout-availability" && r.excluded)
+        .map(|r| r.total - r.good)
+        .sum();
+    assert!(excluded_bad > 0.0, "the drill's failures are excluded");
+    let during_drill = live_alerts("checkout-availability")
+        .into_iter()
+        .filter(|(_, start, _)| {
+            let start = chrono::DateTime::parse_from_rfc3339(start)
+                .unwrap()
+                .timestamp_nanos_opt()
+                .unwrap();
+            (T0 + DRILL.0 * SEC..T0 + DRILL.1 * SEC).contains(&start)
+        })
+        .count();
+    assert_eq!(during_drill, 0);
     assert!(
         refined > 0,
         "some ticks inside a minute needed the minute read again"

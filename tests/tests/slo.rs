@@ -975,6 +975,26 @@ fn an_exclusion_takes_a_load_test_out_of_the_figures_until_it_is_removed() {
         serde_json::json!(100.0),
         "the stored buckets keep what was measured"
     );
+    // The report of the load test's week: the SLO met, three minutes
+    // excluded, and why.
+    let (status, report) = get(
+        &server,
+        &format!(
+            "/api/v1/reports/slos?period=week&at={}",
+            load_test / 1_000_000_000
+        ),
+    );
+    assert_eq!(status, 200, "{report}");
+    let line = &report["slos"][0];
+    assert_eq!(
+        line["met"], true,
+        "the load test's failures do not count: {line:#}"
+    );
+    assert_eq!(line["excluded_seconds"], 180.0, "{line:#}");
+    assert_eq!(
+        line["exclusions"][0]["reason"],
+        "load test against production"
+    );
     let (_, listed) = get(&server, &path);
     assert_eq!(
         listed["exclusions"].as_array().unwrap().len(),

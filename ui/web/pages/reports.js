@@ -40,7 +40,7 @@ function groupTable(group, lines) {
   return h('section', { class: 'report-group', 'data-group': group.name },
     h('h2', {}, group.name, ' ', h('span', { class: 'muted' }, `${group.met} of ${group.slos} SLOs met · ${group.incidents} incidents`)),
     h('table', { class: 'report' },
-      h('thead', {}, h('tr', {}, ['SLO', 'Objective', 'SLI', 'Events', 'Budget used', 'In violation', 'Incidents', 'Downtime allowed', 'Downtime left']
+      h('thead', {}, h('tr', {}, ['SLO', 'Objective', 'SLI', 'Events', 'Budget used', 'In violation', 'Incidents', 'Downtime allowed', 'Downtime left', 'Excluded']
         .map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', {}, lines.map((l) => h('tr', { 'data-slo': l.slo },
         td('', h('a', { href: `/slos/${encodeURIComponent(l.slo)}` }, l.display_name || l.slo),
@@ -53,7 +53,11 @@ function groupTable(group, lines) {
         incidentsCell(l),
         td('num', fmt.seconds(l.allowed_downtime_seconds)),
         td(`num ${l.downtime_left_seconds < 0 ? 'bad-text' : ''}`, l.downtime_left_seconds < 0
-          ? `${fmt.seconds(-l.downtime_left_seconds)} over` : fmt.seconds(l.downtime_left_seconds)))))));
+          ? `${fmt.seconds(-l.downtime_left_seconds)} over` : fmt.seconds(l.downtime_left_seconds)),
+        // Budget exclusions: time whose events did not count, and why.
+        td('num', l.excluded_seconds > 0
+          ? h('span', { title: [...new Set((l.exclusions || []).map((o) => o.reason))].join('; ') }, fmt.seconds(l.excluded_seconds))
+          : '—'))))));
 }
 
 export async function render(main, ctx) {
