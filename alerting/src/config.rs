@@ -16,6 +16,7 @@ use smolder_slo::model::Window;
 use crate::matchers::Matchers;
 use crate::receivers::config::{HttpUrl, names};
 pub use crate::receivers::config::{ReceiverConfig, Receivers};
+use smolder_common::Tenant;
 use smolder_common::config::{Problems, Section as _};
 
 /// The end of `smolder config defaults`: examples of the routing tree,
@@ -64,6 +65,7 @@ pub const EXAMPLE: &str = r#"# Examples of the lists above (uncomment and adapt)
 # by = "service"                      # service, team or tenant
 # team = "payments"
 # time_zone = "Europe/Berlin"
+# tenant = "acme"                     # whose SLOs (default: the default tenant's)
 #
 # [[alerting.scaling]]
 # name = "checkout-hpa"
@@ -169,6 +171,9 @@ pub struct ReportSchedule {
     /// The calendar's time zone (default UTC).
     #[serde(default = "utc")]
     pub time_zone: String,
+    /// Whose SLOs it reports (default: the default tenant's).
+    #[serde(default, skip_serializing_if = "Tenant::is_default")]
+    pub tenant: Tenant,
 }
 
 fn utc() -> String {

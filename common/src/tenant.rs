@@ -113,11 +113,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Tenant {
         parts: &mut axum::http::request::Parts,
         _: &S,
     ) -> Result<Self, Self::Rejection> {
-        Ok(parts
-            .extensions
-            .get::<Tenant>()
-            .cloned()
-            .unwrap_or_default())
+        Ok(extension_or(parts, Tenant::default))
     }
 }
 
@@ -176,10 +172,14 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Actor {
         parts: &mut axum::http::request::Parts,
         _: &S,
     ) -> Result<Self, Self::Rejection> {
-        Ok(parts
-            .extensions
-            .get::<Actor>()
-            .cloned()
-            .unwrap_or_else(|| Actor("anonymous".into())))
+        Ok(extension_or(parts, || Actor("anonymous".into())))
     }
+}
+
+/// The request's extension of type `T`, or `default()` without one.
+fn extension_or<T: Clone + Send + Sync + 'static>(
+    parts: &axum::http::request::Parts,
+    default: impl FnOnce() -> T,
+) -> T {
+    parts.extensions.get::<T>().cloned().unwrap_or_else(default)
 }

@@ -595,14 +595,8 @@ async fn series(
     let snap = engine.snapshot();
     let s = find(&snap, &id)?;
     let def = &s.definition;
-    let to = match q.to.as_deref().map(parse_time).transpose() {
-        Ok(t) => t.unwrap_or(snap.at_ns),
-        Err(e) => return Err(ApiError::invalid(format!("to: {e}"))),
-    };
-    let from = match q.from.as_deref().map(parse_time).transpose() {
-        Ok(f) => f.unwrap_or_else(|| def.period_bounds(to).0),
-        Err(e) => return Err(ApiError::invalid(format!("from: {e}"))),
-    };
+    let to = time_param("to", q.to.as_deref(), || snap.at_ns)?;
+    let from = time_param("from", q.from.as_deref(), || def.period_bounds(to).0)?;
     if from > to {
         return Err(ApiError::invalid("from must not be after to"));
     }
@@ -646,6 +640,19 @@ async fn series(
     .into_response())
 }
 
+/// The time parameter `field` (RFC 3339 or Unix seconds), `default()`
+/// when it is absent.
+fn time_param(
+    field: &str,
+    value: Option<&str>,
+    default: impl FnOnce() -> i64,
+) -> Result<i64, ApiError> {
+    match value.map(parse_time).transpose() {
+        Ok(t) => Ok(t.unwrap_or_else(default)),
+        Err(e) => Err(ApiError::invalid(format!("{field}: {e}"))),
+    }
+}
+
 /// Query of the exclusions list.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -673,14 +680,12 @@ async fn exclusions(
     let s = find(&snap, &id)?;
     let set = engine.exclusions_of(&id).ok_or_else(|| no_slo(&id))?;
     let now = snap.at_ns;
-    let from = match q.from.as_deref().map(parse_time).transpose() {
-        Ok(f) => f.unwrap_or_else(|| s.definition.period_bounds(now).0),
-        Err(e) => return Err(ApiError::invalid(format!("from: {e}"))),
-    };
-    let to = match q.to.as_deref().map(parse_time).transpose() {
-        Ok(t) => t.unwrap_or(now.saturating_add(7 * 86_400 * 1_000_000_000)),
-        Err(e) => return Err(ApiError::invalid(format!("to: {e}"))),
-    };
+    let from = time_param("from", q.from.as_deref(), || {
+        s.definition.period_bounds(now).0
+    })?;
+    let to = time_param("to", q.to.as_deref(), || {
+        now.saturating_add(7 * 86_400 * 1_000_000_000)
+    })?;
     if from > to {
         return Err(ApiError::invalid("from must not be after to"));
     }
@@ -709,6 +714,11 @@ fn exclusion_error(e: ExclusionError) -> ApiError {
     }
 }
 
+/// What the audit log says of an exclusion added or removed.
+fn audit_detail(slo: &str, x: &crate::exclusion::Exclusion) -> AuditDetail {
+    AuditDetail(format!("exclusion {} of {slo}: {}", x.id, x.spec.reason))
+}
+
 async fn add_exclusion(
     State(engines): State<Arc<SloEngines>>,
     tenant: Tenant,
@@ -730,10 +740,7 @@ async fn add_exclusion(
     // The figures without the excluded events, right away.
     engine.evaluate_now().await;
     let mut response = (StatusCode::CREATED, Json(json!(x))).into_response();
-    response.extensions_mut().insert(AuditDetail(format!(
-        "exclusion {} of {id}: {}",
-        x.id, x.spec.reason
-    )));
+    response.extensions_mut().insert(audit_detail(&id, &x));
     Ok(response)
 }
 
@@ -745,10 +752,12 @@ async fn remove_exclusion(
     let Some(engine) = engines.get(&tenant) else {
         return Err(no_slo(&id));
     };
-    engine
+    let x = engine
         .remove_exclusion(&id, &exclusion)
         .await
         .map_err(exclusion_error)?;
     engine.evaluate_now().await;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.extensions_mut().insert(audit_detail(&id, &x));
+    Ok(response)
 }

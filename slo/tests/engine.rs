@@ -1233,7 +1233,7 @@ async fn an_exclusion_takes_its_events_out_of_every_figure_and_removing_it_resto
     );
     assert!(engine.snapshot().slos[0].excluded_now.is_empty());
 
-    engine.remove_exclusion("ok", &x.id).await.unwrap();
+    assert_eq!(engine.remove_exclusion("ok", &x.id).await, Ok(x.clone()));
     engine.evaluate_now().await;
     assert_eq!(
         serde_json::to_value(evaluation(&engine)).unwrap(),

@@ -1412,3 +1412,78 @@ fn alertmanager_groups_and_delivers_what_smolder_forwards() {
         },
     );
 }
+
+/// A scheduled report names its tenant: `tenant = "acme"` mails acme's SLOs
+/// (and not the default tenant's), with their charts.
+#[test]
+fn a_tenants_scheduled_report_covers_that_tenants_slos_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_smtp, port, maildir, _) = smtp_server(dir.path(), "none");
+    let config = dir.path().join("smolder.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[alerting.receivers]]\nname = \"mail\"\ntype = \"email\"\nsmtp = \"127.0.0.1:{port}\"\n\
+             tls = \"none\"\nfrom = \"smolder <alerts@smolder.example.com>\"\nto = [\"acme@example.com\"]\n\
+             [[alerting.reports]]\nname = \"acme weekly\"\nperiod = \"week\"\nreceivers = [\"mail\"]\n\
+             tenant = \"acme\"\n"
+        ),
+    )
+    .unwrap();
+    let slo_dir = dir.path().join("slos");
+    std::fs::create_dir_all(&slo_dir).unwrap();
+    std::fs::write(slo_dir.join("search.yaml"), slo("search")).unwrap();
+    let data = dir.path().join("data");
+    let acme = smolder_tests::create_token(&data, "acme", "read,write");
+    let mut server = Server::start_in(
+        &data,
+        &[
+            "--auth",
+            "required",
+            "--config",
+            config.to_str().unwrap(),
+            "--slo-dir",
+            slo_dir.to_str().unwrap(),
+        ],
+    );
+    let bearer = format!("Bearer {acme}");
+    let (status, answer) = http_request(
+        server.http,
+        "PUT",
+        "/api/v1/slos/shop-availability",
+        &[
+            ("authorization", &bearer),
+            ("content-type", "application/yaml"),
+        ],
+        slo("shop").as_bytes(),
+    );
+    assert_eq!(status, 201, "{answer}");
+    // Started again, the server has acme's SLO engine from the start.
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let (headers, text) = loop {
+        if let Some(m) = mails(&maildir)
+            .into_iter()
+            .find(|(h, _)| h["subject"].starts_with("SLO report acme weekly"))
+        {
+            break m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "acme's report: {:#?}",
+            mails(&maildir)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        headers["subject"].ends_with("1 of 1 SLOs met"),
+        "{headers:?}"
+    );
+    let text = text.replace("=\r\n", "").replace("=\n", "");
+    assert!(text.contains("shop-availability"), "{text}");
+    assert!(
+        !text.contains("search-availability"),
+        "the default tenant's SLO: {text}"
+    );
+    assert_eq!(text.matches("Content-Type: image/png").count(), 1, "{text}");
+}

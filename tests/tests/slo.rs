@@ -1072,6 +1072,14 @@ fn an_exclusion_takes_a_load_test_out_of_the_figures_until_it_is_removed() {
         back["instances"][0]["error_budget_remaining"],
         before["instances"][0]["error_budget_remaining"]
     );
+    let (_, audit) = get(&server, "/api/v1/audit?limit=100");
+    assert!(
+        audit["entries"].as_array().unwrap().iter().any(|e| e["action"]
+            == format!(
+                "DELETE {path}/{number} (exclusion {number} of {id}: load test against production)"
+            )),
+        "{audit:#}"
+    );
 
     // The SLO file's own exclusions: checked when loaded, listed, and not
     // removed through the API.

@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use serde_json::Value;
-use smolder_common::Tenant;
 
 use super::Alerting;
 use crate::chart::ChartRequest;
@@ -22,7 +21,8 @@ const MAX_CHARTS: usize = 12;
 
 impl Alerting {
     /// Queues the reports whose period has ended and that were not queued
-    /// yet (the default tenant's SLOs).
+    /// yet (each of its tenant's SLOs; a tenant without SLOs yet is
+    /// reported once it has some).
     pub async fn mail_due_reports(&self) {
         let rt = self.runtime();
         let Some(engines) = self.charts.engines() else {
@@ -43,7 +43,10 @@ impl Alerting {
                     continue;
                 }
             }
-            let engine = engines.default_engine();
+            let tenant = &schedule.tenant;
+            let Some(engine) = engines.get(tenant) else {
+                continue;
+            };
             let query = ReportQuery {
                 period: schedule.period,
                 at: Some(((start + end) / 2 / 1_000_000_000).to_string()),
@@ -53,7 +56,7 @@ impl Alerting {
                 team: schedule.team.clone(),
                 format: None,
             };
-            let mut answer = match report(&engine, self, &Tenant::default(), &query).await {
+            let mut answer = match report(&engine, self, tenant, &query).await {
                 Ok(a) => a,
                 Err(e) => {
                     tracing::warn!(report = %schedule.name, error = %e.message(), "Making a scheduled report failed; trying again later.");
@@ -90,7 +93,7 @@ impl Alerting {
                         resend_interval_ns: 0,
                         scaling: None,
                         report: Some(mail.clone()),
-                        tenant: Tenant::default(),
+                        tenant: tenant.clone(),
                     };
                     (n, None)
                 })
@@ -134,7 +137,7 @@ impl Alerting {
                 level: None,
                 expires: None,
             };
-            match self.charts.png(&Tenant::default(), slo, &req).await {
+            match self.charts.png(&schedule.tenant, slo, &req).await {
                 Ok(png) => {
                     let cid = format!("report-{}-{}@smolder", charts.len(), slo.len());
                     cids.insert(slo.to_string(), cid.clone());

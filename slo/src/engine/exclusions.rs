@@ -118,13 +118,17 @@ impl SloEngine {
         Ok(exclusion)
     }
 
-    /// Removes the API's exclusion `number` of SLO `id`: its events count
-    /// again at once.
-    pub async fn remove_exclusion(&self, id: &str, number: &str) -> Result<(), ExclusionError> {
+    /// Removes the API's exclusion `number` of SLO `id` (and returns it):
+    /// its events count again at once.
+    pub async fn remove_exclusion(
+        &self,
+        id: &str,
+        number: &str,
+    ) -> Result<Exclusion, ExclusionError> {
         let Some(exclusions) = self.exclusions_of(id) else {
             return Err(ExclusionError::NotFound(format!("no SLO {id:?}")));
         };
-        let Some(x) = exclusions.list().iter().find(|x| x.id == number) else {
+        let Some(x) = exclusions.list().iter().find(|x| x.id == number).cloned() else {
             return Err(ExclusionError::NotFound(format!(
                 "SLO {id:?} has no exclusion {number:?}"
             )));
@@ -145,7 +149,7 @@ impl SloEngine {
             list.retain(|x| x.id != number);
         }
         self.apply_exclusions(id).await;
-        Ok(())
+        Ok(x)
     }
 
     /// Forgets the API's exclusions of an SLO deleted through the API.
