@@ -89,27 +89,26 @@ impl SloEngine {
             return Err(ExclusionError::NotFound(format!("no SLO {id:?}")));
         }
         let now = self.clock.now_ns();
-        // Checked before it is stored, with a provisional id.
+        // Checked before it is stored; numbered once stored.
         let origin = ExclusionOrigin::Api {
             created_by: created_by.to_string(),
             created_at: smolder_common::text::rfc3339(now, chrono::SecondsFormat::Secs),
         };
-        Exclusion::new(String::new(), spec.clone(), origin.clone())
-            .map_err(ExclusionError::Invalid)?;
+        let mut exclusion =
+            Exclusion::new(String::new(), spec, origin).map_err(ExclusionError::Invalid)?;
         let count = read(&self.api_exclusions).get(id).map_or(0, Vec::len);
         if count >= MAX_PER_SLO {
             return Err(ExclusionError::Limit(format!(
                 "SLO {id:?} has {count} exclusions, the most one SLO may have; delete old ones first"
             )));
         }
-        let json =
-            serde_json::to_string(&spec).map_err(|e| ExclusionError::Storage(e.to_string()))?;
-        let number = self
+        let json = serde_json::to_string(&exclusion.spec)
+            .map_err(|e| ExclusionError::Storage(e.to_string()))?;
+        exclusion.id = self
             .db
             .add_exclusion(id, &json, created_by, now)
-            .map_err(|e| ExclusionError::Storage(e.to_string()))?;
-        let exclusion =
-            Exclusion::new(number.to_string(), spec, origin).map_err(ExclusionError::Invalid)?;
+            .map_err(|e| ExclusionError::Storage(e.to_string()))?
+            .to_string();
         write(&self.api_exclusions)
             .entry(id.to_string())
             .or_default()
