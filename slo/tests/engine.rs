@@ -1299,3 +1299,35 @@ async fn a_daily_exclusion_from_the_annotation_goes_on_excluding_day_after_day()
         Err(ExclusionError::Conflict(_))
     ));
 }
+
+/// Changing the SLO's annotation changes its exclusions without rolling
+/// anything up again: the buckets are kept (same indicator) and masked
+/// anew, both ways.
+#[tokio::test]
+async fn an_annotation_exclusion_applies_and_lifts_when_the_definition_changes() {
+    let (ok, _) = ungrouped_slos();
+    let annotated = ok.replace(
+        "    smolder.dev/min-events: \"3\"\n",
+        &format!(
+            "    smolder.dev/min-events: \"3\"\n    smolder.dev/exclusions: |\n      \
+             - start: {}\n        duration: 3m\n        reason: bad probe\n",
+            rfc3339(T0 + 3 * MIN)
+        ),
+    );
+    let memory = Arc::new(Memory::default());
+    let clock = Arc::new(ManualClock::new(T0));
+    let engine = engine(&memory, &clock, Duration::from_secs(120)).await;
+    engine.put("ok", &ok).await.unwrap();
+    push_spans(&memory, minutes_of_spans(T0, 10, 3..6, 1));
+    clock.set(T0 + 12 * MIN);
+    engine.tick().await;
+    let period = |e: smolder_slo::eval::Evaluation| (e.period.good, e.period.total);
+    assert_eq!(period(evaluation(&engine)), (70.0, 100.0));
+    // Changed as a file or a PUT is: the next evaluation leaves them out.
+    engine.put("ok", &annotated).await.unwrap();
+    engine.evaluate_now().await;
+    assert_eq!(period(evaluation(&engine)), (70.0, 70.0));
+    engine.put("ok", &ok).await.unwrap();
+    engine.evaluate_now().await;
+    assert_eq!(period(evaluation(&engine)), (70.0, 100.0));
+}
