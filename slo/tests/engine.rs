@@ -1162,6 +1162,19 @@ fn evaluation(engine: &SloEngine) -> smolder_slo::eval::Evaluation {
     engine.snapshot().slos[0].instances[0].evaluation.clone()
 }
 
+/// An engine running the SLO `yaml` (id `ok`) over 10 minutes of spans
+/// from T0, minutes 3, 4 and 5 failing (30 bad of 100), ticked at minute 12.
+async fn ten_minutes_with_three_failing(yaml: &str) -> (Arc<ManualClock>, Arc<SloEngine>) {
+    let memory = Arc::new(Memory::default());
+    let clock = Arc::new(ManualClock::new(T0));
+    let engine = engine(&memory, &clock, Duration::from_secs(120)).await;
+    engine.put("ok", yaml).await.unwrap();
+    push_spans(&memory, minutes_of_spans(T0, 10, 3..6, 1));
+    clock.set(T0 + 12 * MIN);
+    engine.tick().await;
+    (clock, engine)
+}
+
 /// A budget exclusion takes its buckets' events out of every figure at
 /// once — the figures equal those of an engine that never saw them — and
 /// removing it gives the old figures back. The raw buckets stay
@@ -1169,14 +1182,7 @@ fn evaluation(engine: &SloEngine) -> smolder_slo::eval::Evaluation {
 #[tokio::test]
 async fn an_exclusion_takes_its_events_out_of_every_figure_and_removing_it_restores_them() {
     let (ok, _) = ungrouped_slos();
-    let memory = Arc::new(Memory::default());
-    let clock = Arc::new(ManualClock::new(T0));
-    let engine = engine(&memory, &clock, Duration::from_secs(120)).await;
-    engine.put("ok", &ok).await.unwrap();
-    // Minutes 3, 4 and 5 fail: 30 bad of 100.
-    push_spans(&memory, minutes_of_spans(T0, 10, 3..6, 1));
-    clock.set(T0 + 12 * MIN);
-    engine.tick().await;
+    let (clock, engine) = ten_minutes_with_three_failing(&ok).await;
     let before = evaluation(&engine);
     assert_eq!((before.period.good, before.period.total), (70.0, 100.0));
 
@@ -1314,13 +1320,7 @@ async fn an_annotation_exclusion_applies_and_lifts_when_the_definition_changes()
             rfc3339(T0 + 3 * MIN)
         ),
     );
-    let memory = Arc::new(Memory::default());
-    let clock = Arc::new(ManualClock::new(T0));
-    let engine = engine(&memory, &clock, Duration::from_secs(120)).await;
-    engine.put("ok", &ok).await.unwrap();
-    push_spans(&memory, minutes_of_spans(T0, 10, 3..6, 1));
-    clock.set(T0 + 12 * MIN);
-    engine.tick().await;
+    let (_clock, engine) = ten_minutes_with_three_failing(&ok).await;
     let period = |e: smolder_slo::eval::Evaluation| (e.period.good, e.period.total);
     assert_eq!(period(evaluation(&engine)), (70.0, 100.0));
     // Changed as a file or a PUT is: the next evaluation leaves them out.

@@ -1139,6 +1139,25 @@ fn smtp_server(dir: &Path, tls: &str) -> (Child, u16, std::path::PathBuf, String
 }
 
 /// The mails in a maildir.
+/// The first mail whose subject starts with `subject` (90 s at most).
+fn wait_for_mail(maildir: &Path, subject: &str) -> (HashMap<String, String>, String) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(m) = mails(maildir)
+            .into_iter()
+            .find(|(h, _)| h["subject"].starts_with(subject))
+        {
+            return m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a mail {subject:?}: {:#?}",
+            mails(maildir)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn mails(maildir: &Path) -> Vec<(HashMap<String, String>, String)> {
     std::fs::read_dir(maildir.join("new"))
         .map(|d| {
@@ -1248,21 +1267,7 @@ fn the_report_of_the_week_that_ended_is_mailed_once_with_its_charts() {
     );
     let slos = [("a.yaml", slo("shop")), ("b.yaml", slo("search"))];
     let server = start(dir.path(), &slos, &toml);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let report = loop {
-        if let Some(m) = mails(&maildir)
-            .into_iter()
-            .find(|(h, _)| h["subject"].starts_with("SLO report weekly"))
-        {
-            break m;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the weekly report: {:#?}",
-            mails(&maildir)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let report = wait_for_mail(&maildir, "SLO report weekly");
     let (headers, text) = report;
     // Monday to Monday, the week before this one.
     let today = chrono::Utc::now().date_naive();
@@ -1460,21 +1465,7 @@ fn a_tenants_scheduled_report_covers_that_tenants_slos_only() {
     assert_eq!(status, 201, "{answer}");
     // Started again, the server has acme's SLO engine from the start.
     server.restart();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let (headers, text) = loop {
-        if let Some(m) = mails(&maildir)
-            .into_iter()
-            .find(|(h, _)| h["subject"].starts_with("SLO report acme weekly"))
-        {
-            break m;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "acme's report: {:#?}",
-            mails(&maildir)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let (headers, text) = wait_for_mail(&maildir, "SLO report acme weekly");
     assert!(
         headers["subject"].ends_with("1 of 1 SLOs met"),
         "{headers:?}"
