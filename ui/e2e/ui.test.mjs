@@ -313,11 +313,14 @@ await step('traces', async () => {
   assert.ok(routes.some((r) => r.startsWith('/')), `checkout's routes are offered: ${routes}`);
   assert.ok(await page.locator('select[name="name"] option').count() > 1, 'checkout\'s operations are offered');
   await page.selectOption('select[name="sort"]', 'longest');
+  // The search draws a new results list: the old one is marked, so that
+  // the rows read below are the new search's.
+  await page.evaluate(() => { document.querySelector('#trace-results').dataset.stale = 'yes'; });
   await page.click('#main form button[type="submit"]');
   await page.waitForURL((u) => u.searchParams.get('service') === 'checkout' && u.searchParams.get('sort') === 'longest');
-  await page.waitForSelector('#trace-results table tbody tr');
+  await page.waitForSelector('#trace-results:not([data-stale]) table tbody tr');
   // Each trace's own duration and span count, longest first.
-  const rows = await page.locator('#trace-results table tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent.trim())));
+  const rows = await page.locator('#trace-results:not([data-stale]) table tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent.trim())));
   const durations = rows.map((r) => durationNs(r[3]));
   assert.deepEqual(durations, [...durations].sort((a, b) => b - a), `longest first: ${durations}`);
   const count = (text) => Number(text.replace(/,/g, ''));
